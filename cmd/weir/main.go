@@ -1,0 +1,28 @@
+// Command weir is the Weir broker and its command-line client in one
+// binary: `weir serve` runs a broker; the other commands talk to any
+// Kafka-compatible cluster.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weir-broker/weir/internal/cli"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "weir",
+		Short:         "Weir: a Kafka-compatible broker whose delivery guarantees hold",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand())
+	cli.AddClientCommands(root)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "weir:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weir-broker/weir/internal/config"
+	"github.com/weir-broker/weir/pkg/weir"
+)
+
+func newServeCommand() *cobra.Command {
+	var (
+		listen, dataDir, propsFile, logLevel string
+		sets                                 []string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a single-node broker",
+		Long: `Run a single-node broker. With no flags it listens on 127.0.0.1:9092 and
+keeps its data in ./weir-data.
+
+Settings use Kafka's config names. They come from a properties file
+(--config), then WEIR_* environment variables (WEIR_LOG_RETENTION_MS for
+log.retention.ms), then --set name=value and the flags below; later wins.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			settings := config.NewBroker()
+			if propsFile != "" {
+				if err := settings.LoadFile(propsFile); err != nil {
+					return err
+				}
+			}
+			if err := settings.LoadEnv(os.Environ()); err != nil {
+				return err
+			}
+			for _, kv := range sets {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("--set %q: expected name=value", kv)
+				}
+				if err := settings.Set(k, v); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("listen") || !settings.IsSet("listeners") {
+				if err := settings.Set("listeners", "PLAINTEXT://"+listen); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("data") || !settings.IsSet("log.dirs") {
+				if err := settings.Set("log.dirs", dataDir); err != nil {
+					return err
+				}
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			addr := strings.TrimPrefix(settings.Get("listeners"), "PLAINTEXT://")
+			b, err := weir.Start(ctx, weir.Config{Listen: addr, DataDir: settings.Get("log.dirs"), Broker: settings, Logger: logger})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "weir serving on %s, data in %s\n", b.Addr(), settings.Get("log.dirs"))
+			<-ctx.Done()
+			logger.Info("shutting down")
+			return b.Close()
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "host:port to listen on (listeners)")
+	cmd.Flags().StringVar(&dataDir, "data", "./weir-data", "data directory (log.dirs)")
+	cmd.Flags().StringVar(&propsFile, "config", "", "properties file with Kafka config names")
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "a config as name=value (repeatable)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// brokerProc is the weir binary running `weir serve` as a child process,
+// so a test can kill it with SIGKILL.
+type brokerProc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	addr string
+}
+
+// startProc runs `weir serve` on listen (host:port; port 0 picks one) and
+// dataDir, and waits until it serves.
+func startProc(t testing.TB, listen, dataDir string, extra ...string) *brokerProc {
+	t.Helper()
+	args := append([]string{"serve", "--listen", listen, "--data", dataDir, "--log-level", "warn"}, extra...)
+	cmd := exec.Command(weirBin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = &testWriter{t: t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &brokerProc{t: t, cmd: cmd}
+	t.Cleanup(func() { p.kill() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("weir serve did not start: %v", err)
+	}
+	// "weir serving on ADDR, data in DIR"
+	if _, err := fmt.Sscanf(line, "weir serving on %s", &p.addr); err != nil {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	p.addr = strings.TrimSuffix(p.addr, ",")
+	return p
+}
+
+// kill sends SIGKILL and reaps the process.
+func (p *brokerProc) kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *brokerProc) stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		p.kill()
+		return fmt.Errorf("weir did not stop within 30s of SIGTERM")
+	}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.t.Logf("weir: %s", strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}

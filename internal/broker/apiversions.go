@@ -1,0 +1,43 @@
+package broker
+
+// ApiVersions v0-4. A request above v4 is answered by the server at v0
+// with UNSUPPORTED_VERSION and these ranges (KIP-511), so clients retry
+// at a version served here.
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// apiRange is one served API with its version range.
+type apiRange struct{ key, min, max int16 }
+
+// served lists exactly the APIs implemented, with the versions each file's
+// header documents. Nothing is advertised that is not handled.
+var served = []apiRange{
+	{0, 3, 11}, // Produce: v3+ carries record batch v2
+	{1, 4, 16}, // Fetch: v4+ serves record batch v2
+	{2, 1, 8},  // ListOffsets
+	{3, 0, 12}, // Metadata
+	{18, 0, 4}, // ApiVersions
+	{19, 2, 7}, // CreateTopics
+	{20, 1, 6}, // DeleteTopics
+	{21, 0, 2}, // DeleteRecords
+	{32, 1, 4}, // DescribeConfigs
+	{33, 0, 2}, // AlterConfigs
+	{37, 0, 3}, // CreatePartitions
+	{44, 0, 1}, // IncrementalAlterConfigs
+	{60, 0, 1}, // DescribeCluster
+}
+
+// APIVersions implements server.Handler.
+func (b *Broker) APIVersions() []kmsg.ApiVersionsResponseApiKey {
+	keys := make([]kmsg.ApiVersionsResponseApiKey, len(served))
+	for i, s := range served {
+		keys[i] = kmsg.ApiVersionsResponseApiKey{ApiKey: s.key, MinVersion: s.min, MaxVersion: s.max}
+	}
+	return keys
+}
+
+func (b *Broker) handleApiVersions(req *kmsg.ApiVersionsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
+	resp.ApiKeys = b.APIVersions()
+	return resp
+}

@@ -1,0 +1,422 @@
+// Package broker is the Kafka broker: it owns the controller, the
+// partitions and (later) the coordinators, and serves requests through
+// one file per API family.
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/config"
+	"github.com/weir-broker/weir/internal/controller"
+	wlog "github.com/weir-broker/weir/internal/log"
+	"github.com/weir-broker/weir/internal/metadata"
+	"github.com/weir-broker/weir/internal/partition"
+	"github.com/weir-broker/weir/internal/server"
+)
+
+// ClusterID is the id DescribeCluster and Metadata report.
+const ClusterID = "weir-single-node"
+
+// Config is what a broker needs beyond its settings.
+type Config struct {
+	NodeID   int32
+	DataDir  string
+	Settings *config.Broker
+	Logger   *slog.Logger
+}
+
+// Broker serves the Kafka API over its partitions.
+type Broker struct {
+	cfg      Config
+	settings *config.Broker
+	logger   *slog.Logger
+	ctrl     *controller.Controller
+
+	// advertised is the host and port returned in Metadata; set once the
+	// listener is known.
+	advHost string
+	advPort int32
+
+	// pmu guards topics. Produce and fetch take the read lock only to find
+	// a partition.
+	pmu    sync.RWMutex
+	topics map[string]*topicState
+
+	fetchWaiting chan struct{} // a slot per waiting fetch (fetch.max.waiting)
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type topicState struct {
+	id       metadata.TopicID
+	parts    []*partition.Partition
+	settings *topicSettings // replaced whole when the topic's configs change
+}
+
+// topicSettings are the resolved topic configs the produce path reads.
+type topicSettings struct {
+	maxMessageBytes int
+	logAppendTime   bool
+}
+
+func (b *Broker) resolveSettings(overrides map[string]string) *topicSettings {
+	tc := b.settings.Topic(overrides)
+	n, _ := strconv.Atoi(tc["max.message.bytes"])
+	return &topicSettings{maxMessageBytes: n, logAppendTime: tc["message.timestamp.type"] == "LogAppendTime"}
+}
+
+// topicSettings returns a topic's produce settings; nil for an unknown
+// topic, whose partitions the produce path will not find either.
+func (b *Broker) topicSettings(topic string) *topicSettings {
+	b.pmu.RLock()
+	defer b.pmu.RUnlock()
+	if t := b.topics[topic]; t != nil {
+		return t.settings
+	}
+	return nil
+}
+
+// Open starts a broker on dataDir: replays the metadata log, opens every
+// partition (recovering its log) and removes directories of topics that no
+// longer exist.
+func Open(cfg Config) (*Broker, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	ctrl, err := controller.Open(cfg.DataDir, cfg.NodeID, cfg.Settings)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		cfg: cfg, settings: cfg.Settings, logger: cfg.Logger, ctrl: ctrl,
+		topics:       make(map[string]*topicState),
+		fetchWaiting: make(chan struct{}, cfg.Settings.Int("fetch.max.waiting")),
+		stop:         make(chan struct{}),
+	}
+	var openErr error
+	ctrl.View(func(im *metadata.Image) {
+		for _, name := range im.TopicNames() {
+			t := im.Topics[name]
+			for i := range t.Partitions {
+				if err := b.openPartition(t, int32(i)); err != nil {
+					openErr = err
+					return
+				}
+			}
+		}
+	})
+	if openErr == nil {
+		openErr = b.removeStrayDirs()
+	}
+	if openErr != nil {
+		b.closePartitions()
+		ctrl.Close()
+		return nil, openErr
+	}
+	ctrl.SetListener(b.apply)
+	b.wg.Add(1)
+	go b.retentionLoop()
+	return b, nil
+}
+
+// SetAdvertised sets the address Metadata returns for this node.
+func (b *Broker) SetAdvertised(host string, port int32) { b.advHost, b.advPort = host, port }
+
+// Close stops background work and closes every partition cleanly.
+func (b *Broker) Close() error {
+	close(b.stop)
+	b.wg.Wait()
+	b.closePartitions()
+	return b.ctrl.Close()
+}
+
+func (b *Broker) closePartitions() {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	for _, t := range b.topics {
+		for _, p := range t.parts {
+			if err := p.Close(); err != nil {
+				b.logger.Error("close partition", "topic", p.Topic, "partition", p.Index, "err", err)
+			}
+		}
+	}
+	b.topics = map[string]*topicState{}
+}
+
+// partitionDir is where a partition's log lives, named as Kafka names it.
+func (b *Broker) partitionDir(topic string, index int32) string {
+	return filepath.Join(b.cfg.DataDir, topic+"-"+strconv.Itoa(int(index)))
+}
+
+const topicIDFile = "partition.metadata"
+
+// openPartition opens partition i of t. A directory left by an earlier
+// topic of the same name (another id) is removed first.
+func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
+	dir := b.partitionDir(t.Name, i)
+	idPath := filepath.Join(dir, topicIDFile)
+	want := "topic_id: " + t.ID.String() + "\n"
+	if got, err := os.ReadFile(idPath); err == nil && string(got) != want {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeFileSync(idPath, []byte(want)); err != nil {
+		return err
+	}
+	mp := t.Partitions[i]
+	p, err := partition.Open(t.Name, i, dir, b.logConfig(t.Configs), mp.LeaderEpoch, mp.ISR)
+	if err != nil {
+		return err
+	}
+	ts := b.topics[t.Name]
+	if ts == nil {
+		ts = &topicState{id: t.ID, settings: b.resolveSettings(t.Configs)}
+		b.topics[t.Name] = ts
+	}
+	ts.parts = append(ts.parts, p)
+	return nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// removeStrayDirs deletes partition directories no topic owns: what a crash
+// between a topic's removal record and its directory's removal leaves.
+func (b *Broker) removeStrayDirs() error {
+	entries, err := os.ReadDir(b.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.IsDir() || e.Name() == controller.LogDirName {
+			continue
+		}
+		dir := filepath.Join(b.cfg.DataDir, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, topicIDFile)); err != nil {
+			continue // not a partition directory of ours
+		}
+		if !b.ownsDir(e.Name()) {
+			b.logger.Info("removing directory of a deleted topic", "dir", dir)
+			if err := os.RemoveAll(dir); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Broker) ownsDir(name string) bool {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		return false
+	}
+	idx, err := strconv.Atoi(name[i+1:])
+	if err != nil {
+		return false
+	}
+	t := b.topics[name[:i]]
+	return t != nil && idx < len(t.parts)
+}
+
+// apply reacts to applied metadata records; the controller holds its lock.
+func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	for _, r := range recs {
+		switch {
+		case r.Partition != nil:
+			t, _ := im.TopicByID(r.Partition.TopicID)
+			if err := b.openPartition(t, r.Partition.Index); err != nil {
+				b.logger.Error("open partition", "topic", t.Name, "partition", r.Partition.Index, "err", err)
+			}
+		case r.Config != nil:
+			t, _ := im.TopicByID(r.Config.TopicID)
+			if ts := b.topics[t.Name]; ts != nil {
+				ts.settings = b.resolveSettings(t.Configs)
+				cfg := b.logConfig(t.Configs)
+				for _, p := range ts.parts {
+					p.SetConfig(cfg)
+				}
+			}
+		case r.RemoveTopic != nil:
+			for name, ts := range b.topics {
+				if ts.id != r.RemoveTopic.TopicID {
+					continue
+				}
+				for _, p := range ts.parts {
+					p.Close()
+					os.RemoveAll(b.partitionDir(name, p.Index))
+				}
+				delete(b.topics, name)
+			}
+		}
+	}
+}
+
+// logConfig resolves a topic's log settings from its overrides and the
+// broker defaults.
+func (b *Broker) logConfig(overrides map[string]string) wlog.Config {
+	tc := b.settings.Topic(overrides)
+	num := func(k string) int64 { n, _ := strconv.ParseInt(tc[k], 10, 64); return n }
+	c := wlog.DefaultConfig()
+	c.SegmentBytes = num("segment.bytes")
+	c.SegmentMs = num("segment.ms")
+	c.RetentionMs = num("retention.ms")
+	c.RetentionBytes = num("retention.bytes")
+	c.IndexIntervalBytes = int(num("index.interval.bytes"))
+	if !strings.Contains(tc["cleanup.policy"], "delete") {
+		c.RetentionMs, c.RetentionBytes = -1, -1
+	}
+	return c
+}
+
+// topicConfig returns a topic's resolved config.
+func (b *Broker) topicConfig(topic string) map[string]string {
+	var overrides map[string]string
+	b.ctrl.View(func(im *metadata.Image) {
+		if t, ok := im.Topics[topic]; ok {
+			overrides = t.Configs
+		}
+	})
+	return b.settings.Topic(overrides)
+}
+
+// partition finds a partition this node leads.
+func (b *Broker) partition(topic string, index int32) (*partition.Partition, *kerr.Error) {
+	b.pmu.RLock()
+	defer b.pmu.RUnlock()
+	t := b.topics[topic]
+	if t == nil || index < 0 || int(index) >= len(t.parts) {
+		return nil, kerr.UnknownTopicOrPartition
+	}
+	return t.parts[index], nil
+}
+
+// topicName resolves a topic id (Fetch v13+).
+func (b *Broker) topicName(id [16]byte) (string, bool) {
+	b.pmu.RLock()
+	defer b.pmu.RUnlock()
+	for name, t := range b.topics {
+		if t.id == metadata.TopicID(id) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+func (b *Broker) topicID(name string) [16]byte {
+	b.pmu.RLock()
+	defer b.pmu.RUnlock()
+	if t := b.topics[name]; t != nil {
+		return t.id
+	}
+	return [16]byte{}
+}
+
+// autoCreate creates topic with broker defaults when auto.create.topics.enable
+// allows; it reports whether the topic exists afterwards.
+func (b *Broker) autoCreate(topic string) bool {
+	if !b.settings.Bool("auto.create.topics.enable") {
+		return false
+	}
+	_, _, err := b.ctrl.CreateTopic(controller.CreateTopic{Name: topic, Partitions: -1, ReplicationFactor: -1})
+	if err != nil && !controller.IsCode(err, kerr.TopicAlreadyExists) {
+		b.logger.Info("auto-create topic failed", "topic", topic, "err", err)
+		return false
+	}
+	return true
+}
+
+func (b *Broker) retentionLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(time.Duration(b.settings.Int("log.retention.check.interval.ms")) * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		b.pmu.RLock()
+		var parts []*partition.Partition
+		for _, ts := range b.topics {
+			parts = append(parts, ts.parts...)
+		}
+		b.pmu.RUnlock()
+		for _, p := range parts {
+			if n, err := p.EnforceRetention(); err != nil {
+				b.logger.Error("retention", "topic", p.Topic, "partition", p.Index, "err", err)
+			} else if n > 0 {
+				b.logger.Info("retention deleted segments", "topic", p.Topic, "partition", p.Index, "segments", n)
+			}
+		}
+	}
+}
+
+// Handle serves one request; see server.Handler.
+func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) server.Reply {
+	switch r := req.(type) {
+	case *kmsg.ProduceRequest:
+		return b.handleProduce(r)
+	case *kmsg.FetchRequest:
+		return b.handleFetch(ctx, r)
+	}
+	var resp kmsg.Response
+	switch r := req.(type) {
+	case *kmsg.MetadataRequest:
+		resp = b.handleMetadata(r)
+	case *kmsg.ListOffsetsRequest:
+		resp = b.handleListOffsets(r)
+	case *kmsg.CreateTopicsRequest:
+		resp = b.handleCreateTopics(r)
+	case *kmsg.DeleteTopicsRequest:
+		resp = b.handleDeleteTopics(r)
+	case *kmsg.CreatePartitionsRequest:
+		resp = b.handleCreatePartitions(r)
+	case *kmsg.DescribeConfigsRequest:
+		resp = b.handleDescribeConfigs(r)
+	case *kmsg.AlterConfigsRequest:
+		resp = b.handleAlterConfigs(r)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		resp = b.handleIncrementalAlterConfigs(r)
+	case *kmsg.DeleteRecordsRequest:
+		resp = b.handleDeleteRecords(r)
+	case *kmsg.DescribeClusterRequest:
+		resp = b.handleDescribeCluster(r)
+	case *kmsg.ApiVersionsRequest:
+		resp = b.handleApiVersions(r)
+	default:
+		err := fmt.Errorf("%s has no handler", kmsg.NameForKey(req.Key()))
+		return func() (kmsg.Response, error) { return nil, err }
+	}
+	return func() (kmsg.Response, error) { return resp, nil }
+}

@@ -1,0 +1,19 @@
+package broker
+
+// DescribeCluster v0-1 (v1 adds the endpoint type, always brokers here).
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.ClusterID = ClusterID
+	resp.ControllerID = b.cfg.NodeID
+	resp.EndpointType = 1
+	if req.EndpointType != 0 && req.EndpointType != 1 {
+		resp.ErrorCode = 114 // UNSUPPORTED_ENDPOINT_TYPE
+	}
+	br := kmsg.NewDescribeClusterResponseBroker()
+	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
+	return resp
+}

@@ -1,0 +1,174 @@
+package broker
+
+// Fetch v4-16. Partitions are read up to the high watermark
+// (read_uncommitted) or the last stable offset (read_committed, v4+).
+// v7+ fetch sessions (KIP-227) are declined: the response carries session
+// id 0, so clients send full fetches. v9+ checks the current leader epoch;
+// v13+ names topics by id. The response stays within max.bytes (v3+) and
+// each partition within its partition max bytes, except that the first
+// batch of the first partition with data is returned whole (KIP-74). An
+// answer with fewer than min.bytes waits up to max.wait.ms, woken whenever
+// a high watermark moves.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	wlog "github.com/weir-broker/weir/internal/log"
+	"github.com/weir-broker/weir/internal/partition"
+	"github.com/weir-broker/weir/internal/server"
+)
+
+// fetchTarget is one requested partition, resolved.
+type fetchTarget struct {
+	part *partition.Partition
+	req  *kmsg.FetchRequestTopicPartition
+	resp *kmsg.FetchResponseTopicPartition
+}
+
+func (b *Broker) handleFetch(ctx context.Context, req *kmsg.FetchRequest) server.Reply {
+	return func() (kmsg.Response, error) { return b.fetch(ctx, req), nil }
+}
+
+func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	var targets []fetchTarget
+	hasError := false
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		ot := &resp.Topics[i]
+		*ot = kmsg.NewFetchResponseTopic()
+		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
+		name := rt.Topic
+		topicErr := kerr.UnknownTopicOrPartition
+		if req.Version >= 13 {
+			topicErr = kerr.UnknownTopicID
+			if n, ok := b.topicName(rt.TopicID); ok {
+				name = n
+			} else {
+				name = ""
+			}
+		}
+		ot.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			op := &ot.Partitions[j]
+			*op = kmsg.NewFetchResponseTopicPartition()
+			op.Partition = rp.Partition
+			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
+			var part *partition.Partition
+			if name != "" {
+				part, _ = b.partition(name, rp.Partition)
+			}
+			if part == nil {
+				op.ErrorCode = topicErr.Code
+				hasError = true
+				continue
+			}
+			if code := checkLeaderEpoch(part, rp.CurrentLeaderEpoch); code != 0 {
+				op.ErrorCode = code
+				hasError = true
+				continue
+			}
+			targets = append(targets, fetchTarget{part: part, req: rp, resp: op})
+		}
+	}
+
+	maxBytes := int(req.MaxBytes)
+	if req.Version < 3 || maxBytes <= 0 {
+		maxBytes = int(b.settings.Int("fetch.max.bytes"))
+	}
+	maxBytes = min(maxBytes, int(b.settings.Int("fetch.max.bytes")))
+	readCommitted := req.IsolationLevel == 1
+
+	got := b.readTargets(targets, maxBytes, readCommitted)
+	if hasError || got >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || len(targets) == 0 {
+		return resp
+	}
+	select {
+	case b.fetchWaiting <- struct{}{}:
+		defer func() { <-b.fetchWaiting }()
+	default:
+		return resp // fetch.max.waiting reached: answer now rather than hold more
+	}
+	wake := make(chan struct{}, 1)
+	for _, t := range targets {
+		t.part.Watch(wake)
+	}
+	defer func() {
+		for _, t := range targets {
+			t.part.Unwatch(wake)
+		}
+	}()
+	timer := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	defer timer.Stop()
+	for got < int(req.MinBytes) {
+		select {
+		case <-wake:
+		case <-timer.C:
+			return resp
+		case <-ctx.Done():
+			return resp
+		}
+		got = b.readTargets(targets, maxBytes, readCommitted)
+	}
+	return resp
+}
+
+// checkLeaderEpoch compares a fetcher's view of the leader epoch (v9+; -1
+// when it has none) with the partition's.
+func checkLeaderEpoch(p *partition.Partition, epoch int32) int16 {
+	if epoch < 0 {
+		return 0
+	}
+	switch cur := p.LeaderEpoch(); {
+	case epoch < cur:
+		return kerr.FencedLeaderEpoch.Code
+	case epoch > cur:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+	return 0
+}
+
+// readTargets (re)reads every target into its response and returns the
+// bytes gathered.
+func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted bool) int {
+	total := 0
+	for _, t := range targets {
+		p, op := t.part, t.resp
+		op.ErrorCode = 0
+		op.RecordBatches = nil
+		hw := p.HighWatermark()
+		lso := p.LastStableOffset()
+		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hw, lso, p.LogStartOffset()
+		limit := hw
+		if readCommitted {
+			limit = lso
+		}
+		room := min(int(t.req.PartitionMaxBytes), maxBytes-total)
+		if room <= 0 && total > 0 {
+			continue
+		}
+		data, err := p.Read(t.req.FetchOffset, limit, max(room, 1))
+		switch {
+		case errors.Is(err, wlog.ErrOffsetOutOfRange):
+			op.ErrorCode = kerr.OffsetOutOfRange.Code
+			continue
+		case err != nil:
+			op.ErrorCode = kerr.KafkaStorageError.Code
+			b.logger.Error("fetch read", "topic", p.Topic, "partition", p.Index, "err", err)
+			continue
+		}
+		if total > 0 && len(data) > room {
+			continue // only the first partition with data may exceed its share
+		}
+		op.RecordBatches = data
+		total += len(data)
+	}
+	return total
+}

@@ -1,0 +1,83 @@
+package broker
+
+// Metadata v0-12. v0 treats an empty topic list as "all topics"; v1+ uses
+// a null list for that. Auto-creation follows AllowAutoTopicCreation (v4+;
+// always allowed before) and auto.create.topics.enable. v10+ may name
+// topics by id; v10+ returns topic ids.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/metadata"
+)
+
+func (b *Broker) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort}}
+	cluster := ClusterID
+	resp.ClusterID = &cluster
+	resp.ControllerID = b.cfg.NodeID
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	allowCreate := req.Version < 4 || req.AllowAutoTopicCreation
+	if !all && allowCreate {
+		for _, t := range req.Topics {
+			if t.Topic != nil && !b.topicExists(*t.Topic) {
+				b.autoCreate(*t.Topic)
+			}
+		}
+	}
+	b.ctrl.View(func(im *metadata.Image) {
+		if all {
+			for _, name := range im.TopicNames() {
+				resp.Topics = append(resp.Topics, describeTopic(im.Topics[name], req.Version))
+			}
+			return
+		}
+		for _, rt := range req.Topics {
+			var t *metadata.Topic
+			if rt.Topic != nil {
+				t = im.Topics[*rt.Topic]
+			} else {
+				t, _ = im.TopicByID(metadata.TopicID(rt.TopicID))
+			}
+			if t == nil {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
+				mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				if rt.Topic == nil {
+					mt.ErrorCode = kerr.UnknownTopicID.Code
+				}
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
+			resp.Topics = append(resp.Topics, describeTopic(t, req.Version))
+		}
+	})
+	return resp
+}
+
+func (b *Broker) topicExists(name string) bool {
+	b.pmu.RLock()
+	defer b.pmu.RUnlock()
+	return b.topics[name] != nil
+}
+
+func describeTopic(t *metadata.Topic, version int16) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Internal
+	for i, p := range t.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = int32(i)
+		mp.Leader = p.Leader
+		mp.LeaderEpoch = p.LeaderEpoch
+		mp.Replicas = p.Replicas
+		mp.ISR = p.ISR
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}

@@ -1,0 +1,140 @@
+package broker
+
+// Produce v3-11: every partition's data is exactly one record batch of
+// magic 2 (older formats get UNSUPPORTED_FOR_MESSAGE_FORMAT). v5+ returns
+// the log start offset; v8+ returns an error message.
+//
+// The appends happen in the connection's reader goroutine, in request
+// order. acks=0 sends nothing back; acks=1 answers once the batch is
+// written to the log (in the OS, not yet fsynced); acks=all answers once
+// the batch is durable (fsynced, which on one node is the high watermark)
+// or the request's timeout passes (REQUEST_TIMED_OUT).
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/batch"
+	"github.com/weir-broker/weir/internal/server"
+)
+
+// durableWait is one acks=all partition waiting to become durable.
+type durableWait struct {
+	resp *kmsg.ProduceResponseTopicPartition
+	ch   <-chan error
+}
+
+func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
+		for _, t := range req.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.InvalidRequiredAcks.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return func() (kmsg.Response, error) { return resp, nil }
+	}
+	var waits []durableWait
+	failed := false
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i, t := range req.Topics {
+		rt := &resp.Topics[i]
+		*rt = kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
+		settings := b.topicSettings(t.Topic)
+		for j, p := range t.Partitions {
+			rp := &rt.Partitions[j]
+			*rp = kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			end, err := b.produceOne(t.Topic, settings, p, rp)
+			if err != nil {
+				failed = true
+				rp.ErrorCode = errCode(err)
+				if req.Version >= 8 {
+					rp.ErrorMessage = errMessage(err)
+				}
+				continue
+			}
+			if req.Acks == -1 {
+				part, _ := b.partition(t.Topic, p.Partition)
+				waits = append(waits, durableWait{resp: rp, ch: part.WaitDurable(end)})
+			}
+		}
+	}
+	switch req.Acks {
+	case 0:
+		if failed {
+			// A producer at acks=0 reads no response; closing the
+			// connection is how Kafka tells it something failed.
+			return func() (kmsg.Response, error) { return nil, errors.New("acks=0 produce failed") }
+		}
+		return func() (kmsg.Response, error) { return nil, nil }
+	case 1:
+		return func() (kmsg.Response, error) { return resp, nil }
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	return func() (kmsg.Response, error) {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		for _, w := range waits {
+			select {
+			case err := <-w.ch:
+				if err != nil {
+					w.resp.ErrorCode = kerr.KafkaStorageError.Code
+				}
+			case <-timer.C:
+				w.resp.ErrorCode = kerr.RequestTimedOut.Code
+				timer.Reset(0) // the rest have timed out too
+			}
+		}
+		return resp, nil
+	}
+}
+
+// produceOne validates and appends one partition's batch, filling in the
+// response's offsets, and returns the offset after the batch.
+func (b *Broker) produceOne(topic string, cfg *topicSettings, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
+	part, kerrc := b.partition(topic, p.Partition)
+	if kerrc != nil {
+		return 0, kerrc
+	}
+	h, err := batch.Validate(p.Records)
+	switch {
+	case errors.Is(err, batch.ErrUnsupportedMagic):
+		return 0, wrap(kerr.UnsupportedForMessageFormat, err)
+	case err != nil:
+		return 0, wrap(kerr.CorruptMessage, err)
+	case len(p.Records) > cfg.maxMessageBytes:
+		return 0, kerr.MessageTooLarge
+	case h.Control():
+		return 0, wrap(kerr.InvalidRecord, errors.New("clients cannot produce control batches"))
+	case h.Idempotent() || h.Transactional():
+		// This broker hands out no producer ids, so none can be valid.
+		return 0, kerr.UnknownProducerID
+	}
+	rp.LogAppendTime = -1
+	if cfg.logAppendTime {
+		now := time.Now().UnixMilli()
+		batch.SetLogAppendTime(p.Records, now)
+		rp.LogAppendTime = now
+	}
+	base, err := part.Append(p.Records, h)
+	if err != nil {
+		if errors.Is(err, batch.ErrCorrupt) {
+			return 0, wrap(kerr.CorruptMessage, err)
+		}
+		return 0, wrap(kerr.KafkaStorageError, err)
+	}
+	rp.BaseOffset = base
+	rp.LogStartOffset = part.LogStartOffset()
+	return base + int64(h.LastOffsetDelta) + 1, nil
+}

@@ -1,0 +1,312 @@
+// Package config holds Weir's settings under Kafka's own config names, with
+// Kafka's defaults, and loads them from a properties file, WEIR_*
+// environment variables and explicit overrides, in that order of precedence
+// (later wins).
+//
+// Topic-level configs (retention.ms, cleanup.policy, …) take their default
+// from the broker-level config they shadow (log.retention.ms, …), as in Kafka.
+package config
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Type is the type of a config value as Kafka's DescribeConfigs reports it.
+type Type int8
+
+// Config types, numbered as in DescribeConfigs v3+.
+const (
+	Boolean  Type = 1
+	String   Type = 2
+	Int      Type = 3
+	Short    Type = 4
+	Long     Type = 5
+	Double   Type = 6
+	List     Type = 7
+	Class    Type = 8
+	Password Type = 9
+)
+
+// Def defines one config key.
+type Def struct {
+	Name    string
+	Type    Type
+	Default string
+	Doc     string
+	// Topic is the topic-level name this broker config is the default for,
+	// or "" when it has none.
+	Topic string
+	// Valid, when set, checks a value beyond its type.
+	Valid func(string) error
+}
+
+// Broker-level definitions. Only what Weir implements is listed: a config
+// that is accepted is a config that works.
+var brokerDefs = []Def{
+	{Name: "node.id", Type: Int, Default: "1", Doc: "The id of this node."},
+	{Name: "listeners", Type: String, Default: "PLAINTEXT://127.0.0.1:9092", Doc: "Listener address."},
+	{Name: "advertised.listeners", Type: String, Default: "", Doc: "Address advertised to clients; defaults to the listener."},
+	{Name: "log.dirs", Type: String, Default: "./weir-data", Doc: "Data directory."},
+	{Name: "auto.create.topics.enable", Type: Boolean, Default: "true", Doc: "Create topics on first use by Metadata or Produce."},
+	{Name: "num.partitions", Type: Int, Default: "1", Doc: "Default partition count of new topics.", Valid: atLeast(1)},
+	{Name: "default.replication.factor", Type: Short, Default: "1", Doc: "Default replication factor (a single node supports 1)."},
+	{Name: "message.max.bytes", Type: Int, Default: "1048588", Doc: "Largest record batch accepted.", Topic: "max.message.bytes", Valid: atLeast(0)},
+	{Name: "log.segment.bytes", Type: Int, Default: "1073741824", Doc: "Segment size before a roll.", Topic: "segment.bytes", Valid: atLeast(14)},
+	{Name: "log.roll.ms", Type: Long, Default: "604800000", Doc: "Segment age before a roll.", Topic: "segment.ms", Valid: atLeast(1)},
+	{Name: "log.retention.ms", Type: Long, Default: "604800000", Doc: "Age after which segments are deleted; -1 keeps forever.", Topic: "retention.ms", Valid: atLeast(-1)},
+	{Name: "log.retention.bytes", Type: Long, Default: "-1", Doc: "Partition size above which old segments are deleted; -1 means no limit.", Topic: "retention.bytes", Valid: atLeast(-1)},
+	{Name: "log.index.interval.bytes", Type: Int, Default: "4096", Doc: "Bytes between offset index entries.", Topic: "index.interval.bytes", Valid: atLeast(0)},
+	{Name: "log.retention.check.interval.ms", Type: Long, Default: "300000", Doc: "How often retention runs.", Valid: atLeast(1)},
+	{Name: "log.cleanup.policy", Type: List, Default: "delete", Doc: "delete or compact.", Topic: "cleanup.policy", Valid: oneOfList("delete", "compact")},
+	{Name: "log.message.timestamp.type", Type: String, Default: "CreateTime", Doc: "CreateTime or LogAppendTime.", Topic: "message.timestamp.type", Valid: oneOf("CreateTime", "LogAppendTime")},
+	{Name: "min.insync.replicas", Type: Int, Default: "1", Doc: "Replicas that must hold an acks=all write.", Topic: "min.insync.replicas", Valid: atLeast(1)},
+	{Name: "socket.request.max.bytes", Type: Int, Default: "104857600", Doc: "Largest request frame accepted.", Valid: atLeast(1)},
+	{Name: "max.connections", Type: Int, Default: "10000", Doc: "Most client connections at once.", Valid: atLeast(1)},
+	{Name: "queued.max.requests", Type: Int, Default: "500", Doc: "Most requests in flight on one connection.", Valid: atLeast(1)},
+	{Name: "fetch.max.waiting", Type: Int, Default: "10000", Doc: "Most fetches waiting for data at once.", Valid: atLeast(1)},
+	{Name: "fetch.max.bytes", Type: Int, Default: "57671680", Doc: "Most bytes one fetch response carries.", Valid: atLeast(1024)},
+	{Name: "delete.topic.enable", Type: Boolean, Default: "true", Doc: "Allow topic deletion."},
+}
+
+// Topic-level definitions that shadow no broker config.
+var topicOnlyDefs = []Def{}
+
+var byName = func() map[string]*Def {
+	m := make(map[string]*Def)
+	for i := range brokerDefs {
+		m[brokerDefs[i].Name] = &brokerDefs[i]
+	}
+	return m
+}()
+
+var byTopicName = func() map[string]*Def {
+	m := make(map[string]*Def)
+	for i := range brokerDefs {
+		if t := brokerDefs[i].Topic; t != "" {
+			m[t] = &brokerDefs[i]
+		}
+	}
+	for i := range topicOnlyDefs {
+		m[topicOnlyDefs[i].Name] = &topicOnlyDefs[i]
+	}
+	return m
+}()
+
+// Lookup returns the broker-level definition of name.
+func Lookup(name string) (*Def, bool) { d, ok := byName[name]; return d, ok }
+
+// LookupTopic returns the definition behind a topic-level config name; its
+// Name is the broker config that supplies the default.
+func LookupTopic(name string) (*Def, bool) { d, ok := byTopicName[name]; return d, ok }
+
+// TopicNames lists the topic-level config names in order.
+func TopicNames() []string {
+	names := make([]string, 0, len(byTopicName))
+	for n := range byTopicName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// BrokerNames lists the broker-level config names in order.
+func BrokerNames() []string {
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Check validates value against def's type and rule.
+func (d *Def) Check(value string) error {
+	switch d.Type {
+	case Boolean:
+		if _, err := strconv.ParseBool(value); err != nil {
+			return fmt.Errorf("%s: %q is not a boolean", d.Name, value)
+		}
+	case Int, Short, Long:
+		if _, err := strconv.ParseInt(value, 10, 64); err != nil {
+			return fmt.Errorf("%s: %q is not an integer", d.Name, value)
+		}
+	}
+	if d.Valid != nil {
+		if err := d.Valid(value); err != nil {
+			return fmt.Errorf("%s: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+func atLeast(min int64) func(string) error {
+	return func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		if n < min {
+			return fmt.Errorf("%d is below the minimum %d", n, min)
+		}
+		return nil
+	}
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(s string) error {
+		for _, a := range allowed {
+			if s == a {
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", "))
+	}
+}
+
+func oneOfList(allowed ...string) func(string) error {
+	one := oneOf(allowed...)
+	return func(s string) error {
+		for _, part := range strings.Split(s, ",") {
+			if err := one(strings.TrimSpace(part)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// Broker is the set of broker-level configs in force: every known key has a
+// value, its default unless set.
+type Broker struct {
+	values map[string]string
+	set    map[string]bool // explicitly set (not defaulted)
+}
+
+// NewBroker returns the defaults.
+func NewBroker() *Broker {
+	b := &Broker{values: make(map[string]string), set: make(map[string]bool)}
+	for _, d := range brokerDefs {
+		b.values[d.Name] = d.Default
+	}
+	return b
+}
+
+// Set validates and sets one config.
+func (b *Broker) Set(name, value string) error {
+	d, ok := byName[name]
+	if !ok {
+		return fmt.Errorf("unknown config %q", name)
+	}
+	if err := d.Check(value); err != nil {
+		return err
+	}
+	b.values[name] = value
+	b.set[name] = true
+	return nil
+}
+
+// IsSet reports whether name was set explicitly.
+func (b *Broker) IsSet(name string) bool { return b.set[name] }
+
+// Get returns the value of name ("" for an unknown name).
+func (b *Broker) Get(name string) string { return b.values[name] }
+
+// Int returns an integer config; validated values always parse.
+func (b *Broker) Int(name string) int64 {
+	n, _ := strconv.ParseInt(b.values[name], 10, 64)
+	return n
+}
+
+// Bool returns a boolean config.
+func (b *Broker) Bool(name string) bool {
+	v, _ := strconv.ParseBool(b.values[name])
+	return v
+}
+
+// LoadProperties sets every key=value line of a Java properties file
+// (# and ! comments, blank lines, key=value or key:value).
+func (b *Broker) LoadProperties(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || s[0] == '#' || s[0] == '!' {
+			continue
+		}
+		i := strings.IndexAny(s, "=:")
+		if i < 0 {
+			return fmt.Errorf("line %d: expected key=value", line)
+		}
+		if err := b.Set(strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:])); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+	}
+	return sc.Err()
+}
+
+// LoadFile loads a properties file by path.
+func (b *Broker) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := b.LoadProperties(f); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadEnv sets each config from WEIR_<NAME>, the name upper-cased with dots
+// turned into underscores (WEIR_LOG_RETENTION_MS for log.retention.ms).
+func (b *Broker) LoadEnv(environ []string) error {
+	envName := make(map[string]string, len(byName))
+	for name := range byName {
+		envName["WEIR_"+strings.ToUpper(strings.ReplaceAll(name, ".", "_"))] = name
+	}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		if name, ok := envName[k]; ok {
+			if err := b.Set(name, v); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Topic resolves a topic's config: its own overrides over the broker's
+// values. The returned map holds every topic-level key.
+func (b *Broker) Topic(overrides map[string]string) map[string]string {
+	out := make(map[string]string, len(byTopicName))
+	for tname, d := range byTopicName {
+		if v, ok := overrides[tname]; ok {
+			out[tname] = v
+		} else {
+			out[tname] = b.values[d.Name]
+		}
+	}
+	return out
+}
+
+// CheckTopic validates one topic-level config.
+func CheckTopic(name, value string) error {
+	d, ok := byTopicName[name]
+	if !ok {
+		return fmt.Errorf("unknown topic config %q", name)
+	}
+	if err := d.Check(value); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}

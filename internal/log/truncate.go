@@ -1,0 +1,113 @@
+package log
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Truncate removes every batch at and after offset, which must be the base
+// offset of a batch (or the log end) and not below the log start offset.
+// It is for replicas that diverged from their leader (KIP-101): the
+// truncation is fsynced before Truncate returns, so the removed batches do
+// not come back after a crash. It holds the log's lock throughout, so it
+// excludes appends and reads while it works; it is rare.
+func (l *Log) Truncate(offset int64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usableLocked(); err != nil {
+		return err
+	}
+	if offset < l.start || offset > l.end {
+		return fmt.Errorf("%w: cannot truncate to %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, l.start, l.end)
+	}
+	if offset == l.end {
+		return nil
+	}
+	i := l.segmentIndexLocked(offset)
+	s := l.segs[i]
+	pos, err := batchBoundary(s, offset)
+	if err != nil {
+		return err
+	}
+	// Lower the recovery point first, so that if we crash part way the next
+	// Open scans this segment rather than trusting its old index files.
+	if s.base < l.recoveryPoint {
+		c := checkpoint{startOffset: l.start, recoveryPoint: s.base}
+		if err := writeCheckpoint(l.fs, l.dir, c); err != nil {
+			return err
+		}
+		l.recoveryPoint = s.base
+	}
+
+	dead := slices.Clone(l.segs[i+1:])
+	l.segs = l.segs[:i+1]
+	l.forgetLocked(dead)
+	for _, d := range dead {
+		if err := d.removeFiles(l.fs); err != nil {
+			return l.failLocked(fmt.Errorf("truncate: %w", err))
+		}
+		d.release()
+	}
+	l.unsynced = slices.DeleteFunc(l.unsynced, func(u *segment) bool { return u == s })
+	s.closePendingIndex()
+	if err := s.log.Truncate(pos); err != nil {
+		return l.failLocked(fmt.Errorf("truncate: %w", err))
+	}
+	if err := s.log.Sync(); err != nil {
+		return l.failLocked(fmt.Errorf("truncate: fsync: %w", err))
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return l.failLocked(fmt.Errorf("truncate: fsync dir: %w", err))
+	}
+
+	rollMs := s.rollMs
+	invalid, err := s.rebuild(pos, l.cfg.IndexIntervalBytes, s.modifiedMs)
+	if err == nil && invalid != nil {
+		err = invalid
+	}
+	if err != nil {
+		return l.failLocked(fmt.Errorf("truncate: rescan segment %d: %w", s.base, err))
+	}
+	if s.size > 0 {
+		s.rollMs = rollMs
+	}
+	l.size = 0
+	for _, seg := range l.segs {
+		l.size += seg.size
+	}
+	l.end = offset
+	l.flushed = min(l.flushed, offset)
+	l.recomputeMaxTsLocked()
+	return nil
+}
+
+// failLocked puts the log in the failed state: the files no longer match
+// what the log believes.
+func (l *Log) failLocked(err error) error {
+	l.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+	return l.failed
+}
+
+// batchBoundary returns the position of the batch of s whose base offset is
+// offset, or ErrNotBatchBoundary.
+func batchBoundary(s *segment, offset int64) (int64, error) {
+	if offset == s.base {
+		return 0, nil
+	}
+	for pos := s.idx.lookup(s.rel(offset)); pos < s.size; {
+		h, err := readHeaderAt(s, pos, s.size)
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case h.BaseOffset == offset:
+			return pos, nil
+		case h.BaseOffset > offset:
+			return 0, fmt.Errorf("%w: %d", ErrNotBatchBoundary, offset)
+		}
+		pos += int64(h.Size())
+	}
+	return 0, fmt.Errorf("%w: %d", ErrNotBatchBoundary, offset)
+}

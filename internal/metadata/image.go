@@ -1,0 +1,129 @@
+// Package metadata is the cluster metadata image and the records that change
+// it. The image is never edited in place by callers: the controller appends
+// records to the metadata log and applies them here, so replaying the log at
+// start rebuilds exactly the image that was running.
+package metadata
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+)
+
+// TopicID is a topic's 16-byte UUID, as Metadata v10+ and Fetch v13+ carry.
+type TopicID [16]byte
+
+// NewTopicID returns a random, non-zero topic id.
+func NewTopicID() TopicID {
+	var id TopicID
+	for id == (TopicID{}) {
+		_, _ = rand.Read(id[:])
+	}
+	return id
+}
+
+func (id TopicID) String() string { return hex.EncodeToString(id[:]) }
+
+// Partition is one partition's replica assignment and leadership.
+type Partition struct {
+	Leader      int32
+	LeaderEpoch int32
+	Replicas    []int32
+	ISR         []int32
+}
+
+// Topic is one topic in the image.
+type Topic struct {
+	Name       string
+	ID         TopicID
+	Partitions []Partition
+	Configs    map[string]string // overrides only
+	Internal   bool
+}
+
+// Image is the cluster metadata at one point of the metadata log.
+type Image struct {
+	Topics  map[string]*Topic
+	byID    map[TopicID]*Topic
+	Offset  int64 // metadata log offset of the last applied record
+	NodeIDs []int32
+}
+
+// NewImage returns an empty image.
+func NewImage() *Image {
+	return &Image{Topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic), Offset: -1}
+}
+
+// TopicByID finds a topic by id.
+func (im *Image) TopicByID(id TopicID) (*Topic, bool) { t, ok := im.byID[id]; return t, ok }
+
+// TopicNames lists topic names in order.
+func (im *Image) TopicNames() []string {
+	names := make([]string, 0, len(im.Topics))
+	for n := range im.Topics {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Apply changes the image by one record. A record that does not fit the
+// image (a topic created twice) is an error; the controller checks before it
+// appends, so at replay an error means a corrupt metadata log.
+func (im *Image) Apply(r Record) error {
+	switch {
+	case r.Topic != nil:
+		t := r.Topic
+		if _, ok := im.Topics[t.Name]; ok {
+			return fmt.Errorf("topic %q already exists", t.Name)
+		}
+		nt := &Topic{Name: t.Name, ID: t.ID, Configs: copyMap(t.Configs), Internal: t.Internal}
+		im.Topics[t.Name] = nt
+		im.byID[t.ID] = nt
+	case r.Partition != nil:
+		p := r.Partition
+		t, ok := im.byID[p.TopicID]
+		if !ok {
+			return fmt.Errorf("partition record for unknown topic %s", p.TopicID)
+		}
+		if int(p.Index) != len(t.Partitions) {
+			return fmt.Errorf("topic %q: partition %d out of order (have %d)", t.Name, p.Index, len(t.Partitions))
+		}
+		t.Partitions = append(t.Partitions, Partition{
+			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR,
+		})
+	case r.Config != nil:
+		c := r.Config
+		t, ok := im.byID[c.TopicID]
+		if !ok {
+			return fmt.Errorf("config record for unknown topic %s", c.TopicID)
+		}
+		if c.Value == nil {
+			delete(t.Configs, c.Name)
+		} else {
+			if t.Configs == nil {
+				t.Configs = make(map[string]string)
+			}
+			t.Configs[c.Name] = *c.Value
+		}
+	case r.RemoveTopic != nil:
+		t, ok := im.byID[r.RemoveTopic.TopicID]
+		if !ok {
+			return fmt.Errorf("removal of unknown topic %s", r.RemoveTopic.TopicID)
+		}
+		delete(im.Topics, t.Name)
+		delete(im.byID, t.ID)
+	default:
+		return fmt.Errorf("empty metadata record")
+	}
+	return nil
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

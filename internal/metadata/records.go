@@ -1,0 +1,58 @@
+package metadata
+
+import "encoding/json"
+
+// Record is one change to the image. Exactly one field is set. Records are
+// stored JSON-encoded as record values in the metadata log.
+type Record struct {
+	Topic       *TopicRecord       `json:"topic,omitempty"`
+	Partition   *PartitionRecord   `json:"partition,omitempty"`
+	Config      *ConfigRecord      `json:"config,omitempty"`
+	RemoveTopic *RemoveTopicRecord `json:"removeTopic,omitempty"`
+}
+
+// TopicRecord creates a topic (its partitions follow as PartitionRecords).
+type TopicRecord struct {
+	Name     string            `json:"name"`
+	ID       TopicID           `json:"id"`
+	Configs  map[string]string `json:"configs,omitempty"`
+	Internal bool              `json:"internal,omitempty"`
+}
+
+// PartitionRecord adds the next partition to a topic.
+type PartitionRecord struct {
+	TopicID     TopicID `json:"topicId"`
+	Index       int32   `json:"index"`
+	Leader      int32   `json:"leader"`
+	LeaderEpoch int32   `json:"leaderEpoch"`
+	Replicas    []int32 `json:"replicas"`
+	ISR         []int32 `json:"isr"`
+}
+
+// ConfigRecord sets (Value non-nil) or removes a topic config override.
+type ConfigRecord struct {
+	TopicID TopicID `json:"topicId"`
+	Name    string  `json:"name"`
+	Value   *string `json:"value"`
+}
+
+// RemoveTopicRecord deletes a topic.
+type RemoveTopicRecord struct {
+	TopicID TopicID `json:"topicId"`
+}
+
+// Encode returns the record's stored form.
+func (r Record) Encode() []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err) // only plain data types: cannot fail
+	}
+	return b
+}
+
+// DecodeRecord parses a stored record.
+func DecodeRecord(b []byte) (Record, error) {
+	var r Record
+	err := json.Unmarshal(b, &r)
+	return r, err
+}

@@ -1,0 +1,258 @@
+// Package partition is one replica of one partition: its log, its high
+// watermark, its leader epoch and ISR, and the requests waiting on it.
+//
+// Appends are serialised by the partition's mutex, which is held across the
+// write to the log (that ordering is the point) but never across an fsync.
+// A per-partition flusher goroutine fsyncs whatever has been appended since
+// its last round, so concurrent producers share one fsync (group commit).
+// On a single node the high watermark is the flushed offset: nothing is
+// visible to consumers before it is durable.
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/weir-broker/weir/internal/batch"
+	wlog "github.com/weir-broker/weir/internal/log"
+)
+
+// ErrClosed is returned to waiters when the partition closes under them.
+var ErrClosed = errors.New("partition closed")
+
+// Partition is one partition replica led by this node.
+type Partition struct {
+	Topic string
+	Index int32
+
+	log *wlog.Log
+
+	// mu serialises appends and guards leaderEpoch and isr.
+	mu          sync.Mutex
+	leaderEpoch int32
+	isr         []int32
+
+	hw atomic.Int64
+
+	// wmu guards the waiting lists and the sticky flush error.
+	wmu      sync.Mutex
+	waiters  []waiter // appends waiting to be durable
+	watchers map[chan<- struct{}]struct{}
+	flushErr error
+
+	flushCh chan struct{}
+	closing chan struct{}
+	done    chan struct{}
+}
+
+type waiter struct {
+	offset int64 // durable once hw >= offset
+	ch     chan error
+}
+
+// Open opens (and recovers) the partition's log in dir and starts its
+// flusher. Everything recovered is made durable before it is served.
+func Open(topic string, index int32, dir string, cfg wlog.Config, leaderEpoch int32, isr []int32) (*Partition, error) {
+	l, err := wlog.Open(dir, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open %s-%d: %w", topic, index, err)
+	}
+	flushed, err := l.Sync()
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("sync %s-%d: %w", topic, index, err)
+	}
+	p := &Partition{
+		Topic: topic, Index: index, log: l,
+		leaderEpoch: leaderEpoch, isr: isr,
+		watchers: make(map[chan<- struct{}]struct{}),
+		flushCh:  make(chan struct{}, 1),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	p.hw.Store(flushed)
+	go p.flusher()
+	return p, nil
+}
+
+// LeaderEpoch is the current leader epoch.
+func (p *Partition) LeaderEpoch() int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leaderEpoch
+}
+
+// ISR is the in-sync replica set.
+func (p *Partition) ISR() []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]int32(nil), p.isr...)
+}
+
+// HighWatermark is the offset below which records are durable and visible.
+func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
+
+// LastStableOffset bounds read_committed fetches; with no transactions yet
+// it equals the high watermark.
+func (p *Partition) LastStableOffset() int64 { return p.hw.Load() }
+
+// LogStartOffset is the first offset still in the log.
+func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
+
+// LogEndOffset is the next offset to be assigned.
+func (p *Partition) LogEndOffset() int64 { return p.log.EndOffset() }
+
+// Append writes one validated batch and returns its base offset. The batch
+// becomes durable and visible asynchronously; WaitDurable waits for it.
+func (p *Partition) Append(b []byte, h batch.Header) (int64, error) {
+	p.mu.Lock()
+	batch.SetLeaderEpoch(b, p.leaderEpoch)
+	base, err := p.log.Append(b)
+	p.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case p.flushCh <- struct{}{}:
+	default: // a flush is already due; it will cover this append
+	}
+	return base, nil
+}
+
+// WaitDurable returns a channel that receives nil once every offset below
+// end is durable, or the error that stops it from ever being.
+func (p *Partition) WaitDurable(end int64) <-chan error {
+	ch := make(chan error, 1)
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	switch {
+	case p.hw.Load() >= end:
+		ch <- nil
+	case p.flushErr != nil:
+		ch <- p.flushErr
+	default:
+		p.waiters = append(p.waiters, waiter{offset: end, ch: ch})
+	}
+	return ch
+}
+
+// Watch registers ch to receive a non-blocking send whenever the high
+// watermark moves. Unwatch removes it.
+func (p *Partition) Watch(ch chan<- struct{}) {
+	p.wmu.Lock()
+	p.watchers[ch] = struct{}{}
+	p.wmu.Unlock()
+}
+
+// Unwatch stops notifications to ch.
+func (p *Partition) Unwatch(ch chan<- struct{}) {
+	p.wmu.Lock()
+	delete(p.watchers, ch)
+	p.wmu.Unlock()
+}
+
+// Read returns whole batches from offset, none starting at or beyond limit
+// (the high watermark or the last stable offset), within maxBytes except
+// that the first batch is always whole.
+func (p *Partition) Read(offset, limit int64, maxBytes int) ([]byte, error) {
+	return p.log.Read(offset, limit, maxBytes)
+}
+
+// OffsetForTimestamp finds the first offset with a timestamp at or after ts.
+func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bool) {
+	return p.log.OffsetForTimestamp(ts)
+}
+
+// MaxTimestamp is the offset and timestamp of the newest-stamped record.
+func (p *Partition) MaxTimestamp() (offset, timestamp int64) { return p.log.MaxTimestamp() }
+
+// DeleteRecordsBefore moves the log start offset up to offset, which must
+// not pass the high watermark.
+func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
+	if offset == -1 {
+		offset = p.hw.Load()
+	}
+	if offset < 0 || offset > p.hw.Load() {
+		return 0, wlog.ErrOffsetOutOfRange
+	}
+	if err := p.log.DeleteRecordsBefore(offset); err != nil {
+		return 0, err
+	}
+	return p.log.StartOffset(), nil
+}
+
+// EnforceRetention deletes segments past the retention limits.
+func (p *Partition) EnforceRetention() (int, error) { return p.log.EnforceRetention() }
+
+// SetConfig changes the log's segment and retention settings.
+func (p *Partition) SetConfig(cfg wlog.Config) { p.log.SetConfig(cfg) }
+
+// Size is the partition's size on disk.
+func (p *Partition) Size() int64 { return p.log.Size() }
+
+// Close stops the flusher, fails any waiter, and closes the log cleanly.
+func (p *Partition) Close() error {
+	close(p.closing)
+	<-p.done
+	err := p.log.Close()
+	p.wmu.Lock()
+	for _, w := range p.waiters {
+		w.ch <- ErrClosed
+	}
+	p.waiters = nil
+	p.wmu.Unlock()
+	return err
+}
+
+func (p *Partition) flusher() {
+	defer close(p.done)
+	for {
+		select {
+		case <-p.closing:
+			return
+		case <-p.flushCh:
+		}
+		flushed, err := p.log.Sync()
+		p.advance(flushed, err)
+		if err != nil {
+			return // the flush error is sticky; the log refuses appends too
+		}
+	}
+}
+
+// advance publishes a flush result to the high watermark and the waiters.
+func (p *Partition) advance(flushed int64, err error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if err != nil {
+		p.flushErr = err
+		for _, w := range p.waiters {
+			w.ch <- err
+		}
+		p.waiters = nil
+		return
+	}
+	if flushed <= p.hw.Load() {
+		return
+	}
+	p.hw.Store(flushed)
+	n := 0
+	for _, w := range p.waiters {
+		if w.offset <= flushed {
+			w.ch <- nil
+			continue
+		}
+		p.waiters[n] = w
+		n++
+	}
+	clear(p.waiters[n:])
+	p.waiters = p.waiters[:n]
+	for ch := range p.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

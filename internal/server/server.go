@@ -1,0 +1,288 @@
+// Package server is Weir's network edge: it accepts connections, reads
+// length-prefixed Kafka frames, decodes them with kmsg, hands them to a
+// Handler and writes the responses back in request order. It knows nothing
+// of storage.
+//
+// Each connection has one reader and one writer goroutine. The reader calls
+// Handler.Handle for each request in arrival order, so order-sensitive work
+// (appends) happens in that order; Handle returns a Reply, and the writer
+// calls the Replies in the same order. A Reply may block (waiting for an
+// fsync or for fetchable data) without stopping the reader from handling
+// the requests behind it: that is pipelining, bounded by
+// queued.max.requests per connection.
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Reply produces the response to one request. A nil response sends
+// nothing (acks=0); an error closes the connection after the responses
+// before it have been written.
+type Reply func() (kmsg.Response, error)
+
+// Handler serves decoded requests.
+type Handler interface {
+	// Handle is called in the connection's reader goroutine, in arrival
+	// order. req is at a version the handler advertises.
+	Handle(ctx context.Context, c *Conn, req kmsg.Request) Reply
+	// APIVersions lists the keys and version ranges the handler serves.
+	APIVersions() []kmsg.ApiVersionsResponseApiKey
+}
+
+// Limits bound what one client can make the server hold.
+type Limits struct {
+	MaxFrameBytes   int32 // socket.request.max.bytes
+	MaxConnections  int   // max.connections
+	MaxInflightReqs int   // queued.max.requests, per connection
+}
+
+// Conn is one client connection as handlers see it.
+type Conn struct {
+	Remote   net.Addr
+	ClientID string
+}
+
+// Server accepts Kafka connections on one listener.
+type Server struct {
+	ln       net.Listener
+	h        Handler
+	limits   Limits
+	logger   *slog.Logger
+	slots    chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	closed   bool
+	versions map[int16][2]int16 // key -> min, max
+}
+
+// New serves h on ln until Close.
+func New(ln net.Listener, h Handler, limits Limits, logger *slog.Logger) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		ln: ln, h: h, limits: limits, logger: logger,
+		slots: make(chan struct{}, limits.MaxConnections),
+		ctx:   ctx, cancel: cancel,
+		conns:    make(map[net.Conn]struct{}),
+		versions: make(map[int16][2]int16),
+	}
+	for _, k := range h.APIVersions() {
+		s.versions[k.ApiKey] = [2]int16{k.MinVersion, k.MaxVersion}
+	}
+	s.wg.Add(1)
+	go s.accept()
+	return s
+}
+
+// Addr is the listening address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops accepting, closes every connection and waits for their
+// goroutines to end.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	err := s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.logger.Error("accept", "err", err)
+			}
+			return
+		}
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			s.logger.Warn("connection refused: max.connections reached", "remote", nc.RemoteAddr())
+			nc.Close()
+			continue
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			<-s.slots
+			return
+		}
+		s.conns[nc] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go s.serve(nc)
+	}
+}
+
+func (s *Server) serve(nc net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, nc)
+		s.mu.Unlock()
+		nc.Close()
+		<-s.slots
+	}()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	c := &Conn{Remote: nc.RemoteAddr()}
+	replies := make(chan pending, s.limits.MaxInflightReqs)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.write(nc, replies)
+		cancel()
+		nc.Close() // unblocks the reader
+	}()
+	err := s.read(ctx, nc, c, replies)
+	close(replies)
+	<-writerDone
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+		s.logger.Info("closing connection", "remote", c.Remote, "client", c.ClientID, "err", err)
+	}
+}
+
+type pending struct {
+	correlationID int32
+	reply         Reply
+}
+
+// read handles frames until the connection fails or a frame is bad.
+func (s *Server) read(ctx context.Context, nc net.Conn, c *Conn, replies chan<- pending) error {
+	br := bufio.NewReaderSize(nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			return err
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 0 || size > s.limits.MaxFrameBytes {
+			return fmt.Errorf("frame of %d bytes is outside 0..%d (socket.request.max.bytes)", size, s.limits.MaxFrameBytes)
+		}
+		frame, err := readFrame(br, int(size))
+		if err != nil {
+			return err
+		}
+		h, body, err := parseHeader(frame)
+		if err != nil {
+			return err
+		}
+		c.ClientID = h.clientID
+		reply, err := s.dispatch(ctx, c, h, body)
+		if err != nil {
+			return err
+		}
+		select {
+		case replies <- pending{correlationID: h.correlationID, reply: reply}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *Server) dispatch(ctx context.Context, c *Conn, h header, body []byte) (Reply, error) {
+	vr, known := s.versions[h.key]
+	if h.key == 18 && (!known || h.version > vr[1]) {
+		// A client newer than us: answer at v0 with UNSUPPORTED_VERSION and
+		// our ranges, so it can retry at a version we serve.
+		resp := kmsg.NewPtrApiVersionsResponse()
+		resp.ErrorCode = 35
+		resp.ApiKeys = s.h.APIVersions()
+		return func() (kmsg.Response, error) { return resp, nil }, nil
+	}
+	if !known {
+		return nil, fmt.Errorf("api key %d (%s) is not served", h.key, kmsg.NameForKey(h.key))
+	}
+	if h.version < vr[0] || h.version > vr[1] {
+		return nil, fmt.Errorf("%s v%d is not served (v%d to v%d are)", kmsg.NameForKey(h.key), h.version, vr[0], vr[1])
+	}
+	req, err := decodeRequest(h, body)
+	if err != nil {
+		return nil, err
+	}
+	return s.h.Handle(ctx, c, req), nil
+}
+
+// readFrame reads size bytes, growing the buffer as bytes arrive rather
+// than trusting the size prefix with one allocation: a peer that claims a
+// large frame and sends nothing holds little memory.
+func readFrame(r io.Reader, size int) ([]byte, error) {
+	const step = 1 << 20
+	buf := make([]byte, 0, min(size, step))
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, min(size-len(buf), cap(buf)))...)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), size)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if err == io.EOF && len(buf) < size {
+				err = io.ErrUnexpectedEOF
+			}
+			if len(buf) < size {
+				return nil, err
+			}
+		}
+	}
+	return buf, nil
+}
+
+// write sends replies in order until the channel closes or a write fails.
+func (s *Server) write(nc net.Conn, replies <-chan pending) {
+	bw := bufio.NewWriterSize(nc, 64<<10)
+	var buf []byte
+	failed := false
+	for p := range replies {
+		if failed {
+			continue // drain so the reader never blocks on a dead writer
+		}
+		resp, err := p.reply()
+		if err != nil {
+			s.logger.Info("closing connection after request error", "remote", nc.RemoteAddr(), "err", err)
+			failed = true
+			bw.Flush()
+			nc.Close()
+			continue
+		}
+		if resp == nil {
+			continue
+		}
+		buf = appendResponse(buf[:0], p.correlationID, resp)
+		if _, err := bw.Write(buf); err != nil {
+			failed = true
+			nc.Close()
+			continue
+		}
+		if len(replies) == 0 {
+			if err := bw.Flush(); err != nil {
+				failed = true
+				nc.Close()
+			}
+		}
+	}
+	if !failed {
+		bw.Flush()
+	}
+}

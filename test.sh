@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every Weir test on a fresh machine: installs what the tests need
+# (kcat for the librdkafka tests) when it is missing, then the Go tests
+# with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+go vet ./...
+go test -race -count=1 -timeout 20m ./... "$@"
