@@ -142,7 +142,7 @@ func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted 
 	for _, t := range targets {
 		p, op := t.part, t.resp
 		op.ErrorCode = 0
-		op.RecordBatches = nil
+		op.RecordBatches = []byte{} // empty, not null: librdkafka rejects a null record set
 		hw := p.HighWatermark()
 		lso := p.LastStableOffset()
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hw, lso, p.LogStartOffset()
@@ -167,8 +167,10 @@ func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted 
 		if total > 0 && len(data) > room {
 			continue // only the first partition with data may exceed its share
 		}
-		op.RecordBatches = data
-		total += len(data)
+		if len(data) > 0 {
+			op.RecordBatches = data
+			total += len(data)
+		}
 	}
 	return total
 }
