@@ -1,0 +1,24 @@
+package bench
+
+import (
+	"context"
+	"testing"
+
+	"github.com/weir-broker/weir/pkg/weir"
+)
+
+// startWeir runs a real, durable Weir broker (fsync on acks=all) on a
+// temporary directory.
+func startWeir(b *testing.B) []string {
+	b.Helper()
+	w, err := weir.Start(context.Background(), weir.Config{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { w.Close() })
+	return []string{w.Addr()}
+}
+
+func BenchmarkWeirProduce(b *testing.B) { runProduceBench(b, startWeir(b)) }
+
+func BenchmarkWeirConsume(b *testing.B) { runConsumeBench(b, startWeir(b)) }
