@@ -10,6 +10,18 @@ import (
 	"github.com/IBM/sarama"
 )
 
+// runKcat runs kcat with stdin and returns its combined output.
+func runKcat(t *testing.T, stdin string, args ...string) ([]byte, error) {
+	t.Helper()
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat is not installed; ./test.sh installs it (apt-get install kcat)")
+	}
+	cmd := exec.Command(kcat, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	return cmd.CombinedOutput()
+}
+
 // kcat (librdkafka) negotiates versions with Weir, produces keyed records
 // and consumes them back.
 func TestKcatProducesAndConsumes(t *testing.T) {

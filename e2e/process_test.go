@@ -55,6 +55,19 @@ func (p *brokerProc) kill() {
 	p.cmd.Wait()
 }
 
+// waitExit waits for the process to end by itself (a fault that exits).
+func (p *brokerProc) waitExit() {
+	p.t.Helper()
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		p.kill()
+		p.t.Fatal("weir did not exit at its fault point within 60s")
+	}
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (p *brokerProc) stop() error {
 	p.cmd.Process.Signal(syscall.SIGTERM)

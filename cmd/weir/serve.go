@@ -12,13 +12,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weir-broker/weir/internal/config"
+	"github.com/weir-broker/weir/internal/faults"
 	"github.com/weir-broker/weir/pkg/weir"
 )
 
 func newServeCommand() *cobra.Command {
 	var (
-		listen, dataDir, propsFile, logLevel string
-		sets                                 []string
+		listen, dataDir, propsFile, logLevel, faultSpec string
+		sets                                            []string
+		faultSeed                                       int64
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -64,11 +66,19 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			var inj *faults.Injector
+			if faultSpec != "" {
+				var err error
+				if inj, err = faults.Parse(faultSpec, faultSeed); err != nil {
+					return fmt.Errorf("--unsafe-faults: %w", err)
+				}
+				logger.Warn("fault injection is on: this broker will lose, delay or break responses on purpose", "spec", faultSpec, "seed", faultSeed)
+			}
 
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			addr := strings.TrimPrefix(settings.Get("listeners"), "PLAINTEXT://")
-			b, err := weir.Start(ctx, weir.Config{Listen: addr, DataDir: settings.Get("log.dirs"), Broker: settings, Logger: logger})
+			b, err := weir.Start(ctx, weir.Config{Listen: addr, DataDir: settings.Get("log.dirs"), Broker: settings, Logger: logger, Faults: inj})
 			if err != nil {
 				return err
 			}
@@ -83,5 +93,7 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 	cmd.Flags().StringVar(&propsFile, "config", "", "properties file with Kafka config names")
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "a config as name=value (repeatable)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&faultSpec, "unsafe-faults", "", "inject faults for tests, e.g. produce.response=drop@0.1 (never in production)")
+	cmd.Flags().Int64Var(&faultSeed, "unsafe-faults-seed", 1, "seed of the fault schedule")
 	return cmd
 }

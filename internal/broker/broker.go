@@ -55,6 +55,8 @@ type Broker struct {
 
 	fetchWaiting chan struct{} // a slot per waiting fetch (fetch.max.waiting)
 
+	pids producerIDs
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -127,7 +129,7 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	ctrl.SetListener(b.apply)
 	b.wg.Add(1)
-	go b.retentionLoop()
+	go b.housekeeping()
 	return b, nil
 }
 
@@ -356,30 +358,43 @@ func (b *Broker) autoCreate(topic string) bool {
 	return true
 }
 
-func (b *Broker) retentionLoop() {
+// housekeeping runs retention and producer-id expiration on their
+// intervals until the broker stops.
+func (b *Broker) housekeeping() {
 	defer b.wg.Done()
-	t := time.NewTicker(time.Duration(b.settings.Int("log.retention.check.interval.ms")) * time.Millisecond)
-	defer t.Stop()
+	ms := func(name string) time.Duration { return time.Duration(b.settings.Int(name)) * time.Millisecond }
+	retention := time.NewTicker(ms("log.retention.check.interval.ms"))
+	defer retention.Stop()
+	expiry := time.NewTicker(ms("producer.id.expiration.check.interval.ms"))
+	defer expiry.Stop()
 	for {
 		select {
 		case <-b.stop:
 			return
-		case <-t.C:
-		}
-		b.pmu.RLock()
-		var parts []*partition.Partition
-		for _, ts := range b.topics {
-			parts = append(parts, ts.parts...)
-		}
-		b.pmu.RUnlock()
-		for _, p := range parts {
-			if n, err := p.EnforceRetention(); err != nil {
-				b.logger.Error("retention", "topic", p.Topic, "partition", p.Index, "err", err)
-			} else if n > 0 {
-				b.logger.Info("retention deleted segments", "topic", p.Topic, "partition", p.Index, "segments", n)
+		case <-retention.C:
+			for _, p := range b.allPartitions() {
+				if n, err := p.EnforceRetention(); err != nil {
+					b.logger.Error("retention", "topic", p.Topic, "partition", p.Index, "err", err)
+				} else if n > 0 {
+					b.logger.Info("retention deleted segments", "topic", p.Topic, "partition", p.Index, "segments", n)
+				}
+			}
+		case now := <-expiry.C:
+			for _, p := range b.allPartitions() {
+				p.ExpireProducers(now.UnixMilli(), b.settings.Int("producer.id.expiration.ms"))
 			}
 		}
 	}
+}
+
+func (b *Broker) allPartitions() []*partition.Partition {
+	b.pmu.RLock()
+	defer b.pmu.RUnlock()
+	var parts []*partition.Partition
+	for _, ts := range b.topics {
+		parts = append(parts, ts.parts...)
+	}
+	return parts
 }
 
 // Handle serves one request; see server.Handler.
@@ -412,6 +427,10 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleDeleteRecords(r)
 	case *kmsg.DescribeClusterRequest:
 		resp = b.handleDescribeCluster(r)
+	case *kmsg.InitProducerIDRequest:
+		resp = b.handleInitProducerID(r)
+	case *kmsg.DescribeProducersRequest:
+		resp = b.handleDescribeProducers(r)
 	case *kmsg.ApiVersionsRequest:
 		resp = b.handleApiVersions(r)
 	default:

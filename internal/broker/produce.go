@@ -2,7 +2,9 @@ package broker
 
 // Produce v3-11: every partition's data is exactly one record batch of
 // magic 2 (older formats get UNSUPPORTED_FOR_MESSAGE_FORMAT). v5+ returns
-// the log start offset; v8+ returns an error message.
+// the log start offset; v8+ returns an error message. Idempotent batches
+// are checked against the partition's producer state (internal/producer):
+// a retry is answered with the original offsets and not written again.
 //
 // The appends happen in the connection's reader goroutine, in request
 // order. acks=0 sends nothing back; acks=1 answers once the batch is
@@ -18,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/batch"
+	"github.com/weir-broker/weir/internal/producer"
 	"github.com/weir-broker/weir/internal/server"
 )
 
@@ -44,6 +47,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 	}
 	var waits []durableWait
 	failed := false
+	nowMs := time.Now().UnixMilli()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, t := range req.Topics {
 		rt := &resp.Topics[i]
@@ -55,7 +59,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 			rp := &rt.Partitions[j]
 			*rp = kmsg.NewProduceResponseTopicPartition()
 			rp.Partition = p.Partition
-			end, err := b.produceOne(t.Topic, settings, p, rp)
+			end, err := b.produceOne(t.Topic, settings, p, rp, nowMs)
 			if err != nil {
 				failed = true
 				rp.ErrorCode = errCode(err)
@@ -102,7 +106,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 
 // produceOne validates and appends one partition's batch, filling in the
 // response's offsets, and returns the offset after the batch.
-func (b *Broker) produceOne(topic string, cfg *topicSettings, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
+func (b *Broker) produceOne(topic string, cfg *topicSettings, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (int64, error) {
 	part, kerrc := b.partition(topic, p.Partition)
 	if kerrc != nil {
 		return 0, kerrc
@@ -117,22 +121,30 @@ func (b *Broker) produceOne(topic string, cfg *topicSettings, p kmsg.ProduceRequ
 		return 0, kerr.MessageTooLarge
 	case h.Control():
 		return 0, wrap(kerr.InvalidRecord, errors.New("clients cannot produce control batches"))
-	case h.Idempotent() || h.Transactional():
-		// This broker hands out no producer ids, so none can be valid.
-		return 0, kerr.UnknownProducerID
+	case h.Transactional():
+		return 0, wrap(kerr.InvalidRecord, errors.New("transactional batches are not served yet"))
+	case h.Idempotent() && h.BaseSequence < 0:
+		return 0, wrap(kerr.InvalidRecord, errors.New("idempotent batch without a sequence"))
 	}
 	rp.LogAppendTime = -1
 	if cfg.logAppendTime {
-		now := time.Now().UnixMilli()
-		batch.SetLogAppendTime(p.Records, now)
-		rp.LogAppendTime = now
+		batch.SetLogAppendTime(p.Records, nowMs)
+		rp.LogAppendTime = nowMs
 	}
-	base, err := part.Append(p.Records, h)
-	if err != nil {
-		if errors.Is(err, batch.ErrCorrupt) {
-			return 0, wrap(kerr.CorruptMessage, err)
-		}
+	base, dup, err := part.Append(p.Records, h, nowMs)
+	switch {
+	case errors.Is(err, batch.ErrCorrupt):
+		return 0, wrap(kerr.CorruptMessage, err)
+	case errors.Is(err, producer.ErrFenced), errors.Is(err, producer.ErrOutOfOrder):
+		return 0, err
+	case err != nil:
 		return 0, wrap(kerr.KafkaStorageError, err)
+	case dup != nil:
+		// A retry of a batch already appended: answer with where it went,
+		// once that is durable too.
+		rp.BaseOffset = dup.BaseOffset
+		rp.LogStartOffset = part.LogStartOffset()
+		return dup.LastOffset + 1, nil
 	}
 	rp.BaseOffset = base
 	rp.LogStartOffset = part.LogStartOffset()

@@ -72,6 +72,8 @@ var brokerDefs = []Def{
 	{Name: "fetch.max.waiting", Type: Int, Default: "10000", Doc: "Most fetches waiting for data at once.", Valid: atLeast(1)},
 	{Name: "fetch.max.bytes", Type: Int, Default: "57671680", Doc: "Most bytes one fetch response carries.", Valid: atLeast(1024)},
 	{Name: "delete.topic.enable", Type: Boolean, Default: "true", Doc: "Allow topic deletion."},
+	{Name: "producer.id.expiration.ms", Type: Int, Default: "86400000", Doc: "Idle time after which a partition forgets a producer id; its next batch is then accepted at any sequence.", Valid: atLeast(1)},
+	{Name: "producer.id.expiration.check.interval.ms", Type: Int, Default: "600000", Doc: "How often idle producer ids are expired.", Valid: atLeast(1)},
 }
 
 // Topic-level definitions that shadow no broker config.

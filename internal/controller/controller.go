@@ -332,5 +332,17 @@ func (c *Controller) AlterTopicConfigs(name string, changes []ConfigChange, repl
 	return c.commitLocked(recs)
 }
 
+// AllocateProducerIDs durably reserves a block of size producer ids and
+// returns its first id.
+func (c *Controller) AllocateProducerIDs(size int64) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	start := c.image.NextProducerID
+	if err := c.commitLocked([]metadata.Record{{ProducerIDs: &metadata.ProducerIDsRecord{Start: start, Size: size}}}); err != nil {
+		return 0, err
+	}
+	return start, nil
+}
+
 // IsCode reports whether err carries the Kafka error code.
 func IsCode(err error, code *kerr.Error) bool { return errors.Is(err, code) }

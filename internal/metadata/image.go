@@ -48,6 +48,8 @@ type Image struct {
 	byID    map[TopicID]*Topic
 	Offset  int64 // metadata log offset of the last applied record
 	NodeIDs []int32
+	// NextProducerID is the first producer id not yet in any block.
+	NextProducerID int64
 }
 
 // NewImage returns an empty image.
@@ -114,6 +116,11 @@ func (im *Image) Apply(r Record) error {
 		}
 		delete(im.Topics, t.Name)
 		delete(im.byID, t.ID)
+	case r.ProducerIDs != nil:
+		if r.ProducerIDs.Start != im.NextProducerID || r.ProducerIDs.Size <= 0 {
+			return fmt.Errorf("producer id block %+v does not start at %d", *r.ProducerIDs, im.NextProducerID)
+		}
+		im.NextProducerID += r.ProducerIDs.Size
 	default:
 		return fmt.Errorf("empty metadata record")
 	}

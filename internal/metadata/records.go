@@ -9,6 +9,7 @@ type Record struct {
 	Partition   *PartitionRecord   `json:"partition,omitempty"`
 	Config      *ConfigRecord      `json:"config,omitempty"`
 	RemoveTopic *RemoveTopicRecord `json:"removeTopic,omitempty"`
+	ProducerIDs *ProducerIDsRecord `json:"producerIds,omitempty"`
 }
 
 // TopicRecord creates a topic (its partitions follow as PartitionRecords).
@@ -55,4 +56,12 @@ func DecodeRecord(b []byte) (Record, error) {
 	var r Record
 	err := json.Unmarshal(b, &r)
 	return r, err
+}
+
+// ProducerIDsRecord hands out the block of producer ids [Start, Start+Size)
+// (KIP-730): ids below Start+Size are never handed out again, whatever
+// happens to the node that holds the block.
+type ProducerIDsRecord struct {
+	Start int64 `json:"start"`
+	Size  int64 `json:"size"`
 }

@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/weir-broker/weir/internal/batch"
 	wlog "github.com/weir-broker/weir/internal/log"
+	"github.com/weir-broker/weir/internal/producer"
 )
 
 // ErrClosed is returned to waiters when the partition closes under them.
@@ -27,12 +29,16 @@ type Partition struct {
 	Topic string
 	Index int32
 
+	dir string
 	log *wlog.Log
 
-	// mu serialises appends and guards leaderEpoch and isr.
-	mu          sync.Mutex
-	leaderEpoch int32
-	isr         []int32
+	// mu serialises appends and guards leaderEpoch, isr, producers and
+	// sinceSnapshot.
+	mu            sync.Mutex
+	leaderEpoch   int32
+	isr           []int32
+	producers     *producer.State
+	sinceSnapshot int64 // bytes appended since the last producer snapshot
 
 	hw atomic.Int64
 
@@ -65,12 +71,17 @@ func Open(topic string, index int32, dir string, cfg wlog.Config, leaderEpoch in
 		return nil, fmt.Errorf("sync %s-%d: %w", topic, index, err)
 	}
 	p := &Partition{
-		Topic: topic, Index: index, log: l,
+		Topic: topic, Index: index, dir: dir, log: l,
 		leaderEpoch: leaderEpoch, isr: isr,
-		watchers: make(map[chan<- struct{}]struct{}),
-		flushCh:  make(chan struct{}, 1),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
+		producers: producer.NewState(),
+		watchers:  make(map[chan<- struct{}]struct{}),
+		flushCh:   make(chan struct{}, 1),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if err := p.loadProducers(time.Now().UnixMilli()); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("producer state of %s-%d: %w", topic, index, err)
 	}
 	p.hw.Store(flushed)
 	go p.flusher()
@@ -104,21 +115,37 @@ func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
 // LogEndOffset is the next offset to be assigned.
 func (p *Partition) LogEndOffset() int64 { return p.log.EndOffset() }
 
-// Append writes one validated batch and returns its base offset. The batch
-// becomes durable and visible asynchronously; WaitDurable waits for it.
-func (p *Partition) Append(b []byte, h batch.Header) (int64, error) {
+// Append writes one validated batch and returns its base offset. An
+// idempotent batch is first checked against the producer state: a retry
+// of a batch already appended is not written again, and its original
+// metadata is returned instead. The batch becomes durable and visible
+// asynchronously; WaitDurable waits for it. nowMs is the broker's clock.
+func (p *Partition) Append(b []byte, h batch.Header, nowMs int64) (int64, *producer.BatchMeta, error) {
 	p.mu.Lock()
+	if h.Idempotent() {
+		dup, err := p.producers.Check(h)
+		if err != nil || dup != nil {
+			p.mu.Unlock()
+			return 0, dup, err
+		}
+	}
 	batch.SetLeaderEpoch(b, p.leaderEpoch)
 	base, err := p.log.Append(b)
+	if err == nil {
+		if h.Idempotent() {
+			p.producers.Update(h, base, nowMs)
+		}
+		p.sinceSnapshot += int64(len(b))
+	}
 	p.mu.Unlock()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	select {
 	case p.flushCh <- struct{}{}:
 	default: // a flush is already due; it will cover this append
 	}
-	return base, nil
+	return base, nil, nil
 }
 
 // WaitDurable returns a channel that receives nil once every offset below
@@ -192,11 +219,15 @@ func (p *Partition) SetConfig(cfg wlog.Config) { p.log.SetConfig(cfg) }
 // Size is the partition's size on disk.
 func (p *Partition) Size() int64 { return p.log.Size() }
 
-// Close stops the flusher, fails any waiter, and closes the log cleanly.
+// Close stops the flusher, fails any waiter, snapshots the producer state
+// and closes the log cleanly.
 func (p *Partition) Close() error {
 	close(p.closing)
 	<-p.done
-	err := p.log.Close()
+	err := p.snapshotProducers()
+	if cerr := p.log.Close(); err == nil {
+		err = cerr
+	}
 	p.wmu.Lock()
 	for _, w := range p.waiters {
 		w.ch <- ErrClosed
@@ -218,6 +249,12 @@ func (p *Partition) flusher() {
 		p.advance(flushed, err)
 		if err != nil {
 			return // the flush error is sticky; the log refuses appends too
+		}
+		if p.snapshotDue() {
+			if err := p.snapshotProducers(); err != nil {
+				p.advance(0, err)
+				return
+			}
 		}
 	}
 }

@@ -21,9 +21,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/faults"
 )
 
 // Reply produces the response to one request. A nil response sends
@@ -47,6 +52,15 @@ type Limits struct {
 	MaxInflightReqs int   // queued.max.requests, per connection
 }
 
+// responsePoints names the fault point of each API's response.
+var responsePoints = func() [kmsg.MaxKey + 1]string {
+	var p [kmsg.MaxKey + 1]string
+	for k := range p {
+		p[k] = strings.ToLower(kmsg.NameForKey(int16(k))) + ".response"
+	}
+	return p
+}()
+
 // Conn is one client connection as handlers see it.
 type Conn struct {
 	Remote   net.Addr
@@ -67,10 +81,12 @@ type Server struct {
 	conns    map[net.Conn]struct{}
 	closed   bool
 	versions map[int16][2]int16 // key -> min, max
+	faults   *faults.Injector
 }
 
-// New serves h on ln until Close.
-func New(ln net.Listener, h Handler, limits Limits, logger *slog.Logger) *Server {
+// New serves h on ln until Close. inj, when not nil, injects faults at
+// the response points (see internal/faults).
+func New(ln net.Listener, h Handler, limits Limits, logger *slog.Logger, inj *faults.Injector) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		ln: ln, h: h, limits: limits, logger: logger,
@@ -78,6 +94,7 @@ func New(ln net.Listener, h Handler, limits Limits, logger *slog.Logger) *Server
 		ctx:   ctx, cancel: cancel,
 		conns:    make(map[net.Conn]struct{}),
 		versions: make(map[int16][2]int16),
+		faults:   inj,
 	}
 	for _, k := range h.APIVersions() {
 		s.versions[k.ApiKey] = [2]int16{k.MinVersion, k.MaxVersion}
@@ -165,6 +182,7 @@ func (s *Server) serve(nc net.Conn) {
 }
 
 type pending struct {
+	key           int16
 	correlationID int32
 	reply         Reply
 }
@@ -195,7 +213,7 @@ func (s *Server) read(ctx context.Context, nc net.Conn, c *Conn, replies chan<- 
 			return err
 		}
 		select {
-		case replies <- pending{correlationID: h.correlationID, reply: reply}:
+		case replies <- pending{key: h.key, correlationID: h.correlationID, reply: reply}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -266,12 +284,39 @@ func (s *Server) write(nc net.Conn, replies <-chan pending) {
 			nc.Close()
 			continue
 		}
+		closeAfter := false
+		switch a := s.faults.Fire(responsePoints[p.key]); a.Kind {
+		case faults.Drop:
+			s.logger.Warn("fault: response dropped, connection closed", "point", responsePoints[p.key])
+			failed = true
+			bw.Flush()
+			nc.Close()
+			continue
+		case faults.Delay:
+			time.Sleep(a.Delay)
+		case faults.Close:
+			closeAfter = true
+		case faults.Exit:
+			fmt.Fprintf(os.Stderr, "weir: fault: exiting at %s\n", responsePoints[p.key])
+			os.Exit(3)
+		}
 		if resp == nil {
+			if closeAfter {
+				failed = true
+				bw.Flush()
+				nc.Close()
+			}
 			continue
 		}
 		buf = appendResponse(buf[:0], p.correlationID, resp)
 		if _, err := bw.Write(buf); err != nil {
 			failed = true
+			nc.Close()
+			continue
+		}
+		if closeAfter {
+			failed = true
+			bw.Flush()
 			nc.Close()
 			continue
 		}

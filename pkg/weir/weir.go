@@ -20,6 +20,7 @@ import (
 
 	"github.com/weir-broker/weir/internal/broker"
 	"github.com/weir-broker/weir/internal/config"
+	"github.com/weir-broker/weir/internal/faults"
 	"github.com/weir-broker/weir/internal/server"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	Broker *config.Broker
 	// Logger receives the broker's logs; discarded when nil.
 	Logger *slog.Logger
+	// Faults, when set, injects faults (see internal/faults): for tests
+	// and the lab, never for production.
+	Faults *faults.Injector
 }
 
 // Broker is a running broker.
@@ -96,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		MaxFrameBytes:   int32(settings.Int("socket.request.max.bytes")),
 		MaxConnections:  int(settings.Int("max.connections")),
 		MaxInflightReqs: int(settings.Int("queued.max.requests")),
-	}, logger)
+	}, logger, cfg.Faults)
 	logger.Info("weir serving", "addr", ln.Addr().String(), "data", cfg.DataDir)
 	return &Broker{b: b, srv: srv}, nil
 }

@@ -1,0 +1,189 @@
+// Package faults holds Weir's named fault points: places where a test or
+// the lab can make the broker lose a response, delay it, close the
+// connection or exit the process. Every point is off unless a spec turns
+// it on, and a spec is only read from the explicitly unsafe
+// `--unsafe-faults` flag of `weir serve` or from pkg/weir's Config, never
+// from a properties file.
+//
+// A spec is a comma-separated list of rules, each
+//
+//	POINT=ACTION[@PROBABILITY][#TIMES][+SKIP]
+//
+// where POINT is "<api>.response" (the response to a request of that API,
+// after the broker has acted on it: "produce.response", "fetch.response",
+// …), ACTION is drop (close the connection without sending the response:
+// a lost acknowledgement), close (send it, then close), delay:DURATION, or
+// exit (end the process at once, as a crash after the append), PROBABILITY
+// is the chance a request fires the rule (default 1), TIMES caps how often
+// it fires, and SKIP lets that many matching requests pass first. The
+// random draws come from a seeded source, so a seed reproduces a schedule.
+package faults
+
+import (
+	"fmt"
+	"math/rand"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Kind is what a fired rule does.
+type Kind int
+
+// Actions.
+const (
+	None Kind = iota
+	Drop
+	Close
+	Delay
+	Exit
+)
+
+func (k Kind) String() string {
+	return [...]string{"none", "drop", "close", "delay", "exit"}[k]
+}
+
+// Action is the outcome of Fire.
+type Action struct {
+	Kind  Kind
+	Delay time.Duration
+}
+
+type rule struct {
+	point   string
+	action  Action
+	prob    float64
+	times   int // 0 = unlimited
+	skip    int
+	matched int
+	fired   int
+}
+
+// Injector decides, for each pass through a fault point, what happens.
+// A nil *Injector never fires.
+type Injector struct {
+	mu    sync.Mutex
+	rng   *rand.Rand
+	rules []*rule
+}
+
+// Parse reads a spec; seed seeds the probability draws.
+func Parse(spec string, seed int64) (*Injector, error) {
+	in := &Injector{rng: rand.New(rand.NewSource(seed))}
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		r, err := parseRule(part)
+		if err != nil {
+			return nil, fmt.Errorf("fault %q: %w", part, err)
+		}
+		in.rules = append(in.rules, r)
+	}
+	if len(in.rules) == 0 {
+		return nil, fmt.Errorf("fault spec %q has no rules", spec)
+	}
+	return in, nil
+}
+
+func parseRule(s string) (*rule, error) {
+	point, rest, ok := strings.Cut(s, "=")
+	if !ok || !strings.HasSuffix(point, ".response") || len(point) == len(".response") {
+		return nil, fmt.Errorf("expected <api>.response=ACTION")
+	}
+	r := &rule{point: point, prob: 1}
+	// Split off the modifiers, which start at the first of @ # +.
+	actionText := rest
+	if i := strings.IndexAny(rest, "@#+"); i >= 0 {
+		actionText, rest = rest[:i], rest[i:]
+	} else {
+		rest = ""
+	}
+	switch {
+	case actionText == "drop":
+		r.action.Kind = Drop
+	case actionText == "close":
+		r.action.Kind = Close
+	case actionText == "exit":
+		r.action.Kind = Exit
+	case strings.HasPrefix(actionText, "delay:"):
+		d, err := time.ParseDuration(strings.TrimPrefix(actionText, "delay:"))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("bad delay %q", actionText)
+		}
+		r.action = Action{Kind: Delay, Delay: d}
+	default:
+		return nil, fmt.Errorf("unknown action %q (drop, close, exit, delay:DURATION)", actionText)
+	}
+	for rest != "" {
+		mod := rest[0]
+		rest = rest[1:]
+		end := strings.IndexAny(rest, "@#+")
+		if end < 0 {
+			end = len(rest)
+		}
+		val := rest[:end]
+		rest = rest[end:]
+		switch mod {
+		case '@':
+			p, err := strconv.ParseFloat(val, 64)
+			if err != nil || p <= 0 || p > 1 {
+				return nil, fmt.Errorf("probability %q is not in (0, 1]", val)
+			}
+			r.prob = p
+		case '#', '+':
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("count %q is not a non-negative integer", val)
+			}
+			if mod == '#' {
+				r.times = n
+			} else {
+				r.skip = n
+			}
+		}
+	}
+	return r, nil
+}
+
+// Fire is called as a request passes point; it returns what to do.
+func (in *Injector) Fire(point string) Action {
+	if in == nil {
+		return Action{}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, r := range in.rules {
+		if r.point != point {
+			continue
+		}
+		r.matched++
+		if r.matched <= r.skip || (r.times > 0 && r.fired >= r.times) {
+			continue
+		}
+		if r.prob < 1 && in.rng.Float64() >= r.prob {
+			continue
+		}
+		r.fired++
+		return r.action
+	}
+	return Action{}
+}
+
+// Fired is how many times rules at point have fired.
+func (in *Injector) Fired(point string) int {
+	if in == nil {
+		return 0
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := 0
+	for _, r := range in.rules {
+		if r.point == point {
+			n += r.fired
+		}
+	}
+	return n
+}

@@ -1,0 +1,83 @@
+package partition
+
+import (
+	"fmt"
+
+	"github.com/weir-broker/weir/internal/batch"
+	"github.com/weir-broker/weir/internal/producer"
+)
+
+// snapshotIntervalBytes is how much is appended between producer state
+// snapshots: what a restart after a crash replays at most (besides the
+// active segment's share before the first snapshot).
+const snapshotIntervalBytes = 64 << 20
+
+// loadProducers rebuilds the producer state: the newest snapshot not
+// beyond the recovered log, then every batch after it. Replayed producers
+// count as seen at nowMs, so a restart never expires a producer early.
+func (p *Partition) loadProducers(nowMs int64) error {
+	end := p.log.EndOffset()
+	from, entries, err := producer.LoadSnapshot(p.dir, end)
+	if err != nil {
+		return err
+	}
+	p.producers.Restore(entries)
+	from = max(from, p.log.StartOffset())
+	for from < end {
+		data, err := p.log.Read(from, end, 1<<20)
+		if err != nil {
+			return fmt.Errorf("replay from %d: %w", from, err)
+		}
+		if len(data) == 0 {
+			return fmt.Errorf("replay from %d: log returned nothing before its end %d", from, end)
+		}
+		for len(data) > 0 {
+			h, err := batch.ParseHeader(data)
+			if err != nil {
+				return fmt.Errorf("replay at %d: %w", from, err)
+			}
+			if h.Idempotent() && !h.Control() {
+				p.producers.Update(h, h.BaseOffset, nowMs)
+			}
+			from = h.NextOffset()
+			data = data[h.Size():]
+		}
+	}
+	return nil
+}
+
+func (p *Partition) snapshotDue() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sinceSnapshot >= snapshotIntervalBytes
+}
+
+// snapshotProducers writes the producer state as of the log end. The
+// state and the end offset are taken together under the append lock, and
+// the log is synced up to that end before the snapshot is written, so a
+// snapshot never describes batches a crash could take back.
+func (p *Partition) snapshotProducers() error {
+	p.mu.Lock()
+	end := p.log.EndOffset()
+	entries := p.producers.Entries()
+	p.sinceSnapshot = 0
+	p.mu.Unlock()
+	if _, err := p.log.Sync(); err != nil {
+		return err
+	}
+	return producer.WriteSnapshot(p.dir, end, entries)
+}
+
+// Producers lists the producers this partition tracks.
+func (p *Partition) Producers() []producer.Entry {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.producers.Entries()
+}
+
+// ExpireProducers forgets producers idle for longer than expirationMs.
+func (p *Partition) ExpireProducers(nowMs, expirationMs int64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.producers.Expire(nowMs, expirationMs)
+}
