@@ -222,7 +222,9 @@ func (l *Log) syncLocked() (int64, error) {
 		s.pendingIdx = nil
 	}
 	files = append(files, idxFiles...)
-
+	if l.flushed < end {
+		files = append(files, active.log)
+	}
 	l.unsynced = nil
 	dirDirty := l.dirDirty
 	l.dirDirty = false

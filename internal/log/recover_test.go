@@ -248,6 +248,26 @@ func TestKill9KeepsEverythingWritten(t *testing.T) {
 	checkRecovered(t, cfg, m.batches)
 }
 
+func TestRecoveredDataIsDurableOnceOpenReturns(t *testing.T) {
+	fs := newMem()
+	cfg := memConfig(fs)
+	cfg.SegmentBytes = 700
+	l := mustOpen(t, cfg)
+	var m model
+	for i := range 20 {
+		m.append(t, l, makeBatch(2, 100, int64(i)))
+	}
+	// Killed before any Sync: the data is only in the page cache.
+	cfg.FS = fs.Clone()
+	l = mustOpen(t, cfg)
+	if l.FlushedOffset() != m.next {
+		t.Fatalf("flushed %d after open, want %d", l.FlushedOffset(), m.next)
+	}
+	// So a power loss now must not take it.
+	cfg.FS = cfg.FS.(*logtest.MemFS).Crash(nil)
+	checkRecovered(t, cfg, m.batches)
+}
+
 func TestOpenRefusesToDropDataBelowTheRecoveryPoint(t *testing.T) {
 	damage := map[string]func(fs *logtest.MemFS, path string, size int){
 		"cut at a batch boundary": func(fs *logtest.MemFS, path string, size int) { fs.Cut(path, int64(size-len(makeBatch(2, 80, 1)))) },

@@ -245,6 +245,14 @@ func TestTruncateRemovesTheTailDurably(t *testing.T) {
 	if l.EndOffset() != 10 || l.FlushedOffset() > 10 {
 		t.Fatalf("end %d flushed %d", l.EndOffset(), l.FlushedOffset())
 	}
+	// The truncation is durable as soon as Truncate returns.
+	cc := cfg
+	cc.FS = fs.Crash(nil)
+	l2 := mustOpen(t, cc)
+	if l2.EndOffset() != 10 {
+		t.Fatalf("truncated batches came back after a power loss: end %d", l2.EndOffset())
+	}
+	l2.Close()
 	m.batches, m.next = m.batches[:5], 10
 	m.append(t, l, makeBatch(1, 30, clk.ms()))
 	if _, err := l.Sync(); err != nil {
