@@ -21,9 +21,16 @@ const benchTopic = DefaultTopic
 // acks=all with idempotence, and reports records/s, MB/s and latency
 // quantiles.
 func runProduceBench(b *testing.B, brokers []string) {
+	runProduceBenchWith(b, brokers, ProduceOptions{})
+}
+
+// runProduceBenchWith is runProduceBench with options (topic and record
+// count are set here).
+func runProduceBenchWith(b *testing.B, brokers []string, opts ProduceOptions) {
 	b.Helper()
+	opts.Topic, opts.Records = benchTopic, b.N
 	b.ResetTimer()
-	res, err := Produce(context.Background(), brokers, ProduceOptions{Topic: benchTopic, Records: b.N})
+	res, err := Produce(context.Background(), brokers, opts)
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)

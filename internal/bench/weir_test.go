@@ -21,4 +21,10 @@ func startWeir(b *testing.B) []string {
 
 func BenchmarkWeirProduce(b *testing.B) { runProduceBench(b, startWeir(b)) }
 
+// BenchmarkWeirProduceNonIdempotent is BenchmarkWeirProduce without
+// idempotence: the pair measures what the producer-state checks cost.
+func BenchmarkWeirProduceNonIdempotent(b *testing.B) {
+	runProduceBenchWith(b, startWeir(b), ProduceOptions{DisableIdempotence: true})
+}
+
 func BenchmarkWeirConsume(b *testing.B) { runConsumeBench(b, startWeir(b)) }
