@@ -170,39 +170,54 @@ func produceThroughCrashes(t *testing.T, idempotent bool) (map[int]int, int) {
 	}
 	cl := newClient(t, addr, opts...)
 
-	const n = 20000
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failures []error
-	acked := 0
-	ackedCh := make(chan int, n)
-	for v := range n {
-		wg.Add(1)
-		cl.Produce(context.Background(), &kgo.Record{Key: []byte(strconv.Itoa(v % 7)), Value: []byte(strconv.Itoa(v))}, func(_ *kgo.Record, err error) {
-			defer wg.Done()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failures = append(failures, err)
+	// Produce without pause until the crashes are over, so every crash
+	// meets batches in flight.
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failures []error
+		acked    int
+		n        int
+	)
+	stop := make(chan struct{})
+	producing := make(chan struct{})
+	go func() {
+		defer close(producing)
+		for {
+			select {
+			case <-stop:
 				return
+			default:
 			}
-			acked++
-			ackedCh <- acked
-		})
-	}
-	p.kill()
+			v := n
+			n++
+			wg.Add(1)
+			cl.Produce(context.Background(), &kgo.Record{Key: []byte(strconv.Itoa(v % 7)), Value: []byte(strconv.Itoa(v))}, func(_ *kgo.Record, err error) {
+				defer wg.Done()
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failures = append(failures, err)
+					return
+				}
+				acked++
+			})
+		}
+	}()
 	for _, skip := range []int{10, 25, 40} {
+		p.kill()
 		p = startProc(t, addr, dir, "--unsafe-faults", "produce.response=exit+"+strconv.Itoa(skip))
 		p.waitExit()
 	}
 	p = startProc(t, addr, dir)
-	for a := range ackedCh { // SIGKILL once some of the remaining records are acknowledged
-		if a >= n*3/4 || a == n {
-			break
-		}
+	ackedNow := func() int { mu.Lock(); defer mu.Unlock(); return acked }
+	for base := ackedNow(); ackedNow() < base+1000; {
+		time.Sleep(5 * time.Millisecond) // until the restarted broker has acknowledged more
 	}
-	p.kill()
+	p.kill() // SIGKILL with requests in flight
 	p = startProc(t, addr, dir)
+	close(stop)
+	<-producing
 	wg.Wait()
 	if len(failures) > 0 {
 		t.Fatalf("%d records failed, first: %v", len(failures), failures[0])

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -13,9 +14,10 @@ import (
 // brokerProc is the weir binary running `weir serve` as a child process,
 // so a test can kill it with SIGKILL.
 type brokerProc struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	addr string
+	t      testing.TB
+	cmd    *exec.Cmd
+	addr   string
+	exited chan struct{} // closed once the process is reaped
 }
 
 // startProc runs `weir serve` on listen (host:port; port 0 picks one) and
@@ -32,7 +34,7 @@ func startProc(t testing.TB, listen, dataDir string, extra ...string) *brokerPro
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &brokerProc{t: t, cmd: cmd}
+	p := &brokerProc{t: t, cmd: cmd, exited: make(chan struct{})}
 	t.Cleanup(func() { p.kill() })
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -43,25 +45,29 @@ func startProc(t testing.TB, listen, dataDir string, extra ...string) *brokerPro
 		t.Fatalf("unexpected first line %q", line)
 	}
 	p.addr = strings.TrimSuffix(p.addr, ",")
+	// Reap only after the first line is read: Wait closes the pipe.
+	go func() {
+		io.Copy(io.Discard, out)
+		cmd.Wait()
+		close(p.exited)
+	}()
 	return p
 }
 
-// kill sends SIGKILL and reaps the process.
+// kill sends SIGKILL and waits until the process is reaped.
 func (p *brokerProc) kill() {
-	if p.cmd.ProcessState != nil {
+	if p.exited == nil {
 		return
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.cmd.Wait()
+	<-p.exited
 }
 
 // waitExit waits for the process to end by itself (a fault that exits).
 func (p *brokerProc) waitExit() {
 	p.t.Helper()
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(60 * time.Second):
 		p.kill()
 		p.t.Fatal("weir did not exit at its fault point within 60s")
@@ -71,11 +77,12 @@ func (p *brokerProc) waitExit() {
 // stop sends SIGTERM and waits for a clean exit.
 func (p *brokerProc) stop() error {
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
 	select {
-	case err := <-done:
-		return err
+	case <-p.exited:
+		if !p.cmd.ProcessState.Success() {
+			return fmt.Errorf("weir exited with %v after SIGTERM", p.cmd.ProcessState)
+		}
+		return nil
 	case <-time.After(30 * time.Second):
 		p.kill()
 		return fmt.Errorf("weir did not stop within 30s of SIGTERM")
