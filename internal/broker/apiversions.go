@@ -16,17 +16,33 @@ var served = []apiRange{
 	{1, 4, 16}, // Fetch: v4+ serves record batch v2
 	{2, 1, 8},  // ListOffsets
 	{3, 0, 12}, // Metadata
+	{8, 0, 9},  // OffsetCommit
+	{9, 0, 9},  // OffsetFetch
+	{10, 0, 6}, // FindCoordinator
+	{11, 0, 9}, // JoinGroup
+	{12, 0, 4}, // Heartbeat
+	{13, 0, 5}, // LeaveGroup
+	{14, 0, 5}, // SyncGroup
+	{15, 0, 6}, // DescribeGroups
+	{16, 0, 5}, // ListGroups
 	{18, 0, 4}, // ApiVersions
 	{19, 2, 7}, // CreateTopics
 	{20, 1, 6}, // DeleteTopics
 	{21, 0, 2}, // DeleteRecords
 	{22, 0, 4}, // InitProducerId
+	{24, 0, 3}, // AddPartitionsToTxn
+	{26, 0, 3}, // EndTxn
+	{27, 0, 1}, // WriteTxnMarkers
 	{32, 1, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
 	{37, 0, 3}, // CreatePartitions
+	{42, 0, 2}, // DeleteGroups
 	{44, 0, 1}, // IncrementalAlterConfigs
+	{47, 0, 0}, // OffsetDelete
 	{60, 0, 1}, // DescribeCluster
 	{61, 0, 0}, // DescribeProducers
+	{65, 0, 0}, // DescribeTransactions
+	{66, 0, 1}, // ListTransactions
 }
 
 // APIVersions implements server.Handler.

@@ -56,6 +56,9 @@ type Broker struct {
 	fetchWaiting chan struct{} // a slot per waiting fetch (fetch.max.waiting)
 
 	pids producerIDs
+	txns *txnDriver
+
+	groups *groupCoordinator // the group coordinator's shards (groups.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -128,8 +131,20 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, openErr
 	}
 	ctrl.SetListener(b.apply)
+	b.txns = newTxnDriver(b)
+	if _, err := b.txns.coordinator(false); err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.wg.Add(1)
+	go b.txnTicker()
 	b.wg.Add(1)
 	go b.housekeeping()
+	b.groups = newGroupCoordinator(b)
+	if _, err := b.groups.load(false); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("load consumer groups: %w", err)
+	}
 	return b, nil
 }
 
@@ -140,6 +155,7 @@ func (b *Broker) SetAdvertised(host string, port int32) { b.advHost, b.advPort =
 func (b *Broker) Close() error {
 	close(b.stop)
 	b.wg.Wait()
+	b.groups.close()
 	b.closePartitions()
 	return b.ctrl.Close()
 }
@@ -404,6 +420,26 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		return b.handleProduce(r)
 	case *kmsg.FetchRequest:
 		return b.handleFetch(ctx, r)
+	case *kmsg.JoinGroupRequest:
+		return b.handleJoinGroup(ctx, c, r)
+	case *kmsg.SyncGroupRequest:
+		return b.handleSyncGroup(ctx, c, r)
+	case *kmsg.HeartbeatRequest:
+		return b.handleHeartbeat(ctx, c, r)
+	case *kmsg.LeaveGroupRequest:
+		return b.handleLeaveGroup(ctx, c, r)
+	case *kmsg.OffsetCommitRequest:
+		return b.handleOffsetCommit(ctx, c, r)
+	case *kmsg.OffsetFetchRequest:
+		return b.handleOffsetFetch(ctx, c, r)
+	case *kmsg.OffsetDeleteRequest:
+		return b.handleOffsetDelete(ctx, c, r)
+	case *kmsg.DescribeGroupsRequest:
+		return b.handleDescribeGroups(ctx, c, r)
+	case *kmsg.ListGroupsRequest:
+		return b.handleListGroups(ctx, c, r)
+	case *kmsg.DeleteGroupsRequest:
+		return b.handleDeleteGroups(ctx, c, r)
 	}
 	var resp kmsg.Response
 	switch r := req.(type) {
@@ -427,10 +463,22 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleDeleteRecords(r)
 	case *kmsg.DescribeClusterRequest:
 		resp = b.handleDescribeCluster(r)
+	case *kmsg.FindCoordinatorRequest:
+		resp = b.handleFindCoordinator(r)
 	case *kmsg.InitProducerIDRequest:
 		resp = b.handleInitProducerID(r)
 	case *kmsg.DescribeProducersRequest:
 		resp = b.handleDescribeProducers(r)
+	case *kmsg.AddPartitionsToTxnRequest:
+		resp = b.handleAddPartitionsToTxn(r)
+	case *kmsg.EndTxnRequest:
+		resp = b.handleEndTxn(r)
+	case *kmsg.WriteTxnMarkersRequest:
+		resp = b.handleWriteTxnMarkers(r)
+	case *kmsg.DescribeTransactionsRequest:
+		resp = b.handleDescribeTransactions(r)
+	case *kmsg.ListTransactionsRequest:
+		resp = b.handleListTransactions(r)
 	case *kmsg.ApiVersionsRequest:
 		resp = b.handleApiVersions(r)
 	default:

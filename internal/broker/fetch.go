@@ -171,6 +171,10 @@ func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted 
 			op.RecordBatches = data
 			total += len(data)
 		}
+		if readCommitted {
+			// Not null: a read_committed client expects the list.
+			op.AbortedTransactions = p.AbortedTransactions(t.req.FetchOffset, limit)
+		}
 	}
 	return total
 }

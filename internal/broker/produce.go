@@ -121,10 +121,14 @@ func (b *Broker) produceOne(topic string, cfg *topicSettings, p kmsg.ProduceRequ
 		return 0, kerr.MessageTooLarge
 	case h.Control():
 		return 0, wrap(kerr.InvalidRecord, errors.New("clients cannot produce control batches"))
-	case h.Transactional():
-		return 0, wrap(kerr.InvalidRecord, errors.New("transactional batches are not served yet"))
 	case h.Idempotent() && h.BaseSequence < 0:
 		return 0, wrap(kerr.InvalidRecord, errors.New("idempotent batch without a sequence"))
+	case h.Transactional() && !h.Idempotent():
+		return 0, wrap(kerr.InvalidRecord, errors.New("transactional batch without a producer id"))
+	case h.Transactional():
+		if err := b.verifyTxnBatch(topic, p.Partition, h); err != nil {
+			return 0, err
+		}
 	}
 	rp.LogAppendTime = -1
 	if cfg.logAppendTime {

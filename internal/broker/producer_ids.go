@@ -5,8 +5,7 @@ package broker
 // non-transactional producers, including a KIP-360 re-initialisation that
 // presents the previous id and epoch (v3+). Ids come from blocks reserved
 // in the metadata log (KIP-730), so a restart never hands one out twice.
-// A transactional id is refused with INVALID_REQUEST until transactions
-// are served.
+// With a transactional id the transaction coordinator answers (txn.go).
 
 import (
 	"sync"
@@ -43,8 +42,7 @@ func (b *Broker) handleInitProducerID(req *kmsg.InitProducerIDRequest) kmsg.Resp
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.InvalidRequest.Code
-		return resp
+		return b.handleInitTransactionalProducerID(req, resp)
 	}
 	id, err := b.nextProducerID()
 	if err != nil {

@@ -73,7 +73,25 @@ var brokerDefs = []Def{
 	{Name: "fetch.max.bytes", Type: Int, Default: "57671680", Doc: "Most bytes one fetch response carries.", Valid: atLeast(1024)},
 	{Name: "delete.topic.enable", Type: Boolean, Default: "true", Doc: "Allow topic deletion."},
 	{Name: "producer.id.expiration.ms", Type: Int, Default: "86400000", Doc: "Idle time after which a partition forgets a producer id; its next batch is then accepted at any sequence.", Valid: atLeast(1)},
+	{Name: "transaction.max.timeout.ms", Type: Int, Default: "900000", Doc: "Longest transaction timeout a producer may ask for.", Valid: atLeast(1)},
+	{Name: "transactional.id.expiration.ms", Type: Int, Default: "604800000", Doc: "Idle time after which a transactional id is forgotten.", Valid: atLeast(1)},
+	{Name: "transaction.state.log.num.partitions", Type: Int, Default: "50", Doc: "Partitions of __transaction_state.", Valid: atLeast(1)},
+	{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Type: Int, Default: "10000", Doc: "How often timed-out transactions are aborted.", Valid: atLeast(1)},
 	{Name: "producer.id.expiration.check.interval.ms", Type: Int, Default: "600000", Doc: "How often idle producer ids are expired.", Valid: atLeast(1)},
+	// Consumer groups and their offsets (__consumer_offsets).
+	{Name: "offsets.topic.num.partitions", Type: Int, Default: "50", Doc: "Partitions of __consumer_offsets, fixed when it is created.", Valid: atLeast(1)},
+	{Name: "offsets.topic.segment.bytes", Type: Int, Default: "104857600", Doc: "Segment size of __consumer_offsets, kept small so compaction can clean it.", Valid: atLeast(14)},
+	{Name: "offsets.retention.minutes", Type: Int, Default: "10080", Doc: "How long the committed offsets of an empty group are kept.", Valid: atLeast(1)},
+	{Name: "offsets.retention.check.interval.ms", Type: Long, Default: "600000", Doc: "How often expired offsets are removed.", Valid: atLeast(1)},
+	{Name: "offset.metadata.max.bytes", Type: Int, Default: "4096", Doc: "Largest metadata string an offset commit may carry.", Valid: atLeast(0)},
+	{Name: "group.initial.rebalance.delay.ms", Type: Int, Default: "3000", Doc: "How long the first rebalance of an empty group waits for more members.", Valid: atLeast(0)},
+	{Name: "group.min.session.timeout.ms", Type: Int, Default: "6000", Doc: "Smallest session timeout a member may ask for.", Valid: atLeast(1)},
+	{Name: "group.max.session.timeout.ms", Type: Int, Default: "1800000", Doc: "Largest session timeout a member may ask for.", Valid: atLeast(1)},
+	{Name: "group.max.size", Type: Int, Default: "2147483647", Doc: "Most members one group may have.", Valid: atLeast(1)},
+	// Log compaction (cleanup.policy=compact).
+	{Name: "log.cleaner.enable", Type: Boolean, Default: "true", Doc: "Run the cleaner that compacts topics with cleanup.policy=compact."},
+	{Name: "log.cleaner.backoff.ms", Type: Long, Default: "15000", Doc: "How often the cleaner looks for compacted topics to clean.", Valid: atLeast(1)},
+	{Name: "log.cleaner.delete.retention.ms", Type: Long, Default: "86400000", Doc: "How long a tombstone in a compacted topic is kept after its timestamp.", Topic: "delete.retention.ms", Valid: atLeast(0)},
 }
 
 // Topic-level definitions that shadow no broker config.

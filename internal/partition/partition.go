@@ -41,6 +41,9 @@ type Partition struct {
 	sinceSnapshot int64 // bytes appended since the last producer snapshot
 
 	hw atomic.Int64
+	// firstUnstable is the first offset of the earliest open transaction,
+	// or noOpenTxn; written under mu, read without it.
+	firstUnstable atomic.Int64
 
 	// wmu guards the waiting lists and the sticky flush error.
 	wmu      sync.Mutex
@@ -105,9 +108,12 @@ func (p *Partition) ISR() []int32 {
 // HighWatermark is the offset below which records are durable and visible.
 func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
-// LastStableOffset bounds read_committed fetches; with no transactions yet
-// it equals the high watermark.
-func (p *Partition) LastStableOffset() int64 { return p.hw.Load() }
+// noOpenTxn is firstUnstable when no transaction is open.
+const noOpenTxn = int64(1<<63 - 1)
+
+// LastStableOffset bounds read_committed fetches: the first offset of the
+// earliest open transaction, or the high watermark when it is lower.
+func (p *Partition) LastStableOffset() int64 { return min(p.hw.Load(), p.firstUnstable.Load()) }
 
 // LogStartOffset is the first offset still in the log.
 func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
@@ -134,6 +140,9 @@ func (p *Partition) Append(b []byte, h batch.Header, nowMs int64) (int64, *produ
 	if err == nil {
 		if h.Idempotent() {
 			p.producers.Update(h, base, nowMs)
+			if h.Transactional() {
+				p.updateFirstUnstableLocked()
+			}
 		}
 		p.sinceSnapshot += int64(len(b))
 	}
@@ -141,11 +150,16 @@ func (p *Partition) Append(b []byte, h batch.Header, nowMs int64) (int64, *produ
 	if err != nil {
 		return 0, nil, err
 	}
+	p.kickFlusher()
+	return base, nil, nil
+}
+
+// kickFlusher asks the flusher for a round.
+func (p *Partition) kickFlusher() {
 	select {
 	case p.flushCh <- struct{}{}:
 	default: // a flush is already due; it will cover this append
 	}
-	return base, nil, nil
 }
 
 // WaitDurable returns a channel that receives nil once every offset below

@@ -17,12 +17,13 @@ const snapshotIntervalBytes = 64 << 20
 // count as seen at nowMs, so a restart never expires a producer early.
 func (p *Partition) loadProducers(nowMs int64) error {
 	end := p.log.EndOffset()
-	from, entries, err := producer.LoadSnapshot(p.dir, end)
+	snap, err := producer.LoadSnapshot(p.dir, end)
 	if err != nil {
 		return err
 	}
-	p.producers.Restore(entries)
-	from = max(from, p.log.StartOffset())
+	p.producers.Restore(snap.Entries, snap.Aborted)
+	defer p.updateFirstUnstableLocked()
+	from := max(snap.Offset, p.log.StartOffset())
 	for from < end {
 		data, err := p.log.Read(from, end, 1<<20)
 		if err != nil {
@@ -36,7 +37,14 @@ func (p *Partition) loadProducers(nowMs int64) error {
 			if err != nil {
 				return fmt.Errorf("replay at %d: %w", from, err)
 			}
-			if h.Idempotent() && !h.Control() {
+			switch {
+			case h.Control():
+				commit, err := markerType(data[:h.Size()])
+				if err != nil {
+					return fmt.Errorf("replay marker at %d: %w", h.BaseOffset, err)
+				}
+				p.producers.ApplyMarker(h.ProducerID, h.ProducerEpoch, commit, h.BaseOffset, nowMs)
+			case h.Idempotent():
 				p.producers.Update(h, h.BaseOffset, nowMs)
 			}
 			from = h.NextOffset()
@@ -58,14 +66,17 @@ func (p *Partition) snapshotDue() bool {
 // snapshot never describes batches a crash could take back.
 func (p *Partition) snapshotProducers() error {
 	p.mu.Lock()
-	end := p.log.EndOffset()
-	entries := p.producers.Entries()
+	snap := producer.Snapshot{
+		Offset:  p.log.EndOffset(),
+		Entries: p.producers.Entries(),
+		Aborted: p.producers.Aborted(p.log.StartOffset()),
+	}
 	p.sinceSnapshot = 0
 	p.mu.Unlock()
 	if _, err := p.log.Sync(); err != nil {
 		return err
 	}
-	return producer.WriteSnapshot(p.dir, end, entries)
+	return producer.WriteSnapshot(p.dir, snap)
 }
 
 // Producers lists the producers this partition tracks.

@@ -27,16 +27,25 @@ const keepSnapshots = 2
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type snapshotBody struct {
-	Offset  int64   `json:"offset"`
-	Entries []Entry `json:"entries"`
+	Offset  int64        `json:"offset"`
+	Entries []Entry      `json:"entries"`
+	Aborted []AbortedTxn `json:"aborted,omitempty"`
+}
+
+// Snapshot is the producer state of a partition as of Offset.
+type Snapshot struct {
+	Offset  int64
+	Entries []Entry
+	Aborted []AbortedTxn
 }
 
 func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, snapshotSuffix) }
 
-// WriteSnapshot durably writes entries as the state at offset in dir and
-// removes all but the newest snapshots.
-func WriteSnapshot(dir string, offset int64, entries []Entry) error {
-	body, err := json.Marshal(snapshotBody{Offset: offset, Entries: entries})
+// WriteSnapshot durably writes snap in dir and removes all but the newest
+// snapshots.
+func WriteSnapshot(dir string, snap Snapshot) error {
+	offset := snap.Offset
+	body, err := json.Marshal(snapshotBody{Offset: offset, Entries: snap.Entries, Aborted: snap.Aborted})
 	if err != nil {
 		return err
 	}
@@ -106,41 +115,41 @@ func snapshotOffsets(dir string) ([]int64, error) {
 
 // LoadSnapshot reads the newest intact snapshot in dir whose offset is at
 // most maxOffset (the recovered log end: a snapshot beyond it describes
-// batches the log no longer holds). It returns offset -1 and no entries
+// batches the log no longer holds). It returns a snapshot at offset -1
 // when there is none; damaged snapshots are skipped.
-func LoadSnapshot(dir string, maxOffset int64) (int64, []Entry, error) {
+func LoadSnapshot(dir string, maxOffset int64) (Snapshot, error) {
 	offsets, err := snapshotOffsets(dir)
 	if err != nil {
-		return -1, nil, err
+		return Snapshot{Offset: -1}, err
 	}
 	for i := len(offsets) - 1; i >= 0; i-- {
 		if offsets[i] > maxOffset {
 			continue
 		}
-		entries, err := readSnapshot(filepath.Join(dir, snapshotName(offsets[i])))
+		body, err := readSnapshot(filepath.Join(dir, snapshotName(offsets[i])))
 		if err == nil {
-			return offsets[i], entries, nil
+			return Snapshot{Offset: offsets[i], Entries: body.Entries, Aborted: body.Aborted}, nil
 		}
 		if !errors.Is(err, errDamaged) {
-			return -1, nil, err
+			return Snapshot{Offset: -1}, err
 		}
 	}
-	return -1, nil, nil
+	return Snapshot{Offset: -1}, nil
 }
 
 var errDamaged = errors.New("damaged producer snapshot")
 
-func readSnapshot(path string) ([]Entry, error) {
+func readSnapshot(path string) (snapshotBody, error) {
+	var body snapshotBody
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return body, err
 	}
 	if len(data) < 4 || binary.BigEndian.Uint32(data) != crc32.Checksum(data[4:], castagnoli) {
-		return nil, errDamaged
+		return body, errDamaged
 	}
-	var body snapshotBody
 	if err := json.Unmarshal(data[4:], &body); err != nil {
-		return nil, fmt.Errorf("%w: %v", errDamaged, err)
+		return body, fmt.Errorf("%w: %v", errDamaged, err)
 	}
-	return body.Entries, nil
+	return body, nil
 }

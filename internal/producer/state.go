@@ -44,6 +44,20 @@ type Entry struct {
 	// LastUpdateMs is the broker's wall-clock time of the last append, the
 	// clock producer.id.expiration.ms is measured on.
 	LastUpdateMs int64 `json:"lastUpdateMs"`
+	// InTxn is set while a transaction of this producer is open in the
+	// partition; TxnFirstOffset is then its first offset, which holds the
+	// last stable offset back.
+	InTxn          bool  `json:"inTxn,omitempty"`
+	TxnFirstOffset int64 `json:"txnFirstOffset,omitempty"`
+}
+
+// AbortedTxn is an aborted transaction's span in a partition: read_committed
+// consumers drop its producer's batches between FirstOffset and the abort
+// marker at LastOffset.
+type AbortedTxn struct {
+	ProducerID  int64 `json:"producerId"`
+	FirstOffset int64 `json:"firstOffset"`
+	LastOffset  int64 `json:"lastOffset"`
 }
 
 // LastSeq is the last sequence appended, or -1.
@@ -66,6 +80,7 @@ func (e *Entry) LastTimestamp() int64 {
 // concurrent use; the partition's append lock guards it.
 type State struct {
 	entries map[int64]*Entry
+	aborted []AbortedTxn // by LastOffset
 }
 
 // NewState returns an empty state.
@@ -128,6 +143,9 @@ func (s *State) Update(h batch.Header, base, nowMs int64) {
 		copy(e.Batches, e.Batches[1:])
 		e.Batches = e.Batches[:MaxBatches-1]
 	}
+	if h.Transactional() && !e.InTxn {
+		e.InTxn, e.TxnFirstOffset = true, base
+	}
 	e.Batches = append(e.Batches, BatchMeta{
 		FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(),
 		BaseOffset: base, LastOffset: base + int64(h.LastOffsetDelta),
@@ -143,7 +161,7 @@ func (s *State) Update(h batch.Header, base, nowMs int64) {
 func (s *State) Expire(nowMs, expirationMs int64) int {
 	n := 0
 	for id, e := range s.entries {
-		if nowMs-e.LastUpdateMs > expirationMs {
+		if !e.InTxn && nowMs-e.LastUpdateMs > expirationMs {
 			delete(s.entries, id)
 			n++
 		}
@@ -166,11 +184,74 @@ func (s *State) Entries() []Entry {
 // Len is the number of producers tracked.
 func (s *State) Len() int { return len(s.entries) }
 
-// Restore replaces the state with entries (from a snapshot).
-func (s *State) Restore(entries []Entry) {
+// Restore replaces the state with entries and aborted transactions (from
+// a snapshot).
+func (s *State) Restore(entries []Entry, aborted []AbortedTxn) {
+	s.aborted = append([]AbortedTxn(nil), aborted...)
 	s.entries = make(map[int64]*Entry, len(entries))
 	for i := range entries {
 		e := entries[i]
 		s.entries[e.ProducerID] = &e
 	}
+}
+
+// CheckMarker decides whether a transaction marker from the coordinator
+// for producer pid at epoch may be written: a marker of an older epoch
+// than the producer's is a zombie coordinator's and is refused.
+func (s *State) CheckMarker(pid int64, epoch int16) error {
+	if e, ok := s.entries[pid]; ok && epoch < e.Epoch {
+		return ErrFenced
+	}
+	return nil
+}
+
+// ApplyMarker records a COMMIT or ABORT marker written at offset: the
+// producer's open transaction in this partition ends, and an aborted one
+// is remembered for read_committed fetches. A marker at a newer epoch
+// (an abort by the coordinator after a timeout) fences the older epoch.
+func (s *State) ApplyMarker(pid int64, epoch int16, commit bool, offset, nowMs int64) {
+	e, ok := s.entries[pid]
+	if !ok {
+		e = &Entry{ProducerID: pid, Epoch: epoch}
+		s.entries[pid] = e
+	}
+	if epoch > e.Epoch {
+		e.Epoch = epoch
+		e.Batches = e.Batches[:0]
+	}
+	if e.InTxn && !commit {
+		s.aborted = append(s.aborted, AbortedTxn{ProducerID: pid, FirstOffset: e.TxnFirstOffset, LastOffset: offset})
+	}
+	e.InTxn, e.TxnFirstOffset = false, 0
+	e.LastUpdateMs = nowMs
+}
+
+// FirstUnstableOffset is the first offset of the earliest open
+// transaction; ok is false when none is open.
+func (s *State) FirstUnstableOffset() (offset int64, ok bool) {
+	for _, e := range s.entries {
+		if e.InTxn && (!ok || e.TxnFirstOffset < offset) {
+			offset, ok = e.TxnFirstOffset, true
+		}
+	}
+	return offset, ok
+}
+
+// AbortedIn lists the aborted transactions overlapping [from, to): those a
+// read_committed fetch of that range must be told about.
+func (s *State) AbortedIn(from, to int64) []AbortedTxn {
+	var out []AbortedTxn
+	for _, a := range s.aborted {
+		if a.LastOffset >= from && a.FirstOffset < to {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Aborted returns the aborted transactions ending at or after from, for
+// snapshots (older ones are below the log start and matter no more).
+func (s *State) Aborted(from int64) []AbortedTxn {
+	i := sort.Search(len(s.aborted), func(i int) bool { return s.aborted[i].LastOffset >= from })
+	return append([]AbortedTxn(nil), s.aborted[i:]...)
 }

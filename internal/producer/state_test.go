@@ -108,32 +108,78 @@ func TestSnapshotsRoundTripAndSkipDamage(t *testing.T) {
 	dir := t.TempDir()
 	s := NewState()
 	s.Update(hdr(1, 0, 0, 2), 0, 10)
-	if err := WriteSnapshot(dir, 2, s.Entries()); err != nil {
+	if err := WriteSnapshot(dir, Snapshot{Offset: 2, Entries: s.Entries()}); err != nil {
 		t.Fatal(err)
 	}
 	s.Update(hdr(1, 0, 2, 2), 2, 20)
-	if err := WriteSnapshot(dir, 4, s.Entries()); err != nil {
+	if err := WriteSnapshot(dir, Snapshot{Offset: 4, Entries: s.Entries(), Aborted: []AbortedTxn{{ProducerID: 9, FirstOffset: 1, LastOffset: 3}}}); err != nil {
 		t.Fatal(err)
 	}
-	off, entries, err := LoadSnapshot(dir, 100)
-	if err != nil || off != 4 || len(entries) != 1 || entries[0].LastSeq() != 3 {
-		t.Fatalf("newest snapshot: %d %+v %v", off, entries, err)
+	snap, err := LoadSnapshot(dir, 100)
+	if err != nil || snap.Offset != 4 || len(snap.Entries) != 1 || snap.Entries[0].LastSeq() != 3 || len(snap.Aborted) != 1 {
+		t.Fatalf("newest snapshot: %+v %v", snap, err)
 	}
-	if off, _, _ := LoadSnapshot(dir, 3); off != 2 {
-		t.Fatalf("snapshot for a log ending at 3: %d, want 2", off)
+	if snap, _ := LoadSnapshot(dir, 3); snap.Offset != 2 {
+		t.Fatalf("snapshot for a log ending at 3: %d, want 2", snap.Offset)
 	}
 	path := filepath.Join(dir, snapshotName(4))
 	data, _ := os.ReadFile(path)
 	data[len(data)-2] ^= 0xff
 	os.WriteFile(path, data, 0o644)
-	if off, _, err := LoadSnapshot(dir, 100); err != nil || off != 2 {
-		t.Fatalf("with the newest damaged: %d %v", off, err)
+	if snap, err := LoadSnapshot(dir, 100); err != nil || snap.Offset != 2 {
+		t.Fatalf("with the newest damaged: %d %v", snap.Offset, err)
 	}
 	// Only keepSnapshots files stay.
-	if err := WriteSnapshot(dir, 6, s.Entries()); err != nil {
+	if err := WriteSnapshot(dir, Snapshot{Offset: 6, Entries: s.Entries()}); err != nil {
 		t.Fatal(err)
 	}
 	if offs, _ := snapshotOffsets(dir); len(offs) != keepSnapshots {
 		t.Fatalf("snapshots kept: %v", offs)
+	}
+}
+
+func txnHdr(pid int64, epoch int16, seq, n int32) batch.Header {
+	h := hdr(pid, epoch, seq, n)
+	h.Attributes = batch.AttrTransactional
+	return h
+}
+
+// An open transaction holds the first unstable offset at its first batch
+// until its marker; an aborted one is listed for fetches that overlap it;
+// a committed one is not.
+func TestTransactionsOpenAndEndWithMarkers(t *testing.T) {
+	s := NewState()
+	s.Update(hdr(1, 0, 0, 2), 0, 0) // plain idempotent batch
+	if _, ok := s.FirstUnstableOffset(); ok {
+		t.Fatal("idempotent batch opened a transaction")
+	}
+	s.Update(txnHdr(2, 0, 0, 3), 2, 0)
+	s.Update(txnHdr(3, 0, 0, 1), 5, 0)
+	s.Update(txnHdr(2, 0, 3, 1), 6, 0)
+	if off, ok := s.FirstUnstableOffset(); !ok || off != 2 {
+		t.Fatalf("first unstable offset %d %v, want 2", off, ok)
+	}
+	s.ApplyMarker(2, 0, false, 7, 0) // abort producer 2's transaction
+	if off, _ := s.FirstUnstableOffset(); off != 5 {
+		t.Fatalf("after the abort: first unstable offset %d, want 5", off)
+	}
+	s.ApplyMarker(3, 0, true, 8, 0)
+	if _, ok := s.FirstUnstableOffset(); ok {
+		t.Fatal("transactions still open after their markers")
+	}
+	if got := s.AbortedIn(0, 100); len(got) != 1 || got[0] != (AbortedTxn{ProducerID: 2, FirstOffset: 2, LastOffset: 7}) {
+		t.Fatalf("aborted: %+v", got)
+	}
+	if got := s.AbortedIn(8, 100); len(got) != 0 {
+		t.Fatalf("aborted after offset 8: %+v", got)
+	}
+	if err := s.CheckMarker(2, -1); !errors.Is(err, ErrFenced) {
+		t.Fatalf("marker of an older epoch: %v", err)
+	}
+	// A marker at a newer epoch fences the producer's older epoch.
+	s.Update(txnHdr(3, 0, 1, 1), 9, 0)
+	s.ApplyMarker(3, 1, false, 10, 0)
+	if _, err := s.Check(txnHdr(3, 0, 2, 1)); !errors.Is(err, ErrFenced) {
+		t.Fatalf("old epoch after a fencing abort: %v", err)
 	}
 }

@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/batch"
+)
+
+func txnProducer(t *testing.T, addr, id string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	return newClient(t, addr, append([]kgo.Opt{kgo.TransactionalID(id), kgo.DefaultProduceTopic("t"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
+}
+
+// runTxn produces one record per partition in a transaction and ends it.
+func runTxn(t *testing.T, cl *kgo.Client, tag string, partitions int32, commit bool) error {
+	t.Helper()
+	ctx := testCtx(t)
+	if err := cl.BeginTransaction(); err != nil {
+		return err
+	}
+	for p := range partitions {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: p, Value: []byte(tag)}).FirstErr(); err != nil {
+			return err
+		}
+	}
+	return cl.EndTransaction(ctx, kgo.TransactionEndTry(commit))
+}
+
+// readAll reads every partition of topic to its current end at the given
+// isolation level. It first appends a plain sentinel record to each
+// partition and reads until every sentinel is seen: markers and dropped
+// aborted records leave no other sign of where the end is. Sentinels are
+// left out of the values returned.
+func readAll(t *testing.T, addr, topic string, committed bool) []string {
+	t.Helper()
+	ctx := testCtx(t)
+	td, err := newAdmin(t, addr).ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := len(td[topic].Partitions)
+	prod := newClient(t, addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	mine := sentinel + strconv.FormatInt(time.Now().UnixNano(), 10)
+	for p := range int32(parts) {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Partition: p, Value: []byte(mine)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	if committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl := newClient(t, addr, opts...)
+	var vals []string
+	done := map[int32]bool{}
+	for len(done) < parts {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s to its end: %v (saw %v)", topic, ctx.Err(), vals)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			switch v := string(r.Value); {
+			case v == mine:
+				done[r.Partition] = true
+			case !done[r.Partition] && !strings.HasPrefix(v, sentinel):
+				vals = append(vals, v)
+			}
+		})
+	}
+	return vals
+}
+
+const sentinel = "~end~"
+
+func count(vals []string, v string) int {
+	n := 0
+	for _, x := range vals {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
+// A committed transaction's writes to several partitions are all visible
+// to read_committed consumers; an aborted one's are not (read_uncommitted
+// sees both, as in Kafka).
+func TestTransactionsAreAtomicForReadCommitted(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	createTopic(t, newAdmin(t, b.Addr()), "t", 3, nil)
+	cl := txnProducer(t, b.Addr(), "tx-atomic")
+	if err := runTxn(t, cl, "committed", 3, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := runTxn(t, cl, "aborted", 3, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := runTxn(t, cl, "committed-2", 3, true); err != nil {
+		t.Fatal(err)
+	}
+	rc := readAll(t, b.Addr(), "t", true)
+	if count(rc, "committed") != 3 || count(rc, "committed-2") != 3 || count(rc, "aborted") != 0 {
+		t.Fatalf("read_committed saw %v", rc)
+	}
+	ru := readAll(t, b.Addr(), "t", false)
+	if count(ru, "aborted") != 3 {
+		t.Fatalf("read_uncommitted saw %v", ru)
+	}
+}
+
+// While a transaction is open, the last stable offset stays at its first
+// offset: read_committed consumers see nothing from there on, not even
+// records committed later by others, until it ends.
+func TestOpenTransactionHoldsTheLastStableOffset(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "t", 1, nil)
+	produceValues(t, b.Addr(), "t", 0, 2) // offsets 0, 1
+	cl := txnProducer(t, b.Addr(), "tx-lso")
+	ctx := testCtx(t)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("open")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, b.Addr(), "t", 2, 3) // a plain record after the open transaction
+	lso, err := adm.ListCommittedOffsets(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := lso.Lookup("t", 0); o.Offset != 2 {
+		t.Fatalf("last stable offset %d while a transaction is open at 2", o.Offset)
+	}
+	hw, _ := adm.ListEndOffsets(ctx, "t")
+	if o, _ := hw.Lookup("t", 0); o.Offset != 4 {
+		t.Fatalf("high watermark %d, want 4", o.Offset)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	rc := readAll(t, b.Addr(), "t", true)
+	if len(rc) != 4 || rc[2] != "open" {
+		t.Fatalf("after commit read_committed saw %v", rc)
+	}
+}
+
+// A second producer with the same transactional id fences the first: the
+// first can neither write nor commit, and its open transaction is aborted.
+func TestNewInstanceFencesTheZombie(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	createTopic(t, newAdmin(t, b.Addr()), "t", 1, nil)
+	ctx := testCtx(t)
+	zombie := txnProducer(t, b.Addr(), "tx-zombie")
+	if err := zombie.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zombie.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := txnProducer(t, b.Addr(), "tx-zombie")
+	if err := runTxn(t, fresh, "fresh", 1, true); err != nil {
+		t.Fatal(err)
+	}
+	err := zombie.ProduceSync(ctx, &kgo.Record{Value: []byte("late")}).FirstErr()
+	if err == nil {
+		err = zombie.EndTransaction(ctx, kgo.TryCommit)
+	}
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("zombie after fencing: %v", err)
+	}
+	rc := readAll(t, b.Addr(), "t", true)
+	if count(rc, "zombie") != 0 || count(rc, "late") != 0 || count(rc, "fresh") != 1 {
+		t.Fatalf("read_committed saw %v", rc)
+	}
+}
+
+// A transaction left open past its timeout is aborted by the coordinator,
+// which fences its producer.
+func TestTimedOutTransactionIsAbortedAndFenced(t *testing.T) {
+	b, _ := startBroker(t, map[string]string{"transaction.abort.timed.out.transaction.cleanup.interval.ms": "50"})
+	createTopic(t, newAdmin(t, b.Addr()), "t", 1, nil)
+	ctx := testCtx(t)
+	cl := txnProducer(t, b.Addr(), "tx-timeout", kgo.TransactionTimeout(200*time.Millisecond))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("stalled")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := newAdmin(t, b.Addr())
+	for { // until the coordinator has aborted it
+		lso, err := adm.ListCommittedOffsets(ctx, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := lso.Lookup("t", 0); o.Offset == 2 { // data + abort marker
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the timed-out transaction was never aborted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	err := cl.EndTransaction(ctx, kgo.TryCommit)
+	if err == nil {
+		t.Fatal("commit after the coordinator aborted on timeout succeeded")
+	}
+	if rc := readAll(t, b.Addr(), "t", true); len(rc) != 0 {
+		t.Fatalf("read_committed saw %v", rc)
+	}
+}
+
+// A transaction left open when the broker is SIGKILLed is still open
+// after the restart (its state is in __transaction_state); the next
+// instance with the same transactional id aborts it.
+func TestOpenTransactionSurvivesSIGKILLAndIsAbortedByTheNextInstance(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, "127.0.0.1:0", dir)
+	createTopic(t, newAdmin(t, p.addr), "t", 2, nil)
+	ctx := testCtx(t)
+	first := txnProducer(t, p.addr, "tx-crash")
+	if err := runTxn(t, first, "before", 2, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for part := range int32(2) {
+		if err := first.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte("open")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.kill()
+	p = startProc(t, p.addr, dir)
+	lso, _ := newAdmin(t, p.addr).ListCommittedOffsets(ctx, "t")
+	lso.Each(func(o kadm.ListedOffset) {
+		if o.Offset != 2 { // "before" and its marker; "open" holds the LSO
+			t.Fatalf("partition %d: last stable offset %d after restart, want 2", o.Partition, o.Offset)
+		}
+	})
+	second := txnProducer(t, p.addr, "tx-crash")
+	if err := runTxn(t, second, "after", 2, true); err != nil {
+		t.Fatal(err)
+	}
+	rc := readAll(t, p.addr, "t", true)
+	if count(rc, "before") != 2 || count(rc, "after") != 2 || count(rc, "open") != 0 {
+		t.Fatalf("read_committed saw %v", rc)
+	}
+}
+
+// KIP-890 part 1: a transactional batch for a partition that is not in
+// the producer's open transaction is refused, so a late retry cannot
+// land in a later transaction.
+func TestTransactionalWriteOutsideTheTransactionIsRefused(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	createTopic(t, newAdmin(t, b.Addr()), "t", 2, nil)
+	cl := newClient(t, b.Addr())
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID = kmsg.StringPtr("tx-raw")
+	init.TransactionTimeoutMillis = 60000
+	// InitProducerId goes to the transaction coordinator.
+	ir, err := init.RequestWith(testCtx(t), cl)
+	if err != nil || ir.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v %v", err, ir)
+	}
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = "tx-raw", ir.ProducerID, ir.ProducerEpoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = "t", []int32{0}
+	add.Topics = append(add.Topics, at)
+	if ar, err := add.RequestWith(testCtx(t), cl); err != nil || ar.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("AddPartitionsToTxn: %v %+v", err, ar)
+	}
+	txnBatch := func(seq int32) []byte {
+		return batch.Build(batch.Spec{Attributes: batch.AttrTransactional, Timestamp: time.Now().UnixMilli(),
+			ProducerID: ir.ProducerID, ProducerEpoch: ir.ProducerEpoch, BaseSequence: seq}, []batch.Record{{Value: []byte(strconv.Itoa(int(seq)))}})
+	}
+	conn := dialRaw(t, b.Addr())
+	send := func(partition int32, seq int32) int16 {
+		req := produceReq("t", txnBatch(seq))
+		req.Topics[0].Partitions[0].Partition = partition
+		req.TransactionID = kmsg.StringPtr("tx-raw")
+		id := conn.send(req)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		conn.recv(resp, id)
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	if code := send(0, 0); code != 0 {
+		t.Fatalf("write to an added partition: error %d", code)
+	}
+	if code := send(1, 0); code != kerr.InvalidTxnState.Code {
+		t.Fatalf("write to a partition outside the transaction: error %d, want INVALID_TXN_STATE", code)
+	}
+}
+
+// ListTransactions and DescribeTransactions show the coordinator's state.
+func TestListAndDescribeTransactions(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "t", 2, nil)
+	cl := txnProducer(t, b.Addr(), "tx-describe")
+	ctx := testCtx(t)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Partition: 1, Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := listed["tx-describe"]; !ok {
+		t.Fatalf("ongoing transactions: %v", listed)
+	}
+	described, err := adm.DescribeTransactions(ctx, "tx-describe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := described["tx-describe"]
+	if d.State != "Ongoing" || len(d.Topics["t"]) != 1 {
+		t.Fatalf("described: %+v", d)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	described, _ = adm.DescribeTransactions(ctx, "tx-describe")
+	if described["tx-describe"].State != "CompleteCommit" {
+		t.Fatalf("after commit: %+v", described["tx-describe"])
+	}
+	_ = context.Background
+}

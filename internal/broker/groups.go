@@ -1,0 +1,359 @@
+package broker
+
+// The driver of the group coordinator: internal/group holds the state
+// machines, one group.Shard per __consumer_offsets partition; this file
+// does their I/O. Calls into a shard are serialised by its mutex, held
+// while its appends are written to the partition (so records land in the
+// order the shard emitted them) but never across an fsync: durability is
+// awaited on goroutines that report back with AppendDone.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/batch"
+	"github.com/weir-broker/weir/internal/controller"
+	"github.com/weir-broker/weir/internal/group"
+	"github.com/weir-broker/weir/internal/partition"
+	"github.com/weir-broker/weir/internal/server"
+)
+
+// minTickInterval bounds how often a shard's timer fires.
+const minTickInterval = 10 * time.Millisecond
+
+// errCoordinatorClosed answers requests still waiting when the broker
+// shuts down; the connection is closed and the client retries elsewhere.
+var errCoordinatorClosed = errors.New("group coordinator closed")
+
+// groupCoordinator owns the shards. mu guards shards and closed; the
+// shards are created when __consumer_offsets is first needed, or at Open
+// when it exists.
+type groupCoordinator struct {
+	b      *Broker
+	cfg    group.Config
+	mu     sync.Mutex
+	shards []*groupShard
+	closed bool
+}
+
+// groupShard is one shard and its I/O. mu guards every field but part.
+type groupShard struct {
+	part    *partition.Partition
+	mu      sync.Mutex
+	m       *group.Shard
+	token   uint64
+	waiting map[uint64]chan kmsg.Response
+	timer   *time.Timer
+	closed  bool
+}
+
+func newGroupCoordinator(b *Broker) *groupCoordinator {
+	s := b.settings
+	return &groupCoordinator{b: b, cfg: group.Config{
+		InitialRebalanceDelayMs: s.Int("group.initial.rebalance.delay.ms"),
+		MinSessionTimeoutMs:     int32(s.Int("group.min.session.timeout.ms")),
+		MaxSessionTimeoutMs:     int32(s.Int("group.max.session.timeout.ms")),
+		MaxGroupSize:            int(s.Int("group.max.size")),
+		OffsetsRetentionMs:      s.Int("offsets.retention.minutes") * 60_000,
+		RetentionCheckMs:        s.Int("offsets.retention.check.interval.ms"),
+		MaxMetadataBytes:        int(s.Int("offset.metadata.max.bytes")),
+		NewID:                   newMemberIDSuffix,
+	}}
+}
+
+// newMemberIDSuffix returns a random UUID, as Kafka's member ids carry.
+func newMemberIDSuffix() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	h := hex.EncodeToString(u[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+// shardFor returns the shard of a group. Without create, a missing
+// __consumer_offsets gives a nil shard: nothing is stored yet.
+func (gc *groupCoordinator) shardFor(groupID string, create bool) (*groupShard, error) {
+	shards, err := gc.load(create)
+	if err != nil || shards == nil {
+		return nil, err
+	}
+	return shards[group.PartitionFor(groupID, int32(len(shards)))], nil
+}
+
+// load opens the shards, creating __consumer_offsets first if asked.
+func (gc *groupCoordinator) load(create bool) ([]*groupShard, error) {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	if gc.shards != nil || gc.closed {
+		return gc.shards, nil
+	}
+	b := gc.b
+	if !b.topicExists(group.OffsetsTopic) {
+		if !create {
+			return nil, nil
+		}
+		_, _, err := b.ctrl.CreateTopic(controller.CreateTopic{
+			Name:              group.OffsetsTopic,
+			Partitions:        int32(b.settings.Int("offsets.topic.num.partitions")),
+			ReplicationFactor: -1,
+			Configs: map[string]string{
+				"cleanup.policy": "compact",
+				"segment.bytes":  strconv.FormatInt(b.settings.Int("offsets.topic.segment.bytes"), 10),
+			},
+			Internal: true,
+		})
+		if err != nil && !controller.IsCode(err, kerr.TopicAlreadyExists) {
+			return nil, fmt.Errorf("create %s: %w", group.OffsetsTopic, err)
+		}
+	}
+	var shards []*groupShard
+	for i := int32(0); ; i++ {
+		part, kerrc := b.partition(group.OffsetsTopic, i)
+		if kerrc != nil {
+			break
+		}
+		s, err := gc.openShard(part)
+		if err != nil {
+			for _, s := range shards {
+				s.close()
+			}
+			return nil, err
+		}
+		shards = append(shards, s)
+	}
+	if len(shards) == 0 {
+		return nil, fmt.Errorf("%s has no partitions", group.OffsetsTopic)
+	}
+	gc.shards = shards
+	return shards, nil
+}
+
+// openShard replays a partition into a new shard and starts its timer.
+func (gc *groupCoordinator) openShard(part *partition.Partition) (*groupShard, error) {
+	s := &groupShard{part: part, m: group.NewShard(gc.cfg), waiting: map[uint64]chan kmsg.Response{}}
+	hw := part.HighWatermark()
+	for off := part.LogStartOffset(); off < hw; {
+		data, err := part.Read(off, hw, 1<<20)
+		if err != nil {
+			return nil, fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, off, err)
+		}
+		if len(data) == 0 {
+			return nil, fmt.Errorf("replay %s-%d: nothing to read at %d below %d", part.Topic, part.Index, off, hw)
+		}
+		for len(data) > 0 {
+			h, err := batch.ParseHeader(data)
+			if err != nil {
+				return nil, fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, off, err)
+			}
+			if !h.Control() {
+				gc.replayBatch(s, part, data[:h.Size()], h)
+			}
+			off = h.NextOffset()
+			data = data[h.Size():]
+		}
+	}
+	s.timer = time.AfterFunc(time.Hour, s.tick)
+	s.mu.Lock()
+	s.applyLocked(s.m.Loaded(nowMs()))
+	s.mu.Unlock()
+	return s, nil
+}
+
+// replayBatch applies one batch's records. A record the coordinator did
+// not write (nothing but the coordinator should write here) is logged and
+// skipped rather than keeping the broker from starting.
+func (gc *groupCoordinator) replayBatch(s *groupShard, part *partition.Partition, b []byte, h batch.Header) {
+	recs, err := batch.Records(b)
+	if err != nil {
+		gc.b.logger.Error("group coordinator: skipping unreadable batch", "partition", part.Index, "offset", h.BaseOffset, "err", err)
+		return
+	}
+	for i, r := range recs {
+		if err := s.m.Replay(r.Key, r.Value); err != nil {
+			gc.b.logger.Error("group coordinator: skipping record", "partition", part.Index, "offset", h.BaseOffset+int64(r.OffsetDelta), "index", i, "err", err)
+		}
+	}
+}
+
+// close stops the shards; requests still waiting are failed.
+func (gc *groupCoordinator) close() {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	gc.closed = true
+	for _, s := range gc.shards {
+		s.close()
+	}
+}
+
+func (s *groupShard) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	for tok, ch := range s.waiting {
+		close(ch)
+		delete(s.waiting, tok)
+	}
+}
+
+// step hands a request to the shard; the channel yields its response, or
+// is closed if the coordinator shuts down first.
+func (s *groupShard) step(in group.Input) <-chan kmsg.Response {
+	ch := make(chan kmsg.Response, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		close(ch)
+		return ch
+	}
+	s.token++
+	in.Token = s.token
+	s.waiting[in.Token] = ch
+	s.applyLocked(s.m.Step(nowMs(), in))
+	return ch
+}
+
+func (s *groupShard) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.applyLocked(s.m.Tick(nowMs()))
+	}
+}
+
+func (s *groupShard) appendDone(id uint64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.applyLocked(s.m.AppendDone(nowMs(), id, err))
+	}
+}
+
+// applyLocked carries out a Ready: appends, then responses, then the timer.
+func (s *groupShard) applyLocked(rd group.Ready) {
+	for _, a := range rd.Appends {
+		s.appendLocked(a)
+	}
+	for _, r := range rd.Responses {
+		if ch, ok := s.waiting[r.Token]; ok {
+			ch <- r.Msg
+			delete(s.waiting, r.Token)
+		}
+	}
+	if rd.Deadline == 0 {
+		s.timer.Stop()
+		return
+	}
+	s.timer.Reset(max(time.Duration(rd.Deadline-nowMs())*time.Millisecond, minTickInterval))
+}
+
+// appendLocked writes one Append as a batch and reports it to the shard
+// once durable, from another goroutine (the shard's lock is held here).
+func (s *groupShard) appendLocked(a group.Append) {
+	recs := make([]batch.Record, len(a.Records))
+	for i, r := range a.Records {
+		recs[i] = batch.Record{Key: r.Key, Value: r.Value}
+	}
+	now := nowMs()
+	b := batch.Build(batch.Spec{Timestamp: now, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs)
+	h, err := batch.ParseHeader(b)
+	var base int64
+	if err == nil {
+		base, _, err = s.part.Append(b, h, now)
+	}
+	if err != nil {
+		go s.appendDone(a.ID, err)
+		return
+	}
+	durable := s.part.WaitDurable(base + int64(h.LastOffsetDelta) + 1)
+	go func() { s.appendDone(a.ID, <-durable) }()
+}
+
+// stepGroup serves a request for one group. Without create and before
+// __consumer_offsets exists, an empty shard answers: no group is known.
+func (b *Broker) stepGroup(ctx context.Context, c *server.Conn, groupID string, create bool, req kmsg.Request) server.Reply {
+	s, err := b.groups.shardFor(groupID, create)
+	if err != nil {
+		b.logger.Error("group coordinator unavailable", "err", err)
+		resp := coordinatorUnavailable(req)
+		return func() (kmsg.Response, error) { return resp, nil }
+	}
+	return awaitResponse(ctx, b.stepOn(s, c, req))
+}
+
+// stepOn steps req on s, or on an empty shard when s is nil.
+func (b *Broker) stepOn(s *groupShard, c *server.Conn, req kmsg.Request) <-chan kmsg.Response {
+	in := group.Input{ClientID: c.ClientID, ClientHost: clientHost(c), Req: req}
+	if s == nil {
+		ch := make(chan kmsg.Response, 1)
+		rd := group.NewShard(b.groups.cfg).Step(nowMs(), in)
+		ch <- rd.Responses[0].Msg
+		return ch
+	}
+	return s.step(in)
+}
+
+func awaitResponse(ctx context.Context, ch <-chan kmsg.Response) server.Reply {
+	return func() (kmsg.Response, error) {
+		select {
+		case resp, ok := <-ch:
+			if !ok {
+				return nil, errCoordinatorClosed
+			}
+			return resp, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// clientHost is the client's address as DescribeGroups shows it.
+func clientHost(c *server.Conn) string {
+	if c.Remote == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(c.Remote.String())
+	if err != nil {
+		return "/" + c.Remote.String()
+	}
+	return "/" + host
+}
+
+// coordinatorUnavailable answers a request that creates group state when
+// __consumer_offsets cannot be created.
+func coordinatorUnavailable(req kmsg.Request) kmsg.Response {
+	code := kerr.CoordinatorNotAvailable.Code
+	switch r := req.(type) {
+	case *kmsg.JoinGroupRequest:
+		resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.MemberID = code, r.MemberID
+		return resp
+	case *kmsg.OffsetCommitRequest:
+		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rt.Partitions = append(rt.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: code})
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	}
+	panic(fmt.Sprintf("coordinatorUnavailable: %T creates no group state", req))
+}

@@ -1,0 +1,210 @@
+package broker
+
+// Transactions (KIP-98, with the KIP-890 part 1 defense):
+// InitProducerId v0-4 with a transactional id, AddPartitionsToTxn v0-3,
+// EndTxn v0-3, WriteTxnMarkers v0-1, DescribeTransactions v0 and
+// ListTransactions v0-1 (KIP-664). The coordinator is internal/txn,
+// driven by txn_coordinator.go. Offsets in transactions (AddOffsetsToTxn,
+// TxnOffsetCommit) are not served yet.
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/txn"
+)
+
+func (b *Broker) handleInitTransactionalProducerID(req *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse) kmsg.Response {
+	if *req.TransactionalID == "" {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp
+	}
+	c, err := b.txns.coordinator(true)
+	if err != nil {
+		b.logger.Error("transaction coordinator", "err", err)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp
+	}
+	pid, epoch := int64(-1), int16(-1)
+	if req.Version >= 3 {
+		pid, epoch = req.ProducerID, req.ProducerEpoch
+	}
+	id, ep, err := c.InitProducerID(*req.TransactionalID, req.TransactionTimeoutMillis, pid, epoch, time.Now().UnixMilli())
+	if err != nil {
+		resp.ErrorCode = errCode(err)
+		return resp
+	}
+	resp.ProducerID, resp.ProducerEpoch = id, ep
+	return resp
+}
+
+// coordinatorFor returns the loaded coordinator or the error code clients
+// retry on.
+func (b *Broker) coordinatorFor() (*txn.Coordinator, int16) {
+	c, err := b.txns.coordinator(false)
+	switch {
+	case err != nil:
+		b.logger.Error("transaction coordinator", "err", err)
+		return nil, kerr.CoordinatorNotAvailable.Code
+	case c == nil:
+		return nil, kerr.InvalidProducerIDMapping.Code
+	}
+	return c, 0
+}
+
+func (b *Broker) handleAddPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	var parts []txn.TopicPartition
+	unknown := false
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			if _, kerrc := b.partition(t.Topic, p); kerrc != nil {
+				unknown = true
+			}
+			parts = append(parts, txn.TopicPartition{Topic: t.Topic, Partition: p})
+		}
+	}
+	code := int16(0)
+	if unknown {
+		code = kerr.UnknownTopicOrPartition.Code
+	} else if c, cc := b.coordinatorFor(); cc != 0 {
+		code = cc
+	} else if err := c.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, parts, nil, time.Now().UnixMilli()); err != nil {
+		code = errCode(err)
+	}
+	for _, t := range req.Topics {
+		rt := kmsg.NewAddPartitionsToTxnResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p, code
+			if unknown {
+				// Kafka names the missing partitions and marks the rest as
+				// not attempted.
+				rp.ErrorCode = kerr.OperationNotAttempted.Code
+				if _, kerrc := b.partition(t.Topic, p); kerrc != nil {
+					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+func (b *Broker) handleEndTxn(req *kmsg.EndTxnRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+	c, code := b.coordinatorFor()
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp
+	}
+	resp.ErrorCode = errCode(c.End(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, time.Now().UnixMilli()))
+	return resp
+}
+
+// handleWriteTxnMarkers writes markers as a coordinator asks. On one node
+// the coordinator writes its markers directly; this is the same path for
+// a tool or, later, another node.
+func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	for _, m := range req.Markers {
+		rm := kmsg.NewWriteTxnMarkersResponseMarker()
+		rm.ProducerID = m.ProducerID
+		for _, t := range m.Topics {
+			rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+				rp.Partition = p
+				part, kerrc := b.partition(t.Topic, p)
+				if kerrc != nil {
+					rp.ErrorCode = kerrc.Code
+				} else if end, err := part.AppendMarker(m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch); err != nil {
+					rp.ErrorCode = errCode(err)
+				} else if err := <-part.WaitDurable(end); err != nil {
+					rp.ErrorCode = kerr.KafkaStorageError.Code
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			rm.Topics = append(rm.Topics, rt)
+		}
+		resp.Markers = append(resp.Markers, rm)
+	}
+	return resp
+}
+
+func (b *Broker) handleDescribeTransactions(req *kmsg.DescribeTransactionsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+	c, err := b.txns.coordinator(false)
+	var known map[string]txn.Meta
+	if err == nil && c != nil {
+		known = c.Describe(req.TransactionalIDs)
+	}
+	for _, id := range req.TransactionalIDs {
+		st := kmsg.NewDescribeTransactionsResponseTransactionState()
+		st.TransactionalID = id
+		m, ok := known[id]
+		switch {
+		case err != nil:
+			st.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		case !ok:
+			st.ErrorCode = kerr.TransactionalIDNotFound.Code
+		default:
+			st.State = string(m.Status)
+			st.TimeoutMillis = m.TimeoutMs
+			st.StartTimestamp = m.StartMs
+			st.ProducerID, st.ProducerEpoch = m.ProducerID, m.ProducerEpoch
+			byTopic := map[string]int{}
+			for _, tp := range m.Partitions {
+				i, seen := byTopic[tp.Topic]
+				if !seen {
+					i = len(st.Topics)
+					byTopic[tp.Topic] = i
+					t := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()
+					t.Topic = tp.Topic
+					st.Topics = append(st.Topics, t)
+				}
+				st.Topics[i].Partitions = append(st.Topics[i].Partitions, tp.Partition)
+			}
+		}
+		resp.TransactionStates = append(resp.TransactionStates, st)
+	}
+	return resp
+}
+
+func (b *Broker) handleListTransactions(req *kmsg.ListTransactionsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.ListTransactionsResponse)
+	c, err := b.txns.coordinator(false)
+	if err != nil {
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp
+	}
+	if c == nil {
+		return resp
+	}
+	states := wanted(req.StateFilters)
+	if len(req.StateFilters) == 0 {
+		states = wanted(nil)
+	}
+	pids := map[int64]bool{}
+	for _, p := range req.ProducerIDFilters {
+		pids[p] = true
+	}
+	now := time.Now().UnixMilli()
+	for _, m := range c.List() {
+		if !states(string(m.Status)) || (len(pids) > 0 && !pids[m.ProducerID]) {
+			continue
+		}
+		if req.DurationFilterMillis > 0 && (m.Status != txn.Ongoing || now-m.StartMs < req.DurationFilterMillis) {
+			continue
+		}
+		st := kmsg.NewListTransactionsResponseTransactionState()
+		st.TransactionalID, st.ProducerID, st.TransactionState = m.TransactionalID, m.ProducerID, string(m.Status)
+		resp.TransactionStates = append(resp.TransactionStates, st)
+	}
+	return resp
+}

@@ -1,0 +1,369 @@
+package group
+
+// OffsetCommit v0-9, OffsetFetch v0-9, OffsetDelete v0, and offset
+// expiration.
+//
+// OffsetCommit: v0 has no generation (a simple commit); v1 carries a
+// per-partition timestamp and v2-4 a retention time, both ignored:
+// offsets.retention.minutes applies. v6+ carries the leader epoch, v7+
+// group.instance.id. A commit with generation -1 is accepted for a group
+// with no members (a group that only stores offsets, or one whose
+// consumers are gone); otherwise the member and generation must match.
+// The response waits until the commit's records are durable.
+//
+// OffsetFetch: v2+ fetches every committed offset when the topic list is
+// null and has a top-level error; v5+ returns leader epochs; v7+ honours
+// require_stable; v8+ fetches several groups at once (the driver splits
+// them by shard). Only durable commits are visible.
+
+import (
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (s *Shard) commitOffsets(nowMs int64, in Input, req *kmsg.OffsetCommitRequest) {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	codes := make([][]int16, len(req.Topics))
+	for i, t := range req.Topics {
+		codes[i] = make([]int16, len(t.Partitions))
+	}
+	answer := func() {
+		for i, t := range req.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for j, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, codes[i][j]
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		s.respond(in.Token, resp)
+	}
+	setAll := func(code int16) {
+		for i := range codes {
+			for j := range codes[i] {
+				codes[i][j] = code
+			}
+		}
+	}
+
+	generation, memberID := req.Generation, req.MemberID
+	if req.Version == 0 {
+		generation, memberID = -1, ""
+	}
+	g := s.groups[req.Group]
+	if g == nil {
+		if generation >= 0 {
+			// Not a group we manage: a member of a generation we never
+			// had, or of a group since deleted.
+			setAll(kerr.IllegalGeneration.Code)
+			answer()
+			return
+		}
+		g = newGroup(req.Group, nowMs)
+		s.groups[req.Group] = g
+	}
+	if code := s.commitCheck(nowMs, g, generation, memberID, req.InstanceID); code != 0 {
+		setAll(code)
+		answer()
+		return
+	}
+
+	type commit struct {
+		tp topicPartition
+		o  offset
+	}
+	var recs []Record
+	var commits []commit
+	var where [][2]int
+	for i, t := range req.Topics {
+		for j, p := range t.Partitions {
+			md := ""
+			if p.Metadata != nil {
+				md = *p.Metadata
+			}
+			if len(md) > s.cfg.MaxMetadataBytes {
+				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
+				continue
+			}
+			c := commit{topicPartition{t.Topic, p.Partition}, offset{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: md, commitMs: nowMs}}
+			if req.Version < 6 {
+				c.o.leaderEpoch = -1
+			}
+			recs = append(recs, Record{Key: offsetKey(g.id, c.tp), Value: offsetValue(c.o)})
+			commits = append(commits, c)
+			where = append(where, [2]int{i, j})
+		}
+	}
+	if len(recs) == 0 {
+		answer()
+		return
+	}
+	g.inflight++
+	s.append(recs, func(_ int64, err error) {
+		g.inflight--
+		if err != nil {
+			for _, w := range where {
+				codes[w[0]][w[1]] = kerr.CoordinatorNotAvailable.Code
+			}
+			answer()
+			return
+		}
+		if s.groups[g.id] == g && g.state != Dead {
+			for _, c := range commits {
+				g.offsets[c.tp] = c.o
+			}
+		}
+		answer()
+	})
+}
+
+// commitCheck decides whether a member may commit for the group now.
+func (s *Shard) commitCheck(nowMs int64, g *group, generation int32, memberID string, instanceID *string) int16 {
+	switch {
+	case g.state == Dead:
+		return kerr.CoordinatorNotAvailable.Code
+	case g.fenced(instanceID, memberID):
+		return kerr.FencedInstanceID.Code
+	case generation < 0 && g.state == Empty:
+		return 0 // a group used only to store offsets
+	}
+	m := g.members[memberID]
+	switch {
+	case m == nil:
+		return kerr.UnknownMemberID.Code
+	case generation != g.generation:
+		return kerr.IllegalGeneration.Code
+	case g.state == CompletingRebalance:
+		return kerr.RebalanceInProgress.Code
+	}
+	// Members commit during a rebalance (before giving partitions up),
+	// and a commit shows the member is alive.
+	m.deadline = nowMs + m.sessionTimeoutMs
+	return 0
+}
+
+// fetchedPartition is one partition's answer to OffsetFetch.
+type fetchedPartition struct {
+	partition   int32
+	offset      int64
+	leaderEpoch int32
+	metadata    string
+	code        int16
+}
+
+type fetchedTopic struct {
+	topic      string
+	partitions []fetchedPartition
+}
+
+// requestedTopic is one topic an OffsetFetch asks about.
+type requestedTopic struct {
+	topic      string
+	partitions []int32
+}
+
+// fetchGroup answers OffsetFetch for one group; topics nil means every
+// committed offset.
+func (s *Shard) fetchGroup(id string, topics []requestedTopic, requireStable bool) []fetchedTopic {
+	g := s.groups[id]
+	if g != nil && g.state == Dead {
+		g = nil
+	}
+	lookup := func(tp topicPartition) fetchedPartition {
+		f := fetchedPartition{partition: tp.partition, offset: -1, leaderEpoch: -1}
+		if g == nil {
+			return f
+		}
+		if requireStable && g.pendingTxnOffset(tp) {
+			f.code = kerr.UnstableOffsetCommit.Code
+			return f
+		}
+		if o, ok := g.offsets[tp]; ok {
+			f.offset, f.leaderEpoch, f.metadata = o.offset, o.leaderEpoch, o.metadata
+		}
+		return f
+	}
+	if topics == nil {
+		if g == nil {
+			return nil
+		}
+		byTopic := map[string][]int32{}
+		for tp := range g.offsets {
+			byTopic[tp.topic] = append(byTopic[tp.topic], tp.partition)
+		}
+		for t, ps := range byTopic {
+			sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+			topics = append(topics, requestedTopic{t, ps})
+		}
+		sort.Slice(topics, func(i, j int) bool { return topics[i].topic < topics[j].topic })
+	}
+	out := make([]fetchedTopic, 0, len(topics))
+	for _, t := range topics {
+		ft := fetchedTopic{topic: t.topic}
+		for _, p := range t.partitions {
+			ft.partitions = append(ft.partitions, lookup(topicPartition{t.topic, p}))
+		}
+		out = append(out, ft)
+	}
+	return out
+}
+
+func (s *Shard) fetchOffsets(in Input, req *kmsg.OffsetFetchRequest) {
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	if req.Version < 8 {
+		var topics []requestedTopic
+		if req.Topics != nil || req.Version < 2 {
+			topics = []requestedTopic{}
+			for _, t := range req.Topics {
+				topics = append(topics, requestedTopic{t.Topic, t.Partitions})
+			}
+		}
+		for _, ft := range s.fetchGroup(req.Group, topics, req.RequireStable) {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = ft.topic
+			for _, fp := range ft.partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = fp.partition, fp.offset, fp.leaderEpoch, fp.code
+				md := fp.metadata
+				rp.Metadata = &md
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		s.respond(in.Token, resp)
+		return
+	}
+	for _, rg := range req.Groups {
+		og := kmsg.NewOffsetFetchResponseGroup()
+		og.Group = rg.Group
+		var topics []requestedTopic
+		if rg.Topics != nil {
+			topics = []requestedTopic{}
+			for _, t := range rg.Topics {
+				topics = append(topics, requestedTopic{t.Topic, t.Partitions})
+			}
+		}
+		for _, ft := range s.fetchGroup(rg.Group, topics, req.RequireStable) {
+			rt := kmsg.NewOffsetFetchResponseGroupTopic()
+			rt.Topic = ft.topic
+			for _, fp := range ft.partitions {
+				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = fp.partition, fp.offset, fp.leaderEpoch, fp.code
+				md := fp.metadata
+				rp.Metadata = &md
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			og.Topics = append(og.Topics, rt)
+		}
+		resp.Groups = append(resp.Groups, og)
+	}
+	s.respond(in.Token, resp)
+}
+
+// OffsetDelete v0: an empty group's offsets can all go; a consumer group
+// with members keeps those of topics it subscribes to
+// (GROUP_SUBSCRIBED_TO_TOPIC); another group with members keeps all
+// (NON_EMPTY_GROUP). The answer waits until the tombstones are durable.
+func (s *Shard) deleteOffsets(in Input, req *kmsg.OffsetDeleteRequest) {
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	g := s.groups[req.Group]
+	switch {
+	case g == nil || g.state == Dead:
+		resp.ErrorCode = kerr.GroupIDNotFound.Code
+		s.respond(in.Token, resp)
+		return
+	case g.state != Empty && g.protocolType != "consumer":
+		resp.ErrorCode = kerr.NonEmptyGroup.Code
+		s.respond(in.Token, resp)
+		return
+	}
+	subscribed := map[string]bool{}
+	if g.state != Empty {
+		subscribed = g.subscribedTopics()
+	}
+	var recs []Record
+	var gone []topicPartition
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetDeleteResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			rp.Partition = p.Partition
+			tp := topicPartition{t.Topic, p.Partition}
+			switch _, ok := g.offsets[tp]; {
+			case subscribed[t.Topic]:
+				rp.ErrorCode = kerr.GroupSubscribedToTopic.Code
+			case ok:
+				recs = append(recs, Record{Key: offsetKey(g.id, tp)})
+				gone = append(gone, tp)
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if len(recs) == 0 {
+		s.respond(in.Token, resp)
+		return
+	}
+	s.append(recs, func(_ int64, err error) {
+		if err != nil {
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		} else {
+			for _, tp := range gone {
+				delete(g.offsets, tp)
+			}
+		}
+		s.respond(in.Token, resp)
+	})
+}
+
+// subscribedTopics decodes the consumer-protocol subscriptions of the
+// members. A subscription that cannot be read keeps every offset: the
+// group is then treated as subscribed to all topics it has offsets for.
+func (g *group) subscribedTopics() map[string]bool {
+	topics := map[string]bool{}
+	g.each(func(m *member) {
+		var md kmsg.ConsumerMemberMetadata
+		if err := md.ReadFrom(m.metadataFor(g.protocol)); err != nil {
+			for tp := range g.offsets {
+				topics[tp.topic] = true
+			}
+			return
+		}
+		for _, t := range md.Topics {
+			topics[t] = true
+		}
+	})
+	return topics
+}
+
+// expireOffsets removes the offsets of empty groups older than the
+// retention (counted from the later of the commit and the moment the
+// group became empty), and forgets empty groups with no offsets left.
+func (s *Shard) expireOffsets(nowMs int64) {
+	for _, id := range s.groupIDs() {
+		g := s.groups[id]
+		if g.state != Empty || g.inflight > 0 || len(g.pending) > 0 {
+			continue
+		}
+		var recs []Record
+		for tp, o := range g.offsets {
+			if nowMs-max(o.commitMs, g.stateSinceMs) >= s.cfg.OffsetsRetentionMs {
+				recs = append(recs, Record{Key: offsetKey(g.id, tp)})
+				delete(g.offsets, tp)
+			}
+		}
+		if len(g.offsets) == 0 {
+			recs = append(recs, Record{Key: groupKey(g.id)})
+			delete(s.groups, id)
+		}
+		if len(recs) > 0 {
+			sort.Slice(recs, func(i, j int) bool { return string(recs[i].Key) < string(recs[j].Key) })
+			s.append(recs, func(int64, error) {})
+		}
+	}
+}

@@ -1,0 +1,433 @@
+// Package txn is the transaction coordinator (KIP-98): for each
+// transactional id, the producer id and epoch that own it, the partitions
+// and groups of its open transaction, and the state of that transaction.
+//
+// The coordinator decides; its driver does the I/O. Every change is made
+// durable through Store before it takes effect or is answered, and the
+// markers that end a transaction are written through Markers between the
+// PrepareCommit/PrepareAbort record and the CompleteCommit/CompleteAbort
+// record, so a crash at any point leaves a state that recovery finishes:
+// a transaction found in a Prepare state at start has its markers written
+// (again; writing a marker twice is harmless) and is completed.
+//
+// Time comes in as nowMs arguments; nothing here reads a clock.
+package txn
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Status is where a transactional id's current transaction stands.
+type Status string
+
+// Statuses, named as Kafka's ListTransactions reports them.
+const (
+	Empty          Status = "Empty"
+	Ongoing        Status = "Ongoing"
+	PrepareCommit  Status = "PrepareCommit"
+	PrepareAbort   Status = "PrepareAbort"
+	CompleteCommit Status = "CompleteCommit"
+	CompleteAbort  Status = "CompleteAbort"
+)
+
+// TopicPartition names a partition in a transaction.
+type TopicPartition struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
+
+// Meta is the durable state of one transactional id.
+type Meta struct {
+	TransactionalID string           `json:"transactionalId"`
+	ProducerID      int64            `json:"producerId"`
+	ProducerEpoch   int16            `json:"producerEpoch"`
+	TimeoutMs       int32            `json:"timeoutMs"`
+	Status          Status           `json:"status"`
+	Partitions      []TopicPartition `json:"partitions,omitempty"`
+	Groups          []string         `json:"groups,omitempty"`
+	StartMs         int64            `json:"startMs"`  // when the open transaction began
+	UpdateMs        int64            `json:"updateMs"` // last change
+}
+
+func (m *Meta) clone() *Meta {
+	c := *m
+	c.Partitions = append([]TopicPartition(nil), m.Partitions...)
+	c.Groups = append([]string(nil), m.Groups...)
+	return &c
+}
+
+// Store makes a Meta durable (a record keyed by transactional id in
+// __transaction_state); a nil Meta with an id removes it.
+type Store interface {
+	Put(id string, m *Meta) error
+}
+
+// Markers writes a transaction's markers to its partitions and completes
+// its group offsets, durably, before returning.
+type Markers interface {
+	WriteMarkers(m *Meta, commit bool) error
+}
+
+// ProducerIDs hands out new producer ids.
+type ProducerIDs interface {
+	Next() (int64, error)
+}
+
+// Config holds the coordinator's limits.
+type Config struct {
+	MaxTimeoutMs        int64 // transaction.max.timeout.ms
+	IDExpirationMs      int64 // transactional.id.expiration.ms
+	AbortTimedOutAfter  int64 // grace past the timeout before aborting, ms
+	MaxPartitionsPerTxn int
+}
+
+// Coordinator is the transaction coordinator. Its mutex serialises every
+// operation, including the durable writes each makes.
+type Coordinator struct {
+	mu      sync.Mutex
+	cfg     Config
+	store   Store
+	markers Markers
+	pids    ProducerIDs
+	txns    map[string]*Meta
+	byPID   map[int64]string // producer id -> transactional id (may be stale: check)
+}
+
+// New returns a coordinator over the given effects.
+func New(cfg Config, store Store, markers Markers, pids ProducerIDs) *Coordinator {
+	return &Coordinator{cfg: cfg, store: store, markers: markers, pids: pids, txns: make(map[string]*Meta), byPID: make(map[int64]string)}
+}
+
+// Replay loads one stored record (in log order); a nil meta removes.
+func (c *Coordinator) Replay(id string, m *Meta) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m == nil {
+		delete(c.txns, id)
+		return
+	}
+	c.txns[id] = m
+	c.byPID[m.ProducerID] = id
+}
+
+// Recover completes every transaction caught between its Prepare record
+// and its Complete record, as the coordinator that crashed would have.
+func (c *Coordinator) Recover(nowMs int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.txns {
+		switch m.Status {
+		case PrepareCommit, PrepareAbort:
+			if err := c.completeLocked(m, m.Status == PrepareCommit, nowMs); err != nil {
+				return fmt.Errorf("complete %q: %w", m.TransactionalID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// put makes next durable and then installs it.
+func (c *Coordinator) put(next *Meta) error {
+	if err := c.store.Put(next.TransactionalID, next); err != nil {
+		return fmt.Errorf("%w: %v", kerr.CoordinatorNotAvailable, err)
+	}
+	c.txns[next.TransactionalID] = next
+	c.byPID[next.ProducerID] = next.TransactionalID
+	return nil
+}
+
+// bumpEpoch returns the producer id and epoch after an epoch bump: a new
+// producer id once the epoch would reach its maximum.
+func (c *Coordinator) bumpEpoch(m *Meta) (int64, int16, error) {
+	if m.ProducerEpoch < 1<<15-2 {
+		return m.ProducerID, m.ProducerEpoch + 1, nil
+	}
+	id, err := c.pids.Next()
+	return id, 0, err
+}
+
+// InitProducerID serves InitProducerId with a transactional id: a new id
+// gets a producer id at epoch 0; a known one has its epoch bumped, which
+// fences every older instance, and any transaction it left open is
+// aborted first. With a producer id and epoch given (KIP-360), they must
+// be the current ones.
+func (c *Coordinator) InitProducerID(id string, timeoutMs int32, pid int64, epoch int16, nowMs int64) (int64, int16, error) {
+	if timeoutMs <= 0 || int64(timeoutMs) > c.cfg.MaxTimeoutMs {
+		return -1, -1, kerr.InvalidTransactionTimeout
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.txns[id]
+	if !ok {
+		newID, err := c.pids.Next()
+		if err != nil {
+			return -1, -1, err
+		}
+		next := &Meta{TransactionalID: id, ProducerID: newID, ProducerEpoch: 0, TimeoutMs: timeoutMs, Status: Empty, StartMs: -1, UpdateMs: nowMs}
+		if err := c.put(next); err != nil {
+			return -1, -1, err
+		}
+		return newID, 0, nil
+	}
+	if pid >= 0 && (pid != m.ProducerID || epoch != m.ProducerEpoch) {
+		return -1, -1, kerr.ProducerFenced
+	}
+	switch m.Status {
+	case PrepareCommit, PrepareAbort:
+		if err := c.completeLocked(m, m.Status == PrepareCommit, nowMs); err != nil {
+			return -1, -1, err
+		}
+	case Ongoing:
+		// The previous instance left a transaction open: abort it at a
+		// bumped epoch so that instance is fenced from the partitions too.
+		if err := c.abortFencingLocked(m, nowMs); err != nil {
+			return -1, -1, err
+		}
+	}
+	m = c.txns[id]
+	next := m.clone()
+	var err error
+	if next.ProducerID, next.ProducerEpoch, err = c.bumpEpoch(m); err != nil {
+		return -1, -1, err
+	}
+	next.TimeoutMs, next.Status, next.Partitions, next.Groups, next.StartMs, next.UpdateMs = timeoutMs, Empty, nil, nil, -1, nowMs
+	if err := c.put(next); err != nil {
+		return -1, -1, err
+	}
+	return next.ProducerID, next.ProducerEpoch, nil
+}
+
+// check finds the transaction of id and verifies the caller owns it.
+func (c *Coordinator) checkLocked(id string, pid int64, epoch int16) (*Meta, error) {
+	m, ok := c.txns[id]
+	switch {
+	case !ok || m.ProducerID != pid:
+		return nil, kerr.InvalidProducerIDMapping
+	case epoch < m.ProducerEpoch:
+		return nil, kerr.ProducerFenced
+	case epoch > m.ProducerEpoch:
+		return nil, kerr.InvalidProducerEpoch
+	}
+	return m, nil
+}
+
+// AddPartitions adds partitions (and groups, for AddOffsetsToTxn) to the
+// open transaction, opening one if none is.
+func (c *Coordinator) AddPartitions(id string, pid int64, epoch int16, parts []TopicPartition, groups []string, nowMs int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, err := c.checkLocked(id, pid, epoch)
+	if err != nil {
+		return err
+	}
+	switch m.Status {
+	case PrepareCommit, PrepareAbort:
+		return kerr.ConcurrentTransactions
+	}
+	next := m.clone()
+	if m.Status != Ongoing {
+		next.Partitions, next.Groups, next.StartMs = nil, nil, nowMs
+	}
+	added := false
+	for _, tp := range parts {
+		if !containsTP(next.Partitions, tp) {
+			next.Partitions = append(next.Partitions, tp)
+			added = true
+		}
+	}
+	for _, g := range groups {
+		if !containsString(next.Groups, g) {
+			next.Groups = append(next.Groups, g)
+			added = true
+		}
+	}
+	if c.cfg.MaxPartitionsPerTxn > 0 && len(next.Partitions) > c.cfg.MaxPartitionsPerTxn {
+		return kerr.InvalidRequest
+	}
+	if m.Status == Ongoing && !added {
+		return nil // a retry: already durable
+	}
+	next.Status, next.UpdateMs = Ongoing, nowMs
+	sortTPs(next.Partitions)
+	return c.put(next)
+}
+
+// InTransaction reports whether tp is part of producer pid's open
+// transaction at epoch: the KIP-890 check made before a transactional
+// batch is appended, so a late retry cannot land in a later transaction.
+func (c *Coordinator) InTransaction(pid int64, epoch int16, tp TopicPartition) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.txns[c.byPID[pid]]
+	switch {
+	case !ok || m.ProducerID != pid:
+		return kerr.InvalidProducerIDMapping
+	case epoch != m.ProducerEpoch:
+		return kerr.InvalidProducerEpoch
+	case m.Status != Ongoing || !containsTP(m.Partitions, tp):
+		return kerr.InvalidTxnState
+	}
+	return nil
+}
+
+// End commits or aborts the open transaction (EndTxn). A retry of an end
+// that already completed the same way succeeds.
+func (c *Coordinator) End(id string, pid int64, epoch int16, commit bool, nowMs int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, err := c.checkLocked(id, pid, epoch)
+	if err != nil {
+		return err
+	}
+	switch {
+	case m.Status == Ongoing:
+	case m.Status == CompleteCommit && commit, m.Status == CompleteAbort && !commit:
+		return nil
+	case m.Status == PrepareCommit && commit, m.Status == PrepareAbort && !commit:
+		return c.completeLocked(m, commit, nowMs)
+	case m.Status == Empty && !commit:
+		return nil // nothing was added: nothing to abort
+	default:
+		return kerr.InvalidTxnState
+	}
+	return c.endLocked(m, commit, nowMs)
+}
+
+// endLocked writes Prepare, the markers, then Complete.
+func (c *Coordinator) endLocked(m *Meta, commit bool, nowMs int64) error {
+	next := m.clone()
+	next.Status, next.UpdateMs = PrepareAbort, nowMs
+	if commit {
+		next.Status = PrepareCommit
+	}
+	if err := c.put(next); err != nil {
+		return err
+	}
+	return c.completeLocked(next, commit, nowMs)
+}
+
+func (c *Coordinator) completeLocked(m *Meta, commit bool, nowMs int64) error {
+	if err := c.markers.WriteMarkers(m, commit); err != nil {
+		return fmt.Errorf("%w: write markers: %v", kerr.CoordinatorNotAvailable, err)
+	}
+	next := m.clone()
+	next.Status, next.Partitions, next.Groups, next.StartMs, next.UpdateMs = CompleteAbort, nil, nil, -1, nowMs
+	if commit {
+		next.Status = CompleteCommit
+	}
+	return c.put(next)
+}
+
+// abortFencingLocked aborts m's open transaction at a bumped epoch, so the
+// producer that opened it can write no more (its epoch is now old both
+// here and at every partition, through the markers).
+func (c *Coordinator) abortFencingLocked(m *Meta, nowMs int64) error {
+	next := m.clone()
+	var err error
+	if next.ProducerID, next.ProducerEpoch, err = c.bumpEpoch(m); err != nil {
+		return err
+	}
+	if next.ProducerID != m.ProducerID {
+		// The epoch was exhausted: the markers must still carry the id
+		// that wrote the data, at an epoch above its last.
+		next.ProducerID, next.ProducerEpoch = m.ProducerID, m.ProducerEpoch+1
+	}
+	return c.endLocked(next, false, nowMs)
+}
+
+// Tick aborts transactions open for longer than their timeout (fencing
+// their producers) and forgets transactional ids idle past
+// transactional.id.expiration.ms.
+func (c *Coordinator) Tick(nowMs int64) []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for id, m := range c.txns {
+		switch {
+		case m.Status == Ongoing && nowMs-m.StartMs > int64(m.TimeoutMs)+c.cfg.AbortTimedOutAfter:
+			if err := c.abortFencingLocked(m, nowMs); err != nil {
+				errs = append(errs, fmt.Errorf("abort timed-out %q: %w", id, err))
+			}
+		case (m.Status == Empty || m.Status == CompleteCommit || m.Status == CompleteAbort) && nowMs-m.UpdateMs > c.cfg.IDExpirationMs:
+			if err := c.store.Put(id, nil); err != nil {
+				errs = append(errs, fmt.Errorf("expire %q: %w", id, err))
+				continue
+			}
+			delete(c.txns, id)
+		}
+	}
+	return errs
+}
+
+// Describe returns copies of the named transactions' state; unknown ids
+// are absent.
+func (c *Coordinator) Describe(ids []string) map[string]Meta {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]Meta, len(ids))
+	for _, id := range ids {
+		if m, ok := c.txns[id]; ok {
+			out[id] = *m.clone()
+		}
+	}
+	return out
+}
+
+// List returns every transaction's state, by id.
+func (c *Coordinator) List() []Meta {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Meta, 0, len(c.txns))
+	for _, m := range c.txns {
+		out = append(out, *m.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TransactionalID < out[j].TransactionalID })
+	return out
+}
+
+// Abort aborts the open transaction of id from the outside (an operator
+// ending a hanging transaction), fencing its producer.
+func (c *Coordinator) Abort(id string, nowMs int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.txns[id]
+	if !ok {
+		return kerr.TransactionalIDNotFound
+	}
+	if m.Status != Ongoing {
+		return errors.New("no open transaction")
+	}
+	return c.abortFencingLocked(m, nowMs)
+}
+
+func containsTP(tps []TopicPartition, tp TopicPartition) bool {
+	for _, x := range tps {
+		if x == tp {
+			return true
+		}
+	}
+	return false
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortTPs(tps []TopicPartition) {
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+}
