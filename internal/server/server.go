@@ -243,28 +243,25 @@ func (s *Server) dispatch(ctx context.Context, c *Conn, h header, body []byte) (
 	return s.h.Handle(ctx, c, req), nil
 }
 
-// readFrame reads size bytes, growing the buffer as bytes arrive rather
-// than trusting the size prefix with one allocation: a peer that claims a
-// large frame and sends nothing holds little memory.
+// readFrame reads a frame of size bytes without trusting the size prefix
+// with one allocation: it first reads up to 1 MiB, and only a peer that
+// has sent that much gets a buffer of the full size. A peer that claims a
+// large frame and sends little holds little memory.
 func readFrame(r io.Reader, size int) ([]byte, error) {
-	const step = 1 << 20
-	buf := make([]byte, 0, min(size, step))
-	for len(buf) < size {
-		if len(buf) == cap(buf) {
-			buf = append(buf, make([]byte, min(size-len(buf), cap(buf)))...)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):min(cap(buf), size)])
-		buf = buf[:len(buf)+n]
-		if err != nil {
-			if err == io.EOF && len(buf) < size {
-				err = io.ErrUnexpectedEOF
-			}
-			if len(buf) < size {
-				return nil, err
-			}
-		}
+	const first = 1 << 20
+	buf := make([]byte, min(size, first))
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
 	}
-	return buf, nil
+	if size <= first {
+		return buf, nil
+	}
+	full := make([]byte, size)
+	copy(full, buf)
+	if _, err := io.ReadFull(r, full[first:]); err != nil {
+		return nil, err
+	}
+	return full, nil
 }
 
 // write sends replies in order until the channel closes or a write fails.
