@@ -138,8 +138,9 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	b.wg.Add(1)
 	go b.txnTicker()
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.housekeeping()
+	go b.cleanerLoop()
 	b.groups = newGroupCoordinator(b)
 	if _, err := b.groups.load(false); err != nil {
 		b.Close()

@@ -28,6 +28,9 @@ func (b *Broker) handleDescribeProducers(req *kmsg.DescribeProducersRequest) kms
 				ap.LastTimestamp = e.LastTimestamp()
 				ap.CoordinatorEpoch = -1
 				ap.CurrentTxnStartOffset = -1
+				if e.InTxn {
+					ap.CurrentTxnStartOffset = e.TxnFirstOffset
+				}
 				rp.ActiveProducers = append(rp.ActiveProducers, ap)
 			}
 			rt.Partitions = append(rt.Partitions, rp)

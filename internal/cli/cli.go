@@ -16,8 +16,8 @@ const defaultBrokers = "127.0.0.1:9092"
 // brokersEnv names the environment variable that overrides defaultBrokers.
 const brokersEnv = "WEIR_BROKERS"
 
-// AddClientCommands adds the client commands (topic, produce, consume and
-// bench) to root. Each of them takes a persistent --brokers flag, a
+// AddClientCommands adds the client commands (topic, produce, consume,
+// bench, group, producers and txn) to root. Each of them takes a persistent --brokers flag, a
 // comma-separated list of host:port seeds that defaults to $WEIR_BROKERS or
 // 127.0.0.1:9092.
 func AddClientCommands(root *cobra.Command) {
@@ -27,6 +27,9 @@ func AddClientCommands(root *cobra.Command) {
 		newProduceCommand(conn),
 		newConsumeCommand(conn),
 		newBenchCommand(conn),
+		newGroupCommand(conn),
+		newProducersCommand(conn),
+		newTxnCommand(conn),
 	} {
 		conn.register(cmd)
 		root.AddCommand(cmd)

@@ -49,7 +49,11 @@ func mustRun(t *testing.T, brokers, stdin string, args ...string) string {
 
 func startCluster(t *testing.T) string {
 	t.Helper()
-	b, err := weir.Start(context.Background(), weir.Config{DataDir: t.TempDir()})
+	// Groups form at once: tests should not wait out the initial
+	// rebalance delay meant for consumers starting one by one.
+	b, err := weir.Start(context.Background(), weir.Config{DataDir: t.TempDir(), Settings: map[string]string{
+		"group.initial.rebalance.delay.ms": "0",
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,5 +160,20 @@ func TestBenchProduceThenConsumeReportsThroughput(t *testing.T) {
 	}
 	if r := run(t, b, "", "bench", "consume", "--records", "5000"); r.err == nil || !strings.Contains(r.err.Error(), "holds 2000 records") {
 		t.Errorf("bench consume of more records than exist: err = %v", r.err)
+	}
+}
+
+func TestConsumeWithGroupResumesAfterCommittedOffsets(t *testing.T) {
+	b := startCluster(t)
+	mustRun(t, b, "", "topic", "create", "jobs", "--partitions", "1")
+	mustRun(t, b, "1\n2\n3\n", "produce", "jobs")
+	if out := mustRun(t, b, "", "consume", "jobs", "--group", "g", "-n", "2"); out != "1\n2\n" {
+		t.Fatalf("first group consume printed %q", out)
+	}
+	if out := mustRun(t, b, "", "consume", "jobs", "--group", "g", "--timeout", "1s"); out != "3\n" {
+		t.Fatalf("second group consume printed %q, want the one record not yet committed", out)
+	}
+	if out := mustRun(t, b, "", "consume", "jobs", "--from", "1", "--partition", "0", "-n", "1", "--format", "kv"); out != "\t2\n" {
+		t.Fatalf("consume from offset 1 printed %q", out)
 	}
 }

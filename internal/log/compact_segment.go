@@ -135,7 +135,9 @@ func (l *Log) rewriteSegment(v view, keys map[string]int64, horizonMs int64) (*c
 		switch {
 		case len(kept) == len(recs):
 			return rw.next(&pendingBatch{b: clone(b), h: h, pos: at})
-		case len(kept) > 0 || rw.prev == nil || !rw.prev.widenable() || h.LastOffset()-rw.prev.h.BaseOffset > math.MaxInt32:
+		case len(kept) > 0 || h.Idempotent() || rw.prev == nil || !rw.prev.widenable() || h.LastOffset()-rw.prev.h.BaseOffset > math.MaxInt32:
+			// Some records stay, or the batch must stay for its producer's
+			// sequence numbers, or no batch before can take its offsets.
 			nb, err := batch.Reassemble(h, kept)
 			if err != nil {
 				return err
