@@ -95,6 +95,24 @@ func (b *Broker) handleAddPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) k
 	return resp
 }
 
+// handleAddOffsetsToTxn adds a group to the transaction: its offsets,
+// sent with TxnOffsetCommit, commit or abort with it.
+func (b *Broker) handleAddOffsetsToTxn(req *kmsg.AddOffsetsToTxnRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	c, code := b.coordinatorFor()
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp
+	}
+	if _, err := b.groups.shardFor(req.Group, true); err != nil {
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp
+	}
+	err := c.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, nil, []string{req.Group}, time.Now().UnixMilli())
+	resp.ErrorCode = errCode(err)
+	return resp
+}
+
 func (b *Broker) handleEndTxn(req *kmsg.EndTxnRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	c, code := b.coordinatorFor()

@@ -109,6 +109,11 @@ func (s *State) Check(h batch.Header) (*BatchMeta, error) {
 		}
 		return nil, nil
 	}
+	if h.BaseSequence < 0 {
+		// A coordinator's own transactional write (TxnOffsetCommit records
+		// in __consumer_offsets) carries no sequence: only the epoch counts.
+		return nil, nil
+	}
 	last := h.LastSequence()
 	for i := range e.Batches {
 		if b := &e.Batches[i]; b.FirstSeq == h.BaseSequence && b.LastSeq == last {
@@ -139,19 +144,22 @@ func (s *State) Update(h batch.Header, base, nowMs int64) {
 		e.Epoch = h.ProducerEpoch
 		e.Batches = e.Batches[:0]
 	}
+	if h.Transactional() && !e.InTxn {
+		e.InTxn, e.TxnFirstOffset = true, base
+	}
+	e.LastUpdateMs = nowMs
+	if h.BaseSequence < 0 {
+		return // no sequence to remember (see Check)
+	}
 	if len(e.Batches) == MaxBatches {
 		copy(e.Batches, e.Batches[1:])
 		e.Batches = e.Batches[:MaxBatches-1]
-	}
-	if h.Transactional() && !e.InTxn {
-		e.InTxn, e.TxnFirstOffset = true, base
 	}
 	e.Batches = append(e.Batches, BatchMeta{
 		FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(),
 		BaseOffset: base, LastOffset: base + int64(h.LastOffsetDelta),
 		Timestamp: h.MaxTimestamp,
 	})
-	e.LastUpdateMs = nowMs
 }
 
 // Expire forgets producers not heard from since nowMs-expirationMs. A
