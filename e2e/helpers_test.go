@@ -19,6 +19,9 @@ import (
 var weirBin string
 
 func TestMain(m *testing.M) {
+	if role := os.Getenv(childRoleEnv); role != "" {
+		os.Exit(runChild(role)) // this test binary re-executed as a client process
+	}
 	dir, err := os.MkdirTemp("", "weir-e2e-bin")
 	if err != nil {
 		panic(err)

@@ -6,10 +6,12 @@ package broker
 // delete.retention.ms.
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 
+	wlog "github.com/weir-broker/weir/internal/log"
 	"github.com/weir-broker/weir/internal/partition"
 )
 
@@ -34,6 +36,8 @@ func (b *Broker) cleanerLoop() {
 			}
 			stats, err := c.part.Compact(time.Now(), c.deleteRetentionMs)
 			switch {
+			case errors.Is(err, wlog.ErrClosed):
+				// The topic was deleted meanwhile.
 			case err != nil:
 				b.logger.Error("log cleaner", "topic", c.part.Topic, "partition", c.part.Index, "err", err)
 			case stats.Segments > 0:

@@ -8,12 +8,10 @@ package broker
 // awaited on goroutines that report back with AppendDone.
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -25,7 +23,6 @@ import (
 	"github.com/weir-broker/weir/internal/controller"
 	"github.com/weir-broker/weir/internal/group"
 	"github.com/weir-broker/weir/internal/partition"
-	"github.com/weir-broker/weir/internal/server"
 )
 
 // minTickInterval bounds how often a shard's timer fires.
@@ -282,78 +279,4 @@ func (s *groupShard) appendLocked(a group.Append) {
 	}
 	durable := s.part.WaitDurable(base + int64(h.LastOffsetDelta) + 1)
 	go func() { s.appendDone(a.ID, <-durable) }()
-}
-
-// stepGroup serves a request for one group. Without create and before
-// __consumer_offsets exists, an empty shard answers: no group is known.
-func (b *Broker) stepGroup(ctx context.Context, c *server.Conn, groupID string, create bool, req kmsg.Request) server.Reply {
-	s, err := b.groups.shardFor(groupID, create)
-	if err != nil {
-		b.logger.Error("group coordinator unavailable", "err", err)
-		resp := coordinatorUnavailable(req)
-		return func() (kmsg.Response, error) { return resp, nil }
-	}
-	return awaitResponse(ctx, b.stepOn(s, c, req))
-}
-
-// stepOn steps req on s, or on an empty shard when s is nil.
-func (b *Broker) stepOn(s *groupShard, c *server.Conn, req kmsg.Request) <-chan kmsg.Response {
-	in := group.Input{ClientID: c.ClientID, ClientHost: clientHost(c), Req: req}
-	if s == nil {
-		ch := make(chan kmsg.Response, 1)
-		rd := group.NewShard(b.groups.cfg).Step(nowMs(), in)
-		ch <- rd.Responses[0].Msg
-		return ch
-	}
-	return s.step(in)
-}
-
-func awaitResponse(ctx context.Context, ch <-chan kmsg.Response) server.Reply {
-	return func() (kmsg.Response, error) {
-		select {
-		case resp, ok := <-ch:
-			if !ok {
-				return nil, errCoordinatorClosed
-			}
-			return resp, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// clientHost is the client's address as DescribeGroups shows it.
-func clientHost(c *server.Conn) string {
-	if c.Remote == nil {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(c.Remote.String())
-	if err != nil {
-		return "/" + c.Remote.String()
-	}
-	return "/" + host
-}
-
-// coordinatorUnavailable answers a request that creates group state when
-// __consumer_offsets cannot be created.
-func coordinatorUnavailable(req kmsg.Request) kmsg.Response {
-	code := kerr.CoordinatorNotAvailable.Code
-	switch r := req.(type) {
-	case *kmsg.JoinGroupRequest:
-		resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
-		resp.ErrorCode, resp.MemberID = code, r.MemberID
-		return resp
-	case *kmsg.OffsetCommitRequest:
-		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewOffsetCommitResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: code})
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
-	}
-	panic(fmt.Sprintf("coordinatorUnavailable: %T creates no group state", req))
 }

@@ -9,7 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// lagLine returns the row of describe or reset-offsets for topic/partition, split in columns.
+// lagLine returns the row for topic/partition in the output of describe
+// or reset-offsets, split in columns.
 func lagLine(t *testing.T, out, topic, partition string) []string {
 	t.Helper()
 	for _, line := range strings.Split(out, "\n") {

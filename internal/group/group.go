@@ -21,6 +21,7 @@ const (
 
 var stateNames = [...]string{"Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"}
 
+// String is the state as Kafka names it.
 func (s State) String() string { return stateNames[s] }
 
 // protocol is one assignment protocol a member supports, with its

@@ -16,9 +16,9 @@ type harness struct {
 	now      int64
 	token    uint64
 	resps    map[uint64]kmsg.Response
-	pending  []Append  // appended, not yet durable
-	log      []Record  // every appended record, in order
-	manual   bool      // appends stay pending until durable() is called
+	pending  []Append // appended, not yet durable
+	log      []Record // every appended record, in order
+	manual   bool     // appends stay pending until durable() is called
 	deadline int64
 }
 

@@ -1,7 +1,6 @@
 package group
 
-// OffsetCommit v0-9, OffsetFetch v0-9, OffsetDelete v0, and offset
-// expiration.
+// OffsetCommit v0-9, OffsetDelete v0, and offset expiration.
 //
 // OffsetCommit: v0 has no generation (a simple commit); v1 carries a
 // per-partition timestamp and v2-4 a retention time, both ignored:
@@ -10,11 +9,6 @@ package group
 // with no members (a group that only stores offsets, or one whose
 // consumers are gone); otherwise the member and generation must match.
 // The response waits until the commit's records are durable.
-//
-// OffsetFetch: v2+ fetches every committed offset when the topic list is
-// null and has a top-level error; v5+ returns leader epochs; v7+ honours
-// require_stable; v8+ fetches several groups at once (the driver splits
-// them by shard). Only durable commits are visible.
 
 import (
 	"sort"
@@ -144,124 +138,6 @@ func (s *Shard) commitCheck(nowMs int64, g *group, generation int32, memberID st
 	// and a commit shows the member is alive.
 	m.deadline = nowMs + m.sessionTimeoutMs
 	return 0
-}
-
-// fetchedPartition is one partition's answer to OffsetFetch.
-type fetchedPartition struct {
-	partition   int32
-	offset      int64
-	leaderEpoch int32
-	metadata    string
-	code        int16
-}
-
-type fetchedTopic struct {
-	topic      string
-	partitions []fetchedPartition
-}
-
-// requestedTopic is one topic an OffsetFetch asks about.
-type requestedTopic struct {
-	topic      string
-	partitions []int32
-}
-
-// fetchGroup answers OffsetFetch for one group; topics nil means every
-// committed offset.
-func (s *Shard) fetchGroup(id string, topics []requestedTopic, requireStable bool) []fetchedTopic {
-	g := s.groups[id]
-	if g != nil && g.state == Dead {
-		g = nil
-	}
-	lookup := func(tp topicPartition) fetchedPartition {
-		f := fetchedPartition{partition: tp.partition, offset: -1, leaderEpoch: -1}
-		if g == nil {
-			return f
-		}
-		if requireStable && g.pendingTxnOffset(tp) {
-			f.code = kerr.UnstableOffsetCommit.Code
-			return f
-		}
-		if o, ok := g.offsets[tp]; ok {
-			f.offset, f.leaderEpoch, f.metadata = o.offset, o.leaderEpoch, o.metadata
-		}
-		return f
-	}
-	if topics == nil {
-		if g == nil {
-			return nil
-		}
-		byTopic := map[string][]int32{}
-		for tp := range g.offsets {
-			byTopic[tp.topic] = append(byTopic[tp.topic], tp.partition)
-		}
-		for t, ps := range byTopic {
-			sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-			topics = append(topics, requestedTopic{t, ps})
-		}
-		sort.Slice(topics, func(i, j int) bool { return topics[i].topic < topics[j].topic })
-	}
-	out := make([]fetchedTopic, 0, len(topics))
-	for _, t := range topics {
-		ft := fetchedTopic{topic: t.topic}
-		for _, p := range t.partitions {
-			ft.partitions = append(ft.partitions, lookup(topicPartition{t.topic, p}))
-		}
-		out = append(out, ft)
-	}
-	return out
-}
-
-func (s *Shard) fetchOffsets(in Input, req *kmsg.OffsetFetchRequest) {
-	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-	if req.Version < 8 {
-		var topics []requestedTopic
-		if req.Topics != nil || req.Version < 2 {
-			topics = []requestedTopic{}
-			for _, t := range req.Topics {
-				topics = append(topics, requestedTopic{t.Topic, t.Partitions})
-			}
-		}
-		for _, ft := range s.fetchGroup(req.Group, topics, req.RequireStable) {
-			rt := kmsg.NewOffsetFetchResponseTopic()
-			rt.Topic = ft.topic
-			for _, fp := range ft.partitions {
-				rp := kmsg.NewOffsetFetchResponseTopicPartition()
-				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = fp.partition, fp.offset, fp.leaderEpoch, fp.code
-				md := fp.metadata
-				rp.Metadata = &md
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		s.respond(in.Token, resp)
-		return
-	}
-	for _, rg := range req.Groups {
-		og := kmsg.NewOffsetFetchResponseGroup()
-		og.Group = rg.Group
-		var topics []requestedTopic
-		if rg.Topics != nil {
-			topics = []requestedTopic{}
-			for _, t := range rg.Topics {
-				topics = append(topics, requestedTopic{t.Topic, t.Partitions})
-			}
-		}
-		for _, ft := range s.fetchGroup(rg.Group, topics, req.RequireStable) {
-			rt := kmsg.NewOffsetFetchResponseGroupTopic()
-			rt.Topic = ft.topic
-			for _, fp := range ft.partitions {
-				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = fp.partition, fp.offset, fp.leaderEpoch, fp.code
-				md := fp.metadata
-				rp.Metadata = &md
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			og.Topics = append(og.Topics, rt)
-		}
-		resp.Groups = append(resp.Groups, og)
-	}
-	s.respond(in.Token, resp)
 }
 
 // OffsetDelete v0: an empty group's offsets can all go; a consumer group

@@ -84,7 +84,8 @@ func TestReplayRejectsUnknownKeys(t *testing.T) {
 }
 
 func TestPartitionForMatchesKafka(t *testing.T) {
-	// Values computed with Java's String.hashCode and Kafka's Utils.abs.
+	// Expected values follow Java's String.hashCode (UTF-16 code units) and
+	// Kafka's Utils.abs, computed independently of this implementation.
 	for _, c := range []struct {
 		group string
 		want  int32

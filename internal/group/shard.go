@@ -82,8 +82,8 @@ type Shard struct {
 	cfg    Config
 	groups map[string]*group
 
-	nextAppend     uint64
-	inflight       []*inflightAppend // in append order
+	nextAppend      uint64
+	inflight        []*inflightAppend // in append order
 	nextRetentionMs int64
 
 	out Ready

@@ -237,4 +237,3 @@ func (rw *segmentRewriter) finish() error {
 	}
 	return nil
 }
-
