@@ -305,3 +305,30 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 		t.Fatalf("delete beyond the high watermark: %v", r.Err)
 	}
 }
+
+// The coordinators' internal topics are theirs alone: clients can neither
+// create them, grow them, nor produce to them.
+func TestInternalTopicsAreProtected(t *testing.T) {
+	b, _ := startBroker(t, map[string]string{"group.initial.rebalance.delay.ms": "0"})
+	adm := newAdmin(t, b.Addr())
+	ctx := testCtx(t)
+	resp, _ := adm.CreateTopics(ctx, 1, 1, nil, "__transaction_state")
+	if !errors.Is(resp["__transaction_state"].Err, kerr.InvalidRequest) {
+		t.Fatalf("creating __transaction_state: %v", resp["__transaction_state"].Err)
+	}
+	// A group commit makes the coordinator create __consumer_offsets.
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "t", Partition: 0, At: 0})
+	createTopic(t, adm, "t", 1, nil)
+	if _, err := adm.CommitOffsets(ctx, "g", offs); err != nil {
+		t.Fatal(err)
+	}
+	cp, _ := adm.UpdatePartitions(ctx, 60, "__consumer_offsets")
+	if !errors.Is(cp["__consumer_offsets"].Err, kerr.InvalidPartitions) {
+		t.Fatalf("growing __consumer_offsets: %v", cp["__consumer_offsets"].Err)
+	}
+	conn := dialRaw(t, b.Addr())
+	if code := produceErr(t, conn, "__consumer_offsets", goodBatch()); code != kerr.InvalidTopicException.Code {
+		t.Fatalf("producing to __consumer_offsets: error %d", code)
+	}
+}

@@ -74,12 +74,13 @@ type topicState struct {
 type topicSettings struct {
 	maxMessageBytes int
 	logAppendTime   bool
+	internal        bool // clients may not produce to it
 }
 
-func (b *Broker) resolveSettings(overrides map[string]string) *topicSettings {
+func (b *Broker) resolveSettings(overrides map[string]string, internal bool) *topicSettings {
 	tc := b.settings.Topic(overrides)
 	n, _ := strconv.Atoi(tc["max.message.bytes"])
-	return &topicSettings{maxMessageBytes: n, logAppendTime: tc["message.timestamp.type"] == "LogAppendTime"}
+	return &topicSettings{maxMessageBytes: n, logAppendTime: tc["message.timestamp.type"] == "LogAppendTime", internal: internal}
 }
 
 // topicSettings returns a topic's produce settings; nil for an unknown
@@ -205,7 +206,7 @@ func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
 	}
 	ts := b.topics[t.Name]
 	if ts == nil {
-		ts = &topicState{id: t.ID, settings: b.resolveSettings(t.Configs)}
+		ts = &topicState{id: t.ID, settings: b.resolveSettings(t.Configs, t.Internal)}
 		b.topics[t.Name] = ts
 	}
 	ts.parts = append(ts.parts, p)
@@ -280,7 +281,7 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 		case r.Config != nil:
 			t, _ := im.TopicByID(r.Config.TopicID)
 			if ts := b.topics[t.Name]; ts != nil {
-				ts.settings = b.resolveSettings(t.Configs)
+				ts.settings = b.resolveSettings(t.Configs, t.Internal)
 				cfg := b.logConfig(t.Configs)
 				for _, p := range ts.parts {
 					p.SetConfig(cfg)

@@ -111,6 +111,9 @@ func (b *Broker) produceOne(topic string, cfg *topicSettings, p kmsg.ProduceRequ
 	if kerrc != nil {
 		return 0, kerrc
 	}
+	if cfg.internal {
+		return 0, wrap(kerr.InvalidTopicException, errors.New("clients cannot produce to an internal topic"))
+	}
 	h, err := batch.Validate(p.Records)
 	switch {
 	case errors.Is(err, batch.ErrUnsupportedMagic):

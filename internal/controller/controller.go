@@ -157,6 +157,10 @@ func (c *Controller) commitLocked(recs []metadata.Record) error {
 	return nil
 }
 
+// reservedTopics are the internal topics the coordinators keep their state
+// in (Kafka's names); only the coordinators create them.
+var reservedTopics = map[string]bool{"__consumer_offsets": true, "__transaction_state": true}
+
 var legalTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 // ValidTopicName reports why name cannot be a topic, as Kafka checks it.
@@ -189,6 +193,9 @@ type CreateTopic struct {
 func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, error) {
 	if err := ValidTopicName(req.Name); err != nil {
 		return metadata.TopicID{}, 0, err
+	}
+	if reservedTopics[req.Name] && !req.Internal {
+		return metadata.TopicID{}, 0, fail(kerr.InvalidRequest, "topic %q is reserved for the broker's coordinators", req.Name)
 	}
 	parts := req.Partitions
 	if parts == -1 {
@@ -273,6 +280,11 @@ func (c *Controller) CreatePartitions(name string, count int32, validateOnly boo
 	t, ok := c.image.Topics[name]
 	if !ok {
 		return fail(kerr.UnknownTopicOrPartition, "topic %q does not exist", name)
+	}
+	if t.Internal {
+		// Group and transaction state is placed by hashing over the
+		// partition count: growing it would strand that state.
+		return fail(kerr.InvalidPartitions, "internal topic %q cannot be given more partitions", name)
 	}
 	have := int32(len(t.Partitions))
 	if count <= have {
