@@ -34,7 +34,11 @@ const (
 )
 
 func runChild(role string) int {
-	if role != "member" {
+	switch role {
+	case "member":
+	case "eos-worker":
+		return runEOSWorker()
+	default:
 		fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
 		return 2
 	}

@@ -31,8 +31,10 @@ var served = []apiRange{
 	{21, 0, 2}, // DeleteRecords
 	{22, 0, 4}, // InitProducerId
 	{24, 0, 3}, // AddPartitionsToTxn
+	{25, 0, 3}, // AddOffsetsToTxn
 	{26, 0, 3}, // EndTxn
 	{27, 0, 1}, // WriteTxnMarkers
+	{28, 0, 3}, // TxnOffsetCommit
 	{32, 1, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
 	{37, 0, 3}, // CreatePartitions

@@ -432,6 +432,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		return b.handleLeaveGroup(ctx, c, r)
 	case *kmsg.OffsetCommitRequest:
 		return b.handleOffsetCommit(ctx, c, r)
+	case *kmsg.TxnOffsetCommitRequest:
+		return b.handleTxnOffsetCommit(ctx, c, r)
 	case *kmsg.OffsetFetchRequest:
 		return b.handleOffsetFetch(ctx, c, r)
 	case *kmsg.OffsetDeleteRequest:
@@ -473,6 +475,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleDescribeProducers(r)
 	case *kmsg.AddPartitionsToTxnRequest:
 		resp = b.handleAddPartitionsToTxn(r)
+	case *kmsg.AddOffsetsToTxnRequest:
+		resp = b.handleAddOffsetsToTxn(r)
 	case *kmsg.EndTxnRequest:
 		resp = b.handleEndTxn(r)
 	case *kmsg.WriteTxnMarkersRequest:

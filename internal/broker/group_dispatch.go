@@ -88,6 +88,8 @@ func coordinatorUnavailable(req kmsg.Request) kmsg.Response {
 			resp.Topics = append(resp.Topics, rt)
 		}
 		return resp
+	case *kmsg.TxnOffsetCommitRequest:
+		return txnOffsetCommitError(r, code)
 	}
 	panic(fmt.Sprintf("coordinatorUnavailable: %T creates no group state", req))
 }

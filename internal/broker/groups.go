@@ -155,9 +155,7 @@ func (gc *groupCoordinator) openShard(part *partition.Partition) (*groupShard, e
 			if err != nil {
 				return nil, fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, off, err)
 			}
-			if !h.Control() {
-				gc.replayBatch(s, part, data[:h.Size()], h)
-			}
+			gc.replayBatch(s, part, data[:h.Size()], h)
 			off = h.NextOffset()
 			data = data[h.Size():]
 		}
@@ -173,15 +171,38 @@ func (gc *groupCoordinator) openShard(part *partition.Partition) (*groupShard, e
 // not write (nothing but the coordinator should write here) is logged and
 // skipped rather than keeping the broker from starting.
 func (gc *groupCoordinator) replayBatch(s *groupShard, part *partition.Partition, b []byte, h batch.Header) {
+	if h.Control() {
+		commit, err := batch.IsCommitMarker(b)
+		if err != nil {
+			gc.b.logger.Error("group coordinator: skipping unreadable marker", "partition", part.Index, "offset", h.BaseOffset, "err", err)
+			return
+		}
+		s.m.ReplayMarker(h.ProducerID, commit)
+		return
+	}
 	recs, err := batch.Records(b)
 	if err != nil {
 		gc.b.logger.Error("group coordinator: skipping unreadable batch", "partition", part.Index, "offset", h.BaseOffset, "err", err)
 		return
 	}
+	replay := s.m.Replay
+	if h.Transactional() {
+		replay = func(key, value []byte) error { return s.m.ReplayTxn(h.ProducerID, key, value) }
+	}
 	for i, r := range recs {
-		if err := s.m.Replay(r.Key, r.Value); err != nil {
+		if err := replay(r.Key, r.Value); err != nil {
 			gc.b.logger.Error("group coordinator: skipping record", "partition", part.Index, "offset", h.BaseOffset+int64(r.OffsetDelta), "index", i, "err", err)
 		}
+	}
+}
+
+// completeTxn ends producer pid's transactional offsets in the shard of
+// group after the marker is durable there.
+func (s *groupShard) completeTxn(pid int64, commit bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.applyLocked(s.m.CompleteTxn(nowMs(), pid, commit))
 	}
 }
 
@@ -267,7 +288,12 @@ func (s *groupShard) appendLocked(a group.Append) {
 		recs[i] = batch.Record{Key: r.Key, Value: r.Value}
 	}
 	now := nowMs()
-	b := batch.Build(batch.Spec{Timestamp: now, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs)
+	spec := batch.Spec{Timestamp: now, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+	if a.Txn != nil {
+		// A TxnOffsetCommit's records, pending until the marker.
+		spec.Attributes, spec.ProducerID, spec.ProducerEpoch = batch.AttrTransactional, a.Txn.ID, a.Txn.Epoch
+	}
+	b := batch.Build(spec, recs)
 	h, err := batch.ParseHeader(b)
 	var base int64
 	if err == nil {

@@ -4,15 +4,19 @@ package broker
 // InitProducerId v0-4 with a transactional id, AddPartitionsToTxn v0-3,
 // EndTxn v0-3, WriteTxnMarkers v0-1, DescribeTransactions v0 and
 // ListTransactions v0-1 (KIP-664). The coordinator is internal/txn,
-// driven by txn_coordinator.go. Offsets in transactions (AddOffsetsToTxn,
-// TxnOffsetCommit) are not served yet.
+// driven by txn_coordinator.go. AddOffsetsToTxn v0-3 adds a group to the
+// transaction; TxnOffsetCommit v0-3 is served by the group coordinator
+// once the coordinator confirms the group is in the producer's open
+// transaction.
 
 import (
+	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-broker/weir/internal/server"
 	"github.com/weir-broker/weir/internal/txn"
 )
 
@@ -110,6 +114,34 @@ func (b *Broker) handleAddOffsetsToTxn(req *kmsg.AddOffsetsToTxnRequest) kmsg.Re
 	}
 	err := c.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, nil, []string{req.Group}, time.Now().UnixMilli())
 	resp.ErrorCode = errCode(err)
+	return resp
+}
+
+func (b *Broker) handleTxnOffsetCommit(ctx context.Context, c *server.Conn, req *kmsg.TxnOffsetCommitRequest) server.Reply {
+	tc, code := b.coordinatorFor()
+	if code == 0 {
+		code = errCode(tc.GroupInTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group))
+	}
+	if code != 0 {
+		resp := txnOffsetCommitError(req, code)
+		return func() (kmsg.Response, error) { return resp, nil }
+	}
+	return b.stepGroup(ctx, c, req.Group, true, req)
+}
+
+// txnOffsetCommitError answers every partition of req with code.
+func txnOffsetCommitError(req *kmsg.TxnOffsetCommitRequest, code int16) *kmsg.TxnOffsetCommitResponse {
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewTxnOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
 	return resp
 }
 

@@ -10,6 +10,7 @@ package broker
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -162,10 +163,32 @@ func (d *txnDriver) WriteMarkers(m *txn.Meta, commit bool) error {
 		}
 		waits = append(waits, part.WaitDurable(end))
 	}
+	// Each group's offsets live in one __consumer_offsets partition; a
+	// marker there ends them, and the group shard then makes them
+	// visible (commit) or drops them (abort).
+	var shards []*groupShard
+	for _, g := range m.Groups {
+		s, err := d.b.groups.shardFor(g, true)
+		if err != nil {
+			return fmt.Errorf("group %q: %w", g, err)
+		}
+		if slices.Contains(shards, s) {
+			continue
+		}
+		shards = append(shards, s)
+		end, err := s.part.AppendMarker(m.ProducerID, m.ProducerEpoch, commit, 0)
+		if err != nil {
+			return fmt.Errorf("marker for group %q: %w", g, err)
+		}
+		waits = append(waits, s.part.WaitDurable(end))
+	}
 	for _, w := range waits {
 		if err := <-w; err != nil {
 			return err
 		}
+	}
+	for _, s := range shards {
+		s.completeTxn(m.ProducerID, commit)
 	}
 	return nil
 }

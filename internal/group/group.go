@@ -109,6 +109,9 @@ type group struct {
 	pending      map[string]int64  // ids handed out with MEMBER_ID_REQUIRED -> expiry
 	offsets      map[topicPartition]offset
 	inflight     int // offset commits appended and not yet durable
+	// txnOffsets are offsets written by TxnOffsetCommit whose transaction
+	// has not ended, by producer id.
+	txnOffsets map[int64]map[topicPartition]offset
 
 	joinDeadline int64 // PreparingRebalance: the rebalance timeout
 	delayUntil   int64 // PreparingRebalance of an empty group: the initial delay
@@ -298,7 +301,12 @@ func sameSubscription(m *member, protocols []protocol) bool {
 
 // pendingTxnOffset reports whether a transactional offset commit for tp is
 // written but not yet committed or aborted, which makes OffsetFetch with
-// require_stable answer UNSTABLE_OFFSET_COMMIT. TxnOffsetCommit is not
-// served yet, so there are none; the transaction coordinator will fill
-// this in.
-func (g *group) pendingTxnOffset(topicPartition) bool { return false }
+// require_stable answer UNSTABLE_OFFSET_COMMIT (KIP-447).
+func (g *group) pendingTxnOffset(tp topicPartition) bool {
+	for _, offs := range g.txnOffsets {
+		if _, ok := offs[tp]; ok {
+			return true
+		}
+	}
+	return false
+}

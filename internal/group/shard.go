@@ -63,6 +63,16 @@ type Record struct {
 type Append struct {
 	ID      uint64
 	Records []Record
+	// Txn, when set, makes the batch transactional for that producer: the
+	// records are a TxnOffsetCommit's, pending until the transaction's
+	// marker reaches this partition.
+	Txn *TxnProducer
+}
+
+// TxnProducer is the producer id and epoch of a transactional append.
+type TxnProducer struct {
+	ID    int64
+	Epoch int16
 }
 
 // Ready is what one call produced for the driver to carry out, in order:
@@ -114,6 +124,8 @@ func (s *Shard) Step(nowMs int64, in Input) Ready {
 		s.leaveGroup(nowMs, in, r)
 	case *kmsg.OffsetCommitRequest:
 		s.commitOffsets(nowMs, in, r)
+	case *kmsg.TxnOffsetCommitRequest:
+		s.txnCommitOffsets(nowMs, in, r)
 	case *kmsg.OffsetFetchRequest:
 		s.fetchOffsets(in, r)
 	case *kmsg.OffsetDeleteRequest:
@@ -181,8 +193,13 @@ func (s *Shard) Loaded(nowMs int64) Ready {
 
 // append queues records and calls onDone once they are durable or failed.
 func (s *Shard) append(recs []Record, onDone func(nowMs int64, err error)) {
+	s.appendAs(nil, recs, onDone)
+}
+
+// appendAs is append with the batch written for a transactional producer.
+func (s *Shard) appendAs(txn *TxnProducer, recs []Record, onDone func(nowMs int64, err error)) {
 	s.nextAppend++
-	s.out.Appends = append(s.out.Appends, Append{ID: s.nextAppend, Records: recs})
+	s.out.Appends = append(s.out.Appends, Append{ID: s.nextAppend, Records: recs, Txn: txn})
 	s.inflight = append(s.inflight, &inflightAppend{id: s.nextAppend, onDone: onDone})
 }
 

@@ -39,7 +39,7 @@ func (p *Partition) loadProducers(nowMs int64) error {
 			}
 			switch {
 			case h.Control():
-				commit, err := markerType(data[:h.Size()])
+				commit, err := batch.IsCommitMarker(data[:h.Size()])
 				if err != nil {
 					return fmt.Errorf("replay marker at %d: %w", h.BaseOffset, err)
 				}

@@ -1,18 +1,11 @@
 package partition
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/batch"
-)
-
-// Control record types (the key of a control record).
-const (
-	controlAbort  = 0
-	controlCommit = 1
 )
 
 // AppendMarker writes the COMMIT or ABORT marker of producer pid's
@@ -21,9 +14,9 @@ const (
 // INVALID_PRODUCER_EPOCH.
 func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32) (int64, error) {
 	key := kmsg.NewControlRecordKey()
-	key.Type = controlAbort
+	key.Type = batch.ControlAbort
 	if commit {
-		key.Type = controlCommit
+		key.Type = batch.ControlCommit
 	}
 	value := kmsg.NewEndTxnMarker()
 	value.CoordinatorEpoch = coordinatorEpoch
@@ -51,28 +44,6 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 	}
 	p.kickFlusher()
 	return base + 1, nil
-}
-
-// markerType reads whether a control batch commits or aborts.
-func markerType(b []byte) (commit bool, err error) {
-	recs, err := batch.Records(b)
-	if err != nil {
-		return false, err
-	}
-	if len(recs) != 1 {
-		return false, fmt.Errorf("control batch with %d records", len(recs))
-	}
-	var key kmsg.ControlRecordKey
-	if err := key.ReadFrom(recs[0].Key); err != nil {
-		return false, err
-	}
-	switch key.Type {
-	case controlCommit:
-		return true, nil
-	case controlAbort:
-		return false, nil
-	}
-	return false, fmt.Errorf("control record type %d", key.Type)
 }
 
 // updateFirstUnstableLocked republishes the first unstable offset after

@@ -103,15 +103,14 @@ func (s *State) Check(h batch.Header) (*BatchMeta, error) {
 	switch {
 	case h.ProducerEpoch < e.Epoch:
 		return nil, ErrFenced
+	case h.BaseSequence < 0:
+		// A coordinator's own transactional write (TxnOffsetCommit records
+		// in __consumer_offsets) carries no sequence: only the epoch counts.
+		return nil, nil
 	case h.ProducerEpoch > e.Epoch:
 		if h.BaseSequence != 0 {
 			return nil, ErrOutOfOrder
 		}
-		return nil, nil
-	}
-	if h.BaseSequence < 0 {
-		// A coordinator's own transactional write (TxnOffsetCommit records
-		// in __consumer_offsets) carries no sequence: only the epoch counts.
 		return nil, nil
 	}
 	last := h.LastSequence()

@@ -183,3 +183,17 @@ func TestTransactionsOpenAndEndWithMarkers(t *testing.T) {
 		t.Fatalf("old epoch after a fencing abort: %v", err)
 	}
 }
+
+// A coordinator's transactional write without a sequence (TxnOffsetCommit
+// records) is checked by epoch alone, also when its epoch is new.
+func TestUnsequencedTransactionalWritesAreCheckedByEpochOnly(t *testing.T) {
+	s := NewState()
+	s.Update(txnHdr(1, 0, -1, 2), 0, 0)
+	s.ApplyMarker(1, 1, false, 2, 0) // aborted at a bumped epoch
+	if _, err := s.Check(txnHdr(1, 2, -1, 1)); err != nil {
+		t.Fatalf("next epoch's unsequenced write: %v", err)
+	}
+	if _, err := s.Check(txnHdr(1, 0, -1, 1)); !errors.Is(err, ErrFenced) {
+		t.Fatalf("older epoch's unsequenced write: %v", err)
+	}
+}

@@ -275,6 +275,22 @@ func (c *Coordinator) InTransaction(pid int64, epoch int16, tp TopicPartition) e
 	return nil
 }
 
+// GroupInTransaction reports whether group was added (AddOffsetsToTxn) to
+// producer pid's open transaction at epoch: checked before a
+// TxnOffsetCommit is written, as KIP-890 checks data writes.
+func (c *Coordinator) GroupInTransaction(id string, pid int64, epoch int16, group string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, err := c.checkLocked(id, pid, epoch)
+	if err != nil {
+		return err
+	}
+	if m.Status != Ongoing || !containsString(m.Groups, group) {
+		return kerr.InvalidTxnState
+	}
+	return nil
+}
+
 // End commits or aborts the open transaction (EndTxn). A retry of an end
 // that already completed the same way succeeds.
 func (c *Coordinator) End(id string, pid int64, epoch int16, commit bool, nowMs int64) error {
