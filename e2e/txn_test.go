@@ -342,3 +342,54 @@ func TestListAndDescribeTransactions(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// The broker dies in the middle of a commit, after PrepareCommit is
+// durable and before the markers are written, or after the markers and
+// before CompleteCommit. At restart the coordinator finishes the commit:
+// every partition of the transaction shows it, none is half-visible, the
+// last stable offset moves past it, and the client's retried EndTxn
+// succeeds.
+func TestBrokerCrashMidCommitCompletesTheTransaction(t *testing.T) {
+	for _, point := range []string{"txn.before-markers", "txn.before-complete"} {
+		t.Run(point, func(t *testing.T) {
+			dir := t.TempDir()
+			p := startProc(t, "127.0.0.1:0", dir, "--unsafe-faults", point+"=exit")
+			addr := p.addr
+			createTopic(t, newAdmin(t, addr), "t", 2, nil)
+			cl := txnProducer(t, addr, "tx-crash-commit")
+			ctx := testCtx(t)
+			if err := cl.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			for part := range int32(2) {
+				if err := cl.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte("in-commit")}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ended := make(chan error, 1)
+			go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
+			p.waitExit() // the fault ends the broker mid-commit
+			p = startProc(t, addr, dir)
+			if err := <-ended; err != nil {
+				t.Fatalf("EndTransaction across the crash: %v", err)
+			}
+			adm := newAdmin(t, addr)
+			lso, _ := adm.ListCommittedOffsets(ctx, "t")
+			hw, _ := adm.ListEndOffsets(ctx, "t")
+			lso.Each(func(o kadm.ListedOffset) {
+				// A marker written again at recovery is harmless: the
+				// stable offset reaches the end either way.
+				if h, _ := hw.Lookup("t", o.Partition); o.Offset != h.Offset || o.Offset < 2 {
+					t.Fatalf("partition %d: last stable offset %d, high watermark %d, want equal and past the record", o.Partition, o.Offset, h.Offset)
+				}
+			})
+			if rc := readAll(t, addr, "t", true); count(rc, "in-commit") != 2 {
+				t.Fatalf("read_committed saw %v", rc)
+			}
+			d, err := adm.DescribeTransactions(ctx, "tx-crash-commit")
+			if err != nil || d["tx-crash-commit"].State != "CompleteCommit" {
+				t.Fatalf("transaction after restart: %+v %v", d["tx-crash-commit"], err)
+			}
+		})
+	}
+}

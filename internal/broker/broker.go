@@ -19,6 +19,7 @@ import (
 
 	"github.com/weir-broker/weir/internal/config"
 	"github.com/weir-broker/weir/internal/controller"
+	"github.com/weir-broker/weir/internal/faults"
 	wlog "github.com/weir-broker/weir/internal/log"
 	"github.com/weir-broker/weir/internal/metadata"
 	"github.com/weir-broker/weir/internal/partition"
@@ -34,6 +35,7 @@ type Config struct {
 	DataDir  string
 	Settings *config.Broker
 	Logger   *slog.Logger
+	Faults   *faults.Injector // nil: none
 }
 
 // Broker serves the Kafka API over its partitions.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/weir-broker/weir/internal/batch"
 	"github.com/weir-broker/weir/internal/controller"
+	"github.com/weir-broker/weir/internal/faults"
 	"github.com/weir-broker/weir/internal/group"
 	"github.com/weir-broker/weir/internal/partition"
 	"github.com/weir-broker/weir/internal/txn"
@@ -151,6 +152,7 @@ func (d *txnDriver) Put(id string, m *txn.Meta) error {
 // WriteMarkers implements txn.Markers: a marker in every partition of
 // the transaction, all durable before it returns.
 func (d *txnDriver) WriteMarkers(m *txn.Meta, commit bool) error {
+	d.b.cfg.Faults.Pass(faults.TxnBeforeMarkers)
 	var waits []<-chan error
 	for _, tp := range m.Partitions {
 		part, kerrc := d.b.partition(tp.Topic, tp.Partition)
@@ -190,6 +192,7 @@ func (d *txnDriver) WriteMarkers(m *txn.Meta, commit bool) error {
 	for _, s := range shards {
 		s.completeTxn(m.ProducerID, commit)
 	}
+	d.b.cfg.Faults.Pass(faults.TxnBeforeComplete)
 	return nil
 }
 

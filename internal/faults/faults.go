@@ -11,7 +11,7 @@
 //
 // where POINT is "<api>.response" (the response to a request of that API,
 // after the broker has acted on it: "produce.response", "fetch.response",
-// …), ACTION is drop (close the connection without sending the response:
+// …) or one of the internal points below, ACTION is drop (close the connection without sending the response:
 // a lost acknowledgement), close (send it, then close), delay:DURATION, or
 // exit (end the process at once, as a crash after the append), PROBABILITY
 // is the chance a request fires the rule (default 1), TIMES caps how often
@@ -22,6 +22,7 @@ package faults
 import (
 	"fmt"
 	"math/rand"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,19 @@ import (
 
 // Kind is what a fired rule does.
 type Kind int
+
+// Internal points, inside the broker rather than at a response. Only exit
+// and delay act there.
+const (
+	// TxnBeforeMarkers is passed when a transaction's PrepareCommit or
+	// PrepareAbort is durable and its markers are not yet written.
+	TxnBeforeMarkers = "txn.before-markers"
+	// TxnBeforeComplete is passed when the markers are durable and the
+	// CompleteCommit or CompleteAbort record is not yet written.
+	TxnBeforeComplete = "txn.before-complete"
+)
+
+var internalPoints = map[string]bool{TxnBeforeMarkers: true, TxnBeforeComplete: true}
 
 // Actions.
 const (
@@ -90,8 +104,8 @@ func Parse(spec string, seed int64) (*Injector, error) {
 
 func parseRule(s string) (*rule, error) {
 	point, rest, ok := strings.Cut(s, "=")
-	if !ok || !strings.HasSuffix(point, ".response") || len(point) == len(".response") {
-		return nil, fmt.Errorf("expected <api>.response=ACTION")
+	if !ok || !(internalPoints[point] || strings.HasSuffix(point, ".response") && len(point) > len(".response")) {
+		return nil, fmt.Errorf("expected <api>.response=ACTION, %s=ACTION or %s=ACTION", TxnBeforeMarkers, TxnBeforeComplete)
 	}
 	r := &rule{point: point, prob: 1}
 	// Split off the modifiers, which start at the first of @ # +.
@@ -170,6 +184,19 @@ func (in *Injector) Fire(point string) Action {
 		return r.action
 	}
 	return Action{}
+}
+
+// Pass is Fire for an internal point: an exit ends the process at once
+// (as a crash at that point would), a delay sleeps; other actions do
+// nothing there.
+func (in *Injector) Pass(point string) {
+	switch a := in.Fire(point); a.Kind {
+	case Exit:
+		fmt.Fprintf(os.Stderr, "weir: fault: exiting at %s\n", point)
+		os.Exit(3)
+	case Delay:
+		time.Sleep(a.Delay)
+	}
 }
 
 // Fired is how many times rules at point have fired.

@@ -6,7 +6,7 @@ import (
 )
 
 func TestParseReadsEveryActionAndModifier(t *testing.T) {
-	in, err := Parse("produce.response=drop@0.5#3+2, fetch.response=delay:150ms, metadata.response=close,produce.response=exit", 1)
+	in, err := Parse("produce.response=drop@0.5#3+2, fetch.response=delay:150ms, metadata.response=close,produce.response=exit,txn.before-markers=exit", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func TestParseReadsEveryActionAndModifier(t *testing.T) {
 }
 
 func TestParseRejectsBadSpecs(t *testing.T) {
-	for _, spec := range []string{"", "produce=drop", ".response=drop", "produce.response=explode",
+	for _, spec := range []string{"", "produce=drop", "txn.whenever=exit", ".response=drop", "produce.response=explode",
 		"produce.response=delay:abc", "produce.response=drop@2", "produce.response=drop#-1", "produce.response"} {
 		if _, err := Parse(spec, 1); err == nil {
 			t.Errorf("%q accepted", spec)

@@ -84,6 +84,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		DataDir:  cfg.DataDir,
 		Settings: settings,
 		Logger:   logger,
+		Faults:   cfg.Faults,
 	})
 	if err != nil {
 		ln.Close()
