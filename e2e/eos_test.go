@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func runEOSWorker() int {
 type eosWorker struct {
 	cmd    *exec.Cmd
 	ended  chan struct{}
-	killed bool
+	killed atomic.Bool
 }
 
 func startEOSWorker(t *testing.T, brokers string, index int, commits, exits chan<- int) *eosWorker {
@@ -112,7 +113,7 @@ func startEOSWorker(t *testing.T, brokers string, index int, commits, exits chan
 		}
 		cmd.Wait()
 		close(w.ended)
-		if !w.killed {
+		if !w.killed.Load() {
 			exits <- index
 		}
 	}()
@@ -121,7 +122,7 @@ func startEOSWorker(t *testing.T, brokers string, index int, commits, exits chan
 }
 
 func (w *eosWorker) kill() {
-	w.killed = true
+	w.killed.Store(true)
 	w.cmd.Process.Kill()
 	<-w.ended
 }
