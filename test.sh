@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every Weir test on a fresh machine: installs what the tests need
-# (kcat for the librdkafka tests) when it is missing, then the Go tests
-# with the race detector.
+# (kcat and python3-confluent-kafka for the librdkafka tests) when it is
+# missing, then the Go tests with the race detector.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+# Debian's package is for /usr/bin/python3, which the e2e tests use.
+/usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need_apt+=(python3-confluent-kafka)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   sudo=""
