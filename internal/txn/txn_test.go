@@ -1,0 +1,142 @@
+package txn
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// effects records what the coordinator asks its driver to do.
+type effects struct {
+	puts    []Meta
+	markers []string // "commit pid/epoch" or "abort pid/epoch"
+	nextPID int64
+}
+
+func (e *effects) Put(id string, m *Meta) error {
+	if m != nil {
+		e.puts = append(e.puts, *m)
+	}
+	return nil
+}
+
+func (e *effects) WriteMarkers(m *Meta, commit bool) error {
+	kind := "abort"
+	if commit {
+		kind = "commit"
+	}
+	e.markers = append(e.markers, kind)
+	return nil
+}
+
+func (e *effects) Next() (int64, error) { e.nextPID++; return e.nextPID, nil }
+
+func newCoordinator() (*Coordinator, *effects) {
+	e := &effects{}
+	return New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1000000}, e, e, e), e
+}
+
+var tp = TopicPartition{Topic: "t", Partition: 0}
+
+// The life of a transactional id: init, add, commit (and its retry), a
+// second instance fencing the first and aborting what it left open.
+func TestTransactionalIDLifecycle(t *testing.T) {
+	c, e := newCoordinator()
+	pid, epoch, err := c.InitProducerID("a", 10000, -1, -1, 0)
+	if err != nil || pid != 1 || epoch != 0 {
+		t.Fatalf("first init: %d/%d %v", pid, epoch, err)
+	}
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.InTransaction(pid, epoch, tp); err != nil {
+		t.Fatalf("partition in transaction: %v", err)
+	}
+	if err := c.InTransaction(pid, epoch, TopicPartition{"t", 1}); !errors.Is(err, kerr.InvalidTxnState) {
+		t.Fatalf("partition not added: %v", err)
+	}
+	if err := c.End("a", pid, epoch, true, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.End("a", pid, epoch, true, 3); err != nil {
+		t.Fatalf("retried commit: %v", err)
+	}
+	if err := c.End("a", pid, epoch, false, 3); !errors.Is(err, kerr.InvalidTxnState) {
+		t.Fatalf("abort after commit: %v", err)
+	}
+	if len(e.markers) != 1 || e.markers[0] != "commit" {
+		t.Fatalf("markers %v", e.markers)
+	}
+	// Prepare is durable before the markers, Complete after.
+	n := len(e.puts)
+	if e.puts[n-2].Status != PrepareCommit || e.puts[n-1].Status != CompleteCommit {
+		t.Fatalf("last puts %v %v", e.puts[n-2].Status, e.puts[n-1].Status)
+	}
+
+	// The first instance opens another transaction, then a second
+	// instance starts: the open transaction is aborted at a bumped epoch
+	// and the new instance gets the next.
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 4); err != nil {
+		t.Fatal(err)
+	}
+	pid2, epoch2, err := c.InitProducerID("a", 10000, -1, -1, 5)
+	if err != nil || pid2 != pid || epoch2 != epoch+2 {
+		t.Fatalf("second init: %d/%d %v", pid2, epoch2, err)
+	}
+	if e.markers[len(e.markers)-1] != "abort" {
+		t.Fatalf("open transaction not aborted: %v", e.markers)
+	}
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 6); !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("zombie add: %v", err)
+	}
+	if err := c.End("a", pid, epoch, true, 6); !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("zombie commit: %v", err)
+	}
+	if _, _, err := c.InitProducerID("a", 10000, pid, epoch, 7); !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("KIP-360 init with a stale epoch: %v", err)
+	}
+}
+
+// A transaction open longer than its timeout is aborted by Tick at a
+// bumped epoch, which fences its producer.
+func TestTimedOutTransactionIsAborted(t *testing.T) {
+	c, e := newCoordinator()
+	pid, epoch, _ := c.InitProducerID("a", 1000, -1, -1, 0)
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 100); err != nil {
+		t.Fatal(err)
+	}
+	if errs := c.Tick(1000); len(errs) != 0 || len(e.markers) != 0 {
+		t.Fatalf("aborted before the timeout: %v %v", errs, e.markers)
+	}
+	c.Tick(1101)
+	if len(e.markers) != 1 || e.markers[0] != "abort" {
+		t.Fatalf("markers after the timeout: %v", e.markers)
+	}
+	if err := c.End("a", pid, epoch, true, 1200); !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("commit after the timeout abort: %v", err)
+	}
+}
+
+// Recovery completes a transaction found between Prepare and Complete.
+func TestRecoverCompletesPreparedTransactions(t *testing.T) {
+	c, e := newCoordinator()
+	c.Replay("a", &Meta{TransactionalID: "a", ProducerID: 7, ProducerEpoch: 3, TimeoutMs: 1000, Status: PrepareCommit, Partitions: []TopicPartition{tp}})
+	c.Replay("b", &Meta{TransactionalID: "b", ProducerID: 8, Status: CompleteAbort})
+	if err := c.Recover(10); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.markers) != 1 || e.markers[0] != "commit" {
+		t.Fatalf("markers %v", e.markers)
+	}
+	if got := c.Describe([]string{"a"})["a"]; got.Status != CompleteCommit || len(got.Partitions) != 0 {
+		t.Fatalf("after recovery: %+v", got)
+	}
+}
+
+func TestInitRejectsTimeoutsAboveTheMaximum(t *testing.T) {
+	c, _ := newCoordinator()
+	if _, _, err := c.InitProducerID("a", 60001, -1, -1, 0); !errors.Is(err, kerr.InvalidTransactionTimeout) {
+		t.Fatalf("timeout above transaction.max.timeout.ms: %v", err)
+	}
+}
