@@ -15,7 +15,7 @@ go test -c -o "$bin" ./internal/bench/
 out=$(mktemp)
 cd internal/bench
 for i in $(seq "$rounds"); do
-  "$bin" -test.run '^$' -test.bench '^Benchmark(Kfake|Weir)' -test.benchtime "${records}x" | grep '^Benchmark' >>"$out"
+  "$bin" -test.run '^$' -test.bench '^Benchmark(Kfake|Weir)(Produce|ProduceNonIdempotent|Consume)$' -test.benchtime "${records}x" | grep '^Benchmark' >>"$out"
   echo "round $i/$rounds done" >&2
 done
 awk '

@@ -35,6 +35,13 @@ func runProduceBenchWith(b *testing.B, brokers []string, opts ProduceOptions) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	reportProduce(b, res)
+}
+
+// reportProduce reports a produce run's records/s, MB/s and latency
+// quantiles.
+func reportProduce(b *testing.B, res ProduceResult) {
+	b.Helper()
 	b.SetBytes(DefaultRecordSize)
 	b.ReportMetric(res.RecordsPerSec(), "records/s")
 	b.ReportMetric(float64(res.P50.Microseconds())/1e3, "p50-ms")

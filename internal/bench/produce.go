@@ -83,6 +83,15 @@ type ProduceResult struct {
 	// within 1.6%. Under acks=0 a promise runs once the request is
 	// written, so these measure only the client.
 	P50, P99, P999, Max time.Duration
+
+	// Cuts counts the points at which the run waited for every record
+	// so far: the transactions committed by ProduceTransactional, the
+	// flushes of ProduceFlushing, 1 (the final flush) for Produce.
+	Cuts int
+	// FlushWait and EndTxnWait are the time the producer spent blocked
+	// in those cuts, flushing and in EndTransaction. Set only by
+	// ProduceTransactional and ProduceFlushing.
+	FlushWait, EndTxnWait time.Duration
 }
 
 // RecordsPerSec returns the acknowledged records per second.
@@ -141,6 +150,26 @@ func Produce(ctx context.Context, brokers []string, opts ProduceOptions) (Produc
 		return ProduceResult{}, err
 	}
 
+	return produceRecords(ctx, cl, opts, 0, func(ctx context.Context, _ bool) error {
+		if err := cl.Flush(ctx); err != nil {
+			return fmt.Errorf("flush: %w", err)
+		}
+		return nil
+	})
+}
+
+// cutFunc ends one stretch of a produce run: it returns once every record
+// produced so far is acknowledged (and, for transactions, committed). last
+// is set for the call that ends the run.
+type cutFunc func(ctx context.Context, last bool) error
+
+// produceRecords is the loop behind every produce workload: it hands
+// opts.Records records to cl as fast as the client takes them and calls cut
+// whenever every has passed since the previous cut (never if every is 0),
+// and once after the last record. The clock runs from the first record to
+// the return of the last cut, so time spent in cuts counts against
+// throughput. opts must have its defaults set.
+func produceRecords(ctx context.Context, cl *kgo.Client, opts ProduceOptions, every time.Duration, cut cutFunc) (ProduceResult, error) {
 	// Values are consecutive slices of a random pool, so records in one
 	// batch differ and compression (if a ClientOpt turns it on) cannot
 	// shrink the batch to a fraction of its size.
@@ -151,13 +180,24 @@ func Produce(ctx context.Context, brokers []string, opts ProduceOptions) (Produc
 		mu     sync.Mutex
 		acked  int64
 		failed error
+		cuts   int
+		cutErr error
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	start := time.Now()
+	lastCut := start
 	for i := 0; i < opts.Records && ctx.Err() == nil; i++ {
 		sent := time.Now()
+		if every > 0 && sent.Sub(lastCut) >= every {
+			if cutErr = cut(ctx, false); cutErr != nil {
+				break
+			}
+			cuts++
+			sent = time.Now()
+			lastCut = sent
+		}
 		cl.Produce(ctx, &kgo.Record{Value: pool.value(i)}, func(_ *kgo.Record, err error) {
 			lat.Record(time.Since(sent))
 			mu.Lock()
@@ -170,7 +210,11 @@ func Produce(ctx context.Context, brokers []string, opts ProduceOptions) (Produc
 			}
 		})
 	}
-	flushErr := cl.Flush(ctx)
+	if cutErr == nil {
+		if cutErr = cut(ctx, true); cutErr == nil {
+			cuts++
+		}
+	}
 	elapsed := time.Since(start)
 
 	mu.Lock()
@@ -183,12 +227,13 @@ func Produce(ctx context.Context, brokers []string, opts ProduceOptions) (Produc
 		P99:     lat.Quantile(0.99),
 		P999:    lat.Quantile(0.999),
 		Max:     lat.Quantile(1),
+		Cuts:    cuts,
 	}
 	switch {
 	case failed != nil:
 		return res, fmt.Errorf("produce to %q: %w", opts.Topic, failed)
-	case flushErr != nil:
-		return res, fmt.Errorf("flush: %w", flushErr)
+	case cutErr != nil:
+		return res, cutErr
 	case acked < int64(opts.Records):
 		return res, fmt.Errorf("produce to %q: only %d of %d records acknowledged", opts.Topic, acked, opts.Records)
 	}

@@ -11,13 +11,13 @@ import (
 
 // startWeir runs a real, durable Weir broker (fsync on acks=all) on a
 // temporary directory.
-func startWeir(b *testing.B) []string {
-	b.Helper()
-	w, err := weir.Start(context.Background(), weir.Config{DataDir: b.TempDir()})
+func startWeir(tb testing.TB) []string {
+	tb.Helper()
+	w, err := weir.Start(context.Background(), weir.Config{DataDir: tb.TempDir()})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { w.Close() })
+	tb.Cleanup(func() { w.Close() })
 	return []string{w.Addr()}
 }
 
