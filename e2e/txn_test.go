@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -336,11 +335,19 @@ func TestListAndDescribeTransactions(t *testing.T) {
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
-	described, _ = adm.DescribeTransactions(ctx, "tx-describe")
-	if described["tx-describe"].State != "CompleteCommit" {
-		t.Fatalf("after commit: %+v", described["tx-describe"])
+	// EndTxn is answered once the commit is decided (PrepareCommit is
+	// durable); the markers follow, then CompleteCommit.
+	for {
+		described, _ = adm.DescribeTransactions(ctx, "tx-describe")
+		state := described["tx-describe"].State
+		if state == "CompleteCommit" {
+			break
+		}
+		if state != "PrepareCommit" || ctx.Err() != nil {
+			t.Fatalf("after commit: %+v", described["tx-describe"])
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	_ = context.Background
 }
 
 // The broker dies in the middle of a commit, after PrepareCommit is

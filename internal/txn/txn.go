@@ -96,11 +96,34 @@ type Coordinator struct {
 	pids    ProducerIDs
 	txns    map[string]*Meta
 	byPID   map[int64]string // producer id -> transactional id (may be stale: check)
+	// settled is signalled whenever a transaction leaves a Prepare state;
+	// callers that find one in Prepare wait on it.
+	settled *sync.Cond
 }
 
 // New returns a coordinator over the given effects.
 func New(cfg Config, store Store, markers Markers, pids ProducerIDs) *Coordinator {
-	return &Coordinator{cfg: cfg, store: store, markers: markers, pids: pids, txns: make(map[string]*Meta), byPID: make(map[int64]string)}
+	c := &Coordinator{cfg: cfg, store: store, markers: markers, pids: pids, txns: make(map[string]*Meta), byPID: make(map[int64]string)}
+	c.settled = sync.NewCond(&c.mu)
+	return c
+}
+
+func preparing(s Status) bool { return s == PrepareCommit || s == PrepareAbort }
+
+// waitSettledLocked waits while id's transaction is being completed (its
+// EndTxn was answered once PrepareCommit or PrepareAbort was durable, and
+// its markers are being written).
+func (c *Coordinator) waitSettledLocked(id string) {
+	for m, ok := c.txns[id]; ok && preparing(m.Status); m, ok = c.txns[id] {
+		c.settled.Wait()
+	}
+}
+
+// Settled waits until id's transaction is not being completed.
+func (c *Coordinator) Settled(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waitSettledLocked(id)
 }
 
 // Replay loads one stored record (in log order); a nil meta removes.
@@ -221,6 +244,9 @@ func (c *Coordinator) checkLocked(id string, pid int64, epoch int16) (*Meta, err
 func (c *Coordinator) AddPartitions(id string, pid int64, epoch int16, parts []TopicPartition, groups []string, nowMs int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// The previous transaction may still be completing: the next one
+	// starts once its markers are written, not with a retriable error.
+	c.waitSettledLocked(id)
 	m, err := c.checkLocked(id, pid, epoch)
 	if err != nil {
 		return err
@@ -291,11 +317,16 @@ func (c *Coordinator) GroupInTransaction(id string, pid int64, epoch int16, grou
 	return nil
 }
 
-// End commits or aborts the open transaction (EndTxn). A retry of an end
-// that already completed the same way succeeds.
+// End commits or aborts the open transaction (EndTxn). The outcome is
+// decided, and answered, once PrepareCommit or PrepareAbort is durable:
+// from then on recovery would finish it the same way. The markers and the
+// Complete record are written right after, by another goroutine; until
+// they are, the next AddPartitions for this id waits. A retry of an end
+// that went the same way succeeds.
 func (c *Coordinator) End(id string, pid int64, epoch int16, commit bool, nowMs int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.waitSettledLocked(id)
 	m, err := c.checkLocked(id, pid, epoch)
 	if err != nil {
 		return err
@@ -304,27 +335,51 @@ func (c *Coordinator) End(id string, pid int64, epoch int16, commit bool, nowMs 
 	case m.Status == Ongoing:
 	case m.Status == CompleteCommit && commit, m.Status == CompleteAbort && !commit:
 		return nil
-	case m.Status == PrepareCommit && commit, m.Status == PrepareAbort && !commit:
-		return c.completeLocked(m, commit, nowMs)
 	case m.Status == Empty && !commit:
 		return nil // nothing was added: nothing to abort
 	default:
 		return kerr.InvalidTxnState
 	}
-	return c.endLocked(m, commit, nowMs)
+	next, err := c.prepareLocked(m, commit, nowMs)
+	if err != nil {
+		return err
+	}
+	go c.finish(next, commit)
+	return nil
 }
 
-// endLocked writes Prepare, the markers, then Complete.
+// finish completes a prepared transaction unless something else (a
+// retry, InitProducerId, Tick) already has. A failure leaves it prepared
+// for Tick to retry.
+func (c *Coordinator) finish(prepared *Meta, commit bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.txns[prepared.TransactionalID]; m == prepared {
+		_ = c.completeLocked(m, commit, m.UpdateMs)
+	}
+}
+
+// endLocked writes Prepare, the markers, then Complete, all before it
+// returns.
 func (c *Coordinator) endLocked(m *Meta, commit bool, nowMs int64) error {
+	next, err := c.prepareLocked(m, commit, nowMs)
+	if err != nil {
+		return err
+	}
+	return c.completeLocked(next, commit, nowMs)
+}
+
+// prepareLocked makes PrepareCommit or PrepareAbort durable.
+func (c *Coordinator) prepareLocked(m *Meta, commit bool, nowMs int64) (*Meta, error) {
 	next := m.clone()
 	next.Status, next.UpdateMs = PrepareAbort, nowMs
 	if commit {
 		next.Status = PrepareCommit
 	}
 	if err := c.put(next); err != nil {
-		return err
+		return nil, err
 	}
-	return c.completeLocked(next, commit, nowMs)
+	return next, nil
 }
 
 func (c *Coordinator) completeLocked(m *Meta, commit bool, nowMs int64) error {
@@ -336,7 +391,11 @@ func (c *Coordinator) completeLocked(m *Meta, commit bool, nowMs int64) error {
 	if commit {
 		next.Status = CompleteCommit
 	}
-	return c.put(next)
+	if err := c.put(next); err != nil {
+		return err
+	}
+	c.settled.Broadcast()
+	return nil
 }
 
 // abortFencingLocked aborts m's open transaction at a bumped epoch, so the
@@ -356,8 +415,9 @@ func (c *Coordinator) abortFencingLocked(m *Meta, nowMs int64) error {
 	return c.endLocked(next, false, nowMs)
 }
 
-// Tick aborts transactions open for longer than their timeout (fencing
-// their producers) and forgets transactional ids idle past
+// Tick finishes prepared transactions whose completion failed, aborts
+// transactions open for longer than their timeout (fencing their
+// producers) and forgets transactional ids idle past
 // transactional.id.expiration.ms.
 func (c *Coordinator) Tick(nowMs int64) []error {
 	c.mu.Lock()
@@ -365,6 +425,11 @@ func (c *Coordinator) Tick(nowMs int64) []error {
 	var errs []error
 	for id, m := range c.txns {
 		switch {
+		case preparing(m.Status):
+			// Its completion failed (or has not run yet): finish it.
+			if err := c.completeLocked(m, m.Status == PrepareCommit, nowMs); err != nil {
+				errs = append(errs, fmt.Errorf("complete %q: %w", id, err))
+			}
 		case m.Status == Ongoing && nowMs-m.StartMs > int64(m.TimeoutMs)+c.cfg.AbortTimedOutAfter:
 			if err := c.abortFencingLocked(m, nowMs); err != nil {
 				errs = append(errs, fmt.Errorf("abort timed-out %q: %w", id, err))

@@ -59,6 +59,7 @@ func TestTransactionalIDLifecycle(t *testing.T) {
 	if err := c.End("a", pid, epoch, true, 2); err != nil {
 		t.Fatal(err)
 	}
+	c.Settled("a")
 	if err := c.End("a", pid, epoch, true, 3); err != nil {
 		t.Fatalf("retried commit: %v", err)
 	}
