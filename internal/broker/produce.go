@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/batch"
+	"github.com/weir-broker/weir/internal/partition"
 	"github.com/weir-broker/weir/internal/producer"
 	"github.com/weir-broker/weir/internal/server"
 )
@@ -59,7 +60,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 			rp := &rt.Partitions[j]
 			*rp = kmsg.NewProduceResponseTopicPartition()
 			rp.Partition = p.Partition
-			end, err := b.produceOne(t.Topic, settings, p, rp, nowMs)
+			part, end, err := b.produceOne(t.Topic, settings, p, rp, nowMs)
 			if err != nil {
 				failed = true
 				rp.ErrorCode = errCode(err)
@@ -69,7 +70,6 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 				continue
 			}
 			if req.Acks == -1 {
-				part, _ := b.partition(t.Topic, p.Partition)
 				waits = append(waits, durableWait{resp: rp, ch: part.WaitDurable(end)})
 			}
 		}
@@ -105,12 +105,19 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 }
 
 // produceOne validates and appends one partition's batch, filling in the
-// response's offsets, and returns the offset after the batch.
-func (b *Broker) produceOne(topic string, cfg *topicSettings, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (int64, error) {
+// response's offsets, and returns the partition and the offset after the
+// batch (what acks=all waits for).
+func (b *Broker) produceOne(topic string, cfg *topicSettings, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (*partition.Partition, int64, error) {
 	part, kerrc := b.partition(topic, p.Partition)
 	if kerrc != nil {
-		return 0, kerrc
+		return nil, 0, kerrc
 	}
+	end, err := b.appendBatch(part, topic, cfg, p, rp, nowMs)
+	return part, end, err
+}
+
+// appendBatch is produceOne once the partition is found.
+func (b *Broker) appendBatch(part *partition.Partition, topic string, cfg *topicSettings, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (int64, error) {
 	if cfg.internal {
 		return 0, wrap(kerr.InvalidTopicException, errors.New("clients cannot produce to an internal topic"))
 	}
