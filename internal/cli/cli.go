@@ -80,6 +80,19 @@ func (c *connFlags) admin() (*kadm.Client, error) {
 	return kadm.NewClient(cl), nil
 }
 
+// withAdmin makes a RunE that opens an admin client from --brokers, runs
+// fn with it and closes it.
+func (c *connFlags) withAdmin(fn func(cmd *cobra.Command, args []string, adm *kadm.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		adm, err := c.admin()
+		if err != nil {
+			return err
+		}
+		defer adm.Close()
+		return fn(cmd, args, adm)
+	}
+}
+
 // parseBrokers splits a comma-separated broker list, ignoring blanks.
 func parseBrokers(s string) ([]string, error) {
 	var seeds []string

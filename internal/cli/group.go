@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // newGroupCommand returns `weir group` and its subcommands.
@@ -31,12 +32,7 @@ func newGroupListCommand(conn *connFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List consumer groups with their state and protocol type",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			adm, err := conn.admin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: conn.withAdmin(func(cmd *cobra.Command, _ []string, adm *kadm.Client) error {
 			groups, err := adm.ListGroups(cmd.Context(), states...)
 			if err != nil {
 				return fmt.Errorf("list groups: %w", err)
@@ -47,7 +43,7 @@ func newGroupListCommand(conn *connFlags) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Group, g.State, orDash(g.ProtocolType))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().StringArrayVar(&states, "state", nil, "list only groups in this state: Empty, Stable, PreparingRebalance, CompletingRebalance (repeatable)")
 	return cmd
@@ -58,12 +54,7 @@ func newGroupDeleteCommand(conn *connFlags) *cobra.Command {
 		Use:   "delete GROUP...",
 		Short: "Delete consumer groups that have no members, with their committed offsets",
 		Args:  minArgs(1, "at least one GROUP"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := conn.admin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: conn.withAdmin(func(cmd *cobra.Command, args []string, adm *kadm.Client) error {
 			resps, err := adm.DeleteGroups(cmd.Context(), args...)
 			if err != nil {
 				return fmt.Errorf("delete groups: %w", err)
@@ -81,7 +72,7 @@ func newGroupDeleteCommand(conn *connFlags) *cobra.Command {
 				}
 			}
 			return summarizeGroups("delete", len(args), failures)
-		},
+		}),
 	}
 }
 

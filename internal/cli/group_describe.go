@@ -20,12 +20,7 @@ func newGroupDescribeCommand(conn *connFlags) *cobra.Command {
 or been assigned: the committed offset, the high watermark and the lag
 between them (records not yet consumed).`,
 		Args: minArgs(1, "at least one GROUP"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := conn.admin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: conn.withAdmin(func(cmd *cobra.Command, args []string, adm *kadm.Client) error {
 			lags, err := adm.Lag(cmd.Context(), args...)
 			if err != nil {
 				return fmt.Errorf("describe groups: %w", err)
@@ -49,7 +44,7 @@ between them (records not yet consumed).`,
 				}
 			}
 			return summarizeGroups("describe", len(args), failures)
-		},
+		}),
 	}
 }
 

@@ -18,12 +18,7 @@ func newProducersCommand(conn *connFlags) *cobra.Command {
 		Use:   "describe TOPIC",
 		Short: "List each partition's active producers: id, epoch, last sequence, last timestamp, open transaction",
 		Args:  exactArgs(1, "one TOPIC"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := conn.admin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: conn.withAdmin(func(cmd *cobra.Command, args []string, adm *kadm.Client) error {
 			topics, err := adm.ListTopics(cmd.Context(), args[0])
 			if err != nil {
 				return fmt.Errorf("describe topic: %w", err)
@@ -53,7 +48,7 @@ func newProducersCommand(conn *connFlags) *cobra.Command {
 			})
 			tw.Flush()
 			return summarize("describe producers", len(td.Partitions), failures)
-		},
+		}),
 	}
 	cmd.AddCommand(describe)
 	silence(cmd, describe)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // newTopicCommand returns `weir topic` and its subcommands.
@@ -68,12 +69,7 @@ func newTopicListCommand(conn *connFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List topic names, one per line",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			adm, err := conn.admin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: conn.withAdmin(func(cmd *cobra.Command, _ []string, adm *kadm.Client) error {
 			list := adm.ListTopics
 			if internal {
 				list = adm.ListTopicsWithInternal
@@ -87,7 +83,7 @@ func newTopicListCommand(conn *connFlags) *cobra.Command {
 				fmt.Fprintln(out, name)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&internal, "internal", false, "include internal topics such as __consumer_offsets")
 	return cmd
@@ -98,12 +94,7 @@ func newTopicDeleteCommand(conn *connFlags) *cobra.Command {
 		Use:   "delete NAME...",
 		Short: "Delete topics",
 		Args:  minArgs(1, "at least one topic NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := conn.admin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: conn.withAdmin(func(cmd *cobra.Command, args []string, adm *kadm.Client) error {
 			resps, err := adm.DeleteTopics(cmd.Context(), args...)
 			if err != nil {
 				return fmt.Errorf("delete topics: %w", err)
@@ -121,7 +112,7 @@ func newTopicDeleteCommand(conn *connFlags) *cobra.Command {
 				}
 			}
 			return summarize("delete", len(args), failures)
-		},
+		}),
 	}
 }
 

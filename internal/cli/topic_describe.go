@@ -18,12 +18,7 @@ func newTopicDescribeCommand(conn *connFlags) *cobra.Command {
 		Use:   "describe NAME...",
 		Short: "Show partitions, leaders, replicas, ISR, offsets and configs of topics",
 		Args:  minArgs(1, "at least one topic NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := conn.admin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: conn.withAdmin(func(cmd *cobra.Command, args []string, adm *kadm.Client) error {
 			d, err := describeTopics(cmd.Context(), adm, args)
 			if err != nil {
 				return err
@@ -39,7 +34,7 @@ func newTopicDescribeCommand(conn *connFlags) *cobra.Command {
 				}
 			}
 			return summarize("describe", len(args), failures)
-		},
+		}),
 	}
 }
 

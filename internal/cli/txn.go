@@ -19,12 +19,7 @@ func newTxnCommand(conn *connFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List transactional ids with their producer id and state",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			adm, err := conn.admin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: conn.withAdmin(func(cmd *cobra.Command, _ []string, adm *kadm.Client) error {
 			listed, err := adm.ListTransactions(cmd.Context(), nil, states)
 			if err != nil {
 				return fmt.Errorf("list transactions: %w", err)
@@ -35,19 +30,14 @@ func newTxnCommand(conn *connFlags) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%s\n", t.TxnID, t.ProducerID, t.State)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	list.Flags().StringSliceVar(&states, "state", nil, "only transactions in these states (Ongoing, PrepareCommit, CompleteAbort, …)")
 	describe := &cobra.Command{
 		Use:   "describe TRANSACTIONAL-ID...",
 		Short: "Show a transaction's producer, state, timeout, start and partitions",
 		Args:  minArgs(1, "at least one TRANSACTIONAL-ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := conn.admin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: conn.withAdmin(func(cmd *cobra.Command, args []string, adm *kadm.Client) error {
 			described, err := adm.DescribeTransactions(cmd.Context(), args...)
 			if err != nil {
 				return fmt.Errorf("describe transactions: %w", err)
@@ -70,7 +60,7 @@ func newTxnCommand(conn *connFlags) *cobra.Command {
 			}
 			tw.Flush()
 			return summarize("describe", len(args), failures)
-		},
+		}),
 	}
 	var (
 		topic     string
