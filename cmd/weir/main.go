@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +23,8 @@ func main() {
 	root.AddCommand(newServeCommand())
 	cli.AddClientCommands(root)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "weir:", err)
+		// Errors from pkg/weir already name the package.
+		fmt.Fprintln(os.Stderr, "weir:", strings.TrimPrefix(err.Error(), "weir: "))
 		os.Exit(1)
 	}
 }
