@@ -38,6 +38,8 @@ func runChild(role string) int {
 	case "member":
 	case "eos-worker":
 		return runEOSWorker()
+	case "dedup-consumer":
+		return runDedupConsumer()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
 		return 2
