@@ -13,69 +13,43 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-broker/weir/pkg/eos"
 )
 
-// runEOSWorker is the child role "eos-worker": a consume-transform-produce
-// loop over franz-go's GroupTransactSession, reading "in" and writing each
-// value to "out", one transaction per poll. It prints "txn N" after each
-// committed transaction so the test knows when to kill it.
+// runEOSWorker is the child role "eos-worker": a pkg/eos processor
+// reading "in" and writing each value to "out", at most 20 inputs per
+// transaction. It prints "txn N" after each committed transaction so the
+// test knows when to kill it, and exits non-zero when fenced, as a real
+// worker would (its supervisor restarts it).
 func runEOSWorker() int {
-	sess, err := kgo.NewGroupTransactSession(
-		kgo.SeedBrokers(os.Getenv("WEIR_E2E_BROKERS")),
-		kgo.TransactionalID(os.Getenv("WEIR_E2E_TXN_ID")),
-		kgo.ConsumerGroup("eos"),
-		kgo.ConsumeTopics("in"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
-		kgo.DefaultProduceTopic("out"),
-		kgo.TransactionTimeout(20*time.Second),
-		kgo.SessionTimeout(6*time.Second),
-	)
+	n := 0
+	p, err := eos.New(eos.Config{
+		Brokers:         []string{os.Getenv("WEIR_E2E_BROKERS")},
+		TransactionalID: os.Getenv("WEIR_E2E_TXN_ID"),
+		Group:           "eos",
+		InputTopics:     []string{"in"},
+		OutputTopic:     "out",
+		MaxPerTxn:       20, // small transactions: many chances to die inside one
+		TxnTimeout:      20 * time.Second,
+		OnCommit: func(int) {
+			n++
+			fmt.Println("txn", n)
+		},
+		ClientOpts: []kgo.Opt{kgo.SessionTimeout(6 * time.Second)},
+	}, func(_ context.Context, in *kgo.Record) ([]*kgo.Record, error) {
+		return []*kgo.Record{{Key: in.Key, Value: in.Value}}, nil
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer sess.Close()
-	ctx := context.Background()
-	// Fence the previous instance at once: InitProducerId aborts what it
-	// left open, so its pending offsets do not hold this group back until
-	// its transaction times out.
-	if err := sess.Begin(); err != nil {
-		fmt.Fprintln(os.Stderr, "begin:", err)
+	defer p.Close()
+	if err := p.Run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if _, err := sess.End(ctx, kgo.TryAbort); err != nil {
-		fmt.Fprintln(os.Stderr, "end:", err)
-		return 1
-	}
-	for n := 0; ; {
-		fs := sess.PollRecords(ctx, 20) // small transactions: many chances to die inside one
-		if fs.IsClientClosed() {
-			return 0
-		}
-		if fs.Empty() {
-			continue
-		}
-		if err := sess.Begin(); err != nil {
-			fmt.Fprintln(os.Stderr, "begin:", err)
-			return 1
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			sess.Produce(ctx, &kgo.Record{Key: r.Key, Value: r.Value}, nil)
-		})
-		committed, err := sess.End(ctx, kgo.TryCommit)
-		if err != nil {
-			// Fenced (a newer instance, or the coordinator after a
-			// timeout): a real worker exits and is restarted.
-			fmt.Fprintln(os.Stderr, "end:", err)
-			return 1
-		}
-		if committed {
-			n++
-			fmt.Println("txn", n)
-		}
-	}
+	return 0
 }
 
 // eosWorker is one worker process; it sends its index on commits for
