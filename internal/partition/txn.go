@@ -69,16 +69,3 @@ func (p *Partition) AbortedTransactions(from, to int64) []kmsg.FetchResponseTopi
 	}
 	return out
 }
-
-// OpenTransactionStart is the first offset of producer pid's open
-// transaction in this partition, or -1.
-func (p *Partition) OpenTransactionStart(pid int64) int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, e := range p.producers.Entries() {
-		if e.ProducerID == pid && e.InTxn {
-			return e.TxnFirstOffset
-		}
-	}
-	return -1
-}

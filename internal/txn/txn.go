@@ -14,7 +14,6 @@
 package txn
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -469,21 +468,6 @@ func (c *Coordinator) List() []Meta {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].TransactionalID < out[j].TransactionalID })
 	return out
-}
-
-// Abort aborts the open transaction of id from the outside (an operator
-// ending a hanging transaction), fencing its producer.
-func (c *Coordinator) Abort(id string, nowMs int64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, ok := c.txns[id]
-	if !ok {
-		return kerr.TransactionalIDNotFound
-	}
-	if m.Status != Ongoing {
-		return errors.New("no open transaction")
-	}
-	return c.abortFencingLocked(m, nowMs)
 }
 
 func containsTP(tps []TopicPartition, tp TopicPartition) bool {
