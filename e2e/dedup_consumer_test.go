@@ -12,7 +12,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -107,31 +106,8 @@ func runDedupConsumer() int {
 
 func startDedupConsumer(t *testing.T, brokers, group, topic, db string) *childMember {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childRoleEnv+"=dedup-consumer", "WEIR_E2E_BROKERS="+brokers,
+	return startChild(t, "dedup-consumer", "WEIR_E2E_BROKERS="+brokers,
 		"WEIR_E2E_GROUP="+group, "WEIR_E2E_TOPIC="+topic, "WEIR_E2E_DB="+db)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = &testWriter{t: t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m := &childMember{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 1024)}
-	go func() {
-		defer close(m.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			m.lines <- sc.Text()
-		}
-	}()
-	t.Cleanup(m.kill)
-	return m
 }
 
 // dedupLedger is what the test learned from the consumers' output.

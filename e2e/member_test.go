@@ -157,9 +157,16 @@ type childMember struct {
 
 func startChildMember(t testing.TB, brokers, group, topic, mode string, session time.Duration) *childMember {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childRoleEnv+"=member", "WEIR_E2E_BROKERS="+brokers, "WEIR_E2E_GROUP="+group,
+	return startChild(t, "member", "WEIR_E2E_BROKERS="+brokers, "WEIR_E2E_GROUP="+group,
 		"WEIR_E2E_TOPIC="+topic, "WEIR_E2E_MODE="+mode, "WEIR_E2E_SESSION="+session.String())
+}
+
+// startChild runs this test binary again in a child role with env added,
+// its stdin piped and its stdout lines on the returned member's channel.
+func startChild(t testing.TB, role string, env ...string) *childMember {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), childRoleEnv+"="+role), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
