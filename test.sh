@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Weir test on a fresh machine: installs what the tests need
-# (kcat and python3-confluent-kafka for the librdkafka tests) when it is
-# missing, then the Go tests with the race detector.
+# when it is missing (kcat and python3-confluent-kafka for the librdkafka
+# tests, PostgreSQL and Redis servers that tests start themselves,
+# Chromium for the lab report's browser test), then the Go tests with the
+# race detector.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -9,6 +11,10 @@ need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 # Debian's package is for /usr/bin/python3, which the e2e tests use.
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need_apt+=(python3-confluent-kafka)
+# Debian keeps PostgreSQL's server binaries off PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   sudo=""
