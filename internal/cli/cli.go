@@ -17,7 +17,8 @@ const defaultBrokers = "127.0.0.1:9092"
 const brokersEnv = "WEIR_BROKERS"
 
 // AddClientCommands adds the client commands (topic, produce, consume,
-// bench, group, producers and txn) to root. Each of them takes a persistent --brokers flag, a
+// bench, group, producers, txn and outbox) to root. Each of them takes a
+// persistent --brokers flag, a
 // comma-separated list of host:port seeds that defaults to $WEIR_BROKERS or
 // 127.0.0.1:9092.
 func AddClientCommands(root *cobra.Command) {
@@ -30,6 +31,7 @@ func AddClientCommands(root *cobra.Command) {
 		newGroupCommand(conn),
 		newProducersCommand(conn),
 		newTxnCommand(conn),
+		newOutboxCommand(conn),
 	} {
 		conn.register(cmd)
 		root.AddCommand(cmd)

@@ -30,8 +30,10 @@ type Store interface {
 	// Process runs fn unless key was recorded as processed, and records
 	// key once fn returns nil. ran reports whether fn was called; an
 	// error from fn is returned and leaves key unrecorded. Two calls with
-	// the same key never run fn concurrently. A crash after fn's effect
-	// but before the record means the next call runs fn again.
+	// the same key never run fn concurrently: the second waits for the
+	// first (BoltStore, PGStore) or fails with ErrInProgress so that the
+	// record is retried later (RedisStore). A crash after fn's effect but
+	// before the record means the next call runs fn again.
 	Process(key string, fn func() error) (ran bool, err error)
 }
 

@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/weir-broker/weir/pkg/outbox"
+)
+
+// outboxDSNEnv names the environment variable --dsn defaults to, so that
+// a password need not appear on the command line.
+const outboxDSNEnv = "WEIR_OUTBOX_DSN"
+
+func newOutboxCommand(conn *connFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "outbox",
+		Short: "Publish a PostgreSQL transactional outbox to Kafka exactly once",
+	}
+	var dsn, table string
+	addDB := func(c *cobra.Command) {
+		c.Flags().StringVar(&dsn, "dsn", os.Getenv(outboxDSNEnv), "PostgreSQL connection string (env "+outboxDSNEnv+")")
+		c.Flags().StringVar(&table, "table", outbox.DefaultTable, "outbox table, optionally schema-qualified")
+	}
+	needDSN := func(c *cobra.Command) error {
+		if dsn == "" {
+			return fmt.Errorf("%s: --dsn is required (or set %s)", c.CommandPath(), outboxDSNEnv)
+		}
+		return nil
+	}
+
+	migrate := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create the outbox table and what the relay needs next to it, if missing",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := needDSN(cmd); err != nil {
+				return err
+			}
+			if err := outbox.CheckTableName(table); err != nil {
+				return err
+			}
+			ctx := contextOf(cmd)
+			db, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				return fmt.Errorf("connect to database: %w", err)
+			}
+			defer db.Close(ctx)
+			if err := outbox.MigrateTable(ctx, db, table); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "outbox table %s ready\n", table)
+			return nil
+		},
+	}
+	addDB(migrate)
+
+	var (
+		relayID       string
+		batchSize     int
+		pollInterval  time.Duration
+		progressTopic string
+	)
+	relay := &cobra.Command{
+		Use:   "relay",
+		Short: "Publish the outbox's events, each exactly once, until interrupted",
+		Long: `Claims pending outbox rows in batches, publishes each batch in one Kafka
+transaction (transactional id weir-outbox-RELAY-ID) together with a record
+in the compacted progress topic, then marks the rows sent. After a crash it
+reconciles the table from the progress topic before publishing anything,
+so nothing is published twice. Every record carries the event id in the
+header weir-event-id. Run the table's migration first (weir outbox migrate).`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := needDSN(cmd); err != nil {
+				return err
+			}
+			seeds, err := conn.seeds()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			pool, err := pgxpool.New(ctx, dsn)
+			if err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			defer pool.Close()
+			r, err := outbox.NewRelay(pool, outbox.RelayConfig{
+				RelayID:       relayID,
+				Brokers:       seeds,
+				BatchSize:     batchSize,
+				PollInterval:  pollInterval,
+				ProgressTopic: progressTopic,
+				Table:         table,
+				Logger:        slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+			})
+			if err != nil {
+				return err
+			}
+			err = r.Run(ctx)
+			s := r.Stats()
+			fmt.Fprintf(cmd.OutOrStdout(), "published %d events in %d transactions\n", s.Events, s.Batches)
+			if errors.Is(err, outbox.ErrFenced) {
+				return fmt.Errorf("relay %s: %w", relayID, err)
+			}
+			return err
+		},
+	}
+	addDB(relay)
+	relay.Flags().StringVar(&relayID, "relay-id", outbox.DefaultRelayID, "stable name of this relay; a restarted relay must keep it")
+	relay.Flags().IntVar(&batchSize, "batch-size", outbox.DefaultBatchSize, fmt.Sprintf("events per Kafka transaction (1..%d)", outbox.MaxBatchSize))
+	relay.Flags().DurationVar(&pollInterval, "poll-interval", outbox.DefaultPollInterval, "wait between polls of an empty outbox")
+	relay.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "compacted topic recording published batches")
+
+	cmd.AddCommand(migrate, relay)
+	return cmd
+}

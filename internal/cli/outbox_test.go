@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+// Bad flags of the outbox commands fail before touching a database or a
+// broker, with one line naming the problem.
+func TestOutboxRejectsBadFlags(t *testing.T) {
+	t.Setenv(outboxDSNEnv, "")
+	const dsn = "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"outbox", "relay"}, "--dsn is required"},
+		{[]string{"outbox", "migrate"}, "--dsn is required"},
+		{[]string{"outbox", "relay", "--dsn", dsn, "--batch-size", "-5"}, "batch size -5 out of range"},
+		{[]string{"outbox", "relay", "--dsn", dsn, "--poll-interval", "soon"}, `invalid argument "soon"`},
+		{[]string{"outbox", "relay", "--dsn", dsn, "--progress-topic", "__mine"}, "reserved"},
+		{[]string{"outbox", "relay", "--dsn", dsn, "--table", "drop table"}, "invalid table name"},
+		{[]string{"outbox", "migrate", "--dsn", dsn, "--table", "a;b"}, "invalid table name"},
+		{[]string{"outbox", "relay", "--dsn", "::not a dsn::"}, "database:"},
+		{[]string{"outbox", "relay", "--dsn", dsn, "extra"}, "no arguments"},
+	} {
+		r := run(t, "127.0.0.1:1", "", tc.args...)
+		if r.err == nil || !strings.Contains(r.err.Error(), tc.want) {
+			t.Errorf("weir %s: err = %v, want %q", strings.Join(tc.args, " "), r.err, tc.want)
+			continue
+		}
+		if strings.Contains(r.err.Error(), "\n") {
+			t.Errorf("weir %s: error spans lines: %q", strings.Join(tc.args, " "), r.err)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package outbox
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Defaults and limits of RelayConfig.
+const (
+	DefaultProgressTopic = "weir.outbox.progress"
+	DefaultRelayID       = "default"
+	DefaultBatchSize     = 500
+	// MaxBatchSize keeps a batch's progress record (which lists its
+	// event ids) well under the brokers' default 1 MB message limit.
+	MaxBatchSize        = 10_000
+	DefaultPollInterval = 500 * time.Millisecond
+	DefaultTxnTimeout   = time.Minute
+	// TransactionalIDPrefix followed by the relay id is the relay's Kafka
+	// transactional id.
+	TransactionalIDPrefix = "weir-outbox-"
+)
+
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	// RelayID names the relay. It must be stable across restarts: the
+	// transactional id, the rows the relay claims and its progress
+	// records all carry it, and a relay started with the id of one that
+	// died finishes what that one left. Two live relays must not share
+	// an id (the later fences the earlier). Default DefaultRelayID.
+	RelayID string
+	// Brokers are the seed brokers; required.
+	Brokers []string
+	// BatchSize is the most events claimed and published per Kafka
+	// transaction; default DefaultBatchSize, at most MaxBatchSize.
+	BatchSize int
+	// PollInterval is how long the relay waits when the outbox is empty;
+	// default DefaultPollInterval.
+	PollInterval time.Duration
+	// ProgressTopic is the compacted topic in which relays record the
+	// batches they published; created (one partition, compacted) if
+	// missing. Default DefaultProgressTopic.
+	ProgressTopic string
+	// Table is the outbox table; default DefaultTable.
+	Table string
+	// TxnTimeout is the Kafka transaction timeout; default
+	// DefaultTxnTimeout.
+	TxnTimeout time.Duration
+	// Partitioner picks the partition of each event from its key; default
+	// kgo.StickyKeyPartitioner(nil), which hashes keys as the Java
+	// client does (murmur2). It is not used for the progress topic.
+	Partitioner kgo.Partitioner
+	// Logger receives the relay's logs; discarded when nil.
+	Logger *slog.Logger
+	// ClientOpts are added last to the Kafka client's options (TLS, SASL).
+	ClientOpts []kgo.Opt
+}
+
+// withDefaults validates cfg and fills in defaults.
+func (cfg RelayConfig) withDefaults() (RelayConfig, error) {
+	if cfg.RelayID == "" {
+		cfg.RelayID = DefaultRelayID
+	}
+	if strings.TrimSpace(cfg.RelayID) != cfg.RelayID || strings.ContainsAny(cfg.RelayID, "\x00\n\r\t") {
+		return cfg, fmt.Errorf("outbox: invalid relay id %q: no surrounding spaces or control characters", cfg.RelayID)
+	}
+	if len(cfg.Brokers) == 0 {
+		return cfg, fmt.Errorf("outbox: at least one broker is required")
+	}
+	switch {
+	case cfg.BatchSize == 0:
+		cfg.BatchSize = DefaultBatchSize
+	case cfg.BatchSize < 0 || cfg.BatchSize > MaxBatchSize:
+		return cfg, fmt.Errorf("outbox: batch size %d out of range 1..%d", cfg.BatchSize, MaxBatchSize)
+	}
+	switch {
+	case cfg.PollInterval == 0:
+		cfg.PollInterval = DefaultPollInterval
+	case cfg.PollInterval < 0:
+		return cfg, fmt.Errorf("outbox: negative poll interval %v", cfg.PollInterval)
+	}
+	switch {
+	case cfg.TxnTimeout == 0:
+		cfg.TxnTimeout = DefaultTxnTimeout
+	case cfg.TxnTimeout < time.Second:
+		return cfg, fmt.Errorf("outbox: transaction timeout %v is under a second", cfg.TxnTimeout)
+	}
+	if cfg.ProgressTopic == "" {
+		cfg.ProgressTopic = DefaultProgressTopic
+	}
+	if strings.HasPrefix(cfg.ProgressTopic, "__") {
+		return cfg, fmt.Errorf("outbox: progress topic %q: names starting with __ are reserved for internal topics", cfg.ProgressTopic)
+	}
+	if cfg.Table == "" {
+		cfg.Table = DefaultTable
+	}
+	if _, err := tableNames(cfg.Table); err != nil {
+		return cfg, err
+	}
+	if cfg.Partitioner == nil {
+		cfg.Partitioner = kgo.StickyKeyPartitioner(nil)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,146 @@
+// Package outbox implements the transactional outbox for PostgreSQL: an
+// application writes an event in the same database transaction as the
+// business change it describes, and a relay publishes it to Weir (or any
+// Kafka cluster) exactly once: each committed event appears once in the
+// topic as seen by a read_committed consumer, whatever crashes in
+// between.
+//
+// # Writing events
+//
+//	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+//		if _, err := tx.Exec(ctx, `INSERT INTO orders ...`); err != nil {
+//			return err
+//		}
+//		_, err := outbox.Write(ctx, tx, outbox.Event{Topic: "orders", Key: []byte(customer), Payload: body})
+//		return err
+//	})
+//
+// The event exists if and only if the transaction commits. Migrate (or
+// MigrateTable) creates the table once:
+//
+//	weir_outbox
+//	  id          bigserial    the event id, also sent as header weir-event-id
+//	  topic       text         destination topic (must exist, or the broker auto-creates it)
+//	  key         bytea        record key; picks the partition
+//	  payload     bytea        record value
+//	  headers     jsonb        record headers, an object of strings
+//	  created_at  timestamptz  when it was written
+//	  state       text         pending → claimed → sent
+//	  relay_id    text         the relay that claimed it
+//	  batch       bigint       the batch it was claimed for
+//	  sent_at     timestamptz  when its batch was known committed
+//
+// plus weir_outbox_relays (one row per relay id: incarnation and token)
+// and the sequence weir_outbox_batch_seq. Sent rows stay for audit; delete
+// them when convenient (DELETE FROM weir_outbox WHERE state = 'sent' AND
+// sent_at < now() - interval '7 days').
+//
+// Every published record carries the header weir-event-id (EventIDHeader)
+// holding the event id in decimal, after the event's own headers.
+//
+// # The relay
+//
+// A relay (`weir outbox relay`, or NewRelay and Run) loops:
+//
+//  1. claim: in its own committed transaction, mark up to BatchSize of the
+//     oldest pending rows claimed with its relay id and a fresh batch
+//     number (SELECT … FOR UPDATE SKIP LOCKED, so several relays take
+//     disjoint rows without waiting for each other);
+//  2. publish: in one Kafka transaction (transactional id
+//     weir-outbox-<relay id>, acks=all) produce the events and a progress
+//     record naming the batch and its event ids to the compacted progress
+//     topic (weir.outbox.progress), and commit;
+//  3. mark the batch's rows sent (in the same database transaction as the
+//     next claim, which saves a round of statements per batch).
+//
+// A crash after 1 leaves rows claimed that were never published; after
+// 2's produce, an open transaction that will be aborted; after 2's commit,
+// rows that were published but are not marked. An at-least-once relay
+// would publish the last kind again. This one, when it starts, first
+// finds out which of its claimed rows were committed, and it does so from
+// Kafka itself, since the Kafka commit is the fact that matters:
+//
+//   - (a) start a new incarnation in the database: increment the relay id's
+//     incarnation in weir_outbox_relays;
+//   - (b) in a Kafka transaction, commit a fence record to the progress
+//     topic. Its InitProducerId fences every earlier producer with the
+//     transactional id and settles the transaction it left open (KIP-98);
+//   - (c) read the progress topic read_committed from its start up to the
+//     fence record, keeping the last batch record of this relay id;
+//   - (d) in one database transaction: rows claimed by this relay id in that
+//     batch become sent; all its other claimed rows go back to pending.
+//
+// Only then does it claim anything.
+//
+// # Why each event is published exactly once
+//
+// Progress records and fence records of a relay id all go to partition 0
+// of the progress topic, so one log orders them. A relay id works on one
+// batch at a time: it claims batch n+1 only after (or in the same
+// transaction as) marking batch n sent, and a new incarnation claims only
+// after reconciling. So at any moment a relay id has at most one batch
+// claimed but not settled, and it is the last batch it claimed.
+//
+// Not twice. An event reaches Kafka only in the transaction of the batch
+// its row is claimed for; to be published again its row must first go
+// back to pending. Only step d does that, and only for rows of a batch
+// that is not the last batch committed by the relay id. Step d is right
+// about that batch: after b no earlier incarnation can commit anything
+// (its epoch is fenced), and the fence record follows every earlier
+// transaction of the relay id in the partition, so a read_committed read
+// that reaches the fence has seen all of them settled; compaction keeps
+// only the last batch record per relay id, and the last is the only one
+// that can be unsettled. A released batch was therefore never committed
+// and never will be: its records were aborted and no read_committed
+// consumer sees them. A committed batch becomes sent, and sent rows are
+// never claimed again. Batch records are keyed by the relay id and a
+// token drawn when the relay id first appears in the database, and step d
+// reads only its own key, so a progress topic that outlives its database
+// (a restore from backup, a recreated schema, whose batch numbers and
+// event ids start over) cannot vouch for rows it never saw.
+//
+// Not zero times. A row that commits is pending; some live relay claims
+// it; its batch either commits, and the row becomes sent (in step 3, or
+// in step d of the next incarnation if the relay died first), or does not,
+// and the next incarnation releases the row to be claimed again. Rows
+// claimed by a relay id that never comes back stay claimed: start a relay
+// with that id (anywhere) to finish them, or release them by hand once
+// that relay is certainly gone (UPDATE weir_outbox SET state = 'pending',
+// relay_id = NULL, batch = NULL WHERE relay_id = 'gone' AND state = 'claimed').
+//
+// Zombies. Two processes with the same relay id: the later one's steps a
+// and b fence the earlier. In Kafka the earlier one's commits fail with
+// PRODUCER_FENCED. In the database, claims and reconciliations lock the
+// relay's row and check the incarnation, so the earlier process can claim
+// nothing after step a (a claim that committed before it is reconciled in
+// d), and it stops with ErrFenced. Marking sent is safe even for a zombie,
+// as it only follows a committed Kafka transaction.
+//
+// Kafka transactions make this exactly once for read_committed consumers;
+// a read_uncommitted consumer also sees aborted copies of the events of a
+// batch interrupted before its commit.
+//
+// # Ordering
+//
+// With one relay, events are published in id order, so two events of one
+// key written by transactions that conflict (the second waits for the
+// first's lock, as updates of one business row do) appear in that order
+// in their partition; a released batch is claimed again before anything
+// newer. With several relays, batches are published concurrently and a
+// released batch may be published after newer ones: per-key order is then
+// not guaranteed. Run one relay per outbox table where order matters
+// (several relay processes with the same id give failover, not
+// parallelism).
+//
+// # Limits
+//
+// An event whose topic does not exist (and is not auto-created) fails its
+// batch each time; the relay retries it, holding back the events claimed
+// with it. The progress topic is read from its start at every start; it
+// is created compacted with 16 MiB segments, so that stays short (a topic
+// created beforehand should be configured alike). The progress topic is
+// the record of what was published: deleting it while rows are claimed
+// makes their relay release, and so publish again, batches that had
+// committed. Change data capture (logical
+// replication) instead of polling is not implemented.
+package outbox

@@ -1,0 +1,265 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Crash points: where a test makes the relay kill itself (see
+// Relay.crashAt).
+const (
+	crashBeforePublish   = "before-publish"   // batch claimed in the database, nothing produced
+	crashBeforeCommit    = "before-commit"    // batch produced in an open Kafka transaction
+	crashBeforeMarkSent  = "before-mark-sent" // Kafka transaction committed, rows still claimed
+	crashBeforeReconcile = "before-reconcile" // at start: fenced and progress read, table not yet reconciled
+)
+
+// Relay publishes the outbox's events to Kafka, each exactly once.
+type Relay struct {
+	cfg   RelayConfig
+	store store
+	log   *slog.Logger
+
+	published atomic.Int64 // events this relay committed to Kafka
+	batches   atomic.Int64 // batches this relay committed to Kafka
+
+	// crashAt, when set, is called at each crash point with the batch in
+	// hand. Only tests set it, to kill the process there.
+	crashAt func(point string, b *batch)
+}
+
+// Stats counts what a relay has done since it was created.
+type Stats struct {
+	Events  int64 // events committed to Kafka
+	Batches int64 // Kafka transactions committed
+}
+
+// NewRelay checks cfg and returns a relay reading the outbox through pool.
+// Nothing happens until Run.
+func NewRelay(pool *pgxpool.Pool, cfg RelayConfig) (*Relay, error) {
+	if pool == nil {
+		return nil, errors.New("outbox: a connection pool is required")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n, _ := tableNames(cfg.Table) // validated by withDefaults
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Relay{
+		cfg:   cfg,
+		store: store{pool: pool, n: n, relayID: cfg.RelayID},
+		log:   logger.With("relay", cfg.RelayID),
+	}, nil
+}
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() Stats {
+	return Stats{Events: r.published.Load(), Batches: r.batches.Load()}
+}
+
+// Run reconciles what an earlier incarnation of this relay id left
+// claimed, then publishes batches until ctx is done, and returns nil. A
+// batch in flight when ctx ends is finished first (bounded by the
+// transaction timeout), so a clean stop leaves no row claimed.
+//
+// Run returns an error if the first start fails (bad table, unreachable
+// database) or with ErrFenced if another process took over the relay id.
+// After other failures (a broker or database hiccup) it logs, waits a
+// poll interval (at least a second) and starts over, reconciling again.
+func (r *Relay) Run(ctx context.Context) error {
+	started := false
+	for {
+		var inc int64
+		err := r.session(ctx, &started, &inc)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			continue
+		}
+		// A failure caused by a successor's start (its InitProducerId
+		// aborting our transaction shows up as more than one error
+		// code) must not make us start again and fence the successor
+		// in turn: if the database names a newer incarnation, stop.
+		if inc != 0 && !isFenced(err) {
+			if cur, cerr := r.store.currentIncarnation(ctx); cerr == nil && cur != inc {
+				err = fmt.Errorf("%w (incarnation %d, current %d): %w", ErrFenced, inc, cur, err)
+			}
+		}
+		if !started || isFenced(err) {
+			if isFenced(err) && !errors.Is(err, ErrFenced) {
+				err = fmt.Errorf("%w: %w", ErrFenced, err)
+			}
+			return err
+		}
+		r.log.Warn("outbox relay restarting", "err", err)
+		if !sleep(ctx, max(r.cfg.PollInterval, time.Second)) {
+			return nil
+		}
+	}
+}
+
+// session is one incarnation: start, reconcile, then claim, publish and
+// mark batches until ctx ends or something fails.
+func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
+	inc, token, err := r.store.startIncarnation(ctx)
+	if err != nil {
+		return err
+	}
+	*incp = inc
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.TransactionalID(TransactionalIDPrefix + r.cfg.RelayID),
+		kgo.TransactionTimeout(r.cfg.TxnTimeout),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(partitioner{progressTopic: r.cfg.ProgressTopic, events: r.cfg.Partitioner}),
+		// A produce that cannot complete fails the batch rather than
+		// hanging; the transaction then aborts and the rows are retried.
+		kgo.RecordDeliveryTimeout(r.cfg.TxnTimeout / 2),
+		kgo.ProducerLinger(0),
+	}, r.cfg.ClientOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("outbox: kafka client: %w", err)
+	}
+	defer cl.Close()
+	if err := ensureProgressTopic(ctx, cl, r.cfg.ProgressTopic); err != nil {
+		return err
+	}
+	fence, err := writeFence(ctx, cl, r.cfg.ProgressTopic, r.cfg.RelayID, token, inc)
+	if err != nil {
+		return err
+	}
+	last, err := readProgress(ctx, r.cfg, token, fence)
+	if err != nil {
+		return err
+	}
+	r.hook(crashBeforeReconcile, &batch{})
+	sent, released, err := r.store.reconcile(ctx, inc, last)
+	if err != nil {
+		return err
+	}
+	*started = true
+	r.log.Info("outbox relay started", "incarnation", inc, "reconciled_sent", sent, "released", released)
+
+	// done is the batch last committed to Kafka; the next claim marks it
+	// sent in the same database transaction.
+	var done *batch
+	for {
+		if ctx.Err() != nil {
+			if done == nil {
+				return nil
+			}
+			// Settle the last batch before stopping, so that a clean stop
+			// leaves nothing claimed.
+			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
+			defer cancel()
+			_, err := r.store.claim(mctx, inc, done, 0)
+			return err
+		}
+		// Marking the last batch must not be cut short by ctx, or a
+		// clean stop would leave its rows claimed.
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if done != nil {
+			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
+		}
+		b, err := r.store.claim(cctx, inc, done, r.cfg.BatchSize)
+		cancel()
+		if err != nil {
+			return err
+		}
+		done = nil
+		if len(b.events) == 0 {
+			if !sleep(ctx, r.cfg.PollInterval) {
+				return nil
+			}
+			continue
+		}
+		// The batch is claimed: publish it even if ctx ends now.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
+		err = r.publish(bctx, cl, inc, token, b)
+		cancel()
+		if err != nil {
+			return err
+		}
+		r.published.Add(int64(len(b.events)))
+		r.batches.Add(1)
+		r.hook(crashBeforeMarkSent, b)
+		done = b
+	}
+}
+
+// publish produces batch b and its progress record in one Kafka
+// transaction and commits it.
+func (r *Relay) publish(ctx context.Context, cl *kgo.Client, inc int64, token string, b *batch) error {
+	r.hook(crashBeforePublish, b)
+	recs := make([]*kgo.Record, 0, len(b.events)+1)
+	for _, e := range b.events {
+		recs = append(recs, eventRecord(e))
+	}
+	pr, err := progressRecord(r.cfg.ProgressTopic, r.cfg.RelayID, token, inc, b)
+	if err != nil {
+		return err
+	}
+	recs = append(recs, pr)
+	if err := cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("outbox: begin transaction: %w", err)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return errors.Join(fmt.Errorf("outbox: publish batch %d: %w", b.number, err), abort(ctx, cl))
+	}
+	r.hook(crashBeforeCommit, b)
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		// The outcome may be unknown; the next incarnation learns it
+		// from the progress topic.
+		return fmt.Errorf("outbox: commit batch %d: %w", b.number, err)
+	}
+	return nil
+}
+
+// eventRecord is the Kafka record of an outbox event.
+func eventRecord(e claimed) *kgo.Record {
+	keys := make([]string, 0, len(e.headers))
+	for k := range e.headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	hs := make([]kgo.RecordHeader, 0, len(keys)+1)
+	for _, k := range keys {
+		hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(e.headers[k])})
+	}
+	hs = append(hs, kgo.RecordHeader{Key: EventIDHeader, Value: []byte(strconv.FormatInt(e.id, 10))})
+	return &kgo.Record{Topic: e.topic, Key: e.key, Value: e.payload, Headers: hs}
+}
+
+func (r *Relay) hook(point string, b *batch) {
+	if r.crashAt != nil {
+		r.crashAt(point, b)
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

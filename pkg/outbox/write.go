@@ -1,0 +1,63 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EventIDHeader is the Kafka record header in which the relay puts the
+// event's id (the outbox row's id, in decimal). Consumers deduplicate on
+// it if anything upstream of the outbox may write an event twice.
+const EventIDHeader = "weir-event-id"
+
+// Event is one message to publish.
+type Event struct {
+	// Topic receives the event; required.
+	Topic string
+	// Key is the record key, which picks the partition; nil for none.
+	Key []byte
+	// Payload is the record value; nil publishes a null value (a
+	// tombstone on a compacted topic).
+	Payload []byte
+	// Headers become record headers, in key order, followed by
+	// EventIDHeader, which they may not contain.
+	Headers map[string]string
+}
+
+// ErrInvalidEvent is returned by Write for an event it refuses.
+var ErrInvalidEvent = errors.New("outbox: invalid event")
+
+// Write inserts ev into the outbox inside the caller's transaction tx;
+// returns the event id. The event is published if and only if tx commits.
+func Write(ctx context.Context, tx pgx.Tx, ev Event) (int64, error) {
+	return WriteTable(ctx, tx, DefaultTable, ev)
+}
+
+// WriteTable is Write into an outbox table of another name.
+func WriteTable(ctx context.Context, tx pgx.Tx, table string, ev Event) (int64, error) {
+	if ev.Topic == "" {
+		return 0, fmt.Errorf("%w: topic is required", ErrInvalidEvent)
+	}
+	if _, ok := ev.Headers[EventIDHeader]; ok {
+		return 0, fmt.Errorf("%w: header %s is set by the relay", ErrInvalidEvent, EventIDHeader)
+	}
+	n, err := tableNames(table)
+	if err != nil {
+		return 0, err
+	}
+	headers := ev.Headers
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	var id int64
+	err = tx.QueryRow(ctx,
+		`INSERT INTO `+n.table+` (topic, key, payload, headers) VALUES ($1, $2, $3, $4) RETURNING id`,
+		ev.Topic, ev.Key, ev.Payload, headers).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: write: %w", err)
+	}
+	return id, nil
+}
