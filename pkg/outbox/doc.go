@@ -20,7 +20,7 @@
 //
 //	weir_outbox
 //	  id          bigserial    the event id, also sent as header weir-event-id
-//	  topic       text         destination topic (must exist, or the broker auto-creates it)
+//	  topic       text         destination topic; it must exist (the relay does not ask for auto-creation)
 //	  key         bytea        record key; picks the partition
 //	  payload     bytea        record value
 //	  headers     jsonb        record headers, an object of strings
