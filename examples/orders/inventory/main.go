@@ -78,9 +78,11 @@ func run(ctx context.Context, dsn string, brokers []string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err := fetches.Err0(); err != nil {
-			return err
-		}
+		// Fetch and group errors (a broker restarting, say) are retried
+		// by the client; no record is handed out past a failed fetch.
+		fetches.EachError(func(topic string, partition int32, err error) {
+			fmt.Fprintf(os.Stderr, "inventory: fetch %s[%d]: %v\n", topic, partition, err)
+		})
 		var procErr error
 		fetches.EachRecord(func(r *kgo.Record) {
 			if procErr != nil {
@@ -89,6 +91,8 @@ func run(ctx context.Context, dsn string, brokers []string) error {
 			_, procErr = store.ProcessRecordTx(ctx, group, keyFn, r, applyOrder)
 		})
 		if procErr != nil {
+			// Later records of this poll were not applied: stop, and let
+			// the next run start from the offsets stored with the stock.
 			return procErr
 		}
 		// The Kafka commit only shows the group's lag; the offsets that
