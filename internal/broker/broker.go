@@ -206,6 +206,7 @@ func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
 	if err != nil {
 		return err
 	}
+	p.Faults = b.cfg.Faults
 	ts := b.topics[t.Name]
 	if ts == nil {
 		ts = &topicState{id: t.ID, settings: b.resolveSettings(t.Configs, t.Internal)}

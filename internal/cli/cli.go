@@ -17,10 +17,9 @@ const defaultBrokers = "127.0.0.1:9092"
 const brokersEnv = "WEIR_BROKERS"
 
 // AddClientCommands adds the client commands (topic, produce, consume,
-// bench, group, producers, txn and outbox) to root. Each of them takes a
-// persistent --brokers flag, a
-// comma-separated list of host:port seeds that defaults to $WEIR_BROKERS or
-// 127.0.0.1:9092.
+// bench, group, producers, txn, lab and outbox) to root. Each of them takes
+// a persistent --brokers flag, a comma-separated list of host:port seeds
+// that defaults to $WEIR_BROKERS or 127.0.0.1:9092.
 func AddClientCommands(root *cobra.Command) {
 	conn := &connFlags{}
 	for _, cmd := range []*cobra.Command{
@@ -31,6 +30,7 @@ func AddClientCommands(root *cobra.Command) {
 		newGroupCommand(conn),
 		newProducersCommand(conn),
 		newTxnCommand(conn),
+		newLabCommand(conn),
 		newOutboxCommand(conn),
 	} {
 		conn.register(cmd)

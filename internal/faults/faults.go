@@ -17,6 +17,11 @@
 // is the chance a request fires the rule (default 1), TIMES caps how often
 // it fires, and SKIP lets that many matching requests pass first. The
 // random draws come from a seeded source, so a seed reproduces a schedule.
+//
+// The point producer.dedup takes one action, skip: a retried idempotent
+// batch is then appended again instead of being recognised as a duplicate.
+// It makes a deliberately broken broker, to test that the lab's checker
+// catches the duplicates.
 package faults
 
 import (
@@ -41,9 +46,12 @@ const (
 	// TxnBeforeComplete is passed when the markers are durable and the
 	// CompleteCommit or CompleteAbort record is not yet written.
 	TxnBeforeComplete = "txn.before-complete"
+	// ProducerDedup is passed when a partition recognises a retried
+	// idempotent batch; skip makes it append the batch again.
+	ProducerDedup = "producer.dedup"
 )
 
-var internalPoints = map[string]bool{TxnBeforeMarkers: true, TxnBeforeComplete: true}
+var internalPoints = map[string]bool{TxnBeforeMarkers: true, TxnBeforeComplete: true, ProducerDedup: true}
 
 // Actions.
 const (
@@ -52,10 +60,11 @@ const (
 	Close
 	Delay
 	Exit
+	Skip
 )
 
 func (k Kind) String() string {
-	return [...]string{"none", "drop", "close", "delay", "exit"}[k]
+	return [...]string{"none", "drop", "close", "delay", "exit", "skip"}[k]
 }
 
 // Action is the outcome of Fire.
@@ -105,7 +114,7 @@ func Parse(spec string, seed int64) (*Injector, error) {
 func parseRule(s string) (*rule, error) {
 	point, rest, ok := strings.Cut(s, "=")
 	if !ok || !(internalPoints[point] || strings.HasSuffix(point, ".response") && len(point) > len(".response")) {
-		return nil, fmt.Errorf("expected <api>.response=ACTION, %s=ACTION or %s=ACTION", TxnBeforeMarkers, TxnBeforeComplete)
+		return nil, fmt.Errorf("expected <api>.response=ACTION, %s=ACTION, %s=ACTION or %s=skip", TxnBeforeMarkers, TxnBeforeComplete, ProducerDedup)
 	}
 	r := &rule{point: point, prob: 1}
 	// Split off the modifiers, which start at the first of @ # +.
@@ -122,6 +131,8 @@ func parseRule(s string) (*rule, error) {
 		r.action.Kind = Close
 	case actionText == "exit":
 		r.action.Kind = Exit
+	case actionText == "skip" && point == ProducerDedup:
+		r.action.Kind = Skip
 	case strings.HasPrefix(actionText, "delay:"):
 		d, err := time.ParseDuration(strings.TrimPrefix(actionText, "delay:"))
 		if err != nil || d <= 0 {
@@ -129,7 +140,7 @@ func parseRule(s string) (*rule, error) {
 		}
 		r.action = Action{Kind: Delay, Delay: d}
 	default:
-		return nil, fmt.Errorf("unknown action %q (drop, close, exit, delay:DURATION)", actionText)
+		return nil, fmt.Errorf("unknown action %q (drop, close, exit, delay:DURATION; skip at producer.dedup)", actionText)
 	}
 	for rest != "" {
 		mod := rest[0]

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weir-broker/weir/internal/batch"
+	"github.com/weir-broker/weir/internal/faults"
 	wlog "github.com/weir-broker/weir/internal/log"
 	"github.com/weir-broker/weir/internal/producer"
 )
@@ -28,6 +29,9 @@ var ErrClosed = errors.New("partition closed")
 type Partition struct {
 	Topic string
 	Index int32
+	// Faults, when set, may skip duplicate detection (faults.ProducerDedup):
+	// only for testing that duplicates are caught downstream.
+	Faults *faults.Injector
 
 	dir string
 	log *wlog.Log
@@ -130,6 +134,9 @@ func (p *Partition) Append(b []byte, h batch.Header, nowMs int64) (int64, *produ
 	p.mu.Lock()
 	if h.Idempotent() {
 		dup, err := p.producers.Check(h)
+		if dup != nil && p.Faults.Fire(faults.ProducerDedup).Kind == faults.Skip {
+			dup = nil
+		}
 		if err != nil || dup != nil {
 			p.mu.Unlock()
 			return 0, dup, err

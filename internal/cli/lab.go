@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weir-broker/weir/internal/lab"
+)
+
+// errGuaranteeBroken makes `weir lab` exit non-zero after printing which
+// scenario broke its guarantee.
+var errGuaranteeBroken = errors.New("lab: a delivery guarantee was broken (see above)")
+
+// newLabCommand returns `weir lab`, which runs every delivery-guarantee
+// scenario under injected faults and reports what it measured.
+func newLabCommand(conn *connFlags) *cobra.Command {
+	var (
+		cfg        lab.Config
+		seed       int64
+		reportPath string
+		only       []string
+		timeout    time.Duration
+		planOnly   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Measure every delivery guarantee under injected faults",
+		Long: `Run each producer, consumer and end-to-end configuration under lost
+acknowledgements, dropped connections and killed processes, check every record
+sent against every record received, and judge each configuration against the
+guarantee it claims (at-most-once, at-least-once, exactly-once).
+
+By default each scenario runs against its own 'weir serve' child process on a
+temporary data directory, with faults injected through --unsafe-faults and the
+broker killed with SIGKILL and restarted. Given --brokers on the command line
+(WEIR_BROKERS is not enough), the scenarios run against that cluster instead:
+broker kills are reported as not run, and lost acknowledgements and dropped
+connections are injected in the producer's own connections.
+
+The table goes to the terminal and an HTML report with charts to --report. The
+command exits non-zero when a guarantee is broken. --seed reproduces a run's
+fault schedule.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("brokers") {
+				seeds, err := conn.seeds()
+				if err != nil {
+					return err
+				}
+				cfg.Brokers = seeds
+			}
+			if cfg.Records < 0 || cfg.ConsumerRecords < 0 || cfg.Partitions < 0 {
+				return errors.New("--records, --consumer-records and --partitions must not be negative")
+			}
+			if (cfg.Records > 0 && cfg.Records < 100) || (cfg.ConsumerRecords > 0 && cfg.ConsumerRecords < 100) {
+				return errors.New("--records and --consumer-records must be at least 100")
+			}
+			if !cmd.Flags().Changed("seed") {
+				seed = rand.Int63n(1 << 31)
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("lab: find the weir binary: %w", err)
+			}
+			cfg.Exe, cfg.Seed, cfg.Only, cfg.ScenarioTimeout = exe, seed, only, timeout
+			out := cmd.OutOrStdout()
+			if planOnly {
+				fmt.Fprintf(out, "seed %d\n", seed)
+				for _, line := range lab.Plan(cfg) {
+					fmt.Fprintln(out, line)
+				}
+				return nil
+			}
+			cfg.Progress = out
+			fmt.Fprintf(out, "weir lab: seed %d (rerun with --seed %d)\n", seed, seed)
+			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := lab.Run(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out, "\nlost / duplicated by configuration and fault (! = claimed guarantee broken):")
+			fmt.Fprintln(out)
+			if err := lab.WriteMatrix(out, rep); err != nil {
+				return err
+			}
+			if err := lab.WriteTable(out, rep); err != nil {
+				return err
+			}
+			if reportPath != "" {
+				if err := lab.WriteHTMLFile(reportPath, rep); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "\nreport written to %s (%.1fs, seed %d)\n", reportPath, rep.Elapsed.Seconds(), seed)
+			}
+			if rep.Failed() {
+				return errGuaranteeBroken
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.Int64Var(&seed, "seed", 0, "seed of the fault schedule (default: random, printed)")
+	f.StringVar(&reportPath, "report", "weir-lab-report.html", "where to write the HTML report (empty: none)")
+	f.IntVar(&cfg.Records, "records", 2000, "records each producer scenario sends")
+	f.IntVar(&cfg.ConsumerRecords, "consumer-records", 1500, "records each consumer and end-to-end scenario reads")
+	f.Int32Var(&cfg.Partitions, "partitions", 3, "partitions of each scenario's topics")
+	f.StringSliceVar(&only, "only", nil, "run only scenarios whose name (side / config / fault) contains one of these")
+	f.BoolVar(&planOnly, "plan", false, "print each scenario's fault schedule for the seed and exit")
+	f.DurationVar(&timeout, "scenario-timeout", 60*time.Second, "longest a scenario may run")
+	f.StringVar(&cfg.ExtraFaults, "unsafe-broker-faults", "", "extra --unsafe-faults rules for every embedded broker, e.g. producer.dedup=skip to check the checker (never in production)")
+	worker := newLabWorkerCommand()
+	cmd.AddCommand(worker)
+	silence(cmd, worker)
+	return cmd
+}
+
+// newLabWorkerCommand is the hidden `weir lab worker` the lab runs as a
+// child process for consumer and end-to-end scenarios, so that it can
+// kill a real process.
+func newLabWorkerCommand() *cobra.Command {
+	var w lab.WorkerConfig
+	cmd := &cobra.Command{
+		Use:    "worker",
+		Short:  "Run one consumer or transform worker of a lab scenario",
+		Hidden: true,
+		Args:   exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			brokers, err := cmd.Flags().GetString("brokers")
+			if err != nil {
+				return err
+			}
+			if w.Brokers, err = parseBrokers(brokers); err != nil {
+				return err
+			}
+			if w.Topic == "" || w.Group == "" || w.Instance == "" {
+				return errors.New("lab worker: --topic, --group and --instance are required")
+			}
+			w.Status = cmd.OutOrStdout()
+			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return lab.RunWorker(ctx, w)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&w.Role, "role", "", "auto-commit, commit-before, commit-after, dedup or eos")
+	f.StringVar(&w.Topic, "topic", "", "input topic")
+	f.StringVar(&w.Output, "output", "", "output topic (eos)")
+	f.StringVar(&w.Group, "group", "", "consumer group")
+	f.StringVar(&w.Instance, "instance", "", "static group member id")
+	f.StringVar(&w.Effects, "effects", "", "file recording processed records")
+	f.IntVar(&w.KillAfter, "kill-after", 0, "SIGKILL this process after so many records (eos: produce batches)")
+	return cmd
+}

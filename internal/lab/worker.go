@@ -1,0 +1,254 @@
+package lab
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/weir-broker/weir/pkg/dedup"
+)
+
+// Worker roles: the consumer commit strategies and the
+// consume-transform-produce worker.
+const (
+	workerAutoCommit   = "auto-commit"
+	workerCommitBefore = "commit-before"
+	workerCommitAfter  = "commit-after"
+	workerDedup        = "dedup"
+	workerEOS          = "eos"
+)
+
+// pollRecords is the batch a consumer worker processes between commits.
+const pollRecords = 100
+
+// effectsBucket holds a dedup worker's effects, written in the same bbolt
+// transaction that records the idempotency key.
+var effectsBucket = []byte("lab-effects")
+
+// WorkerConfig configures one worker process of a consumer or end-to-end
+// scenario. The lab runs these as `weir lab worker` children so that it
+// can kill them with SIGKILL.
+type WorkerConfig struct {
+	Brokers []string
+	Role    string
+	Topic   string
+	Output  string // eos: the output topic
+	Group   string
+	// Instance is the static group member id (KIP-345), the same across a
+	// worker's restarts so that a restarted worker takes its place at once.
+	Instance string
+	// Effects is where a consumer worker records what it processed: a file
+	// of "partition offset id" lines, or a bbolt file for the dedup role.
+	Effects string
+	// KillAfter, when positive, makes the worker SIGKILL itself after
+	// processing that many records (consumers) or after that many produce
+	// batches are written (eos): in the middle of a batch or transaction.
+	KillAfter int
+	// Status receives progress lines the lab watches: "batch" per produce
+	// batch written, "commit" per committed transaction.
+	Status io.Writer
+}
+
+// killSelf ends the process as a crash would.
+func killSelf() {
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal is on its way
+}
+
+// RunWorker runs a worker until everything in its input is committed, ctx
+// ends, or it kills itself.
+func RunWorker(ctx context.Context, w WorkerConfig) error {
+	if w.Status == nil {
+		w.Status = io.Discard
+	}
+	switch w.Role {
+	case workerEOS, workerAutoCommit, workerCommitBefore, workerCommitAfter, workerDedup:
+	default:
+		return fmt.Errorf("unknown worker role %q", w.Role)
+	}
+	if w.Role == workerEOS && w.Output == "" || w.Role != workerEOS && w.Effects == "" {
+		return fmt.Errorf("worker role %s needs --output (eos) or --effects (consumers)", w.Role)
+	}
+	ends, err := endOffsets(ctx, w.Brokers, w.Topic)
+	if err != nil {
+		return err
+	}
+	if w.Role == workerEOS {
+		return runEOSWorker(ctx, w, ends)
+	}
+	return runConsumerWorker(ctx, w, ends)
+}
+
+func endOffsets(ctx context.Context, seeds []string, topic string) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, clientTimeouts()...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	l, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = l.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	m := map[int32]int64{}
+	l.Each(func(o kadm.ListedOffset) { m[o.Partition] = o.Offset })
+	return m, nil
+}
+
+// allCommitted reports whether the group's committed offsets reached ends.
+func allCommitted(ctx context.Context, adm *kadm.Client, group, topic string, ends map[int32]int64) (bool, error) {
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	for p, end := range ends {
+		if end == 0 {
+			continue
+		}
+		o, ok := offs.Lookup(topic, p)
+		if !ok || o.Err != nil || o.At < end {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// effectSink records processed records.
+type effectSink interface {
+	apply(r *kgo.Record) error
+	close() error
+}
+
+type fileSink struct{ f *os.File }
+
+// apply writes one line with one write call: a SIGKILL cannot leave
+// half of it, and the page cache keeps it across the kill.
+func (s fileSink) apply(r *kgo.Record) error {
+	_, err := fmt.Fprintf(s.f, "%d %d %d\n", r.Partition, r.Offset, parseID(r.Value))
+	return err
+}
+func (s fileSink) close() error { return s.f.Close() }
+
+// dedupSink applies each record's effect through the dedup store, keyed by
+// the record's id: the effect and the key commit in one transaction.
+type dedupSink struct{ store *dedup.BoltStore }
+
+func (s dedupSink) apply(r *kgo.Record) error {
+	id := parseID(r.Value)
+	_, err := s.store.ProcessTx(strconv.FormatInt(id, 10), func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(effectsBucket)
+		if err != nil {
+			return err
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		return b.Put(binary.BigEndian.AppendUint64(nil, seq), fmt.Appendf(nil, "%d %d %d", r.Partition, r.Offset, id))
+	})
+	return err
+}
+func (s dedupSink) close() error { return s.store.Close() }
+
+func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64) error {
+	var sink effectSink
+	if w.Role == workerDedup {
+		st, err := dedup.Open(w.Effects, dedup.Options{})
+		if err != nil {
+			return err
+		}
+		sink = dedupSink{st}
+	} else {
+		f, err := os.OpenFile(w.Effects, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		sink = fileSink{f}
+	}
+	defer sink.close()
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(w.Brokers...),
+		kgo.ConsumerGroup(w.Group),
+		kgo.ConsumeTopics(w.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.InstanceID(w.Instance),
+		kgo.SessionTimeout(6 * time.Second),
+		kgo.FetchMaxWait(200 * time.Millisecond),
+	}, clientTimeouts()...)
+	if w.Role == workerAutoCommit {
+		opts = append(opts, kgo.AutoCommitInterval(100*time.Millisecond))
+	} else {
+		opts = append(opts, kgo.DisableAutoCommit())
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	processed := 0
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollRecords(pctx, pollRecords)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && ferr == nil {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			return fmt.Errorf("fetch: %w", ferr)
+		}
+		recs := fs.Records()
+		if len(recs) == 0 {
+			if w.Role == workerAutoCommit {
+				if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+					return err
+				}
+			}
+			done, err := allCommitted(ctx, adm, w.Group, w.Topic, ends)
+			if err != nil {
+				return err
+			}
+			if done {
+				return nil
+			}
+			continue
+		}
+		if w.Role == workerCommitBefore {
+			if err := cl.CommitRecords(ctx, recs...); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+		}
+		for _, r := range recs {
+			if err := sink.apply(r); err != nil {
+				return err
+			}
+			processed++
+			if processed == w.KillAfter {
+				killSelf()
+			}
+		}
+		if w.Role == workerCommitAfter || w.Role == workerDedup {
+			if err := cl.CommitRecords(ctx, recs...); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+		}
+	}
+}

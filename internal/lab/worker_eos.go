@@ -1,0 +1,96 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-broker/weir/pkg/eos"
+)
+
+// runEOSWorker runs a consume-transform-produce processor that copies
+// each input record to the output topic, reports "batch" and "commit"
+// status lines, and stops once the group's offsets cover the input.
+func runEOSWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		batches int
+	)
+	status := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(w.Status, s)
+	}
+	hook := batchWrittenHook(func() {
+		mu.Lock()
+		batches++
+		n := batches
+		mu.Unlock()
+		status("batch")
+		if n == w.KillAfter {
+			killSelf()
+		}
+	})
+	p, err := eos.New(eos.Config{
+		Brokers:         w.Brokers,
+		TransactionalID: "weir-lab-" + w.Group,
+		Group:           w.Group,
+		InputTopics:     []string{w.Topic},
+		OutputTopic:     w.Output,
+		MaxPerTxn:       50,
+		TxnTimeout:      10 * time.Second,
+		OnCommit:        func(int) { status("commit") },
+		ClientOpts: append([]kgo.Opt{
+			kgo.InstanceID(w.Instance),
+			kgo.SessionTimeout(6 * time.Second),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ProducerBatchMaxBytes(batchMaxBytes),
+			kgo.FetchMaxWait(200 * time.Millisecond),
+			kgo.WithHooks(hook),
+		}, clientTimeouts()...),
+	}, func(_ context.Context, in *kgo.Record) ([]*kgo.Record, error) {
+		// The output keeps the id and the partition, so the checker
+		// can match it to the input and see ordering.
+		return []*kgo.Record{{Value: in.Value, Partition: in.Partition}}, nil
+	})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	// Stop once the group's committed offsets cover the input.
+	go func() {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.Brokers...)}, clientTimeouts()...)...)
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		adm := kadm.NewClient(cl)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if done, err := allCommitted(ctx, adm, w.Group, w.Topic, ends); err == nil && done {
+				cancel()
+				return
+			}
+		}
+	}()
+	return p.Run(ctx)
+}
+
+// batchWrittenHook calls fn after each produce batch the broker accepted.
+type batchWrittenHook func()
+
+func (h batchWrittenHook) OnProduceBatchWritten(kgo.BrokerMetadata, string, int32, kgo.ProduceBatchMetrics) {
+	h()
+}
