@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,3 +35,14 @@ func BenchmarkWeirProduceNonIdempotent(b *testing.B) {
 }
 
 func BenchmarkWeirConsume(b *testing.B) { runConsumeBench(b, startWeir(b)) }
+
+// BenchmarkWeirConsumeHeap is BenchmarkWeirConsume with an idle buffer
+// about the size of the records (what kfake and the replay server hold on
+// the Go heap) kept alive in the process. It is diagnostic: the difference
+// from BenchmarkWeirConsume is how much the in-process figures depend on
+// the collector's pacing rather than on the broker's work.
+func BenchmarkWeirConsumeHeap(b *testing.B) {
+	heap := make([]byte, b.N*(DefaultRecordSize+8)) // never touched: no resident pages
+	runConsumeBench(b, startWeir(b))
+	runtime.KeepAlive(heap)
+}
