@@ -83,6 +83,19 @@ header weir-event-id. Run the table's migration first (weir outbox migrate).`,
 			if err := needDSN(cmd); err != nil {
 				return err
 			}
+			// Checked here, not left to the relay's defaults: an explicit
+			// zero or empty value must not silently mean the default.
+			switch {
+			case batchSize < 1 || batchSize > outbox.MaxBatchSize:
+				return fmt.Errorf("--batch-size: batch size %d out of range 1..%d", batchSize, outbox.MaxBatchSize)
+			case pollInterval <= 0:
+				return fmt.Errorf("--poll-interval %v: want a positive duration", pollInterval)
+			case relayID == "":
+				return errors.New("--relay-id: must not be empty")
+			}
+			if err := outbox.CheckTableName(table); err != nil {
+				return fmt.Errorf("--table: %w", err)
+			}
 			seeds, err := conn.seeds()
 			if err != nil {
 				return err

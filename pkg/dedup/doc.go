@@ -71,6 +71,12 @@
 // RedisStore does not wait: a call that finds the key claimed returns
 // ErrInProgress, and the consumer retries the record later.
 //
+// A store's keys say "this consumer applied this event"; they carry no
+// consumer group. Two groups (two services) that each apply the same
+// events need a store each, a table (PGOptions.Table), a key prefix
+// (RedisOptions.Prefix) or a file of their own: sharing one, the second
+// group skips every event the first recorded.
+//
 // # RedisStore: claims and leases
 //
 // Setting the key with SET NX and then running the handler would lose
@@ -78,10 +84,16 @@
 // done, and the effect never happened. RedisStore instead claims the key
 // ("processing", with a short lease), runs the handler, and then sets the
 // key to "done" with the TTL; if the handler fails it deletes its claim.
-// The claim is renewed while the handler runs. If the process dies, its
+// The claim is renewed while the handler runs, even after the caller's
+// context ended (the handler takes none and runs to its end); a handler
+// that panics releases its claim. If the process dies, its
 // claim blocks the key until the lease runs out (calls meanwhile get
 // ErrInProgress, never a silent skip), and the next delivery after that
-// runs the handler again. RedisStore therefore gives at-least-once
+// runs the handler again. A lease is time-based: a process that stalls
+// (a stop-the-world pause, a suspended VM) or cannot reach Redis for
+// longer than the lease loses its claim while its handler still runs,
+// and another process may then run the handler for the same key at the
+// same time. Choose a lease well above such stalls. RedisStore therefore gives at-least-once
 // handler execution with duplicates suppressed, like BoltStore.Process.
 // Keys are only as durable as the Redis server keeps them: one lost to a
 // restart without persistence, a failover or eviction is processed again.
@@ -114,6 +126,14 @@
 //		cl.CommitRecords(ctx, fs.Records()...)
 //	}
 //
+// Process each partition's records in offset order, one at a time: the
+// stored offset jumps to the latest record applied (it never moves
+// back), so applying a later record before an earlier one and then
+// crashing skips the earlier one. A record whose KeyFunc fails (ErrNoKey)
+// stores nothing, its offset included: the consumer decides (skip it,
+// park it elsewhere, stop), and the next record applied moves the offset
+// past it.
+//
 // The database is then the authority on the group's position: a consumer
 // that crashed after a database commit but before its Kafka commit
 // resumes after the last record applied, and is not even handed the
@@ -132,8 +152,9 @@
 // key is kept: BoltStore.Purge(now) and PGStore.Purge(ctx, now) delete
 // keys recorded before now-TTL, and PurgeEvery runs a purge on a schedule
 // (BoltPurger adapts a BoltStore to it); Redis expires RedisStore's keys
-// by itself, so it needs no purge. Recording a key again restarts its
-// TTL. A redelivery or duplicate that arrives after its key expired is
+// by itself, so it needs no purge. MarkProcessed of a key already
+// recorded restarts its TTL; a duplicate that Process or ProcessTx skips
+// does not. A redelivery or duplicate that arrives after its key expired is
 // processed again, as new. Choose a TTL longer than the longest window in
 // which a duplicate can still arrive: for redeliveries, the time a
 // consumer can fall behind its last commit; for a deliberate replay (a
@@ -143,10 +164,12 @@
 // store.
 //
 // The offsets PGStore keeps never expire and only move forward. With
-// AdjustOffsets wired in, resetting the group's offsets in Kafka does not
-// replay anything, since the stored offsets win on the next assignment;
-// to replay, delete the group's rows from the offsets table (and, to
-// apply the records again, their keys) while no consumer of the group
-// runs. A topic deleted and created again restarts its offsets at zero
+// AdjustOffsets wired in, resetting the group's offsets in Kafka, back or
+// forward, changes nothing for a partition with a stored offset, since
+// the stored offset wins on the next assignment. To replay, delete the
+// group's rows from the offsets table (and, to apply the records again,
+// their keys) while no consumer of the group runs; to skip ahead, update
+// them (UPDATE weir_dedup_offsets SET next_offset = ... WHERE
+// consumer_group = ... AND topic = ... AND partition = ...). A topic deleted and created again restarts its offsets at zero
 // and needs the same.
 package dedup

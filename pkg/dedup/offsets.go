@@ -31,6 +31,12 @@ func (s *PGStore) ProcessRecordTx(ctx context.Context, group string, keyFn KeyFu
 	if r == nil {
 		return false, errors.New("dedup: nil record")
 	}
+	if keyFn == nil {
+		return false, errors.New("dedup: nil KeyFunc")
+	}
+	if fn == nil {
+		return false, errNilHandler
+	}
 	if r.Topic == "" || r.Partition < 0 || r.Offset < 0 {
 		return false, fmt.Errorf("dedup: record %q[%d]@%d has no place in a log", r.Topic, r.Partition, r.Offset)
 	}

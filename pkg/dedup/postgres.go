@@ -33,7 +33,9 @@ var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Z
 // PGOptions configures a PGStore.
 type PGOptions struct {
 	// Table holds the processed keys; DefaultPGKeysTable when empty. It
-	// may be qualified by a schema ("billing.dedup_keys").
+	// may be qualified by a schema ("billing.dedup_keys"). Keys carry no
+	// consumer group: consumer groups that each apply the same events
+	// need a table each, or the second skips what the first recorded.
 	Table string
 
 	// OffsetsTable holds the consumer offsets ProcessRecordTx stores;
@@ -197,6 +199,9 @@ func (s *PGStore) MarkProcessedContext(ctx context.Context, key string) error {
 // in another process waits for it and then skips (or, if fn failed,
 // runs). Use ProcessTx when the effect is a write to this database.
 func (s *PGStore) Process(key string, fn func() error) (ran bool, err error) {
+	if fn == nil {
+		return false, errNilHandler
+	}
 	return s.ProcessTx(context.Background(), key, func(pgx.Tx) error { return fn() })
 }
 
@@ -212,6 +217,9 @@ func (s *PGStore) Process(key string, fn func() error) (ran bool, err error) {
 // transaction ends, then skips if it committed or runs fn if it rolled
 // back: two calls never both apply a key's effect.
 func (s *PGStore) ProcessTx(ctx context.Context, key string, fn func(tx pgx.Tx) error) (ran bool, err error) {
+	if fn == nil {
+		return false, errNilHandler
+	}
 	if err := checkKey(key); err != nil {
 		return false, err
 	}

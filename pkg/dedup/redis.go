@@ -157,6 +157,9 @@ func (s *RedisStore) Process(key string, fn func() error) (ran bool, err error) 
 // next call runs fn again: the event is not lost, and its effect may
 // happen twice.
 func (s *RedisStore) ProcessContext(ctx context.Context, key string, fn func() error) (ran bool, err error) {
+	if fn == nil {
+		return false, errNilHandler
+	}
 	if err := checkKey(key); err != nil {
 		return false, err
 	}
@@ -180,9 +183,7 @@ func (s *RedisStore) ProcessContext(ctx context.Context, key string, fn func() e
 		return false, fmt.Errorf("dedup: key %q holds %v, not a dedup value", rkey, reply)
 	}
 
-	stopRenew := s.renew(ctx, rkey, token)
-	fnErr := fn()
-	stopRenew()
+	fnErr := s.runClaimed(ctx, rkey, token, fn)
 	// The claim's last step runs even if ctx ended during fn: an
 	// abandoned claim would block the key for a whole lease.
 	ctx = context.WithoutCancel(ctx)
@@ -198,6 +199,26 @@ func (s *RedisStore) ProcessContext(ctx context.Context, key string, fn func() e
 		return true, fmt.Errorf("dedup: mark %q: %w", key, err)
 	}
 	return true, nil
+}
+
+// runClaimed runs fn while renewing the claim token holds on rkey. If fn
+// panics, the renewal stops and the claim is released before the panic
+// goes on: a caller that recovers must not find the key claimed forever.
+func (s *RedisStore) runClaimed(ctx context.Context, rkey, token string, fn func() error) error {
+	// fn takes no context and runs to its end whatever happens to ctx,
+	// so its claim is renewed until it returns: a claim that lapsed
+	// while fn still ran would let another call run fn concurrently.
+	stopRenew := s.renew(context.WithoutCancel(ctx), rkey, token)
+	returned := false
+	defer func() {
+		stopRenew()
+		if !returned {
+			releaseScript.Run(context.WithoutCancel(ctx), s.client, []string{rkey}, token)
+		}
+	}()
+	err := fn()
+	returned = true
+	return err
 }
 
 // renew extends the claim every third of the lease until the returned

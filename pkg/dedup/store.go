@@ -30,12 +30,16 @@ type Store interface {
 	// Process runs fn unless key was recorded as processed, and records
 	// key once fn returns nil. ran reports whether fn was called; an
 	// error from fn is returned and leaves key unrecorded. Two calls with
-	// the same key never run fn concurrently: the second waits for the
+	// the same key do not run fn concurrently: the second waits for the
 	// first (BoltStore, PGStore) or fails with ErrInProgress so that the
-	// record is retried later (RedisStore). A crash after fn's effect but
-	// before the record means the next call runs fn again.
+	// record is retried later (RedisStore, as long as the first holder
+	// does not stall for longer than its lease). A crash after fn's
+	// effect but before the record means the next call runs fn again.
 	Process(key string, fn func() error) (ran bool, err error)
 }
+
+// errNilHandler refuses a call without a handler to run.
+var errNilHandler = errors.New("dedup: nil handler")
 
 // checkKey validates a key before it reaches a store.
 func checkKey(key string) error {

@@ -19,6 +19,10 @@ const (
 	MaxBatchSize        = 10_000
 	DefaultPollInterval = 500 * time.Millisecond
 	DefaultTxnTimeout   = time.Minute
+	// MinTxnTimeout is the shortest TxnTimeout: a produce is given half
+	// the transaction timeout, and Kafka clients allow no less than a
+	// second for it.
+	MinTxnTimeout = 2 * time.Second
 	// TransactionalIDPrefix followed by the relay id is the relay's Kafka
 	// transactional id.
 	TransactionalIDPrefix = "weir-outbox-"
@@ -30,7 +34,10 @@ type RelayConfig struct {
 	// transactional id, the rows the relay claims and its progress
 	// records all carry it, and a relay started with the id of one that
 	// died finishes what that one left. Two live relays must not share
-	// an id (the later fences the earlier). Default DefaultRelayID.
+	// an id (the later fences the earlier), even on different databases
+	// or outbox tables: they share the transactional id, fence each
+	// other, and after a few rounds one stops with ErrFenced. Default
+	// DefaultRelayID.
 	RelayID string
 	// Brokers are the seed brokers; required.
 	Brokers []string
@@ -46,8 +53,11 @@ type RelayConfig struct {
 	ProgressTopic string
 	// Table is the outbox table; default DefaultTable.
 	Table string
-	// TxnTimeout is the Kafka transaction timeout; default
-	// DefaultTxnTimeout.
+	// TxnTimeout is the Kafka transaction timeout, at least MinTxnTimeout;
+	// default DefaultTxnTimeout. It must not exceed the brokers'
+	// transaction.max.timeout.ms (15 minutes by default). A batch whose
+	// transaction outlives it is aborted by the coordinator and published
+	// again.
 	TxnTimeout time.Duration
 	// Partitioner picks the partition of each event from its key; default
 	// kgo.StickyKeyPartitioner(nil), which hashes keys as the Java
@@ -55,7 +65,13 @@ type RelayConfig struct {
 	Partitioner kgo.Partitioner
 	// Logger receives the relay's logs; discarded when nil.
 	Logger *slog.Logger
-	// ClientOpts are added last to the Kafka client's options (TLS, SASL).
+	// ClientOpts are added to the Kafka clients' options: connection
+	// settings (TLS, SASL, client id) and producer tuning. They cannot
+	// replace what exactly-once rests on (transactional id, transaction
+	// timeout, acks, partitioner, the progress reader's isolation level
+	// and partition), which the relay sets after them; use the fields
+	// of RelayConfig for those. Options that no later option undoes
+	// (kgo.DisableIdempotentWrite) make the client refuse to start.
 	ClientOpts []kgo.Opt
 }
 
@@ -85,8 +101,8 @@ func (cfg RelayConfig) withDefaults() (RelayConfig, error) {
 	switch {
 	case cfg.TxnTimeout == 0:
 		cfg.TxnTimeout = DefaultTxnTimeout
-	case cfg.TxnTimeout < time.Second:
-		return cfg, fmt.Errorf("outbox: transaction timeout %v is under a second", cfg.TxnTimeout)
+	case cfg.TxnTimeout < MinTxnTimeout:
+		return cfg, fmt.Errorf("outbox: transaction timeout %v is under %v", cfg.TxnTimeout, MinTxnTimeout)
 	}
 	if cfg.ProgressTopic == "" {
 		cfg.ProgressTopic = DefaultProgressTopic

@@ -23,24 +23,35 @@
 //	  topic       text         destination topic; it must exist (the relay does not ask for auto-creation)
 //	  key         bytea        record key; picks the partition
 //	  payload     bytea        record value
-//	  headers     jsonb        record headers, an object of strings
+//	  headers     jsonb        record headers, a JSON object whose values are strings
 //	  created_at  timestamptz  when it was written
 //	  state       text         pending → claimed → sent
 //	  relay_id    text         the relay that claimed it
-//	  batch       bigint       the batch it was claimed for
+//	  batch       bigint       the batch it was claimed for (kept once sent)
 //	  sent_at     timestamptz  when its batch was known committed
 //
-// plus weir_outbox_relays (one row per relay id: incarnation and token)
-// and the sequence weir_outbox_batch_seq. Sent rows stay for audit; delete
-// them when convenient (DELETE FROM weir_outbox WHERE state = 'sent' AND
-// sent_at < now() - interval '7 days').
+// plus weir_outbox_relays (one row per relay id: its incarnation, bumped
+// at every start, and a random token naming this database's history of
+// the relay id) and the sequence weir_outbox_batch_seq; with MigrateTable
+// and a table T they are T_relays and T_batch_seq, in T's schema. Sent
+// rows stay for audit; delete them when convenient (DELETE FROM weir_outbox
+// WHERE state = 'sent' AND sent_at < now() - interval '7 days'). Insert
+// rows with Write: a row written by hand whose headers are not an object
+// of strings cannot be claimed, and stops the relay (see Limits).
 //
 // Every published record carries the header weir-event-id (EventIDHeader)
 // holding the event id in decimal, after the event's own headers.
 //
 // # The relay
 //
-// A relay (`weir outbox relay`, or NewRelay and Run) loops:
+// A relay runs as `weir outbox relay` or through NewRelay and Run. The
+// command takes --dsn (or WEIR_OUTBOX_DSN), --brokers (or WEIR_BROKERS),
+// --table (default weir_outbox), --relay-id (default "default"; keep it
+// across restarts), --batch-size (events per Kafka transaction, default
+// 500, at most 10000), --poll-interval (wait when the outbox is empty,
+// default 500ms) and --progress-topic (default weir.outbox.progress);
+// the transaction timeout is a minute (RelayConfig.TxnTimeout in Go).
+// It loops:
 //
 //  1. claim: in its own committed transaction, mark up to BatchSize of the
 //     oldest pending rows claimed with its relay id and a fresh batch
@@ -96,8 +107,15 @@
 // never claimed again. Batch records are keyed by the relay id and a
 // token drawn when the relay id first appears in the database, and step d
 // reads only its own key, so a progress topic that outlives its database
-// (a restore from backup, a recreated schema, whose batch numbers and
-// event ids start over) cannot vouch for rows it never saw.
+// (a recreated schema, whose batch numbers and event ids start over)
+// cannot vouch for rows it never saw. A database restored from a backup
+// keeps the token but issues batch numbers and event ids again; its last
+// batch record then names an incarnation or a batch number the database
+// has not issued yet. Step d notices, ignores the record, draws a new
+// token and releases every claimed row. Events the restored database
+// holds as pending or claimed are then published, even those published
+// after the backup was taken: a restore makes its window at-least-once,
+// and loses nothing.
 //
 // Not zero times. A row that commits is pending; some live relay claims
 // it; its batch either commits, and the row becomes sent (in step 3, or
@@ -114,7 +132,15 @@
 // relay's row and check the incarnation, so the earlier process can claim
 // nothing after step a (a claim that committed before it is reconciled in
 // d), and it stops with ErrFenced. Marking sent is safe even for a zombie,
-// as it only follows a committed Kafka transaction.
+// as it only follows a committed Kafka transaction. The database decides
+// who is current. A relay can be fenced in Kafka while the database still
+// names its incarnation: a process that did step a before it, stalled,
+// and only now reaches step b; or the coordinator aborted a transaction
+// that outlived TxnTimeout. Such a relay starts over at step a instead of
+// stopping, and the stale process stops at step d. Relays with one relay
+// id on two databases (or two outbox tables) share the transactional id
+// and fence each other this way; after three such rounds in a row one of
+// them stops with ErrFenced. Give each relay an id of its own.
 //
 // Kafka transactions make this exactly once for read_committed consumers;
 // a read_uncommitted consumer also sees aborted copies of the events of a
@@ -122,25 +148,43 @@
 //
 // # Ordering
 //
-// With one relay, events are published in id order, so two events of one
-// key written by transactions that conflict (the second waits for the
-// first's lock, as updates of one business row do) appear in that order
-// in their partition; a released batch is claimed again before anything
-// newer. With several relays, batches are published concurrently and a
-// released batch may be published after newer ones: per-key order is then
-// not guaranteed. Run one relay per outbox table where order matters
+// With one relay, events are published in id order, and an event is only
+// claimed once its transaction has committed. So two events of one key
+// appear in their partition in the order of their transactions when the
+// transactions conflict (the second waits for the first's lock, as
+// updates of one business row do) and each writes its event after the
+// conflicting change, as in the example above: the event id is drawn at
+// Write, so an event written before the lock wait could get the smaller
+// id and be published first. A released batch is claimed again before
+// anything newer. With several relays, batches are published
+// concurrently and a released batch may be published after newer ones:
+// per-key order is then not guaranteed. Run one relay per outbox table where order matters
 // (several relay processes with the same id give failover, not
 // parallelism).
 //
 // # Limits
 //
-// An event whose topic does not exist (and is not auto-created) fails its
-// batch each time; the relay retries it, holding back the events claimed
-// with it. The progress topic is read from its start at every start; it
-// is created compacted with 16 MiB segments, so that stays short (a topic
-// created beforehand should be configured alike). The progress topic is
-// the record of what was published: deleting it while rows are claimed
-// makes their relay release, and so publish again, batches that had
-// committed. Change data capture (logical
+// An event Kafka refuses (its topic does not exist and is not
+// auto-created, or the record exceeds the topic's max.message.bytes, 1 MB
+// by default) fails its batch each time. The relay restarts, releases the
+// batch and claims the oldest pending rows again, which include that
+// event: it stops all publishing from the relay's table until the row is
+// fixed or deleted (each attempt is logged at warning level). A row whose
+// headers cannot be read as strings stops the relay the same way.
+//
+// A relay holds one batch in memory: up to BatchSize events, keys and
+// payloads included, plus the Kafka client's encoded copy while it
+// produces them. Lower BatchSize when events are large.
+//
+// The progress topic is read from its start at every start; it is created
+// compacted with 16 MiB segments, so that stays short. A topic created
+// beforehand must have cleanup.policy=compact (and not compact,delete):
+// the relay refuses any other, since retention could delete the record of
+// a committed batch. The progress topic is the record of what was
+// published: deleting it while rows are claimed makes their relay
+// release, and so publish again, batches that had committed. At start a
+// relay waits for every open transaction on the progress topic to end
+// (its read is read_committed), at most the longest transaction timeout
+// of the relays sharing the topic. Change data capture (logical
 // replication) instead of polling is not implemented.
 package outbox

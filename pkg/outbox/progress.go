@@ -57,13 +57,39 @@ func batchKey(relayID, token string) []byte {
 // make that read slow.
 func ensureProgressTopic(ctx context.Context, cl *kgo.Client, topic string) error {
 	compact, segment := "compact", "16777216"
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1,
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopic(ctx, 1, -1,
 		map[string]*string{"cleanup.policy": &compact, "segment.bytes": &segment}, topic)
 	if err == nil {
 		err = resp.Err
 	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, kerr.TopicAlreadyExists):
 		return fmt.Errorf("outbox: create progress topic %s: %w", topic, err)
+	}
+	// A topic created beforehand must only compact: a batch record
+	// removed by retention would make a relay that crashed before
+	// marking the batch sent publish it again.
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err == nil && len(rcs) == 1 {
+		err = rcs[0].Err
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: describe progress topic %s: %w", topic, err)
+	}
+	if len(rcs) != 1 {
+		return fmt.Errorf("outbox: describe progress topic %s: %d answers", topic, len(rcs))
+	}
+	for _, c := range rcs[0].Configs {
+		if c.Key == "cleanup.policy" && (c.Value == nil || *c.Value != compact) {
+			v := "<none>"
+			if c.Value != nil {
+				v = *c.Value
+			}
+			return fmt.Errorf("outbox: progress topic %s has cleanup.policy=%s; it must be compact alone, or retention could delete the record of published batches (alter it, or name another topic)", topic, v)
+		}
 	}
 	return nil
 }
@@ -101,12 +127,7 @@ func writeFence(ctx context.Context, cl *kgo.Client, topic, relayID, token strin
 // a read_committed fetch returns it only once every transaction before it
 // in the partition, ours or other relays', is settled.
 func readProgress(ctx context.Context, cfg RelayConfig, token string, fenceOffset int64) (*progress, error) {
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.ProgressTopic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	}, cfg.ClientOpts...)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(progressReaderOpts(cfg)...)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: progress reader: %w", err)
 	}
@@ -149,6 +170,23 @@ func readProgress(ctx context.Context, cfg RelayConfig, token string, fenceOffse
 	}
 }
 
+// progressReaderOpts are the options of the client that reads the
+// progress topic.
+// cfg.ClientOpts come before the options reconciliation rests on, so
+// that they cannot replace them (later options win).
+func progressReaderOpts(cfg RelayConfig) []kgo.Opt {
+	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)
+	return append(opts,
+		kgo.ConsumeTopics(), // only the partition below
+		kgo.ConsumerGroup(""),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.ProgressTopic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// The reader produces nothing; producer settings in ClientOpts
+		// are for the relay's producer, which also overrides acks.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	)
+}
+
 // abort ends the open transaction without committing, dropping what is
 // still buffered.
 func abort(ctx context.Context, cl *kgo.Client) error {
@@ -181,8 +219,10 @@ type firstPartition struct{}
 func (firstPartition) RequiresConsistency(*kgo.Record) bool { return true }
 func (firstPartition) Partition(*kgo.Record, int) int       { return 0 }
 
-// isFenced says whether err means a newer producer with our transactional
-// id exists.
+// isFenced says whether err means the transaction coordinator fenced our
+// producer: a producer with our transactional id initialised after ours,
+// or the coordinator aborted a transaction of ours that outlived its
+// timeout. Run asks the database which of the two it was.
 func isFenced(err error) bool {
 	return errors.Is(err, ErrFenced) ||
 		errors.Is(err, kerr.ProducerFenced) ||

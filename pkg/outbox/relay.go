@@ -22,6 +22,7 @@ const (
 	crashBeforeCommit    = "before-commit"    // batch produced in an open Kafka transaction
 	crashBeforeMarkSent  = "before-mark-sent" // Kafka transaction committed, rows still claimed
 	crashBeforeReconcile = "before-reconcile" // at start: fenced and progress read, table not yet reconciled
+	crashBeforeFence     = "before-fence"     // at start: incarnation registered, Kafka not yet fenced
 )
 
 // Relay publishes the outbox's events to Kafka, each exactly once.
@@ -77,13 +78,19 @@ func (r *Relay) Stats() Stats {
 // transaction timeout), so a clean stop leaves no row claimed.
 //
 // Run returns an error if the first start fails (bad table, unreachable
-// database) or with ErrFenced if another process took over the relay id.
-// After other failures (a broker or database hiccup) it logs, waits a
-// poll interval (at least a second) and starts over, reconciling again.
+// database, a progress topic that is not compacted) or with ErrFenced if
+// another process took over the relay id. After other failures (a broker
+// or database hiccup) it logs, waits a poll interval (at least a second)
+// and starts over, reconciling again. A Kafka fence the database does not
+// confirm (see the package doc) also starts it over, up to three times in
+// a row; then it returns ErrFenced, as a relay with its transactional id
+// runs against another database or table.
 func (r *Relay) Run(ctx context.Context) error {
 	started := false
+	kafkaFences := 0 // sessions in a row fenced in Kafka but not in the database
 	for {
 		var inc int64
+		began := time.Now()
 		err := r.session(ctx, &started, &inc)
 		if ctx.Err() != nil {
 			return nil
@@ -91,19 +98,31 @@ func (r *Relay) Run(ctx context.Context) error {
 		if err == nil {
 			continue
 		}
-		// A failure caused by a successor's start (its InitProducerId
-		// aborting our transaction shows up as more than one error
-		// code) must not make us start again and fence the successor
-		// in turn: if the database names a newer incarnation, stop.
-		if inc != 0 && !isFenced(err) {
-			if cur, cerr := r.store.currentIncarnation(ctx); cerr == nil && cur != inc {
-				err = fmt.Errorf("%w (incarnation %d, current %d): %w", ErrFenced, inc, cur, err)
+		err, fenced, kafkaOnly := r.judgeFailure(ctx, inc, err)
+		if kafkaOnly {
+			// A relay with our transactional id that our database does
+			// not know (same relay id, another database or outbox
+			// table) would fence us each time we fence it: give up
+			// after a few rounds rather than fight it for ever.
+			// Fences far apart (a timed-out transaction now and then)
+			// are not such a fight.
+			if time.Since(began) > kafkaFenceWindow*r.cfg.TxnTimeout {
+				kafkaFences = 0
 			}
+			if kafkaFences++; kafkaFences >= maxKafkaOnlyFences {
+				return fmt.Errorf("%w: fenced in Kafka %d times in a row while the database names this relay current: "+
+					"another relay with transactional id %s%s runs against another database or outbox table, "+
+					"or batches outlive the transaction timeout %v: %w",
+					ErrFenced, kafkaFences, TransactionalIDPrefix, r.cfg.RelayID, r.cfg.TxnTimeout, err)
+			}
+			r.log.Warn("outbox relay fenced in Kafka but current in the database; starting over", "incarnation", inc, "err", err)
+			if !sleep(ctx, max(r.cfg.PollInterval, time.Second)) {
+				return nil
+			}
+			continue
 		}
-		if !started || isFenced(err) {
-			if isFenced(err) && !errors.Is(err, ErrFenced) {
-				err = fmt.Errorf("%w: %w", ErrFenced, err)
-			}
+		kafkaFences = 0
+		if !started || fenced {
 			return err
 		}
 		r.log.Warn("outbox relay restarting", "err", err)
@@ -111,6 +130,49 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+const (
+	// maxKafkaOnlyFences is how many sessions in a row Run starts over
+	// after a Kafka fence that the database does not confirm.
+	maxKafkaOnlyFences = 3
+	// kafkaFenceWindow, in transaction timeouts: a session that lasted
+	// longer before such a fence starts the count again.
+	kafkaFenceWindow = 5
+)
+
+// judgeFailure says whether the failure err of incarnation inc's session
+// means that the relay is fenced (it then returns err wrapping ErrFenced)
+// or that only Kafka fenced it while the database still names inc.
+//
+// The database, not Kafka, says who is current: every incarnation
+// registers there before it touches Kafka. A failure caused by a
+// successor's start (its InitProducerId aborting our transaction shows up
+// as more than one error code) must not make us start again and fence the
+// successor in turn: if the database names a newer incarnation, we are
+// fenced. But Kafka fences us also when a stale process of our relay id,
+// registered before us and stalled since, finally calls InitProducerId
+// (it then fails its own incarnation check and stops), or when the
+// coordinator aborts a transaction that outlived its timeout: if the
+// database still names us, only Kafka fenced us. If the database cannot
+// tell, a Kafka fence is taken at its word.
+func (r *Relay) judgeFailure(ctx context.Context, inc int64, err error) (_ error, fenced, kafkaOnly bool) {
+	switch {
+	case errors.Is(err, ErrFenced):
+		return err, true, false
+	case isFenced(err):
+		if inc != 0 {
+			if cur, cerr := r.store.currentIncarnation(ctx); cerr == nil && cur == inc {
+				return err, false, true
+			}
+		}
+		return fmt.Errorf("%w: %w", ErrFenced, err), true, false
+	case inc != 0:
+		if cur, cerr := r.store.currentIncarnation(ctx); cerr == nil && cur != inc {
+			return fmt.Errorf("%w (incarnation %d, current %d): %w", ErrFenced, inc, cur, err), true, false
+		}
+	}
+	return err, false, false
 }
 
 // session is one incarnation: start, reconcile, then claim, publish and
@@ -121,18 +183,7 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 		return err
 	}
 	*incp = inc
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
-		kgo.TransactionalID(TransactionalIDPrefix + r.cfg.RelayID),
-		kgo.TransactionTimeout(r.cfg.TxnTimeout),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(partitioner{progressTopic: r.cfg.ProgressTopic, events: r.cfg.Partitioner}),
-		// A produce that cannot complete fails the batch rather than
-		// hanging; the transaction then aborts and the rows are retried.
-		kgo.RecordDeliveryTimeout(r.cfg.TxnTimeout / 2),
-		kgo.ProducerLinger(0),
-	}, r.cfg.ClientOpts...)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(r.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("outbox: kafka client: %w", err)
 	}
@@ -140,6 +191,7 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 	if err := ensureProgressTopic(ctx, cl, r.cfg.ProgressTopic); err != nil {
 		return err
 	}
+	r.hook(crashBeforeFence, &batch{})
 	fence, err := writeFence(ctx, cl, r.cfg.ProgressTopic, r.cfg.RelayID, token, inc)
 	if err != nil {
 		return err
@@ -149,12 +201,16 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 		return err
 	}
 	r.hook(crashBeforeReconcile, &batch{})
-	sent, released, err := r.store.reconcile(ctx, inc, last)
+	rec, err := r.store.reconcile(ctx, inc, token, last)
 	if err != nil {
 		return err
 	}
+	token = rec.token
 	*started = true
-	r.log.Info("outbox relay started", "incarnation", inc, "reconciled_sent", sent, "released", released)
+	if rec.restored != "" {
+		r.log.Warn("outbox database restored from a backup: progress from before the restore ignored, claimed rows released and published again", "why", rec.restored, "released", rec.released)
+	}
+	r.log.Info("outbox relay started", "incarnation", inc, "reconciled_sent", rec.sent, "released", rec.released)
 
 	// done is the batch last committed to Kafka; the next claim marks it
 	// sent in the same database transaction.
@@ -201,6 +257,26 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 		r.hook(crashBeforeMarkSent, b)
 		done = b
 	}
+}
+
+// clientOpts are the options of the relay's transactional Kafka client.
+// cfg.ClientOpts may tune the first options but come before those the
+// exactly-once argument rests on, so that they cannot replace them (later
+// options win).
+func (r *Relay) clientOpts() []kgo.Opt {
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		// A produce that cannot complete fails the batch rather than
+		// hanging; the transaction then aborts and the rows are retried.
+		kgo.RecordDeliveryTimeout(r.cfg.TxnTimeout / 2),
+		kgo.ProducerLinger(0),
+	}, r.cfg.ClientOpts...)
+	return append(opts,
+		kgo.TransactionalID(TransactionalIDPrefix+r.cfg.RelayID),
+		kgo.TransactionTimeout(r.cfg.TxnTimeout),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(partitioner{progressTopic: r.cfg.ProgressTopic, events: r.cfg.Partitioner}),
+	)
 }
 
 // publish produces batch b and its progress record in one Kafka

@@ -96,11 +96,38 @@ func (s *store) checkIncarnation(ctx context.Context, tx pgx.Tx, inc int64, lock
 // reconcile settles the rows a previous incarnation left claimed: those of
 // the batch the progress topic names as committed become sent, all others
 // go back to pending. It returns how many rows it marked sent and how
-// many it released.
-func (s *store) reconcile(ctx context.Context, inc int64, last *progress) (sent, released int64, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+// many it released, and the relay's token from now on.
+//
+// The progress record is trusted only if this database has seen it
+// written: a database restored from a backup keeps the token but forgets
+// the incarnations and batch numbers issued since, and issues them (and
+// the event ids) again, so a record from before the restore could name a
+// new batch and mark events sent that were never published. A record
+// naming an incarnation or a batch number the database has not issued
+// yet betrays the restore; the relay then draws a new token, which no
+// record carries, and releases every row it had claimed.
+func (s *store) reconcile(ctx context.Context, inc int64, token string, last *progress) (reconciled, error) {
+	res := reconciled{token: token}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := s.checkIncarnation(ctx, tx, inc, "FOR UPDATE"); err != nil {
 			return err
+		}
+		if last != nil {
+			var issued int64
+			err := tx.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM `+s.n.batchSeq).Scan(&issued)
+			if err != nil {
+				return fmt.Errorf("outbox: read batch sequence: %w", err)
+			}
+			if last.Incarnation >= inc || last.Batch > issued {
+				err := tx.QueryRow(ctx, `UPDATE `+s.n.relays+` SET token = gen_random_uuid()::text WHERE relay_id = $1 RETURNING token`,
+					s.relayID).Scan(&res.token)
+				if err != nil {
+					return fmt.Errorf("outbox: draw a new token: %w", err)
+				}
+				res.restored = fmt.Sprintf("progress names incarnation %d batch %d; database at incarnation %d, batch %d",
+					last.Incarnation, last.Batch, inc, issued)
+				last = nil
+			}
 		}
 		if last != nil {
 			tag, err := tx.Exec(ctx,
@@ -110,7 +137,7 @@ func (s *store) reconcile(ctx context.Context, inc int64, last *progress) (sent,
 			if err != nil {
 				return fmt.Errorf("outbox: mark committed batch %d sent: %w", last.Batch, err)
 			}
-			sent = tag.RowsAffected()
+			res.sent = tag.RowsAffected()
 		}
 		tag, err := tx.Exec(ctx,
 			`UPDATE `+s.n.table+` SET state = 'pending', relay_id = NULL, batch = NULL
@@ -118,10 +145,20 @@ func (s *store) reconcile(ctx context.Context, inc int64, last *progress) (sent,
 		if err != nil {
 			return fmt.Errorf("outbox: release uncommitted rows: %w", err)
 		}
-		released = tag.RowsAffected()
+		res.released = tag.RowsAffected()
 		return nil
 	})
-	return sent, released, err
+	if err != nil {
+		return reconciled{}, err
+	}
+	return res, nil
+}
+
+// reconciled is what reconcile did.
+type reconciled struct {
+	sent, released int64  // rows marked sent, rows released
+	token          string // the relay's token from now on
+	restored       string // why the database looks restored from a backup; empty if not
 }
 
 // claim marks batch done sent, if not nil, and takes up to n pending

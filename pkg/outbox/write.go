@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -15,7 +16,9 @@ const EventIDHeader = "weir-event-id"
 
 // Event is one message to publish.
 type Event struct {
-	// Topic receives the event; required.
+	// Topic receives the event; required, a name Kafka allows (at most
+	// 249 of a-z A-Z 0-9 . _ -), and it must exist when the relay
+	// publishes the event.
 	Topic string
 	// Key is the record key, which picks the partition; nil for none.
 	Key []byte
@@ -26,6 +29,11 @@ type Event struct {
 	// EventIDHeader, which they may not contain.
 	Headers map[string]string
 }
+
+// Kafka's rules for topic names.
+const maxTopicLen = 249
+
+var topicRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 // ErrInvalidEvent is returned by Write for an event it refuses.
 var ErrInvalidEvent = errors.New("outbox: invalid event")
@@ -40,6 +48,13 @@ func Write(ctx context.Context, tx pgx.Tx, ev Event) (int64, error) {
 func WriteTable(ctx context.Context, tx pgx.Tx, table string, ev Event) (int64, error) {
 	if ev.Topic == "" {
 		return 0, fmt.Errorf("%w: topic is required", ErrInvalidEvent)
+	}
+	// A topic Kafka refuses would fail the event's batch at every
+	// attempt and hold the relay back; refuse it here, where the caller
+	// can still do something about it.
+	if len(ev.Topic) > maxTopicLen || ev.Topic == "." || ev.Topic == ".." || !topicRE.MatchString(ev.Topic) {
+		return 0, fmt.Errorf("%w: topic %q: Kafka allows 1 to %d of the characters a-z A-Z 0-9 . _ -, and not . or .. alone",
+			ErrInvalidEvent, ev.Topic, maxTopicLen)
 	}
 	if _, ok := ev.Headers[EventIDHeader]; ok {
 		return 0, fmt.Errorf("%w: header %s is set by the relay", ErrInvalidEvent, EventIDHeader)
