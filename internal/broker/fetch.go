@@ -31,10 +31,16 @@ type fetchTarget struct {
 }
 
 func (b *Broker) handleFetch(ctx context.Context, req *kmsg.FetchRequest) server.Reply {
-	return func() (kmsg.Response, error) { return b.fetch(ctx, req), nil }
+	return func() (kmsg.Response, error) {
+		var bufs readBuffers
+		resp := b.fetch(ctx, req, &bufs)
+		return server.WithRelease(resp, bufs.release), nil
+	}
 }
 
-func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+// bufs holds the buffers the response's record sets were read into until
+// the server has encoded the response.
+func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBuffers) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	var targets []fetchTarget
@@ -86,7 +92,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 	maxBytes = min(maxBytes, int(b.settings.Int("fetch.max.bytes")))
 	readCommitted := req.IsolationLevel == 1
 
-	got := b.readTargets(targets, maxBytes, readCommitted)
+	got := b.readTargets(targets, maxBytes, readCommitted, bufs)
 	if hasError || got >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || len(targets) == 0 {
 		return resp
 	}
@@ -115,7 +121,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		case <-ctx.Done():
 			return resp
 		}
-		got = b.readTargets(targets, maxBytes, readCommitted)
+		got = b.readTargets(targets, maxBytes, readCommitted, bufs)
 	}
 	return resp
 }
@@ -136,8 +142,9 @@ func checkLeaderEpoch(p *partition.Partition, epoch int32) int16 {
 }
 
 // readTargets (re)reads every target into its response and returns the
-// bytes gathered.
-func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted bool) int {
+// bytes gathered. A re-read gives back the buffers of the previous one.
+func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted bool, bufs *readBuffers) int {
+	bufs.release()
 	total := 0
 	for _, t := range targets {
 		p, op := t.part, t.resp
@@ -154,7 +161,9 @@ func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted 
 		if room <= 0 && total > 0 {
 			continue
 		}
-		data, err := p.Read(t.req.FetchOffset, limit, max(room, 1))
+		buf := bufs.get()
+		data, err := p.ReadInto(*buf, t.req.FetchOffset, limit, max(room, 1))
+		bufs.hold(buf, data)
 		switch {
 		case errors.Is(err, wlog.ErrOffsetOutOfRange):
 			op.ErrorCode = kerr.OffsetOutOfRange.Code

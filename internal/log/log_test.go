@@ -106,6 +106,21 @@ func TestReadLimits(t *testing.T) {
 			if !bytes.Equal(got, bytes.Join(c.want, nil)) {
 				t.Fatalf("got %d bytes, want %d", len(got), len(bytes.Join(c.want, nil)))
 			}
+			// ReadInto returns the same bytes whatever the buffer held
+			// before, growing a small one and reusing a large one.
+			for _, capacity := range []int{0, 7, size + 1, 1 << 16} {
+				buf := bytes.Repeat([]byte{0xAB}, capacity)
+				got, err := l.ReadInto(buf, c.offset, c.maxOffset, c.maxBytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, bytes.Join(c.want, nil)) {
+					t.Fatalf("ReadInto a buffer of %d: got %d bytes, want %d", capacity, len(got), len(bytes.Join(c.want, nil)))
+				}
+				if len(got) > 0 && len(got) <= capacity && &got[0] != &buf[0] {
+					t.Fatalf("ReadInto allocated although its buffer of %d held the %d bytes", capacity, len(got))
+				}
+			}
 		})
 	}
 }

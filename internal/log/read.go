@@ -40,6 +40,15 @@ func (l *Log) segmentIndexLocked(offset int64) int {
 // Read returns ErrOffsetOutOfRange for an offset below StartOffset or above
 // EndOffset, and nothing for offset == EndOffset or offset >= maxOffset.
 func (l *Log) Read(offset, maxOffset int64, maxBytes int) ([]byte, error) {
+	return l.ReadInto(nil, offset, maxOffset, maxBytes)
+}
+
+// ReadInto is Read reading into buf's storage: it overwrites buf from its
+// start and returns the batches in buf[:n], or in a larger array when buf
+// is too small. Fetches reuse their buffers this way, so serving a
+// consumer does not leave a fresh buffer per partition read to the
+// garbage collector.
+func (l *Log) ReadInto(buf []byte, offset, maxOffset int64, maxBytes int) ([]byte, error) {
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -75,7 +84,7 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int) ([]byte, error) {
 	l.mu.RUnlock()
 	defer releaseViews(views)
 
-	r := reader{offset: offset, maxOffset: maxOffset, maxBytes: maxBytes}
+	r := reader{offset: offset, maxOffset: maxOffset, maxBytes: maxBytes, out: buf[:0]}
 	for i, v := range views {
 		if i == 0 {
 			pos, err := seekBatch(v, offset)

@@ -208,6 +208,11 @@ func (p *Partition) Read(offset, limit int64, maxBytes int) ([]byte, error) {
 	return p.log.Read(offset, limit, maxBytes)
 }
 
+// ReadInto is Read into buf's storage (see log.ReadInto).
+func (p *Partition) ReadInto(buf []byte, offset, limit int64, maxBytes int) ([]byte, error) {
+	return p.log.ReadInto(buf, offset, limit, maxBytes)
+}
+
 // OffsetForTimestamp finds the first offset with a timestamp at or after ts.
 func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bool) {
 	return p.log.OffsetForTimestamp(ts)

@@ -285,6 +285,7 @@ func (s *Server) write(nc net.Conn, replies <-chan pending) {
 		switch a := s.faults.Fire(responsePoints[p.key]); a.Kind {
 		case faults.Drop:
 			s.logger.Warn("fault: response dropped, connection closed", "point", responsePoints[p.key])
+			releaseResponse(resp)
 			failed = true
 			bw.Flush()
 			nc.Close()
@@ -306,6 +307,7 @@ func (s *Server) write(nc net.Conn, replies <-chan pending) {
 			continue
 		}
 		buf = appendResponse(buf[:0], p.correlationID, resp)
+		releaseResponse(resp) // encoded: what it lent is no longer read
 		if _, err := bw.Write(buf); err != nil {
 			failed = true
 			nc.Close()
