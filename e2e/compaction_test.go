@@ -78,3 +78,73 @@ func TestCleanerCompactsACompactedTopic(t *testing.T) {
 		t.Errorf("the young tombstone of k9 is not at offset %d", latest["k9"])
 	}
 }
+
+// The cleaner compacts a transactionally written compacted topic by each
+// transaction's outcome: aborted records are removed and never remove the
+// committed value before them, committed records supersede older values.
+// Here every key's last committed value is followed by twenty aborted
+// transactions; it must survive them.
+func TestCleanerCompactsTransactionsByTheirOutcome(t *testing.T) {
+	b, _ := startBroker(t, map[string]string{"log.cleaner.backoff.ms": "100"})
+	adm := newAdmin(t, b.Addr())
+	compact, segment := "compact", "1024"
+	createTopic(t, adm, "txn-table", 1, map[string]*string{"cleanup.policy": &compact, "segment.bytes": &segment})
+	ctx := testCtx(t)
+	producer := newClient(t, b.Addr(), kgo.DefaultProduceTopic("txn-table"), kgo.TransactionalID("table-writer"))
+	const keys = 5
+	lastCommitted := map[string]string{}
+	written := 0
+	for txn := range 60 {
+		commit := txn < 40 && txn%2 == 0
+		if err := producer.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for k := range keys {
+			key, value := fmt.Sprintf("k%d", k), fmt.Sprintf("x%d", txn)
+			if commit {
+				value = fmt.Sprintf("c%d", txn)
+				lastCommitted[key] = value
+			}
+			if err := producer.ProduceSync(ctx, &kgo.Record{Key: []byte(key), Value: []byte(value)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			written++
+		}
+		if err := producer.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Plain records after the transactions seal their segments.
+	plain := newClient(t, b.Addr(), kgo.DefaultProduceTopic("txn-table"))
+	for i := range 40 {
+		if err := plain.ProduceSync(ctx, &kgo.Record{Key: []byte("filler"), Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end, err := adm.ListEndOffsets(ctx, "txn-table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, _ := end.Lookup("txn-table", 0)
+
+	// read_uncommitted shows what the log holds, aborted records included.
+	eventually(t, "the cleaner removes the aborted records", func() bool {
+		for _, r := range readToEnd(t, b.Addr(), "txn-table", hw.Offset) {
+			if bytes.HasPrefix(r.Value, []byte("x")) {
+				return false
+			}
+		}
+		return true
+	})
+	got := map[string][]string{}
+	for _, r := range readToEnd(t, b.Addr(), "txn-table", hw.Offset) {
+		if string(r.Key) != "filler" {
+			got[string(r.Key)] = append(got[string(r.Key)], string(r.Value))
+		}
+	}
+	for key, want := range lastCommitted {
+		if vs := got[key]; len(vs) != 1 || vs[0] != want {
+			t.Errorf("key %s holds %v after compaction, want only its last committed value %s", key, vs, want)
+		}
+	}
+}

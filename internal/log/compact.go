@@ -15,9 +15,14 @@ package log
 // idempotent, and otherwise kept as an empty batch that holds its offsets
 // and, for an idempotent producer, its sequence numbers.
 //
-// Transactional and control batches are kept as they are and their keys
-// supersede nothing: until transaction markers can be told apart, an
-// aborted write must not remove the committed value before it.
+// Transactional batches follow their transaction's outcome, which the
+// caller supplies (TxnOutcomes): a committed transaction's records are
+// compacted like any others; an aborted transaction's records all go and
+// supersede nothing, so an aborted write never removes the committed value
+// before it; a transaction not known to have ended (at or above the last
+// stable offset) is kept whole and supersedes nothing. Control batches
+// (the markers) are kept as they are. A transactional batch whose records
+// all go stays as an empty batch, as an idempotent one does.
 //
 // The swap is crash-safe. The new file is written as <base>.log.cleaned.tmp
 // and fsynced; the recovery point is lowered below the segment so that a
@@ -38,7 +43,7 @@ type CompactStats struct {
 	Segments          int   // segments rewritten
 	BytesBefore       int64 // their size before
 	BytesAfter        int64 // and after
-	RecordsRemoved    int   // superseded records and tombstones removed
+	RecordsRemoved    int   // superseded, tombstone and aborted records removed
 	TombstonesRemoved int   // of which tombstones
 }
 
@@ -52,19 +57,20 @@ const maxCompactKeys = 1 << 22
 const cleanedSuffix = ".cleaned" + tmpSuffix
 
 // Compact runs one compaction pass at time now, removing tombstones whose
-// timestamp is more than deleteRetentionMs before it. It holds no lock
+// timestamp is more than deleteRetentionMs before it, with txns telling
+// what became of transactional batches. It holds no lock
 // while it reads and writes the new files, and takes syncMu only for the
 // swap, so appends, reads and syncs go on meanwhile. It must not run
 // concurrently with itself on the same log (the broker's cleaner is one
 // goroutine).
-func (l *Log) Compact(now time.Time, deleteRetentionMs int64) (CompactStats, error) {
+func (l *Log) Compact(now time.Time, deleteRetentionMs int64, txns TxnOutcomes) (CompactStats, error) {
 	var stats CompactStats
 	views, err := l.cleanable()
 	if err != nil || len(views) == 0 {
 		return stats, err
 	}
 	defer releaseViews(views)
-	keys, n, err := latestOffsets(views)
+	keys, n, err := latestOffsets(views, txns)
 	if err != nil {
 		return stats, err
 	}
@@ -78,7 +84,7 @@ func (l *Log) Compact(now time.Time, deleteRetentionMs int64) (CompactStats, err
 		}
 	}()
 	for _, v := range views[:n] {
-		c, err := l.rewriteSegment(v, keys, horizonMs)
+		c, err := l.rewriteSegment(v, keys, horizonMs, txns)
 		if err != nil {
 			return stats, err
 		}

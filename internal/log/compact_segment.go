@@ -12,17 +12,58 @@ import (
 	"github.com/weir-broker/weir/internal/batch"
 )
 
-// compactable reports whether a batch's records take part in compaction.
-func compactable(h batch.Header) bool { return !h.Control() && !h.Transactional() }
+// TxnOutcomes tells a compaction pass what became of transactional
+// batches, which the log alone cannot tell: the outcome is in a marker
+// further on, and only the partition's producer state connects the two.
+// The zero value decides nothing, and every transactional batch is kept
+// whole.
+type TxnOutcomes struct {
+	// StableOffset is the last stable offset when the pass began: every
+	// transaction with data below it has ended (its marker is written).
+	StableOffset int64
+	// Aborted reports whether the transactional batch of producerID at
+	// offset, below StableOffset, belongs to an aborted transaction.
+	Aborted func(producerID, offset int64) bool
+}
+
+// batchRole is what a compaction pass may do with a batch's records.
+type batchRole int
+
+const (
+	// keepWhole: a control batch, or a transaction not known to have
+	// ended. Its records stay and supersede nothing.
+	keepWhole batchRole = iota
+	// compactRecords: plain and idempotent batches, and committed
+	// transactions. Each record stays only while it is its key's latest.
+	compactRecords
+	// dropRecords: an aborted transaction. No consumer that honours
+	// markers ever sees its records, so all go and supersede nothing.
+	dropRecords
+)
+
+func (t TxnOutcomes) role(h batch.Header) batchRole {
+	switch {
+	case h.Control():
+		return keepWhole
+	case !h.Transactional():
+		return compactRecords
+	case t.Aborted == nil || h.LastOffset() >= t.StableOffset:
+		return keepWhole
+	case t.Aborted(h.ProducerID, h.BaseOffset):
+		return dropRecords
+	default:
+		return compactRecords
+	}
+}
 
 // latestOffsets reads the views in order and returns the offset of the
 // latest record of each key, and how many views it covers: all of them, or
 // fewer once maxCompactKeys is reached.
-func latestOffsets(views []view) (map[string]int64, int, error) {
+func latestOffsets(views []view, txns TxnOutcomes) (map[string]int64, int, error) {
 	keys := make(map[string]int64)
 	for i, v := range views {
 		err := eachBatch(v, func(h batch.Header, b []byte) error {
-			if !compactable(h) {
+			if txns.role(h) != compactRecords {
 				return nil
 			}
 			recs, err := batch.DecodeRecords(b)
@@ -95,22 +136,23 @@ type pendingBatch struct {
 }
 
 // widenable reports whether the batch may cover more offsets: not for an
-// idempotent batch, whose last sequence follows from its last offset
-// delta, nor a transactional or control one.
+// idempotent (or transactional) batch, whose last sequence follows from
+// its last offset delta, nor a control one.
 func (p *pendingBatch) widenable() bool {
-	return !p.h.Idempotent() && compactable(p.h)
+	return !p.h.Idempotent() && !p.h.Control()
 }
 
 // rewriteSegment compacts one segment into a new file and returns it, or
 // nil when nothing in the segment goes.
-func (l *Log) rewriteSegment(v view, keys map[string]int64, horizonMs int64) (*cleanedSegment, error) {
+func (l *Log) rewriteSegment(v view, keys map[string]int64, horizonMs int64, txns TxnOutcomes) (*cleanedSegment, error) {
 	rw := &segmentRewriter{l: l, v: v, tmp: v.seg.path(logSuffix) + cleanedSuffix}
 	c := &cleanedSegment{old: v.seg, oldSize: v.size, tmp: rw.tmp}
 	pos := int64(0)
 	err := eachBatch(v, func(h batch.Header, b []byte) error {
 		at := pos
 		pos += int64(h.Size())
-		if !compactable(h) {
+		role := txns.role(h)
+		if role == keepWhole {
 			return rw.next(&pendingBatch{b: clone(b), h: h, pos: at})
 		}
 		recs, err := batch.DecodeRecords(b)
@@ -121,6 +163,9 @@ func (l *Log) rewriteSegment(v view, keys map[string]int64, horizonMs int64) (*c
 		for _, r := range recs {
 			off := h.BaseOffset + int64(r.OffsetDelta)
 			switch {
+			case role == dropRecords:
+				c.removed++
+				continue
 			case r.Key == nil:
 			case keys[string(r.Key)] != off:
 				c.removed++

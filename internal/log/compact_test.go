@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/weir-broker/weir/internal/batch"
 	wlog "github.com/weir-broker/weir/internal/log"
 	"github.com/weir-broker/weir/internal/log/logtest"
@@ -168,7 +170,7 @@ func TestCompactionKeepsTheLatestRecordPerKeyAtItsOffset(t *testing.T) {
 	now := clk.Now().Add(2 * time.Hour) // some tombstones have aged out
 	want := afterCompaction(log, activeBase(t, fs), now.UnixMilli())
 
-	stats, err := l.Compact(now, retentionMs)
+	stats, err := l.Compact(now, retentionMs, wlog.TxnOutcomes{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +206,7 @@ func TestCompactionKeepsTheLatestRecordPerKeyAtItsOffset(t *testing.T) {
 		}
 	}
 	check("after compaction", l)
-	if again, err := l.Compact(now, retentionMs); err != nil || again.Segments != 0 {
+	if again, err := l.Compact(now, retentionMs, wlog.TxnOutcomes{}); err != nil || again.Segments != 0 {
 		t.Fatalf("second pass at the same time: %+v, %v", again, err)
 	}
 
@@ -231,7 +233,7 @@ func TestTombstonesYoungerThanTheRetentionStay(t *testing.T) {
 	// A pass far enough back in time keeps every tombstone; one far in the
 	// future removes all that are the latest of their key.
 	past := clk.Now().Add(-10 * time.Hour)
-	if _, err := l.Compact(past, retentionMs); err != nil {
+	if _, err := l.Compact(past, retentionMs, wlog.TxnOutcomes{}); err != nil {
 		t.Fatal(err)
 	}
 	active := activeBase(t, fs)
@@ -249,7 +251,7 @@ func TestTombstonesYoungerThanTheRetentionStay(t *testing.T) {
 	if kept == 0 {
 		t.Fatal("fixture has no tombstone that is the latest of its key")
 	}
-	if _, err := l.Compact(clk.Now().Add(10*time.Hour), retentionMs); err != nil {
+	if _, err := l.Compact(clk.Now().Add(10*time.Hour), retentionMs, wlog.TxnOutcomes{}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = stored(t, l)
@@ -281,7 +283,7 @@ func TestCompactionCrashAtAnyStepLeavesAValidLog(t *testing.T) {
 			}
 			return nil
 		})
-		_, err := l.Compact(clk.Now(), retentionMs)
+		_, err := l.Compact(clk.Now(), retentionMs, wlog.TxnOutcomes{})
 		fs.SetFault(nil)
 		done := err == nil && ops < n
 
@@ -320,4 +322,105 @@ func TestCompactionCrashAtAnyStepLeavesAValidLog(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestCompactionFollowsEachTransactionsOutcome: a committed transaction's
+// record supersedes the value before it; an aborted transaction's record
+// goes and supersedes nothing; a transaction not known to have ended is
+// kept whole and supersedes nothing; the markers stay. Without outcomes
+// every transactional batch is kept whole.
+func TestCompactionFollowsEachTransactionsOutcome(t *testing.T) {
+	const committed, aborted, open = 10, 11, 12
+	build := func(t *testing.T) *wlog.Log {
+		cfg := memConfig(logtest.NewMemFS())
+		cfg.SegmentBytes = 200 // about a batch per segment
+		l := mustOpen(t, cfg)
+		appendBatch := func(b []byte) {
+			t.Helper()
+			if _, err := l.Append(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		plain := func(key, value string) {
+			appendBatch(batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
+				[]batch.Record{{Key: []byte(key), Value: []byte(value)}}))
+		}
+		txn := func(pid int64, key, value string) {
+			appendBatch(batch.Build(batch.Spec{Attributes: batch.AttrTransactional, ProducerID: pid, BaseSequence: 0},
+				[]batch.Record{{Key: []byte(key), Value: []byte(value)}}))
+		}
+		marker := func(pid int64, commit bool) {
+			key := kmsg.NewControlRecordKey()
+			key.Type = batch.ControlAbort
+			if commit {
+				key.Type = batch.ControlCommit
+			}
+			value := kmsg.NewEndTxnMarker()
+			appendBatch(batch.Build(batch.Spec{Attributes: batch.AttrControl | batch.AttrTransactional, ProducerID: pid, BaseSequence: -1},
+				[]batch.Record{{Key: key.AppendTo(nil), Value: value.AppendTo(nil)}}))
+		}
+		plain("a", "a1")          // 0
+		plain("b", "b1")          // 1
+		txn(committed, "a", "a2") // 2
+		marker(committed, true)   // 3
+		txn(aborted, "b", "b2")   // 4
+		marker(aborted, false)    // 5
+		txn(open, "a", "a3")      // 6: the last stable offset
+		for i := range 4 {
+			plain("z", strconv.Itoa(i)) // 7..10, so everything above is sealed
+		}
+		if _, err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	values := func(l *wlog.Log) map[int64]string {
+		got, _ := stored(t, l)
+		out := map[int64]string{}
+		for off, e := range got {
+			if off <= 6 && e.key != "" && e.key[0] != 0 { // data records, not markers
+				out[off] = string(e.value)
+			}
+		}
+		return out
+	}
+	markers := func(l *wlog.Log) int {
+		_, headers := stored(t, l)
+		n := 0
+		for _, h := range headers {
+			if h.Control() {
+				n++
+			}
+		}
+		return n
+	}
+
+	t.Run("outcomes known", func(t *testing.T) {
+		l := build(t)
+		defer l.Close()
+		outcomes := wlog.TxnOutcomes{StableOffset: 6, Aborted: func(pid, off int64) bool {
+			return pid == aborted && off >= 4 && off <= 5
+		}}
+		if _, err := l.Compact(time.Now(), retentionMs, outcomes); err != nil {
+			t.Fatal(err)
+		}
+		want := map[int64]string{1: "b1", 2: "a2", 6: "a3"}
+		if got := values(l); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("records after compaction %v, want %v", got, want)
+		}
+		if n := markers(l); n != 2 {
+			t.Fatalf("%d markers after compaction, want 2", n)
+		}
+	})
+	t.Run("outcomes unknown", func(t *testing.T) {
+		l := build(t)
+		defer l.Close()
+		if _, err := l.Compact(time.Now(), retentionMs, wlog.TxnOutcomes{}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[int64]string{0: "a1", 1: "b1", 2: "a2", 4: "b2", 6: "a3"}
+		if got := values(l); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("records after compaction %v, want %v", got, want)
+		}
+	})
 }
