@@ -3,14 +3,13 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-broker/weir/internal/testsvc"
 	"github.com/weir-broker/weir/pkg/weir"
 )
 
@@ -26,11 +25,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	weirBin = filepath.Join(dir, "weir")
-	build := exec.Command("go", "build", "-o", weirBin, "../cmd/weir")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("building weir: " + err.Error())
+	if weirBin, err = testsvc.Build(dir, testsvc.WeirPackage); err != nil {
+		panic(err)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

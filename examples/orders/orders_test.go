@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -35,14 +34,9 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	weirBin = filepath.Join(dir, "weir")
-	orderBin = filepath.Join(dir, "orderservice")
-	inventoryBin = filepath.Join(dir, "inventory")
-	for bin, pkg := range map[string]string{weirBin: "../../cmd/weir", orderBin: "./orderservice", inventoryBin: "./inventory"} {
-		build := exec.Command("go", "build", "-o", bin, pkg)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
+	for bin, pkg := range map[*string]string{&weirBin: testsvc.WeirPackage, &orderBin: "./orderservice", &inventoryBin: "./inventory"} {
+		if *bin, err = testsvc.Build(dir, pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 	}

@@ -2,9 +2,9 @@ package lab
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/weir-broker/weir/internal/testsvc"
 )
 
 // weirBin is the weir binary built once for the tests that run `weir lab`
@@ -16,11 +16,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	weirBin = filepath.Join(dir, "weir")
-	build := exec.Command("go", "build", "-o", weirBin, "../../cmd/weir")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("building weir: " + err.Error())
+	if weirBin, err = testsvc.Build(dir, testsvc.WeirPackage); err != nil {
+		panic(err)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

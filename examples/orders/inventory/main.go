@@ -31,20 +31,21 @@ const group = "inventory"
 func main() {
 	dsn := flag.String("dsn", "", "PostgreSQL connection string of the inventory database (required)")
 	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
+	instance := flag.String("instance", "inventory-1", "this instance's group.instance.id (static membership)")
 	flag.Parse()
-	if *dsn == "" || *brokers == "" {
-		fmt.Fprintln(os.Stderr, "inventory: --dsn and --brokers are required")
+	if *dsn == "" || *brokers == "" || *instance == "" {
+		fmt.Fprintln(os.Stderr, "inventory: --dsn, --brokers and --instance are required")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *dsn, strings.Split(*brokers, ",")); err != nil && !errors.Is(err, context.Canceled) {
+	if err := run(ctx, *dsn, strings.Split(*brokers, ","), *instance); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "inventory:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, dsn string, brokers []string) error {
+func run(ctx context.Context, dsn string, brokers []string, instance string) error {
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		return err
@@ -60,6 +61,9 @@ func run(ctx context.Context, dsn string, brokers []string) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.ConsumerGroup(group),
+		// A static member: a restarted instance takes its predecessor's
+		// place at once instead of waiting out its session timeout.
+		kgo.InstanceID(instance),
 		kgo.ConsumeTopics(model.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
