@@ -68,15 +68,27 @@ func TestTransformErrorAbortsTheTransaction(t *testing.T) {
 	if err := p.Run(ctx); !errors.Is(err, boom) {
 		t.Fatalf("Run: %v, want the transform error", err)
 	}
-	lso, err := adm.ListCommittedOffsets(ctx, "out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hw, _ := adm.ListEndOffsets(ctx, "out")
-	o, _ := lso.Lookup("out", 0)
-	h, _ := hw.Lookup("out", 0)
-	if o.Offset != h.Offset {
-		t.Fatalf("last stable offset %d below the high watermark %d: a transaction is left open", o.Offset, h.Offset)
+	// The abort is answered once decided; its marker follows a moment
+	// later. A transaction left open would hold the last stable offset
+	// back until its timeout, far longer than this wait.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		lso, err := adm.ListCommittedOffsets(ctx, "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw, err := adm.ListEndOffsets(ctx, "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := lso.Lookup("out", 0)
+		h, _ := hw.Lookup("out", 0)
+		if o.Offset == h.Offset {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last stable offset %d below the high watermark %d for 10s: a transaction is left open", o.Offset, h.Offset)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// Polls may split the inputs anywhere: the committed input offset says
 	// where the last committed transaction ended. The outputs visible to
