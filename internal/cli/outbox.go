@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +69,7 @@ func newOutboxCommand(conn *connFlags) *cobra.Command {
 		batchSize     int
 		pollInterval  time.Duration
 		progressTopic string
+		mode          string
 	)
 	relay := &cobra.Command{
 		Use:   "relay",
@@ -77,7 +79,11 @@ transaction (transactional id weir-outbox-RELAY-ID) together with a record
 in the compacted progress topic, then marks the rows sent. After a crash it
 reconciles the table from the progress topic before publishing anything,
 so nothing is published twice. Every record carries the event id in the
-header weir-event-id. Run the table's migration first (weir outbox migrate).`,
+header weir-event-id. Run the table's migration first (weir outbox migrate).
+
+With --mode cdc the relay reads the table's inserts through PostgreSQL
+logical replication (a publication and a replication slot it creates;
+wal_level=logical) instead of polling, and leaves the rows pending.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := needDSN(cmd); err != nil {
@@ -92,6 +98,8 @@ header weir-event-id. Run the table's migration first (weir outbox migrate).`,
 				return fmt.Errorf("--poll-interval %v: want a positive duration", pollInterval)
 			case relayID == "":
 				return errors.New("--relay-id: must not be empty")
+			case mode != "poll" && mode != "cdc":
+				return fmt.Errorf("--mode %q: want poll or cdc", mode)
 			}
 			if err := outbox.CheckTableName(table); err != nil {
 				return fmt.Errorf("--table: %w", err)
@@ -102,12 +110,7 @@ header weir-event-id. Run the table's migration first (weir outbox migrate).`,
 			}
 			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			pool, err := pgxpool.New(ctx, dsn)
-			if err != nil {
-				return fmt.Errorf("database: %w", err)
-			}
-			defer pool.Close()
-			r, err := outbox.NewRelay(pool, outbox.RelayConfig{
+			rcfg := outbox.RelayConfig{
 				RelayID:       relayID,
 				Brokers:       seeds,
 				BatchSize:     batchSize,
@@ -115,9 +118,28 @@ header weir-event-id. Run the table's migration first (weir outbox migrate).`,
 				ProgressTopic: progressTopic,
 				Table:         table,
 				Logger:        slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-			})
-			if err != nil {
-				return err
+			}
+			var r interface {
+				Run(context.Context) error
+				Stats() outbox.Stats
+			}
+			if mode == "cdc" {
+				cr, err := outbox.NewCDCRelay(dsn, rcfg)
+				if err != nil {
+					return err
+				}
+				r = cr
+			} else {
+				pool, err := pgxpool.New(ctx, dsn)
+				if err != nil {
+					return fmt.Errorf("database: %w", err)
+				}
+				defer pool.Close()
+				pr, err := outbox.NewRelay(pool, rcfg)
+				if err != nil {
+					return err
+				}
+				r = pr
 			}
 			err = r.Run(ctx)
 			s := r.Stats()
@@ -133,6 +155,7 @@ header weir-event-id. Run the table's migration first (weir outbox migrate).`,
 	relay.Flags().IntVar(&batchSize, "batch-size", outbox.DefaultBatchSize, fmt.Sprintf("events per Kafka transaction (1..%d)", outbox.MaxBatchSize))
 	relay.Flags().DurationVar(&pollInterval, "poll-interval", outbox.DefaultPollInterval, "wait between polls of an empty outbox")
 	relay.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "compacted topic recording published batches")
+	relay.Flags().StringVar(&mode, "mode", "poll", "how the relay reads the outbox: poll (claim rows) or cdc (logical replication)")
 
 	cmd.AddCommand(migrate, relay)
 	return cmd

@@ -185,6 +185,58 @@
 // release, and so publish again, batches that had committed. At start a
 // relay waits for every open transaction on the progress topic to end
 // (its read is read_committed), at most the longest transaction timeout
-// of the relays sharing the topic. Change data capture (logical
-// replication) instead of polling is not implemented.
+// of the relays sharing the topic.
+//
+// # Change data capture
+//
+// CDCRelay (weir outbox relay --mode cdc) reads the outbox through
+// PostgreSQL logical replication instead of polling. It needs
+// wal_level=logical and a role allowed to replicate. At its first start it
+// creates a publication of the table's inserts (named after the table,
+// TABLE_cdc) and a logical replication slot (pgoutput) for its relay id
+// (CDCSlotName): events committed before the slot exists are not its to
+// publish, so create the slot (start the relay once) before the
+// application writes, or publish the older rows with the polling relay
+// first.
+//
+// The slot streams committed transactions in commit order. The relay
+// gathers each source transaction's outbox inserts and publishes them in
+// one Kafka transaction (transactional id weir-outbox-cdc-RELAY-ID),
+// together with a record in the progress topic under the key
+// cdc/RELAY-ID that holds the source transaction's commit LSN. Only after
+// the Kafka commit does it tell PostgreSQL (a standby status update) that
+// it flushed up to the transaction's end, which lets the slot advance and
+// the server recycle WAL.
+//
+// At start the relay commits a fence record (cdc-fence/RELAY-ID): its
+// InitProducerId fences the previous incarnation and aborts its open
+// transaction. It then reads the progress topic read_committed up to the
+// fence, as the polling relay does, which gives the commit LSN of the
+// last source transaction whose events are committed in Kafka; any later
+// transaction of ours is aborted. It streams from the slot's confirmed
+// position and skips every transaction whose commit LSN is not after the
+// recorded one. Correctness:
+//
+//   - Nothing is lost: the slot confirms only positions whose transactions
+//     are committed in Kafka, and keeps everything after its confirmed
+//     position, so every transaction not yet committed to Kafka is
+//     streamed again.
+//   - Nothing is published twice: a transaction is committed in Kafka
+//     only together with the progress record naming its commit LSN, and
+//     transactions are published in commit order, so every transaction at
+//     or before the recorded LSN is in Kafka and every later one is not.
+//     The slot may lag the progress topic (a crash between the Kafka
+//     commit and the status update); the skip covers that gap.
+//   - A zombie cannot publish: the fence aborted its open transaction and
+//     makes its next commit fail; and a slot streams to one connection
+//     at a time, so a new relay waits (retrying every second) until the
+//     old one's connection is gone.
+//
+// In this mode rows are neither claimed nor marked: they stay pending,
+// and the application deletes them when it no longer needs them. The
+// polling relay must not run on the same table at the same time (it would
+// publish the same rows again). An idle relay confirms nothing, so other
+// write activity in the database keeps WAL on the server until the next
+// outbox transaction; a slot that is no longer used must be dropped
+// (pg_drop_replication_slot), or it keeps WAL for ever.
 package outbox

@@ -1,0 +1,298 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// cdcChildEnv makes TestCDCRelayProcess run a change-data-capture relay
+// configured from the environment (see startCDCChild).
+const cdcChildEnv = "WEIR_OUTBOX_CDC_CHILD"
+
+// newCDCEnv is newEnv with a one-partition events topic, so that the
+// topic's order is the order of publication.
+func newCDCEnv(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.topic, e.parts = "orders-cdc", 1
+	resp, err := kadm.NewClient(e.client()).CreateTopic(testCtx(t), 1, 1, nil, e.topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// cdcSetup creates the publication and relayID's slot, as the relay's
+// first start does: events committed from here on are the relay's.
+func (e *env) cdcSetup(relayID string) {
+	e.t.Helper()
+	ctx := testCtx(e.t)
+	r, err := NewCDCRelay(e.dsn, e.config(relayID, 0))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	conn, err := r.connect(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := r.setup(ctx, conn); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// startCDC runs a change-data-capture relay in this process.
+func (e *env) startCDC(relayID string) (*CDCRelay, func() error) {
+	e.t.Helper()
+	r, err := NewCDCRelay(e.dsn, e.config(relayID, 0))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	stopped := false
+	var runErr error
+	stop := func() error {
+		if !stopped {
+			cancel()
+			runErr, stopped = <-done, true
+		}
+		return runErr
+	}
+	e.t.Cleanup(func() { stop() })
+	return r, stop
+}
+
+// waitPublished polls the read_committed view of the topic until it holds
+// every one of ids, then checks that it holds each exactly once. The relay
+// publishes source transactions in commit order, so once the last is in,
+// nothing of these events is still to come.
+func (e *env) waitPublished(ids []int64) []published {
+	e.t.Helper()
+	ctx := testCtx(e.t)
+	for {
+		seen := idsOf(e.readTopic(kgo.ReadCommitted()))
+		all := true
+		for _, id := range ids {
+			all = all && seen[id] > 0
+		}
+		if all {
+			return e.assertExactlyOnce(ids)
+		}
+		select {
+		case <-ctx.Done():
+			e.t.Fatalf("events not all published: have %d of %d", len(seen), len(ids))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// placeOrdersInTxns writes n events in transactions of per events each.
+func (e *env) placeOrdersInTxns(n, per int) []int64 {
+	e.t.Helper()
+	ctx := testCtx(e.t)
+	var ids []int64
+	for len(ids) < n {
+		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			for i := 0; i < per && len(ids) < n; i++ {
+				id, err := Write(ctx, tx, Event{Topic: e.topic, Key: []byte(fmt.Sprintf("c%d", len(ids)%7)),
+					Payload: []byte(strconv.Itoa(len(ids))), Headers: map[string]string{"type": "order-placed"}})
+				if err != nil {
+					return err
+				}
+				ids = append(ids, id)
+			}
+			return nil
+		})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// TestCDCPublishesEachEventOnceInCommitOrder writes events in several
+// transactions, one of which commits after a later-started one, and checks
+// that each event is published once, with its id header and headers, in
+// the order of the commits, and that a restarted relay publishes only what
+// came after.
+func TestCDCPublishesEachEventOnceInCommitOrder(t *testing.T) {
+	e := newCDCEnv(t)
+	ctx := testCtx(t)
+	e.cdcSetup("c1")
+	first := e.placeOrdersInTxns(6, 3)
+
+	// Two transactions that commit in the reverse order of their ids.
+	early, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Rollback(ctx)
+	earlyID, err := Write(ctx, early, Event{Topic: e.topic, Payload: []byte("early")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := e.placeOrdersInTxns(1, 1)
+	if err := early.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(append([]int64{}, first...), late...), earlyID)
+
+	r, stop := e.startCDC("c1")
+	got := e.waitPublished(want)
+	var order []int64
+	for _, p := range got {
+		order = append(order, p.id)
+		if p.headers[EventIDHeader] != strconv.FormatInt(p.id, 10) {
+			t.Errorf("event %d: id header %q", p.id, p.headers[EventIDHeader])
+		}
+	}
+	if !slices.Equal(order, want) {
+		t.Fatalf("published order %v, want commit order %v", order, want)
+	}
+	if got[0].headers["type"] != "order-placed" || got[len(got)-1].payload != "early" {
+		t.Errorf("event contents not carried over: first %+v, last %+v", got[0], got[len(got)-1])
+	}
+	if s := r.Stats(); s.Events != int64(len(want)) || s.Batches != 4 {
+		t.Errorf("stats %+v, want %d events in 4 transactions", s, len(want))
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	// A restart resumes after what is published.
+	more := e.placeOrdersInTxns(4, 2)
+	r2, _ := e.startCDC("c1")
+	e.waitPublished(append(want, more...))
+	if s := r2.Stats(); s.Events != int64(len(more)) {
+		t.Fatalf("restarted relay published %d events, want only the %d new ones", s.Events, len(more))
+	}
+	if s := e.states(ctx); s[StatePending] != len(want)+len(more) {
+		t.Errorf("row states %v: this mode leaves rows pending", s)
+	}
+}
+
+// TestCDCCrashPublishesEachEventOnce kills a relay process with SIGKILL
+// in its second source transaction, before the Kafka commit and after it
+// (before PostgreSQL is told), restarts the relay and checks that every
+// event is in Kafka exactly once (read_committed).
+func TestCDCCrashPublishesEachEventOnce(t *testing.T) {
+	for _, point := range []string{crashCDCBeforeCommit, crashCDCBeforeAck} {
+		t.Run(point, func(t *testing.T) {
+			e := newCDCEnv(t)
+			ctx := testCtx(t)
+			e.cdcSetup("k1")
+			ids := e.placeOrdersInTxns(20, 5)
+			c := e.startCDCChild("k1", point, 2)
+			killed, err := c.wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !killed {
+				t.Fatalf("child exited with %v, not SIGKILL; stdout %q", c.cmd.ProcessState, c.output())
+			}
+			crash := parseCrash(t, c.output())
+			if crash.point != point || !slices.Equal(crash.ids, ids[5:10]) {
+				t.Fatalf("crash report %+v, want point %s with events %v", crash, point, ids[5:10])
+			}
+			// The first transaction is committed and the crashed one is
+			// in the log: open before the Kafka commit (the restart
+			// aborts it), committed after it.
+			level := kgo.ReadCommitted()
+			if point == crashCDCBeforeCommit {
+				// read_committed would wait for the open transaction.
+				level = kgo.ReadUncommitted()
+			}
+			if seen := idsOf(e.readTopic(level)); len(seen) != 10 {
+				t.Fatalf("after the crash %d events in the log, want 10", len(seen))
+			}
+			_, stop := e.startCDC("k1")
+			e.waitPublished(ids)
+			if err := stop(); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+		})
+	}
+}
+
+// startCDCChild runs a change-data-capture relay process that kills
+// itself at point in its nth source transaction.
+func (e *env) startCDCChild(relayID, point string, nth int) *child {
+	e.t.Helper()
+	c := &child{exited: make(chan struct{})}
+	c.cmd = exec.Command(os.Args[0], "-test.run=^TestCDCRelayProcess$")
+	c.cmd.Env = append(os.Environ(),
+		cdcChildEnv+"=1",
+		"WEIR_OUTBOX_DSN="+e.dsn,
+		"WEIR_OUTBOX_BROKERS="+e.brokers,
+		"WEIR_OUTBOX_RELAY="+relayID,
+		"WEIR_OUTBOX_CRASH_POINT="+point,
+		"WEIR_OUTBOX_CRASH_BATCH="+strconv.Itoa(nth),
+	)
+	c.cmd.Stdout = &lockedWriter{mu: &c.mu, w: &c.stdout}
+	c.cmd.Stderr = os.Stderr
+	if err := c.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { c.cmd.Wait(); close(c.exited) }()
+	e.t.Cleanup(func() {
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		<-c.exited
+	})
+	return c
+}
+
+// TestCDCRelayProcess is the body of the relay process that
+// TestCDCCrashPublishesEachEventOnce starts; run directly it has nothing
+// to do.
+func TestCDCRelayProcess(t *testing.T) {
+	if os.Getenv(cdcChildEnv) == "" {
+		return
+	}
+	ctx := context.Background()
+	r, err := NewCDCRelay(os.Getenv("WEIR_OUTBOX_DSN"), RelayConfig{
+		RelayID: os.Getenv("WEIR_OUTBOX_RELAY"),
+		Brokers: []string{os.Getenv("WEIR_OUTBOX_BROKERS")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	point := os.Getenv("WEIR_OUTBOX_CRASH_POINT")
+	at, _ := strconv.Atoi(os.Getenv("WEIR_OUTBOX_CRASH_BATCH"))
+	seen := 0
+	r.crashAt = func(p string, ids []int64) {
+		if p != point {
+			return
+		}
+		if seen++; seen < at {
+			return
+		}
+		s := make([]string, len(ids))
+		for i, id := range ids {
+			s[i] = strconv.FormatInt(id, 10)
+		}
+		fmt.Fprintf(os.Stdout, "crash %s 0 %s\n", p, strings.Join(s, ","))
+		os.Stdout.Sync()
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
