@@ -264,17 +264,7 @@ func (r *CDCRelay) writeFence(ctx context.Context, cl *kgo.Client) (int64, error
 	if err != nil {
 		return 0, err
 	}
-	if err := cl.BeginTransaction(); err != nil {
-		return 0, fmt.Errorf("outbox: begin fence transaction: %w", err)
-	}
-	rec := &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(cdcFenceKeyPrefix + r.cfg.RelayID), Value: v}
-	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return 0, errors.Join(fmt.Errorf("outbox: write fence record: %w", err), abort(ctx, cl))
-	}
-	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return 0, fmt.Errorf("outbox: commit fence record: %w", err)
-	}
-	return rec.Offset, nil
+	return commitFence(ctx, cl, &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(cdcFenceKeyPrefix + r.cfg.RelayID), Value: v})
 }
 
 // position is the last source transaction committed to Kafka.
@@ -286,53 +276,24 @@ type position struct {
 // record at fenceOffset (see readProgress of the polling relay for why the
 // fence makes the answer complete) and returns the last recorded position.
 func (r *CDCRelay) readProgress(ctx context.Context, fenceOffset int64) (position, error) {
-	cl, err := kgo.NewClient(progressReaderOpts(r.cfg)...)
-	if err != nil {
-		return position{}, fmt.Errorf("outbox: progress reader: %w", err)
-	}
-	defer cl.Close()
-	key := cdcKeyPrefix + r.cfg.RelayID
 	var last position
-	for {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return position{}, err
+	err := scanProgress(ctx, r.cfg, cdcKeyPrefix+r.cfg.RelayID, fenceOffset, func(offset int64, value []byte) error {
+		var p cdcProgress
+		if err := json.Unmarshal(value, &p); err != nil {
+			return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
 		}
-		var ferr error
-		fs.EachError(func(t string, p int32, err error) {
-			ferr = errors.Join(ferr, fmt.Errorf("outbox: read progress %s/%d: %w", t, p, err))
-		})
-		if ferr != nil {
-			return position{}, ferr
+		c, err1 := pglogrepl.ParseLSN(p.CommitLSN)
+		e, err2 := pglogrepl.ParseLSN(p.EndLSN)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
 		}
-		done := false
-		fs.EachRecord(func(rec *kgo.Record) {
-			if rec.Offset >= fenceOffset {
-				done = true
-			}
-			if done || string(rec.Key) != key || ferr != nil {
-				return
-			}
-			var p cdcProgress
-			if err := json.Unmarshal(rec.Value, &p); err != nil {
-				ferr = fmt.Errorf("outbox: progress record at offset %d: %w", rec.Offset, err)
-				return
-			}
-			c, err1 := pglogrepl.ParseLSN(p.CommitLSN)
-			e, err2 := pglogrepl.ParseLSN(p.EndLSN)
-			if err := errors.Join(err1, err2); err != nil {
-				ferr = fmt.Errorf("outbox: progress record at offset %d: %w", rec.Offset, err)
-				return
-			}
-			last = position{commit: c, end: e}
-		})
-		if ferr != nil {
-			return position{}, ferr
-		}
-		if done {
-			return last, nil
-		}
+		last = position{commit: c, end: e}
+		return nil
+	})
+	if err != nil {
+		return position{}, err
 	}
+	return last, nil
 }
 
 // sourceTxn is one source transaction's outbox inserts.

@@ -103,10 +103,15 @@ func writeFence(ctx context.Context, cl *kgo.Client, topic, relayID, token strin
 	if err != nil {
 		return 0, err
 	}
+	return commitFence(ctx, cl, &kgo.Record{Topic: topic, Key: []byte(fenceKeyPrefix + relayID), Value: v})
+}
+
+// commitFence commits rec, a fence record, in a transaction of its own
+// and returns its offset.
+func commitFence(ctx context.Context, cl *kgo.Client, rec *kgo.Record) (int64, error) {
 	if err := cl.BeginTransaction(); err != nil {
 		return 0, fmt.Errorf("outbox: begin fence transaction: %w", err)
 	}
-	rec := &kgo.Record{Topic: topic, Key: []byte(fenceKeyPrefix + relayID), Value: v}
 	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return 0, errors.Join(fmt.Errorf("outbox: write fence record: %w", err), abort(ctx, cl))
 	}
@@ -127,45 +132,55 @@ func writeFence(ctx context.Context, cl *kgo.Client, topic, relayID, token strin
 // a read_committed fetch returns it only once every transaction before it
 // in the partition, ours or other relays', is settled.
 func readProgress(ctx context.Context, cfg RelayConfig, token string, fenceOffset int64) (*progress, error) {
+	var last *progress
+	err := scanProgress(ctx, cfg, string(batchKey(cfg.RelayID, token)), fenceOffset, func(offset int64, value []byte) error {
+		var p progress
+		if err := json.Unmarshal(value, &p); err != nil {
+			return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
+		}
+		last = &p
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return last, nil
+}
+
+// scanProgress reads the progress topic, read_committed, from its start
+// up to the fence record at fenceOffset and calls apply, in order, with
+// every record under key before the fence. An error from apply ends the
+// scan.
+func scanProgress(ctx context.Context, cfg RelayConfig, key string, fenceOffset int64, apply func(offset int64, value []byte) error) error {
 	cl, err := kgo.NewClient(progressReaderOpts(cfg)...)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: progress reader: %w", err)
+		return fmt.Errorf("outbox: progress reader: %w", err)
 	}
 	defer cl.Close()
-	key := string(batchKey(cfg.RelayID, token))
-	var last *progress
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		var fetchErr error
+		var scanErr error
 		fs.EachError(func(t string, p int32, err error) {
-			fetchErr = errors.Join(fetchErr, fmt.Errorf("outbox: read progress %s/%d: %w", t, p, err))
+			scanErr = errors.Join(scanErr, fmt.Errorf("outbox: read progress %s/%d: %w", t, p, err))
 		})
-		if fetchErr != nil {
-			return nil, fetchErr
+		if scanErr != nil {
+			return scanErr
 		}
 		done := false
 		fs.EachRecord(func(r *kgo.Record) {
 			if r.Offset >= fenceOffset {
 				done = true
 			}
-			if done || string(r.Key) != key {
+			if done || scanErr != nil || string(r.Key) != key {
 				return
 			}
-			var p progress
-			if err := json.Unmarshal(r.Value, &p); err != nil {
-				fetchErr = fmt.Errorf("outbox: progress record at offset %d: %w", r.Offset, err)
-				return
-			}
-			last = &p
+			scanErr = apply(r.Offset, r.Value)
 		})
-		if fetchErr != nil {
-			return nil, fetchErr
-		}
-		if done {
-			return last, nil
+		if scanErr != nil || done {
+			return scanErr
 		}
 	}
 }
