@@ -239,21 +239,10 @@ func isDuplicate(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "42710"
 }
 
-// clientOpts are the options of the relay's transactional Kafka client;
-// as for the polling relay, cfg.ClientOpts cannot replace those the
-// exactly-once argument rests on.
+// clientOpts are the options of the relay's transactional Kafka client
+// (see transactionalClientOpts).
 func (r *CDCRelay) clientOpts() []kgo.Opt {
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
-		kgo.RecordDeliveryTimeout(r.cfg.TxnTimeout / 2),
-		kgo.ProducerLinger(0),
-	}, r.cfg.ClientOpts...)
-	return append(opts,
-		kgo.TransactionalID(CDCTransactionalIDPrefix+r.cfg.RelayID),
-		kgo.TransactionTimeout(r.cfg.TxnTimeout),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(partitioner{progressTopic: r.cfg.ProgressTopic, events: r.cfg.Partitioner}),
-	)
+	return transactionalClientOpts(r.cfg, CDCTransactionalIDPrefix+r.cfg.RelayID)
 }
 
 // writeFence commits a fence record; its first produce calls

@@ -245,17 +245,7 @@ func (e *env) startCDCChild(relayID, point string, nth int) *child {
 		"WEIR_OUTBOX_CRASH_POINT="+point,
 		"WEIR_OUTBOX_CRASH_BATCH="+strconv.Itoa(nth),
 	)
-	c.cmd.Stdout = &lockedWriter{mu: &c.mu, w: &c.stdout}
-	c.cmd.Stderr = os.Stderr
-	if err := c.cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() { c.cmd.Wait(); close(c.exited) }()
-	e.t.Cleanup(func() {
-		c.cmd.Process.Signal(syscall.SIGKILL)
-		<-c.exited
-	})
-	return c
+	return e.runChild(c)
 }
 
 // TestCDCRelayProcess is the body of the relay process that

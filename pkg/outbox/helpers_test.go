@@ -327,6 +327,13 @@ func (e *env) startChild(relayID string, batch int, crashPoint string, crashBatc
 		"WEIR_OUTBOX_CRASH_POINT="+crashPoint,
 		"WEIR_OUTBOX_CRASH_BATCH="+strconv.Itoa(crashBatch),
 	)
+	return e.runChild(c)
+}
+
+// runChild starts c's command, its output kept, and kills it when the
+// test ends.
+func (e *env) runChild(c *child) *child {
+	e.t.Helper()
 	c.cmd.Stdout = &lockedWriter{mu: &c.mu, w: &c.stdout}
 	c.cmd.Stderr = os.Stderr
 	if err := c.cmd.Start(); err != nil {

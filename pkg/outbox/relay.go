@@ -260,22 +260,27 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 }
 
 // clientOpts are the options of the relay's transactional Kafka client.
-// cfg.ClientOpts may tune the first options but come before those the
-// exactly-once argument rests on, so that they cannot replace them (later
-// options win).
 func (r *Relay) clientOpts() []kgo.Opt {
+	return transactionalClientOpts(r.cfg, TransactionalIDPrefix+r.cfg.RelayID)
+}
+
+// transactionalClientOpts are the options of a relay's transactional
+// Kafka client with transactional id txnID. cfg.ClientOpts may tune the
+// first options but come before those the exactly-once argument rests
+// on, so that they cannot replace them (later options win).
+func transactionalClientOpts(cfg RelayConfig, txnID string) []kgo.Opt {
 	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.SeedBrokers(cfg.Brokers...),
 		// A produce that cannot complete fails the batch rather than
 		// hanging; the transaction then aborts and the rows are retried.
-		kgo.RecordDeliveryTimeout(r.cfg.TxnTimeout / 2),
+		kgo.RecordDeliveryTimeout(cfg.TxnTimeout / 2),
 		kgo.ProducerLinger(0),
-	}, r.cfg.ClientOpts...)
+	}, cfg.ClientOpts...)
 	return append(opts,
-		kgo.TransactionalID(TransactionalIDPrefix+r.cfg.RelayID),
-		kgo.TransactionTimeout(r.cfg.TxnTimeout),
+		kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(cfg.TxnTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(partitioner{progressTopic: r.cfg.ProgressTopic, events: r.cfg.Partitioner}),
+		kgo.RecordPartitioner(partitioner{progressTopic: cfg.ProgressTopic, events: cfg.Partitioner}),
 	)
 }
 
