@@ -87,17 +87,26 @@ func readCheckpoint(fs FS, dir string) (c checkpoint, ok bool, err error) {
 	return c, err == nil, err
 }
 
-// writeCheckpoint replaces the checkpoint durably: write a temporary file,
-// fsync it, rename it over the old one and fsync the directory, so a crash
-// leaves either the old checkpoint or the new one.
+// writeCheckpoint replaces the checkpoint durably (see WriteFileDurably).
 func writeCheckpoint(fs FS, dir string, c checkpoint) error {
-	final := filepath.Join(dir, checkpointName)
+	if err := WriteFileDurably(fs, dir, checkpointName, c.encode()); err != nil {
+		return fmt.Errorf("log: write checkpoint: %w", err)
+	}
+	return nil
+}
+
+// WriteFileDurably replaces dir/name with data: it writes a temporary
+// file, fsyncs it, renames it over the old one and fsyncs the directory,
+// so a crash leaves either the old file or the new one. Open removes
+// temporary files a crash leaves behind.
+func WriteFileDurably(fs FS, dir, name string, data []byte) error {
+	final := filepath.Join(dir, name)
 	tmp := final + tmpSuffix
 	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("log: write checkpoint: %w", err)
+		return err
 	}
-	_, err = f.Write(c.encode())
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -110,10 +119,12 @@ func writeCheckpoint(fs FS, dir string, c checkpoint) error {
 	if err == nil {
 		err = fs.SyncDir(dir)
 	}
-	if err != nil {
-		return fmt.Errorf("log: write checkpoint: %w", err)
-	}
-	return nil
+	return err
+}
+
+// ReadWholeFile reads a file of at most limit bytes.
+func ReadWholeFile(fs FS, name string, limit int64) ([]byte, error) {
+	return readWholeFile(fs, name, limit)
 }
 
 // readWholeFile reads a file of at most limit bytes.

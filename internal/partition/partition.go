@@ -33,8 +33,11 @@ type Partition struct {
 	// only for testing that duplicates are caught downstream.
 	Faults *faults.Injector
 
-	dir string
-	log *wlog.Log
+	dir  string
+	log  *wlog.Log
+	fs   wlog.FS          // the log's file system, also for producer snapshots
+	now  func() time.Time // the log's clock
+	opts Options
 
 	// mu serialises appends and guards leaderEpoch, isr, producers and
 	// sinceSnapshot.
@@ -54,6 +57,7 @@ type Partition struct {
 	waiters  []waiter // appends waiting to be durable
 	watchers map[chan<- struct{}]struct{}
 	flushErr error
+	closed   bool
 
 	flushCh chan struct{}
 	closing chan struct{}
@@ -65,9 +69,53 @@ type waiter struct {
 	ch     chan error
 }
 
+// Options are a partition's settings beyond its log's. The zero value is
+// what a broker runs with.
+type Options struct {
+	// ManualFlush starts no flusher goroutine: the high watermark moves
+	// only when Flush is called. For deterministic simulation.
+	ManualFlush bool
+	// SnapshotIntervalBytes is how much is appended between producer
+	// state snapshots; 0 means 64 MiB.
+	SnapshotIntervalBytes int64
+	// Yield, when set, is called at the points named by Point, where in
+	// a real run another goroutine's work could slip in. It runs with the
+	// partition's append lock held, so it may only do what needs no
+	// lock: flush, read, look at the offsets. For deterministic simulation.
+	Yield func(Point)
+}
+
+// Point names a place inside a partition operation where the
+// operation's effects are half made.
+type Point int
+
+// The points at which Options.Yield is called.
+const (
+	// AfterLogAppend: Append or AppendMarker has written its batch to the
+	// log and not yet updated the producer state.
+	AfterLogAppend Point = iota
+	// AfterStartMoved: DeleteRecordsBefore or EnforceRetention has moved
+	// the log start and not yet dropped the producer state below it.
+	AfterStartMoved
+)
+
 // Open opens (and recovers) the partition's log in dir and starts its
 // flusher. Everything recovered is made durable before it is served.
 func Open(topic string, index int32, dir string, cfg wlog.Config, leaderEpoch int32, isr []int32) (*Partition, error) {
+	return OpenWith(topic, index, dir, cfg, leaderEpoch, isr, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(topic string, index int32, dir string, cfg wlog.Config, leaderEpoch int32, isr []int32, opts Options) (*Partition, error) {
+	if cfg.FS == nil {
+		cfg.FS = wlog.OSFS{}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if opts.SnapshotIntervalBytes <= 0 {
+		opts.SnapshotIntervalBytes = snapshotIntervalBytes
+	}
 	l, err := wlog.Open(dir, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s-%d: %w", topic, index, err)
@@ -78,7 +126,7 @@ func Open(topic string, index int32, dir string, cfg wlog.Config, leaderEpoch in
 		return nil, fmt.Errorf("sync %s-%d: %w", topic, index, err)
 	}
 	p := &Partition{
-		Topic: topic, Index: index, dir: dir, log: l,
+		Topic: topic, Index: index, dir: dir, log: l, fs: cfg.FS, now: cfg.Now, opts: opts,
 		leaderEpoch: leaderEpoch, isr: isr,
 		producers: producer.NewState(),
 		watchers:  make(map[chan<- struct{}]struct{}),
@@ -86,13 +134,24 @@ func Open(topic string, index int32, dir string, cfg wlog.Config, leaderEpoch in
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	if err := p.loadProducers(time.Now().UnixMilli()); err != nil {
+	if err := p.loadProducers(cfg.Now().UnixMilli()); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("producer state of %s-%d: %w", topic, index, err)
 	}
 	p.hw.Store(flushed)
-	go p.flusher()
+	if opts.ManualFlush {
+		close(p.done)
+	} else {
+		go p.flusher()
+	}
 	return p, nil
+}
+
+// yield calls Options.Yield, if set.
+func (p *Partition) yield(at Point) {
+	if p.opts.Yield != nil {
+		p.opts.Yield(at)
+	}
 }
 
 // LeaderEpoch is the current leader epoch.
@@ -116,8 +175,12 @@ func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 const noOpenTxn = int64(1<<63 - 1)
 
 // LastStableOffset bounds read_committed fetches: the first offset of the
-// earliest open transaction, or the high watermark when it is lower.
-func (p *Partition) LastStableOffset() int64 { return min(p.hw.Load(), p.firstUnstable.Load()) }
+// earliest open transaction, or the high watermark when it is lower, and
+// never below the log start (what an open transaction had below it is
+// gone).
+func (p *Partition) LastStableOffset() int64 {
+	return min(p.hw.Load(), max(p.firstUnstable.Load(), p.log.StartOffset()))
+}
 
 // LogStartOffset is the first offset still in the log.
 func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
@@ -143,15 +206,22 @@ func (p *Partition) Append(b []byte, h batch.Header, nowMs int64) (int64, *produ
 		}
 	}
 	batch.SetLeaderEpoch(b, p.leaderEpoch)
+	if h.Transactional() {
+		// The flusher moves the high watermark without p.mu, so a
+		// transaction's first offset is published before its first batch
+		// is in the log: the last stable offset never passes it.
+		p.firstUnstable.Store(min(p.firstUnstable.Load(), p.log.EndOffset()))
+	}
 	base, err := p.log.Append(b)
 	if err == nil {
+		p.yield(AfterLogAppend)
 		if h.Idempotent() {
 			p.producers.Update(h, base, nowMs)
-			if h.Transactional() {
-				p.updateFirstUnstableLocked()
-			}
 		}
 		p.sinceSnapshot += int64(len(b))
+	}
+	if h.Transactional() {
+		p.updateFirstUnstableLocked()
 	}
 	p.mu.Unlock()
 	if err != nil {
@@ -180,6 +250,8 @@ func (p *Partition) WaitDurable(end int64) <-chan error {
 		ch <- nil
 	case p.flushErr != nil:
 		ch <- p.flushErr
+	case p.closed:
+		ch <- ErrClosed
 	default:
 		p.waiters = append(p.waiters, waiter{offset: end, ch: ch})
 	}
@@ -222,7 +294,7 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bo
 func (p *Partition) MaxTimestamp() (offset, timestamp int64) { return p.log.MaxTimestamp() }
 
 // DeleteRecordsBefore moves the log start offset up to offset, which must
-// not pass the high watermark.
+// not pass the high watermark, and forgets the producer state below it.
 func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	if offset == -1 {
 		offset = p.hw.Load()
@@ -233,11 +305,34 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	if err := p.log.DeleteRecordsBefore(offset); err != nil {
 		return 0, err
 	}
+	if err := p.startMoved(); err != nil {
+		return 0, err
+	}
 	return p.log.StartOffset(), nil
 }
 
-// EnforceRetention deletes segments past the retention limits.
-func (p *Partition) EnforceRetention() (int, error) { return p.log.EnforceRetention() }
+// EnforceRetention deletes segments past the retention limits and
+// forgets the producer state below the new log start.
+func (p *Partition) EnforceRetention() (int, error) {
+	n, err := p.log.EnforceRetention()
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, p.startMoved()
+}
+
+// startMoved follows a move of the log start: producer state below it
+// goes (a replay from the new start would never learn it), and a fresh
+// snapshot is written, since recovery ignores snapshots older than the
+// log start.
+func (p *Partition) startMoved() error {
+	p.mu.Lock()
+	p.yield(AfterStartMoved)
+	p.producers.TruncateHead(p.log.StartOffset())
+	p.updateFirstUnstableLocked()
+	p.mu.Unlock()
+	return p.snapshotProducers()
+}
 
 // SetConfig changes the log's segment and retention settings.
 func (p *Partition) SetConfig(cfg wlog.Config) { p.log.SetConfig(cfg) }
@@ -255,6 +350,7 @@ func (p *Partition) Close() error {
 		err = cerr
 	}
 	p.wmu.Lock()
+	p.closed = true
 	for _, w := range p.waiters {
 		w.ch <- ErrClosed
 	}
@@ -271,18 +367,35 @@ func (p *Partition) flusher() {
 			return
 		case <-p.flushCh:
 		}
-		flushed, err := p.log.Sync()
-		p.advance(flushed, err)
-		if err != nil {
+		if err := p.Flush(); err != nil {
 			return // the flush error is sticky; the log refuses appends too
 		}
-		if p.snapshotDue() {
-			if err := p.snapshotProducers(); err != nil {
-				p.advance(0, err)
-				return
-			}
+	}
+}
+
+// Flush runs one round of the flusher: Sync, then a producer state
+// snapshot when one is due. The flusher calls it; with
+// Options.ManualFlush, only the caller does.
+func (p *Partition) Flush() error {
+	if err := p.Sync(); err != nil {
+		return err
+	}
+	if p.snapshotDue() {
+		if err := p.snapshotProducers(); err != nil {
+			p.advance(0, err)
+			return err
 		}
 	}
+	return nil
+}
+
+// Sync fsyncs what was appended and publishes the new high watermark to
+// readers and waiters. It takes no partition lock. An error is sticky:
+// every later waiter gets it.
+func (p *Partition) Sync() error {
+	flushed, err := p.log.Sync()
+	p.advance(flushed, err)
+	return err
 }
 
 // advance publishes a flush result to the high watermark and the waiters.

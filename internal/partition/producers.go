@@ -12,18 +12,19 @@ import (
 // active segment's share before the first snapshot).
 const snapshotIntervalBytes = 64 << 20
 
-// loadProducers rebuilds the producer state: the newest snapshot not
-// beyond the recovered log, then every batch after it. Replayed producers
+// loadProducers rebuilds the producer state: the newest snapshot between
+// the log start and the recovered log end, then every batch after it. Replayed producers
 // count as seen at nowMs, so a restart never expires a producer early.
 func (p *Partition) loadProducers(nowMs int64) error {
-	end := p.log.EndOffset()
-	snap, err := producer.LoadSnapshot(p.dir, end)
+	start, end := p.log.StartOffset(), p.log.EndOffset()
+	snap, err := producer.LoadSnapshot(p.fs, p.dir, start, end)
 	if err != nil {
 		return err
 	}
 	p.producers.Restore(snap.Entries, snap.Aborted)
+	p.producers.TruncateHead(start)
 	defer p.updateFirstUnstableLocked()
-	from := max(snap.Offset, p.log.StartOffset())
+	from := max(snap.Offset, start)
 	for from < end {
 		data, err := p.log.Read(from, end, 1<<20)
 		if err != nil {
@@ -57,7 +58,7 @@ func (p *Partition) loadProducers(nowMs int64) error {
 func (p *Partition) snapshotDue() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.sinceSnapshot >= snapshotIntervalBytes
+	return p.sinceSnapshot >= p.opts.SnapshotIntervalBytes
 }
 
 // snapshotProducers writes the producer state as of the log end. The
@@ -76,7 +77,7 @@ func (p *Partition) snapshotProducers() error {
 	if _, err := p.log.Sync(); err != nil {
 		return err
 	}
-	return producer.WriteSnapshot(p.dir, snap)
+	return producer.WriteSnapshot(p.fs, p.dir, snap)
 }
 
 // Producers lists the producers this partition tracks.

@@ -1,8 +1,6 @@
 package partition
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/batch"
@@ -20,7 +18,7 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 	}
 	value := kmsg.NewEndTxnMarker()
 	value.CoordinatorEpoch = coordinatorEpoch
-	now := time.Now().UnixMilli()
+	now := p.now().UnixMilli()
 	b := batch.Build(batch.Spec{
 		Attributes: batch.AttrControl | batch.AttrTransactional,
 		Timestamp:  now, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: -1,
@@ -34,6 +32,7 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 	batch.SetLeaderEpoch(b, p.leaderEpoch)
 	base, err := p.log.Append(b)
 	if err == nil {
+		p.yield(AfterLogAppend)
 		p.producers.ApplyMarker(pid, epoch, commit, base, now)
 		p.updateFirstUnstableLocked()
 		p.sinceSnapshot += int64(len(b))

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	wlog "github.com/weir-broker/weir/internal/log"
 )
 
 // A snapshot file holds the producer state of a partition as of an offset:
@@ -41,67 +42,36 @@ type Snapshot struct {
 
 func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, snapshotSuffix) }
 
-// WriteSnapshot durably writes snap in dir and removes all but the newest
-// snapshots.
-func WriteSnapshot(dir string, snap Snapshot) error {
-	offset := snap.Offset
-	body, err := json.Marshal(snapshotBody{Offset: offset, Entries: snap.Entries, Aborted: snap.Aborted})
+// WriteSnapshot durably writes snap in dir through fs and removes all
+// but the newest snapshots.
+func WriteSnapshot(fs wlog.FS, dir string, snap Snapshot) error {
+	body, err := json.Marshal(snapshotBody{Offset: snap.Offset, Entries: snap.Entries, Aborted: snap.Aborted})
 	if err != nil {
 		return err
 	}
 	data := binary.BigEndian.AppendUint32(nil, crc32.Checksum(body, castagnoli))
 	data = append(data, body...)
-	final := filepath.Join(dir, snapshotName(offset))
-	tmp := final + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	if err := wlog.WriteFileDurably(fs, dir, snapshotName(snap.Offset), data); err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return err
-	}
-	if err := syncDir(dir); err != nil {
-		return err
-	}
-	offsets, err := snapshotOffsets(dir)
+	offsets, err := snapshotOffsets(fs, dir)
 	if err != nil {
 		return err
 	}
 	for i := 0; i < len(offsets)-keepSnapshots; i++ {
-		os.Remove(filepath.Join(dir, snapshotName(offsets[i])))
+		fs.Remove(filepath.Join(dir, snapshotName(offsets[i])))
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // snapshotOffsets lists the offsets of the snapshots in dir, ascending.
-func snapshotOffsets(dir string) ([]int64, error) {
-	entries, err := os.ReadDir(dir)
+func snapshotOffsets(fs wlog.FS, dir string) ([]int64, error) {
+	names, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	var offsets []int64
-	for _, e := range entries {
-		name := e.Name()
+	for _, name := range names {
 		if !strings.HasSuffix(name, snapshotSuffix) {
 			continue
 		}
@@ -113,20 +83,23 @@ func snapshotOffsets(dir string) ([]int64, error) {
 	return offsets, nil
 }
 
-// LoadSnapshot reads the newest intact snapshot in dir whose offset is at
-// most maxOffset (the recovered log end: a snapshot beyond it describes
-// batches the log no longer holds). It returns a snapshot at offset -1
-// when there is none; damaged snapshots are skipped.
-func LoadSnapshot(dir string, maxOffset int64) (Snapshot, error) {
-	offsets, err := snapshotOffsets(dir)
+// LoadSnapshot reads the newest intact snapshot in dir whose offset lies
+// in [minOffset, maxOffset]: maxOffset is the recovered log end (a
+// snapshot beyond it describes batches the log no longer holds), and
+// minOffset the log start (a snapshot below it misses what happened
+// between its offset and the log start, which replay can no longer read:
+// a marker there would never be applied). It returns a snapshot at offset
+// -1 when there is none; damaged snapshots are skipped.
+func LoadSnapshot(fs wlog.FS, dir string, minOffset, maxOffset int64) (Snapshot, error) {
+	offsets, err := snapshotOffsets(fs, dir)
 	if err != nil {
 		return Snapshot{Offset: -1}, err
 	}
-	for i := len(offsets) - 1; i >= 0; i-- {
+	for i := len(offsets) - 1; i >= 0 && offsets[i] >= minOffset; i-- {
 		if offsets[i] > maxOffset {
 			continue
 		}
-		body, err := readSnapshot(filepath.Join(dir, snapshotName(offsets[i])))
+		body, err := readSnapshot(fs, filepath.Join(dir, snapshotName(offsets[i])))
 		if err == nil {
 			return Snapshot{Offset: offsets[i], Entries: body.Entries, Aborted: body.Aborted}, nil
 		}
@@ -139,9 +112,12 @@ func LoadSnapshot(dir string, maxOffset int64) (Snapshot, error) {
 
 var errDamaged = errors.New("damaged producer snapshot")
 
-func readSnapshot(path string) (snapshotBody, error) {
+// maxSnapshotBytes bounds what is read of one snapshot file.
+const maxSnapshotBytes = 1 << 30
+
+func readSnapshot(fs wlog.FS, path string) (snapshotBody, error) {
 	var body snapshotBody
-	data, err := os.ReadFile(path)
+	data, err := wlog.ReadWholeFile(fs, path, maxSnapshotBytes)
 	if err != nil {
 		return body, err
 	}

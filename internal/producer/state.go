@@ -49,6 +49,10 @@ type Entry struct {
 	// last stable offset back.
 	InTxn          bool  `json:"inTxn,omitempty"`
 	TxnFirstOffset int64 `json:"txnFirstOffset,omitempty"`
+	// LastOffset is the last offset of the producer's newest batch or
+	// marker in the partition: once the log start passes it, nothing of
+	// the producer is left to replay, and the entry goes (TruncateHead).
+	LastOffset int64 `json:"lastOffset"`
 }
 
 // AbortedTxn is an aborted transaction's span in a partition: read_committed
@@ -146,6 +150,7 @@ func (s *State) Update(h batch.Header, base, nowMs int64) {
 	if h.Transactional() && !e.InTxn {
 		e.InTxn, e.TxnFirstOffset = true, base
 	}
+	e.LastOffset = base + int64(h.LastOffsetDelta)
 	e.LastUpdateMs = nowMs
 	if h.BaseSequence < 0 {
 		return // no sequence to remember (see Check)
@@ -198,8 +203,43 @@ func (s *State) Restore(entries []Entry, aborted []AbortedTxn) {
 	s.entries = make(map[int64]*Entry, len(entries))
 	for i := range entries {
 		e := entries[i]
+		if e.LastOffset == 0 {
+			// A snapshot from before LastOffset was kept: the newest
+			// offset the entry still names.
+			e.LastOffset = max(e.TxnFirstOffset, 0)
+			for _, b := range e.Batches {
+				e.LastOffset = max(e.LastOffset, b.LastOffset)
+			}
+		}
 		s.entries[e.ProducerID] = &e
 	}
+}
+
+// TruncateHead forgets what lies below the log start offset start, which
+// a replay from start could not learn: producers whose last batch or
+// marker is below it, remembered batches that end below it, and aborted
+// transactions that end below it. An open transaction that began below
+// start is held from start: nothing of it below start can be read.
+func (s *State) TruncateHead(start int64) {
+	for id, e := range s.entries {
+		if e.LastOffset < start {
+			delete(s.entries, id)
+			continue
+		}
+		n := 0
+		for _, b := range e.Batches {
+			if b.LastOffset >= start {
+				e.Batches[n] = b
+				n++
+			}
+		}
+		e.Batches = e.Batches[:n]
+		if e.InTxn && e.TxnFirstOffset < start {
+			e.TxnFirstOffset = start
+		}
+	}
+	i := sort.Search(len(s.aborted), func(i int) bool { return s.aborted[i].LastOffset >= start })
+	s.aborted = append(s.aborted[:0], s.aborted[i:]...)
 }
 
 // CheckMarker decides whether a transaction marker from the coordinator
@@ -230,6 +270,7 @@ func (s *State) ApplyMarker(pid int64, epoch int16, commit bool, offset, nowMs i
 		s.aborted = append(s.aborted, AbortedTxn{ProducerID: pid, FirstOffset: e.TxnFirstOffset, LastOffset: offset})
 	}
 	e.InTxn, e.TxnFirstOffset = false, 0
+	e.LastOffset = offset
 	e.LastUpdateMs = nowMs
 }
 

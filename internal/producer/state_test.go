@@ -7,7 +7,10 @@ import (
 	"testing"
 
 	"github.com/weir-broker/weir/internal/batch"
+	wlog "github.com/weir-broker/weir/internal/log"
 )
+
+var osfs = wlog.OSFS{}
 
 func hdr(pid int64, epoch int16, seq int32, n int32) batch.Header {
 	return batch.Header{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq, LastOffsetDelta: n - 1, NumRecords: n}
@@ -108,32 +111,32 @@ func TestSnapshotsRoundTripAndSkipDamage(t *testing.T) {
 	dir := t.TempDir()
 	s := NewState()
 	s.Update(hdr(1, 0, 0, 2), 0, 10)
-	if err := WriteSnapshot(dir, Snapshot{Offset: 2, Entries: s.Entries()}); err != nil {
+	if err := WriteSnapshot(osfs, dir, Snapshot{Offset: 2, Entries: s.Entries()}); err != nil {
 		t.Fatal(err)
 	}
 	s.Update(hdr(1, 0, 2, 2), 2, 20)
-	if err := WriteSnapshot(dir, Snapshot{Offset: 4, Entries: s.Entries(), Aborted: []AbortedTxn{{ProducerID: 9, FirstOffset: 1, LastOffset: 3}}}); err != nil {
+	if err := WriteSnapshot(osfs, dir, Snapshot{Offset: 4, Entries: s.Entries(), Aborted: []AbortedTxn{{ProducerID: 9, FirstOffset: 1, LastOffset: 3}}}); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := LoadSnapshot(dir, 100)
+	snap, err := LoadSnapshot(osfs, dir, 0, 100)
 	if err != nil || snap.Offset != 4 || len(snap.Entries) != 1 || snap.Entries[0].LastSeq() != 3 || len(snap.Aborted) != 1 {
 		t.Fatalf("newest snapshot: %+v %v", snap, err)
 	}
-	if snap, _ := LoadSnapshot(dir, 3); snap.Offset != 2 {
+	if snap, _ := LoadSnapshot(osfs, dir, 0, 3); snap.Offset != 2 {
 		t.Fatalf("snapshot for a log ending at 3: %d, want 2", snap.Offset)
 	}
 	path := filepath.Join(dir, snapshotName(4))
 	data, _ := os.ReadFile(path)
 	data[len(data)-2] ^= 0xff
 	os.WriteFile(path, data, 0o644)
-	if snap, err := LoadSnapshot(dir, 100); err != nil || snap.Offset != 2 {
+	if snap, err := LoadSnapshot(osfs, dir, 0, 100); err != nil || snap.Offset != 2 {
 		t.Fatalf("with the newest damaged: %d %v", snap.Offset, err)
 	}
 	// Only keepSnapshots files stay.
-	if err := WriteSnapshot(dir, Snapshot{Offset: 6, Entries: s.Entries()}); err != nil {
+	if err := WriteSnapshot(osfs, dir, Snapshot{Offset: 6, Entries: s.Entries()}); err != nil {
 		t.Fatal(err)
 	}
-	if offs, _ := snapshotOffsets(dir); len(offs) != keepSnapshots {
+	if offs, _ := snapshotOffsets(osfs, dir); len(offs) != keepSnapshots {
 		t.Fatalf("snapshots kept: %v", offs)
 	}
 }
