@@ -51,12 +51,28 @@ type Meta struct {
 	Groups          []string         `json:"groups,omitempty"`
 	StartMs         int64            `json:"startMs"`  // when the open transaction began
 	UpdateMs        int64            `json:"updateMs"` // last change
+	// Last is the producer id and epoch an InitProducerId presented when
+	// it bumped them to the current ones (KIP-360). A retry of that
+	// request, whose answer was lost, presents them again and is answered
+	// with the current ones instead of being fenced. Nil when the current
+	// pair came from anything else (a new instance, a timeout's abort).
+	Last *ProducerIDEpoch `json:"last,omitempty"`
+}
+
+// ProducerIDEpoch is a producer id and epoch.
+type ProducerIDEpoch struct {
+	ProducerID    int64 `json:"producerId"`
+	ProducerEpoch int16 `json:"producerEpoch"`
 }
 
 func (m *Meta) clone() *Meta {
 	c := *m
 	c.Partitions = append([]TopicPartition(nil), m.Partitions...)
 	c.Groups = append([]string(nil), m.Groups...)
+	if m.Last != nil {
+		last := *m.Last
+		c.Last = &last
+	}
 	return &c
 }
 
@@ -177,7 +193,8 @@ func (c *Coordinator) bumpEpoch(m *Meta) (int64, int16, error) {
 // gets a producer id at epoch 0; a known one has its epoch bumped, which
 // fences every older instance, and any transaction it left open is
 // aborted first. With a producer id and epoch given (KIP-360), they must
-// be the current ones.
+// be the current ones, or the ones the last bump was asked with: that is
+// a retry of the bump, answered with the current pair and no new bump.
 func (c *Coordinator) InitProducerID(id string, timeoutMs int32, pid int64, epoch int16, nowMs int64) (int64, int16, error) {
 	if timeoutMs <= 0 || int64(timeoutMs) > c.cfg.MaxTimeoutMs {
 		return -1, -1, kerr.InvalidTransactionTimeout
@@ -197,6 +214,9 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, pid int64, epoc
 		return newID, 0, nil
 	}
 	if pid >= 0 && (pid != m.ProducerID || epoch != m.ProducerEpoch) {
+		if m.Last != nil && *m.Last == (ProducerIDEpoch{pid, epoch}) {
+			return m.ProducerID, m.ProducerEpoch, nil
+		}
 		return -1, -1, kerr.ProducerFenced
 	}
 	switch m.Status {
@@ -218,6 +238,12 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, pid int64, epoc
 		return -1, -1, err
 	}
 	next.TimeoutMs, next.Status, next.Partitions, next.Groups, next.StartMs, next.UpdateMs = timeoutMs, Empty, nil, nil, -1, nowMs
+	next.Last = nil
+	if pid >= 0 {
+		// Remembered durably, so the retry is recognised after a restart
+		// and across a new producer id (the epoch was exhausted).
+		next.Last = &ProducerIDEpoch{pid, epoch}
+	}
 	if err := c.put(next); err != nil {
 		return -1, -1, err
 	}
@@ -411,6 +437,7 @@ func (c *Coordinator) abortFencingLocked(m *Meta, nowMs int64) error {
 		// that wrote the data, at an epoch above its last.
 		next.ProducerID, next.ProducerEpoch = m.ProducerID, m.ProducerEpoch+1
 	}
+	next.Last = nil // no InitProducerId asked for this bump
 	return c.endLocked(next, false, nowMs)
 }
 

@@ -141,3 +141,86 @@ func TestInitRejectsTimeoutsAboveTheMaximum(t *testing.T) {
 		t.Fatalf("timeout above transaction.max.timeout.ms: %v", err)
 	}
 }
+
+// KIP-360: an InitProducerId that bumped the epoch but whose answer was
+// lost is retried with the producer id and epoch it presented. The retry
+// is answered with the current id and epoch, without bumping again (which
+// would fence the very producer that asked), also after a restart of the
+// coordinator. Any other old pair is still fenced.
+func TestRetriedEpochBumpIsAnsweredAgain(t *testing.T) {
+	c, e := newCoordinator()
+	pid, epoch, err := c.InitProducerID("a", 10000, -1, -1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	// The producer recovers (KIP-360) from an abortable error: its open
+	// transaction is aborted and its epoch bumped. The answer is lost.
+	bumpedPID, bumped, err := c.InitProducerID("a", 10000, pid, epoch, 2)
+	if err != nil || bumpedPID != pid || bumped <= epoch {
+		t.Fatalf("bump: %d/%d %v", bumpedPID, bumped, err)
+	}
+	puts := len(e.puts)
+	gotPID, got, err := c.InitProducerID("a", 10000, pid, epoch, 3)
+	if err != nil || gotPID != bumpedPID || got != bumped {
+		t.Fatalf("retried bump: %d/%d %v, want %d/%d", gotPID, got, err, bumpedPID, bumped)
+	}
+	if len(e.puts) != puts {
+		t.Fatalf("the retry changed the state: %+v", e.puts[puts:])
+	}
+
+	// The same after the coordinator restarts from its stored records.
+	c2, _ := newCoordinator()
+	c2.Replay("a", &e.puts[len(e.puts)-1])
+	if gotPID, got, err := c2.InitProducerID("a", 10000, pid, epoch, 4); err != nil || gotPID != bumpedPID || got != bumped {
+		t.Fatalf("retried bump after a restart: %d/%d %v, want %d/%d", gotPID, got, err, bumpedPID, bumped)
+	}
+
+	// A pair older than the one that asked for the last bump is fenced.
+	if _, _, err := c.InitProducerID("a", 10000, bumpedPID, bumped, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.InitProducerID("a", 10000, pid, epoch, 6); !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("a pair two bumps old: %v", err)
+	}
+}
+
+// A new instance (InitProducerId without a producer id) fences the old
+// one: a retry of the old instance's last bump no longer gets in.
+func TestNewInstanceFencesARetriedEpochBump(t *testing.T) {
+	c, _ := newCoordinator()
+	pid, epoch, _ := c.InitProducerID("a", 10000, -1, -1, 0)
+	if _, _, err := c.InitProducerID("a", 10000, pid, epoch, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.InitProducerID("a", 10000, -1, -1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.InitProducerID("a", 10000, pid, epoch, 3); !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("retry after a new instance: %v", err)
+	}
+}
+
+// When the epoch is exhausted the bump hands out a new producer id; a
+// retry presenting the old id and its last epoch still gets the new id.
+func TestRetriedEpochBumpAcrossProducerIDRollover(t *testing.T) {
+	c, e := newCoordinator()
+	const oldPID, lastEpoch = 7, int16(1<<15 - 2)
+	c.Replay("a", &Meta{TransactionalID: "a", ProducerID: oldPID, ProducerEpoch: lastEpoch, TimeoutMs: 10000, Status: CompleteCommit, StartMs: -1})
+	e.nextPID = 20
+	newPID, epoch, err := c.InitProducerID("a", 10000, oldPID, lastEpoch, 1)
+	if err != nil || newPID != 21 || epoch != 0 {
+		t.Fatalf("bump at the last epoch: %d/%d %v", newPID, epoch, err)
+	}
+	if gotPID, got, err := c.InitProducerID("a", 10000, oldPID, lastEpoch, 2); err != nil || gotPID != newPID || got != epoch {
+		t.Fatalf("retried bump: %d/%d %v, want %d/%d", gotPID, got, err, newPID, epoch)
+	}
+	if e.nextPID != 21 {
+		t.Fatalf("the retry allocated another producer id (%d)", e.nextPID)
+	}
+	if _, _, err := c.InitProducerID("a", 10000, oldPID, lastEpoch-1, 3); !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("an older epoch of the old id: %v", err)
+	}
+}
