@@ -75,7 +75,9 @@ func (b *Broker) handleAddPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) k
 		code = kerr.UnknownTopicOrPartition.Code
 	} else if c, cc := b.coordinatorFor(); cc != 0 {
 		code = cc
-	} else if err := c.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, parts, nil, time.Now().UnixMilli()); err != nil {
+	} else if err := b.txns.whenSettled(c, req.TransactionalID, func() error {
+		return c.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, parts, nil, time.Now().UnixMilli())
+	}); err != nil {
 		code = errCode(err)
 	}
 	for _, t := range req.Topics {
@@ -112,7 +114,9 @@ func (b *Broker) handleAddOffsetsToTxn(req *kmsg.AddOffsetsToTxnRequest) kmsg.Re
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return resp
 	}
-	err := c.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, nil, []string{req.Group}, time.Now().UnixMilli())
+	err := b.txns.whenSettled(c, req.TransactionalID, func() error {
+		return c.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, nil, []string{req.Group}, time.Now().UnixMilli())
+	})
 	resp.ErrorCode = errCode(err)
 	return resp
 }
@@ -152,7 +156,9 @@ func (b *Broker) handleEndTxn(req *kmsg.EndTxnRequest) kmsg.Response {
 		resp.ErrorCode = code
 		return resp
 	}
-	resp.ErrorCode = errCode(c.End(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, time.Now().UnixMilli()))
+	resp.ErrorCode = errCode(b.txns.whenSettled(c, req.TransactionalID, func() error {
+		return c.End(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, time.Now().UnixMilli())
+	}))
 	return resp
 }
 

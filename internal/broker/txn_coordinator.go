@@ -9,6 +9,7 @@ package broker
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -35,6 +36,8 @@ type txnDriver struct {
 	loaded bool
 }
 
+// newTxnDriver builds the driver; the coordinator is closed when the
+// broker stops, before its partitions close.
 func newTxnDriver(b *Broker) *txnDriver {
 	d := &txnDriver{b: b}
 	s := b.settings
@@ -42,7 +45,44 @@ func newTxnDriver(b *Broker) *txnDriver {
 		MaxTimeoutMs:   s.Int("transaction.max.timeout.ms"),
 		IDExpirationMs: s.Int("transactional.id.expiration.ms"),
 	}, d, d, pidSource{b})
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		<-b.stop
+		d.c.Close()
+	}()
 	return d
+}
+
+// maxSettleWait bounds how long a request waits for the previous
+// transaction of its id to complete before it is answered
+// CONCURRENT_TRANSACTIONS. Completing takes a marker write and an fsync;
+// waiting that long spares the client a retry backoff, while a bound
+// keeps failing marker writes from holding the connection's reader.
+const maxSettleWait = time.Second
+
+// whenSettled runs op, and runs it again each time the previous
+// transaction of id finishes completing while op answers
+// CONCURRENT_TRANSACTIONS, for up to maxSettleWait or until the broker
+// stops; then the client gets CONCURRENT_TRANSACTIONS and retries.
+func (d *txnDriver) whenSettled(c *txn.Coordinator, id string, op func() error) error {
+	err := op()
+	if !errors.Is(err, kerr.ConcurrentTransactions) {
+		return err
+	}
+	timer := time.NewTimer(maxSettleWait)
+	defer timer.Stop()
+	for errors.Is(err, kerr.ConcurrentTransactions) {
+		select {
+		case <-c.Settled(id):
+		case <-timer.C:
+			return err
+		case <-d.b.stop:
+			return err
+		}
+		err = op()
+	}
+	return err
 }
 
 // pidSource hands the coordinator producer ids from the broker's blocks.

@@ -102,7 +102,10 @@ type Config struct {
 }
 
 // Coordinator is the transaction coordinator. Its mutex serialises every
-// operation, including the durable writes each makes.
+// operation, including the durable writes each makes. No operation waits
+// for another: one that finds a transaction still being completed is
+// answered CONCURRENT_TRANSACTIONS, and Settled tells the driver when to
+// try again.
 type Coordinator struct {
 	mu      sync.Mutex
 	cfg     Config
@@ -111,34 +114,66 @@ type Coordinator struct {
 	pids    ProducerIDs
 	txns    map[string]*Meta
 	byPID   map[int64]string // producer id -> transactional id (may be stale: check)
-	// settled is signalled whenever a transaction leaves a Prepare state;
-	// callers that find one in Prepare wait on it.
-	settled *sync.Cond
+	// settling holds, for each id whose transaction is being completed
+	// and that Settled was asked about, a channel closed once it is not.
+	settling map[string]chan struct{}
+	closed   bool
 }
+
+// ErrClosed answers every request that would change state once the
+// coordinator is closed; clients look for the coordinator again.
+var ErrClosed = kerr.NotCoordinator
 
 // New returns a coordinator over the given effects.
 func New(cfg Config, store Store, markers Markers, pids ProducerIDs) *Coordinator {
-	c := &Coordinator{cfg: cfg, store: store, markers: markers, pids: pids, txns: make(map[string]*Meta), byPID: make(map[int64]string)}
-	c.settled = sync.NewCond(&c.mu)
-	return c
+	return &Coordinator{
+		cfg: cfg, store: store, markers: markers, pids: pids,
+		txns: make(map[string]*Meta), byPID: make(map[int64]string),
+		settling: make(map[string]chan struct{}),
+	}
 }
 
 func preparing(s Status) bool { return s == PrepareCommit || s == PrepareAbort }
 
-// waitSettledLocked waits while id's transaction is being completed (its
-// EndTxn was answered once PrepareCommit or PrepareAbort was durable, and
-// its markers are being written).
-func (c *Coordinator) waitSettledLocked(id string) {
-	for m, ok := c.txns[id]; ok && preparing(m.Status); m, ok = c.txns[id] {
-		c.settled.Wait()
+// closedCh is what Settled returns when there is nothing to wait for.
+var closedCh = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
+// Settled returns a channel that is closed once id's transaction is no
+// longer being completed (its EndTxn was answered once PrepareCommit or
+// PrepareAbort was durable, and its markers are being written), or once
+// the coordinator is closed. It is closed already when neither applies.
+func (c *Coordinator) Settled(id string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m, ok := c.txns[id]; c.closed || !ok || !preparing(m.Status) {
+		return closedCh
+	}
+	ch := c.settling[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		c.settling[id] = ch
+	}
+	return ch
+}
+
+// settledLocked wakes whoever waits on id's transaction being completed.
+func (c *Coordinator) settledLocked(id string) {
+	if ch, ok := c.settling[id]; ok {
+		close(ch)
+		delete(c.settling, id)
 	}
 }
 
-// Settled waits until id's transaction is not being completed.
-func (c *Coordinator) Settled(id string) {
+// Close stops the coordinator: every Settled channel is closed, later
+// requests that would change state get ErrClosed, and completions still
+// pending are left to recovery. It waits for an operation in progress.
+func (c *Coordinator) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.waitSettledLocked(id)
+	c.closed = true
+	for id := range c.settling {
+		c.settledLocked(id)
+	}
 }
 
 // Replay loads one stored record (in log order); a nil meta removes.
@@ -158,6 +193,9 @@ func (c *Coordinator) Replay(id string, m *Meta) {
 func (c *Coordinator) Recover(nowMs int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
 	for _, m := range c.txns {
 		switch m.Status {
 		case PrepareCommit, PrepareAbort:
@@ -176,6 +214,9 @@ func (c *Coordinator) put(next *Meta) error {
 	}
 	c.txns[next.TransactionalID] = next
 	c.byPID[next.ProducerID] = next.TransactionalID
+	if !preparing(next.Status) {
+		c.settledLocked(next.TransactionalID)
+	}
 	return nil
 }
 
@@ -201,6 +242,9 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, pid int64, epoc
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return -1, -1, ErrClosed
+	}
 	m, ok := c.txns[id]
 	if !ok {
 		newID, err := c.pids.Next()
@@ -265,13 +309,15 @@ func (c *Coordinator) checkLocked(id string, pid int64, epoch int16) (*Meta, err
 }
 
 // AddPartitions adds partitions (and groups, for AddOffsetsToTxn) to the
-// open transaction, opening one if none is.
+// open transaction, opening one if none is. While the previous
+// transaction is still being completed it answers CONCURRENT_TRANSACTIONS
+// (retriable): the next one starts once its markers are written.
 func (c *Coordinator) AddPartitions(id string, pid int64, epoch int16, parts []TopicPartition, groups []string, nowMs int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// The previous transaction may still be completing: the next one
-	// starts once its markers are written, not with a retriable error.
-	c.waitSettledLocked(id)
+	if c.closed {
+		return ErrClosed
+	}
 	m, err := c.checkLocked(id, pid, epoch)
 	if err != nil {
 		return err
@@ -346,17 +392,22 @@ func (c *Coordinator) GroupInTransaction(id string, pid int64, epoch int16, grou
 // decided, and answered, once PrepareCommit or PrepareAbort is durable:
 // from then on recovery would finish it the same way. The markers and the
 // Complete record are written right after, by another goroutine; until
-// they are, the next AddPartitions for this id waits. A retry of an end
-// that went the same way succeeds.
+// they are, AddPartitions and End for this id answer
+// CONCURRENT_TRANSACTIONS. A retry of an end that went the same way
+// succeeds once it is complete.
 func (c *Coordinator) End(id string, pid int64, epoch int16, commit bool, nowMs int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.waitSettledLocked(id)
+	if c.closed {
+		return ErrClosed
+	}
 	m, err := c.checkLocked(id, pid, epoch)
 	if err != nil {
 		return err
 	}
 	switch {
+	case preparing(m.Status):
+		return kerr.ConcurrentTransactions
 	case m.Status == Ongoing:
 	case m.Status == CompleteCommit && commit, m.Status == CompleteAbort && !commit:
 		return nil
@@ -379,7 +430,7 @@ func (c *Coordinator) End(id string, pid int64, epoch int16, commit bool, nowMs 
 func (c *Coordinator) finish(prepared *Meta, commit bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m := c.txns[prepared.TransactionalID]; m == prepared {
+	if m := c.txns[prepared.TransactionalID]; m == prepared && !c.closed {
 		_ = c.completeLocked(m, commit, m.UpdateMs)
 	}
 }
@@ -416,11 +467,7 @@ func (c *Coordinator) completeLocked(m *Meta, commit bool, nowMs int64) error {
 	if commit {
 		next.Status = CompleteCommit
 	}
-	if err := c.put(next); err != nil {
-		return err
-	}
-	c.settled.Broadcast()
-	return nil
+	return c.put(next)
 }
 
 // abortFencingLocked aborts m's open transaction at a bumped epoch, so the
@@ -448,6 +495,9 @@ func (c *Coordinator) abortFencingLocked(m *Meta, nowMs int64) error {
 func (c *Coordinator) Tick(nowMs int64) []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
 	var errs []error
 	for id, m := range c.txns {
 		switch {

@@ -2,7 +2,9 @@ package txn
 
 import (
 	"errors"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -59,7 +61,7 @@ func TestTransactionalIDLifecycle(t *testing.T) {
 	if err := c.End("a", pid, epoch, true, 2); err != nil {
 		t.Fatal(err)
 	}
-	c.Settled("a")
+	<-c.Settled("a")
 	if err := c.End("a", pid, epoch, true, 3); err != nil {
 		t.Fatalf("retried commit: %v", err)
 	}
@@ -222,5 +224,119 @@ func TestRetriedEpochBumpAcrossProducerIDRollover(t *testing.T) {
 	}
 	if _, _, err := c.InitProducerID("a", 10000, oldPID, lastEpoch-1, 3); !errors.Is(err, kerr.ProducerFenced) {
 		t.Fatalf("an older epoch of the old id: %v", err)
+	}
+}
+
+// failingMarkers is a driver whose marker writes fail until told
+// otherwise; the finishing goroutine calls it, so it locks.
+type failingMarkers struct {
+	mu      sync.Mutex
+	fail    bool
+	nextPID int64
+	writes  int
+}
+
+func (f *failingMarkers) Put(string, *Meta) error { return nil }
+
+func (f *failingMarkers) WriteMarkers(*Meta, bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	if f.fail {
+		return errors.New("disk full")
+	}
+	return nil
+}
+
+func (f *failingMarkers) Next() (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextPID++
+	return f.nextPID, nil
+}
+
+// While a transaction's markers cannot be written, the next
+// AddPartitions of its producer is answered CONCURRENT_TRANSACTIONS,
+// which clients retry, instead of waiting (on the connection's reader
+// goroutine) for as long as the markers keep failing.
+func TestAddPartitionsDoesNotWaitForFailingMarkers(t *testing.T) {
+	f := &failingMarkers{fail: true}
+	c := New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1000000}, f, f, f)
+	pid, epoch, _ := c.InitProducerID("a", 10000, -1, -1, 0)
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.End("a", pid, epoch, true, 2); err != nil {
+		t.Fatalf("commit (decided once PrepareCommit is durable): %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 3) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, kerr.ConcurrentTransactions) {
+			t.Fatalf("AddPartitions while the commit cannot complete: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AddPartitions still waiting for markers that keep failing")
+	}
+	if err := c.End("a", pid, epoch, true, 3); !errors.Is(err, kerr.ConcurrentTransactions) {
+		t.Fatalf("retried commit while it cannot complete: %v", err)
+	}
+
+	// Once the markers can be written, Tick completes the commit, wakes
+	// whoever waits, and the next transaction starts.
+	settled := c.Settled("a")
+	select {
+	case <-settled:
+		t.Fatal("settled while still prepared")
+	default:
+	}
+	f.mu.Lock()
+	f.fail = false
+	f.mu.Unlock()
+	if errs := c.Tick(4); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	<-settled
+	if err := c.End("a", pid, epoch, true, 5); err != nil {
+		t.Fatalf("retried commit once complete: %v", err)
+	}
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 5); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Closing the coordinator releases whoever waits for a transaction that
+// cannot complete, and stops it from writing anything more.
+func TestCloseReleasesWaiters(t *testing.T) {
+	f := &failingMarkers{fail: true}
+	c := New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1000000}, f, f, f)
+	pid, epoch, _ := c.InitProducerID("a", 10000, -1, -1, 0)
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.End("a", pid, epoch, false, 2); err != nil {
+		t.Fatal(err)
+	}
+	settled := c.Settled("a")
+	c.Close()
+	select {
+	case <-settled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a waiter still blocked after Close")
+	}
+	f.mu.Lock()
+	writes := f.writes
+	f.mu.Unlock()
+	if errs := c.Tick(1000); len(errs) != 0 {
+		t.Fatalf("Tick after Close: %v", errs)
+	}
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 3); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AddPartitions after Close: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writes != writes {
+		t.Fatalf("markers written after Close")
 	}
 }
