@@ -33,7 +33,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i%4096 == 4095 {
-			if _, err := l.EnforceRetention(); err != nil {
+			if _, err := l.EnforceRetention(noLimit); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -53,7 +53,7 @@ func BenchmarkAppendSync(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i%4096 == 4095 {
-			if _, err := l.EnforceRetention(); err != nil {
+			if _, err := l.EnforceRetention(noLimit); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -290,7 +290,7 @@ func TestConcurrentAppendsReadsSyncsAndRetention(t *testing.T) {
 				t.Errorf("sync: %d, %v", f, err)
 				return
 			}
-			if _, err := l.EnforceRetention(); err != nil {
+			if _, err := l.EnforceRetention(noLimit); err != nil {
 				t.Errorf("retention: %v", err)
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -149,3 +150,6 @@ func randomBatch(r *rand.Rand, ts int64) []byte {
 }
 
 func newMem() *logtest.MemFS { return logtest.NewMemFS() }
+
+// noLimit lets retention delete up to the log end.
+const noLimit = math.MaxInt64

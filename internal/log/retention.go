@@ -98,8 +98,10 @@ func (l *Log) removeSegments(dead []*segment) {
 // active segment has expired it is rolled first, so an idle partition
 // empties as in Kafka. By size, the oldest non-active segments go while the
 // log would still hold at least RetentionBytes without them. It returns how
-// many segments were deleted.
-func (l *Log) EnforceRetention() (deleted int, err error) {
+// many segments were deleted. Only segments wholly below limit go: the
+// caller passes its high watermark, so retention never deletes records
+// that are not yet durable and visible.
+func (l *Log) EnforceRetention(limit int64) (deleted int, err error) {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	l.mu.Lock()
@@ -108,6 +110,9 @@ func (l *Log) EnforceRetention() (deleted int, err error) {
 		return 0, err
 	}
 	n, err := l.expiredLocked()
+	for n > 0 && l.segs[n].base > limit {
+		n--
+	}
 	if err != nil || n == 0 {
 		l.mu.Unlock()
 		return 0, err

@@ -117,7 +117,7 @@ func TestRetentionByBytesKeepsAtLeastTheLimit(t *testing.T) {
 	defer l.Close()
 	var m model
 	fillSegments(t, l, &m, clk, 20)
-	if n, err := l.EnforceRetention(); err != nil || n != 0 {
+	if n, err := l.EnforceRetention(noLimit); err != nil || n != 0 {
 		t.Fatalf("with no limits: deleted %d, %v", n, err)
 	}
 	size := l.Size()
@@ -125,7 +125,7 @@ func TestRetentionByBytesKeepsAtLeastTheLimit(t *testing.T) {
 	cfg = l.Config()
 	cfg.RetentionBytes = limit
 	l.SetConfig(cfg)
-	n, err := l.EnforceRetention()
+	n, err := l.EnforceRetention(noLimit)
 	if err != nil || n == 0 {
 		t.Fatalf("deleted %d, %v", n, err)
 	}
@@ -143,7 +143,7 @@ func TestRetentionByBytesKeepsAtLeastTheLimit(t *testing.T) {
 	// The active segment is never deleted by size.
 	cfg.RetentionBytes = 0
 	l.SetConfig(cfg)
-	l.EnforceRetention()
+	l.EnforceRetention(noLimit)
 	if len(fs.List(dir, ".log")) != 1 || l.Size() == 0 {
 		t.Fatalf("retention by size removed the active segment")
 	}
@@ -160,11 +160,11 @@ func TestRetentionByTimeDeletesSegmentsWhoseNewestRecordExpired(t *testing.T) {
 	var m model
 	fillSegments(t, l, &m, clk, 12) // stamped t0 .. t0+11m; clock now t0+12m
 	// Segments hold minutes [0,2], [3,5], [6,8], [9,11]; cut-off is t0+2m.
-	if n, err := l.EnforceRetention(); err != nil || n != 0 {
+	if n, err := l.EnforceRetention(noLimit); err != nil || n != 0 {
 		t.Fatalf("deleted %d, %v", n, err)
 	}
 	clk.advance(time.Minute + time.Millisecond) // cut-off just after t0+3m-... newest of the first is t0+2m
-	if n, err := l.EnforceRetention(); err != nil || n != 1 {
+	if n, err := l.EnforceRetention(noLimit); err != nil || n != 1 {
 		t.Fatalf("deleted %d, %v; want the first segment", n, err)
 	}
 	if l.StartOffset() != 6 {
@@ -173,7 +173,7 @@ func TestRetentionByTimeDeletesSegmentsWhoseNewestRecordExpired(t *testing.T) {
 	// When everything expired, even the active segment goes: it is rolled
 	// first and the log continues at its end.
 	clk.advance(time.Hour)
-	n, err := l.EnforceRetention()
+	n, err := l.EnforceRetention(noLimit)
 	if err != nil || n != 3 {
 		t.Fatalf("deleted %d, %v; want 3", n, err)
 	}
@@ -183,7 +183,7 @@ func TestRetentionByTimeDeletesSegmentsWhoseNewestRecordExpired(t *testing.T) {
 	if base, err := l.Append(makeBatch(1, 1, clk.ms())); err != nil || base != 24 {
 		t.Fatalf("append: %d, %v", base, err)
 	}
-	if n, err := l.EnforceRetention(); err != nil || n != 0 {
+	if n, err := l.EnforceRetention(noLimit); err != nil || n != 0 {
 		t.Fatalf("fresh data deleted: %d, %v", n, err)
 	}
 }
@@ -307,7 +307,7 @@ func TestRetentionByTimeUsesAppendTimeWhenBatchesHaveNoTimestamp(t *testing.T) {
 	for range 3 {
 		m.append(t, l, makeBatch(2, 80, -1))
 	}
-	if n, err := l.EnforceRetention(); err != nil || n != 2 {
+	if n, err := l.EnforceRetention(noLimit); err != nil || n != 2 {
 		t.Fatalf("deleted %d, %v; want the two old segments", n, err)
 	}
 	if l.StartOffset() != 12 {

@@ -39,13 +39,14 @@ type Partition struct {
 	now  func() time.Time // the log's clock
 	opts Options
 
-	// mu serialises appends and guards leaderEpoch, isr, producers and
-	// sinceSnapshot.
+	// mu serialises appends and guards leaderEpoch, isr, producers,
+	// sinceSnapshot and guards.
 	mu            sync.Mutex
 	leaderEpoch   int32
 	isr           []int32
 	producers     *producer.State
-	sinceSnapshot int64 // bytes appended since the last producer snapshot
+	sinceSnapshot int64                  // bytes appended since the last producer snapshot
+	guards        map[*TxnGuard]struct{} // verifications in progress (verify.go)
 
 	hw atomic.Int64
 	// firstUnstable is the first offset of the earliest open transaction,
@@ -194,6 +195,11 @@ func (p *Partition) LogEndOffset() int64 { return p.log.EndOffset() }
 // metadata is returned instead. The batch becomes durable and visible
 // asynchronously; WaitDurable waits for it. nowMs is the broker's clock.
 func (p *Partition) Append(b []byte, h batch.Header, nowMs int64) (int64, *producer.BatchMeta, error) {
+	return p.append(b, h, nowMs, nil)
+}
+
+// append is Append, and AppendVerified when g is set.
+func (p *Partition) append(b []byte, h batch.Header, nowMs int64, g *TxnGuard) (int64, *producer.BatchMeta, error) {
 	p.mu.Lock()
 	if h.Idempotent() {
 		dup, err := p.producers.Check(h)
@@ -204,6 +210,10 @@ func (p *Partition) Append(b []byte, h batch.Header, nowMs int64) (int64, *produ
 			p.mu.Unlock()
 			return 0, dup, err
 		}
+	}
+	if g != nil && !p.verifiedLocked(g) {
+		p.mu.Unlock()
+		return 0, nil, ErrTxnEnded
 	}
 	batch.SetLeaderEpoch(b, p.leaderEpoch)
 	if h.Transactional() {
@@ -311,10 +321,11 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	return p.log.StartOffset(), nil
 }
 
-// EnforceRetention deletes segments past the retention limits and
-// forgets the producer state below the new log start.
+// EnforceRetention deletes segments past the retention limits, never
+// above the high watermark, and forgets the producer state below the new
+// log start.
 func (p *Partition) EnforceRetention() (int, error) {
-	n, err := p.log.EnforceRetention()
+	n, err := p.log.EnforceRetention(p.hw.Load())
 	if err != nil || n == 0 {
 		return n, err
 	}

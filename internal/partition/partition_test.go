@@ -229,3 +229,36 @@ func TestIdempotentProducerGoesOnAfterAPurgeAndACrash(t *testing.T) {
 		t.Fatalf("the producer's next batch after a purge and a crash: %v", err)
 	}
 }
+
+// Retention deletes only segments wholly below the high watermark: a
+// segment rolled but not yet flushed stays, so the log start never
+// passes the high watermark.
+func TestRetentionStopsAtTheHighWatermark(t *testing.T) {
+	cfg := wlog.DefaultConfig()
+	cfg.SegmentBytes = 200
+	p, err := OpenWith("t", 0, t.TempDir(), cfg, 0, []int32{1}, Options{ManualFlush: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range 10 {
+		b := batch.Build(plain, []batch.Record{{Value: make([]byte, 60)}})
+		h, _ := batch.Validate(b)
+		if _, _, err := p.Append(b, h, int64(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 {
+			if err := p.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg.RetentionBytes = 0
+	p.SetConfig(cfg)
+	if _, err := p.EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if start, hw := p.LogStartOffset(), p.HighWatermark(); start > hw {
+		t.Fatalf("retention moved the log start to %d, past the high watermark %d", start, hw)
+	}
+}

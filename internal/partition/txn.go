@@ -34,6 +34,7 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 	if err == nil {
 		p.yield(AfterLogAppend)
 		p.producers.ApplyMarker(pid, epoch, commit, base, now)
+		p.endVerificationsLocked(pid)
 		p.updateFirstUnstableLocked()
 		p.sinceSnapshot += int64(len(b))
 	}

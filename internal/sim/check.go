@@ -1,0 +1,124 @@
+package sim
+
+import (
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// checkStable checks the last stable offset against the open
+// transactions of the model, counting pid's transaction as open from the
+// log end if a batch of it is being appended (inflight >= 0).
+func (r *runner) checkStable(inflight int64) error {
+	start, hw, lso := r.p.LogStartOffset(), r.p.HighWatermark(), r.p.LastStableOffset()
+	v := viewOf(r.log, start)
+	bound := hw
+	for _, t := range v.open {
+		if t.live >= 0 {
+			bound = min(bound, t.live)
+		}
+	}
+	if inflight >= 0 && v.open[inflight] == nil && r.attempt != nil {
+		bound = min(bound, max(r.attempt.base, start))
+	}
+	if lso > bound {
+		return r.failf("last stable offset %d passes an open transaction (bound %d; high watermark %d, log start %d, open %v)", lso, bound, hw, start, describeOpen(v))
+	}
+	return nil
+}
+
+func describeOpen(v view) map[int64]openTxn {
+	out := map[int64]openTxn{}
+	for pid, t := range v.open {
+		out[pid] = *t
+	}
+	return out
+}
+
+// check runs the invariants that hold between actions.
+func (r *runner) check() error {
+	p := r.p
+	start, lso, hw, end := p.LogStartOffset(), p.LastStableOffset(), p.HighWatermark(), p.LogEndOffset()
+	if !(start <= lso && lso <= hw && hw <= end) {
+		return r.failf("offsets out of order: log start %d, LSO %d, HW %d, LEO %d", start, lso, hw, end)
+	}
+	if end != lastEnd(r.log) {
+		return r.failf("log end %d, the model's %d", end, lastEnd(r.log))
+	}
+	if lso < r.lastLSO {
+		return r.failf("last stable offset moved back from %d to %d", r.lastLSO, lso)
+	}
+	r.lastLSO = lso
+	if err := r.checkStable(-1); err != nil {
+		return err
+	}
+	// The LSO lags only behind open transactions.
+	v := viewOf(r.log, start)
+	lower := hw
+	for _, t := range v.open {
+		lower = min(lower, max(t.first, start))
+	}
+	if lso < lower {
+		return r.failf("last stable offset %d held below %d with no open transaction there (open %v)", lso, lower, describeOpen(v))
+	}
+	return r.checkReadCommitted(start, lso, v)
+}
+
+// checkReadCommitted reads [start, lso) as a read_committed client does,
+// dropping the batches of the aborted transactions the partition lists,
+// and compares with the plain and committed records of the model.
+func (r *runner) checkReadCommitted(start, lso int64, v view) error {
+	got, err := r.readCommitted(start, lso)
+	if err != nil {
+		return err
+	}
+	var want []string
+	for val, st := range v.status {
+		off := v.offset[val]
+		if off >= start && off < lso && (st == plainRecord || st == committed) {
+			want = append(want, val)
+		}
+	}
+	sort.Slice(want, func(i, j int) bool { return v.offset[want[i]] < v.offset[want[j]] })
+	if !slices.Equal(got, want) {
+		return r.failf("read_committed [%d, %d) returned %s, want %s", start, lso, strings.Join(got, ","), strings.Join(want, ","))
+	}
+	return nil
+}
+
+// readCommitted is a read_committed consumer's view of [from, to).
+func (r *runner) readCommitted(from, to int64) ([]string, error) {
+	batches, err := r.scan(from, to)
+	if err != nil {
+		return nil, err
+	}
+	abortedList := r.p.AbortedTransactions(from, to)
+	sort.Slice(abortedList, func(i, j int) bool { return abortedList[i].FirstOffset < abortedList[j].FirstOffset })
+	skipping := map[int64]bool{}
+	var out []string
+	for _, b := range batches {
+		for len(abortedList) > 0 && abortedList[0].FirstOffset <= b.last {
+			skipping[abortedList[0].ProducerID] = true
+			abortedList = abortedList[1:]
+		}
+		switch {
+		case b.control:
+			if !b.commit {
+				delete(skipping, b.pid)
+			}
+			continue
+		case b.txn && skipping[b.pid]:
+			continue
+		}
+		for i, val := range b.values {
+			if b.base+int64(i) >= from {
+				out = append(out, val)
+			}
+		}
+	}
+	return out, nil
+}
