@@ -262,3 +262,29 @@ func TestRetentionStopsAtTheHighWatermark(t *testing.T) {
 		t.Fatalf("retention moved the log start to %d, past the high watermark %d", start, hw)
 	}
 }
+
+// A wait for durability asked after Close fails at once instead of
+// waiting for a flush that will never come.
+func TestWaitDurableAfterCloseFails(t *testing.T) {
+	p, err := OpenWith("t", 0, t.TempDir(), wlog.DefaultConfig(), 0, []int32{1}, Options{ManualFlush: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := batch.Build(plain, []batch.Record{{Value: []byte("a")}})
+	h, _ := batch.Validate(b)
+	base, _, err := p.Append(b, h, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.WaitDurable(base + 2):
+		if err != ErrClosed {
+			t.Fatalf("wait after close: %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a wait asked after Close never returned")
+	}
+}
