@@ -38,10 +38,12 @@ func startProc(t testing.TB, listen, dataDir string, extra ...string) *brokerPro
 	t.Cleanup(func() { p.kill() })
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
+		p.reapAfterFailedStart()
 		t.Fatalf("weir serve did not start: %v", err)
 	}
 	// "weir serving on ADDR, data in DIR"
 	if _, err := fmt.Sscanf(line, "weir serving on %s", &p.addr); err != nil {
+		p.reapAfterFailedStart()
 		t.Fatalf("unexpected first line %q", line)
 	}
 	p.addr = strings.TrimSuffix(p.addr, ",")
@@ -52,6 +54,14 @@ func startProc(t testing.TB, listen, dataDir string, extra ...string) *brokerPro
 		close(p.exited)
 	}()
 	return p
+}
+
+// reapAfterFailedStart ends and reaps a process that did not start
+// serving, so the cleanup's kill does not wait for it forever.
+func (p *brokerProc) reapAfterFailedStart() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+	close(p.exited)
 }
 
 // kill sends SIGKILL and waits until the process is reaped.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/batch"
+	"github.com/weir-broker/weir/internal/config"
+	wlog "github.com/weir-broker/weir/internal/log"
+	"github.com/weir-broker/weir/internal/partition"
+	"github.com/weir-broker/weir/pkg/weir"
 )
 
 func txnProducer(t *testing.T, addr, id string, opts ...kgo.Opt) *kgo.Client {
@@ -398,5 +403,187 @@ func TestBrokerCrashMidCommitCompletesTheTransaction(t *testing.T) {
 				t.Fatalf("transaction after restart: %+v %v", d["tx-crash-commit"], err)
 			}
 		})
+	}
+}
+
+// The broker dies in the middle of committing a transaction that carries
+// consumer offsets (AddOffsetsToTxn and TxnOffsetCommit, as a
+// consume-transform-produce loop sends). Recovery finishes the commit,
+// which writes a marker to __consumer_offsets too, so the group
+// coordinator must exist before the transaction coordinator recovers: the
+// broker restarts, the records are visible read_committed and the group's
+// offsets are committed.
+func TestBrokerCrashMidCommitWithOffsetsRestartsAndCompletes(t *testing.T) {
+	for _, point := range []string{"txn.before-markers", "txn.before-complete"} {
+		t.Run(point, func(t *testing.T) {
+			const id, grp = "tx-crash-offsets", "g-crash-offsets"
+			dir := t.TempDir()
+			p := startProc(t, "127.0.0.1:0", dir, "--unsafe-faults", point+"=exit")
+			addr := p.addr
+			createTopic(t, newAdmin(t, addr), "t", 1, nil)
+			cl := txnProducer(t, addr, id)
+			ctx := testCtx(t)
+			if err := cl.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("with-offsets")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			commitOffsetsInTxn(t, cl, id, grp, "t", 0, 42)
+			ended := make(chan error, 1)
+			go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
+			p.waitExit() // the fault ends the broker mid-commit
+			p = startProc(t, addr, dir)
+			if err := <-ended; err != nil {
+				t.Fatalf("EndTransaction across the crash: %v", err)
+			}
+			if rc := readAll(t, addr, "t", true); count(rc, "with-offsets") != 1 {
+				t.Fatalf("read_committed saw %v", rc)
+			}
+			adm := newAdmin(t, addr)
+			offs, err := adm.FetchOffsets(ctx, grp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o, ok := offs.Lookup("t", 0); !ok || o.Err != nil || o.At != 42 {
+				t.Fatalf("group offset for t-0 after restart: %+v (found %v), want 42", o, ok)
+			}
+		})
+	}
+}
+
+// commitOffsetsInTxn adds group's offsets to cl's open transaction
+// (AddOffsetsToTxn) and commits offset for topic-partition in it
+// (TxnOffsetCommit), as a consume-transform-produce loop does.
+func commitOffsetsInTxn(t *testing.T, cl *kgo.Client, id, grp, topic string, partition int32, offset int64) {
+	t.Helper()
+	ctx := testCtx(t)
+	pid, epoch, err := cl.ProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = id, pid, epoch, grp
+	addResp, err := add.RequestWith(ctx, cl)
+	if err != nil || addResp.ErrorCode != 0 {
+		t.Fatalf("AddOffsetsToTxn: %v %+v", err, addResp)
+	}
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch = id, grp, pid, epoch
+	commit.Generation = -1 // not a member: a standalone commit
+	ct := kmsg.NewTxnOffsetCommitRequestTopic()
+	ct.Topic = topic
+	cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	cp.Partition, cp.Offset = partition, offset
+	ct.Partitions = append(ct.Partitions, cp)
+	commit.Topics = append(commit.Topics, ct)
+	commitResp, err := commit.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("TxnOffsetCommit: %v", err)
+	}
+	for _, rt := range commitResp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				t.Fatalf("TxnOffsetCommit %s-%d: error %d", rt.Topic, rp.Partition, rp.ErrorCode)
+			}
+		}
+	}
+}
+
+// A transaction carrying consumer offsets is still open when the broker
+// stops, and has timed out by the time it starts again. The transaction
+// ticker, firing right after the restart, aborts it, which writes a
+// marker to __consumer_offsets through the group coordinator: the ticker
+// must not start before that coordinator exists (a nil dereference, or a
+// data race the race detector reports). The abort drops the offsets and
+// the records.
+func TestTimedOutTransactionWithOffsetsIsAbortedRightAfterRestart(t *testing.T) {
+	const id, grp = "tx-timeout-offsets", "g-timeout-offsets"
+	dir := t.TempDir()
+	b := startBrokerIn(t, dir, nil)
+	createTopic(t, newAdmin(t, b.Addr()), "t", 1, nil)
+	// Timed out as soon as it begins; the default cleanup interval keeps
+	// this first broker from aborting it.
+	cl := txnProducer(t, b.Addr(), id, kgo.TransactionTimeout(time.Millisecond))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("timed-out")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	commitOffsetsInTxn(t, cl, id, grp, "t", 0, 42)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = startBrokerIn(t, dir, map[string]string{"transaction.abort.timed.out.transaction.cleanup.interval.ms": "1"})
+	adm := newAdmin(t, b.Addr())
+	ctx := testCtx(t)
+	for {
+		d, err := adm.DescribeTransactions(ctx, id)
+		if err == nil && d[id].State == "CompleteAbort" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("transaction after restart: %+v %v", d[id], err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	offs, err := adm.FetchOffsets(ctx, grp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup("t", 0); ok && o.At >= 0 {
+		t.Fatalf("aborted transaction's offset committed: %+v", o)
+	}
+	if rc := readAll(t, b.Addr(), "t", true); count(rc, "timed-out") != 0 {
+		t.Fatalf("read_committed saw %v", rc)
+	}
+}
+
+// A broker whose __transaction_state holds a record it cannot read
+// refuses to start with an error; undoing the half-built broker must not
+// itself crash on the parts not built yet.
+func TestUnreadableTransactionStateFailsTheStartWithAnError(t *testing.T) {
+	dir := t.TempDir()
+	settings := map[string]string{"transaction.state.log.num.partitions": "1"}
+	b := startBrokerIn(t, dir, settings)
+	createTopic(t, newAdmin(t, b.Addr()), "t", 1, nil)
+	if err := runTxn(t, txnProducer(t, b.Addr(), "tx-unreadable"), "x", 1, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	part, err := partition.Open("__transaction_state", 0, filepath.Join(dir, "__transaction_state-0"), wlog.DefaultConfig(), 0, []int32{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := batch.Build(batch.Spec{Timestamp: time.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
+		[]batch.Record{{Key: []byte("tx-unreadable"), Value: []byte("not a transaction")}})
+	h, err := batch.ParseHeader(garbage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _, err := part.Append(garbage, h, time.Now().UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-part.WaitDurable(base + 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := part.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := config.NewBroker()
+	for k, v := range settings {
+		if err := s.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err := weir.Start(testCtx(t), weir.Config{DataDir: dir, Broker: s}); err == nil {
+		b.Close()
+		t.Fatal("started on an unreadable __transaction_state")
+	} else {
+		t.Logf("start refused: %v", err)
 	}
 }

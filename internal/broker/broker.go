@@ -134,32 +134,40 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, openErr
 	}
 	ctrl.SetListener(b.apply)
-	b.txns = newTxnDriver(b)
-	if _, err := b.txns.coordinator(false); err != nil {
-		b.Close()
-		return nil, err
-	}
-	b.wg.Add(1)
-	go b.txnTicker()
-	b.wg.Add(2)
-	go b.housekeeping()
-	go b.cleanerLoop()
+	// Dependency order: the transaction coordinator's recovery finishes
+	// transactions left in PrepareCommit or PrepareAbort, and their
+	// markers go to __consumer_offsets through the group coordinator too,
+	// so the groups are loaded first. The background loops start last,
+	// once everything they read exists.
 	b.groups = newGroupCoordinator(b)
 	if _, err := b.groups.load(false); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("load consumer groups: %w", err)
 	}
+	b.txns = newTxnDriver(b)
+	if _, err := b.txns.coordinator(false); err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.wg.Add(3)
+	go b.txnTicker()
+	go b.housekeeping()
+	go b.cleanerLoop()
 	return b, nil
 }
 
 // SetAdvertised sets the address Metadata returns for this node.
 func (b *Broker) SetAdvertised(host string, port int32) { b.advHost, b.advPort = host, port }
 
-// Close stops background work and closes every partition cleanly.
+// Close stops background work and closes every partition cleanly. It is
+// also how Open undoes a start that failed part way, so it copes with
+// the parts not built yet.
 func (b *Broker) Close() error {
 	close(b.stop)
 	b.wg.Wait()
-	b.groups.close()
+	if b.groups != nil {
+		b.groups.close()
+	}
 	b.closePartitions()
 	return b.ctrl.Close()
 }
