@@ -587,3 +587,85 @@ func TestUnreadableTransactionStateFailsTheStartWithAnError(t *testing.T) {
 		t.Logf("start refused: %v", err)
 	}
 }
+
+// listOffset asks for the offset of timestamp (or -3, the record with the
+// largest timestamp) in t-0 at an isolation level (1: read_committed).
+func listOffset(t *testing.T, cl *kgo.Client, timestamp int64, isolation int8) (offset, ts int64) {
+	t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.IsolationLevel = isolation
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "t"
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp = 0, timestamp
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		t.Fatalf("ListOffsets %d: error %d", timestamp, p.ErrorCode)
+	}
+	return p.Offset, p.Timestamp
+}
+
+// Under read_committed, ListOffsets by timestamp and for the largest
+// timestamp (-3) answers only below the last stable offset, as a
+// read_committed fetch reads: an offset in or after an open transaction
+// is not answered (-1) until the transaction ends.
+func TestListOffsetsByTimestampReadCommittedStopsAtTheLastStableOffset(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	createTopic(t, newAdmin(t, b.Addr()), "t", 1, nil)
+	ctx := testCtx(t)
+	plain := newClient(t, b.Addr(), kgo.DefaultProduceTopic("t"))
+	produceAt := func(cl *kgo.Client, ms int64) {
+		t.Helper()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v"), Timestamp: time.UnixMilli(ms)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produceAt(plain, 1000) // offset 0
+	produceAt(plain, 2000) // offset 1
+	txn := txnProducer(t, b.Addr(), "tx-list-offsets")
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceAt(txn, 3000)   // offset 2, open: the last stable offset stays at 2
+	produceAt(plain, 4000) // offset 3, after the open transaction
+
+	for _, c := range []struct {
+		timestamp              int64
+		committed, uncommitted int64
+	}{
+		{1500, 1, 1},
+		{2500, -1, 2},
+		{3500, -1, 3},
+		{-3, -1, 3},
+	} {
+		if off, _ := listOffset(t, plain, c.timestamp, 1); off != c.committed {
+			t.Errorf("timestamp %d read_committed: offset %d, want %d", c.timestamp, off, c.committed)
+		}
+		if off, _ := listOffset(t, plain, c.timestamp, 0); off != c.uncommitted {
+			t.Errorf("timestamp %d read_uncommitted: offset %d, want %d", c.timestamp, off, c.uncommitted)
+		}
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	// The marker follows the EndTxn answer: wait for it to move the last
+	// stable offset past the transaction.
+	for {
+		if off, _ := listOffset(t, plain, -1, 1); off == 5 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the last stable offset did not pass the committed transaction")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if off, ts := listOffset(t, plain, 2500, 1); off != 2 || ts != 3000 {
+		t.Fatalf("timestamp 2500 read_committed after the commit: offset %d timestamp %d, want 2 at 3000", off, ts)
+	}
+}

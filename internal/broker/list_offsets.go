@@ -4,8 +4,10 @@ package broker
 // watermark (or the last stable offset under read_committed, v2+), -3 the
 // record with the largest timestamp (v7+, KIP-734), -4 the earliest local
 // offset (v8+; the log start offset, as nothing is tiered); any other
-// timestamp finds the first offset at or after it. v4+ returns the leader
-// epoch and checks the current one.
+// timestamp finds the first offset at or after it. Answers for -3 and for
+// a timestamp lie below the high watermark, or below the last stable
+// offset under read_committed; none is found (-1) otherwise. v4+ returns
+// the leader epoch and checks the current one.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,17 +35,20 @@ func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				continue
 			}
 			rp.LeaderEpoch = part.LeaderEpoch()
+			// What a fetch at this isolation level may read: answers at
+			// or past it would point into records the client cannot see.
+			visible := part.HighWatermark()
+			if req.IsolationLevel == 1 {
+				visible = part.LastStableOffset()
+			}
 			switch p.Timestamp {
 			case -2, -4:
 				rp.Offset = part.LogStartOffset()
 			case -1:
-				rp.Offset = part.HighWatermark()
-				if req.IsolationLevel == 1 {
-					rp.Offset = part.LastStableOffset()
-				}
+				rp.Offset = visible
 			case -3:
 				rp.Offset, rp.Timestamp = part.MaxTimestamp()
-				if rp.Offset >= part.HighWatermark() {
+				if rp.Offset >= visible {
 					rp.Offset, rp.Timestamp = -1, -1
 				}
 			default:
@@ -51,7 +56,7 @@ func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 					rp.ErrorCode = kerr.InvalidRequest.Code
 					break
 				}
-				if off, ts, ok := part.OffsetForTimestamp(p.Timestamp); ok && off < part.HighWatermark() {
+				if off, ts, ok := part.OffsetForTimestamp(p.Timestamp); ok && off < visible {
 					rp.Offset, rp.Timestamp = off, ts
 				}
 			}
