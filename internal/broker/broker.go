@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -61,6 +62,10 @@ type Broker struct {
 	txns *txnDriver
 
 	groups *groupCoordinator // the group coordinator's shards (groups.go)
+
+	// afterFetchRead, set only by tests, runs after a fetch's first read
+	// of its partitions.
+	afterFetchRead atomic.Pointer[func()]
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -93,6 +93,9 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBu
 	readCommitted := req.IsolationLevel == 1
 
 	got := b.readTargets(targets, maxBytes, readCommitted, bufs)
+	if f := b.afterFetchRead.Load(); f != nil {
+		(*f)()
+	}
 	if hasError || got >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || len(targets) == 0 {
 		return resp
 	}
@@ -111,6 +114,10 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBu
 			t.part.Unwatch(wake)
 		}
 	}()
+	// A high watermark that moved between the read above and the
+	// watches woke nobody: read again, now that every later move wakes
+	// this fetch, before sleeping.
+	got = b.readTargets(targets, maxBytes, readCommitted, bufs)
 	timer := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	defer timer.Stop()
 	for got < int(req.MinBytes) {
