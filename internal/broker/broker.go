@@ -66,6 +66,9 @@ type Broker struct {
 	// afterFetchRead, set only by tests, runs after a fetch's first read
 	// of its partitions.
 	afterFetchRead atomic.Pointer[func()]
+	// beforeProducePartition, set only by tests, runs before each
+	// partition of a produce request is looked up.
+	beforeProducePartition atomic.Pointer[func(topic string, partition int32)]
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -90,16 +93,6 @@ func (b *Broker) resolveSettings(overrides map[string]string, internal bool) *to
 	return &topicSettings{maxMessageBytes: n, logAppendTime: tc["message.timestamp.type"] == "LogAppendTime", internal: internal}
 }
 
-// topicSettings returns a topic's produce settings; nil for an unknown
-// topic, whose partitions the produce path will not find either.
-func (b *Broker) topicSettings(topic string) *topicSettings {
-	b.pmu.RLock()
-	defer b.pmu.RUnlock()
-	if t := b.topics[topic]; t != nil {
-		return t.settings
-	}
-	return nil
-}
 
 // Open starts a broker on dataDir: replays the metadata log, opens every
 // partition (recovering its log) and removes directories of topics that no
@@ -355,6 +348,20 @@ func (b *Broker) partition(topic string, index int32) (*partition.Partition, *ke
 		return nil, kerr.UnknownTopicOrPartition
 	}
 	return t.parts[index], nil
+}
+
+// partitionAndSettings finds a partition this node leads together with
+// its topic's produce settings, in one look-up: looked up apart, a topic
+// created, deleted or recreated in between pairs a partition with another
+// topic's settings, or with none.
+func (b *Broker) partitionAndSettings(topic string, index int32) (*partition.Partition, *topicSettings, *kerr.Error) {
+	b.pmu.RLock()
+	defer b.pmu.RUnlock()
+	t := b.topics[topic]
+	if t == nil || index < 0 || int(index) >= len(t.parts) {
+		return nil, nil, kerr.UnknownTopicOrPartition
+	}
+	return t.parts[index], t.settings, nil
 }
 
 // topicName resolves a topic id (Fetch v13+).

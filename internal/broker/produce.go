@@ -55,12 +55,14 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 		*rt = kmsg.NewProduceResponseTopic()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
-		settings := b.topicSettings(t.Topic)
 		for j, p := range t.Partitions {
 			rp := &rt.Partitions[j]
 			*rp = kmsg.NewProduceResponseTopicPartition()
 			rp.Partition = p.Partition
-			part, end, err := b.produceOne(t.Topic, settings, p, rp, nowMs)
+			if f := b.beforeProducePartition.Load(); f != nil {
+				(*f)(t.Topic, p.Partition)
+			}
+			part, end, err := b.produceOne(t.Topic, p, rp, nowMs)
 			if err != nil {
 				failed = true
 				rp.ErrorCode = errCode(err)
@@ -107,8 +109,8 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 // produceOne validates and appends one partition's batch, filling in the
 // response's offsets, and returns the partition and the offset after the
 // batch (what acks=all waits for).
-func (b *Broker) produceOne(topic string, cfg *topicSettings, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (*partition.Partition, int64, error) {
-	part, kerrc := b.partition(topic, p.Partition)
+func (b *Broker) produceOne(topic string, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (*partition.Partition, int64, error) {
+	part, cfg, kerrc := b.partitionAndSettings(topic, p.Partition)
 	if kerrc != nil {
 		return nil, 0, kerrc
 	}
