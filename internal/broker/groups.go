@@ -52,6 +52,9 @@ type groupShard struct {
 	waiting map[uint64]chan kmsg.Response
 	timer   *time.Timer
 	closed  bool
+	// guard is the verification of the TxnOffsetCommit being stepped
+	// (stepVerified), which its transactional append must pass.
+	guard *partition.TxnGuard
 }
 
 func newGroupCoordinator(b *Broker) *groupCoordinator {
@@ -231,7 +234,14 @@ func (s *groupShard) close() {
 
 // step hands a request to the shard; the channel yields its response, or
 // is closed if the coordinator shuts down first.
-func (s *groupShard) step(in group.Input) <-chan kmsg.Response {
+func (s *groupShard) step(in group.Input) <-chan kmsg.Response { return s.stepVerified(in, nil) }
+
+// stepVerified is step for a TxnOffsetCommit the transaction coordinator
+// confirmed after guard was taken on the shard's partition: the shard
+// writes the offsets while it steps, and the write is refused
+// (INVALID_TXN_STATE) if the transaction's marker reached the partition
+// since guard was taken.
+func (s *groupShard) stepVerified(in group.Input, guard *partition.TxnGuard) <-chan kmsg.Response {
 	ch := make(chan kmsg.Response, 1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -242,7 +252,9 @@ func (s *groupShard) step(in group.Input) <-chan kmsg.Response {
 	s.token++
 	in.Token = s.token
 	s.waiting[in.Token] = ch
+	s.guard = guard
 	s.applyLocked(s.m.Step(nowMs(), in))
+	s.guard = nil
 	return ch
 }
 
@@ -296,7 +308,11 @@ func (s *groupShard) appendLocked(a group.Append) {
 	b := batch.Build(spec, recs)
 	h, err := batch.ParseHeader(b)
 	var base int64
-	if err == nil {
+	switch {
+	case err != nil:
+	case a.Txn != nil:
+		base, _, err = s.part.AppendVerified(b, h, now, s.guard)
+	default:
 		base, _, err = s.part.Append(b, h, now)
 	}
 	if err != nil {

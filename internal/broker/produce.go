@@ -23,6 +23,7 @@ import (
 	"github.com/weir-broker/weir/internal/partition"
 	"github.com/weir-broker/weir/internal/producer"
 	"github.com/weir-broker/weir/internal/server"
+	"github.com/weir-broker/weir/internal/txn"
 )
 
 // durableWait is one acks=all partition waiting to become durable.
@@ -124,6 +125,7 @@ func (b *Broker) appendBatch(part *partition.Partition, topic string, cfg *topic
 		return 0, wrap(kerr.InvalidTopicException, errors.New("clients cannot produce to an internal topic"))
 	}
 	h, err := batch.Validate(p.Records)
+	var guard *partition.TxnGuard
 	switch {
 	case errors.Is(err, batch.ErrUnsupportedMagic):
 		return 0, wrap(kerr.UnsupportedForMessageFormat, err)
@@ -138,20 +140,32 @@ func (b *Broker) appendBatch(part *partition.Partition, topic string, cfg *topic
 	case h.Transactional() && !h.Idempotent():
 		return 0, wrap(kerr.InvalidRecord, errors.New("transactional batch without a producer id"))
 	case h.Transactional():
+		// KIP-890: the guard, taken before the coordinator is asked,
+		// refuses the append if the transaction's marker is written to
+		// the partition between the coordinator's answer and the append.
+		guard = part.BeginVerification(h.ProducerID)
+		defer part.EndVerification(guard)
 		if err := b.verifyTxnBatch(topic, p.Partition, h); err != nil {
 			return 0, err
 		}
+		b.txns.verified(txn.TopicPartition{Topic: topic, Partition: p.Partition})
 	}
 	rp.LogAppendTime = -1
 	if cfg.logAppendTime {
 		batch.SetLogAppendTime(p.Records, nowMs)
 		rp.LogAppendTime = nowMs
 	}
-	base, dup, err := part.Append(p.Records, h, nowMs)
+	var base int64
+	var dup *producer.BatchMeta
+	if guard != nil {
+		base, dup, err = part.AppendVerified(p.Records, h, nowMs, guard)
+	} else {
+		base, dup, err = part.Append(p.Records, h, nowMs)
+	}
 	switch {
 	case errors.Is(err, batch.ErrCorrupt):
 		return 0, wrap(kerr.CorruptMessage, err)
-	case errors.Is(err, producer.ErrFenced), errors.Is(err, producer.ErrOutOfOrder):
+	case errors.Is(err, producer.ErrFenced), errors.Is(err, producer.ErrOutOfOrder), errors.Is(err, partition.ErrTxnEnded):
 		return 0, err
 	case err != nil:
 		return 0, wrap(kerr.KafkaStorageError, err)

@@ -8,6 +8,14 @@ package broker
 // transaction; TxnOffsetCommit v0-3 is served by the group coordinator
 // once the coordinator confirms the group is in the producer's open
 // transaction.
+//
+// That confirmation, and the one for each transactional produce, is
+// taken under a verification guard of the partition written to
+// (internal/partition/verify.go), so a marker written between the
+// confirmation and the append refuses the write (INVALID_TXN_STATE).
+// While the previous transaction of an id is being completed,
+// AddPartitionsToTxn, AddOffsetsToTxn and EndTxn wait for it for up to a
+// second, then answer CONCURRENT_TRANSACTIONS.
 
 import (
 	"context"
@@ -16,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-broker/weir/internal/group"
 	"github.com/weir-broker/weir/internal/server"
 	"github.com/weir-broker/weir/internal/txn"
 )
@@ -121,16 +130,32 @@ func (b *Broker) handleAddOffsetsToTxn(req *kmsg.AddOffsetsToTxnRequest) kmsg.Re
 	return resp
 }
 
+// handleTxnOffsetCommit confirms with the coordinator that the group is
+// in the producer's open transaction, then has the group's shard write
+// the offsets. As for produce (KIP-890), a guard taken on the group's
+// partition before the coordinator is asked refuses the write if the
+// transaction's marker reaches that partition in between.
 func (b *Broker) handleTxnOffsetCommit(ctx context.Context, c *server.Conn, req *kmsg.TxnOffsetCommitRequest) server.Reply {
 	tc, code := b.coordinatorFor()
+	var s *groupShard
 	if code == 0 {
-		code = errCode(tc.GroupInTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group))
+		var err error
+		if s, err = b.groups.shardFor(req.Group, true); err != nil || s == nil {
+			code = kerr.CoordinatorNotAvailable.Code
+		}
 	}
 	if code != 0 {
 		resp := txnOffsetCommitError(req, code)
 		return func() (kmsg.Response, error) { return resp, nil }
 	}
-	return b.stepGroup(ctx, c, req.Group, true, req)
+	guard := s.part.BeginVerification(req.ProducerID)
+	defer s.part.EndVerification(guard)
+	if code := errCode(tc.GroupInTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)); code != 0 {
+		resp := txnOffsetCommitError(req, code)
+		return func() (kmsg.Response, error) { return resp, nil }
+	}
+	b.txns.verified(txn.TopicPartition{Topic: s.part.Topic, Partition: s.part.Index})
+	return awaitResponse(ctx, s.stepVerified(group.Input{ClientID: c.ClientID, ClientHost: clientHost(c), Req: req}, guard))
 }
 
 // txnOffsetCommitError answers every partition of req with code.

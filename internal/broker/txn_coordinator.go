@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -34,6 +35,17 @@ type txnDriver struct {
 	c      *txn.Coordinator
 	mu     sync.Mutex
 	loaded bool
+	// afterVerify, set only by tests, runs once the coordinator has
+	// confirmed a transactional write to tp and before it is appended.
+	afterVerify atomic.Pointer[func(tp txn.TopicPartition)]
+}
+
+// verified runs the test hook, if any, for a write the coordinator
+// confirmed.
+func (d *txnDriver) verified(tp txn.TopicPartition) {
+	if f := d.afterVerify.Load(); f != nil {
+		(*f)(tp)
+	}
 }
 
 // newTxnDriver builds the driver; the coordinator is closed when the

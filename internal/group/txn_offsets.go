@@ -10,6 +10,7 @@ package group
 // the same happens from the stored batches and markers.
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -87,7 +88,13 @@ func (s *Shard) txnCommitOffsets(nowMs int64, in Input, req *kmsg.TxnOffsetCommi
 	s.appendAs(&TxnProducer{ID: pid, Epoch: req.ProducerEpoch}, recs, func(_ int64, err error) {
 		g.inflight--
 		if err != nil {
-			answer(all(kerr.CoordinatorNotAvailable.Code))
+			code := kerr.CoordinatorNotAvailable.Code
+			if errors.Is(err, kerr.InvalidTxnState) {
+				// The transaction ended (its marker reached the partition)
+				// after the coordinator confirmed the group was in it.
+				code = kerr.InvalidTxnState.Code
+			}
+			answer(all(code))
 			return
 		}
 		g.addTxnOffsets(pid, offs)
