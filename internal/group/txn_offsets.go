@@ -119,8 +119,18 @@ func (g *group) addTxnOffsets(pid int64, offs map[topicPartition]offset) {
 // CompleteTxn ends producer pid's pending transactional offsets in every
 // group of the shard: with commit they become the groups' offsets, else
 // they are dropped. The driver calls it once the marker is durable.
+//
+// An append made before the call may have been written before the marker
+// and yet not be reported durable yet (the driver awaits each on its own
+// goroutine); the outcome waits for every such append so that it covers
+// their offsets too, which would otherwise stay pending until the
+// producer's next marker and take its outcome.
 func (s *Shard) CompleteTxn(nowMs int64, pid int64, commit bool) Ready {
-	s.completeTxn(pid, commit)
+	if len(s.inflight) == 0 {
+		s.completeTxn(pid, commit)
+		return s.ready()
+	}
+	s.inflight = append(s.inflight, &inflightAppend{done: true, onDone: func(int64, error) { s.completeTxn(pid, commit) }})
 	return s.ready()
 }
 
