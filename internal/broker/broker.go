@@ -93,7 +93,6 @@ func (b *Broker) resolveSettings(overrides map[string]string, internal bool) *to
 	return &topicSettings{maxMessageBytes: n, logAppendTime: tc["message.timestamp.type"] == "LogAppendTime", internal: internal}
 }
 
-
 // Open starts a broker on dataDir: replays the metadata log, opens every
 // partition (recovering its log) and removes directories of topics that no
 // longer exist.

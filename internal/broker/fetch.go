@@ -169,7 +169,14 @@ func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted 
 			continue
 		}
 		buf := bufs.get()
-		data, err := p.ReadInto(*buf, t.req.FetchOffset, limit, max(room, 1))
+		var data []byte
+		var aborted []kmsg.FetchResponseTopicPartitionAbortedTransaction
+		var err error
+		if readCommitted {
+			data, aborted, err = p.ReadCommittedInto(*buf, t.req.FetchOffset, limit, max(room, 1))
+		} else {
+			data, err = p.ReadInto(*buf, t.req.FetchOffset, limit, max(room, 1))
+		}
 		bufs.hold(buf, data)
 		switch {
 		case errors.Is(err, wlog.ErrOffsetOutOfRange):
@@ -189,7 +196,7 @@ func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted 
 		}
 		if readCommitted {
 			// Not null: a read_committed client expects the list.
-			op.AbortedTransactions = p.AbortedTransactions(t.req.FetchOffset, limit)
+			op.AbortedTransactions = aborted
 		}
 	}
 	return total

@@ -12,6 +12,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,13 +49,27 @@ type Partition struct {
 	sinceSnapshot int64                  // bytes appended since the last producer snapshot
 	guards        map[*TxnGuard]struct{} // verifications in progress (verify.go)
 
+	// snapMu serialises producer snapshots; it is taken before mu and
+	// held across the snapshot's write, which no request waits for.
+	snapMu sync.Mutex
+
 	hw atomic.Int64
-	// firstUnstable is the first offset of the earliest open transaction,
-	// or noOpenTxn; written under mu, read without it.
+	// firstUnstable is the first offset of the earliest transaction that
+	// is open or whose marker is not yet durable, or noOpenTxn; written
+	// under wmu (see publishFirstUnstableLocked), read without a lock.
 	firstUnstable atomic.Int64
 
-	// wmu guards the waiting lists and the sticky flush error.
-	wmu      sync.Mutex
+	// wmu guards the waiting lists, the sticky flush error, openFirst
+	// and ending. Lock order: mu before wmu.
+	wmu sync.Mutex
+	// openFirst is the first offset of the earliest open transaction in
+	// the producer state, or noOpenTxn.
+	openFirst int64
+	// ending lists transactions whose marker is in the log but not yet
+	// durable: the last stable offset stays at their first offset until
+	// the high watermark passes the marker, so a crash that takes the
+	// marker can never take back what read_committed readers were shown.
+	ending   []endingTxn
 	waiters  []waiter // appends waiting to be durable
 	watchers map[chan<- struct{}]struct{}
 	flushErr error
@@ -63,6 +78,11 @@ type Partition struct {
 	flushCh chan struct{}
 	closing chan struct{}
 	done    chan struct{}
+}
+
+type endingTxn struct {
+	first     int64 // the transaction's first offset
+	markerEnd int64 // the offset after its marker
 }
 
 type waiter struct {
@@ -131,6 +151,7 @@ func OpenWith(topic string, index int32, dir string, cfg wlog.Config, leaderEpoc
 		leaderEpoch: leaderEpoch, isr: isr,
 		producers: producer.NewState(),
 		watchers:  make(map[chan<- struct{}]struct{}),
+		openFirst: noOpenTxn,
 		flushCh:   make(chan struct{}, 1),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
@@ -220,7 +241,11 @@ func (p *Partition) append(b []byte, h batch.Header, nowMs int64, g *TxnGuard) (
 		// The flusher moves the high watermark without p.mu, so a
 		// transaction's first offset is published before its first batch
 		// is in the log: the last stable offset never passes it.
-		p.firstUnstable.Store(min(p.firstUnstable.Load(), p.log.EndOffset()))
+		end := p.log.EndOffset()
+		p.wmu.Lock()
+		p.openFirst = min(p.openFirst, end)
+		p.publishFirstUnstableLocked()
+		p.wmu.Unlock()
 	}
 	base, err := p.log.Append(b)
 	if err == nil {
@@ -425,6 +450,10 @@ func (p *Partition) advance(flushed int64, err error) {
 		return
 	}
 	p.hw.Store(flushed)
+	if len(p.ending) > 0 {
+		p.ending = slices.DeleteFunc(p.ending, func(t endingTxn) bool { return t.markerEnd <= flushed })
+		p.publishFirstUnstableLocked()
+	}
 	n := 0
 	for _, w := range p.waiters {
 		if w.offset <= flushed {

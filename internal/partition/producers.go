@@ -66,6 +66,11 @@ func (p *Partition) snapshotDue() bool {
 // the log is synced up to that end before the snapshot is written, so a
 // snapshot never describes batches a crash could take back.
 func (p *Partition) snapshotProducers() error {
+	// One snapshot at a time (the flusher's and the one a move of the log
+	// start writes share a file name when nothing was appended between),
+	// each taken and written in the order they were asked for.
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
 	p.mu.Lock()
 	snap := producer.Snapshot{
 		Offset:  p.log.EndOffset(),

@@ -4,6 +4,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/batch"
+	wlog "github.com/weir-broker/weir/internal/log"
+	"github.com/weir-broker/weir/internal/producer"
 )
 
 // AppendMarker writes the COMMIT or ABORT marker of producer pid's
@@ -33,6 +35,13 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 	base, err := p.log.Append(b)
 	if err == nil {
 		p.yield(AfterLogAppend)
+		if first, ok := p.producers.OpenTxnFirstOffset(pid); ok {
+			p.wmu.Lock()
+			if base+1 > p.hw.Load() {
+				p.ending = append(p.ending, endingTxn{first: first, markerEnd: base + 1})
+			}
+			p.wmu.Unlock()
+		}
 		p.producers.ApplyMarker(pid, epoch, commit, base, now)
 		p.endVerificationsLocked(pid)
 		p.updateFirstUnstableLocked()
@@ -50,11 +59,46 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 // the producer state changed. p.mu is held (or the partition is not yet
 // shared).
 func (p *Partition) updateFirstUnstableLocked() {
+	open := int64(noOpenTxn)
 	if off, ok := p.producers.FirstUnstableOffset(); ok {
-		p.firstUnstable.Store(off)
-		return
+		open = off
 	}
-	p.firstUnstable.Store(noOpenTxn)
+	p.wmu.Lock()
+	p.openFirst = open
+	p.publishFirstUnstableLocked()
+	p.wmu.Unlock()
+}
+
+// publishFirstUnstableLocked publishes the first offset of the earliest
+// transaction open or ending. p.wmu is held.
+func (p *Partition) publishFirstUnstableLocked() {
+	first := p.openFirst
+	for _, t := range p.ending {
+		first = min(first, t.first)
+	}
+	p.firstUnstable.Store(first)
+}
+
+// ReadCommittedInto is ReadInto for a read_committed fetch: the batches
+// from offset up to limit (the last stable offset) and the aborted
+// transactions the client needs to drop those of them that were aborted.
+// The two describe the same log: if the log start passed offset while
+// the batches were read, the aborted transactions below it may be
+// forgotten already, and the read is answered ErrOffsetOutOfRange, as a
+// fetch below the log start is.
+func (p *Partition) ReadCommittedInto(buf []byte, offset, limit int64, maxBytes int) ([]byte, []kmsg.FetchResponseTopicPartitionAbortedTransaction, error) {
+	data, err := p.log.ReadInto(buf, offset, limit, maxBytes)
+	if err != nil {
+		return data, nil, err
+	}
+	p.mu.Lock()
+	aborted := p.producers.AbortedIn(offset, limit)
+	start := p.log.StartOffset()
+	p.mu.Unlock()
+	if start > offset {
+		return data[:0], nil, wlog.ErrOffsetOutOfRange
+	}
+	return data, abortedList(aborted), nil
 }
 
 // AbortedTransactions lists the aborted transactions a read_committed
@@ -63,6 +107,10 @@ func (p *Partition) AbortedTransactions(from, to int64) []kmsg.FetchResponseTopi
 	p.mu.Lock()
 	aborted := p.producers.AbortedIn(from, to)
 	p.mu.Unlock()
+	return abortedList(aborted)
+}
+
+func abortedList(aborted []producer.AbortedTxn) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
 	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(aborted))
 	for i, a := range aborted {
 		out[i] = kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset}

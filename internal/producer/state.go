@@ -274,6 +274,15 @@ func (s *State) ApplyMarker(pid int64, epoch int16, commit bool, offset, nowMs i
 	e.LastUpdateMs = nowMs
 }
 
+// OpenTxnFirstOffset is the first offset of producer pid's open
+// transaction; ok is false when none is open.
+func (s *State) OpenTxnFirstOffset(pid int64) (offset int64, ok bool) {
+	if e, found := s.entries[pid]; found && e.InTxn {
+		return e.TxnFirstOffset, true
+	}
+	return 0, false
+}
+
 // FirstUnstableOffset is the first offset of the earliest open
 // transaction; ok is false when none is open.
 func (s *State) FirstUnstableOffset() (offset int64, ok bool) {

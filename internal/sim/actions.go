@@ -56,7 +56,7 @@ func (a action) String() string {
 	case actRetry:
 		s += fmt.Sprintf(" pid=%d back=%d", a.pid, a.back)
 	case actEnd:
-		s += fmt.Sprintf(" pid=%d commit=%v", a.pid, a.commit)
+		s += fmt.Sprintf(" pid=%d commit=%v durable-now=%v", a.pid, a.commit, a.frac < 0.5)
 	case actDelete, actRetention:
 		s += fmt.Sprintf(" frac=%.2f", a.frac)
 	case actCrash:
@@ -98,7 +98,7 @@ func generate(seed uint64, n int) []action {
 			a.commit = rng.IntN(3) > 0
 		}
 		switch k {
-		case actPlain, actIdem, actRetry, actTxn, actEnd:
+		case actPlain, actIdem, actRetry, actTxn, actEnd, actDelete, actRetention:
 			a.syncMid = rng.IntN(3) == 0
 		}
 		if k != actCrash && rng.IntN(12) == 0 {

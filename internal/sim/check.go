@@ -6,13 +6,16 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/weir-broker/weir/internal/partition"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// checkStable checks the last stable offset against the open
-// transactions of the model, counting pid's transaction as open from the
-// log end if a batch of it is being appended (inflight >= 0).
+// checkStable checks the last stable offset against the transactions of
+// the model that are open or whose marker is not yet durable, counting
+// pid's transaction as open from the log end if a batch of it is being
+// appended (inflight >= 0).
 func (r *runner) checkStable(inflight int64) error {
 	start, hw, lso := r.p.LogStartOffset(), r.p.HighWatermark(), r.p.LastStableOffset()
 	v := viewOf(r.log, start)
@@ -20,6 +23,15 @@ func (r *runner) checkStable(inflight int64) error {
 	for _, t := range v.open {
 		if t.live >= 0 {
 			bound = min(bound, t.live)
+		}
+	}
+	for pid := range r.decided {
+		// A transaction whose marker is not durable yet could be
+		// reopened by a crash: it holds the LSO like an open one.
+		if end := r.markerEnd[pid]; end > hw {
+			if t, ok := v.ended[end-1]; ok && t.live >= 0 {
+				bound = min(bound, t.live)
+			}
 		}
 	}
 	if inflight >= 0 && v.open[inflight] == nil && r.attempt != nil {
@@ -62,6 +74,14 @@ func (r *runner) check() error {
 	for _, t := range v.open {
 		lower = min(lower, max(t.first, start))
 	}
+	for pid := range r.decided {
+		// A transaction whose marker is not durable yet holds the LSO.
+		if end := r.markerEnd[pid]; end > hw {
+			if t, ok := v.ended[end-1]; ok {
+				lower = min(lower, max(t.first, start))
+			}
+		}
+	}
 	if lso < lower {
 		return r.failf("last stable offset %d held below %d with no open transaction there (open %v)", lso, lower, describeOpen(v))
 	}
@@ -92,11 +112,16 @@ func (r *runner) checkReadCommitted(start, lso int64, v view) error {
 
 // readCommitted is a read_committed consumer's view of [from, to).
 func (r *runner) readCommitted(from, to int64) ([]string, error) {
-	batches, err := r.scan(from, to)
+	return r.readCommittedOf(r.p, from, to)
+}
+
+// readCommittedOf is readCommitted of another partition.
+func (r *runner) readCommittedOf(p *partition.Partition, from, to int64) ([]string, error) {
+	batches, err := r.scanOf(p, from, to)
 	if err != nil {
 		return nil, err
 	}
-	abortedList := r.p.AbortedTransactions(from, to)
+	abortedList := p.AbortedTransactions(from, to)
 	sort.Slice(abortedList, func(i, j int) bool { return abortedList[i].FirstOffset < abortedList[j].FirstOffset })
 	skipping := map[int64]bool{}
 	var out []string

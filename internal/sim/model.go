@@ -37,12 +37,15 @@ type view struct {
 	status map[string]status
 	offset map[string]int64
 	open   map[int64]*openTxn
+	// ended maps the offset of each marker that closed a transaction
+	// holding data to that transaction.
+	ended map[int64]openTxn
 }
 
 // viewOf reads the model log as consumers must see it with the log
 // starting at start.
 func viewOf(log []mbatch, start int64) view {
-	v := view{status: map[string]status{}, offset: map[string]int64{}, open: map[int64]*openTxn{}}
+	v := view{status: map[string]status{}, offset: map[string]int64{}, open: map[int64]*openTxn{}, ended: map[int64]openTxn{}}
 	pending := map[int64][]string{}
 	for _, b := range log {
 		switch {
@@ -53,6 +56,9 @@ func viewOf(log []mbatch, start int64) view {
 			}
 			for _, val := range pending[b.pid] {
 				v.status[val] = st
+			}
+			if t := v.open[b.pid]; t != nil {
+				v.ended[b.base] = *t
 			}
 			delete(pending, b.pid)
 			delete(v.open, b.pid)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,23 +28,25 @@ type runner struct {
 	fs *logtest.MemFS
 	p  *partition.Partition
 
-	nowMs   int64
-	log     []mbatch           // what the partition accepted, in offset order
-	seq     map[int64]int32    // the next sequence of each producer
-	sent    map[int64][]mbatch // each idempotent producer's last batches, for retries
-	decided map[int64]bool     // a transaction's outcome, once its marker is first written
-	nextVal int
+	nowMs     int64
+	log       []mbatch           // what the partition accepted, in offset order
+	seq       map[int64]int32    // the next sequence of each producer
+	sent      map[int64][]mbatch // each idempotent producer's last batches, for retries
+	decided   map[int64]bool     // a transaction's outcome, from its first marker until that is durable
+	markerEnd map[int64]int64    // the offset after a decided transaction's marker
+	nextVal   int
 
 	lastLSO  int64
 	acked    int64   // the highest HW seen: every batch below it must survive
 	attempt  *mbatch // the batch of the action in progress, for a crash mid-append
 	inflight int64   // the pid of a transactional batch being appended, or -1
 
-	cur     action
-	midErr  error // a violation seen at a mid-operation point
-	ops     int
-	crashed *logtest.MemFS // the file system a power loss left, mid-action
-	dead    bool
+	cur        action
+	midErr     error  // a violation seen at a mid-operation point
+	duringRead func() // run once, inside the next read of a segment
+	ops        int
+	crashed    *logtest.MemFS // the file system a power loss left, mid-action
+	dead       bool
 
 	step  int
 	trace []string
@@ -51,12 +54,13 @@ type runner struct {
 
 func newRunner() *runner {
 	r := &runner{
-		fs:       logtest.NewMemFS(),
-		seq:      map[int64]int32{},
-		sent:     map[int64][]mbatch{},
-		decided:  map[int64]bool{},
-		nowMs:    1_700_000_000_000,
-		inflight: -1,
+		fs:        logtest.NewMemFS(),
+		seq:       map[int64]int32{},
+		sent:      map[int64][]mbatch{},
+		decided:   map[int64]bool{},
+		markerEnd: map[int64]int64{},
+		nowMs:     1_700_000_000_000,
+		inflight:  -1,
 	}
 	r.fs.SetClock(r.now)
 	return r
@@ -134,11 +138,17 @@ func (r *runner) fault(op logtest.Op, path string) error {
 	if r.dead {
 		return errPowerLost
 	}
+	if op == logtest.OpRead && r.duringRead != nil && strings.HasSuffix(path, ".log") {
+		f := r.duringRead
+		r.duringRead = nil
+		f()
+	}
 	if r.cur.crashAt == 0 || op == logtest.OpRead || op == logtest.OpReadDir {
 		return nil
 	}
 	r.ops++
 	if r.ops == r.cur.crashAt {
+		r.acked = max(r.acked, r.p.HighWatermark())
 		r.crashed = r.fs.Crash(keeper(r.cur.keep))
 		r.dead = true
 		return errPowerLost
@@ -171,7 +181,11 @@ func (r *runner) yield(at partition.Point) {
 		return
 	}
 	_ = r.p.Sync()
-	if err := r.checkStable(r.inflight); err != nil && r.midErr == nil {
+	err := r.checkStable(r.inflight)
+	if lso := r.p.LastStableOffset(); err == nil && lso < r.lastLSO {
+		err = r.failf("last stable offset moved back from %d to %d mid-operation", r.lastLSO, lso)
+	}
+	if err != nil && r.midErr == nil {
 		r.midErr = err
 	}
 }
@@ -191,7 +205,7 @@ func (r *runner) do(a action) error {
 	case actRetry:
 		err = r.retry(a)
 	case actEnd:
-		err = r.end(a.pid, a.commit)
+		err = r.end(a)
 	case actFlush:
 		err = r.expectOK("flush", r.p.Flush())
 	case actSync:
@@ -219,6 +233,7 @@ func (r *runner) do(a action) error {
 			return r.reopened(false)
 		}
 	case actCrash:
+		r.acked = max(r.acked, r.p.HighWatermark())
 		r.crashed = r.fs.Crash(keeper(a.keep))
 	}
 	if err == nil {
@@ -258,6 +273,9 @@ func (r *runner) produce(a action, pid int64, txn bool) error {
 		spec.ProducerID, spec.ProducerEpoch, spec.BaseSequence = pid, 0, r.seq[pid]
 	}
 	if txn {
+		if err := r.settle(pid); err != nil || r.dead {
+			return err
+		}
 		spec.Attributes = batch.AttrTransactional
 		r.inflight = pid
 	}
@@ -351,8 +369,14 @@ func (r *runner) accept(m mbatch) (*mbatch, error) {
 }
 
 // end writes pid's transaction marker, as the coordinator does once the
-// outcome is durable: the outcome is decided from then on.
-func (r *runner) end(pid int64, commit bool) error {
+// outcome is durable: the outcome is decided from then on. The marker
+// becomes durable at once or, as when the flusher is slow, only before
+// the producer's next transaction begins (the coordinator waits for it).
+func (r *runner) end(a action) error {
+	pid, commit := a.pid, a.commit
+	if err := r.settle(pid); err != nil || r.dead {
+		return err // the previous transaction must be complete first
+	}
 	v := viewOf(r.log, r.p.LogStartOffset())
 	if v.open[pid] == nil && !commit {
 		// An abort of a transaction whose data never arrived: a marker
@@ -362,21 +386,39 @@ func (r *runner) end(pid int64, commit bool) error {
 		return nil
 	}
 	r.decided[pid] = commit
-	return r.complete(pid, commit)
+	if err := r.writeMarker(pid, commit); err != nil || r.dead {
+		return err
+	}
+	r.markerEnd[pid] = r.p.LogEndOffset()
+	if a.frac < 0.5 {
+		return r.settle(pid)
+	}
+	return nil
 }
 
-// complete writes a decided transaction's marker and waits for it to be
-// durable, as the coordinator does before it lets the producer begin its
-// next transaction.
+// settle waits for pid's decided marker to be durable; the coordinator
+// answers the producer's next transaction only then.
+func (r *runner) settle(pid int64) error {
+	if _, ok := r.decided[pid]; !ok {
+		return nil
+	}
+	if r.p.HighWatermark() < r.markerEnd[pid] {
+		if err := r.expectOK("sync marker", r.p.Sync()); err != nil || r.dead {
+			return err
+		}
+	}
+	delete(r.decided, pid)
+	return nil
+}
+
+// complete writes a decided transaction's marker again after a crash
+// took it, as the coordinator's recovery does, and waits for it.
 func (r *runner) complete(pid int64, commit bool) error {
 	if err := r.writeMarker(pid, commit); err != nil || r.dead {
 		return err
 	}
-	if err := r.expectOK("sync marker", r.p.Sync()); err != nil || r.dead {
-		return err
-	}
-	delete(r.decided, pid)
-	return nil
+	r.markerEnd[pid] = r.p.LogEndOffset()
+	return r.settle(pid)
 }
 
 func (r *runner) writeMarker(pid int64, commit bool) error {
@@ -467,41 +509,55 @@ func lastEnd(log []mbatch) int64 {
 }
 
 // scan reads every batch in [from, to) as stored.
-func (r *runner) scan(from, to int64) ([]mbatch, error) {
+func (r *runner) scan(from, to int64) ([]mbatch, error) { return r.scanOf(r.p, from, to) }
+
+// scanOf is scan of another partition.
+func (r *runner) scanOf(p *partition.Partition, from, to int64) ([]mbatch, error) {
 	var out []mbatch
 	for from < to {
-		data, err := r.p.Read(from, to, 1<<20)
+		data, err := p.Read(from, to, 1<<20)
 		if err != nil {
 			return nil, r.failf("read at %d: %v", from, err)
 		}
 		if len(data) == 0 {
 			return nil, r.failf("read at %d returned nothing before %d", from, to)
 		}
-		for len(data) > 0 {
-			h, err := batch.ParseHeader(data)
-			if err != nil {
-				return nil, r.failf("stored batch at %d: %v", from, err)
-			}
-			raw := data[:h.Size()]
-			m := mbatch{base: h.BaseOffset, last: h.LastOffset(), pid: h.ProducerID, txn: h.Transactional(), control: h.Control(),
-				firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), ts: h.MaxTimestamp}
-			if m.control {
-				if m.commit, err = batch.IsCommitMarker(raw); err != nil {
-					return nil, r.failf("marker at %d: %v", h.BaseOffset, err)
-				}
-			} else {
-				recs, err := batch.Records(raw)
-				if err != nil {
-					return nil, r.failf("records at %d: %v", h.BaseOffset, err)
-				}
-				for _, rec := range recs {
-					m.values = append(m.values, string(rec.Value))
-				}
-			}
-			out = append(out, m)
-			from = h.NextOffset()
-			data = data[h.Size():]
+		got, err := parseBatches(data)
+		if err != nil {
+			return nil, r.failf("stored batches at %d: %v", from, err)
 		}
+		out = append(out, got...)
+		from = got[len(got)-1].last + 1
+	}
+	return out, nil
+}
+
+// parseBatches decodes whole batches as the log serves them.
+func parseBatches(data []byte) ([]mbatch, error) {
+	var out []mbatch
+	for len(data) > 0 {
+		h, err := batch.ParseHeader(data)
+		if err != nil {
+			return nil, err
+		}
+		raw := data[:h.Size()]
+		m := mbatch{base: h.BaseOffset, last: h.LastOffset(), pid: h.ProducerID, txn: h.Transactional(), control: h.Control(),
+			firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), ts: h.MaxTimestamp}
+		if m.control {
+			if m.commit, err = batch.IsCommitMarker(raw); err != nil {
+				return nil, fmt.Errorf("marker at %d: %w", h.BaseOffset, err)
+			}
+		} else {
+			recs, err := batch.Records(raw)
+			if err != nil {
+				return nil, fmt.Errorf("records at %d: %w", h.BaseOffset, err)
+			}
+			for _, rec := range recs {
+				m.values = append(m.values, string(rec.Value))
+			}
+		}
+		out = append(out, m)
+		data = data[h.Size():]
 	}
 	return out, nil
 }
@@ -541,8 +597,22 @@ func (r *runner) reopened(crashed bool) error {
 	}
 	defer q.Close()
 	start := r.p.LogStartOffset()
+	how := map[bool]string{true: "crash", false: "restart"}[crashed]
 	if err := sameProducers(r.p.Producers(), q.Producers(), start); err != nil {
-		return r.failf("producer state after a %s differs from a replay of the log: %v", map[bool]string{true: "crash", false: "restart"}[crashed], err)
+		return r.failf("producer state after a %s differs from a replay of the log: %v", how, err)
+	}
+	// The aborted transactions too: both read the same records committed.
+	to := min(r.p.LastStableOffset(), q.LastStableOffset())
+	got, err := r.readCommittedOf(r.p, start, to)
+	if err != nil {
+		return err
+	}
+	want, err := r.readCommittedOf(q, start, to)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(got, want) {
+		return r.failf("read_committed [%d, %d) after a %s returns %v, after a replay of the log %v", start, to, how, got, want)
 	}
 	return nil
 }

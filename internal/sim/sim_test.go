@@ -15,11 +15,14 @@ var (
 // The partition keeps its invariants under every schedule, crash and
 // recovery the seeds draw (see the package comment). A failure names its
 // seed; `go test ./internal/sim -run Sim -seed N -seeds 1` replays it.
-func TestSimPartition(t *testing.T) {
+func TestSimPartition(t *testing.T) { runSeeds(t, run) }
+
+// runSeeds runs the flags' seeds through run, shrinking a failure.
+func runSeeds(t *testing.T, run func([]action) ([]string, error)) {
 	for seed := *first; seed < *first+uint64(*seeds); seed++ {
 		actions := generate(seed, *steps)
 		if _, err := run(actions); err != nil {
-			small := shrink(actions)
+			small := shrink(actions, run)
 			trace, serr := run(small)
 			t.Fatalf("seed %d: %v\n\nshrunk to %d actions, failing with: %v\n  %s", seed, err, len(small), serr, strings.Join(trace, "\n  "))
 		}
@@ -28,7 +31,7 @@ func TestSimPartition(t *testing.T) {
 
 // shrink removes actions while the run still fails: a shorter trace of
 // the same failure class.
-func shrink(actions []action) []action {
+func shrink(actions []action, run func([]action) ([]string, error)) []action {
 	for changed := true; changed; {
 		changed = false
 		for i := 0; i < len(actions); i++ {
