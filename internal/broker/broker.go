@@ -187,15 +187,12 @@ func (b *Broker) partitionDir(topic string, index int32) string {
 	return filepath.Join(b.cfg.DataDir, topic+"-"+strconv.Itoa(int(index)))
 }
 
-const topicIDFile = "partition.metadata"
-
 // openPartition opens partition i of t. A directory left by an earlier
 // topic of the same name (another id) is removed first.
 func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
 	dir := b.partitionDir(t.Name, i)
-	idPath := filepath.Join(dir, topicIDFile)
 	want := "topic_id: " + t.ID.String() + "\n"
-	if got, err := os.ReadFile(idPath); err == nil && string(got) != want {
+	if got, ok, err := partition.TopicID(wlog.OSFS{}, dir); err == nil && ok && got != want {
 		if err := os.RemoveAll(dir); err != nil {
 			return err
 		}
@@ -203,7 +200,7 @@ func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeFileSync(idPath, []byte(want)); err != nil {
+	if err := partition.RecordTopicID(wlog.OSFS{}, dir, want); err != nil {
 		return err
 	}
 	mp := t.Partitions[i]
@@ -221,22 +218,6 @@ func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
 	return nil
 }
 
-func writeFileSync(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // removeStrayDirs deletes partition directories no topic owns: what a crash
 // between a topic's removal record and its directory's removal leaves.
 func (b *Broker) removeStrayDirs() error {
@@ -249,7 +230,7 @@ func (b *Broker) removeStrayDirs() error {
 			continue
 		}
 		dir := filepath.Join(b.cfg.DataDir, e.Name())
-		if _, err := os.Stat(filepath.Join(dir, topicIDFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, partition.TopicIDFile)); err != nil {
 			continue // not a partition directory of ours
 		}
 		if !b.ownsDir(e.Name()) {
