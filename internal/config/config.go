@@ -92,6 +92,12 @@ var brokerDefs = []Def{
 	{Name: "log.cleaner.enable", Type: Boolean, Default: "true", Doc: "Run the cleaner that compacts topics with cleanup.policy=compact."},
 	{Name: "log.cleaner.backoff.ms", Type: Long, Default: "15000", Doc: "How often the cleaner looks for compacted topics to clean.", Valid: atLeast(1)},
 	{Name: "log.cleaner.delete.retention.ms", Type: Long, Default: "86400000", Doc: "How long a tombstone in a compacted topic is kept after its timestamp.", Topic: "delete.retention.ms", Valid: atLeast(0)},
+	// The metadata quorum (quorum.go). Empty voters: one node with a local
+	// metadata log.
+	{Name: "controller.quorum.voters", Type: List, Default: "", Doc: "The metadata quorum's voters as id@host:port,...; empty for a single node.", Valid: checkVoters},
+	{Name: "controller.listeners", Type: String, Default: "", Doc: "host:port this node's controller listens on for the quorum (Kafka names it through controller.listener.names and listeners).", Valid: checkHostPort},
+	{Name: "metadata.log.max.record.bytes.between.snapshots", Type: Long, Default: "20971520", Doc: "Record bytes a cluster node applies from the metadata log before it snapshots its image and trims the log.", Valid: atLeast(1)},
+	{Name: "controller.quorum.election.timeout.ms", Type: Int, Default: "1000", Doc: "How long a voter waits without hearing from a leader before it starts an election.", Valid: atLeast(200)},
 }
 
 // Topic-level definitions that shadow no broker config.

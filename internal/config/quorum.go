@@ -1,0 +1,127 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Voter is one member of the metadata quorum: a node id and the address of
+// its controller listener.
+type Voter struct {
+	ID   int32
+	Addr string // host:port
+}
+
+// Quorum is the metadata quorum a node takes part in, checked across
+// settings.
+type Quorum struct {
+	// Voters, sorted by id; empty when the node runs alone with a local
+	// metadata log.
+	Voters []Voter
+	// Listen is this node's controller listener (controller.listeners).
+	Listen string
+	// NodeID is this node's id (node.id).
+	NodeID int32
+}
+
+// Enabled reports whether a quorum is configured.
+func (q Quorum) Enabled() bool { return len(q.Voters) > 0 }
+
+// ParseVoters parses controller.quorum.voters: id@host:port entries
+// separated by commas, ids positive and distinct.
+func ParseVoters(s string) ([]Voter, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	var out []Voter
+	seen := make(map[int32]bool)
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		idStr, addr, ok := strings.Cut(part, "@")
+		if !ok {
+			return nil, fmt.Errorf("voter %q: expected id@host:port", part)
+		}
+		id, err := strconv.ParseInt(idStr, 10, 32)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("voter %q: the id must be a positive integer", part)
+		}
+		if err := checkHostPort(addr); err != nil {
+			return nil, fmt.Errorf("voter %q: %w", part, err)
+		}
+		if seen[int32(id)] {
+			return nil, fmt.Errorf("voter id %d is listed more than once", id)
+		}
+		seen[int32(id)] = true
+		out = append(out, Voter{ID: int32(id), Addr: addr})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func checkVoters(s string) error {
+	_, err := ParseVoters(s)
+	return err
+}
+
+func checkHostPort(s string) error {
+	if s == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be between 1 and 65535", s)
+	}
+	return nil
+}
+
+// Quorum checks the quorum settings together and returns them. With no
+// voters and no controller listener the node runs alone. A voter must have
+// a controller listener, and a controller listener needs voters that name
+// this node. Nodes outside the voters (brokers only) are not supported yet.
+func (b *Broker) Quorum() (Quorum, error) {
+	voters, err := ParseVoters(b.Get("controller.quorum.voters"))
+	if err != nil {
+		return Quorum{}, fmt.Errorf("controller.quorum.voters: %w", err)
+	}
+	q := Quorum{Voters: voters, Listen: b.Get("controller.listeners"), NodeID: int32(b.Int("node.id"))}
+	if len(voters) == 0 {
+		if q.Listen != "" {
+			return Quorum{}, fmt.Errorf("controller.listeners is set but controller.quorum.voters is empty: a controller needs the list of voters")
+		}
+		return q, nil
+	}
+	var self bool
+	for _, v := range voters {
+		self = self || v.ID == q.NodeID
+	}
+	switch {
+	case q.NodeID <= 0:
+		return Quorum{}, fmt.Errorf("node.id %d: a member of a quorum needs a positive node id", q.NodeID)
+	case !self && q.Listen != "":
+		return Quorum{}, fmt.Errorf("node.id %d is not among controller.quorum.voters (%s), but controller.listeners is set", q.NodeID, b.Get("controller.quorum.voters"))
+	case !self:
+		return Quorum{}, fmt.Errorf("node.id %d is not among controller.quorum.voters: nodes that are brokers only are not supported yet", q.NodeID)
+	case q.Listen == "":
+		return Quorum{}, fmt.Errorf("node.id %d is a voter but controller.listeners (--controller-listen) is not set", q.NodeID)
+	}
+	return q, nil
+}
+
+// VoterIDs lists the voters' ids in order.
+func (q Quorum) VoterIDs() []int32 {
+	ids := make([]int32, len(q.Voters))
+	for i, v := range q.Voters {
+		ids[i] = v.ID
+	}
+	return ids
+}

@@ -1,0 +1,68 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestQuorumSettings(t *testing.T) {
+	voters := "1@127.0.0.1:9191,2@127.0.0.1:9192,3@127.0.0.1:9193"
+	for _, tc := range []struct {
+		name    string
+		set     map[string]string
+		enabled bool
+		err     string // substring; "" means valid
+	}{
+		{name: "none: a single node", set: nil},
+		{name: "a voter", set: map[string]string{"node.id": "2", "controller.quorum.voters": voters, "controller.listeners": "127.0.0.1:9192"}, enabled: true},
+		{name: "listener without voters", set: map[string]string{"controller.listeners": "127.0.0.1:9192"}, err: "controller.quorum.voters is empty"},
+		{name: "node missing from voters", set: map[string]string{"node.id": "4", "controller.quorum.voters": voters, "controller.listeners": "127.0.0.1:9194"}, err: "not among controller.quorum.voters"},
+		{name: "broker-only node", set: map[string]string{"node.id": "4", "controller.quorum.voters": voters}, err: "brokers only"},
+		{name: "voter without listener", set: map[string]string{"node.id": "1", "controller.quorum.voters": voters}, err: "controller.listeners"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBroker()
+			for k, v := range tc.set {
+				if err := b.Set(k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			q, err := b.Quorum()
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want an error containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.Enabled() != tc.enabled {
+				t.Fatalf("enabled %v, want %v", q.Enabled(), tc.enabled)
+			}
+		})
+	}
+}
+
+func TestVotersRejectedWhenMalformed(t *testing.T) {
+	for _, v := range []string{
+		"1@127.0.0.1",            // no port
+		"127.0.0.1:9191",         // no id
+		"x@127.0.0.1:9191",       // id not a number
+		"0@127.0.0.1:9191",       // id not positive
+		"1@127.0.0.1:9191,1@h:1", // duplicate id
+		"1@:9191",                // no host
+		"1@127.0.0.1:70000",      // port out of range
+	} {
+		if err := NewBroker().Set("controller.quorum.voters", v); err == nil {
+			t.Errorf("%q accepted", v)
+		}
+	}
+	got, err := ParseVoters("3@c:3, 1@a:1,2@b:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].ID != 1 || got[2].Addr != "c:3" {
+		t.Fatalf("parsed %+v", got)
+	}
+}
