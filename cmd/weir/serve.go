@@ -19,14 +19,24 @@ import (
 func newServeCommand() *cobra.Command {
 	var (
 		listen, dataDir, propsFile, logLevel, faultSpec string
+		controllerListen, voters                        string
 		sets                                            []string
 		faultSeed                                       int64
+		nodeID                                          int32
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run a single-node broker",
-		Long: `Run a single-node broker. With no flags it listens on 127.0.0.1:9092 and
-keeps its data in ./weir-data.
+		Short: "Run a broker, alone or as a node of a cluster",
+		Long: `Run a broker. With no flags it is a single node: it listens on
+127.0.0.1:9092 and keeps its data in ./weir-data.
+
+With --voters it is a node of a cluster whose metadata is replicated by a
+Raft quorum of the listed voters (controller.quorum.voters); each voter
+gives its own --node-id and --controller-listen address:
+
+  weir serve --node-id 2 --listen 127.0.0.1:9093 --data d2 \
+    --controller-listen 127.0.0.1:9192 \
+    --voters 1@127.0.0.1:9191,2@127.0.0.1:9192,3@127.0.0.1:9193
 
 Settings use Kafka's config names. They come from a properties file
 (--config), then WEIR_* environment variables (WEIR_LOG_RETENTION_MS for
@@ -61,6 +71,20 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 					return err
 				}
 			}
+			for _, f := range []struct{ flag, name, value string }{
+				{"node-id", "node.id", fmt.Sprint(nodeID)},
+				{"controller-listen", "controller.listeners", controllerListen},
+				{"voters", "controller.quorum.voters", voters},
+			} {
+				if cmd.Flags().Changed(f.flag) {
+					if err := settings.Set(f.name, f.value); err != nil {
+						return fmt.Errorf("--%s: %w", f.flag, err)
+					}
+				}
+			}
+			if _, err := settings.Quorum(); err != nil {
+				return err
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
@@ -90,6 +114,9 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "host:port to listen on (listeners)")
 	cmd.Flags().StringVar(&dataDir, "data", "./weir-data", "data directory (log.dirs)")
+	cmd.Flags().Int32Var(&nodeID, "node-id", 1, "this node's id (node.id)")
+	cmd.Flags().StringVar(&controllerListen, "controller-listen", "", "host:port the metadata quorum listens on (controller.listeners)")
+	cmd.Flags().StringVar(&voters, "voters", "", "the metadata quorum as id@host:port,... (controller.quorum.voters)")
 	cmd.Flags().StringVar(&propsFile, "config", "", "properties file with Kafka config names")
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "a config as name=value (repeatable)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -100,7 +100,7 @@ func Open(cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	ctrl, err := controller.Open(cfg.DataDir, cfg.NodeID, cfg.Settings)
+	ctrl, err := controller.Open(cfg.DataDir, cfg.NodeID, cfg.Settings, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -187,35 +187,54 @@ func (b *Broker) partitionDir(topic string, index int32) string {
 	return filepath.Join(b.cfg.DataDir, topic+"-"+strconv.Itoa(int(index)))
 }
 
-// openPartition opens partition i of t. A directory left by an earlier
-// topic of the same name (another id) is removed first.
+// openPartition opens partition i of t and adds it to the broker's map.
+// Only Open calls it, before the broker serves.
 func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
+	p, err := b.openPartitionFiles(t, i)
+	if err != nil {
+		return err
+	}
+	b.addPartitionLocked(t, p)
+	return nil
+}
+
+// openPartitionFiles opens partition i of t on disk (recovering its log),
+// without touching the broker's map, so no lock that produce and fetch
+// take is held while it does I/O. A directory left by an earlier topic of
+// the same name (another id) is removed first.
+func (b *Broker) openPartitionFiles(t *metadata.Topic, i int32) (*partition.Partition, error) {
 	dir := b.partitionDir(t.Name, i)
 	want := "topic_id: " + t.ID.String() + "\n"
 	if got, ok, err := partition.TopicID(wlog.OSFS{}, dir); err == nil && ok && got != want {
 		if err := os.RemoveAll(dir); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	if err := partition.RecordTopicID(wlog.OSFS{}, dir, want); err != nil {
-		return err
+		return nil, err
 	}
 	mp := t.Partitions[i]
 	p, err := partition.Open(t.Name, i, dir, b.logConfig(t.Configs), mp.LeaderEpoch, mp.ISR)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p.Faults = b.cfg.Faults
+	return p, nil
+}
+
+// addPartitionLocked publishes an opened partition; the caller holds pmu
+// (or is Open, before anything else runs). Partitions of a topic arrive
+// in index order.
+func (b *Broker) addPartitionLocked(t *metadata.Topic, p *partition.Partition) {
 	ts := b.topics[t.Name]
 	if ts == nil {
 		ts = &topicState{id: t.ID, settings: b.resolveSettings(t.Configs, t.Internal)}
 		b.topics[t.Name] = ts
 	}
 	ts.parts = append(ts.parts, p)
-	return nil
 }
 
 // removeStrayDirs deletes partition directories no topic owns: what a crash
@@ -256,19 +275,26 @@ func (b *Broker) ownsDir(name string) bool {
 	return t != nil && idx < len(t.parts)
 }
 
-// apply reacts to applied metadata records; the controller holds its lock.
+// apply reacts to applied metadata records, in order; the controller
+// holds its image lock (Metadata requests wait), but pmu, which every
+// produce and fetch takes, is held only to publish or withdraw
+// partitions: opening, closing and deleting files happen outside it.
 func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
-	b.pmu.Lock()
-	defer b.pmu.Unlock()
 	for _, r := range recs {
 		switch {
 		case r.Partition != nil:
 			t, _ := im.TopicByID(r.Partition.TopicID)
-			if err := b.openPartition(t, r.Partition.Index); err != nil {
+			p, err := b.openPartitionFiles(t, r.Partition.Index)
+			if err != nil {
 				b.logger.Error("open partition", "topic", t.Name, "partition", r.Partition.Index, "err", err)
+				continue
 			}
+			b.pmu.Lock()
+			b.addPartitionLocked(t, p)
+			b.pmu.Unlock()
 		case r.Config != nil:
 			t, _ := im.TopicByID(r.Config.TopicID)
+			b.pmu.Lock()
 			if ts := b.topics[t.Name]; ts != nil {
 				ts.settings = b.resolveSettings(t.Configs, t.Internal)
 				cfg := b.logConfig(t.Configs)
@@ -276,16 +302,21 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 					p.SetConfig(cfg)
 				}
 			}
+			b.pmu.Unlock()
 		case r.RemoveTopic != nil:
+			var gone []*partition.Partition
+			var goneName string
+			b.pmu.Lock()
 			for name, ts := range b.topics {
-				if ts.id != r.RemoveTopic.TopicID {
-					continue
+				if ts.id == r.RemoveTopic.TopicID {
+					gone, goneName = ts.parts, name
+					delete(b.topics, name)
 				}
-				for _, p := range ts.parts {
-					p.Close()
-					os.RemoveAll(b.partitionDir(name, p.Index))
-				}
-				delete(b.topics, name)
+			}
+			b.pmu.Unlock()
+			for _, p := range gone {
+				p.Close()
+				os.RemoveAll(b.partitionDir(goneName, p.Index))
 			}
 		}
 	}

@@ -1,13 +1,16 @@
 package broker
 
 // DescribeCluster v0-1 (v1 adds the endpoint type, always brokers here).
+// ControllerID is the active controller as this node knows it: itself when
+// it runs alone, the metadata quorum's leader in a cluster, -1 when the
+// quorum has no leader it knows of.
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
 func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.ClusterID = ClusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.ctrl.ControllerID()
 	resp.EndpointType = 1
 	if req.EndpointType != 0 && req.EndpointType != 1 {
 		resp.ErrorCode = 114 // UNSUPPORTED_ENDPOINT_TYPE

@@ -1,27 +1,24 @@
 // Package controller owns the cluster metadata: it validates changes,
-// appends them as records to the metadata log (fsynced before they take
+// commits them as records to the metadata log (durable before they take
 // effect) and applies them to the image. On one node the metadata log is a
-// local partition log; a cluster will replicate the same records.
+// local partition log (local.go); in a cluster the same records are
+// replicated by a Raft quorum of the voters (quorum.go), and only the
+// quorum's leader, the active controller, writes.
 package controller
 
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
+	"io"
+	"log/slog"
 	"regexp"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/weir-broker/weir/internal/batch"
 	"github.com/weir-broker/weir/internal/config"
-	wlog "github.com/weir-broker/weir/internal/log"
 	"github.com/weir-broker/weir/internal/metadata"
 )
-
-// LogDirName is the metadata log's directory inside the data directory.
-const LogDirName = "__cluster_metadata-0"
 
 // maxPartitions bounds the partitions of one topic.
 const maxPartitions = 10000
@@ -42,74 +39,74 @@ func fail(code *kerr.Error, format string, args ...any) error {
 }
 
 // Listener is told of every applied record batch, in order, while the
-// controller's lock is held; it must not call back into the controller.
+// controller's image lock is held (so View waits for it); it must not call
+// back into the controller. The lock is one only metadata readers take:
+// produce and fetch never wait for it.
 type Listener func(im *metadata.Image, recs []metadata.Record)
 
-// Controller applies metadata changes. Its mutex guards the image and the
-// metadata log; readers use View.
+// Controller applies metadata changes.
+//
+// Lock order: writeMu, then mu. writeMu serialises changes from their
+// validation to their commit, and may be held across an fsync or a wait
+// for the quorum; mu guards the image and is held only while records are
+// applied in memory and the listener runs. Readers use View.
 type Controller struct {
+	writeMu  sync.Mutex
 	mu       sync.RWMutex
-	log      *wlog.Log
 	image    *metadata.Image
+	listener Listener
 	nodeID   int32
 	cfg      *config.Broker
-	listener Listener
+	logger   *slog.Logger
+	store    store
 }
 
-// Open replays the metadata log under dataDir and returns a controller
-// holding the image it describes.
-func Open(dataDir string, nodeID int32, cfg *config.Broker) (*Controller, error) {
-	lc := wlog.DefaultConfig()
-	lc.RetentionMs = -1
-	l, err := wlog.Open(filepath.Join(dataDir, LogDirName), lc)
-	if err != nil {
-		return nil, fmt.Errorf("open metadata log: %w", err)
+// store is where committed records come from: the local metadata log of
+// a single node, or the Raft quorum of a cluster.
+type store interface {
+	// commit makes recs durable (for a quorum: committed by a majority)
+	// and applied to the image before it returns, or fails.
+	commit(recs []metadata.Record) error
+	// start begins applying records committed after Open.
+	start()
+	// controllerID is the active controller as this node knows it, or -1.
+	controllerID() int32
+	close() error
+}
+
+// Open opens the metadata under dataDir and returns a controller holding
+// the image it describes. With no quorum configured
+// (controller.quorum.voters empty) the metadata log is the local log
+// LogDirName; otherwise the node joins the Raft quorum (quorum.go) and
+// replays its own durable part of the replicated log before it returns.
+func Open(dataDir string, nodeID int32, cfg *config.Broker, logger *slog.Logger) (*Controller, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c := &Controller{log: l, image: metadata.NewImage(), nodeID: nodeID, cfg: cfg}
-	if err := c.replay(); err != nil {
-		l.Close()
+	q, err := cfg.Quorum()
+	if err != nil {
+		return nil, err
+	}
+	c := &Controller{image: metadata.NewImage(), nodeID: nodeID, cfg: cfg, logger: logger}
+	if q.Enabled() {
+		c.store, err = openQuorum(c, dataDir, q)
+	} else {
+		c.store, err = openLocal(c, dataDir)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Controller) replay() error {
-	for off := c.log.StartOffset(); off < c.log.EndOffset(); {
-		data, err := c.log.Read(off, c.log.EndOffset(), 1<<20)
-		if err != nil {
-			return fmt.Errorf("read metadata log at %d: %w", off, err)
-		}
-		for len(data) > 0 {
-			h, err := batch.ParseHeader(data)
-			if err != nil {
-				return fmt.Errorf("metadata log at %d: %w", off, err)
-			}
-			recs, err := batch.Records(data[:h.Size()])
-			if err != nil {
-				return fmt.Errorf("metadata log at %d: %w", h.BaseOffset, err)
-			}
-			for i, r := range recs {
-				mr, err := metadata.DecodeRecord(r.Value)
-				if err == nil {
-					err = c.image.Apply(mr)
-				}
-				if err != nil {
-					return fmt.Errorf("metadata record at %d: %w", h.BaseOffset+int64(i), err)
-				}
-			}
-			c.image.Offset = h.LastOffset()
-			off = h.NextOffset()
-			data = data[h.Size():]
-		}
-	}
-	return nil
-}
-
-// SetListener installs the listener for records applied from now on.
+// SetListener installs the listener for records applied from now on. In a
+// quorum it also starts applying what the quorum commits after Open, so a
+// caller reads the image Open left (with View) before it calls this.
 func (c *Controller) SetListener(l Listener) {
 	c.mu.Lock()
 	c.listener = l
 	c.mu.Unlock()
+	c.store.start()
 }
 
 // View runs fn with the current image under a read lock. fn must not keep
@@ -120,41 +117,98 @@ func (c *Controller) View(fn func(im *metadata.Image)) {
 	fn(c.image)
 }
 
-// Close closes the metadata log.
+// ControllerID is the node id of the active controller as this node knows
+// it: this node when it runs alone, the quorum's leader in a cluster, and
+// -1 when the quorum has no leader this node knows of.
+func (c *Controller) ControllerID() int32 { return c.store.controllerID() }
+
+// Close stops the controller and closes its storage.
 func (c *Controller) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.log.Close()
+	return c.store.close()
 }
 
-// commitLocked makes recs durable in the metadata log, then applies them.
-func (c *Controller) commitLocked(recs []metadata.Record) error {
-	// Check first on a throwaway copy? Records are validated by the caller
-	// against the current image, so applying cannot fail here.
-	brecs := make([]batch.Record, len(recs))
-	for i, r := range recs {
-		brecs[i] = batch.Record{Value: r.Encode()}
+// errConflict marks a batch that did not fit the image when its turn to
+// be applied came: another change got in first (possible only in a quorum,
+// after a change of leader). The change is planned again.
+type errConflict struct{ err error }
+
+func (e *errConflict) Error() string {
+	return "metadata change conflicts with an earlier one: " + e.err.Error()
+}
+
+// change plans records against the current image and commits them. plan
+// returns no records when there is nothing to write. A change that lost a
+// race with one committed before it is planned again, against the image
+// that now includes the winner, so its answer (TOPIC_ALREADY_EXISTS, …) is
+// the one a client expects.
+func (c *Controller) change(plan func(im *metadata.Image) ([]metadata.Record, error)) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	for attempt := 1; ; attempt++ {
+		c.mu.RLock()
+		recs, err := plan(c.image)
+		c.mu.RUnlock()
+		if err != nil || len(recs) == 0 {
+			return err
+		}
+		err = c.store.commit(recs)
+		var conflict *errConflict
+		if errors.As(err, &conflict) {
+			if attempt < 3 {
+				continue
+			}
+			return fail(kerr.RequestTimedOut, "%v", err)
+		}
+		return err
 	}
-	b := batch.Build(batch.Spec{Timestamp: time.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, brecs)
-	base, err := c.log.Append(b)
-	if err != nil {
-		return fail(kerr.KafkaStorageError, "append metadata: %v", err)
-	}
-	if _, err := c.log.Sync(); err != nil {
-		return fail(kerr.KafkaStorageError, "sync metadata: %v", err)
-	}
-	for _, r := range recs {
-		if err := c.image.Apply(r); err != nil {
-			// The record is durable but does not apply: the image and the
-			// log disagree, which only a bug can cause.
-			panic(fmt.Sprintf("metadata record does not apply after validation: %v", err))
+}
+
+// apply applies one committed batch at offset and tells the listener.
+// With atomic, a batch that does not fit is skipped whole and reported as
+// a conflict (every node of a quorum skips it alike); without, it cannot
+// fail, because the single writer validated it against this very image.
+func (c *Controller) apply(recs []metadata.Record, offset int64, atomic bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if atomic {
+		if err := c.image.ApplyBatch(recs); err != nil {
+			c.image.Offset = offset
+			return &errConflict{err}
+		}
+	} else {
+		for _, r := range recs {
+			if err := c.image.Apply(r); err != nil {
+				// The record is durable but does not apply: the image and
+				// the log disagree, which only a bug can cause.
+				panic(fmt.Sprintf("metadata record does not apply after validation: %v", err))
+			}
 		}
 	}
-	c.image.Offset = base + int64(len(recs)) - 1
-	if c.listener != nil {
+	c.image.Offset = offset
+	if c.listener != nil && len(recs) > 0 {
 		c.listener(c.image, recs)
 	}
 	return nil
+}
+
+// replace installs an image restored from a snapshot and tells the
+// listener what changed, as records.
+func (c *Controller) replace(im *metadata.Image) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	recs := metadata.Diff(c.image, im)
+	c.image = im
+	if c.listener != nil && len(recs) > 0 {
+		c.listener(c.image, recs)
+	}
+}
+
+// setOffset records that the entry at offset, which carries no records,
+// is applied.
+func (c *Controller) setOffset(offset int64) {
+	c.mu.Lock()
+	c.image.Offset = offset
+	c.mu.Unlock()
 }
 
 // reservedTopics are the internal topics the coordinators keep their state
@@ -216,18 +270,22 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 			return metadata.TopicID{}, 0, fail(kerr.InvalidConfig, "%v", err)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.image.Topics[req.Name]; ok {
-		return metadata.TopicID{}, 0, fail(kerr.TopicAlreadyExists, "topic %q already exists", req.Name)
+	var id metadata.TopicID
+	err := c.change(func(im *metadata.Image) ([]metadata.Record, error) {
+		if _, ok := im.Topics[req.Name]; ok {
+			return nil, fail(kerr.TopicAlreadyExists, "topic %q already exists", req.Name)
+		}
+		if req.ValidateOnly {
+			return nil, nil
+		}
+		id = metadata.NewTopicID()
+		recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: req.Name, ID: id, Configs: req.Configs, Internal: req.Internal}}}
+		return append(recs, c.partitionRecords(id, 0, parts)...), nil
+	})
+	if err != nil {
+		return metadata.TopicID{}, 0, err
 	}
-	if req.ValidateOnly {
-		return metadata.TopicID{}, parts, nil
-	}
-	id := metadata.NewTopicID()
-	recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: req.Name, ID: id, Configs: req.Configs, Internal: req.Internal}}}
-	recs = append(recs, c.partitionRecords(id, 0, parts)...)
-	return id, parts, c.commitLocked(recs)
+	return id, parts, nil
 }
 
 func (c *Controller) partitionRecords(id metadata.TopicID, from, to int32) []metadata.Record {
@@ -243,60 +301,66 @@ func (c *Controller) partitionRecords(id metadata.TopicID, from, to int32) []met
 
 // DeleteTopic removes a topic by name.
 func (c *Controller) DeleteTopic(name string) (metadata.TopicID, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.image.Topics[name]
-	if !ok {
-		return metadata.TopicID{}, fail(kerr.UnknownTopicOrPartition, "topic %q does not exist", name)
-	}
-	return t.ID, c.deleteLocked(t)
+	var id metadata.TopicID
+	err := c.change(func(im *metadata.Image) ([]metadata.Record, error) {
+		t, ok := im.Topics[name]
+		if !ok {
+			return nil, fail(kerr.UnknownTopicOrPartition, "topic %q does not exist", name)
+		}
+		id = t.ID
+		return c.deleteRecords(t)
+	})
+	return id, err
 }
 
 // DeleteTopicByID removes a topic by id.
 func (c *Controller) DeleteTopicByID(id metadata.TopicID) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.image.TopicByID(id)
-	if !ok {
-		return "", fail(kerr.UnknownTopicID, "topic id %s does not exist", id)
-	}
-	return t.Name, c.deleteLocked(t)
+	var name string
+	err := c.change(func(im *metadata.Image) ([]metadata.Record, error) {
+		t, ok := im.TopicByID(id)
+		if !ok {
+			return nil, fail(kerr.UnknownTopicID, "topic id %s does not exist", id)
+		}
+		name = t.Name
+		return c.deleteRecords(t)
+	})
+	return name, err
 }
 
-func (c *Controller) deleteLocked(t *metadata.Topic) error {
+func (c *Controller) deleteRecords(t *metadata.Topic) ([]metadata.Record, error) {
 	if !c.cfg.Bool("delete.topic.enable") {
-		return fail(kerr.TopicDeletionDisabled, "delete.topic.enable is false")
+		return nil, fail(kerr.TopicDeletionDisabled, "delete.topic.enable is false")
 	}
 	if t.Internal {
-		return fail(kerr.InvalidTopicException, "internal topic %q cannot be deleted", t.Name)
+		return nil, fail(kerr.InvalidTopicException, "internal topic %q cannot be deleted", t.Name)
 	}
-	return c.commitLocked([]metadata.Record{{RemoveTopic: &metadata.RemoveTopicRecord{TopicID: t.ID}}})
+	return []metadata.Record{{RemoveTopic: &metadata.RemoveTopicRecord{TopicID: t.ID}}}, nil
 }
 
 // CreatePartitions grows a topic to count partitions.
 func (c *Controller) CreatePartitions(name string, count int32, validateOnly bool) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.image.Topics[name]
-	if !ok {
-		return fail(kerr.UnknownTopicOrPartition, "topic %q does not exist", name)
-	}
-	if t.Internal {
-		// Group and transaction state is placed by hashing over the
-		// partition count: growing it would strand that state.
-		return fail(kerr.InvalidPartitions, "internal topic %q cannot be given more partitions", name)
-	}
-	have := int32(len(t.Partitions))
-	if count <= have {
-		return fail(kerr.InvalidPartitions, "topic %q has %d partitions; the new count %d must be larger", name, have, count)
-	}
-	if count > maxPartitions {
-		return fail(kerr.InvalidPartitions, "partition count %d is above %d", count, maxPartitions)
-	}
-	if validateOnly {
-		return nil
-	}
-	return c.commitLocked(c.partitionRecords(t.ID, have, count))
+	return c.change(func(im *metadata.Image) ([]metadata.Record, error) {
+		t, ok := im.Topics[name]
+		if !ok {
+			return nil, fail(kerr.UnknownTopicOrPartition, "topic %q does not exist", name)
+		}
+		if t.Internal {
+			// Group and transaction state is placed by hashing over the
+			// partition count: growing it would strand that state.
+			return nil, fail(kerr.InvalidPartitions, "internal topic %q cannot be given more partitions", name)
+		}
+		have := int32(len(t.Partitions))
+		if count <= have {
+			return nil, fail(kerr.InvalidPartitions, "topic %q has %d partitions; the new count %d must be larger", name, have, count)
+		}
+		if count > maxPartitions {
+			return nil, fail(kerr.InvalidPartitions, "partition count %d is above %d", count, maxPartitions)
+		}
+		if validateOnly {
+			return nil, nil
+		}
+		return c.partitionRecords(t.ID, have, count), nil
+	})
 }
 
 // ConfigChange sets (Value non-nil) or removes one topic config override.
@@ -319,38 +383,40 @@ func (c *Controller) AlterTopicConfigs(name string, changes []ConfigChange, repl
 			return fail(kerr.InvalidConfig, "%v", err)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.image.Topics[name]
-	if !ok {
-		return fail(kerr.UnknownTopicOrPartition, "topic %q does not exist", name)
-	}
-	var recs []metadata.Record
-	named := make(map[string]bool)
-	for _, ch := range changes {
-		named[ch.Name] = true
-		recs = append(recs, metadata.Record{Config: &metadata.ConfigRecord{TopicID: t.ID, Name: ch.Name, Value: ch.Value}})
-	}
-	if replace {
-		for k := range t.Configs {
-			if !named[k] {
-				recs = append(recs, metadata.Record{Config: &metadata.ConfigRecord{TopicID: t.ID, Name: k}})
+	return c.change(func(im *metadata.Image) ([]metadata.Record, error) {
+		t, ok := im.Topics[name]
+		if !ok {
+			return nil, fail(kerr.UnknownTopicOrPartition, "topic %q does not exist", name)
+		}
+		var recs []metadata.Record
+		named := make(map[string]bool)
+		for _, ch := range changes {
+			named[ch.Name] = true
+			recs = append(recs, metadata.Record{Config: &metadata.ConfigRecord{TopicID: t.ID, Name: ch.Name, Value: ch.Value}})
+		}
+		if replace {
+			for k := range t.Configs {
+				if !named[k] {
+					recs = append(recs, metadata.Record{Config: &metadata.ConfigRecord{TopicID: t.ID, Name: k}})
+				}
 			}
 		}
-	}
-	if validateOnly || len(recs) == 0 {
-		return nil
-	}
-	return c.commitLocked(recs)
+		if validateOnly {
+			return nil, nil
+		}
+		return recs, nil
+	})
 }
 
 // AllocateProducerIDs durably reserves a block of size producer ids and
 // returns its first id.
 func (c *Controller) AllocateProducerIDs(size int64) (int64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	start := c.image.NextProducerID
-	if err := c.commitLocked([]metadata.Record{{ProducerIDs: &metadata.ProducerIDsRecord{Start: start, Size: size}}}); err != nil {
+	var start int64
+	err := c.change(func(im *metadata.Image) ([]metadata.Record, error) {
+		start = im.NextProducerID
+		return []metadata.Record{{ProducerIDs: &metadata.ProducerIDsRecord{Start: start, Size: size}}}, nil
+	})
+	if err != nil {
 		return 0, err
 	}
 	return start, nil

@@ -1,0 +1,555 @@
+package controller
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/weir-broker/weir/internal/config"
+	"github.com/weir-broker/weir/internal/metadata"
+)
+
+// QuorumDirName is the directory, inside the data directory, that holds a
+// cluster node's share of the replicated metadata log.
+const QuorumDirName = "__cluster_metadata-raft"
+
+const (
+	// tickInterval is one Raft tick; elections and heartbeats count them.
+	tickInterval = 100 * time.Millisecond
+	// proposalTimeout bounds the wait for a change to be committed and
+	// applied; past it the change is answered REQUEST_TIMED_OUT (it may
+	// still take effect, as with Kafka).
+	proposalTimeout = 5 * time.Second
+	// applyQueueLen bounds the Readies handed to the applier.
+	applyQueueLen = 64
+)
+
+// keepEntries is how many applied entries a snapshot leaves in the log,
+// so a follower a little behind gets entries, not the snapshot. Tests
+// lower it to make lagging nodes catch up from a snapshot.
+var keepEntries uint64 = 500
+
+// quorum is the metadata log replicated by Raft (go.etcd.io/raft): the
+// library decides; this file stores, sends and applies.
+//
+// Goroutines: the driver (run) alone touches the RawNode and the storage;
+// the applier (applyLoop) alone writes the image, in log order; the
+// transport's goroutines move messages. Proposers wait for their entry to
+// be applied locally.
+type quorum struct {
+	c      *Controller
+	id     uint64
+	voters []uint64
+	store  *raftStore
+	mem    *raft.MemoryStorage
+	rn     *raft.RawNode
+	conf   *pb.ConfState
+	tr     *transport
+
+	leader   atomic.Uint64 // the leader this node knows, 0 when none
+	isLeader atomic.Bool
+	failed   atomic.Pointer[error] // a storage failure stopped the driver
+
+	propc   chan *proposal
+	recvc   chan *pb.Message
+	reportc chan peerReport
+	snapc   chan snapRequest
+	applyc  chan applyTask
+
+	startOnce sync.Once
+	started   chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	// Proposals of this process are known by (node, nonce, seq); the
+	// nonce keeps an earlier incarnation's entries from matching.
+	nonce   uint64
+	seq     atomic.Uint64
+	waitMu  sync.Mutex
+	waiters map[uint64]chan error
+
+	// snapshotsInstalled counts snapshots from the leader that replaced
+	// the image (for tests).
+	snapshotsInstalled atomic.Int64
+
+	// Owned by the applier.
+	snapIndex      uint64
+	bytesSinceSnap int64
+	snapEveryBytes int64
+}
+
+type proposal struct {
+	data []byte
+	done chan error
+}
+
+type snapRequest struct {
+	index uint64
+	data  []byte
+}
+
+// applyTask is one Ready's share for the applier: a snapshot to install,
+// then committed entries.
+type applyTask struct {
+	snap    *pb.Snapshot
+	entries []*pb.Entry
+}
+
+// entryData is a proposal as stored in a Raft entry.
+type entryData struct {
+	Node    int32             `json:"node"`
+	Nonce   uint64            `json:"nonce"`
+	Seq     uint64            `json:"seq"`
+	Records []metadata.Record `json:"records"`
+}
+
+func openQuorum(c *Controller, dataDir string, qc config.Quorum) (*quorum, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, LogDirName)); err == nil {
+		return nil, fmt.Errorf("%s holds the metadata log of a single node (%s); moving it into a cluster is not supported", dataDir, LogDirName)
+	}
+	dir := filepath.Join(dataDir, QuorumDirName)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	store, err := openRaftStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		return nil, err
+	}
+	q := &quorum{
+		c: c, id: uint64(qc.NodeID), store: store, mem: raft.NewMemoryStorage(),
+		propc: make(chan *proposal), recvc: make(chan *pb.Message, 1024),
+		reportc: make(chan peerReport, 64), snapc: make(chan snapRequest, 1),
+		applyc: make(chan applyTask, applyQueueLen), started: make(chan struct{}), stop: make(chan struct{}),
+		waiters:        make(map[uint64]chan error),
+		snapEveryBytes: c.cfg.Int("metadata.log.max.record.bytes.between.snapshots"),
+	}
+	for _, id := range qc.VoterIDs() {
+		q.voters = append(q.voters, uint64(id))
+	}
+	var nb [8]byte
+	_, _ = rand.Read(nb[:])
+	q.nonce = binary.BigEndian.Uint64(nb[:])
+	if err := q.recover(); err != nil {
+		store.close()
+		return nil, err
+	}
+	electionTicks := int(c.cfg.Int("controller.quorum.election.timeout.ms") / tickInterval.Milliseconds())
+	q.rn, err = raft.NewRawNode(&raft.Config{
+		ID:              q.id,
+		ElectionTick:    max(electionTicks, 2),
+		HeartbeatTick:   1,
+		Storage:         q.mem,
+		Applied:         uint64(c.image.Offset),
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 256,
+		// A leader that cannot hear a majority steps down, so a node cut
+		// off from the quorum stops claiming to be the controller; pre-vote
+		// keeps a returning node from disrupting a healthy leader.
+		CheckQuorum: true,
+		PreVote:     true,
+		Logger:      raftLogger{c.logger},
+	})
+	if err != nil {
+		store.close()
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	peers := make(map[uint64]string)
+	for _, v := range qc.Voters {
+		if uint64(v.ID) != q.id {
+			peers[uint64(v.ID)] = v.Addr
+		}
+	}
+	q.tr, err = newTransport(qc.Listen, peers, q.deliver, q.reportPeer, c.logger)
+	if err != nil {
+		store.close()
+		return nil, err
+	}
+	c.logger.Info("metadata quorum member started", "node", q.id, "voters", qc.VoterIDs(), "controller_listen", q.tr.ln.Addr().String(), "applied", c.image.Offset)
+	q.wg.Add(2)
+	go q.run()
+	go q.applyLoop()
+	return q, nil
+}
+
+// recover loads the stored log (bootstrapping an empty one with the
+// voters) and applies every entry known committed, so Open returns the
+// image as of the last commit this node saw.
+func (q *quorum) recover() error {
+	snap, hs, ents, err := q.store.load()
+	if err != nil {
+		return err
+	}
+	if snap == nil && hs == nil && len(ents) == 0 {
+		// Every voter starts from the same snapshot: index 1, term 1, the
+		// voters as the configuration and an empty image. The library
+		// recommends this over bootstrapping through conf-change entries.
+		snap = &pb.Snapshot{Data: metadata.NewImage().Encode(), Metadata: &pb.SnapshotMetadata{
+			Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &pb.ConfState{Voters: q.voters},
+		}}
+		hs = &pb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}
+		if err := q.store.save(hs, nil, snap); err != nil {
+			return fmt.Errorf("bootstrap the metadata quorum: %w", err)
+		}
+	}
+	if snap == nil {
+		return fmt.Errorf("raft store has entries but no snapshot")
+	}
+	stored := slices.Sorted(slices.Values(snap.GetMetadata().GetConfState().GetVoters()))
+	if !slices.Equal(stored, q.voters) {
+		return fmt.Errorf("controller.quorum.voters names nodes %v, but this node's metadata was written by a quorum of %v: changing the voters is not supported", q.voters, stored)
+	}
+	q.conf = snap.GetMetadata().GetConfState()
+	if err := q.mem.ApplySnapshot(snap); err != nil {
+		return err
+	}
+	if hs != nil {
+		if err := q.mem.SetHardState(hs); err != nil {
+			return err
+		}
+	}
+	if err := q.mem.Append(ents); err != nil {
+		return err
+	}
+	si := snap.GetMetadata().GetIndex()
+	im, err := metadata.DecodeImage(snap.GetData(), int64(si))
+	if err != nil {
+		return err
+	}
+	q.c.image = im
+	q.snapIndex = si
+	last, _ := q.mem.LastIndex()
+	if commit := min(hs.GetCommit(), last); commit > si {
+		replay, err := q.mem.Entries(si+1, commit+1, math.MaxUint64)
+		if err != nil {
+			return fmt.Errorf("replay the metadata log: %w", err)
+		}
+		for _, e := range replay {
+			q.applyEntry(e)
+		}
+	}
+	return nil
+}
+
+// start lets the applier apply what was committed after Open.
+func (q *quorum) start() { q.startOnce.Do(func() { close(q.started) }) }
+
+func (q *quorum) controllerID() int32 {
+	if l := q.leader.Load(); l != 0 {
+		return int32(l)
+	}
+	return -1
+}
+
+func (q *quorum) deliver(m *pb.Message) {
+	select {
+	case q.recvc <- m:
+	case <-q.stop:
+	}
+}
+
+func (q *quorum) reportPeer(r peerReport) {
+	select {
+	case q.reportc <- r:
+	default:
+	}
+}
+
+func (q *quorum) notController() error {
+	if l := q.leader.Load(); l != 0 && l != q.id {
+		return fail(kerr.NotController, "node %d is not the active controller; node %d is", q.id, l)
+	}
+	return fail(kerr.NotController, "node %d is not the active controller and knows of none: the metadata quorum %v has no leader (is a majority of it running?)", q.id, q.voters)
+}
+
+// commit proposes recs on this node, which must lead the quorum, and waits
+// until the entry is applied here.
+func (q *quorum) commit(recs []metadata.Record) error {
+	if errp := q.failed.Load(); errp != nil {
+		return fail(kerr.KafkaStorageError, "metadata quorum stopped: %v", *errp)
+	}
+	if !q.isLeader.Load() {
+		return q.notController()
+	}
+	seq := q.seq.Add(1)
+	data, err := json.Marshal(entryData{Node: int32(q.id), Nonce: q.nonce, Seq: seq, Records: recs})
+	if err != nil {
+		return err
+	}
+	p := &proposal{data: data, done: make(chan error, 1)}
+	q.waitMu.Lock()
+	q.waiters[seq] = p.done
+	q.waitMu.Unlock()
+	defer func() {
+		q.waitMu.Lock()
+		delete(q.waiters, seq)
+		q.waitMu.Unlock()
+	}()
+	timer := time.NewTimer(proposalTimeout)
+	defer timer.Stop()
+	timedOut := fail(kerr.RequestTimedOut, "metadata change not committed within %v: the quorum %v may have lost its majority", proposalTimeout, q.voters)
+	select {
+	case q.propc <- p:
+	case <-timer.C:
+		return timedOut
+	case <-q.stop:
+		return fail(kerr.NotController, "controller is shutting down")
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-timer.C:
+		return timedOut
+	case <-q.stop:
+		return fail(kerr.NotController, "controller is shutting down")
+	}
+}
+
+// run is the driver: it ticks, steps messages in, and handles each Ready
+// as the library's contract asks: persist the hard state, entries and
+// snapshot (fsynced), then send messages, then hand committed entries to
+// the applier, then Advance.
+func (q *quorum) run() {
+	defer q.wg.Done()
+	ticker := time.NewTicker(tickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-q.stop:
+			return
+		case <-ticker.C:
+			q.rn.Tick()
+		case m := <-q.recvc:
+			_ = q.rn.Step(m) // messages from an old term or unknown node are dropped
+		case p := <-q.propc:
+			if q.rn.BasicStatus().RaftState != raft.StateLeader {
+				p.done <- q.notController()
+			} else if err := q.rn.Propose(p.data); err != nil {
+				p.done <- fail(kerr.NotController, "proposal dropped: %v", err)
+			}
+		case r := <-q.reportc:
+			if r.snapshot {
+				q.rn.ReportSnapshot(r.id, r.status)
+			} else {
+				q.rn.ReportUnreachable(r.id)
+			}
+		case s := <-q.snapc:
+			if err := q.compact(s); err != nil {
+				q.fail(err)
+				return
+			}
+		}
+		for q.rn.HasReady() {
+			if err := q.handleReady(q.rn.Ready()); err != nil {
+				q.fail(err)
+				return
+			}
+		}
+	}
+}
+
+// fail stops the driver after a storage failure: continuing could break
+// the promises this node made to the quorum.
+func (q *quorum) fail(err error) {
+	q.c.logger.Error("metadata quorum stopped on this node: storage failed", "err", err)
+	q.failed.Store(&err)
+	q.isLeader.Store(false)
+	q.leader.Store(0)
+}
+
+func (q *quorum) handleReady(rd raft.Ready) error {
+	if rd.SoftState != nil {
+		lead, leading := rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader
+		if q.leader.Swap(lead) != lead {
+			q.c.logger.Info("metadata quorum leader changed", "node", q.id, "leader", lead, "this_node_leads", leading)
+		}
+		q.isLeader.Store(leading)
+	}
+	snap := rd.Snapshot
+	hasSnap := snap != nil && !raft.IsEmptySnap(snap)
+	var hs *pb.HardState
+	if !raft.IsEmptyHardState(rd.HardState) {
+		hs = rd.HardState
+	}
+	if hs != nil || len(rd.Entries) > 0 || hasSnap {
+		var s *pb.Snapshot
+		if hasSnap {
+			s = snap
+		}
+		if err := q.store.save(hs, rd.Entries, s); err != nil {
+			return err
+		}
+	}
+	if hasSnap {
+		if err := q.mem.ApplySnapshot(snap); err != nil {
+			return err
+		}
+		q.conf = snap.GetMetadata().GetConfState()
+	}
+	if hs != nil {
+		if err := q.mem.SetHardState(hs); err != nil {
+			return err
+		}
+	}
+	if err := q.mem.Append(rd.Entries); err != nil {
+		return err
+	}
+	for _, m := range rd.Messages {
+		q.tr.send(m)
+	}
+	if hasSnap || len(rd.CommittedEntries) > 0 {
+		t := applyTask{entries: rd.CommittedEntries}
+		if hasSnap {
+			t.snap = snap
+		}
+		select {
+		case q.applyc <- t:
+		case <-q.stop:
+			return nil
+		}
+	}
+	q.rn.Advance(rd)
+	return nil
+}
+
+// compact records a snapshot the applier took and drops the log it covers,
+// but for a tail of keepEntries.
+func (q *quorum) compact(s snapRequest) error {
+	first, _ := q.mem.FirstIndex()
+	last, _ := q.mem.LastIndex()
+	if s.index < first || s.index > last {
+		return nil // a snapshot from the leader got there first
+	}
+	snap, err := q.mem.CreateSnapshot(s.index, q.conf, s.data)
+	if err == raft.ErrSnapOutOfDate {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	compactIndex := uint64(0)
+	if s.index > keepEntries {
+		compactIndex = s.index - keepEntries
+	}
+	if err := q.store.saveSnapshot(snap, compactIndex); err != nil {
+		return err
+	}
+	if compactIndex >= first {
+		if err := q.mem.Compact(compactIndex); err != nil && err != raft.ErrCompacted {
+			return err
+		}
+	}
+	q.c.logger.Debug("metadata snapshot taken", "index", s.index, "bytes", len(s.data))
+	return nil
+}
+
+// applyLoop applies committed entries in order, once SetListener started
+// it.
+func (q *quorum) applyLoop() {
+	defer q.wg.Done()
+	select {
+	case <-q.started:
+	case <-q.stop:
+		return
+	}
+	for {
+		select {
+		case <-q.stop:
+			return
+		case t := <-q.applyc:
+			if t.snap != nil {
+				si := t.snap.GetMetadata().GetIndex()
+				if int64(si) > q.c.image.Offset {
+					im, err := metadata.DecodeImage(t.snap.GetData(), int64(si))
+					if err != nil {
+						q.fail(err)
+						return
+					}
+					q.c.replace(im)
+					q.snapIndex, q.bytesSinceSnap = si, 0
+					q.snapshotsInstalled.Add(1)
+				}
+			}
+			for _, e := range t.entries {
+				q.applyEntry(e)
+			}
+			q.maybeSnapshot()
+		}
+	}
+}
+
+// applyEntry applies one committed entry and answers its proposer when
+// that is this process.
+func (q *quorum) applyEntry(e *pb.Entry) {
+	idx := int64(e.GetIndex())
+	if idx <= q.c.image.Offset {
+		return // already in the image (a snapshot covered it)
+	}
+	if e.GetType() != pb.EntryType_EntryNormal || len(e.GetData()) == 0 {
+		// The leader's empty entry of a new term, or a configuration
+		// change (never proposed: the voters are fixed).
+		q.c.setOffset(idx)
+		return
+	}
+	q.bytesSinceSnap += int64(len(e.GetData()))
+	var d entryData
+	if err := json.Unmarshal(e.GetData(), &d); err != nil {
+		// Every node skips it alike.
+		q.c.logger.Error("undecodable metadata entry skipped", "index", idx, "err", err)
+		q.c.setOffset(idx)
+		return
+	}
+	err := q.c.apply(d.Records, idx, true)
+	if d.Node == int32(q.id) && d.Nonce == q.nonce {
+		q.waitMu.Lock()
+		done := q.waiters[d.Seq]
+		q.waitMu.Unlock()
+		if done != nil {
+			select {
+			case done <- err:
+			default:
+			}
+		}
+	}
+}
+
+// maybeSnapshot hands the driver a snapshot of the image once enough
+// record bytes were applied since the last one.
+func (q *quorum) maybeSnapshot() {
+	if q.bytesSinceSnap < q.snapEveryBytes {
+		return
+	}
+	q.c.mu.RLock()
+	index, data := uint64(q.c.image.Offset), q.c.image.Encode()
+	q.c.mu.RUnlock()
+	select {
+	case q.snapc <- snapRequest{index: index, data: data}:
+		q.snapIndex, q.bytesSinceSnap = index, 0
+	default: // one is pending; try after the next batch
+	}
+}
+
+func (q *quorum) close() error {
+	q.closeOnce.Do(func() {
+		close(q.stop)
+		q.closeErr = q.tr.close()
+		q.wg.Wait()
+		if err := q.store.close(); q.closeErr == nil {
+			q.closeErr = err
+		}
+	})
+	return q.closeErr
+}

@@ -1,0 +1,250 @@
+package controller
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/weir-broker/weir/internal/config"
+	"github.com/weir-broker/weir/internal/metadata"
+)
+
+// testQuorum is n controllers of one quorum in this process, each on its
+// own data directory and loopback port.
+type testQuorum struct {
+	t      *testing.T
+	dirs   []string
+	addrs  []string
+	extra  map[string]string
+	nodes  []*Controller // nil while stopped
+	voters string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func newTestQuorum(t *testing.T, n int, extra map[string]string) *testQuorum {
+	q := &testQuorum{t: t, extra: extra, nodes: make([]*Controller, n)}
+	var vs []string
+	for i := range n {
+		q.dirs = append(q.dirs, t.TempDir())
+		q.addrs = append(q.addrs, freeAddr(t))
+		vs = append(vs, fmt.Sprintf("%d@%s", i+1, q.addrs[i]))
+	}
+	q.voters = strings.Join(vs, ",")
+	for i := range n {
+		q.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range q.nodes {
+			q.stop(i)
+		}
+	})
+	return q
+}
+
+func (q *testQuorum) start(i int) {
+	q.t.Helper()
+	cfg := config.NewBroker()
+	for k, v := range map[string]string{
+		"node.id": fmt.Sprint(i + 1), "controller.quorum.voters": q.voters, "controller.listeners": q.addrs[i],
+		"controller.quorum.election.timeout.ms": "300",
+	} {
+		if err := cfg.Set(k, v); err != nil {
+			q.t.Fatal(err)
+		}
+	}
+	for k, v := range q.extra {
+		if err := cfg.Set(k, v); err != nil {
+			q.t.Fatal(err)
+		}
+	}
+	c, err := Open(q.dirs[i], int32(i+1), cfg, nil)
+	if err != nil {
+		q.t.Fatal(err)
+	}
+	c.SetListener(nil)
+	q.nodes[i] = c
+}
+
+func (q *testQuorum) stop(i int) {
+	if q.nodes[i] != nil {
+		q.nodes[i].Close()
+		q.nodes[i] = nil
+	}
+}
+
+// leader waits until exactly one running node leads and every running
+// node names it; it returns its index.
+func (q *testQuorum) leader() int {
+	q.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		claims, agreed := -1, true
+		var named int32 = -2
+		for i, c := range q.nodes {
+			if c == nil {
+				continue
+			}
+			id := c.ControllerID()
+			if id == int32(i+1) {
+				if claims >= 0 {
+					q.t.Fatalf("nodes %d and %d both claim to be the controller", claims+1, i+1)
+				}
+				claims = i
+			}
+			if named == -2 {
+				named = id
+			} else if id != named {
+				agreed = false
+			}
+		}
+		if claims >= 0 && agreed {
+			return claims
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	q.t.Fatal("no single leader within 10s")
+	return -1
+}
+
+// converged waits until every running node's image equals the leader's.
+func (q *testQuorum) converged(leader int) []byte {
+	q.t.Helper()
+	var want []byte
+	var offset int64
+	q.nodes[leader].View(func(im *metadata.Image) { want, offset = im.Encode(), im.Offset })
+	deadline := time.Now().Add(10 * time.Second)
+	for i, c := range q.nodes {
+		if c == nil {
+			continue
+		}
+		for {
+			var got []byte
+			var at int64
+			c.View(func(im *metadata.Image) { got, at = im.Encode(), im.Offset })
+			if string(got) == string(want) && at >= offset {
+				break
+			}
+			if time.Now().After(deadline) {
+				q.t.Fatalf("node %d's image (offset %d) did not reach the leader's (offset %d):\n got %s\nwant %s", i+1, at, offset, got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return want
+}
+
+func TestQuorumReplicatesChangesMadeOnTheLeader(t *testing.T) {
+	q := newTestQuorum(t, 3, nil)
+	l := q.leader()
+	if _, _, err := q.nodes[l].CreateTopic(CreateTopic{Name: "orders", Partitions: 3, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.nodes[l].AllocateProducerIDs(1000); err != nil {
+		t.Fatal(err)
+	}
+	v := "1000"
+	if err := q.nodes[l].AlterTopicConfigs("orders", []ConfigChange{{Name: "retention.ms", Value: &v}}, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := q.nodes[l].CreateTopic(CreateTopic{Name: "orders", Partitions: 1, ReplicationFactor: 1}); !IsCode(err, kerr.TopicAlreadyExists) {
+		t.Fatalf("second create: %v, want TOPIC_ALREADY_EXISTS", err)
+	}
+	q.converged(l)
+	follower := (l + 1) % 3
+	_, _, err := q.nodes[follower].CreateTopic(CreateTopic{Name: "other", Partitions: 1, ReplicationFactor: 1})
+	if !IsCode(err, kerr.NotController) || !strings.Contains(err.Error(), fmt.Sprintf("node %d is", l+1)) {
+		t.Fatalf("create on a follower: %v, want NOT_CONTROLLER naming node %d", err, l+1)
+	}
+}
+
+func TestQuorumSurvivesTheLossOfItsLeaderAndTheNodeCatchesUp(t *testing.T) {
+	defer func(k uint64) { keepEntries = k }(keepEntries)
+	keepEntries = 5
+	q := newTestQuorum(t, 3, map[string]string{"metadata.log.max.record.bytes.between.snapshots": "2048"})
+	l := q.leader()
+	if _, _, err := q.nodes[l].CreateTopic(CreateTopic{Name: "before", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	q.stop(l)
+	l2 := q.leader()
+	if l2 == l {
+		t.Fatal("a stopped node leads")
+	}
+	// Enough changes while the old leader is away that the others take
+	// snapshots; it catches up from the log or from a snapshot.
+	for i := range 40 {
+		if _, _, err := q.nodes[l2].CreateTopic(CreateTopic{Name: fmt.Sprintf("during-%d", i), Partitions: 2, ReplicationFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.start(l)
+	img := q.converged(q.leader())
+	if !strings.Contains(string(img), "during-39") || !strings.Contains(string(img), "before") {
+		t.Fatalf("image lacks topics: %s", img)
+	}
+	if n := q.nodes[l].store.(*quorum).snapshotsInstalled.Load(); n == 0 {
+		t.Fatal("the returning node caught up without the snapshot its peers' trimmed logs require")
+	}
+	// A restart of every node replays from its snapshot to the same image.
+	for i := range q.nodes {
+		q.stop(i)
+	}
+	for i := range q.nodes {
+		q.start(i)
+	}
+	if got := q.converged(q.leader()); string(got) != string(img) {
+		t.Fatalf("image after a full restart differs:\n got %s\nwant %s", got, img)
+	}
+}
+
+func TestQuorumWithoutAMajorityRefusesChangesAndHasNoController(t *testing.T) {
+	for _, survivorLed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("survivor was leader %v", survivorLed), func(t *testing.T) {
+			q := newTestQuorum(t, 3, nil)
+			l := q.leader()
+			survivor := (l + 1) % 3
+			if survivorLed {
+				survivor = l
+			}
+			for i := range q.nodes {
+				if i != survivor {
+					q.stop(i)
+				}
+			}
+			// A leader that cannot hear a majority steps down (CheckQuorum);
+			// a follower forgets its leader when its election timer fires.
+			deadline := time.Now().Add(10 * time.Second)
+			for q.nodes[survivor].ControllerID() != -1 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the lone survivor still names controller %d", q.nodes[survivor].ControllerID())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			_, _, err := q.nodes[survivor].CreateTopic(CreateTopic{Name: "t", Partitions: 1, ReplicationFactor: 1})
+			if !IsCode(err, kerr.NotController) || !strings.Contains(err.Error(), "no leader") {
+				t.Fatalf("create without a majority: %v, want NOT_CONTROLLER saying the quorum has no leader", err)
+			}
+		})
+	}
+}
+
+func TestQuorumDataDirectoryIsNotOpenedAlone(t *testing.T) {
+	q := newTestQuorum(t, 3, nil)
+	q.stop(0)
+	if _, err := Open(q.dirs[0], 1, config.NewBroker(), nil); err == nil || !strings.Contains(err.Error(), "--voters") {
+		t.Fatalf("opening a cluster node's data alone: %v, want a refusal", err)
+	}
+}

@@ -1,0 +1,248 @@
+package controller
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Limits of the quorum's transport.
+const (
+	// maxRaftFrameBytes bounds one message on the wire, a snapshot of the
+	// image included; a peer claiming more is disconnected.
+	maxRaftFrameBytes = 64 << 20
+	// peerQueueLen bounds the messages waiting for one peer; beyond it
+	// they are dropped, and Raft sends again.
+	peerQueueLen   = 256
+	dialTimeout    = time.Second
+	writeTimeout   = 2 * time.Second
+	redialBackoff  = 200 * time.Millisecond
+	maxInboundConn = 64
+)
+
+// peerReport tells the Raft node a peer could not be reached, or how a
+// snapshot sent to it went.
+type peerReport struct {
+	id       uint64
+	snapshot bool
+	status   raft.SnapshotStatus
+}
+
+// transport carries Raft messages between the controller listeners as
+// length-prefixed protobuf frames over TCP. Each peer has one sender
+// goroutine with a bounded queue and one outbound connection; inbound
+// connections only carry messages in. Delivery is best effort: Raft
+// tolerates loss and retries.
+type transport struct {
+	ln      net.Listener
+	peers   map[uint64]*peer
+	deliver func(*pb.Message) // hands an inbound message to the driver
+	report  func(peerReport)
+	logger  *slog.Logger
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+type peer struct {
+	id    uint64
+	addr  string
+	queue chan *pb.Message
+}
+
+func newTransport(listen string, peers map[uint64]string, deliver func(*pb.Message), report func(peerReport), logger *slog.Logger) (*transport, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("controller listener: %w", err)
+	}
+	t := &transport{ln: ln, peers: make(map[uint64]*peer), deliver: deliver, report: report, logger: logger,
+		stop: make(chan struct{}), conns: make(map[net.Conn]struct{})}
+	for id, addr := range peers {
+		p := &peer{id: id, addr: addr, queue: make(chan *pb.Message, peerQueueLen)}
+		t.peers[id] = p
+		t.wg.Add(1)
+		go t.sendLoop(p)
+	}
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// send queues m for its peer, or drops it when the queue is full.
+func (t *transport) send(m *pb.Message) {
+	p := t.peers[m.GetTo()]
+	if p == nil {
+		return
+	}
+	select {
+	case p.queue <- m:
+	default:
+		t.failed(p, m)
+	}
+}
+
+func (t *transport) failed(p *peer, m *pb.Message) {
+	t.report(peerReport{id: p.id})
+	if m.GetType() == pb.MessageType_MsgSnap {
+		t.report(peerReport{id: p.id, snapshot: true, status: raft.SnapshotFailure})
+	}
+}
+
+func (t *transport) sendLoop(p *peer) {
+	defer t.wg.Done()
+	var (
+		conn    net.Conn
+		bw      *bufio.Writer
+		retryAt time.Time
+	)
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	for {
+		var m *pb.Message
+		select {
+		case <-t.stop:
+			return
+		case m = <-p.queue:
+		}
+		if conn == nil {
+			if time.Now().Before(retryAt) {
+				t.failed(p, m)
+				continue
+			}
+			c, err := net.DialTimeout("tcp", p.addr, dialTimeout)
+			if err != nil {
+				retryAt = time.Now().Add(redialBackoff)
+				t.failed(p, m)
+				continue
+			}
+			conn, bw = c, bufio.NewWriter(c)
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		err := writeFrame(bw, m)
+		// Flush when nothing else waits, so a burst goes out in one write;
+		// a snapshot is reported only once it is on the wire.
+		if err == nil && (len(p.queue) == 0 || m.GetType() == pb.MessageType_MsgSnap) {
+			err = bw.Flush()
+		}
+		if err != nil {
+			t.logger.Debug("raft message to peer lost", "peer", p.id, "err", err)
+			conn.Close()
+			conn = nil
+			t.failed(p, m)
+			continue
+		}
+		if m.GetType() == pb.MessageType_MsgSnap {
+			t.report(peerReport{id: p.id, snapshot: true, status: raft.SnapshotFinish})
+		}
+	}
+}
+
+func writeFrame(w io.Writer, m *pb.Message) error {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxRaftFrameBytes {
+		return fmt.Errorf("raft message of %d bytes is above the %d-byte limit", len(b), maxRaftFrameBytes)
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func (t *transport) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			select {
+			case <-t.stop:
+				return
+			default:
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			t.logger.Error("controller listener", "err", err)
+			return
+		}
+		t.mu.Lock()
+		if len(t.conns) >= maxInboundConn {
+			t.mu.Unlock()
+			c.Close()
+			continue
+		}
+		t.conns[c] = struct{}{}
+		t.mu.Unlock()
+		t.wg.Add(1)
+		go t.readLoop(c)
+	}
+}
+
+func (t *transport) readLoop(c net.Conn) {
+	defer t.wg.Done()
+	defer func() {
+		t.mu.Lock()
+		delete(t.conns, c)
+		t.mu.Unlock()
+		c.Close()
+	}()
+	br := bufio.NewReader(c)
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n > maxRaftFrameBytes {
+			t.logger.Warn("raft frame above the limit; closing the connection", "bytes", n, "remote", c.RemoteAddr().String())
+			return
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(br, b); err != nil {
+			return
+		}
+		m := &pb.Message{}
+		if err := proto.Unmarshal(b, m); err != nil {
+			t.logger.Warn("undecodable raft message; closing the connection", "err", err, "remote", c.RemoteAddr().String())
+			return
+		}
+		t.deliver(m)
+	}
+}
+
+// close stops the senders and closes every connection.
+func (t *transport) close() error {
+	close(t.stop)
+	err := t.ln.Close()
+	t.mu.Lock()
+	for c := range t.conns {
+		c.Close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}

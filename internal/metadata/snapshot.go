@@ -1,0 +1,123 @@
+package metadata
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// snapshotForm is the stored form of an image: what a quorum's snapshot
+// holds so that a restart or a lagging node need not replay the whole log.
+type snapshotForm struct {
+	Topics         []*Topic `json:"topics"`
+	NextProducerID int64    `json:"nextProducerId"`
+}
+
+// Encode returns the image's stored form (its offset is kept by the
+// snapshot that holds it).
+func (im *Image) Encode() []byte {
+	f := snapshotForm{NextProducerID: im.NextProducerID}
+	for _, name := range im.TopicNames() {
+		f.Topics = append(f.Topics, im.Topics[name])
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		panic(err) // only plain data types: cannot fail
+	}
+	return b
+}
+
+// DecodeImage rebuilds an image from its stored form, at offset.
+func DecodeImage(b []byte, offset int64) (*Image, error) {
+	var f snapshotForm
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("decode metadata snapshot: %w", err)
+	}
+	im := NewImage()
+	for _, t := range f.Topics {
+		if t == nil || im.Topics[t.Name] != nil || im.byID[t.ID] != nil {
+			return nil, fmt.Errorf("metadata snapshot: topic listed twice or empty")
+		}
+		im.Topics[t.Name] = t
+		im.byID[t.ID] = t
+	}
+	im.NextProducerID = f.NextProducerID
+	im.Offset = offset
+	return im, nil
+}
+
+// Clone returns a deep copy of the image.
+func (im *Image) Clone() *Image {
+	c := NewImage()
+	c.Offset, c.NextProducerID = im.Offset, im.NextProducerID
+	c.NodeIDs = slices.Clone(im.NodeIDs)
+	for name, t := range im.Topics {
+		nt := &Topic{Name: t.Name, ID: t.ID, Internal: t.Internal, Configs: maps.Clone(t.Configs)}
+		for _, p := range t.Partitions {
+			nt.Partitions = append(nt.Partitions, Partition{Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR)})
+		}
+		c.Topics[name] = nt
+		c.byID[nt.ID] = nt
+	}
+	return c
+}
+
+// ApplyBatch applies recs all or none: when one does not fit, the image is
+// left as it was and the error says which. Every node of a quorum decides
+// the same way, because each applies the same batches to the same image.
+func (im *Image) ApplyBatch(recs []Record) error {
+	trial := im.Clone()
+	for i, r := range recs {
+		if err := trial.Apply(r); err != nil {
+			return fmt.Errorf("record %d of %d: %w", i+1, len(recs), err)
+		}
+	}
+	offset := im.Offset
+	*im = *trial
+	im.Offset = offset
+	return nil
+}
+
+// Diff returns records that, applied to old in order, describe how it
+// became new: what a listener of applied records is told when a snapshot
+// replaces an image wholesale.
+func Diff(old, new *Image) []Record {
+	var recs []Record
+	for _, name := range old.TopicNames() {
+		t := old.Topics[name]
+		if nt, ok := new.byID[t.ID]; !ok || nt.Name != t.Name {
+			recs = append(recs, Record{RemoveTopic: &RemoveTopicRecord{TopicID: t.ID}})
+		}
+	}
+	for _, name := range new.TopicNames() {
+		nt := new.Topics[name]
+		ot, ok := old.byID[nt.ID]
+		if !ok || ot.Name != nt.Name {
+			recs = append(recs, Record{Topic: &TopicRecord{Name: nt.Name, ID: nt.ID, Configs: maps.Clone(nt.Configs), Internal: nt.Internal}})
+			ot = &Topic{}
+		} else {
+			for _, k := range slices.Sorted(maps.Keys(ot.Configs)) {
+				if _, ok := nt.Configs[k]; !ok {
+					recs = append(recs, Record{Config: &ConfigRecord{TopicID: nt.ID, Name: k}})
+				}
+			}
+			for _, k := range slices.Sorted(maps.Keys(nt.Configs)) {
+				if v, ok := ot.Configs[k]; !ok || v != nt.Configs[k] {
+					nv := nt.Configs[k]
+					recs = append(recs, Record{Config: &ConfigRecord{TopicID: nt.ID, Name: k, Value: &nv}})
+				}
+			}
+		}
+		for i := len(ot.Partitions); i < len(nt.Partitions); i++ {
+			p := nt.Partitions[i]
+			recs = append(recs, Record{Partition: &PartitionRecord{TopicID: nt.ID, Index: int32(i),
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR}})
+		}
+	}
+	if new.NextProducerID > old.NextProducerID {
+		recs = append(recs, Record{ProducerIDs: &ProducerIDsRecord{Start: old.NextProducerID, Size: new.NextProducerID - old.NextProducerID}})
+	}
+	return recs
+}

@@ -1,0 +1,88 @@
+package metadata
+
+import (
+	"reflect"
+	"testing"
+)
+
+func sampleImage(t *testing.T) *Image {
+	t.Helper()
+	im := NewImage()
+	a, b := NewTopicID(), NewTopicID()
+	v := "compact"
+	for _, r := range []Record{
+		{Topic: &TopicRecord{Name: "a", ID: a, Configs: map[string]string{"retention.ms": "1"}}},
+		{Partition: &PartitionRecord{TopicID: a, Index: 0, Leader: 1, Replicas: []int32{1}, ISR: []int32{1}}},
+		{Partition: &PartitionRecord{TopicID: a, Index: 1, Leader: 2, Replicas: []int32{2}, ISR: []int32{2}}},
+		{Topic: &TopicRecord{Name: "b", ID: b, Internal: true}},
+		{Config: &ConfigRecord{TopicID: b, Name: "cleanup.policy", Value: &v}},
+		{ProducerIDs: &ProducerIDsRecord{Start: 0, Size: 1000}},
+	} {
+		if err := im.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	im.Offset = 41
+	return im
+}
+
+func TestImageSurvivesEncodeAndDecode(t *testing.T) {
+	im := sampleImage(t)
+	got, err := DecodeImage(im.Encode(), im.Offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, im) {
+		t.Fatalf("decoded image differs:\n got %+v\nwant %+v", got, im)
+	}
+}
+
+func TestApplyBatchIsAllOrNothing(t *testing.T) {
+	im := sampleImage(t)
+	before := im.Clone()
+	id := NewTopicID()
+	err := im.ApplyBatch([]Record{
+		{Topic: &TopicRecord{Name: "c", ID: id}},
+		{Topic: &TopicRecord{Name: "a", ID: NewTopicID()}}, // already exists
+	})
+	if err == nil {
+		t.Fatal("a batch with a conflicting record applied")
+	}
+	if !reflect.DeepEqual(im, before) {
+		t.Fatal("a rejected batch changed the image")
+	}
+	if err := im.ApplyBatch([]Record{{Topic: &TopicRecord{Name: "c", ID: id}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := im.TopicByID(id); !ok || im.Offset != before.Offset {
+		t.Fatal("an accepted batch is not in the image, or moved its offset")
+	}
+}
+
+func TestDiffRebuildsTheNewImage(t *testing.T) {
+	old := sampleImage(t)
+	next := old.Clone()
+	v := "2"
+	c := NewTopicID()
+	for _, r := range []Record{
+		{RemoveTopic: &RemoveTopicRecord{TopicID: old.Topics["b"].ID}},
+		{Config: &ConfigRecord{TopicID: old.Topics["a"].ID, Name: "retention.ms", Value: &v}},
+		{Partition: &PartitionRecord{TopicID: old.Topics["a"].ID, Index: 2, Leader: 3, Replicas: []int32{3}, ISR: []int32{3}}},
+		{Topic: &TopicRecord{Name: "b", ID: c}},
+		{Partition: &PartitionRecord{TopicID: c, Index: 0, Leader: 1, Replicas: []int32{1}, ISR: []int32{1}}},
+		{ProducerIDs: &ProducerIDsRecord{Start: 1000, Size: 1000}},
+	} {
+		if err := next.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replayed := old.Clone()
+	for _, r := range Diff(old, next) {
+		if err := replayed.Apply(r); err != nil {
+			t.Fatalf("diff record %+v does not apply: %v", r, err)
+		}
+	}
+	if !reflect.DeepEqual(replayed.Encode(), next.Encode()) {
+		t.Fatalf("diff does not lead to the new image:\n got %s\nwant %s", replayed.Encode(), next.Encode())
+	}
+}
