@@ -1,0 +1,152 @@
+package testsvc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Cluster is n `weir serve` processes forming one Weir cluster on
+// loopback: every node a voter of the metadata quorum. Each node keeps
+// its ports and data directory across restarts, so a test can kill one
+// with SIGKILL and start it again.
+type Cluster struct {
+	Nodes []*Node
+
+	bin    string
+	voters string
+	extra  []string
+}
+
+// Node is one process of a Cluster.
+type Node struct {
+	ID int32
+	// Addr is the Kafka listener (host:port); ControllerAddr the
+	// metadata quorum's.
+	Addr, ControllerAddr string
+	DataDir              string
+	// LogPath collects the process's standard error across restarts.
+	LogPath string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartCluster starts n nodes from the weir binary bin (see Build), with
+// their data directories and logs under dir, and waits until each
+// listens. extra are added to every node's `weir serve` arguments.
+func StartCluster(bin, dir string, n int, extra ...string) (*Cluster, error) {
+	c := &Cluster{bin: bin, extra: extra}
+	var voters []string
+	for i := 1; i <= n; i++ {
+		kp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		nd := &Node{
+			ID:             int32(i),
+			Addr:           "127.0.0.1:" + strconv.Itoa(kp),
+			ControllerAddr: "127.0.0.1:" + strconv.Itoa(cp),
+			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
+			LogPath:        filepath.Join(dir, fmt.Sprintf("node-%d.log", i)),
+		}
+		c.Nodes = append(c.Nodes, nd)
+		voters = append(voters, fmt.Sprintf("%d@%s", i, nd.ControllerAddr))
+	}
+	c.voters = strings.Join(voters, ",")
+	for i := range c.Nodes {
+		if err := c.Start(i); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Voters is the cluster's controller.quorum.voters.
+func (c *Cluster) Voters() string { return c.voters }
+
+// Running reports whether node i's process is alive.
+func (c *Cluster) Running(i int) bool {
+	nd := c.Nodes[i]
+	if nd.exited == nil {
+		return false
+	}
+	select {
+	case <-nd.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Start starts node i (again) and waits until it listens.
+func (c *Cluster) Start(i int) error {
+	nd := c.Nodes[i]
+	if c.Running(i) {
+		return fmt.Errorf("node %d is already running", nd.ID)
+	}
+	logFile, err := os.OpenFile(nd.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"serve",
+		"--node-id", strconv.Itoa(int(nd.ID)), "--listen", nd.Addr, "--data", nd.DataDir,
+		"--controller-listen", nd.ControllerAddr, "--voters", c.voters, "--log-level", "info",
+	}, c.extra...)
+	cmd := exec.Command(c.bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start node %d: %w", nd.ID, err)
+	}
+	nd.cmd, nd.exited = cmd, make(chan struct{})
+	exited := nd.exited
+	go func() {
+		cmd.Wait()
+		logFile.Close()
+		close(exited)
+	}()
+	if err := waitListening(nd.Addr, exited, 30*time.Second); err != nil {
+		c.Kill(i)
+		return fmt.Errorf("node %d: %w; its log:\n%s", nd.ID, err, c.Log(i))
+	}
+	return nil
+}
+
+// Kill sends node i SIGKILL and waits until it is gone.
+func (c *Cluster) Kill(i int) {
+	nd := c.Nodes[i]
+	if nd.cmd == nil || nd.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-nd.cmd.Process.Pid, syscall.SIGKILL)
+	<-nd.exited
+}
+
+// Stop kills every node.
+func (c *Cluster) Stop() {
+	for i := range c.Nodes {
+		c.Kill(i)
+	}
+}
+
+// Log returns what node i wrote to standard error so far.
+func (c *Cluster) Log(i int) string {
+	b, err := os.ReadFile(c.Nodes[i].LogPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err.Error()
+	}
+	return string(b)
+}
