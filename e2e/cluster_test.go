@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +239,26 @@ func TestClusterWithoutAMajorityRefusesMetadataChangesAndHasNoController(t *test
 	}
 	if leader, _ := tc.claims(); leader >= 0 {
 		t.Fatalf("node %d claims to be the controller without a majority", leader+1)
+	}
+}
+
+func TestServeRefusesBadQuorumSettings(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--voters", "1@127.0.0.1"}, "not host:port"},
+		{[]string{"--voters", "1@127.0.0.1:9191,1@127.0.0.1:9192", "--controller-listen", "127.0.0.1:9191"}, "listed more than once"},
+		{[]string{"--node-id", "4", "--voters", "1@127.0.0.1:9191,2@127.0.0.1:9192", "--controller-listen", "127.0.0.1:9194"}, "node.id 4 is not among controller.quorum.voters"},
+		{[]string{"--controller-listen", "127.0.0.1:9191"}, "controller.quorum.voters is empty"},
+		{[]string{"--node-id", "1", "--voters", "1@127.0.0.1:9191"}, "controller.listeners (--controller-listen) is not set"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, tc.args...)
+		out, err := exec.CommandContext(ctx, weirBin, args...).CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("weir %s: %v, output %q; want a refusal saying %q", strings.Join(args, " "), err, out, tc.want)
+		}
 	}
 }

@@ -162,11 +162,15 @@ func (b *Broker) SetAdvertised(host string, port int32) { b.advHost, b.advPort =
 func (b *Broker) Close() error {
 	close(b.stop)
 	b.wg.Wait()
+	// The controller first: in a cluster it applies records the quorum
+	// commits on its own goroutine, and none may open a partition after
+	// the partitions are closed.
+	err := b.ctrl.Close()
 	if b.groups != nil {
 		b.groups.close()
 	}
 	b.closePartitions()
-	return b.ctrl.Close()
+	return err
 }
 
 func (b *Broker) closePartitions() {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -27,7 +28,9 @@ var (
 )
 
 func openRaftStore(path string) (*raftStore, error) {
-	db, err := bolt.Open(path, 0o600, nil)
+	// Another process holding the file (a second weir on the same data
+	// directory) is an error, not a wait.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open raft store %s: %w", path, err)
 	}
