@@ -28,13 +28,14 @@ const QuorumDirName = "__cluster_metadata-raft"
 const (
 	// tickInterval is one Raft tick; elections and heartbeats count them.
 	tickInterval = 100 * time.Millisecond
-	// proposalTimeout bounds the wait for a change to be committed and
-	// applied; past it the change is answered REQUEST_TIMED_OUT (it may
-	// still take effect, as with Kafka).
-	proposalTimeout = 5 * time.Second
 	// applyQueueLen bounds the Readies handed to the applier.
 	applyQueueLen = 64
 )
+
+// proposalTimeout bounds the wait for a change to be committed and
+// applied; past it the change is answered REQUEST_TIMED_OUT (it may still
+// take effect, as with Kafka). Tests shorten it.
+var proposalTimeout = 5 * time.Second
 
 // keepEntries is how many applied entries a snapshot leaves in the log,
 // so a follower a little behind gets entries, not the snapshot. Tests

@@ -248,3 +248,111 @@ func TestQuorumDataDirectoryIsNotOpenedAlone(t *testing.T) {
 		t.Fatalf("opening a cluster node's data alone: %v, want a refusal", err)
 	}
 }
+
+// isolate cuts node i off from the others in both directions; heal
+// reconnects everyone.
+func (q *testQuorum) isolate(i int) {
+	for j, c := range q.nodes {
+		if c == nil {
+			continue
+		}
+		cut := map[uint64]bool{uint64(i + 1): true}
+		if j == i {
+			cut = map[uint64]bool{}
+			for k := range q.nodes {
+				if k != i {
+					cut[uint64(k+1)] = true
+				}
+			}
+		}
+		c.store.(*quorum).tr.blocked.Store(&cut)
+	}
+}
+
+func (q *testQuorum) heal() {
+	for _, c := range q.nodes {
+		if c != nil {
+			c.store.(*quorum).tr.blocked.Store(nil)
+		}
+	}
+}
+
+func TestQuorumIsolatedLeaderStepsDownAndItsUncommittedChangeIsDiscarded(t *testing.T) {
+	defer func(d time.Duration) { proposalTimeout = d }(proposalTimeout)
+	proposalTimeout = 1500 * time.Millisecond
+	q := newTestQuorum(t, 3, nil)
+	old := q.leader()
+	q.isolate(old)
+
+	// The cut-off leader appends a change it can never commit.
+	_, _, err := q.nodes[old].CreateTopic(CreateTopic{Name: "lost", Partitions: 1, ReplicationFactor: 1})
+	switch {
+	case IsCode(err, kerr.RequestTimedOut):
+		if !storedEntryMentions(t, q.nodes[old], `"lost"`) {
+			t.Fatal("the timed-out change is not in the isolated leader's stored log")
+		}
+	case IsCode(err, kerr.NotController):
+		t.Log("the isolated leader stepped down before the proposal; its log holds nothing to discard")
+	default:
+		t.Fatalf("change on an isolated leader: %v, want REQUEST_TIMED_OUT", err)
+	}
+
+	// The majority elects another leader and carries on.
+	a, b := (old+1)%3, (old+2)%3
+	deadline := time.Now().Add(10 * time.Second)
+	var next int
+	for {
+		ia, ib := q.nodes[a].ControllerID(), q.nodes[b].ControllerID()
+		if ia == ib && (ia == int32(a+1) || ia == int32(b+1)) {
+			next = int(ia) - 1
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the majority did not elect a leader: nodes name %d and %d", ia, ib)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := q.nodes[next].CreateTopic(CreateTopic{Name: "kept", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// CheckQuorum: the isolated node no longer claims to lead.
+	for q.nodes[old].ControllerID() == int32(old+1) {
+		if time.Now().After(deadline) {
+			t.Fatal("the isolated node still claims to be the controller")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	q.heal()
+	img := string(q.converged(q.leader()))
+	if !strings.Contains(img, `"kept"`) || strings.Contains(img, `"lost"`) {
+		t.Fatalf("after healing, want kept and not lost: %s", img)
+	}
+	// The overwritten tail is gone from its disk too.
+	q.stop(old)
+	q.start(old)
+	var after string
+	q.converged(q.leader())
+	q.nodes[old].View(func(im *metadata.Image) { after = string(im.Encode()) })
+	if after != img {
+		t.Fatalf("after a restart the node holds\n%s\nwant\n%s", after, img)
+	}
+	if storedEntryMentions(t, q.nodes[old], `"lost"`) {
+		t.Fatal("the discarded change is still in the node's stored log")
+	}
+}
+
+// storedEntryMentions reports whether an entry in c's raft store holds s.
+func storedEntryMentions(t *testing.T, c *Controller, s string) bool {
+	t.Helper()
+	_, _, ents, err := c.store.(*quorum).store.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.Contains(string(e.GetData()), s) {
+			return true
+		}
+	}
+	return false
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -55,6 +56,16 @@ type transport struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+
+	// blocked, set only by tests, holds peers whose messages to and from
+	// this node are dropped: a network partition.
+	blocked atomic.Pointer[map[uint64]bool]
+}
+
+// isBlocked reports whether a test cut this node off from peer id.
+func (t *transport) isBlocked(id uint64) bool {
+	b := t.blocked.Load()
+	return b != nil && (*b)[id]
 }
 
 type peer struct {
@@ -84,7 +95,7 @@ func newTransport(listen string, peers map[uint64]string, deliver func(*pb.Messa
 // send queues m for its peer, or drops it when the queue is full.
 func (t *transport) send(m *pb.Message) {
 	p := t.peers[m.GetTo()]
-	if p == nil {
+	if p == nil || t.isBlocked(p.id) {
 		return
 	}
 	select {
@@ -227,7 +238,9 @@ func (t *transport) readLoop(c net.Conn) {
 			t.logger.Warn("undecodable raft message; closing the connection", "err", err, "remote", c.RemoteAddr().String())
 			return
 		}
-		t.deliver(m)
+		if !t.isBlocked(m.GetFrom()) {
+			t.deliver(m)
+		}
 	}
 }
 
