@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -65,4 +67,31 @@ func TestVotersRejectedWhenMalformed(t *testing.T) {
 	if len(got) != 3 || got[0].ID != 1 || got[2].Addr != "c:3" {
 		t.Fatalf("parsed %+v", got)
 	}
+}
+
+// FuzzParseVoters: any input is parsed or refused without a panic, and
+// what is accepted reads back the same once written out.
+func FuzzParseVoters(f *testing.F) {
+	for _, s := range []string{"", "1@127.0.0.1:9191", "1@a:1, 2@b:2,3@[::1]:3", "1@a:1,1@a:1", "x@y", "@:", "1@:0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		vs, err := ParseVoters(s)
+		if err != nil {
+			return
+		}
+		var parts []string
+		seen := make(map[int32]bool)
+		for _, v := range vs {
+			if v.ID <= 0 || seen[v.ID] {
+				t.Fatalf("%q: accepted id %d (duplicate %v)", s, v.ID, seen[v.ID])
+			}
+			seen[v.ID] = true
+			parts = append(parts, fmt.Sprintf("%d@%s", v.ID, v.Addr))
+		}
+		again, err := ParseVoters(strings.Join(parts, ","))
+		if err != nil || !reflect.DeepEqual(again, vs) {
+			t.Fatalf("%q: parsed %+v, which reads back as %+v, %v", s, vs, again, err)
+		}
+	})
 }
