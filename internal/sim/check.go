@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/weir-broker/weir/internal/partition"
 )
 
@@ -96,14 +98,7 @@ func (r *runner) checkReadCommitted(start, lso int64, v view) error {
 	if err != nil {
 		return err
 	}
-	var want []string
-	for val, st := range v.status {
-		off := v.offset[val]
-		if off >= start && off < lso && (st == plainRecord || st == committed) {
-			want = append(want, val)
-		}
-	}
-	sort.Slice(want, func(i, j int) bool { return v.offset[want[i]] < v.offset[want[j]] })
+	want := v.committedIn(start, lso)
 	if !slices.Equal(got, want) {
 		return r.failf("read_committed [%d, %d) returned %s, want %s", start, lso, strings.Join(got, ","), strings.Join(want, ","))
 	}
@@ -121,7 +116,14 @@ func (r *runner) readCommittedOf(p *partition.Partition, from, to int64) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	abortedList := p.AbortedTransactions(from, to)
+	return clientFilter(batches, from, p.AbortedTransactions(from, to)), nil
+}
+
+// clientFilter keeps the records a read_committed client keeps of
+// batches read from offset from: it drops the batches of the aborted
+// transactions listed, from each one's first offset to its ABORT marker,
+// and the markers themselves.
+func clientFilter(batches []mbatch, from int64, abortedList []kmsg.FetchResponseTopicPartitionAbortedTransaction) []string {
 	sort.Slice(abortedList, func(i, j int) bool { return abortedList[i].FirstOffset < abortedList[j].FirstOffset })
 	skipping := map[int64]bool{}
 	var out []string
@@ -145,5 +147,5 @@ func (r *runner) readCommittedOf(p *partition.Partition, from, to int64) ([]stri
 			}
 		}
 	}
-	return out, nil
+	return out
 }

@@ -1,6 +1,10 @@
 package sim
 
-import "github.com/weir-broker/weir/internal/producer"
+import (
+	"sort"
+
+	"github.com/weir-broker/weir/internal/producer"
+)
 
 // mbatch is one batch the partition accepted, as the model remembers it.
 type mbatch struct {
@@ -87,6 +91,19 @@ func viewOf(log []mbatch, start int64) view {
 		}
 	}
 	return v
+}
+
+// committedIn lists the plain and committed records in [from, to), in
+// offset order: what a read_committed consumer of that range must get.
+func (v view) committedIn(from, to int64) []string {
+	var out []string
+	for val, st := range v.status {
+		if off := v.offset[val]; off >= from && off < to && (st == plainRecord || st == committed) {
+			out = append(out, val)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return v.offset[out[i]] < v.offset[out[j]] })
+	return out
 }
 
 // expectation is what producer.State.Check should answer for a batch.

@@ -81,7 +81,10 @@ func (r *runner) failf(format string, args ...any) error {
 }
 
 // run executes actions and returns the first violation.
-func run(actions []action) (trace []string, err error) {
+func run(actions []action) ([]string, error) { return runWith(actions, (*runner).do) }
+
+// runWith is run with do carrying out each action.
+func runWith(actions []action, do func(*runner, action) error) (trace []string, err error) {
 	r := newRunner()
 	defer func() {
 		if p := recover(); p != nil {
@@ -95,7 +98,7 @@ func run(actions []action) (trace []string, err error) {
 	for i, a := range actions {
 		r.step = i
 		r.trace = append(r.trace, a.String())
-		if err := r.do(a); err != nil {
+		if err := do(r, a); err != nil {
 			return r.trace, err
 		}
 		if err := r.check(); err != nil {
