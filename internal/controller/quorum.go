@@ -57,7 +57,9 @@ type quorum struct {
 	mem    *raft.MemoryStorage
 	rn     *raft.RawNode
 	conf   *pb.ConfState
-	tr     *transport
+	tr     *transport        // nil in the simulation
+	send   func(*pb.Message) // the transport's, or the simulation's
+	inline bool              // driven by hand: apply as Readies are handled
 
 	leader   atomic.Uint64 // the leader this node knows, 0 when none
 	isLeader atomic.Bool
@@ -119,6 +121,34 @@ type entryData struct {
 }
 
 func openQuorum(c *Controller, dataDir string, qc config.Quorum) (*quorum, error) {
+	q, err := newQuorum(c, dataDir, qc, false)
+	if err != nil {
+		return nil, err
+	}
+	peers := make(map[uint64]string)
+	for _, v := range qc.Voters {
+		if uint64(v.ID) != q.id {
+			peers[uint64(v.ID)] = v.Addr
+		}
+	}
+	q.tr, err = newTransport(qc.Listen, peers, q.deliver, q.reportPeer, c.logger)
+	if err != nil {
+		q.store.close()
+		return nil, err
+	}
+	q.send = q.tr.send
+	c.logger.Info("metadata quorum member started", "node", q.id, "voters", qc.VoterIDs(), "controller_listen", q.tr.ln.Addr().String(), "applied", c.image.Offset)
+	q.wg.Add(2)
+	go q.run()
+	go q.applyLoop()
+	return q, nil
+}
+
+// newQuorum opens the stored log and builds the Raft node, but starts no
+// goroutine and sends nothing: openQuorum adds the transport, the driver
+// and the applier; the simulation drives it by hand (inline), with
+// committed entries applied as each Ready is handled.
+func newQuorum(c *Controller, dataDir string, qc config.Quorum, inline bool) (*quorum, error) {
 	if _, err := os.Stat(filepath.Join(dataDir, LogDirName)); err == nil {
 		return nil, fmt.Errorf("%s holds the metadata log of a single node (%s); moving it into a cluster is not supported", dataDir, LogDirName)
 	}
@@ -126,12 +156,12 @@ func openQuorum(c *Controller, dataDir string, qc config.Quorum) (*quorum, error
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	store, err := openRaftStore(filepath.Join(dir, "raft.db"))
+	store, err := openRaftStore(filepath.Join(dir, "raft.db"), inline)
 	if err != nil {
 		return nil, err
 	}
 	q := &quorum{
-		c: c, id: uint64(qc.NodeID), store: store, mem: raft.NewMemoryStorage(),
+		c: c, id: uint64(qc.NodeID), store: store, mem: raft.NewMemoryStorage(), inline: inline,
 		propc: make(chan *proposal), recvc: make(chan *pb.Message, 1024),
 		reportc: make(chan peerReport, 64), snapc: make(chan snapRequest, 1),
 		applyc: make(chan applyTask, applyQueueLen), started: make(chan struct{}), stop: make(chan struct{}),
@@ -168,21 +198,6 @@ func openQuorum(c *Controller, dataDir string, qc config.Quorum) (*quorum, error
 		store.close()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
-	peers := make(map[uint64]string)
-	for _, v := range qc.Voters {
-		if uint64(v.ID) != q.id {
-			peers[uint64(v.ID)] = v.Addr
-		}
-	}
-	q.tr, err = newTransport(qc.Listen, peers, q.deliver, q.reportPeer, c.logger)
-	if err != nil {
-		store.close()
-		return nil, err
-	}
-	c.logger.Info("metadata quorum member started", "node", q.id, "voters", qc.VoterIDs(), "controller_listen", q.tr.ln.Addr().String(), "applied", c.image.Offset)
-	q.wg.Add(2)
-	go q.run()
-	go q.applyLoop()
 	return q, nil
 }
 
@@ -409,12 +424,19 @@ func (q *quorum) handleReady(rd raft.Ready) error {
 		return err
 	}
 	for _, m := range rd.Messages {
-		q.tr.send(m)
+		q.send(m)
 	}
 	if hasSnap || len(rd.CommittedEntries) > 0 {
 		t := applyTask{entries: rd.CommittedEntries}
 		if hasSnap {
 			t.snap = snap
+		}
+		if q.inline {
+			if err := q.applyTask(t); err != nil {
+				return err
+			}
+			q.rn.Advance(rd)
+			return nil
 		}
 		select {
 		case q.applyc <- t:
@@ -471,25 +493,33 @@ func (q *quorum) applyLoop() {
 		case <-q.stop:
 			return
 		case t := <-q.applyc:
-			if t.snap != nil {
-				si := t.snap.GetMetadata().GetIndex()
-				if int64(si) > q.c.image.Offset {
-					im, err := metadata.DecodeImage(t.snap.GetData(), int64(si))
-					if err != nil {
-						q.fail(err)
-						return
-					}
-					q.c.replace(im)
-					q.snapIndex, q.bytesSinceSnap = si, 0
-					q.snapshotsInstalled.Add(1)
-				}
+			if err := q.applyTask(t); err != nil {
+				q.fail(err)
+				return
 			}
-			for _, e := range t.entries {
-				q.applyEntry(e)
-			}
-			q.maybeSnapshot()
 		}
 	}
+}
+
+// applyTask installs a task's snapshot, if newer than the image, then
+// applies its entries in order.
+func (q *quorum) applyTask(t applyTask) error {
+	if t.snap != nil {
+		si := t.snap.GetMetadata().GetIndex()
+		if int64(si) > q.c.image.Offset {
+			im, err := metadata.DecodeImage(t.snap.GetData(), int64(si))
+			if err != nil {
+				return err
+			}
+			q.c.replace(im)
+			q.snapIndex, q.bytesSinceSnap = si, 0
+			q.snapshotsInstalled.Add(1)
+		}
+	}
+	for _, e := range t.entries {
+		q.applyEntry(e)
+	}
+	return q.maybeSnapshot()
 }
 
 // applyEntry applies one committed entry and answers its proposer when
@@ -528,25 +558,32 @@ func (q *quorum) applyEntry(e *pb.Entry) {
 }
 
 // maybeSnapshot hands the driver a snapshot of the image once enough
-// record bytes were applied since the last one.
-func (q *quorum) maybeSnapshot() {
+// record bytes were applied since the last one (inline: takes it).
+func (q *quorum) maybeSnapshot() error {
 	if q.bytesSinceSnap < q.snapEveryBytes {
-		return
+		return nil
 	}
 	q.c.mu.RLock()
-	index, data := uint64(q.c.image.Offset), q.c.image.Encode()
+	req := snapRequest{index: uint64(q.c.image.Offset), data: q.c.image.Encode()}
 	q.c.mu.RUnlock()
+	if q.inline {
+		q.snapIndex, q.bytesSinceSnap = req.index, 0
+		return q.compact(req)
+	}
 	select {
-	case q.snapc <- snapRequest{index: index, data: data}:
-		q.snapIndex, q.bytesSinceSnap = index, 0
+	case q.snapc <- req:
+		q.snapIndex, q.bytesSinceSnap = req.index, 0
 	default: // one is pending; try after the next batch
 	}
+	return nil
 }
 
 func (q *quorum) close() error {
 	q.closeOnce.Do(func() {
 		close(q.stop)
-		q.closeErr = q.tr.close()
+		if q.tr != nil {
+			q.closeErr = q.tr.close()
+		}
 		q.wg.Wait()
 		if err := q.store.close(); q.closeErr == nil {
 			q.closeErr = err

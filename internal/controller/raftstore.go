@@ -27,10 +27,12 @@ var (
 	keySnapshot   = []byte("snapshot")
 )
 
-func openRaftStore(path string) (*raftStore, error) {
+// openRaftStore opens the store at path. noSync skips fsync: only for the
+// simulation, whose crashes lose the process and never the page cache.
+func openRaftStore(path string, noSync bool) (*raftStore, error) {
 	// Another process holding the file (a second weir on the same data
 	// directory) is an error, not a wait.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync})
 	if err != nil {
 		return nil, fmt.Errorf("open raft store %s: %w", path, err)
 	}
