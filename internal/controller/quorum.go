@@ -65,11 +65,12 @@ type quorum struct {
 	isLeader atomic.Bool
 	failed   atomic.Pointer[error] // a storage failure stopped the driver
 
-	propc   chan *proposal
-	recvc   chan *pb.Message
-	reportc chan peerReport
-	snapc   chan snapRequest
-	applyc  chan applyTask
+	propc     chan *proposal
+	transferc chan struct{}
+	recvc     chan *pb.Message
+	reportc   chan peerReport
+	snapc     chan snapRequest
+	applyc    chan applyTask
 
 	startOnce sync.Once
 	started   chan struct{}
@@ -88,6 +89,8 @@ type quorum struct {
 	// snapshotsInstalled counts snapshots from the leader that replaced
 	// the image (for tests).
 	snapshotsInstalled atomic.Int64
+
+	electionTimeout time.Duration
 
 	// Owned by the applier.
 	snapIndex      uint64
@@ -131,7 +134,7 @@ func openQuorum(c *Controller, dataDir string, qc config.Quorum) (*quorum, error
 			peers[uint64(v.ID)] = v.Addr
 		}
 	}
-	q.tr, err = newTransport(qc.Listen, peers, q.deliver, q.reportPeer, c.logger)
+	q.tr, err = newTransport(q.id, qc.Listen, peers, q.deliver, q.reportPeer, c.logger)
 	if err != nil {
 		q.store.close()
 		return nil, err
@@ -162,7 +165,7 @@ func newQuorum(c *Controller, dataDir string, qc config.Quorum, inline bool) (*q
 	}
 	q := &quorum{
 		c: c, id: uint64(qc.NodeID), store: store, mem: raft.NewMemoryStorage(), inline: inline,
-		propc: make(chan *proposal), recvc: make(chan *pb.Message, 1024),
+		propc: make(chan *proposal), transferc: make(chan struct{}), recvc: make(chan *pb.Message, 1024),
 		reportc: make(chan peerReport, 64), snapc: make(chan snapRequest, 1),
 		applyc: make(chan applyTask, applyQueueLen), started: make(chan struct{}), stop: make(chan struct{}),
 		waiters:        make(map[uint64]chan error),
@@ -178,7 +181,8 @@ func newQuorum(c *Controller, dataDir string, qc config.Quorum, inline bool) (*q
 		store.close()
 		return nil, err
 	}
-	electionTicks := int(c.cfg.Int("controller.quorum.election.timeout.ms") / tickInterval.Milliseconds())
+	q.electionTimeout = time.Duration(c.cfg.Int("controller.quorum.election.timeout.ms")) * time.Millisecond
+	electionTicks := int(q.electionTimeout / tickInterval)
 	q.rn, err = raft.NewRawNode(&raft.Config{
 		ID:              q.id,
 		ElectionTick:    max(electionTicks, 2),
@@ -356,6 +360,8 @@ func (q *quorum) run() {
 			} else if err := q.rn.Propose(p.data); err != nil {
 				p.done <- fail(kerr.NotController, "proposal dropped: %v", err)
 			}
+		case <-q.transferc:
+			q.transferLeadership()
 		case r := <-q.reportc:
 			if r.snapshot {
 				q.rn.ReportSnapshot(r.id, r.status)
@@ -374,6 +380,25 @@ func (q *quorum) run() {
 				return
 			}
 		}
+	}
+}
+
+// transferLeadership asks the most up-to-date follower to take over; the
+// library sends it the log it lacks, then tells it to campaign at once.
+func (q *quorum) transferLeadership() {
+	st := q.rn.Status()
+	if st.RaftState != raft.StateLeader {
+		return
+	}
+	var best, match uint64
+	for id, pr := range st.Progress {
+		if id != q.id && (best == 0 || pr.Match > match) {
+			best, match = id, pr.Match
+		}
+	}
+	if best != 0 {
+		q.c.logger.Info("handing the metadata quorum's leadership over before shutting down", "node", q.id, "to", best)
+		q.rn.TransferLeader(best)
 	}
 }
 
@@ -580,6 +605,19 @@ func (q *quorum) maybeSnapshot() error {
 
 func (q *quorum) close() error {
 	q.closeOnce.Do(func() {
+		// A leader shutting down hands its leadership over first, so the
+		// quorum has a controller again at once rather than after an
+		// election timeout.
+		if q.tr != nil && q.isLeader.Load() && q.failed.Load() == nil {
+			deadline := time.Now().Add(q.electionTimeout)
+			select {
+			case q.transferc <- struct{}{}:
+				for q.isLeader.Load() && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+			case <-time.After(q.electionTimeout):
+			}
+		}
 		close(q.stop)
 		if q.tr != nil {
 			q.closeErr = q.tr.close()

@@ -356,3 +356,19 @@ func storedEntryMentions(t *testing.T, c *Controller, s string) bool {
 	}
 	return false
 }
+
+func TestQuorumLeaderHandsOverWhenItCloses(t *testing.T) {
+	q := newTestQuorum(t, 3, map[string]string{"controller.quorum.election.timeout.ms": "1500"})
+	l := q.leader()
+	start := time.Now()
+	q.stop(l)
+	next := q.leader()
+	// Without a hand-over the others would wait out an election timeout
+	// (1.5 s) before they even campaign.
+	if d := time.Since(start); d > 1100*time.Millisecond {
+		t.Fatalf("node %d led %v after node %d closed; a hand-over takes a few ticks", next+1, d, l+1)
+	}
+	if _, _, err := q.nodes[next].CreateTopic(CreateTopic{Name: "after", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+}

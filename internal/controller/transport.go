@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -45,6 +46,7 @@ type peerReport struct {
 // connections only carry messages in. Delivery is best effort: Raft
 // tolerates loss and retries.
 type transport struct {
+	self    uint64
 	ln      net.Listener
 	peers   map[uint64]*peer
 	deliver func(*pb.Message) // hands an inbound message to the driver
@@ -74,12 +76,12 @@ type peer struct {
 	queue chan *pb.Message
 }
 
-func newTransport(listen string, peers map[uint64]string, deliver func(*pb.Message), report func(peerReport), logger *slog.Logger) (*transport, error) {
+func newTransport(self uint64, listen string, peers map[uint64]string, deliver func(*pb.Message), report func(peerReport), logger *slog.Logger) (*transport, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("controller listener: %w", err)
 	}
-	t := &transport{ln: ln, peers: make(map[uint64]*peer), deliver: deliver, report: report, logger: logger,
+	t := &transport{self: self, ln: ln, peers: make(map[uint64]*peer), deliver: deliver, report: report, logger: logger,
 		stop: make(chan struct{}), conns: make(map[net.Conn]struct{})}
 	for id, addr := range peers {
 		p := &peer{id: id, addr: addr, queue: make(chan *pb.Message, peerQueueLen)}
@@ -229,13 +231,20 @@ func (t *transport) readLoop(c net.Conn) {
 			t.logger.Warn("raft frame above the limit; closing the connection", "bytes", n, "remote", c.RemoteAddr().String())
 			return
 		}
-		b := make([]byte, n)
-		if _, err := io.ReadFull(br, b); err != nil {
+		// Memory grows with the bytes that arrive, not with what the
+		// header claims.
+		var buf bytes.Buffer
+		buf.Grow(int(min(n, 64<<10)))
+		if _, err := io.CopyN(&buf, br, int64(n)); err != nil {
 			return
 		}
 		m := &pb.Message{}
-		if err := proto.Unmarshal(b, m); err != nil {
+		if err := proto.Unmarshal(buf.Bytes(), m); err != nil {
 			t.logger.Warn("undecodable raft message; closing the connection", "err", err, "remote", c.RemoteAddr().String())
+			return
+		}
+		if m.GetTo() != t.self || t.peers[m.GetFrom()] == nil {
+			t.logger.Warn("raft message not between this node and a voter; closing the connection", "from", m.GetFrom(), "to", m.GetTo(), "remote", c.RemoteAddr().String())
 			return
 		}
 		if !t.isBlocked(m.GetFrom()) {
