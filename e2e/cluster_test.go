@@ -25,9 +25,9 @@ type testCluster struct {
 	cls []*kgo.Client // one per node, talking to that node only
 }
 
-func startCluster(t *testing.T, n int) *testCluster {
+func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 	t.Helper()
-	c, err := testsvc.StartCluster(weirBin, t.TempDir(), n)
+	c, err := testsvc.StartCluster(weirBin, t.TempDir(), n, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,6 +207,22 @@ func TestClusterReplacesAKilledControllerAndTheNodeCatchesUpOnRestart(t *testing
 	}
 	tc.waitTopicEverywhere(15*time.Second, append(during, "before-kill")...)
 	tc.waitController(10 * time.Second)
+}
+
+func TestClusterControllerStoppedCleanlyHandsOverAtOnce(t *testing.T) {
+	// A long election timeout: without a hand-over the others would wait
+	// it out before they even campaign.
+	tc := startCluster(t, 3, "--set", "controller.quorum.election.timeout.ms=3000")
+	old := tc.waitController(20 * time.Second)
+	start := time.Now()
+	tc.c.Terminate(old)
+	next := tc.waitController(10 * time.Second)
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Fatalf("node %d became the controller %v after node %d was stopped with SIGTERM; a hand-over takes a few ticks", next+1, d, old+1)
+	}
+	if err := tc.createTopic(next, "after-handover"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestClusterWithoutAMajorityRefusesMetadataChangesAndHasNoController(t *testing.T) {

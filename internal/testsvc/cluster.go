@@ -135,6 +135,16 @@ func (c *Cluster) Kill(i int) {
 	<-nd.exited
 }
 
+// Terminate sends node i SIGTERM, a clean shutdown, and waits until it is
+// gone (SIGKILL after 10s).
+func (c *Cluster) Terminate(i int) {
+	nd := c.Nodes[i]
+	if nd.cmd == nil || nd.cmd.Process == nil {
+		return
+	}
+	stopProcess(nd.cmd, nd.exited, syscall.SIGTERM)
+}
+
 // Stop kills every node.
 func (c *Cluster) Stop() {
 	for i := range c.Nodes {
