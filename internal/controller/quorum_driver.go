@@ -1,0 +1,175 @@
+package controller
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// run is the driver: it ticks, steps messages in, and handles each Ready
+// as the library's contract asks: persist the hard state, entries and
+// snapshot (fsynced), then send messages, then hand committed entries to
+// the applier, then Advance.
+func (q *quorum) run() {
+	defer q.wg.Done()
+	ticker := time.NewTicker(tickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-q.stop:
+			return
+		case <-ticker.C:
+			q.rn.Tick()
+		case m := <-q.recvc:
+			_ = q.rn.Step(m) // messages from an old term or unknown node are dropped
+		case p := <-q.propc:
+			if q.rn.BasicStatus().RaftState != raft.StateLeader {
+				p.done <- q.notController()
+			} else if err := q.rn.Propose(p.data); err != nil {
+				p.done <- fail(kerr.NotController, "proposal dropped: %v", err)
+			}
+		case <-q.transferc:
+			q.transferLeadership()
+		case r := <-q.reportc:
+			if r.snapshot {
+				q.rn.ReportSnapshot(r.id, r.status)
+			} else {
+				q.rn.ReportUnreachable(r.id)
+			}
+		case s := <-q.snapc:
+			if err := q.compact(s); err != nil {
+				q.fail(err)
+				return
+			}
+		}
+		for q.rn.HasReady() {
+			if err := q.handleReady(q.rn.Ready()); err != nil {
+				q.fail(err)
+				return
+			}
+		}
+	}
+}
+
+// transferLeadership asks the most up-to-date follower to take over; the
+// library sends it the log it lacks, then tells it to campaign at once.
+func (q *quorum) transferLeadership() {
+	st := q.rn.Status()
+	if st.RaftState != raft.StateLeader {
+		return
+	}
+	var best, match uint64
+	for id, pr := range st.Progress {
+		if id != q.id && (best == 0 || pr.Match > match) {
+			best, match = id, pr.Match
+		}
+	}
+	if best != 0 {
+		q.c.logger.Info("handing the metadata quorum's leadership over before shutting down", "node", q.id, "to", best)
+		q.rn.TransferLeader(best)
+	}
+}
+
+// fail stops the driver after a storage failure: continuing could break
+// the promises this node made to the quorum.
+func (q *quorum) fail(err error) {
+	q.c.logger.Error("metadata quorum stopped on this node: storage failed", "err", err)
+	q.failed.Store(&err)
+	q.isLeader.Store(false)
+	q.leader.Store(0)
+}
+
+func (q *quorum) handleReady(rd raft.Ready) error {
+	if rd.SoftState != nil {
+		lead, leading := rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader
+		if q.leader.Swap(lead) != lead {
+			q.c.logger.Info("metadata quorum leader changed", "node", q.id, "leader", lead, "this_node_leads", leading)
+		}
+		q.isLeader.Store(leading)
+	}
+	snap := rd.Snapshot
+	hasSnap := snap != nil && !raft.IsEmptySnap(snap)
+	var hs *pb.HardState
+	if !raft.IsEmptyHardState(rd.HardState) {
+		hs = rd.HardState
+	}
+	if hs != nil || len(rd.Entries) > 0 || hasSnap {
+		var s *pb.Snapshot
+		if hasSnap {
+			s = snap
+		}
+		if err := q.store.save(hs, rd.Entries, s); err != nil {
+			return err
+		}
+	}
+	if hasSnap {
+		if err := q.mem.ApplySnapshot(snap); err != nil {
+			return err
+		}
+		q.conf = snap.GetMetadata().GetConfState()
+	}
+	if hs != nil {
+		if err := q.mem.SetHardState(hs); err != nil {
+			return err
+		}
+	}
+	if err := q.mem.Append(rd.Entries); err != nil {
+		return err
+	}
+	for _, m := range rd.Messages {
+		q.send(m)
+	}
+	if hasSnap || len(rd.CommittedEntries) > 0 {
+		t := applyTask{entries: rd.CommittedEntries}
+		if hasSnap {
+			t.snap = snap
+		}
+		if q.inline {
+			if err := q.applyTask(t); err != nil {
+				return err
+			}
+			q.rn.Advance(rd)
+			return nil
+		}
+		select {
+		case q.applyc <- t:
+		case <-q.stop:
+			return nil
+		}
+	}
+	q.rn.Advance(rd)
+	return nil
+}
+
+// compact records a snapshot the applier took and drops the log it covers,
+// but for a tail of keepEntries.
+func (q *quorum) compact(s snapRequest) error {
+	first, _ := q.mem.FirstIndex()
+	last, _ := q.mem.LastIndex()
+	if s.index < first || s.index > last {
+		return nil // a snapshot from the leader got there first
+	}
+	snap, err := q.mem.CreateSnapshot(s.index, q.conf, s.data)
+	if err == raft.ErrSnapOutOfDate {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	compactIndex := uint64(0)
+	if s.index > keepEntries {
+		compactIndex = s.index - keepEntries
+	}
+	if err := q.store.saveSnapshot(snap, compactIndex); err != nil {
+		return err
+	}
+	if compactIndex >= first {
+		if err := q.mem.Compact(compactIndex); err != nil && err != raft.ErrCompacted {
+			return err
+		}
+	}
+	q.c.logger.Debug("metadata snapshot taken", "index", s.index, "bytes", len(s.data))
+	return nil
+}
