@@ -165,7 +165,8 @@ func (b *Broker) appendBatch(part *partition.Partition, topic string, cfg *topic
 	switch {
 	case errors.Is(err, batch.ErrCorrupt):
 		return 0, wrap(kerr.CorruptMessage, err)
-	case errors.Is(err, producer.ErrFenced), errors.Is(err, producer.ErrOutOfOrder), errors.Is(err, partition.ErrTxnEnded):
+	case errors.Is(err, producer.ErrFenced), errors.Is(err, producer.ErrOutOfOrder), errors.Is(err, producer.ErrNotTransactional),
+		errors.Is(err, partition.ErrTxnEnded):
 		return 0, err
 	case err != nil:
 		return 0, wrap(kerr.KafkaStorageError, err)

@@ -136,8 +136,9 @@ func (d *txnDriver) coordinator(create bool) (*txn.Coordinator, error) {
 			return nil, err
 		}
 	}
-	if err := d.c.Recover(time.Now().UnixMilli()); err != nil {
-		return nil, err
+	for _, err := range d.c.Recover(time.Now().UnixMilli()) {
+		// Left prepared: the ticker retries it.
+		b.logger.Error("transaction coordinator recovery", "err", err)
 	}
 	d.loaded = true
 	return d.c, nil

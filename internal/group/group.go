@@ -91,6 +91,20 @@ type offset struct {
 	leaderEpoch int32
 	metadata    string
 	commitMs    int64
+	// seq is the position of the offset's record in the partition, in
+	// the order the shard wrote or replayed its records: of two commits
+	// of the same partition the later-written wins, as compaction keeps
+	// it, whatever order their outcomes arrive in.
+	seq uint64
+}
+
+// setOffset makes o the group's offset of tp unless a later-written
+// commit holds it already.
+func (g *group) setOffset(tp topicPartition, o offset) {
+	if cur, ok := g.offsets[tp]; ok && cur.seq > o.seq {
+		return
+	}
+	g.offsets[tp] = o
 }
 
 // group is one consumer group (or a "simple" group that only stores

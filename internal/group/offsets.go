@@ -83,7 +83,7 @@ func (s *Shard) commitOffsets(nowMs int64, in Input, req *kmsg.OffsetCommitReque
 				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
 				continue
 			}
-			c := commit{topicPartition{t.Topic, p.Partition}, offset{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: md, commitMs: nowMs}}
+			c := commit{topicPartition{t.Topic, p.Partition}, offset{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: md, commitMs: nowMs, seq: s.nextSeq()}}
 			if req.Version < 6 {
 				c.o.leaderEpoch = -1
 			}
@@ -108,7 +108,7 @@ func (s *Shard) commitOffsets(nowMs int64, in Input, req *kmsg.OffsetCommitReque
 		}
 		if s.groups[g.id] == g && g.state != Dead {
 			for _, c := range commits {
-				g.offsets[c.tp] = c.o
+				g.setOffset(c.tp, c.o)
 			}
 		}
 		answer()

@@ -130,7 +130,7 @@ func (s *Shard) replayOffset(key, value []byte) error {
 	if v.Version >= 3 {
 		epoch = v.LeaderEpoch
 	}
-	g.offsets[tp] = offset{offset: v.Offset, leaderEpoch: epoch, metadata: v.Metadata, commitMs: v.CommitTimestamp}
+	g.setOffset(tp, offset{offset: v.Offset, leaderEpoch: epoch, metadata: v.Metadata, commitMs: v.CommitTimestamp, seq: s.nextSeq()})
 	return nil
 }
 

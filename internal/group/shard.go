@@ -93,6 +93,7 @@ type Shard struct {
 	groups map[string]*group
 
 	nextAppend      uint64
+	lastSeq         uint64            // the seq of the newest offset record written or replayed
 	inflight        []*inflightAppend // in append order
 	nextRetentionMs int64
 
@@ -197,6 +198,12 @@ func (s *Shard) append(recs []Record, onDone func(nowMs int64, err error)) {
 }
 
 // appendAs is append with the batch written for a transactional producer.
+// nextSeq numbers the next offset record in log order.
+func (s *Shard) nextSeq() uint64 {
+	s.lastSeq++
+	return s.lastSeq
+}
+
 func (s *Shard) appendAs(txn *TxnProducer, recs []Record, onDone func(nowMs int64, err error)) {
 	s.nextAppend++
 	s.out.Appends = append(s.out.Appends, Append{ID: s.nextAppend, Records: recs, Txn: txn})

@@ -65,7 +65,7 @@ func (s *Shard) txnCommitOffsets(nowMs int64, in Input, req *kmsg.TxnOffsetCommi
 				tooLarge[tp] = true
 				continue
 			}
-			o := offset{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: md, commitMs: nowMs}
+			o := offset{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: md, commitMs: nowMs, seq: s.nextSeq()}
 			if req.Version < 2 {
 				o.leaderEpoch = -1
 			}
@@ -143,7 +143,7 @@ func (s *Shard) completeTxn(pid int64, commit bool) {
 		delete(g.txnOffsets, pid)
 		if commit && g.state != Dead {
 			for tp, o := range pending {
-				g.offsets[tp] = o
+				g.setOffset(tp, o)
 			}
 		}
 	}
@@ -169,7 +169,7 @@ func (s *Shard) ReplayTxn(pid int64, key, value []byte) error {
 	if v.Version >= 3 {
 		epoch = v.LeaderEpoch
 	}
-	g.addTxnOffsets(pid, map[topicPartition]offset{{k.Topic, k.Partition}: {offset: v.Offset, leaderEpoch: epoch, metadata: v.Metadata, commitMs: v.CommitTimestamp}})
+	g.addTxnOffsets(pid, map[topicPartition]offset{{k.Topic, k.Partition}: {offset: v.Offset, leaderEpoch: epoch, metadata: v.Metadata, commitMs: v.CommitTimestamp, seq: s.nextSeq()}})
 	return nil
 }
 

@@ -94,6 +94,10 @@ func NewState() *State { return &State{entries: make(map[int64]*Entry)} }
 var (
 	ErrFenced     = kerr.InvalidProducerEpoch
 	ErrOutOfOrder = kerr.OutOfOrderSequenceNumber
+	// ErrNotTransactional refuses a non-transactional batch of a producer
+	// whose transaction is open in the partition: its epoch would fence
+	// the transaction's marker.
+	ErrNotTransactional = kerr.InvalidTxnState
 )
 
 // Check decides what to do with an idempotent batch: append it (nil, nil),
@@ -107,6 +111,8 @@ func (s *State) Check(h batch.Header) (*BatchMeta, error) {
 	switch {
 	case h.ProducerEpoch < e.Epoch:
 		return nil, ErrFenced
+	case e.InTxn && !h.Transactional():
+		return nil, ErrNotTransactional
 	case h.BaseSequence < 0:
 		// A coordinator's own transactional write (TxnOffsetCommit records
 		// in __consumer_offsets) carries no sequence: only the epoch counts.

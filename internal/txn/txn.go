@@ -190,21 +190,27 @@ func (c *Coordinator) Replay(id string, m *Meta) {
 
 // Recover completes every transaction caught between its Prepare record
 // and its Complete record, as the coordinator that crashed would have.
-func (c *Coordinator) Recover(nowMs int64) error {
+//
+// A transaction it cannot complete (a marker refused or not written)
+// stays prepared, for Tick to retry, and is reported among the returned
+// errors: one transaction's trouble never keeps the coordinator, or the
+// broker, from starting.
+func (c *Coordinator) Recover(nowMs int64) []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return ErrClosed
+		return []error{ErrClosed}
 	}
+	var errs []error
 	for _, m := range c.txns {
 		switch m.Status {
 		case PrepareCommit, PrepareAbort:
 			if err := c.completeLocked(m, m.Status == PrepareCommit, nowMs); err != nil {
-				return fmt.Errorf("complete %q: %w", m.TransactionalID, err)
+				errs = append(errs, fmt.Errorf("complete %q: %w", m.TransactionalID, err))
 			}
 		}
 	}
-	return nil
+	return errs
 }
 
 // put makes next durable and then installs it.
@@ -271,7 +277,14 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, pid int64, epoc
 	case Ongoing:
 		// The previous instance left a transaction open: abort it at a
 		// bumped epoch so that instance is fenced from the partitions too.
-		if err := c.abortFencingLocked(m, nowMs); err != nil {
+		// When the producer itself asked for the bump (KIP-360), the abort
+		// remembers its pair already: a retry after a crash between the
+		// abort and the bump is answered, not fenced.
+		var last *ProducerIDEpoch
+		if pid >= 0 {
+			last = &ProducerIDEpoch{pid, epoch}
+		}
+		if err := c.abortFencingLocked(m, nowMs, last); err != nil {
 			return -1, -1, err
 		}
 	}
@@ -472,8 +485,9 @@ func (c *Coordinator) completeLocked(m *Meta, commit bool, nowMs int64) error {
 
 // abortFencingLocked aborts m's open transaction at a bumped epoch, so the
 // producer that opened it can write no more (its epoch is now old both
-// here and at every partition, through the markers).
-func (c *Coordinator) abortFencingLocked(m *Meta, nowMs int64) error {
+// here and at every partition, through the markers). last is the pair of
+// the InitProducerId that asked for the bump, or nil.
+func (c *Coordinator) abortFencingLocked(m *Meta, nowMs int64, last *ProducerIDEpoch) error {
 	next := m.clone()
 	var err error
 	if next.ProducerID, next.ProducerEpoch, err = c.bumpEpoch(m); err != nil {
@@ -484,7 +498,7 @@ func (c *Coordinator) abortFencingLocked(m *Meta, nowMs int64) error {
 		// that wrote the data, at an epoch above its last.
 		next.ProducerID, next.ProducerEpoch = m.ProducerID, m.ProducerEpoch+1
 	}
-	next.Last = nil // no InitProducerId asked for this bump
+	next.Last = last
 	return c.endLocked(next, false, nowMs)
 }
 
@@ -507,7 +521,7 @@ func (c *Coordinator) Tick(nowMs int64) []error {
 				errs = append(errs, fmt.Errorf("complete %q: %w", id, err))
 			}
 		case m.Status == Ongoing && nowMs-m.StartMs > int64(m.TimeoutMs)+c.cfg.AbortTimedOutAfter:
-			if err := c.abortFencingLocked(m, nowMs); err != nil {
+			if err := c.abortFencingLocked(m, nowMs, nil); err != nil {
 				errs = append(errs, fmt.Errorf("abort timed-out %q: %w", id, err))
 			}
 		case (m.Status == Empty || m.Status == CompleteCommit || m.Status == CompleteAbort) && nowMs-m.UpdateMs > c.cfg.IDExpirationMs:

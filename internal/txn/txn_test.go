@@ -126,7 +126,7 @@ func TestRecoverCompletesPreparedTransactions(t *testing.T) {
 	c, e := newCoordinator()
 	c.Replay("a", &Meta{TransactionalID: "a", ProducerID: 7, ProducerEpoch: 3, TimeoutMs: 1000, Status: PrepareCommit, Partitions: []TopicPartition{tp}})
 	c.Replay("b", &Meta{TransactionalID: "b", ProducerID: 8, Status: CompleteAbort})
-	if err := c.Recover(10); err != nil {
+	if err := errors.Join(c.Recover(10)...); err != nil {
 		t.Fatal(err)
 	}
 	if len(e.markers) != 1 || e.markers[0] != "commit" {
