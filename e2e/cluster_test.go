@@ -226,35 +226,44 @@ func TestClusterControllerStoppedCleanlyHandsOverAtOnce(t *testing.T) {
 }
 
 func TestClusterWithoutAMajorityRefusesMetadataChangesAndHasNoController(t *testing.T) {
-	tc := startCluster(t, 3)
-	leader := tc.waitController(15 * time.Second)
-	survivor := (leader + 1) % 3
-	for i := range 3 {
-		if i != survivor {
-			tc.c.Kill(i)
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		id, err := tc.controllerOf(survivor)
-		if err == nil && id == -1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the lone survivor, node %d, still names controller %d (%v)", survivor+1, id, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	start := time.Now()
-	err := tc.createTopic(survivor, "no-majority")
-	if err == nil || !strings.Contains(err.Error(), "NOT_CONTROLLER") || !strings.Contains(err.Error(), "no leader") {
-		t.Fatalf("create without a majority: %v; want NOT_CONTROLLER saying the quorum has no leader", err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Fatalf("the refusal took %v, longer than the request timeout", d)
-	}
-	if leader, _ := tc.claims(); leader >= 0 {
-		t.Fatalf("node %d claims to be the controller without a majority", leader+1)
+	for _, survivorLed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("survivor was controller %v", survivorLed), func(t *testing.T) {
+			tc := startCluster(t, 3)
+			leader := tc.waitController(15 * time.Second)
+			survivor := (leader + 1) % 3
+			if survivorLed {
+				survivor = leader
+			}
+			for i := range 3 {
+				if i != survivor {
+					tc.c.Kill(i)
+				}
+			}
+			// A controller that cannot hear a majority steps down; a
+			// follower forgets its controller when its election timer fires.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				id, err := tc.controllerOf(survivor)
+				if err == nil && id == -1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the lone survivor, node %d, still names controller %d (%v)", survivor+1, id, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			start := time.Now()
+			err := tc.createTopic(survivor, "no-majority")
+			if err == nil || !strings.Contains(err.Error(), "NOT_CONTROLLER") || !strings.Contains(err.Error(), "no leader") {
+				t.Fatalf("create without a majority: %v; want NOT_CONTROLLER saying the quorum has no leader", err)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Fatalf("the refusal took %v, longer than the request timeout", d)
+			}
+			if leader, _ := tc.claims(); leader >= 0 {
+				t.Fatalf("node %d claims to be the controller without a majority", leader+1)
+			}
+		})
 	}
 }
 
