@@ -209,6 +209,31 @@ func TestClusterReplacesAKilledControllerAndTheNodeCatchesUpOnRestart(t *testing
 	tc.waitController(10 * time.Second)
 }
 
+func TestClusterKeepsAcknowledgedTopicsWhenEveryNodeIsKilled(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitController(15 * time.Second)
+	var names []string
+	for i := range 5 {
+		name := fmt.Sprintf("durable-%d", i)
+		if err := tc.createTopic(leader, name); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	// Acknowledged means committed by a majority, fsynced: killing every
+	// node at once loses none of it.
+	for i := range 3 {
+		tc.c.Kill(i)
+	}
+	for i := range 3 {
+		if err := tc.c.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.waitController(15 * time.Second)
+	tc.waitTopicEverywhere(10*time.Second, names...)
+}
+
 func TestClusterControllerStoppedCleanlyHandsOverAtOnce(t *testing.T) {
 	// A long election timeout: without a hand-over the others would wait
 	// it out before they even campaign.
