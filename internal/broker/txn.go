@@ -15,7 +15,9 @@ package broker
 // confirmation and the append refuses the write (INVALID_TXN_STATE).
 // While the previous transaction of an id is being completed,
 // AddPartitionsToTxn, AddOffsetsToTxn and EndTxn wait for it for up to a
-// second, then answer CONCURRENT_TRANSACTIONS.
+// second, then answer CONCURRENT_TRANSACTIONS; requests for other ids do
+// not wait for it. The checks of produces and TxnOffsetCommit read the
+// coordinator's published view and take no coordinator lock.
 
 import (
 	"context"
@@ -34,7 +36,7 @@ func (b *Broker) handleInitTransactionalProducerID(req *kmsg.InitProducerIDReque
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp
 	}
-	c, err := b.txns.coordinator(true)
+	d, err := b.txns.coordinator(true)
 	if err != nil {
 		b.logger.Error("transaction coordinator", "err", err)
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -44,27 +46,27 @@ func (b *Broker) handleInitTransactionalProducerID(req *kmsg.InitProducerIDReque
 	if req.Version >= 3 {
 		pid, epoch = req.ProducerID, req.ProducerEpoch
 	}
-	id, ep, err := c.InitProducerID(*req.TransactionalID, req.TransactionTimeoutMillis, pid, epoch, time.Now().UnixMilli())
-	if err != nil {
-		resp.ErrorCode = errCode(err)
+	r := d.do(txn.InitProducerID{TransactionalID: *req.TransactionalID, TimeoutMs: req.TransactionTimeoutMillis, ProducerID: pid, ProducerEpoch: epoch})
+	if r.Err != nil {
+		resp.ErrorCode = errCode(r.Err)
 		return resp
 	}
-	resp.ProducerID, resp.ProducerEpoch = id, ep
+	resp.ProducerID, resp.ProducerEpoch = r.ProducerID, r.ProducerEpoch
 	return resp
 }
 
 // coordinatorFor returns the loaded coordinator or the error code clients
 // retry on.
-func (b *Broker) coordinatorFor() (*txn.Coordinator, int16) {
-	c, err := b.txns.coordinator(false)
+func (b *Broker) coordinatorFor() (*txnDriver, int16) {
+	d, err := b.txns.coordinator(false)
 	switch {
 	case err != nil:
 		b.logger.Error("transaction coordinator", "err", err)
 		return nil, kerr.CoordinatorNotAvailable.Code
-	case c == nil:
+	case d == nil:
 		return nil, kerr.InvalidProducerIDMapping.Code
 	}
-	return c, 0
+	return d, 0
 }
 
 func (b *Broker) handleAddPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) kmsg.Response {
@@ -84,10 +86,8 @@ func (b *Broker) handleAddPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) k
 		code = kerr.UnknownTopicOrPartition.Code
 	} else if c, cc := b.coordinatorFor(); cc != 0 {
 		code = cc
-	} else if err := b.txns.whenSettled(c, req.TransactionalID, func() error {
-		return c.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, parts, nil, time.Now().UnixMilli())
-	}); err != nil {
-		code = errCode(err)
+	} else {
+		code = errCode(c.do(txn.AddPartitions{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch, Partitions: parts}).Err)
 	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewAddPartitionsToTxnResponseTopic()
@@ -123,10 +123,8 @@ func (b *Broker) handleAddOffsetsToTxn(req *kmsg.AddOffsetsToTxnRequest) kmsg.Re
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return resp
 	}
-	err := b.txns.whenSettled(c, req.TransactionalID, func() error {
-		return c.AddPartitions(req.TransactionalID, req.ProducerID, req.ProducerEpoch, nil, []string{req.Group}, time.Now().UnixMilli())
-	})
-	resp.ErrorCode = errCode(err)
+	r := c.do(txn.AddPartitions{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch, Groups: []string{req.Group}})
+	resp.ErrorCode = errCode(r.Err)
 	return resp
 }
 
@@ -150,7 +148,7 @@ func (b *Broker) handleTxnOffsetCommit(ctx context.Context, c *server.Conn, req 
 	}
 	guard := s.part.BeginVerification(req.ProducerID)
 	defer s.part.EndVerification(guard)
-	if code := errCode(tc.GroupInTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)); code != 0 {
+	if code := errCode(tc.view().GroupInTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)); code != 0 {
 		resp := txnOffsetCommitError(req, code)
 		return func() (kmsg.Response, error) { return resp, nil }
 	}
@@ -181,9 +179,7 @@ func (b *Broker) handleEndTxn(req *kmsg.EndTxnRequest) kmsg.Response {
 		resp.ErrorCode = code
 		return resp
 	}
-	resp.ErrorCode = errCode(b.txns.whenSettled(c, req.TransactionalID, func() error {
-		return c.End(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, time.Now().UnixMilli())
-	}))
+	resp.ErrorCode = errCode(c.do(txn.End{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch, Commit: req.Commit}).Err)
 	return resp
 }
 
@@ -223,7 +219,7 @@ func (b *Broker) handleDescribeTransactions(req *kmsg.DescribeTransactionsReques
 	c, err := b.txns.coordinator(false)
 	var known map[string]txn.Meta
 	if err == nil && c != nil {
-		known = c.Describe(req.TransactionalIDs)
+		known = c.describe(req.TransactionalIDs)
 	}
 	for _, id := range req.TransactionalIDs {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
@@ -276,7 +272,7 @@ func (b *Broker) handleListTransactions(req *kmsg.ListTransactionsRequest) kmsg.
 		pids[p] = true
 	}
 	now := time.Now().UnixMilli()
-	for _, m := range c.List() {
+	for _, m := range c.list() {
 		if !states(string(m.Status)) || (len(pids) > 0 && !pids[m.ProducerID]) {
 			continue
 		}

@@ -210,6 +210,30 @@ func (in *Injector) Pass(point string) {
 	}
 }
 
+// PassUntil is Pass with a delay that ends early when stop is closed; it
+// reports whether stop was closed (the caller gives up what it was doing).
+func (in *Injector) PassUntil(point string, stop <-chan struct{}) (stopped bool) {
+	switch a := in.Fire(point); a.Kind {
+	case Exit:
+		fmt.Fprintf(os.Stderr, "weir: fault: exiting at %s\n", point)
+		os.Exit(3)
+	case Delay:
+		t := time.NewTimer(a.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-stop:
+			return true
+		}
+	}
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // Fired is how many times rules at point have fired.
 func (in *Injector) Fired(point string) int {
 	if in == nil {

@@ -5,69 +5,10 @@ package txn
 
 import (
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
-
-// recordingStore keeps every durable record, as __transaction_state
-// would, can be told to fail its next puts, and lets a test rebuild a
-// coordinator from what was made durable (a restart).
-type recordingStore struct {
-	mu          sync.Mutex
-	log         []Meta
-	failPuts    int // fail this many puts from now
-	failMarkers int // fail this many marker writes from now
-	nextPID     int64
-}
-
-func (s *recordingStore) Put(id string, m *Meta) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failPuts > 0 {
-		s.failPuts--
-		return errors.New("injected: put failed")
-	}
-	if m != nil {
-		s.log = append(s.log, *m.clone())
-	}
-	return nil
-}
-
-func (s *recordingStore) WriteMarkers(*Meta, bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failMarkers > 0 {
-		s.failMarkers--
-		return errors.New("injected: marker write failed")
-	}
-	return nil
-}
-
-func (s *recordingStore) Next() (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nextPID++
-	return s.nextPID, nil
-}
-
-// restart builds a new coordinator from the durable records and recovers.
-func (s *recordingStore) restart(t *testing.T) *Coordinator {
-	t.Helper()
-	c := New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1 << 40}, s, s, s)
-	s.mu.Lock()
-	recs := append([]Meta(nil), s.log...)
-	s.mu.Unlock()
-	for i := range recs {
-		m := recs[i]
-		c.Replay(m.TransactionalID, &m)
-	}
-	if err := errors.Join(c.Recover(100)...); err != nil {
-		t.Fatalf("recover: %v", err)
-	}
-	return c
-}
 
 // A KIP-360 epoch bump asked by a producer whose transaction is open
 // first aborts that transaction at a fencing epoch, then bumps again. If
@@ -76,8 +17,7 @@ func (s *recordingStore) restart(t *testing.T) *Coordinator {
 // request, presenting the same pair: nobody else ever held the epoch the
 // abort moved to, so the retry must not be PRODUCER_FENCED (fatal).
 func TestKIP360RetryAfterFailedAbortIsNotFenced(t *testing.T) {
-	s := &recordingStore{}
-	c := New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1 << 40}, s, s, s)
+	c := newHarness(t, Config{MaxTimeoutMs: 60000, IDExpirationMs: 1 << 40})
 	pid, epoch, err := c.InitProducerID("a", 10000, -1, -1, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +25,7 @@ func TestKIP360RetryAfterFailedAbortIsNotFenced(t *testing.T) {
 	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 1); err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
-	s.failMarkers = 1
-	s.mu.Unlock()
+	c.failMarkers = 1
 	if _, _, err := c.InitProducerID("a", 10000, pid, epoch, 2); err == nil {
 		t.Fatal("bump with failing markers succeeded")
 	} else {
@@ -106,8 +44,7 @@ func TestKIP360RetryAfterFailedAbortIsNotFenced(t *testing.T) {
 // before the bump is durable (the answer is lost with the coordinator):
 // at restart, the retry presenting the same pair must get a bumped pair.
 func TestKIP360RetryAfterCrashBetweenAbortAndBump(t *testing.T) {
-	s := &recordingStore{}
-	c := New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1 << 40}, s, s, s)
+	c := newHarness(t, Config{MaxTimeoutMs: 60000, IDExpirationMs: 1 << 40})
 	pid, epoch, err := c.InitProducerID("a", 10000, -1, -1, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -117,19 +54,14 @@ func TestKIP360RetryAfterCrashBetweenAbortAndBump(t *testing.T) {
 	}
 	// PrepareAbort, CompleteAbort are durable; the bump's put is not
 	// (the process dies there: the put never reaches the log).
-	s.mu.Lock()
-	n := len(s.log)
-	s.mu.Unlock()
+	n := len(c.puts)
 	_, _, _ = c.InitProducerID("a", 10000, pid, epoch, 2)
-	s.mu.Lock()
-	if len(s.log) != n+3 {
-		s.mu.Unlock()
-		t.Fatalf("expected 3 puts (PrepareAbort, CompleteAbort, bump), got %d", len(s.log)-n)
+	if len(c.puts) != n+3 {
+		t.Fatalf("expected 3 puts (PrepareAbort, CompleteAbort, bump), got %d", len(c.puts)-n)
 	}
-	s.log = s.log[:len(s.log)-1] // the crash takes the last put
-	s.mu.Unlock()
+	c.puts = c.puts[:len(c.puts)-1] // the crash takes the last put
 
-	c2 := s.restart(t)
+	c2 := c.restart(t)
 	gotPID, got, err := c2.InitProducerID("a", 10000, pid, epoch, 3)
 	if err != nil {
 		t.Fatalf("after a restart, retry of the bump by the producer that asked it (%d/%d): %v; want the bumped pair", pid, epoch, err)
@@ -143,8 +75,8 @@ func TestKIP360RetryAfterCrashBetweenAbortAndBump(t *testing.T) {
 // by a timeout abort, or two bumps behind never gets a pair back through
 // the retry path, also after a restart and across a producer id rollover.
 func TestZombieNeverUsesTheRetryPath(t *testing.T) {
-	type step func(c *Coordinator, pid int64, epoch int16) (int64, int16)
-	newInstance := func(c *Coordinator, _ int64, _ int16) (int64, int16) {
+	type step func(c *harness, pid int64, epoch int16) (int64, int16)
+	newInstance := func(c *harness, _ int64, _ int16) (int64, int16) {
 		p, e, err := c.InitProducerID("a", 10000, -1, -1, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -158,7 +90,7 @@ func TestZombieNeverUsesTheRetryPath(t *testing.T) {
 	}{
 		{"new-instance", 0, newInstance},
 		{"new-instance-at-exhaustion", 1<<15 - 3, newInstance},
-		{"timeout-abort", 0, func(c *Coordinator, pid int64, epoch int16) (int64, int16) {
+		{"timeout-abort", 0, func(c *harness, pid int64, epoch int16) (int64, int16) {
 			if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 20); err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +100,7 @@ func TestZombieNeverUsesTheRetryPath(t *testing.T) {
 			m := c.Describe([]string{"a"})["a"]
 			return m.ProducerID, m.ProducerEpoch
 		}},
-		{"timeout-abort-at-exhaustion", 1<<15 - 2, func(c *Coordinator, pid int64, epoch int16) (int64, int16) {
+		{"timeout-abort-at-exhaustion", 1<<15 - 2, func(c *harness, pid int64, epoch int16) (int64, int16) {
 			if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 20); err != nil {
 				t.Fatal(err)
 			}
@@ -180,8 +112,8 @@ func TestZombieNeverUsesTheRetryPath(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &recordingStore{nextPID: 100}
-			c := New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1 << 40}, s, s, s)
+			c := newHarness(t, Config{MaxTimeoutMs: 60000, IDExpirationMs: 1 << 40})
+			c.nextPID = 100
 			c.Replay("a", &Meta{TransactionalID: "a", ProducerID: 7, ProducerEpoch: tc.start, TimeoutMs: 10000, Status: CompleteCommit, StartMs: -1})
 			// The zombie-to-be bumps itself once (KIP-360), so a Last exists.
 			zp, ze, err := c.InitProducerID("a", 10000, 7, tc.start, 1)
@@ -189,7 +121,7 @@ func TestZombieNeverUsesTheRetryPath(t *testing.T) {
 				t.Fatal(err)
 			}
 			fp, fe := tc.fence(c, zp, ze)
-			for _, cc := range []*Coordinator{c, s.restart(t)} {
+			for _, cc := range []*harness{c, c.restart(t)} {
 				for _, pair := range [][2]int64{{7, int64(tc.start)}, {zp, int64(ze)}} {
 					p, e, err := cc.InitProducerID("a", 10000, pair[0], int16(pair[1]), 30)
 					if err == nil {

@@ -2,49 +2,17 @@ package txn
 
 import (
 	"errors"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
-
-// effects records what the coordinator asks its driver to do.
-type effects struct {
-	puts    []Meta
-	markers []string // "commit pid/epoch" or "abort pid/epoch"
-	nextPID int64
-}
-
-func (e *effects) Put(id string, m *Meta) error {
-	if m != nil {
-		e.puts = append(e.puts, *m)
-	}
-	return nil
-}
-
-func (e *effects) WriteMarkers(m *Meta, commit bool) error {
-	kind := "abort"
-	if commit {
-		kind = "commit"
-	}
-	e.markers = append(e.markers, kind)
-	return nil
-}
-
-func (e *effects) Next() (int64, error) { e.nextPID++; return e.nextPID, nil }
-
-func newCoordinator() (*Coordinator, *effects) {
-	e := &effects{}
-	return New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1000000}, e, e, e), e
-}
 
 var tp = TopicPartition{Topic: "t", Partition: 0}
 
 // The life of a transactional id: init, add, commit (and its retry), a
 // second instance fencing the first and aborting what it left open.
 func TestTransactionalIDLifecycle(t *testing.T) {
-	c, e := newCoordinator()
+	c := newCoordinator(t)
 	pid, epoch, err := c.InitProducerID("a", 10000, -1, -1, 0)
 	if err != nil || pid != 1 || epoch != 0 {
 		t.Fatalf("first init: %d/%d %v", pid, epoch, err)
@@ -61,20 +29,19 @@ func TestTransactionalIDLifecycle(t *testing.T) {
 	if err := c.End("a", pid, epoch, true, 2); err != nil {
 		t.Fatal(err)
 	}
-	<-c.Settled("a")
 	if err := c.End("a", pid, epoch, true, 3); err != nil {
 		t.Fatalf("retried commit: %v", err)
 	}
 	if err := c.End("a", pid, epoch, false, 3); !errors.Is(err, kerr.InvalidTxnState) {
 		t.Fatalf("abort after commit: %v", err)
 	}
-	if len(e.markers) != 1 || e.markers[0] != "commit" {
-		t.Fatalf("markers %v", e.markers)
+	if len(c.markers) != 1 || c.markers[0] != "commit" {
+		t.Fatalf("markers %v", c.markers)
 	}
 	// Prepare is durable before the markers, Complete after.
-	n := len(e.puts)
-	if e.puts[n-2].Status != PrepareCommit || e.puts[n-1].Status != CompleteCommit {
-		t.Fatalf("last puts %v %v", e.puts[n-2].Status, e.puts[n-1].Status)
+	n := len(c.puts)
+	if c.puts[n-2].Status != PrepareCommit || c.puts[n-1].Status != CompleteCommit {
+		t.Fatalf("last puts %v %v", c.puts[n-2].Status, c.puts[n-1].Status)
 	}
 
 	// The first instance opens another transaction, then a second
@@ -87,8 +54,8 @@ func TestTransactionalIDLifecycle(t *testing.T) {
 	if err != nil || pid2 != pid || epoch2 != epoch+2 {
 		t.Fatalf("second init: %d/%d %v", pid2, epoch2, err)
 	}
-	if e.markers[len(e.markers)-1] != "abort" {
-		t.Fatalf("open transaction not aborted: %v", e.markers)
+	if c.markers[len(c.markers)-1] != "abort" {
+		t.Fatalf("open transaction not aborted: %v", c.markers)
 	}
 	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 6); !errors.Is(err, kerr.ProducerFenced) {
 		t.Fatalf("zombie add: %v", err)
@@ -104,17 +71,17 @@ func TestTransactionalIDLifecycle(t *testing.T) {
 // A transaction open longer than its timeout is aborted by Tick at a
 // bumped epoch, which fences its producer.
 func TestTimedOutTransactionIsAborted(t *testing.T) {
-	c, e := newCoordinator()
+	c := newCoordinator(t)
 	pid, epoch, _ := c.InitProducerID("a", 1000, -1, -1, 0)
 	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 100); err != nil {
 		t.Fatal(err)
 	}
-	if errs := c.Tick(1000); len(errs) != 0 || len(e.markers) != 0 {
-		t.Fatalf("aborted before the timeout: %v %v", errs, e.markers)
+	if errs := c.Tick(1000); len(errs) != 0 || len(c.markers) != 0 {
+		t.Fatalf("aborted before the timeout: %v %v", errs, c.markers)
 	}
 	c.Tick(1101)
-	if len(e.markers) != 1 || e.markers[0] != "abort" {
-		t.Fatalf("markers after the timeout: %v", e.markers)
+	if len(c.markers) != 1 || c.markers[0] != "abort" {
+		t.Fatalf("markers after the timeout: %v", c.markers)
 	}
 	if err := c.End("a", pid, epoch, true, 1200); !errors.Is(err, kerr.ProducerFenced) {
 		t.Fatalf("commit after the timeout abort: %v", err)
@@ -123,14 +90,14 @@ func TestTimedOutTransactionIsAborted(t *testing.T) {
 
 // Recovery completes a transaction found between Prepare and Complete.
 func TestRecoverCompletesPreparedTransactions(t *testing.T) {
-	c, e := newCoordinator()
+	c := newCoordinator(t)
 	c.Replay("a", &Meta{TransactionalID: "a", ProducerID: 7, ProducerEpoch: 3, TimeoutMs: 1000, Status: PrepareCommit, Partitions: []TopicPartition{tp}})
 	c.Replay("b", &Meta{TransactionalID: "b", ProducerID: 8, Status: CompleteAbort})
-	if err := errors.Join(c.Recover(10)...); err != nil {
+	if err := errors.Join(c.Loaded(10)...); err != nil {
 		t.Fatal(err)
 	}
-	if len(e.markers) != 1 || e.markers[0] != "commit" {
-		t.Fatalf("markers %v", e.markers)
+	if len(c.markers) != 1 || c.markers[0] != "commit" {
+		t.Fatalf("markers %v", c.markers)
 	}
 	if got := c.Describe([]string{"a"})["a"]; got.Status != CompleteCommit || len(got.Partitions) != 0 {
 		t.Fatalf("after recovery: %+v", got)
@@ -138,7 +105,7 @@ func TestRecoverCompletesPreparedTransactions(t *testing.T) {
 }
 
 func TestInitRejectsTimeoutsAboveTheMaximum(t *testing.T) {
-	c, _ := newCoordinator()
+	c := newCoordinator(t)
 	if _, _, err := c.InitProducerID("a", 60001, -1, -1, 0); !errors.Is(err, kerr.InvalidTransactionTimeout) {
 		t.Fatalf("timeout above transaction.max.timeout.ms: %v", err)
 	}
@@ -150,7 +117,7 @@ func TestInitRejectsTimeoutsAboveTheMaximum(t *testing.T) {
 // would fence the very producer that asked), also after a restart of the
 // coordinator. Any other old pair is still fenced.
 func TestRetriedEpochBumpIsAnsweredAgain(t *testing.T) {
-	c, e := newCoordinator()
+	c := newCoordinator(t)
 	pid, epoch, err := c.InitProducerID("a", 10000, -1, -1, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -164,18 +131,18 @@ func TestRetriedEpochBumpIsAnsweredAgain(t *testing.T) {
 	if err != nil || bumpedPID != pid || bumped <= epoch {
 		t.Fatalf("bump: %d/%d %v", bumpedPID, bumped, err)
 	}
-	puts := len(e.puts)
+	puts := len(c.puts)
 	gotPID, got, err := c.InitProducerID("a", 10000, pid, epoch, 3)
 	if err != nil || gotPID != bumpedPID || got != bumped {
 		t.Fatalf("retried bump: %d/%d %v, want %d/%d", gotPID, got, err, bumpedPID, bumped)
 	}
-	if len(e.puts) != puts {
-		t.Fatalf("the retry changed the state: %+v", e.puts[puts:])
+	if len(c.puts) != puts {
+		t.Fatalf("the retry changed the state: %+v", c.puts[puts:])
 	}
 
 	// The same after the coordinator restarts from its stored records.
-	c2, _ := newCoordinator()
-	c2.Replay("a", &e.puts[len(e.puts)-1])
+	c2 := newCoordinator(t)
+	c2.Replay("a", &c.puts[len(c.puts)-1])
 	if gotPID, got, err := c2.InitProducerID("a", 10000, pid, epoch, 4); err != nil || gotPID != bumpedPID || got != bumped {
 		t.Fatalf("retried bump after a restart: %d/%d %v, want %d/%d", gotPID, got, err, bumpedPID, bumped)
 	}
@@ -192,7 +159,7 @@ func TestRetriedEpochBumpIsAnsweredAgain(t *testing.T) {
 // A new instance (InitProducerId without a producer id) fences the old
 // one: a retry of the old instance's last bump no longer gets in.
 func TestNewInstanceFencesARetriedEpochBump(t *testing.T) {
-	c, _ := newCoordinator()
+	c := newCoordinator(t)
 	pid, epoch, _ := c.InitProducerID("a", 10000, -1, -1, 0)
 	if _, _, err := c.InitProducerID("a", 10000, pid, epoch, 1); err != nil {
 		t.Fatal(err)
@@ -208,10 +175,10 @@ func TestNewInstanceFencesARetriedEpochBump(t *testing.T) {
 // When the epoch is exhausted the bump hands out a new producer id; a
 // retry presenting the old id and its last epoch still gets the new id.
 func TestRetriedEpochBumpAcrossProducerIDRollover(t *testing.T) {
-	c, e := newCoordinator()
+	c := newCoordinator(t)
 	const oldPID, lastEpoch = 7, int16(1<<15 - 2)
 	c.Replay("a", &Meta{TransactionalID: "a", ProducerID: oldPID, ProducerEpoch: lastEpoch, TimeoutMs: 10000, Status: CompleteCommit, StartMs: -1})
-	e.nextPID = 20
+	c.nextPID = 20
 	newPID, epoch, err := c.InitProducerID("a", 10000, oldPID, lastEpoch, 1)
 	if err != nil || newPID != 21 || epoch != 0 {
 		t.Fatalf("bump at the last epoch: %d/%d %v", newPID, epoch, err)
@@ -219,85 +186,44 @@ func TestRetriedEpochBumpAcrossProducerIDRollover(t *testing.T) {
 	if gotPID, got, err := c.InitProducerID("a", 10000, oldPID, lastEpoch, 2); err != nil || gotPID != newPID || got != epoch {
 		t.Fatalf("retried bump: %d/%d %v, want %d/%d", gotPID, got, err, newPID, epoch)
 	}
-	if e.nextPID != 21 {
-		t.Fatalf("the retry allocated another producer id (%d)", e.nextPID)
+	if c.nextPID != 21 {
+		t.Fatalf("the retry allocated another producer id (%d)", c.nextPID)
 	}
 	if _, _, err := c.InitProducerID("a", 10000, oldPID, lastEpoch-1, 3); !errors.Is(err, kerr.ProducerFenced) {
 		t.Fatalf("an older epoch of the old id: %v", err)
 	}
 }
 
-// failingMarkers is a driver whose marker writes fail until told
-// otherwise; the finishing goroutine calls it, so it locks.
-type failingMarkers struct {
-	mu      sync.Mutex
-	fail    bool
-	nextPID int64
-	writes  int
-}
-
-func (f *failingMarkers) Put(string, *Meta) error { return nil }
-
-func (f *failingMarkers) WriteMarkers(*Meta, bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.writes++
-	if f.fail {
-		return errors.New("disk full")
-	}
-	return nil
-}
-
-func (f *failingMarkers) Next() (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.nextPID++
-	return f.nextPID, nil
-}
-
 // While a transaction's markers cannot be written, the next
 // AddPartitions of its producer is answered CONCURRENT_TRANSACTIONS,
-// which clients retry, instead of waiting (on the connection's reader
-// goroutine) for as long as the markers keep failing.
+// which clients retry, instead of waiting for as long as the markers keep
+// failing.
 func TestAddPartitionsDoesNotWaitForFailingMarkers(t *testing.T) {
-	f := &failingMarkers{fail: true}
-	c := New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1000000}, f, f, f)
+	c := newCoordinator(t)
 	pid, epoch, _ := c.InitProducerID("a", 10000, -1, -1, 0)
 	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 1); err != nil {
 		t.Fatal(err)
 	}
+	c.failMarkers = 1 << 30
 	if err := c.End("a", pid, epoch, true, 2); err != nil {
 		t.Fatalf("commit (decided once PrepareCommit is durable): %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 3) }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, kerr.ConcurrentTransactions) {
-			t.Fatalf("AddPartitions while the commit cannot complete: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("AddPartitions still waiting for markers that keep failing")
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 3); !errors.Is(err, kerr.ConcurrentTransactions) {
+		t.Fatalf("AddPartitions while the commit cannot complete: %v", err)
 	}
 	if err := c.End("a", pid, epoch, true, 3); !errors.Is(err, kerr.ConcurrentTransactions) {
 		t.Fatalf("retried commit while it cannot complete: %v", err)
 	}
 
-	// Once the markers can be written, Tick completes the commit, wakes
-	// whoever waits, and the next transaction starts.
-	settled := c.Settled("a")
-	select {
-	case <-settled:
-		t.Fatal("settled while still prepared")
-	default:
+	// Once the markers can be written, Tick completes the commit and the
+	// next transaction starts.
+	if got := c.Describe([]string{"a"})["a"].Status; got != PrepareCommit {
+		t.Fatalf("settled while still prepared: %s", got)
 	}
-	f.mu.Lock()
-	f.fail = false
-	f.mu.Unlock()
+	c.failMarkers = 0
 	if errs := c.Tick(4); len(errs) != 0 {
 		t.Fatal(errs)
 	}
-	<-settled
 	if err := c.End("a", pid, epoch, true, 5); err != nil {
 		t.Fatalf("retried commit once complete: %v", err)
 	}
@@ -306,37 +232,119 @@ func TestAddPartitionsDoesNotWaitForFailingMarkers(t *testing.T) {
 	}
 }
 
-// Closing the coordinator releases whoever waits for a transaction that
-// cannot complete, and stops it from writing anything more.
-func TestCloseReleasesWaiters(t *testing.T) {
-	f := &failingMarkers{fail: true}
-	c := New(Config{MaxTimeoutMs: 60000, IDExpirationMs: 1000000}, f, f, f)
+// A request that finds its id's previous transaction completing waits
+// for it, up to SettleWaitMs, and is then answered: served once the
+// completion is durable, CONCURRENT_TRANSACTIONS at the bound. Other
+// transactional ids are served meanwhile, and the KIP-890 view shows the
+// completing transaction closed as soon as EndTxn is accepted.
+func TestRequestsWaitForTheirOwnCompletionOnly(t *testing.T) {
+	c := newHarness(t, Config{MaxTimeoutMs: 60000, IDExpirationMs: 1000000, SettleWaitMs: 1000})
 	pid, epoch, _ := c.InitProducerID("a", 10000, -1, -1, 0)
 	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 1); err != nil {
 		t.Fatal(err)
 	}
+	c.holdMarkers = true
+	if err := c.End("a", pid, epoch, true, 2); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.held) != 1 {
+		t.Fatalf("marker writes asked for: %d", len(c.held))
+	}
+	if err := c.InTransaction(pid, epoch, tp); !errors.Is(err, kerr.InvalidTxnState) {
+		t.Fatalf("write verified into a committing transaction: %v", err)
+	}
+	tokAdd := c.send(3, AddPartitions{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch, Partitions: []TopicPartition{tp}})
+	if r, ok := c.answer(tokAdd); ok {
+		t.Fatalf("AddPartitions answered while the commit completes: %v", r.Err)
+	}
+	// Another id is served at once.
+	bPID, bEpoch, err := c.InitProducerID("b", 10000, -1, -1, 4)
+	if err != nil {
+		t.Fatalf("unrelated InitProducerID: %v", err)
+	}
+	if err := c.AddPartitions("b", bPID, bEpoch, []TopicPartition{tp}, nil, 5); err != nil {
+		t.Fatalf("unrelated AddPartitions: %v", err)
+	}
+	if err := c.InTransaction(bPID, bEpoch, tp); err != nil {
+		t.Fatalf("unrelated verification: %v", err)
+	}
+	// The completion lands: the waiting AddPartitions opens the next
+	// transaction.
+	c.releaseMarkers(6)
+	if r, ok := c.answer(tokAdd); !ok || r.Err != nil {
+		t.Fatalf("AddPartitions after the completion: %v %v", ok, r.Err)
+	}
+	if err := c.InTransaction(pid, epoch, tp); err != nil {
+		t.Fatalf("next transaction: %v", err)
+	}
+
+	// A completion that does not land in time: the waiting request is
+	// answered CONCURRENT_TRANSACTIONS at the bound.
+	if err := c.End("a", pid, epoch, false, 10); err != nil {
+		t.Fatal(err)
+	}
+	tokEnd := c.send(11, End{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch, Commit: false})
+	rd := c.c.Tick(500)
+	c.apply(500, rd)
+	if _, ok := c.answer(tokEnd); ok {
+		t.Fatal("answered before the bound")
+	}
+	if rd.Deadline != 1011 {
+		t.Fatalf("deadline %d, want 1011", rd.Deadline)
+	}
+	c.Tick(1011)
+	if r, ok := c.answer(tokEnd); !ok || !errors.Is(r.Err, kerr.ConcurrentTransactions) {
+		t.Fatalf("at the bound: %v %v", ok, r.Err)
+	}
+}
+
+// Closing the coordinator answers whoever waits for a transaction that
+// cannot complete, and stops it from asking for anything more.
+func TestCloseReleasesWaiters(t *testing.T) {
+	c := newHarness(t, Config{MaxTimeoutMs: 60000, IDExpirationMs: 1000000, SettleWaitMs: 1000})
+	pid, epoch, _ := c.InitProducerID("a", 10000, -1, -1, 0)
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	c.holdMarkers = true
 	if err := c.End("a", pid, epoch, false, 2); err != nil {
 		t.Fatal(err)
 	}
-	settled := c.Settled("a")
-	c.Close()
-	select {
-	case <-settled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a waiter still blocked after Close")
+	tok := c.send(3, AddPartitions{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch, Partitions: []TopicPartition{tp}})
+	c.apply(4, c.c.Close())
+	if r, ok := c.answer(tok); !ok || !errors.Is(r.Err, ErrClosed) {
+		t.Fatalf("waiter after Close: %v %v", ok, r.Err)
 	}
-	f.mu.Lock()
-	writes := f.writes
-	f.mu.Unlock()
+	c.holdMarkers = false
+	c.releaseMarkers(5) // reported after Close: ignored
+	writes, puts := len(c.markers), len(c.puts)
 	if errs := c.Tick(1000); len(errs) != 0 {
 		t.Fatalf("Tick after Close: %v", errs)
 	}
 	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 3); !errors.Is(err, ErrClosed) {
 		t.Fatalf("AddPartitions after Close: %v", err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.writes != writes {
-		t.Fatalf("markers written after Close")
+	if len(c.markers) != writes || len(c.puts) != puts {
+		t.Fatalf("markers or records written after Close")
+	}
+}
+
+// A prepared transaction that recovery cannot complete stays prepared,
+// reported but not fatal, and Tick completes it later.
+func TestRecoveryThatCannotCompleteLeavesItPreparedForTick(t *testing.T) {
+	c := newCoordinator(t)
+	c.Replay("a", &Meta{TransactionalID: "a", ProducerID: 7, ProducerEpoch: 3, TimeoutMs: 1000, Status: PrepareAbort, Partitions: []TopicPartition{tp}})
+	c.failMarkers = 1
+	if errs := c.Loaded(10); len(errs) != 1 {
+		t.Fatalf("recovery errors: %v", errs)
+	}
+	if got := c.Describe([]string{"a"})["a"].Status; got != PrepareAbort {
+		t.Fatalf("after a failed recovery: %s", got)
+	}
+	if errs := c.Tick(20); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if got := c.Describe([]string{"a"})["a"].Status; got != CompleteAbort || len(c.markers) != 1 || c.markers[0] != "abort" {
+		t.Fatalf("after Tick: %s, markers %v", got, c.markers)
 	}
 }
