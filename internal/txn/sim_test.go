@@ -32,7 +32,7 @@ type sim struct {
 	pool    []simEffect
 	nextPID int64
 	token   uint64
-	waiting map[uint64]string // token -> transactional id
+	waiting map[uint64]string          // token -> transactional id
 	pairs   map[string]ProducerIDEpoch // last pair each client got
 	trace   []string
 }
