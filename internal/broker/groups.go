@@ -16,11 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/batch"
-	"github.com/weir-broker/weir/internal/controller"
 	"github.com/weir-broker/weir/internal/group"
 	"github.com/weir-broker/weir/internal/partition"
 )
@@ -101,30 +99,19 @@ func (gc *groupCoordinator) load(create bool) ([]*groupShard, error) {
 		return gc.shards, nil
 	}
 	b := gc.b
-	if !b.topicExists(group.OffsetsTopic) {
-		if !create {
-			return nil, nil
-		}
-		_, _, err := b.ctrl.CreateTopic(controller.CreateTopic{
-			Name:              group.OffsetsTopic,
-			Partitions:        int32(b.settings.Int("offsets.topic.num.partitions")),
-			ReplicationFactor: -1,
-			Configs: map[string]string{
-				"cleanup.policy": "compact",
-				"segment.bytes":  strconv.FormatInt(b.settings.Int("offsets.topic.segment.bytes"), 10),
-			},
-			Internal: true,
-		})
-		if err != nil && !controller.IsCode(err, kerr.TopicAlreadyExists) {
-			return nil, fmt.Errorf("create %s: %w", group.OffsetsTopic, err)
-		}
+	exists, err := b.ensureInternalTopic(internalTopic{
+		name:       group.OffsetsTopic,
+		partitions: int32(b.settings.Int("offsets.topic.num.partitions")),
+		configs: map[string]string{
+			"cleanup.policy": "compact",
+			"segment.bytes":  strconv.FormatInt(b.settings.Int("offsets.topic.segment.bytes"), 10),
+		},
+	}, create)
+	if err != nil || !exists {
+		return nil, err
 	}
 	var shards []*groupShard
-	for i := int32(0); ; i++ {
-		part, kerrc := b.partition(group.OffsetsTopic, i)
-		if kerrc != nil {
-			break
-		}
+	for _, part := range b.internalPartitions(group.OffsetsTopic) {
 		s, err := gc.openShard(part)
 		if err != nil {
 			for _, s := range shards {
@@ -144,24 +131,12 @@ func (gc *groupCoordinator) load(create bool) ([]*groupShard, error) {
 // openShard replays a partition into a new shard and starts its timer.
 func (gc *groupCoordinator) openShard(part *partition.Partition) (*groupShard, error) {
 	s := &groupShard{part: part, m: group.NewShard(gc.cfg), waiting: map[uint64]chan kmsg.Response{}}
-	hw := part.HighWatermark()
-	for off := part.LogStartOffset(); off < hw; {
-		data, err := part.Read(off, hw, 1<<20)
-		if err != nil {
-			return nil, fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, off, err)
-		}
-		if len(data) == 0 {
-			return nil, fmt.Errorf("replay %s-%d: nothing to read at %d below %d", part.Topic, part.Index, off, hw)
-		}
-		for len(data) > 0 {
-			h, err := batch.ParseHeader(data)
-			if err != nil {
-				return nil, fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, off, err)
-			}
-			gc.replayBatch(s, part, data[:h.Size()], h)
-			off = h.NextOffset()
-			data = data[h.Size():]
-		}
+	err := replayPartition(part, func(b []byte, h batch.Header) error {
+		gc.replayBatch(s, part, b, h)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	s.timer = time.AfterFunc(time.Hour, s.tick)
 	s.mu.Lock()
@@ -299,26 +274,15 @@ func (s *groupShard) appendLocked(a group.Append) {
 	for i, r := range a.Records {
 		recs[i] = batch.Record{Key: r.Key, Value: r.Value}
 	}
-	now := nowMs()
-	spec := batch.Spec{Timestamp: now, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+	spec := batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
 	if a.Txn != nil {
 		// A TxnOffsetCommit's records, pending until the marker.
 		spec.Attributes, spec.ProducerID, spec.ProducerEpoch = batch.AttrTransactional, a.Txn.ID, a.Txn.Epoch
 	}
-	b := batch.Build(spec, recs)
-	h, err := batch.ParseHeader(b)
-	var base int64
-	switch {
-	case err != nil:
-	case a.Txn != nil:
-		base, _, err = s.part.AppendVerified(b, h, now, s.guard)
-	default:
-		base, _, err = s.part.Append(b, h, now)
-	}
+	durable, err := appendInternal(s.part, spec, recs, s.guard)
 	if err != nil {
 		go s.appendDone(a.ID, err)
 		return
 	}
-	durable := s.part.WaitDurable(base + int64(h.LastOffsetDelta) + 1)
 	go func() { s.appendDone(a.ID, <-durable) }()
 }

@@ -28,7 +28,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/weir-broker/weir/internal/batch"
-	"github.com/weir-broker/weir/internal/controller"
 	"github.com/weir-broker/weir/internal/faults"
 	"github.com/weir-broker/weir/internal/group"
 	"github.com/weir-broker/weir/internal/partition"
@@ -234,26 +233,15 @@ func (d *txnDriver) coordinator(create bool) (*txnDriver, error) {
 		return d, nil
 	}
 	b := d.b
-	if !b.topicExists(TxnStateTopic) {
-		if !create {
-			return nil, nil
-		}
-		_, _, err := b.ctrl.CreateTopic(controller.CreateTopic{
-			Name:              TxnStateTopic,
-			Partitions:        int32(b.settings.Int("transaction.state.log.num.partitions")),
-			ReplicationFactor: -1,
-			Configs:           map[string]string{"cleanup.policy": "compact"},
-			Internal:          true,
-		})
-		if err != nil && !controller.IsCode(err, kerr.TopicAlreadyExists) {
-			return nil, fmt.Errorf("create %s: %w", TxnStateTopic, err)
-		}
+	exists, err := b.ensureInternalTopic(internalTopic{
+		name:       TxnStateTopic,
+		partitions: int32(b.settings.Int("transaction.state.log.num.partitions")),
+		configs:    map[string]string{"cleanup.policy": "compact"},
+	}, create)
+	if err != nil || !exists {
+		return nil, err
 	}
-	for i := int32(0); ; i++ {
-		part, kerrc := b.partition(TxnStateTopic, i)
-		if kerrc != nil {
-			break
-		}
+	for _, part := range b.internalPartitions(TxnStateTopic) {
 		if err := d.replay(part); err != nil {
 			return nil, err
 		}
@@ -272,38 +260,26 @@ func (d *txnDriver) coordinator(create bool) (*txnDriver, error) {
 	return d, nil
 }
 
+// replay loads one partition's records into the state machine.
 func (d *txnDriver) replay(part *partition.Partition) error {
-	hw := part.HighWatermark()
-	for off := part.LogStartOffset(); off < hw; {
-		data, err := part.Read(off, hw, 1<<20)
-		if err != nil || len(data) == 0 {
-			return fmt.Errorf("replay %s-%d at %d: %v", part.Topic, part.Index, off, err)
+	return replayPartition(part, func(data []byte, h batch.Header) error {
+		recs, err := batch.Records(data)
+		if err != nil {
+			return fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, h.BaseOffset, err)
 		}
-		for len(data) > 0 {
-			h, err := batch.ParseHeader(data)
-			if err != nil {
-				return fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, off, err)
+		for _, r := range recs {
+			if r.Value == nil {
+				d.c.Replay(string(r.Key), nil)
+				continue
 			}
-			recs, err := batch.Records(data[:h.Size()])
-			if err != nil {
-				return fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, h.BaseOffset, err)
+			var m txn.Meta
+			if err := json.Unmarshal(r.Value, &m); err != nil {
+				return fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, h.BaseOffset+int64(r.OffsetDelta), err)
 			}
-			for _, r := range recs {
-				if r.Value == nil {
-					d.c.Replay(string(r.Key), nil)
-					continue
-				}
-				var m txn.Meta
-				if err := json.Unmarshal(r.Value, &m); err != nil {
-					return fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, h.BaseOffset+int64(r.OffsetDelta), err)
-				}
-				d.c.Replay(string(r.Key), &m)
-			}
-			off = h.NextOffset()
-			data = data[h.Size():]
+			d.c.Replay(string(r.Key), &m)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // put makes one state record durable (a nil m is a tombstone).
@@ -321,13 +297,11 @@ func (d *txnDriver) put(id string, m *txn.Meta) error {
 		}
 		rec.Value = v
 	}
-	b := batch.Build(batch.Spec{Timestamp: time.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{rec})
-	h, _ := batch.ParseHeader(b)
-	base, _, err := part.Append(b, h, time.Now().UnixMilli())
+	durable, err := appendInternal(part, batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{rec}, nil)
 	if err != nil {
 		return err
 	}
-	return d.wait(part.WaitDurable(base + 1))
+	return d.wait(durable)
 }
 
 // wait waits for a durability report, or for the broker to stop.

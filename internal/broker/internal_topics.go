@@ -1,0 +1,109 @@
+package broker
+
+// What the group and transaction coordinators' drivers share for their
+// internal topics (__consumer_offsets, __transaction_state): creating the
+// topic on first use, listing its partitions, replaying a partition at
+// load, and appending a batch of records whose durability is reported on
+// a channel, so a driver never waits for an fsync under its lock.
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/weir-broker/weir/internal/batch"
+	"github.com/weir-broker/weir/internal/controller"
+	"github.com/weir-broker/weir/internal/partition"
+)
+
+// internalTopic describes a coordinator's compacted internal topic.
+type internalTopic struct {
+	name       string
+	partitions int32
+	configs    map[string]string
+}
+
+// ensure creates the topic if it does not exist and create is set. It
+// reports whether the topic exists afterwards.
+func (b *Broker) ensureInternalTopic(t internalTopic, create bool) (bool, error) {
+	if b.topicExists(t.name) {
+		return true, nil
+	}
+	if !create {
+		return false, nil
+	}
+	_, _, err := b.ctrl.CreateTopic(controller.CreateTopic{
+		Name:              t.name,
+		Partitions:        t.partitions,
+		ReplicationFactor: -1,
+		Configs:           t.configs,
+		Internal:          true,
+	})
+	if err != nil && !controller.IsCode(err, kerr.TopicAlreadyExists) {
+		return false, fmt.Errorf("create %s: %w", t.name, err)
+	}
+	return true, nil
+}
+
+// internalPartitions lists the local partitions of topic, in order.
+func (b *Broker) internalPartitions(topic string) []*partition.Partition {
+	var parts []*partition.Partition
+	for i := int32(0); ; i++ {
+		part, kerrc := b.partition(topic, i)
+		if kerrc != nil {
+			return parts
+		}
+		parts = append(parts, part)
+	}
+}
+
+// replayPartition calls apply with every batch of part from its log start
+// to its high watermark, in order. An error from apply stops the replay.
+func replayPartition(part *partition.Partition, apply func(b []byte, h batch.Header) error) error {
+	hw := part.HighWatermark()
+	for off := part.LogStartOffset(); off < hw; {
+		data, err := part.Read(off, hw, 1<<20)
+		if err != nil {
+			return fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, off, err)
+		}
+		if len(data) == 0 {
+			return fmt.Errorf("replay %s-%d: nothing to read at %d below %d", part.Topic, part.Index, off, hw)
+		}
+		for len(data) > 0 {
+			h, err := batch.ParseHeader(data)
+			if err != nil {
+				return fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, off, err)
+			}
+			if err := apply(data[:h.Size()], h); err != nil {
+				return err
+			}
+			off = h.NextOffset()
+			data = data[h.Size():]
+		}
+	}
+	return nil
+}
+
+// appendInternal appends recs to part as one batch (transactional for
+// spec's producer when spec says so, and then through guard) and returns
+// a channel that reports once the batch is durable. It does not wait for
+// the fsync.
+func appendInternal(part *partition.Partition, spec batch.Spec, recs []batch.Record, guard *partition.TxnGuard) (<-chan error, error) {
+	now := nowMs()
+	spec.Timestamp = now
+	b := batch.Build(spec, recs)
+	h, err := batch.ParseHeader(b)
+	if err != nil {
+		return nil, err
+	}
+	var base int64
+	if h.Transactional() {
+		base, _, err = part.AppendVerified(b, h, now, guard)
+	} else {
+		base, _, err = part.Append(b, h, now)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return part.WaitDurable(base + int64(h.LastOffsetDelta) + 1), nil
+}
