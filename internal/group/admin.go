@@ -104,8 +104,21 @@ func (s *Shard) deleteGroups(in Input, req *kmsg.DeleteGroupsRequest) {
 		case g.state != Empty || len(g.pending) > 0:
 			dg.ErrorCode = kerr.NonEmptyGroup.Code
 		default:
+			// Tombstones for the pending transactional offsets too, so that
+			// neither a marker nor a replay after compaction brings them
+			// back.
+			tps := map[topicPartition]bool{}
 			for tp := range g.offsets {
+				tps[tp] = true
+			}
+			for _, pending := range g.txnOffsets {
+				for tp := range pending {
+					tps[tp] = true
+				}
+			}
+			for tp := range tps {
 				recs = append(recs, Record{Key: offsetKey(id, tp)})
+				s.nextSeq()
 			}
 			recs = append(recs, Record{Key: groupKey(id)})
 			g.state = Dead // refuses commits and joins until it is gone

@@ -98,6 +98,33 @@ type offset struct {
 	seq uint64
 }
 
+// dropOffset applies a tombstone of tp written at seq: the committed
+// offset and the pending transactional ones written before it go (as
+// compaction would remove them), those written after it stay.
+func (g *group) dropOffset(tp topicPartition, seq uint64) {
+	if cur, ok := g.offsets[tp]; ok && cur.seq < seq {
+		delete(g.offsets, tp)
+	}
+	for pid, pending := range g.txnOffsets {
+		if o, ok := pending[tp]; ok && o.seq < seq {
+			delete(pending, tp)
+			if len(pending) == 0 {
+				delete(g.txnOffsets, pid)
+			}
+		}
+	}
+}
+
+// hasPending reports whether a transaction holds a pending offset of tp.
+func (g *group) hasPending(tp topicPartition) bool {
+	for _, pending := range g.txnOffsets {
+		if _, ok := pending[tp]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // setOffset makes o the group's offset of tp unless a later-written
 // commit holds it already.
 func (g *group) setOffset(tp topicPartition, o offset) {

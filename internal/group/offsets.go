@@ -162,7 +162,11 @@ func (s *Shard) deleteOffsets(in Input, req *kmsg.OffsetDeleteRequest) {
 		subscribed = g.subscribedTopics()
 	}
 	var recs []Record
-	var gone []topicPartition
+	type tombstone struct {
+		tp  topicPartition
+		seq uint64
+	}
+	var gone []tombstone
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetDeleteResponseTopic()
 		rt.Topic = t.Topic
@@ -173,9 +177,9 @@ func (s *Shard) deleteOffsets(in Input, req *kmsg.OffsetDeleteRequest) {
 			switch _, ok := g.offsets[tp]; {
 			case subscribed[t.Topic]:
 				rp.ErrorCode = kerr.GroupSubscribedToTopic.Code
-			case ok:
+			case ok || g.hasPending(tp):
 				recs = append(recs, Record{Key: offsetKey(g.id, tp)})
-				gone = append(gone, tp)
+				gone = append(gone, tombstone{tp, s.nextSeq()})
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -189,8 +193,8 @@ func (s *Shard) deleteOffsets(in Input, req *kmsg.OffsetDeleteRequest) {
 		if err != nil {
 			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		} else {
-			for _, tp := range gone {
-				delete(g.offsets, tp)
+			for _, t := range gone {
+				g.dropOffset(t.tp, t.seq)
 			}
 		}
 		s.respond(in.Token, resp)
@@ -228,12 +232,14 @@ func (s *Shard) expireOffsets(nowMs int64) {
 		}
 		var recs []Record
 		for tp, o := range g.offsets {
-			if nowMs-max(o.commitMs, g.stateSinceMs) >= s.cfg.OffsetsRetentionMs {
+			// An offset a transaction is about to replace does not expire
+			// under it.
+			if nowMs-max(o.commitMs, g.stateSinceMs) >= s.cfg.OffsetsRetentionMs && !g.hasPending(tp) {
 				recs = append(recs, Record{Key: offsetKey(g.id, tp)})
-				delete(g.offsets, tp)
+				g.dropOffset(tp, s.nextSeq())
 			}
 		}
-		if len(g.offsets) == 0 {
+		if len(g.offsets) == 0 && len(g.txnOffsets) == 0 {
 			recs = append(recs, Record{Key: groupKey(g.id)})
 			delete(s.groups, id)
 		}

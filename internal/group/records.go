@@ -113,7 +113,7 @@ func (s *Shard) replayOffset(key, value []byte) error {
 	g := s.groups[k.Group]
 	if value == nil {
 		if g != nil {
-			delete(g.offsets, tp)
+			g.dropOffset(tp, s.nextSeq())
 			s.dropIfUnused(g)
 		}
 		return nil
@@ -142,7 +142,7 @@ func (s *Shard) replayGroup(key, value []byte) error {
 	old := s.groups[k.Group]
 	g := newGroup(k.Group, 0)
 	if old != nil {
-		g.offsets = old.offsets
+		g.offsets, g.txnOffsets = old.offsets, old.txnOffsets
 	}
 	s.groups[k.Group] = g
 	if value == nil {
@@ -184,7 +184,7 @@ func (s *Shard) replayGroup(key, value []byte) error {
 
 // dropIfUnused forgets a replayed group that holds nothing any more.
 func (s *Shard) dropIfUnused(g *group) {
-	if len(g.members) == 0 && len(g.offsets) == 0 && g.generation == 0 && g.protocolType == "" {
+	if len(g.members) == 0 && len(g.offsets) == 0 && len(g.txnOffsets) == 0 && g.generation == 0 && g.protocolType == "" {
 		delete(s.groups, g.id)
 	}
 }

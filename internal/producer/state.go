@@ -225,7 +225,10 @@ func (s *State) Restore(entries []Entry, aborted []AbortedTxn) {
 // a replay from start could not learn: producers whose last batch or
 // marker is below it, remembered batches that end below it, and aborted
 // transactions that end below it. An open transaction that began below
-// start is held from start: nothing of it below start can be read.
+// start keeps its first offset: a batch of it that straddles start is
+// still served whole, and clients drop an aborted transaction's batches
+// by their base offset (the last stable offset is held no lower than the
+// log start by the partition).
 func (s *State) TruncateHead(start int64) {
 	for id, e := range s.entries {
 		if e.LastOffset < start {
@@ -240,9 +243,6 @@ func (s *State) TruncateHead(start int64) {
 			}
 		}
 		e.Batches = e.Batches[:n]
-		if e.InTxn && e.TxnFirstOffset < start {
-			e.TxnFirstOffset = start
-		}
 	}
 	i := sort.Search(len(s.aborted), func(i int) bool { return s.aborted[i].LastOffset >= start })
 	s.aborted = append(s.aborted[:0], s.aborted[i:]...)

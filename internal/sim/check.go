@@ -122,13 +122,16 @@ func (r *runner) readCommittedOf(p *partition.Partition, from, to int64) ([]stri
 // clientFilter keeps the records a read_committed client keeps of
 // batches read from offset from: it drops the batches of the aborted
 // transactions listed, from each one's first offset to its ABORT marker,
-// and the markers themselves.
+// and the markers themselves. A transaction takes effect from the first
+// batch whose base offset reaches its first offset, as franz-go and
+// librdkafka apply it (the Java client compares the batch's last offset,
+// which drops more).
 func clientFilter(batches []mbatch, from int64, abortedList []kmsg.FetchResponseTopicPartitionAbortedTransaction) []string {
 	sort.Slice(abortedList, func(i, j int) bool { return abortedList[i].FirstOffset < abortedList[j].FirstOffset })
 	skipping := map[int64]bool{}
 	var out []string
 	for _, b := range batches {
-		for len(abortedList) > 0 && abortedList[0].FirstOffset <= b.last {
+		for len(abortedList) > 0 && abortedList[0].FirstOffset <= b.base {
 			skipping[abortedList[0].ProducerID] = true
 			abortedList = abortedList[1:]
 		}
