@@ -16,8 +16,9 @@ import (
 )
 
 // A cluster of weir serve processes whose metadata is replicated by a
-// Raft quorum of all its nodes. Partitions still live on the node whose
-// controller created them; these tests are about the metadata quorum.
+// Raft quorum of all its nodes. Every node registers as a broker, and
+// partitions are placed over the registered brokers, each served by its
+// leader alone.
 
 type testCluster struct {
 	t   *testing.T
@@ -51,6 +52,17 @@ func (tc *testCluster) request(i int, req kmsg.Request, timeout time.Duration) (
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return tc.cls[i].SeedBrokers()[0].Request(ctx, req)
+}
+
+// brokers is the broker list of node i's Metadata.
+func (tc *testCluster) brokers(i int) ([]kmsg.MetadataResponseBroker, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	resp, err := tc.request(i, req, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*kmsg.MetadataResponse).Brokers, nil
 }
 
 // controllerOf is the controller node i names in DescribeCluster.
@@ -88,7 +100,9 @@ func (tc *testCluster) claims() (leader int, named []int32) {
 }
 
 // waitController waits until exactly one running node claims to be the
-// controller and every running node names it; it returns that node.
+// controller, every running node names it, and every node of the cluster
+// is a registered broker in its image (so topics can be placed on all);
+// it returns that node.
 func (tc *testCluster) waitController(within time.Duration) int {
 	tc.t.Helper()
 	deadline := time.Now().Add(within)
@@ -99,7 +113,9 @@ func (tc *testCluster) waitController(within time.Duration) int {
 			agreed = agreed && id == int32(leader+1)
 		}
 		if agreed {
-			return leader
+			if brokers, err := tc.brokers(leader); err == nil && len(brokers) == len(tc.c.Nodes) {
+				return leader
+			}
 		}
 		if time.Now().After(deadline) {
 			tc.t.Fatalf("no single agreed controller within %v (nodes name %v)", within, named)

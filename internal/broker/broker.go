@@ -50,6 +50,9 @@ type Broker struct {
 	// listener is known.
 	advHost string
 	advPort int32
+	// incarnation identifies this process in its broker registration
+	// (cluster only); random per start.
+	incarnation string
 
 	// pmu guards topics. Produce and fetch take the read lock only to find
 	// a partition.
@@ -75,7 +78,9 @@ type Broker struct {
 }
 
 type topicState struct {
-	id       metadata.TopicID
+	id metadata.TopicID
+	// parts holds every partition of the topic in the image, by index;
+	// nil where another broker leads it (only in a cluster).
 	parts    []*partition.Partition
 	settings *topicSettings // replaced whole when the topic's configs change
 }
@@ -109,12 +114,17 @@ func Open(cfg Config) (*Broker, error) {
 		topics:       make(map[string]*topicState),
 		fetchWaiting: make(chan struct{}, cfg.Settings.Int("fetch.max.waiting")),
 		stop:         make(chan struct{}),
+		incarnation:  newIncarnation(),
 	}
 	var openErr error
 	ctrl.View(func(im *metadata.Image) {
 		for _, name := range im.TopicNames() {
 			t := im.Topics[name]
 			for i := range t.Partitions {
+				if !b.leads(t, int32(i)) {
+					b.setPartitionLocked(t, int32(i), nil)
+					continue
+				}
 				if err := b.openPartition(t, int32(i)); err != nil {
 					openErr = err
 					return
@@ -153,8 +163,16 @@ func Open(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// SetAdvertised sets the address Metadata returns for this node.
-func (b *Broker) SetAdvertised(host string, port int32) { b.advHost, b.advPort = host, port }
+// SetAdvertised sets the address Metadata returns for this node; in a
+// cluster it also starts registering the node under it (registration.go).
+// It is called once, after Open.
+func (b *Broker) SetAdvertised(host string, port int32) {
+	b.advHost, b.advPort = host, port
+	if b.ctrl.Clustered() {
+		b.wg.Add(1)
+		go b.registerLoop(host, port)
+	}
+}
 
 // Close stops background work and closes every partition cleanly. It is
 // also how Open undoes a start that failed part way, so it copes with
@@ -178,6 +196,9 @@ func (b *Broker) closePartitions() {
 	defer b.pmu.Unlock()
 	for _, t := range b.topics {
 		for _, p := range t.parts {
+			if p == nil {
+				continue
+			}
 			if err := p.Close(); err != nil {
 				b.logger.Error("close partition", "topic", p.Topic, "partition", p.Index, "err", err)
 			}
@@ -198,8 +219,16 @@ func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
 	if err != nil {
 		return err
 	}
-	b.addPartitionLocked(t, p)
+	b.setPartitionLocked(t, i, p)
 	return nil
+}
+
+// leads reports whether this node serves partition i of t: in a cluster,
+// the partitions the image names it leader of; alone, all of them. The
+// internal topics are kept on every node, as before placement, until the
+// coordinators follow partition leadership.
+func (b *Broker) leads(t *metadata.Topic, i int32) bool {
+	return !b.ctrl.Clustered() || t.Internal || t.Partitions[i].Leader == b.cfg.NodeID
 }
 
 // openPartitionFiles opens partition i of t on disk (recovering its log),
@@ -229,16 +258,19 @@ func (b *Broker) openPartitionFiles(t *metadata.Topic, i int32) (*partition.Part
 	return p, nil
 }
 
-// addPartitionLocked publishes an opened partition; the caller holds pmu
-// (or is Open, before anything else runs). Partitions of a topic arrive
-// in index order.
-func (b *Broker) addPartitionLocked(t *metadata.Topic, p *partition.Partition) {
+// setPartitionLocked publishes partition i of t, opened, or nil when
+// another broker leads it; the caller holds pmu (or is Open, before
+// anything else runs). Partitions of a topic arrive in index order.
+func (b *Broker) setPartitionLocked(t *metadata.Topic, i int32, p *partition.Partition) {
 	ts := b.topics[t.Name]
 	if ts == nil {
 		ts = &topicState{id: t.ID, settings: b.resolveSettings(t.Configs, t.Internal)}
 		b.topics[t.Name] = ts
 	}
-	ts.parts = append(ts.parts, p)
+	for int(i) >= len(ts.parts) {
+		ts.parts = append(ts.parts, nil)
+	}
+	ts.parts[i] = p
 }
 
 // removeStrayDirs deletes partition directories no topic owns: what a crash
@@ -288,13 +320,19 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 		switch {
 		case r.Partition != nil:
 			t, _ := im.TopicByID(r.Partition.TopicID)
+			if !b.leads(t, r.Partition.Index) {
+				b.pmu.Lock()
+				b.setPartitionLocked(t, r.Partition.Index, nil)
+				b.pmu.Unlock()
+				continue
+			}
 			p, err := b.openPartitionFiles(t, r.Partition.Index)
 			if err != nil {
 				b.logger.Error("open partition", "topic", t.Name, "partition", r.Partition.Index, "err", err)
 				continue
 			}
 			b.pmu.Lock()
-			b.addPartitionLocked(t, p)
+			b.setPartitionLocked(t, r.Partition.Index, p)
 			b.pmu.Unlock()
 		case r.Config != nil:
 			t, _ := im.TopicByID(r.Config.TopicID)
@@ -303,7 +341,9 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 				ts.settings = b.resolveSettings(t.Configs, t.Internal)
 				cfg := b.logConfig(t.Configs)
 				for _, p := range ts.parts {
-					p.SetConfig(cfg)
+					if p != nil {
+						p.SetConfig(cfg)
+					}
 				}
 			}
 			b.pmu.Unlock()
@@ -319,6 +359,9 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 			}
 			b.pmu.Unlock()
 			for _, p := range gone {
+				if p == nil {
+					continue
+				}
 				p.Close()
 				os.RemoveAll(b.partitionDir(goneName, p.Index))
 			}
@@ -354,7 +397,9 @@ func (b *Broker) topicConfig(topic string) map[string]string {
 	return b.settings.Topic(overrides)
 }
 
-// partition finds a partition this node leads.
+// partition finds a partition this node leads: UNKNOWN_TOPIC_OR_PARTITION
+// when the image has no such partition, NOT_LEADER_OR_FOLLOWER when
+// another broker leads it.
 func (b *Broker) partition(topic string, index int32) (*partition.Partition, *kerr.Error) {
 	b.pmu.RLock()
 	defer b.pmu.RUnlock()
@@ -362,7 +407,19 @@ func (b *Broker) partition(topic string, index int32) (*partition.Partition, *ke
 	if t == nil || index < 0 || int(index) >= len(t.parts) {
 		return nil, kerr.UnknownTopicOrPartition
 	}
+	if t.parts[index] == nil {
+		return nil, kerr.NotLeaderForPartition
+	}
 	return t.parts[index], nil
+}
+
+// partitionExists reports whether the image has the partition, whichever
+// broker leads it.
+func (b *Broker) partitionExists(topic string, index int32) bool {
+	b.pmu.RLock()
+	defer b.pmu.RUnlock()
+	t := b.topics[topic]
+	return t != nil && index >= 0 && int(index) < len(t.parts)
 }
 
 // partitionAndSettings finds a partition this node leads together with
@@ -375,6 +432,9 @@ func (b *Broker) partitionAndSettings(topic string, index int32) (*partition.Par
 	t := b.topics[topic]
 	if t == nil || index < 0 || int(index) >= len(t.parts) {
 		return nil, nil, kerr.UnknownTopicOrPartition
+	}
+	if t.parts[index] == nil {
+		return nil, nil, kerr.NotLeaderForPartition
 	}
 	return t.parts[index], t.settings, nil
 }
@@ -448,7 +508,11 @@ func (b *Broker) allPartitions() []*partition.Partition {
 	defer b.pmu.RUnlock()
 	var parts []*partition.Partition
 	for _, ts := range b.topics {
-		parts = append(parts, ts.parts...)
+		for _, p := range ts.parts {
+			if p != nil {
+				parts = append(parts, p)
+			}
+		}
 	}
 	return parts
 }

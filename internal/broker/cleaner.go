@@ -72,7 +72,9 @@ func (b *Broker) compactedPartitions() []compactTarget {
 		b.pmu.RLock()
 		if ts := b.topics[name]; ts != nil {
 			for _, p := range ts.parts {
-				out = append(out, compactTarget{part: p, deleteRetentionMs: ms})
+				if p != nil {
+					out = append(out, compactTarget{part: p, deleteRetentionMs: ms})
+				}
 			}
 		}
 		b.pmu.RUnlock()

@@ -68,11 +68,15 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBu
 			op.Partition = rp.Partition
 			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 			var part *partition.Partition
+			partErr := topicErr
 			if name != "" {
-				part, _ = b.partition(name, rp.Partition)
+				var kerrc *kerr.Error
+				if part, kerrc = b.partition(name, rp.Partition); kerrc == kerr.NotLeaderForPartition {
+					partErr = kerrc
+				}
 			}
 			if part == nil {
-				op.ErrorCode = topicErr.Code
+				op.ErrorCode = partErr.Code
 				hasError = true
 				continue
 			}

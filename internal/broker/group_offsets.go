@@ -25,7 +25,7 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, c *server.Conn, req *km
 		kt := t
 		kt.Partitions = nil
 		for _, p := range t.Partitions {
-			if _, kerrc := b.partition(t.Topic, p.Partition); kerrc == nil {
+			if b.partitionExists(t.Topic, p.Partition) {
 				kt.Partitions = append(kt.Partitions, p)
 			} else {
 				all = false
@@ -68,7 +68,7 @@ func mergeCommit(req *kmsg.OffsetCommitRequest, got *kmsg.OffsetCommitResponse, 
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetCommitResponseTopicPartition()
 			rp.Partition = p.Partition
-			if _, kerrc := b.partition(t.Topic, p.Partition); kerrc == nil && got != nil && ti < len(got.Topics) && pi < len(got.Topics[ti].Partitions) {
+			if b.partitionExists(t.Topic, p.Partition) && got != nil && ti < len(got.Topics) && pi < len(got.Topics[ti].Partitions) {
 				rp.ErrorCode = got.Topics[ti].Partitions[pi].ErrorCode
 				pi++
 				used = true

@@ -3,7 +3,10 @@ package broker
 // Metadata v0-12. v0 treats an empty topic list as "all topics"; v1+ uses
 // a null list for that. Auto-creation follows AllowAutoTopicCreation (v4+;
 // always allowed before) and auto.create.topics.enable. v10+ may name
-// topics by id; v10+ returns topic ids.
+// topics by id; v10+ returns topic ids. Alone, a node lists itself as the
+// only broker and controller; in a cluster the brokers are the registered
+// ones in the image and the controller is the quorum's leader (-1 when
+// none).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -14,10 +17,13 @@ import (
 
 func (b *Broker) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort}}
+	clustered := b.ctrl.Clustered()
+	if !clustered {
+		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort}}
+	}
 	cluster := ClusterID
 	resp.ClusterID = &cluster
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.ctrl.ControllerID()
 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	allowCreate := req.Version < 4 || req.AllowAutoTopicCreation
@@ -29,6 +35,12 @@ func (b *Broker) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
 		}
 	}
 	b.ctrl.View(func(im *metadata.Image) {
+		if clustered {
+			for _, id := range im.BrokerIDs() {
+				br := im.Brokers[id]
+				resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
+			}
+		}
 		if all {
 			for _, name := range im.TopicNames() {
 				resp.Topics = append(resp.Topics, describeTopic(im.Topics[name], req.Version))

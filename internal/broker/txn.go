@@ -75,7 +75,7 @@ func (b *Broker) handleAddPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) k
 	unknown := false
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
-			if _, kerrc := b.partition(t.Topic, p); kerrc != nil {
+			if !b.partitionExists(t.Topic, p) {
 				unknown = true
 			}
 			parts = append(parts, txn.TopicPartition{Topic: t.Topic, Partition: p})
@@ -99,7 +99,7 @@ func (b *Broker) handleAddPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) k
 				// Kafka names the missing partitions and marks the rest as
 				// not attempted.
 				rp.ErrorCode = kerr.OperationNotAttempted.Code
-				if _, kerrc := b.partition(t.Topic, p); kerrc != nil {
+				if !b.partitionExists(t.Topic, p) {
 					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				}
 			}

@@ -59,6 +59,9 @@ type Controller struct {
 	cfg      *config.Broker
 	logger   *slog.Logger
 	store    store
+	// placeNext is where the next partition placement starts among the
+	// registered brokers; guarded by writeMu.
+	placeNext int
 }
 
 // store is where committed records come from: the local metadata log of
@@ -142,6 +145,11 @@ func (e *errConflict) Error() string {
 // that now includes the winner, so its answer (TOPIC_ALREADY_EXISTS, …) is
 // the one a client expects.
 func (c *Controller) change(plan func(im *metadata.Image) ([]metadata.Record, error)) error {
+	return c.changeVia(plan, c.store.commit)
+}
+
+// changeVia is change with the records committed by commit.
+func (c *Controller) changeVia(plan func(im *metadata.Image) ([]metadata.Record, error), commit func([]metadata.Record) error) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	for attempt := 1; ; attempt++ {
@@ -151,7 +159,7 @@ func (c *Controller) change(plan func(im *metadata.Image) ([]metadata.Record, er
 		if err != nil || len(recs) == 0 {
 			return err
 		}
-		err = c.store.commit(recs)
+		err = commit(recs)
 		var conflict *errConflict
 		if errors.As(err, &conflict) {
 			if attempt < 3 {
@@ -243,7 +251,8 @@ type CreateTopic struct {
 	ValidateOnly      bool
 }
 
-// CreateTopic creates a topic with its partitions, all led by this node.
+// CreateTopic creates a topic with its partitions, placed by
+// partitionRecords.
 func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, error) {
 	if err := ValidTopicName(req.Name); err != nil {
 		return metadata.TopicID{}, 0, err
@@ -262,7 +271,7 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 	if rf == -1 {
 		rf = int16(c.cfg.Int("default.replication.factor"))
 	}
-	if rf != 1 {
+	if !c.Clustered() && rf != 1 {
 		return metadata.TopicID{}, 0, fail(kerr.InvalidReplicationFactor, "replication factor %d is larger than the 1 available broker", rf)
 	}
 	for k, v := range req.Configs {
@@ -275,28 +284,22 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 		if _, ok := im.Topics[req.Name]; ok {
 			return nil, fail(kerr.TopicAlreadyExists, "topic %q already exists", req.Name)
 		}
+		if c.Clustered() {
+			if err := c.checkReplicationFactor(im, rf); err != nil {
+				return nil, err
+			}
+		}
 		if req.ValidateOnly {
 			return nil, nil
 		}
 		id = metadata.NewTopicID()
 		recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: req.Name, ID: id, Configs: req.Configs, Internal: req.Internal}}}
-		return append(recs, c.partitionRecords(id, 0, parts)...), nil
+		return append(recs, c.partitionRecords(im, id, req.Internal, 0, parts)...), nil
 	})
 	if err != nil {
 		return metadata.TopicID{}, 0, err
 	}
 	return id, parts, nil
-}
-
-func (c *Controller) partitionRecords(id metadata.TopicID, from, to int32) []metadata.Record {
-	var recs []metadata.Record
-	for i := from; i < to; i++ {
-		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{
-			TopicID: id, Index: i, Leader: c.nodeID, LeaderEpoch: 0,
-			Replicas: []int32{c.nodeID}, ISR: []int32{c.nodeID},
-		}})
-	}
-	return recs
 }
 
 // DeleteTopic removes a topic by name.
@@ -356,10 +359,13 @@ func (c *Controller) CreatePartitions(name string, count int32, validateOnly boo
 		if count > maxPartitions {
 			return nil, fail(kerr.InvalidPartitions, "partition count %d is above %d", count, maxPartitions)
 		}
+		if c.Clustered() && len(im.Brokers) == 0 {
+			return nil, fail(kerr.InvalidReplicationFactor, "no broker has registered yet to place the new partitions on")
+		}
 		if validateOnly {
 			return nil, nil
 		}
-		return c.partitionRecords(t.ID, have, count), nil
+		return c.partitionRecords(im, t.ID, t.Internal, have, count), nil
 	})
 }
 
@@ -409,13 +415,19 @@ func (c *Controller) AlterTopicConfigs(name string, changes []ConfigChange, repl
 }
 
 // AllocateProducerIDs durably reserves a block of size producer ids and
-// returns its first id.
+// returns its first id. In a cluster any node may ask: a follower's
+// proposal is forwarded to the leader, and one planned on an image that
+// missed another block does not apply and is planned again.
 func (c *Controller) AllocateProducerIDs(size int64) (int64, error) {
 	var start int64
-	err := c.change(func(im *metadata.Image) ([]metadata.Record, error) {
+	commit := c.store.commit
+	if q, ok := c.store.(*quorum); ok {
+		commit = func(recs []metadata.Record) error { return q.propose(recs, true, nil) }
+	}
+	err := c.changeVia(func(im *metadata.Image) ([]metadata.Record, error) {
 		start = im.NextProducerID
 		return []metadata.Record{{ProducerIDs: &metadata.ProducerIDsRecord{Start: start, Size: size}}}, nil
-	})
+	}, commit)
 	if err != nil {
 		return 0, err
 	}

@@ -102,6 +102,10 @@ type quorum struct {
 type proposal struct {
 	data []byte
 	done chan error
+	// forward lets a follower propose: the library hands the entry to
+	// the leader (MsgProp over the transport). Only for records that fit
+	// any image, as they are not planned on the leader.
+	forward bool
 }
 
 type snapRequest struct {
@@ -299,10 +303,18 @@ func (q *quorum) notController() error {
 // commit proposes recs on this node, which must lead the quorum, and waits
 // until the entry is applied here.
 func (q *quorum) commit(recs []metadata.Record) error {
+	return q.propose(recs, false, nil)
+}
+
+// propose proposes recs and waits until the entry is applied here. With
+// forward, a follower may propose too (the library forwards the entry to
+// the leader); a forwarded proposal lost on the way times out. Closing
+// cancel gives up the wait (the entry may still be applied).
+func (q *quorum) propose(recs []metadata.Record, forward bool, cancel <-chan struct{}) error {
 	if errp := q.failed.Load(); errp != nil {
 		return fail(kerr.KafkaStorageError, "metadata quorum stopped: %v", *errp)
 	}
-	if !q.isLeader.Load() {
+	if !forward && !q.isLeader.Load() {
 		return q.notController()
 	}
 	seq := q.seq.Add(1)
@@ -310,7 +322,7 @@ func (q *quorum) commit(recs []metadata.Record) error {
 	if err != nil {
 		return err
 	}
-	p := &proposal{data: data, done: make(chan error, 1)}
+	p := &proposal{data: data, done: make(chan error, 1), forward: forward}
 	q.waitMu.Lock()
 	q.waiters[seq] = p.done
 	q.waitMu.Unlock()
@@ -326,6 +338,8 @@ func (q *quorum) commit(recs []metadata.Record) error {
 	case q.propc <- p:
 	case <-timer.C:
 		return timedOut
+	case <-cancel:
+		return fail(kerr.RequestTimedOut, "metadata change given up")
 	case <-q.stop:
 		return fail(kerr.NotController, "controller is shutting down")
 	}
@@ -334,6 +348,8 @@ func (q *quorum) commit(recs []metadata.Record) error {
 		return err
 	case <-timer.C:
 		return timedOut
+	case <-cancel:
+		return fail(kerr.RequestTimedOut, "metadata change given up")
 	case <-q.stop:
 		return fail(kerr.NotController, "controller is shutting down")
 	}

@@ -25,7 +25,7 @@ func (q *quorum) run() {
 		case m := <-q.recvc:
 			_ = q.rn.Step(m) // messages from an old term or unknown node are dropped
 		case p := <-q.propc:
-			if q.rn.BasicStatus().RaftState != raft.StateLeader {
+			if st := q.rn.BasicStatus(); st.RaftState != raft.StateLeader && !(p.forward && st.Lead != raft.None) {
 				p.done <- q.notController()
 			} else if err := q.rn.Propose(p.data); err != nil {
 				p.done <- fail(kerr.NotController, "proposal dropped: %v", err)

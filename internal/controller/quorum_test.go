@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,15 @@ func newTestQuorum(t *testing.T, n int, extra map[string]string) *testQuorum {
 			q.stop(i)
 		}
 	})
+	// Every node registers as a broker, as weir serve does, so topics
+	// can be placed; each registration goes through the node itself,
+	// forwarded to the leader when it follows.
+	q.leader()
+	for i, c := range q.nodes {
+		if err := c.RegisterBroker(int32(i+1), fmt.Sprintf("incarnation-%d", i+1), "127.0.0.1", int32(9092+i), nil); err != nil {
+			t.Fatalf("register node %d: %v", i+1, err)
+		}
+	}
 	return q
 }
 
@@ -161,6 +171,21 @@ func TestQuorumReplicatesChangesMadeOnTheLeader(t *testing.T) {
 	}
 	if _, _, err := q.nodes[l].CreateTopic(CreateTopic{Name: "orders", Partitions: 1, ReplicationFactor: 1}); !IsCode(err, kerr.TopicAlreadyExists) {
 		t.Fatalf("second create: %v, want TOPIC_ALREADY_EXISTS", err)
+	}
+	if _, _, err := q.nodes[l].CreateTopic(CreateTopic{Name: "wide", Partitions: 1, ReplicationFactor: 4}); !IsCode(err, kerr.InvalidReplicationFactor) {
+		t.Fatalf("replication factor 4 on 3 brokers: %v, want INVALID_REPLICATION_FACTOR", err)
+	}
+	im := metadata.NewImage()
+	q.nodes[l].View(func(cur *metadata.Image) { im = cur.Clone() })
+	if len(im.Brokers) != 3 {
+		t.Fatalf("registered brokers: %+v, want 3", im.Brokers)
+	}
+	var leaders []int32
+	for _, p := range im.Topics["orders"].Partitions {
+		leaders = append(leaders, p.Leader)
+	}
+	if slices.Sort(leaders); !slices.Equal(leaders, []int32{1, 2, 3}) {
+		t.Fatalf("3 partitions on 3 brokers have leaders %v, want one each", leaders)
 	}
 	q.converged(l)
 	follower := (l + 1) % 3

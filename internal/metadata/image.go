@@ -42,19 +42,40 @@ type Topic struct {
 	Internal   bool
 }
 
+// Broker is a registered broker, as its last BrokerRecord describes it.
+type Broker struct {
+	NodeID      int32  `json:"nodeId"`
+	Incarnation string `json:"incarnation"`
+	Host        string `json:"host"`
+	Port        int32  `json:"port"`
+}
+
 // Image is the cluster metadata at one point of the metadata log.
 type Image struct {
 	Topics  map[string]*Topic
 	byID    map[TopicID]*Topic
 	Offset  int64 // metadata log offset of the last applied record
 	NodeIDs []int32
+	// Brokers are the registered brokers by node id (a cluster's; a
+	// single node registers none).
+	Brokers map[int32]Broker
 	// NextProducerID is the first producer id not yet in any block.
 	NextProducerID int64
 }
 
 // NewImage returns an empty image.
 func NewImage() *Image {
-	return &Image{Topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic), Offset: -1}
+	return &Image{Topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic), Brokers: make(map[int32]Broker), Offset: -1}
+}
+
+// BrokerIDs lists the registered brokers' node ids in order.
+func (im *Image) BrokerIDs() []int32 {
+	ids := make([]int32, 0, len(im.Brokers))
+	for id := range im.Brokers {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
 }
 
 // TopicByID finds a topic by id.
@@ -121,6 +142,12 @@ func (im *Image) Apply(r Record) error {
 			return fmt.Errorf("producer id block %+v does not start at %d", *r.ProducerIDs, im.NextProducerID)
 		}
 		im.NextProducerID += r.ProducerIDs.Size
+	case r.Broker != nil:
+		br := r.Broker
+		if br.NodeID < 0 || br.Incarnation == "" || br.Port <= 0 || br.Port > 65535 {
+			return fmt.Errorf("broker registration %+v is malformed", *br)
+		}
+		im.Brokers[br.NodeID] = Broker{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port}
 	default:
 		return fmt.Errorf("empty metadata record")
 	}

@@ -10,6 +10,7 @@ type Record struct {
 	Config      *ConfigRecord      `json:"config,omitempty"`
 	RemoveTopic *RemoveTopicRecord `json:"removeTopic,omitempty"`
 	ProducerIDs *ProducerIDsRecord `json:"producerIds,omitempty"`
+	Broker      *BrokerRecord      `json:"broker,omitempty"`
 }
 
 // TopicRecord creates a topic (its partitions follow as PartitionRecords).
@@ -64,4 +65,15 @@ func DecodeRecord(b []byte) (Record, error) {
 type ProducerIDsRecord struct {
 	Start int64 `json:"start"`
 	Size  int64 `json:"size"`
+}
+
+// BrokerRecord registers a broker (KIP-631): the node, the incarnation of
+// the process that registered (random per start) and the address of its
+// Kafka listener. A later record for the same node replaces the earlier
+// one: the node restarted, perhaps at another address.
+type BrokerRecord struct {
+	NodeID      int32  `json:"nodeId"`
+	Incarnation string `json:"incarnation"`
+	Host        string `json:"host"`
+	Port        int32  `json:"port"`
 }

@@ -12,12 +12,16 @@ import (
 type snapshotForm struct {
 	Topics         []*Topic `json:"topics"`
 	NextProducerID int64    `json:"nextProducerId"`
+	Brokers        []Broker `json:"brokers,omitempty"`
 }
 
 // Encode returns the image's stored form (its offset is kept by the
 // snapshot that holds it).
 func (im *Image) Encode() []byte {
 	f := snapshotForm{NextProducerID: im.NextProducerID}
+	for _, id := range im.BrokerIDs() {
+		f.Brokers = append(f.Brokers, im.Brokers[id])
+	}
 	for _, name := range im.TopicNames() {
 		f.Topics = append(f.Topics, im.Topics[name])
 	}
@@ -42,6 +46,12 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 		im.Topics[t.Name] = t
 		im.byID[t.ID] = t
 	}
+	for _, br := range f.Brokers {
+		if _, dup := im.Brokers[br.NodeID]; dup {
+			return nil, fmt.Errorf("metadata snapshot: broker %d listed twice", br.NodeID)
+		}
+		im.Brokers[br.NodeID] = br
+	}
 	im.NextProducerID = f.NextProducerID
 	im.Offset = offset
 	return im, nil
@@ -52,6 +62,7 @@ func (im *Image) Clone() *Image {
 	c := NewImage()
 	c.Offset, c.NextProducerID = im.Offset, im.NextProducerID
 	c.NodeIDs = slices.Clone(im.NodeIDs)
+	maps.Copy(c.Brokers, im.Brokers)
 	for name, t := range im.Topics {
 		nt := &Topic{Name: t.Name, ID: t.ID, Internal: t.Internal, Configs: maps.Clone(t.Configs)}
 		for _, p := range t.Partitions {
@@ -114,6 +125,11 @@ func Diff(old, new *Image) []Record {
 			p := nt.Partitions[i]
 			recs = append(recs, Record{Partition: &PartitionRecord{TopicID: nt.ID, Index: int32(i),
 				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR}})
+		}
+	}
+	for _, id := range new.BrokerIDs() {
+		if br := new.Brokers[id]; old.Brokers[id] != br {
+			recs = append(recs, Record{Broker: &BrokerRecord{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port}})
 		}
 	}
 	if new.NextProducerID > old.NextProducerID {

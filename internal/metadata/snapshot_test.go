@@ -17,6 +17,8 @@ func sampleImage(t *testing.T) *Image {
 		{Topic: &TopicRecord{Name: "b", ID: b, Internal: true}},
 		{Config: &ConfigRecord{TopicID: b, Name: "cleanup.policy", Value: &v}},
 		{ProducerIDs: &ProducerIDsRecord{Start: 0, Size: 1000}},
+		{Broker: &BrokerRecord{NodeID: 1, Incarnation: "aa", Host: "h1", Port: 9092}},
+		{Broker: &BrokerRecord{NodeID: 2, Incarnation: "bb", Host: "h2", Port: 9093}},
 	} {
 		if err := im.Apply(r); err != nil {
 			t.Fatal(err)
@@ -112,4 +114,25 @@ func FuzzDecodeImage(f *testing.F) {
 			t.Fatalf("image changed across encode and decode:\n%s\n%s", im.Encode(), again.Encode())
 		}
 	})
+}
+
+func TestBrokerReRegistrationReplacesTheEarlierIncarnation(t *testing.T) {
+	im := sampleImage(t)
+	old := im.Clone()
+	if err := im.Apply(Record{Broker: &BrokerRecord{NodeID: 2, Incarnation: "cc", Host: "h2b", Port: 9094}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := im.Brokers[2]; got != (Broker{NodeID: 2, Incarnation: "cc", Host: "h2b", Port: 9094}) || len(im.Brokers) != 2 {
+		t.Fatalf("brokers after re-registration: %+v", im.Brokers)
+	}
+	if old.Brokers[2].Incarnation != "bb" {
+		t.Fatal("a clone shares its brokers with the image it was cloned from")
+	}
+	recs := Diff(old, im)
+	if len(recs) != 1 || recs[0].Broker == nil || recs[0].Broker.Incarnation != "cc" {
+		t.Fatalf("diff of a re-registration: %+v", recs)
+	}
+	if err := im.Apply(Record{Broker: &BrokerRecord{NodeID: 3, Incarnation: "", Host: "h", Port: 1}}); err == nil {
+		t.Fatal("a registration without an incarnation was accepted")
+	}
 }

@@ -1,0 +1,73 @@
+package controller
+
+// Broker registration (the first part of KIP-631) and partition placement
+// over the registered brokers. A single node registers nothing and leads
+// every partition itself, as before.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/weir-broker/weir/internal/metadata"
+)
+
+// Clustered reports whether the metadata is replicated by a quorum (the
+// node is part of a cluster) rather than kept in a local log.
+func (c *Controller) Clustered() bool {
+	_, ok := c.store.(*quorum)
+	return ok
+}
+
+// RegisterBroker records, through the quorum, that nodeID runs as the
+// process incarnation with its Kafka listener at host:port, replacing
+// any earlier registration of the node. It may be called on any node:
+// a follower's proposal is forwarded to the leader by the Raft library
+// itself (MsgProp over the controller transport), which needs no RPC of
+// Weir's own; the record fits any image, so it needs no planning on the
+// leader. It returns once the registration is applied here, and fails
+// (the caller retries) when there is no leader or the proposal was lost,
+// or at once when cancel is closed.
+func (c *Controller) RegisterBroker(nodeID int32, incarnation, host string, port int32, cancel <-chan struct{}) error {
+	q, ok := c.store.(*quorum)
+	if !ok {
+		return fail(kerr.InvalidRequest, "a single node does not register brokers")
+	}
+	rec := metadata.Record{Broker: &metadata.BrokerRecord{NodeID: nodeID, Incarnation: incarnation, Host: host, Port: port}}
+	return q.propose([]metadata.Record{rec}, true, cancel)
+}
+
+// checkReplicationFactor refuses, in a cluster, a replication factor the
+// registered brokers cannot hold, and any above 1 while partitions are
+// not replicated.
+func (c *Controller) checkReplicationFactor(im *metadata.Image, rf int16) error {
+	if rf <= 0 || int(rf) > len(im.Brokers) {
+		return fail(kerr.InvalidReplicationFactor, "replication factor %d: %d brokers are registered", rf, len(im.Brokers))
+	}
+	if rf != 1 {
+		return fail(kerr.InvalidReplicationFactor, "replication factor %d: partitions are not replicated yet, so it must be 1", rf)
+	}
+	return nil
+}
+
+// partitionRecords places partitions [from, to) of topic id. A single
+// node leads them all. In a cluster the leaders go round-robin over the
+// registered brokers in id order, starting where the previous placement
+// stopped, so topics of few partitions do not all land on the first
+// broker; an internal topic stays on this node (the controller that
+// creates it) until the coordinators follow partition leadership.
+// Callers hold writeMu (plan runs under it), which guards placeNext.
+func (c *Controller) partitionRecords(im *metadata.Image, id metadata.TopicID, internal bool, from, to int32) []metadata.Record {
+	brokers := im.BrokerIDs()
+	var recs []metadata.Record
+	for i := from; i < to; i++ {
+		leader := c.nodeID
+		if c.Clustered() && !internal && len(brokers) > 0 {
+			leader = brokers[c.placeNext%len(brokers)]
+			c.placeNext++
+		}
+		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{
+			TopicID: id, Index: i, Leader: leader, LeaderEpoch: 0,
+			Replicas: []int32{leader}, ISR: []int32{leader},
+		}})
+	}
+	return recs
+}
