@@ -2,7 +2,8 @@ package broker
 
 // DeleteRecords v0-2: moves each partition's log start offset up to the
 // given offset (-1 meaning the high watermark). An offset above the high
-// watermark is OFFSET_OUT_OF_RANGE.
+// watermark is OFFSET_OUT_OF_RANGE; the internal topics answer
+// INVALID_TOPIC_EXCEPTION, as in Kafka.
 
 import (
 	"errors"
@@ -22,9 +23,13 @@ func (b *Broker) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) kmsg.Respon
 			rp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.LowWatermark = -1
-			part, kerrc := b.partition(t.Topic, p.Partition)
+			part, settings, kerrc := b.partitionAndSettings(t.Topic, p.Partition)
 			if kerrc != nil {
 				rp.ErrorCode = kerrc.Code
+			} else if settings.internal {
+				// The coordinators replay their state from these topics'
+				// log start: deleting records would lose it.
+				rp.ErrorCode = kerr.InvalidTopicException.Code
 			} else if low, err := part.DeleteRecordsBefore(p.Offset); errors.Is(err, wlog.ErrOffsetOutOfRange) {
 				rp.ErrorCode = kerr.OffsetOutOfRange.Code
 			} else if err != nil {

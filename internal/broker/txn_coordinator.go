@@ -30,6 +30,7 @@ import (
 	"github.com/weir-broker/weir/internal/batch"
 	"github.com/weir-broker/weir/internal/faults"
 	"github.com/weir-broker/weir/internal/group"
+	"github.com/weir-broker/weir/internal/metadata"
 	"github.com/weir-broker/weir/internal/partition"
 	"github.com/weir-broker/weir/internal/txn"
 )
@@ -284,7 +285,9 @@ func (d *txnDriver) replay(part *partition.Partition) error {
 
 // put makes one state record durable (a nil m is a tombstone).
 func (d *txnDriver) put(id string, m *txn.Meta) error {
-	n := int32(d.b.settings.Int("transaction.state.log.num.partitions"))
+	// The topic's own partition count, not the setting: a changed
+	// setting must not move an id's records to another partition.
+	n := d.b.partitionCount(TxnStateTopic)
 	part, kerrc := d.b.partition(TxnStateTopic, group.PartitionFor(id, n))
 	if kerrc != nil {
 		return kerrc
@@ -301,7 +304,10 @@ func (d *txnDriver) put(id string, m *txn.Meta) error {
 	if err != nil {
 		return err
 	}
-	return d.wait(durable)
+	if err := d.wait(durable); err != nil {
+		return fmt.Errorf("%w: %v", txn.ErrOutcomeUnknown, err)
+	}
+	return nil
 }
 
 // wait waits for a durability report, or for the broker to stop.
@@ -394,4 +400,16 @@ func (b *Broker) txnTicker() {
 			}
 		}
 	}
+}
+
+// partitionCount is how many partitions topic has in the metadata image
+// (0 when it does not exist).
+func (b *Broker) partitionCount(topic string) int32 {
+	var n int32
+	b.ctrl.View(func(im *metadata.Image) {
+		if t, ok := im.Topics[topic]; ok {
+			n = int32(len(t.Partitions))
+		}
+	})
+	return n
 }

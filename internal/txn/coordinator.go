@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync/atomic"
@@ -98,6 +99,11 @@ type Ready struct {
 type idState struct {
 	busy    bool  // an append, marker write or producer-id allocation is in flight
 	pending *Meta // the record being appended, if any
+	// unknown is set when an append failed after the record may have
+	// reached the log (ErrOutcomeUnknown): the id's state is what the
+	// log says, which only a reload learns. Until then it is refused and
+	// no write of it is verified.
+	unknown bool
 	parked  []parked
 }
 
@@ -240,7 +246,7 @@ func (c *Coordinator) Tick(nowMs int64) Ready {
 	}
 	for _, id := range c.sortedIDs() {
 		m := c.txns[id]
-		if st := c.ids[id]; st != nil && st.busy {
+		if st := c.ids[id]; st != nil && (st.busy || st.unknown) {
 			continue
 		}
 		switch {
@@ -309,7 +315,7 @@ func (c *Coordinator) state(id string) *idState {
 
 // forget drops id's state once nothing is in flight or waiting.
 func (c *Coordinator) forget(id string) {
-	if st := c.ids[id]; st != nil && !st.busy && st.pending == nil && len(st.parked) == 0 {
+	if st := c.ids[id]; st != nil && !st.busy && !st.unknown && st.pending == nil && len(st.parked) == 0 {
 		delete(c.ids, id)
 	}
 }
@@ -330,6 +336,9 @@ func (c *Coordinator) put(id string, next *Meta, done func(nowMs int64, err erro
 	c.inflight[c.nextEffect] = func(nowMs int64, err error) {
 		st.busy, st.pending = false, nil
 		c.dirty[id] = true
+		if errors.Is(err, ErrOutcomeUnknown) {
+			st.unknown = true
+		}
 		if err != nil {
 			err = fmt.Errorf("%w: %v", kerr.CoordinatorNotAvailable, err)
 		} else if next == nil {
@@ -394,8 +403,12 @@ func (c *Coordinator) run(nowMs int64, p parked) {
 		return
 	}
 	id := p.in.Req.transactionalID()
+	if st := c.ids[id]; st != nil && st.unknown {
+		c.respond(p.in.Token, fmt.Errorf("%w: the state of %q is being reloaded", kerr.CoordinatorNotAvailable, id))
+		return
+	}
 	if st := c.ids[id]; st != nil && st.busy {
-		if _, isInit := p.in.Req.(InitProducerID); !isInit && c.completing(id) {
+		if c.completing(id) {
 			c.concurrent(nowMs, p)
 			return
 		}

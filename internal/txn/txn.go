@@ -25,6 +25,7 @@
 package txn
 
 import (
+	"errors"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -103,6 +104,12 @@ type Config struct {
 // ErrClosed answers every request once the coordinator is closed;
 // clients look for the coordinator again.
 var ErrClosed = kerr.NotCoordinator
+
+// ErrOutcomeUnknown wraps the error of a state append that failed after
+// its record may have reached the log (it was written but not made
+// durable): the driver reports such failures with it, and the
+// coordinator then trusts nothing of the id but a reload.
+var ErrOutcomeUnknown = errors.New("txn: the record may be in the log")
 
 func preparing(s Status) bool { return s == PrepareCommit || s == PrepareAbort }
 

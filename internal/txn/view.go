@@ -66,8 +66,8 @@ func (c *Coordinator) publish() {
 		if st := c.ids[id]; st != nil && st.pending != nil && preparing(st.pending.Status) {
 			m = st.pending
 		}
-		if m == nil {
-			continue
+		if st := c.ids[id]; m == nil || st != nil && st.unknown {
+			continue // nothing of it is verified
 		}
 		shard(m.ProducerID)[m.ProducerID] = ProducerView{TransactionalID: id, ProducerEpoch: m.ProducerEpoch, Status: m.Status, Partitions: m.Partitions, Groups: m.Groups}
 		c.published[id] = m.ProducerID
