@@ -8,9 +8,6 @@ package broker_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -22,8 +19,6 @@ import (
 
 	"github.com/weir-broker/weir/internal/batch"
 	"github.com/weir-broker/weir/internal/broker"
-	"github.com/weir-broker/weir/internal/config"
-	"github.com/weir-broker/weir/internal/server"
 	"github.com/weir-broker/weir/internal/txn"
 )
 
@@ -135,42 +130,16 @@ func TestTxnOffsetCommitVerifiedBeforeTheMarkerIsRefusedAfterIt(t *testing.T) {
 	}
 }
 
-// startBroker runs a broker on a fresh directory and a local listener.
+// startBroker runs a broker with one partition per internal topic on a
+// fresh directory and a local listener.
 func startBroker(t *testing.T) (*broker.Broker, string) {
 	t.Helper()
-	settings := config.NewBroker()
-	for k, v := range map[string]string{"transaction.state.log.num.partitions": "1", "offsets.topic.num.partitions": "1"} {
-		if err := settings.Set(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.Open(broker.Config{NodeID: int32(settings.Int("node.id")), DataDir: t.TempDir(), Settings: settings, Logger: logger})
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	b.SetAdvertised("127.0.0.1", int32(ln.Addr().(*net.TCPAddr).Port))
-	srv := server.New(ln, b, server.Limits{MaxFrameBytes: 100 << 20, MaxConnections: 100, MaxInflightReqs: 100}, logger, nil)
-	t.Cleanup(func() {
-		srv.Close()
-		b.Close()
-	})
-	return b, ln.Addr().String()
+	return serveBroker(t, map[string]string{"transaction.state.log.num.partitions": "1", "offsets.topic.num.partitions": "1"})
 }
 
 func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return dialBroker(t, addr, opts...)
 }
 
 func testCtx(t *testing.T) context.Context {
