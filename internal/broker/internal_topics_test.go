@@ -306,3 +306,49 @@ func TestTxnStatePartitionSettingChangeKeepsZombiesFenced(t *testing.T) {
 		t.Errorf("the current instance %d/%d is refused after the restart: %v", npid, nepoch, kerr.ErrorForCode(ncode))
 	}
 }
+
+// A marker written into __consumer_offsets through WriteTxnMarkers is
+// applied by the group shard as the coordinator's own markers are, so the
+// live state equals the state replayed at restart: here a client's ABORT
+// marker drops the producer's pending offset, live and after a restart.
+func TestWriteTxnMarkersOnOffsetsLiveEqualsRestart(t *testing.T) {
+	dir := t.TempDir()
+	a, err := openAdvBroker(t, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	cl := newClient(t, a.addr)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	id := "A"
+	pid, epoch := initProducer(ctx, t, cl, id)
+	reviewTxnOffset(ctx, t, cl, id, pid, epoch, "g", "t", 7)
+	wm := kmsg.NewPtrWriteTxnMarkersRequest()
+	wm.Markers = []kmsg.WriteTxnMarkersRequestMarker{{ProducerID: pid, ProducerEpoch: epoch, Committed: false, Topics: []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: "__consumer_offsets", Partitions: []int32{0}}}}}
+	wr, err := wm.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("WriteTxnMarkers(abort) on __consumer_offsets-0: %v", kerr.ErrorForCode(wr.Markers[0].Topics[0].Partitions[0].ErrorCode))
+	if code := endTxn(ctx, t, cl, id, pid, epoch, true); code != 0 {
+		t.Fatal(kerr.ErrorForCode(code))
+	}
+	if _, ok := waitTxnState(ctx, t, cl, id, "CompleteCommit", 5*time.Second); !ok {
+		t.Fatal("commit did not complete")
+	}
+	live := reviewCommitted(ctx, t, a.addr, "g", "t")
+	cl.Close()
+	a.close()
+	b, err := openAdvBroker(t, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := reviewCommitted(ctx, t, b.addr, "g", "t")
+	t.Logf("committed offset of g t-0: live %d, after restart %d", live, restarted)
+	if live != restarted {
+		t.Errorf("live and restarted group state disagree: %d vs %d", live, restarted)
+	}
+}
+

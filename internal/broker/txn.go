@@ -204,6 +204,13 @@ func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kmsg.Re
 					rp.ErrorCode = errCode(err)
 				} else if err := <-part.WaitDurable(end); err != nil {
 					rp.ErrorCode = kerr.KafkaStorageError.Code
+				} else if t.Topic == group.OffsetsTopic {
+					// The group shard applies the outcome as it does for
+					// the coordinator's own markers, so the live state is
+					// what a replay of the partition gives.
+					if shards, _ := b.groups.load(false); int(p) < len(shards) && p >= 0 {
+						shards[p].completeTxn(m.ProducerID, m.Committed)
+					}
 				}
 				rt.Partitions = append(rt.Partitions, rp)
 			}
