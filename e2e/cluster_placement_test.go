@@ -221,3 +221,77 @@ func TestClusterSpreadsPartitionLeadersAndClientsFollowThem(t *testing.T) {
 	}
 	checkNotLeader("list offsets", lresp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode)
 }
+
+// Every node names the same coordinator for a group, and a consumer group
+// whose members bootstrap from different nodes reads each record once.
+func TestClusterNamesOneCoordinatorPerGroupOnEveryNode(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitController(15 * time.Second)
+	const topic, parts = "grouped", 6
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, parts, 1
+	req.Topics = append(req.Topics, rt)
+	if _, err := tc.request(leader, req, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pcl := newClient(t, tc.c.Nodes[leader].Addr, kgo.DefaultProduceTopic(topic))
+	const n = 60
+	for i := range n {
+		if err := pcl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first lookup, on the controller, creates __consumer_offsets.
+	var named []int32
+	for _, i := range []int{leader, (leader + 1) % 3, (leader + 2) % 3} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			fc := kmsg.NewPtrFindCoordinatorRequest()
+			fc.CoordinatorKey, fc.CoordinatorKeys = "g", []string{"g"}
+			resp, err := tc.request(i, fc, 2*time.Second)
+			if err == nil {
+				r := resp.(*kmsg.FindCoordinatorResponse)
+				code, node := r.ErrorCode, r.NodeID
+				if len(r.Coordinators) == 1 {
+					code, node = r.Coordinators[0].ErrorCode, r.Coordinators[0].NodeID
+				}
+				if code == 0 {
+					named = append(named, node)
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d names no coordinator for group g: %+v %v", i+1, resp, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if named[0] != named[1] || named[0] != named[2] {
+		t.Fatalf("nodes name coordinators %v for one group", named)
+	}
+	seen := map[string]int{}
+	var consumers []*kgo.Client
+	for _, i := range []int{(leader + 1) % 3, (leader + 2) % 3} {
+		consumers = append(consumers, newClient(t, tc.c.Nodes[i].Addr, kgo.ConsumerGroup("g"), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())))
+	}
+	total := 0
+	for total < n {
+		for _, cl := range consumers {
+			pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			fs := cl.PollFetches(pctx)
+			pcancel()
+			if ctx.Err() != nil {
+				t.Fatalf("consumed %d of %d records", total, n)
+			}
+			fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; total++ })
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("read %d distinct records of %d", len(seen), n)
+	}
+}

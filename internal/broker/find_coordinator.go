@@ -2,15 +2,24 @@ package broker
 
 // FindCoordinator v0-6. v0 asks for a group's coordinator; v1+ names the
 // key type (0 group, 1 transaction); v4+ asks for several keys at once and
-// answers per key. Every coordinator is this node. The first lookup of a
-// group creates __consumer_offsets (clients retry while it answers
-// COORDINATOR_NOT_AVAILABLE); the first lookup of a transactional id
-// creates __transaction_state. Other key types (share groups) are
+// answers per key. Alone, every coordinator is this node. The first
+// lookup of a group creates __consumer_offsets (clients retry while it
+// answers COORDINATOR_NOT_AVAILABLE); the first lookup of a transactional
+// id creates __transaction_state. Other key types (share groups) are
 // INVALID_REQUEST.
+//
+// In a cluster the coordinator of a key is the broker the image names
+// leader of the key's internal partition (coordinatorNode), so every
+// client of a group or transactional id is sent to the same node, whichever
+// broker it asks. Until coordinators follow leadership, that is the
+// controller that created the internal topic.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/group"
+	"github.com/weir-broker/weir/internal/metadata"
 )
 
 // Coordinator key types.
@@ -31,8 +40,13 @@ func (b *Broker) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Re
 		if err := b.findCoordinator(req.CoordinatorType, key); err != nil {
 			rc.NodeID, rc.Port = -1, -1
 			rc.ErrorCode, rc.ErrorMessage = errCode(err), errMessage(err)
-		} else {
+		} else if !b.ctrl.Clustered() {
 			rc.NodeID, rc.Host, rc.Port = b.cfg.NodeID, b.advHost, b.advPort
+		} else if br, ok := b.coordinatorNode(req.CoordinatorType, key); ok {
+			rc.NodeID, rc.Host, rc.Port = br.NodeID, br.Host, br.Port
+		} else {
+			rc.NodeID, rc.Port = -1, -1
+			rc.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		}
 		resp.Coordinators = append(resp.Coordinators, rc)
 	}
@@ -62,4 +76,24 @@ func (b *Broker) findCoordinator(keyType int8, key string) error {
 		return nil
 	}
 	return kerr.InvalidRequest
+}
+
+// coordinatorNode is, in a cluster, the registered broker leading key's
+// partition of its internal topic, if the image has both.
+func (b *Broker) coordinatorNode(keyType int8, key string) (metadata.Broker, bool) {
+	topic := group.OffsetsTopic
+	if keyType == coordinatorTransaction {
+		topic = TxnStateTopic
+	}
+	var br metadata.Broker
+	var ok bool
+	b.ctrl.View(func(im *metadata.Image) {
+		t := im.Topics[topic]
+		if t == nil || len(t.Partitions) == 0 {
+			return
+		}
+		leader := t.Partitions[group.PartitionFor(key, int32(len(t.Partitions)))].Leader
+		br, ok = im.Brokers[leader]
+	})
+	return br, ok
 }
