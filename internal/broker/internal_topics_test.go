@@ -1,12 +1,14 @@
 package broker_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/batch"
@@ -352,3 +354,111 @@ func TestWriteTxnMarkersOnOffsetsLiveEqualsRestart(t *testing.T) {
 	}
 }
 
+
+// The internal topics stay compacted: a change of cleanup.policy that
+// would let retention delete the coordinators' state records is refused
+// (INVALID_CONFIG), and a retention setting alone deletes nothing, so a
+// commit answered before a restart is still completed after it.
+func TestInternalTopicsKeepTheirStateWhateverTheirConfigs(t *testing.T) {
+	in, err := faults.Parse("txn.before-markers=delay:60s#1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a, err := openAdvBrokerWith(t, dir, map[string]string{"log.retention.check.interval.ms": "100"}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	cl := newClient(t, a.addr)
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	id := "A"
+	pid, epoch := initProducer(ctx, t, cl, id)
+	if code := addPartition(ctx, t, cl, id, pid, epoch, "t", 0); code != 0 {
+		t.Fatal(kerr.ErrorForCode(code))
+	}
+	if _, err := adm.CommitOffsets(ctx, "g", kadm.OffsetsFromRecords(kgo.Record{Topic: "t", Partition: 0, Offset: 41})); err != nil {
+		t.Fatal(err)
+	}
+	if code := produceRaw(ctx, t, cl, &id, "t", batch.Spec{Attributes: batch.AttrTransactional, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 0}, "committed"); code != 0 {
+		t.Fatal(kerr.ErrorForCode(code))
+	}
+	if code := endTxn(ctx, t, cl, id, pid, epoch, true); code != 0 { // markers held by the fault point
+		t.Fatal(kerr.ErrorForCode(code))
+	}
+	policy, one := "compact,delete", "1"
+	for _, topic := range []string{"__transaction_state", "__consumer_offsets"} {
+		rs, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: &policy}}, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if !errors.Is(r.Err, kerr.InvalidConfig) {
+				t.Fatalf("cleanup.policy=%s on %s: %v, want INVALID_CONFIG", policy, topic, r.Err)
+			}
+		}
+		rs, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "cleanup.policy"}}, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if !errors.Is(r.Err, kerr.InvalidConfig) {
+				t.Fatalf("removing cleanup.policy of %s: %v, want INVALID_CONFIG", topic, r.Err)
+			}
+		}
+		rs, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &one}}, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Err != nil {
+				t.Fatalf("retention.ms on %s: %v", topic, r.Err)
+			}
+		}
+	}
+	// Several retention passes run; the state records stay.
+	for _, topic := range []string{"__transaction_state", "__consumer_offsets"} {
+		for i := 0; i < 5; i++ {
+			so, err := adm.ListStartOffsets(ctx, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			so.Each(func(o kadm.ListedOffset) {
+				if o.Offset != 0 {
+					t.Fatalf("%s-%d log start %d: retention deleted coordinator state", topic, o.Partition, o.Offset)
+				}
+			})
+			time.Sleep(100 * time.Millisecond) // a retention pass runs every 100 ms
+		}
+	}
+	cl.Close()
+	a.close()
+
+	b, err := openAdvBroker(t, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	cl = newClient(t, b.addr)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hw, lso := offsetsOf(ctx, t, cl, "t")
+		if lso == hw && hw == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the commit answered before the restart is not complete after it: t-0 HW %d, LSO %d", hw, lso)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup("t", 0); !ok || o.At != 42 {
+		t.Fatalf("group g's committed offset after the restart: %+v, want 42 (the record at 41 consumed)", o)
+	}
+}

@@ -407,6 +407,25 @@ func (c *Controller) AlterTopicConfigs(name string, changes []ConfigChange, repl
 				}
 			}
 		}
+		if t.Internal {
+			// The coordinators' state lives in these topics: retention or
+			// a delete policy would remove records they replay.
+			policy := t.Configs["cleanup.policy"]
+			if replace {
+				policy = ""
+			}
+			for _, ch := range changes {
+				if ch.Name == "cleanup.policy" {
+					policy = ""
+					if ch.Value != nil {
+						policy = *ch.Value
+					}
+				}
+			}
+			if policy != "compact" {
+				return nil, fail(kerr.InvalidConfig, "internal topic %q must keep cleanup.policy=compact: the coordinators replay their state from it", name)
+			}
+		}
 		if validateOnly {
 			return nil, nil
 		}
