@@ -354,7 +354,6 @@ func TestWriteTxnMarkersOnOffsetsLiveEqualsRestart(t *testing.T) {
 	}
 }
 
-
 // The internal topics stay compacted: a change of cleanup.policy that
 // would let retention delete the coordinators' state records is refused
 // (INVALID_CONFIG), and a retention setting alone deletes nothing, so a
