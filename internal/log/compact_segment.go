@@ -20,6 +20,7 @@ import (
 type TxnOutcomes struct {
 	// StableOffset is the last stable offset when the pass began: every
 	// transaction with data below it has ended (its marker is written).
+	// Nothing at or past it is compacted; the zero value compacts nothing.
 	StableOffset int64
 	// Aborted reports whether the transactional batch of producerID at
 	// offset, below StableOffset, belongs to an aborted transaction.
@@ -30,8 +31,9 @@ type TxnOutcomes struct {
 type batchRole int
 
 const (
-	// keepWhole: a control batch, or a transaction not known to have
-	// ended. Its records stay and supersede nothing.
+	// keepWhole: a control batch, a transaction not known to have ended,
+	// or anything at or past the stable offset. Its records stay and
+	// supersede nothing.
 	keepWhole batchRole = iota
 	// compactRecords: plain and idempotent batches, and committed
 	// transactions. Each record stays only while it is its key's latest.
@@ -45,9 +47,15 @@ func (t TxnOutcomes) role(h batch.Header) batchRole {
 	switch {
 	case h.Control():
 		return keepWhole
+	case h.LastOffset() >= t.StableOffset:
+		// At or past the last stable offset an open transaction may still
+		// commit records of the same keys: a later record there must
+		// neither supersede them nor go as a tombstone (as Kafka, the
+		// cleaner stops at the first unstable offset).
+		return keepWhole
 	case !h.Transactional():
 		return compactRecords
-	case t.Aborted == nil || h.LastOffset() >= t.StableOffset:
+	case t.Aborted == nil:
 		return keepWhole
 	case t.Aborted(h.ProducerID, h.BaseOffset):
 		return dropRecords

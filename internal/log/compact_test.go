@@ -3,6 +3,7 @@ package log_test
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -170,7 +171,7 @@ func TestCompactionKeepsTheLatestRecordPerKeyAtItsOffset(t *testing.T) {
 	now := clk.Now().Add(2 * time.Hour) // some tombstones have aged out
 	want := afterCompaction(log, activeBase(t, fs), now.UnixMilli())
 
-	stats, err := l.Compact(now, retentionMs, wlog.TxnOutcomes{})
+	stats, err := l.Compact(now, retentionMs, wlog.TxnOutcomes{StableOffset: math.MaxInt64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,7 @@ func TestCompactionKeepsTheLatestRecordPerKeyAtItsOffset(t *testing.T) {
 		}
 	}
 	check("after compaction", l)
-	if again, err := l.Compact(now, retentionMs, wlog.TxnOutcomes{}); err != nil || again.Segments != 0 {
+	if again, err := l.Compact(now, retentionMs, wlog.TxnOutcomes{StableOffset: math.MaxInt64}); err != nil || again.Segments != 0 {
 		t.Fatalf("second pass at the same time: %+v, %v", again, err)
 	}
 
@@ -233,7 +234,7 @@ func TestTombstonesYoungerThanTheRetentionStay(t *testing.T) {
 	// A pass far enough back in time keeps every tombstone; one far in the
 	// future removes all that are the latest of their key.
 	past := clk.Now().Add(-10 * time.Hour)
-	if _, err := l.Compact(past, retentionMs, wlog.TxnOutcomes{}); err != nil {
+	if _, err := l.Compact(past, retentionMs, wlog.TxnOutcomes{StableOffset: math.MaxInt64}); err != nil {
 		t.Fatal(err)
 	}
 	active := activeBase(t, fs)
@@ -251,7 +252,7 @@ func TestTombstonesYoungerThanTheRetentionStay(t *testing.T) {
 	if kept == 0 {
 		t.Fatal("fixture has no tombstone that is the latest of its key")
 	}
-	if _, err := l.Compact(clk.Now().Add(10*time.Hour), retentionMs, wlog.TxnOutcomes{}); err != nil {
+	if _, err := l.Compact(clk.Now().Add(10*time.Hour), retentionMs, wlog.TxnOutcomes{StableOffset: math.MaxInt64}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = stored(t, l)
@@ -283,7 +284,7 @@ func TestCompactionCrashAtAnyStepLeavesAValidLog(t *testing.T) {
 			}
 			return nil
 		})
-		_, err := l.Compact(clk.Now(), retentionMs, wlog.TxnOutcomes{})
+		_, err := l.Compact(clk.Now(), retentionMs, wlog.TxnOutcomes{StableOffset: math.MaxInt64})
 		fs.SetFault(nil)
 		done := err == nil && ops < n
 
@@ -415,7 +416,7 @@ func TestCompactionFollowsEachTransactionsOutcome(t *testing.T) {
 	t.Run("outcomes unknown", func(t *testing.T) {
 		l := build(t)
 		defer l.Close()
-		if _, err := l.Compact(time.Now(), retentionMs, wlog.TxnOutcomes{}); err != nil {
+		if _, err := l.Compact(time.Now(), retentionMs, wlog.TxnOutcomes{StableOffset: math.MaxInt64}); err != nil {
 			t.Fatal(err)
 		}
 		want := map[int64]string{0: "a1", 1: "b1", 2: "a2", 4: "b2", 6: "a3"}

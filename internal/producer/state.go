@@ -272,8 +272,17 @@ func (s *State) ApplyMarker(pid int64, epoch int16, commit bool, offset, nowMs i
 		e.Epoch = epoch
 		e.Batches = e.Batches[:0]
 	}
-	if e.InTxn && !commit {
-		s.aborted = append(s.aborted, AbortedTxn{ProducerID: pid, FirstOffset: e.TxnFirstOffset, LastOffset: offset})
+	if !commit {
+		// Every ABORT marker is listed, also one that ends no data here
+		// (the data lay below the log start, or never arrived): clients
+		// such as franz-go pair each ABORT marker they read with the next
+		// listed transaction of its producer, so a missing entry would
+		// make them keep the next aborted transaction's records.
+		first := offset
+		if e.InTxn {
+			first = e.TxnFirstOffset
+		}
+		s.aborted = append(s.aborted, AbortedTxn{ProducerID: pid, FirstOffset: first, LastOffset: offset})
 	}
 	e.InTxn, e.TxnFirstOffset = false, 0
 	e.LastOffset = offset

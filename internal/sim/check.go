@@ -120,28 +120,28 @@ func (r *runner) readCommittedOf(p *partition.Partition, from, to int64) ([]stri
 }
 
 // clientFilter keeps the records a read_committed client keeps of
-// batches read from offset from: it drops the batches of the aborted
-// transactions listed, from each one's first offset to its ABORT marker,
-// and the markers themselves. A transaction takes effect from the first
-// batch whose base offset reaches its first offset, as franz-go and
-// librdkafka apply it (the Java client compares the batch's last offset,
-// which drops more).
+// batches read from offset from, the way franz-go does it: each
+// producer's listed aborted transactions queue by first offset; a
+// transactional batch is dropped while the head of its producer's queue
+// is at or below its base offset, and each ABORT marker of the producer
+// pops the head. So every ABORT marker must be listed, or the next
+// aborted transaction's records would be kept.
 func clientFilter(batches []mbatch, from int64, abortedList []kmsg.FetchResponseTopicPartitionAbortedTransaction) []string {
 	sort.Slice(abortedList, func(i, j int) bool { return abortedList[i].FirstOffset < abortedList[j].FirstOffset })
-	skipping := map[int64]bool{}
+	queue := map[int64][]int64{}
+	for _, a := range abortedList {
+		queue[a.ProducerID] = append(queue[a.ProducerID], a.FirstOffset)
+	}
 	var out []string
 	for _, b := range batches {
-		for len(abortedList) > 0 && abortedList[0].FirstOffset <= b.base {
-			skipping[abortedList[0].ProducerID] = true
-			abortedList = abortedList[1:]
-		}
+		q := queue[b.pid]
 		switch {
 		case b.control:
-			if !b.commit {
-				delete(skipping, b.pid)
+			if !b.commit && len(q) > 0 {
+				queue[b.pid] = q[1:]
 			}
 			continue
-		case b.txn && skipping[b.pid]:
+		case b.txn && len(q) > 0 && q[0] <= b.base:
 			continue
 		}
 		for i, val := range b.values {
