@@ -161,9 +161,8 @@ func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted 
 		p, op := t.part, t.resp
 		op.ErrorCode = 0
 		op.RecordBatches = []byte{} // empty, not null: librdkafka rejects a null record set
-		hw := p.HighWatermark()
-		lso := p.LastStableOffset()
-		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hw, lso, p.LogStartOffset()
+		start, lso, hw := p.Offsets()
+		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hw, lso, start
 		limit := hw
 		if readCommitted {
 			limit = lso

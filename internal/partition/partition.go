@@ -201,7 +201,17 @@ const noOpenTxn = int64(1<<63 - 1)
 // never below the log start (what an open transaction had below it is
 // gone).
 func (p *Partition) LastStableOffset() int64 {
-	return min(p.hw.Load(), max(p.firstUnstable.Load(), p.log.StartOffset()))
+	_, lso, _ := p.Offsets()
+	return lso
+}
+
+// Offsets returns the log start offset, the last stable offset and the
+// high watermark as of one moment, so that start ≤ LSO ≤ HW holds between
+// them (reading each on its own can see the HW move between two reads).
+func (p *Partition) Offsets() (start, lso, hw int64) {
+	start = p.log.StartOffset()
+	hw = p.hw.Load()
+	return start, min(hw, max(p.firstUnstable.Load(), start)), hw
 }
 
 // LogStartOffset is the first offset still in the log.
