@@ -21,7 +21,7 @@ import (
 // CONCURRENT_TRANSACTIONS if need be; other transactional ids, which have
 // nothing to do with that transaction, are served at once; and
 // Broker.Close does not wait for the write.
-func TestAdversarySlowMarkerWriteDoesNotStallOtherRequestsOrShutdown(t *testing.T) {
+func TestSlowMarkerWriteDoesNotStallOtherRequestsOrShutdown(t *testing.T) {
 	const delay = 8 * time.Second
 	in, err := faults.Parse(fmt.Sprintf("txn.before-markers=delay:%s#1", delay), 1)
 	if err != nil {
