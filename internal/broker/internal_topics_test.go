@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -33,10 +34,7 @@ func TestInitProducerIDOfACompletingIDIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testCtx(t)
-	cl := newClient(t, a.addr)
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	cl := clientWithTopic(ctx, t, a.addr, "t")
 	pid, epoch := initProducer(ctx, t, cl, "A")
 	if code := addPartition(ctx, t, cl, "A", pid, epoch, "t", 0); code != 0 {
 		t.Fatal(kerr.ErrorForCode(code))
@@ -79,10 +77,7 @@ func TestDeleteRecordsOnTxnStateIsRefusedAndTheCommitCompletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testCtx(t)
-	cl := newClient(t, a.addr)
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	cl := clientWithTopic(ctx, t, a.addr, "t")
 	id := "A"
 	pid, epoch := initProducer(ctx, t, cl, id)
 	if code := addPartition(ctx, t, cl, id, pid, epoch, "t", 0); code != 0 {
@@ -193,10 +188,7 @@ func TestTimedOutTransactionIsAbortedDespiteDeleteRecordsOnTxnState(t *testing.T
 		t.Fatal(err)
 	}
 	ctx := testCtx(t)
-	cl := newClient(t, a.addr)
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	cl := clientWithTopic(ctx, t, a.addr, "t")
 	initWithTimeout := func(id string) (int64, int16) {
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.TransactionalID, req.TransactionTimeoutMillis = &id, 1000
@@ -269,10 +261,7 @@ func TestTxnStatePartitionSettingChangeKeepsZombiesFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := newClient(t, a.addr)
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	cl := clientWithTopic(ctx, t, a.addr, "t")
 	zpid, zepoch := initProducer(ctx, t, cl, id) // the instance to be fenced
 	cl.Close()
 	a.close()
@@ -320,10 +309,7 @@ func TestWriteTxnMarkersOnOffsetsLiveEqualsRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testCtx(t)
-	cl := newClient(t, a.addr)
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	cl := clientWithTopic(ctx, t, a.addr, "t")
 	id := "A"
 	pid, epoch := initProducer(ctx, t, cl, id)
 	reviewTxnOffset(ctx, t, cl, id, pid, epoch, "g", "t", 7)
@@ -460,4 +446,14 @@ func TestInternalTopicsKeepTheirStateWhateverTheirConfigs(t *testing.T) {
 	if o, ok := offs.Lookup("t", 0); !ok || o.At != 42 {
 		t.Fatalf("group g's committed offset after the restart: %+v, want 42 (the record at 41 consumed)", o)
 	}
+}
+
+// clientWithTopic connects to addr and creates topic with one partition.
+func clientWithTopic(ctx context.Context, t *testing.T, addr, topic string) *kgo.Client {
+	t.Helper()
+	cl := newClient(t, addr)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
