@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/config"
 	"github.com/weir-broker/weir/internal/controller"
 	"github.com/weir-broker/weir/internal/faults"
+	"github.com/weir-broker/weir/internal/group"
 	wlog "github.com/weir-broker/weir/internal/log"
 	"github.com/weir-broker/weir/internal/metadata"
 	"github.com/weir-broker/weir/internal/partition"
@@ -62,7 +64,7 @@ type Broker struct {
 	fetchWaiting chan struct{} // a slot per waiting fetch (fetch.max.waiting)
 
 	pids producerIDs
-	txns *txnDriver
+	txns *txnCoordinator // the transaction coordinator's shards (txn_coordinator.go)
 
 	groups *groupCoordinator // the group coordinator's shards (groups.go)
 
@@ -72,6 +74,15 @@ type Broker struct {
 	// beforeProducePartition, set only by tests, runs before each
 	// partition of a produce request is looked up.
 	beforeProducePartition atomic.Pointer[func(topic string, partition int32)]
+
+	// peerClient sends requests to other brokers of the cluster
+	// (interbroker.go), made on first use; peerMu guards it.
+	peerMu     sync.Mutex
+	peerClient *kgo.Client
+
+	// resigned tracks the goroutines closing partitions this node no
+	// longer leads (reconcile); Close waits for them.
+	resigned sync.WaitGroup
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -140,22 +151,30 @@ func Open(cfg Config) (*Broker, error) {
 		ctrl.Close()
 		return nil, openErr
 	}
-	ctrl.SetListener(b.apply)
-	// Dependency order: the transaction coordinator's recovery finishes
-	// transactions left in PrepareCommit or PrepareAbort, and their
-	// markers go to __consumer_offsets through the group coordinator too,
-	// so the groups are loaded first. The background loops start last,
-	// once everything they read exists.
+	// The coordinators exist before the listener is set: from then on a
+	// partition of an internal topic this node comes to lead loads its
+	// shard. Dependency order: the transaction coordinator's recovery
+	// finishes transactions left in PrepareCommit or PrepareAbort, and
+	// their markers go to __consumer_offsets through the group
+	// coordinator too, so the groups are loaded first. The background
+	// loops start last, once everything they read exists.
 	b.groups = newGroupCoordinator(b)
-	if _, err := b.groups.load(false); err != nil {
+	b.txns = newTxnCoordinator(b)
+	for _, part := range b.internalPartitions(group.OffsetsTopic) {
+		b.groups.set.lead(part)
+	}
+	if err := b.groups.set.waitLoaded(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("load consumer groups: %w", err)
 	}
-	b.txns = newTxnDriver(b)
-	if _, err := b.txns.coordinator(false); err != nil {
-		b.Close()
-		return nil, err
+	for _, part := range b.internalPartitions(TxnStateTopic) {
+		b.txns.set.lead(part)
 	}
+	if err := b.txns.set.waitLoaded(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("load transactions: %w", err)
+	}
+	ctrl.SetListener(b.apply)
 	b.wg.Add(3)
 	go b.txnTicker()
 	go b.housekeeping()
@@ -184,9 +203,16 @@ func (b *Broker) Close() error {
 	// commits on its own goroutine, and none may open a partition after
 	// the partitions are closed.
 	err := b.ctrl.Close()
-	if b.groups != nil {
-		b.groups.close()
+	b.resigned.Wait()
+	// The transaction coordinator before the groups: its markers end
+	// transactional offsets in the group shards.
+	if b.txns != nil {
+		b.txns.set.close()
 	}
+	if b.groups != nil {
+		b.groups.set.close()
+	}
+	b.closePeers()
 	b.closePartitions()
 	return err
 }
@@ -224,11 +250,9 @@ func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
 }
 
 // leads reports whether this node serves partition i of t: in a cluster,
-// the partitions the image names it leader of; alone, all of them. The
-// internal topics are kept on every node, as before placement, until the
-// coordinators follow partition leadership.
+// the partitions the image names it leader of; alone, all of them.
 func (b *Broker) leads(t *metadata.Topic, i int32) bool {
-	return !b.ctrl.Clustered() || t.Internal || t.Partitions[i].Leader == b.cfg.NodeID
+	return !b.ctrl.Clustered() || t.Partitions[i].Leader == b.cfg.NodeID
 }
 
 // openPartitionFiles opens partition i of t on disk (recovering its log),
@@ -315,25 +339,11 @@ func (b *Broker) ownsDir(name string) bool {
 // holds its image lock (Metadata requests wait), but pmu, which every
 // produce and fetch takes, is held only to publish or withdraw
 // partitions: opening, closing and deleting files happen outside it.
+// After the records, the partitions this node serves are reconciled
+// with the leaders the image names.
 func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 	for _, r := range recs {
 		switch {
-		case r.Partition != nil:
-			t, _ := im.TopicByID(r.Partition.TopicID)
-			if !b.leads(t, r.Partition.Index) {
-				b.pmu.Lock()
-				b.setPartitionLocked(t, r.Partition.Index, nil)
-				b.pmu.Unlock()
-				continue
-			}
-			p, err := b.openPartitionFiles(t, r.Partition.Index)
-			if err != nil {
-				b.logger.Error("open partition", "topic", t.Name, "partition", r.Partition.Index, "err", err)
-				continue
-			}
-			b.pmu.Lock()
-			b.setPartitionLocked(t, r.Partition.Index, p)
-			b.pmu.Unlock()
 		case r.Config != nil:
 			t, _ := im.TopicByID(r.Config.TopicID)
 			b.pmu.Lock()
@@ -366,6 +376,99 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 				os.RemoveAll(b.partitionDir(goneName, p.Index))
 			}
 		}
+	}
+	b.reconcile(im)
+}
+
+// reconcile makes the partitions this node serves those the image names
+// it leader of: one place where a partition's leadership changes on a
+// broker. A partition it now leads is opened and published, and for an
+// internal topic its coordinator shard starts loading; one it leads at a
+// new epoch takes the epoch; one it no longer leads is withdrawn at
+// once, so no request is served for it from here on, and then its
+// coordinator shard is unloaded and its log closed on a goroutine:
+// unloading waits for the shard's I/O, which may need the metadata image
+// this call holds locked. Its files stay: this node may lead it again.
+func (b *Broker) reconcile(im *metadata.Image) {
+	type step struct {
+		t   *metadata.Topic
+		i   int32
+		cur *partition.Partition
+	}
+	var opens, closes, placeholders []step
+	b.pmu.RLock()
+	for _, name := range im.TopicNames() {
+		t := im.Topics[name]
+		ts := b.topics[name]
+		for i := range t.Partitions {
+			var cur *partition.Partition
+			known := ts != nil && i < len(ts.parts)
+			if known {
+				cur = ts.parts[i]
+			}
+			s := step{t, int32(i), cur}
+			switch lead := b.leads(t, int32(i)); {
+			case lead && cur == nil:
+				opens = append(opens, s)
+			case lead && cur.LeaderEpoch() != t.Partitions[i].LeaderEpoch:
+				cur.SetLeader(t.Partitions[i].LeaderEpoch, t.Partitions[i].ISR)
+			case !lead && cur != nil:
+				closes = append(closes, s)
+			case !lead && !known:
+				placeholders = append(placeholders, s)
+			}
+		}
+	}
+	b.pmu.RUnlock()
+	if len(closes)+len(placeholders) > 0 {
+		b.pmu.Lock()
+		for _, s := range append(closes, placeholders...) {
+			b.setPartitionLocked(s.t, s.i, nil)
+		}
+		b.pmu.Unlock()
+	}
+	for _, s := range closes {
+		b.resigned.Add(1)
+		go func() {
+			defer b.resigned.Done()
+			b.unloadCoordinator(s.t.Name, s.i)
+			if err := s.cur.Close(); err != nil {
+				b.logger.Error("close partition", "topic", s.t.Name, "partition", s.i, "err", err)
+			}
+		}()
+	}
+	for _, s := range opens {
+		p, err := b.openPartitionFiles(s.t, s.i)
+		if err != nil {
+			b.logger.Error("open partition", "topic", s.t.Name, "partition", s.i, "err", err)
+			continue
+		}
+		b.pmu.Lock()
+		b.setPartitionLocked(s.t, s.i, p)
+		b.pmu.Unlock()
+		b.loadCoordinator(p)
+	}
+}
+
+// loadCoordinator starts loading the coordinator shard of p, when p is a
+// partition of an internal topic.
+func (b *Broker) loadCoordinator(p *partition.Partition) {
+	switch p.Topic {
+	case group.OffsetsTopic:
+		b.groups.set.lead(p)
+	case TxnStateTopic:
+		b.txns.set.lead(p)
+	}
+}
+
+// unloadCoordinator unloads the coordinator shard of partition index of
+// topic, when topic is an internal topic.
+func (b *Broker) unloadCoordinator(topic string, index int32) {
+	switch topic {
+	case group.OffsetsTopic:
+		b.groups.set.resign(index)
+	case TxnStateTopic:
+		b.txns.set.resign(index)
 	}
 }
 

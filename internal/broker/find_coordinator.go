@@ -11,10 +11,11 @@ package broker
 // In a cluster the coordinator of a key is the broker the image names
 // leader of the key's internal partition (coordinatorNode), so every
 // client of a group or transactional id is sent to the same node, whichever
-// broker it asks. Until coordinators follow leadership, that is the
-// controller that created the internal topic.
+// broker it asks; that node runs the partition's coordinator shard.
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -59,23 +60,24 @@ func (b *Broker) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Re
 	return resp
 }
 
-// findCoordinator reports whether this node can coordinate key now.
+// findCoordinator creates the key's internal topic if it does not exist
+// yet and, when this node coordinates the key, waits briefly for its
+// shard to load, so a client sent here is served at once.
 func (b *Broker) findCoordinator(keyType int8, key string) error {
+	var err error
 	switch keyType {
 	case coordinatorGroup:
-		if _, err := b.groups.shardFor(key, true); err != nil {
-			b.logger.Error("group coordinator unavailable", "err", err)
-			return wrap(kerr.CoordinatorNotAvailable, err)
-		}
-		return nil
+		_, err = b.groups.set.get(key, true)
 	case coordinatorTransaction:
-		if _, err := b.txns.coordinator(true); err != nil {
-			b.logger.Error("transaction coordinator unavailable", "err", err)
-			return wrap(kerr.CoordinatorNotAvailable, err)
-		}
-		return nil
+		_, err = b.txns.set.get(key, true)
+	default:
+		return kerr.InvalidRequest
 	}
-	return kerr.InvalidRequest
+	if err != nil && !errors.Is(err, kerr.NotCoordinator) {
+		b.logCoordinatorError("coordinator", err)
+		return wrap(kerr.CoordinatorNotAvailable, err)
+	}
+	return nil
 }
 
 // coordinatorNode is, in a cluster, the registered broker leading key's

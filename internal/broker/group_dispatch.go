@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/group"
@@ -23,8 +22,8 @@ import (
 func (b *Broker) stepGroup(ctx context.Context, c *server.Conn, groupID string, create bool, req kmsg.Request) server.Reply {
 	s, err := b.groups.shardFor(groupID, create)
 	if err != nil {
-		b.logger.Error("group coordinator unavailable", "err", err)
-		resp := coordinatorUnavailable(req)
+		b.logCoordinatorError("group coordinator", err)
+		resp := coordinatorUnavailable(req, errCode(err))
 		return func() (kmsg.Response, error) { return resp, nil }
 	}
 	return awaitResponse(ctx, b.stepOn(s, c, req))
@@ -68,10 +67,10 @@ func clientHost(c *server.Conn) string {
 	return "/" + host
 }
 
-// coordinatorUnavailable answers a request that creates group state when
-// __consumer_offsets cannot be created.
-func coordinatorUnavailable(req kmsg.Request) kmsg.Response {
-	code := kerr.CoordinatorNotAvailable.Code
+// coordinatorUnavailable answers a request for one group with code: the
+// shard is not here, still loading, or __consumer_offsets cannot be
+// created.
+func coordinatorUnavailable(req kmsg.Request, code int16) kmsg.Response {
 	switch r := req.(type) {
 	case *kmsg.JoinGroupRequest:
 		resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
@@ -90,8 +89,39 @@ func coordinatorUnavailable(req kmsg.Request) kmsg.Response {
 		return resp
 	case *kmsg.TxnOffsetCommitRequest:
 		return txnOffsetCommitError(r, code)
+	case *kmsg.SyncGroupRequest:
+		resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.HeartbeatRequest:
+		resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.LeaveGroupRequest:
+		resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.OffsetDeleteRequest:
+		resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.OffsetFetchRequest:
+		// v0-7 name one group; v0-1 carry errors per partition only.
+		resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = code
+		for _, t := range r.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.ErrorCode = p, -1, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
 	}
-	panic(fmt.Sprintf("coordinatorUnavailable: %T creates no group state", req))
+	panic(fmt.Sprintf("coordinatorUnavailable: %T is not a request for one group", req))
 }
 
 // fanOut serves a request naming several groups, which may live on
@@ -101,11 +131,6 @@ func coordinatorUnavailable(req kmsg.Request) kmsg.Response {
 // every shard. Before __consumer_offsets exists an empty shard answers.
 func (b *Broker) fanOut(ctx context.Context, c *server.Conn, ids []string, final kmsg.Response,
 	build func(idx []int) kmsg.Request, merge func(resp kmsg.Response, idx []int)) server.Reply {
-	shards, err := b.groups.load(false)
-	if err != nil {
-		b.logger.Error("group coordinator unavailable", "err", err)
-		return func() (kmsg.Response, error) { return nil, err }
-	}
 	type part struct {
 		idx []int
 		ch  <-chan kmsg.Response
@@ -113,9 +138,12 @@ func (b *Broker) fanOut(ctx context.Context, c *server.Conn, ids []string, final
 	var order []*groupShard
 	byShard := map[*groupShard][]int{}
 	for i, id := range ids {
-		var s *groupShard
-		if shards != nil {
-			s = shards[group.PartitionFor(id, int32(len(shards)))]
+		s, err := b.groups.shardFor(id, false)
+		if err != nil {
+			// Not coordinated here (or not yet): the connection is
+			// closed, and the client looks the coordinator up again.
+			b.logCoordinatorError("group coordinator", err)
+			return func() (kmsg.Response, error) { return nil, err }
 		}
 		if _, ok := byShard[s]; !ok {
 			order = append(order, s)
@@ -138,15 +166,11 @@ func (b *Broker) fanOut(ctx context.Context, c *server.Conn, ids []string, final
 	}
 }
 
-// everyShard steps the same request on every shard and merges each
-// response into final.
+// everyShard steps the same request on every shard this node runs and
+// merges each response into final.
 func (b *Broker) everyShard(ctx context.Context, c *server.Conn, req kmsg.Request, final kmsg.Response, merge func(resp kmsg.Response)) server.Reply {
-	shards, err := b.groups.load(false)
-	if err != nil {
-		b.logger.Error("group coordinator unavailable", "err", err)
-		return func() (kmsg.Response, error) { return nil, err }
-	}
-	if shards == nil {
+	shards := b.groups.set.loaded()
+	if len(shards) == 0 {
 		shards = []*groupShard{nil}
 	}
 	chans := make([]<-chan kmsg.Response, len(shards))

@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -30,15 +29,12 @@ const minTickInterval = 10 * time.Millisecond
 // shuts down; the connection is closed and the client retries elsewhere.
 var errCoordinatorClosed = errors.New("group coordinator closed")
 
-// groupCoordinator owns the shards. mu guards shards and closed; the
-// shards are created when __consumer_offsets is first needed, or at Open
-// when it exists.
+// groupCoordinator is the group coordinator of this node: one shard per
+// __consumer_offsets partition it leads (coordinator_shards.go).
 type groupCoordinator struct {
-	b      *Broker
-	cfg    group.Config
-	mu     sync.Mutex
-	shards []*groupShard
-	closed bool
+	b   *Broker
+	cfg group.Config
+	set *shardSet[*groupShard]
 }
 
 // groupShard is one shard and its I/O. mu guards every field but part.
@@ -57,7 +53,7 @@ type groupShard struct {
 
 func newGroupCoordinator(b *Broker) *groupCoordinator {
 	s := b.settings
-	return &groupCoordinator{b: b, cfg: group.Config{
+	gc := &groupCoordinator{b: b, cfg: group.Config{
 		InitialRebalanceDelayMs: s.Int("group.initial.rebalance.delay.ms"),
 		MinSessionTimeoutMs:     int32(s.Int("group.min.session.timeout.ms")),
 		MaxSessionTimeoutMs:     int32(s.Int("group.max.session.timeout.ms")),
@@ -67,6 +63,15 @@ func newGroupCoordinator(b *Broker) *groupCoordinator {
 		MaxMetadataBytes:        int(s.Int("offset.metadata.max.bytes")),
 		NewID:                   newMemberIDSuffix,
 	}}
+	gc.set = newShardSet(b, internalTopic{
+		name:       group.OffsetsTopic,
+		partitions: int32(s.Int("offsets.topic.num.partitions")),
+		configs: map[string]string{
+			"cleanup.policy": "compact",
+			"segment.bytes":  strconv.FormatInt(s.Int("offsets.topic.segment.bytes"), 10),
+		},
+	}, gc.openShard)
+	return gc
 }
 
 // newMemberIDSuffix returns a random UUID, as Kafka's member ids carry.
@@ -82,50 +87,25 @@ func newMemberIDSuffix() string {
 func nowMs() int64 { return time.Now().UnixMilli() }
 
 // shardFor returns the shard of a group. Without create, a missing
-// __consumer_offsets gives a nil shard: nothing is stored yet.
+// __consumer_offsets gives a nil shard: nothing is stored yet. Errors
+// carry NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS or
+// COORDINATOR_NOT_AVAILABLE.
 func (gc *groupCoordinator) shardFor(groupID string, create bool) (*groupShard, error) {
-	shards, err := gc.load(create)
-	if err != nil || shards == nil {
-		return nil, err
+	s, err := gc.set.get(groupID, create)
+	if errors.Is(err, errNoState) {
+		return nil, nil
 	}
-	return shards[group.PartitionFor(groupID, int32(len(shards)))], nil
+	return s, err
 }
 
-// load opens the shards, creating __consumer_offsets first if asked.
-func (gc *groupCoordinator) load(create bool) ([]*groupShard, error) {
-	gc.mu.Lock()
-	defer gc.mu.Unlock()
-	if gc.shards != nil || gc.closed {
-		return gc.shards, nil
+// completeTxn ends producer pid's transactional offsets in the shard of
+// __consumer_offsets partition index, once its marker is durable there.
+// A shard not loaded here has nothing to end: it replays the marker when
+// it loads.
+func (gc *groupCoordinator) completeTxn(index int32, pid int64, commit bool) {
+	if s, err := gc.set.shard(index); err == nil {
+		s.completeTxn(pid, commit)
 	}
-	b := gc.b
-	exists, err := b.ensureInternalTopic(internalTopic{
-		name:       group.OffsetsTopic,
-		partitions: int32(b.settings.Int("offsets.topic.num.partitions")),
-		configs: map[string]string{
-			"cleanup.policy": "compact",
-			"segment.bytes":  strconv.FormatInt(b.settings.Int("offsets.topic.segment.bytes"), 10),
-		},
-	}, create)
-	if err != nil || !exists {
-		return nil, err
-	}
-	var shards []*groupShard
-	for _, part := range b.internalPartitions(group.OffsetsTopic) {
-		s, err := gc.openShard(part)
-		if err != nil {
-			for _, s := range shards {
-				s.close()
-			}
-			return nil, err
-		}
-		shards = append(shards, s)
-	}
-	if len(shards) == 0 {
-		return nil, fmt.Errorf("%s has no partitions", group.OffsetsTopic)
-	}
-	gc.shards = shards
-	return shards, nil
 }
 
 // openShard replays a partition into a new shard and starts its timer.
@@ -174,8 +154,8 @@ func (gc *groupCoordinator) replayBatch(s *groupShard, part *partition.Partition
 	}
 }
 
-// completeTxn ends producer pid's transactional offsets in the shard of
-// group after the marker is durable there.
+// completeTxn ends producer pid's transactional offsets in the shard
+// after the marker is durable there.
 func (s *groupShard) completeTxn(pid int64, commit bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -184,17 +164,9 @@ func (s *groupShard) completeTxn(pid int64, commit bool) {
 	}
 }
 
-// close stops the shards; requests still waiting are failed.
-func (gc *groupCoordinator) close() {
-	gc.mu.Lock()
-	defer gc.mu.Unlock()
-	gc.closed = true
-	for _, s := range gc.shards {
-		s.close()
-	}
-}
-
-func (s *groupShard) close() {
+// unload stops the shard: requests still waiting are failed (their
+// connections closed, so clients look the coordinator up again).
+func (s *groupShard) unload() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true

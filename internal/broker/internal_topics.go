@@ -2,8 +2,9 @@ package broker
 
 // What the group and transaction coordinators' drivers share for their
 // internal topics (__consumer_offsets, __transaction_state): creating the
-// topic on first use, listing its partitions, replaying a partition at
-// load, and appending a batch of records whose durability is reported on
+// topic on first use, listing the partitions this node leads, replaying a
+// partition at load (coordinator_shards.go loads and unloads them as
+// leadership comes and goes), and appending a batch of records whose durability is reported on
 // a channel, so a driver never waits for an fsync under its lock.
 
 import (
@@ -45,16 +46,20 @@ func (b *Broker) ensureInternalTopic(t internalTopic, create bool) (bool, error)
 	return true, nil
 }
 
-// internalPartitions lists the local partitions of topic, in order.
+// internalPartitions lists the partitions of topic this node leads, in
+// order.
 func (b *Broker) internalPartitions(topic string) []*partition.Partition {
+	b.pmu.RLock()
+	defer b.pmu.RUnlock()
 	var parts []*partition.Partition
-	for i := int32(0); ; i++ {
-		part, kerrc := b.partition(topic, i)
-		if kerrc != nil {
-			return parts
+	if ts := b.topics[topic]; ts != nil {
+		for _, p := range ts.parts {
+			if p != nil {
+				parts = append(parts, p)
+			}
 		}
-		parts = append(parts, part)
 	}
+	return parts
 }
 
 // replayPartition calls apply with every batch of part from its log start

@@ -49,6 +49,10 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 	}
 	var waits []durableWait
 	failed := false
+	txnID := ""
+	if req.TransactionID != nil {
+		txnID = *req.TransactionID
+	}
 	nowMs := time.Now().UnixMilli()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, t := range req.Topics {
@@ -63,7 +67,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 			if f := b.beforeProducePartition.Load(); f != nil {
 				(*f)(t.Topic, p.Partition)
 			}
-			part, end, err := b.produceOne(t.Topic, p, rp, nowMs)
+			part, end, err := b.produceOne(txnID, t.Topic, p, rp, nowMs)
 			if err != nil {
 				failed = true
 				rp.ErrorCode = errCode(err)
@@ -110,17 +114,17 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 // produceOne validates and appends one partition's batch, filling in the
 // response's offsets, and returns the partition and the offset after the
 // batch (what acks=all waits for).
-func (b *Broker) produceOne(topic string, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (*partition.Partition, int64, error) {
+func (b *Broker) produceOne(txnID, topic string, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (*partition.Partition, int64, error) {
 	part, cfg, kerrc := b.partitionAndSettings(topic, p.Partition)
 	if kerrc != nil {
 		return nil, 0, kerrc
 	}
-	end, err := b.appendBatch(part, topic, cfg, p, rp, nowMs)
+	end, err := b.appendBatch(part, txnID, topic, cfg, p, rp, nowMs)
 	return part, end, err
 }
 
 // appendBatch is produceOne once the partition is found.
-func (b *Broker) appendBatch(part *partition.Partition, topic string, cfg *topicSettings, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (int64, error) {
+func (b *Broker) appendBatch(part *partition.Partition, txnID, topic string, cfg *topicSettings, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (int64, error) {
 	if cfg.internal {
 		return 0, wrap(kerr.InvalidTopicException, errors.New("clients cannot produce to an internal topic"))
 	}
@@ -139,13 +143,17 @@ func (b *Broker) appendBatch(part *partition.Partition, topic string, cfg *topic
 		return 0, wrap(kerr.InvalidRecord, errors.New("idempotent batch without a sequence"))
 	case h.Transactional() && !h.Idempotent():
 		return 0, wrap(kerr.InvalidRecord, errors.New("transactional batch without a producer id"))
+	case h.Transactional() && txnID == "":
+		// As Kafka answers: a transactional write is authorised by its
+		// transactional id, and there is none.
+		return 0, wrap(kerr.TransactionalIDAuthorizationFailed, errors.New("transactional batch in a produce request without a transactional id"))
 	case h.Transactional():
 		// KIP-890: the guard, taken before the coordinator is asked,
 		// refuses the append if the transaction's marker is written to
 		// the partition between the coordinator's answer and the append.
 		guard = part.BeginVerification(h.ProducerID)
 		defer part.EndVerification(guard)
-		if err := b.verifyTxnBatch(topic, p.Partition, h); err != nil {
+		if err := b.verifyTxnBatch(txnID, part, h); err != nil {
 			return 0, err
 		}
 		b.txns.verified(txn.TopicPartition{Topic: topic, Partition: p.Partition})

@@ -1,7 +1,8 @@
 package broker
 
 // Transactions (KIP-98, with the KIP-890 part 1 defense):
-// InitProducerId v0-4 with a transactional id, AddPartitionsToTxn v0-3,
+// InitProducerId v0-4 with a transactional id, AddPartitionsToTxn v0-4
+// (v4 is what brokers send: several transactions, VerifyOnly),
 // EndTxn v0-3, WriteTxnMarkers v0-1, DescribeTransactions v0 and
 // ListTransactions v0-1 (KIP-664). The coordinator is internal/txn,
 // driven by txn_coordinator.go. AddOffsetsToTxn v0-3 adds a group to the
@@ -21,6 +22,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -36,17 +38,17 @@ func (b *Broker) handleInitTransactionalProducerID(req *kmsg.InitProducerIDReque
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp
 	}
-	d, err := b.txns.coordinator(true)
+	s, err := b.txns.get(*req.TransactionalID, true)
 	if err != nil {
-		b.logger.Error("transaction coordinator", "err", err)
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		b.logCoordinatorError("transaction coordinator", err)
+		resp.ErrorCode = errCode(err)
 		return resp
 	}
 	pid, epoch := int64(-1), int16(-1)
 	if req.Version >= 3 {
 		pid, epoch = req.ProducerID, req.ProducerEpoch
 	}
-	r := d.do(txn.InitProducerID{TransactionalID: *req.TransactionalID, TimeoutMs: req.TransactionTimeoutMillis, ProducerID: pid, ProducerEpoch: epoch})
+	r := s.do(txn.InitProducerID{TransactionalID: *req.TransactionalID, TimeoutMs: req.TransactionTimeoutMillis, ProducerID: pid, ProducerEpoch: epoch})
 	if r.Err != nil {
 		resp.ErrorCode = errCode(r.Err)
 		return resp
@@ -55,71 +57,132 @@ func (b *Broker) handleInitTransactionalProducerID(req *kmsg.InitProducerIDReque
 	return resp
 }
 
-// coordinatorFor returns the loaded coordinator or the error code clients
-// retry on.
-func (b *Broker) coordinatorFor() (*txnDriver, int16) {
-	d, err := b.txns.coordinator(false)
-	switch {
-	case err != nil:
-		b.logger.Error("transaction coordinator", "err", err)
-		return nil, kerr.CoordinatorNotAvailable.Code
-	case d == nil:
-		return nil, kerr.InvalidProducerIDMapping.Code
+// logCoordinatorError logs a coordinator that cannot serve for a reason
+// other than leadership (which clients follow by themselves).
+func (b *Broker) logCoordinatorError(what string, err error) {
+	if !errors.Is(err, kerr.NotCoordinator) && !errors.Is(err, kerr.CoordinatorLoadInProgress) {
+		b.logger.Error(what+" unavailable", "err", err)
 	}
-	return d, 0
 }
 
+// coordinatorFor returns the loaded shard coordinating transactional id
+// id, or the error code clients act on: NOT_COORDINATOR (look it up
+// again), COORDINATOR_LOAD_IN_PROGRESS (retry), INVALID_PRODUCER_ID_MAPPING
+// before any transactional state exists.
+func (b *Broker) coordinatorFor(id string) (*txnShard, int16) {
+	s, err := b.txns.get(id, false)
+	switch {
+	case errors.Is(err, errNoState):
+		return nil, kerr.InvalidProducerIDMapping.Code
+	case err != nil:
+		b.logCoordinatorError("transaction coordinator", err)
+		return nil, errCode(err)
+	}
+	return s, 0
+}
+
+// handleAddPartitionsToTxn serves v0-3, a client adding partitions to its
+// transaction, and v4, the batched form brokers send: with VerifyOnly it
+// only answers whether each partition is already in the transaction (the
+// KIP-890 check of a partition leader that does not coordinate the id).
 func (b *Broker) handleAddPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	if req.Version < 4 {
+		t := kmsg.NewAddPartitionsToTxnRequestTransaction()
+		t.TransactionalID, t.ProducerID, t.ProducerEpoch = req.TransactionalID, req.ProducerID, req.ProducerEpoch
+		for _, rt := range req.Topics {
+			tt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+			tt.Topic, tt.Partitions = rt.Topic, rt.Partitions
+			t.Topics = append(t.Topics, tt)
+		}
+		rt := b.addPartitionsToTxn(t)
+		resp.Topics = make([]kmsg.AddPartitionsToTxnResponseTopic, len(rt.Topics))
+		for i, t := range rt.Topics {
+			resp.Topics[i] = kmsg.AddPartitionsToTxnResponseTopic{Topic: t.Topic}
+			for _, p := range t.Partitions {
+				resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, kmsg.AddPartitionsToTxnResponseTopicPartition{Partition: p.Partition, ErrorCode: p.ErrorCode})
+			}
+		}
+		return resp
+	}
+	for _, t := range req.Transactions {
+		resp.Transactions = append(resp.Transactions, b.addPartitionsToTxn(t))
+	}
+	return resp
+}
+
+// addPartitionsToTxn serves one transaction of AddPartitionsToTxn.
+func (b *Broker) addPartitionsToTxn(t kmsg.AddPartitionsToTxnRequestTransaction) kmsg.AddPartitionsToTxnResponseTransaction {
+	rt := kmsg.NewAddPartitionsToTxnResponseTransaction()
+	rt.TransactionalID = t.TransactionalID
 	var parts []txn.TopicPartition
 	unknown := false
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			if !b.partitionExists(t.Topic, p) {
+	for _, tt := range t.Topics {
+		for _, p := range tt.Partitions {
+			if !b.partitionExists(tt.Topic, p) {
 				unknown = true
 			}
-			parts = append(parts, txn.TopicPartition{Topic: t.Topic, Partition: p})
+			parts = append(parts, txn.TopicPartition{Topic: tt.Topic, Partition: p})
 		}
 	}
-	code := int16(0)
-	if unknown {
-		code = kerr.UnknownTopicOrPartition.Code
-	} else if c, cc := b.coordinatorFor(); cc != 0 {
-		code = cc
-	} else {
-		code = errCode(c.do(txn.AddPartitions{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch, Partitions: parts}).Err)
+	var codes []int16 // per partition, in request order
+	s, code := b.coordinatorFor(t.TransactionalID)
+	switch {
+	case unknown:
+	case code != 0:
+	case t.VerifyOnly:
+		v := s.view()
+		for _, tp := range parts {
+			var err error
+			if tp.Topic == group.OffsetsTopic {
+				n := b.partitionCount(group.OffsetsTopic)
+				err = v.GroupsInTransaction(t.TransactionalID, t.ProducerID, t.ProducerEpoch, func(g string) bool { return group.PartitionFor(g, n) == tp.Partition })
+			} else {
+				err = v.InTransaction(t.ProducerID, t.ProducerEpoch, tp)
+			}
+			codes = append(codes, errCode(err))
+		}
+	default:
+		code = errCode(s.do(txn.AddPartitions{TransactionalID: t.TransactionalID, ProducerID: t.ProducerID, ProducerEpoch: t.ProducerEpoch, Partitions: parts}).Err)
 	}
-	for _, t := range req.Topics {
-		rt := kmsg.NewAddPartitionsToTxnResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+	i := 0
+	for _, tt := range t.Topics {
+		rtt := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
+		rtt.Topic = tt.Topic
+		for _, p := range tt.Partitions {
+			rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
 			rp.Partition, rp.ErrorCode = p, code
-			if unknown {
+			switch {
+			case unknown:
 				// Kafka names the missing partitions and marks the rest as
 				// not attempted.
 				rp.ErrorCode = kerr.OperationNotAttempted.Code
-				if !b.partitionExists(t.Topic, p) {
+				if !b.partitionExists(tt.Topic, p) {
 					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				}
+			case codes != nil:
+				rp.ErrorCode = codes[i]
 			}
-			rt.Partitions = append(rt.Partitions, rp)
+			i++
+			rtt.Partitions = append(rtt.Partitions, rp)
 		}
-		resp.Topics = append(resp.Topics, rt)
+		rt.Topics = append(rt.Topics, rtt)
 	}
-	return resp
+	return rt
 }
 
 // handleAddOffsetsToTxn adds a group to the transaction: its offsets,
 // sent with TxnOffsetCommit, commit or abort with it.
 func (b *Broker) handleAddOffsetsToTxn(req *kmsg.AddOffsetsToTxnRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
-	c, code := b.coordinatorFor()
+	c, code := b.coordinatorFor(req.TransactionalID)
 	if code != 0 {
 		resp.ErrorCode = code
 		return resp
 	}
-	if _, err := b.groups.shardFor(req.Group, true); err != nil {
+	// The group's offsets go to __consumer_offsets, wherever its
+	// coordinator runs: the topic must exist for the markers.
+	if _, err := b.ensureInternalTopic(b.groups.set.topic, true); err != nil {
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return resp
 	}
@@ -128,32 +191,56 @@ func (b *Broker) handleAddOffsetsToTxn(req *kmsg.AddOffsetsToTxnRequest) kmsg.Re
 	return resp
 }
 
-// handleTxnOffsetCommit confirms with the coordinator that the group is
-// in the producer's open transaction, then has the group's shard write
-// the offsets. As for produce (KIP-890), a guard taken on the group's
-// partition before the coordinator is asked refuses the write if the
-// transaction's marker reaches that partition in between.
+// handleTxnOffsetCommit confirms with the transaction coordinator that
+// the group is in the producer's open transaction, then has the group's
+// shard write the offsets. As for produce (KIP-890), a guard taken on the
+// group's partition before the coordinator is asked refuses the write if
+// the transaction's marker reaches that partition in between. When
+// another node coordinates the transactional id, it is asked as a
+// partition leader asks (verifyTxnOffsets).
 func (b *Broker) handleTxnOffsetCommit(ctx context.Context, c *server.Conn, req *kmsg.TxnOffsetCommitRequest) server.Reply {
-	tc, code := b.coordinatorFor()
-	var s *groupShard
-	if code == 0 {
-		var err error
-		if s, err = b.groups.shardFor(req.Group, true); err != nil || s == nil {
-			code = kerr.CoordinatorNotAvailable.Code
-		}
+	s, err := b.groups.shardFor(req.Group, true)
+	if err == nil && s == nil {
+		err = kerr.CoordinatorNotAvailable
 	}
-	if code != 0 {
-		resp := txnOffsetCommitError(req, code)
+	if err != nil {
+		b.logCoordinatorError("group coordinator", err)
+		resp := txnOffsetCommitError(req, errCode(err))
 		return func() (kmsg.Response, error) { return resp, nil }
 	}
 	guard := s.part.BeginVerification(req.ProducerID)
 	defer s.part.EndVerification(guard)
-	if code := errCode(tc.view().GroupInTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)); code != 0 {
+	if code := errCode(b.verifyTxnOffsets(req, s)); code != 0 {
 		resp := txnOffsetCommitError(req, code)
 		return func() (kmsg.Response, error) { return resp, nil }
 	}
 	b.txns.verified(txn.TopicPartition{Topic: s.part.Topic, Partition: s.part.Index})
 	return awaitResponse(ctx, s.stepVerified(group.Input{ClientID: c.ClientID, ClientHost: clientHost(c), Req: req}, guard))
+}
+
+// verifyTxnOffsets is the KIP-890 check of a TxnOffsetCommit, made on the
+// group's shard s: by this node's transaction shard when it coordinates
+// the transactional id, else by the coordinator, asked about the group's
+// __consumer_offsets partition.
+func (b *Broker) verifyTxnOffsets(req *kmsg.TxnOffsetCommitRequest, s *groupShard) error {
+	tc, err := b.txns.get(req.TransactionalID, false)
+	switch {
+	case err == nil:
+		return tc.view().GroupInTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+	case errors.Is(err, errNoState):
+		return kerr.InvalidProducerIDMapping
+	case !b.ctrl.Clustered() || !errors.Is(err, kerr.NotCoordinator):
+		return err
+	}
+	if s.part.InTransaction(req.ProducerID, req.ProducerEpoch) {
+		return nil
+	}
+	err = b.verifyRemote(req.TransactionalID, req.ProducerID, req.ProducerEpoch, txn.TopicPartition{Topic: s.part.Topic, Partition: s.part.Index})
+	if errors.Is(err, kerr.NotEnoughReplicas) {
+		// TxnOffsetCommit has no NOT_ENOUGH_REPLICAS: clients retry this.
+		return wrap(kerr.CoordinatorLoadInProgress, err)
+	}
+	return err
 }
 
 // txnOffsetCommitError answers every partition of req with code.
@@ -174,7 +261,7 @@ func txnOffsetCommitError(req *kmsg.TxnOffsetCommitRequest, code int16) *kmsg.Tx
 
 func (b *Broker) handleEndTxn(req *kmsg.EndTxnRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
-	c, code := b.coordinatorFor()
+	c, code := b.coordinatorFor(req.TransactionalID)
 	if code != 0 {
 		resp.ErrorCode = code
 		return resp
@@ -183,9 +270,10 @@ func (b *Broker) handleEndTxn(req *kmsg.EndTxnRequest) kmsg.Response {
 	return resp
 }
 
-// handleWriteTxnMarkers writes markers as a coordinator asks. On one node
-// the coordinator writes its markers directly; this is the same path for
-// a tool or, later, another node.
+// handleWriteTxnMarkers writes markers as a coordinator asks: another
+// node's coordinator for the partitions this node leads (interbroker.go),
+// or a tool. A coordinator writes the markers of partitions it leads
+// itself.
 func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
 	for _, m := range req.Markers {
@@ -208,9 +296,7 @@ func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kmsg.Re
 					// The group shard applies the outcome as it does for
 					// the coordinator's own markers, so the live state is
 					// what a replay of the partition gives.
-					if shards, _ := b.groups.load(false); int(p) < len(shards) && p >= 0 {
-						shards[p].completeTxn(m.ProducerID, m.Committed)
-					}
+					b.groups.completeTxn(p, m.ProducerID, m.Committed)
 				}
 				rt.Partitions = append(rt.Partitions, rp)
 			}
@@ -223,18 +309,20 @@ func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kmsg.Re
 
 func (b *Broker) handleDescribeTransactions(req *kmsg.DescribeTransactionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
-	c, err := b.txns.coordinator(false)
-	var known map[string]txn.Meta
-	if err == nil && c != nil {
-		known = c.describe(req.TransactionalIDs)
-	}
 	for _, id := range req.TransactionalIDs {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
 		st.TransactionalID = id
-		m, ok := known[id]
+		s, err := b.txns.get(id, false)
+		var m txn.Meta
+		var ok bool
+		if err == nil {
+			m, ok = s.describe([]string{id})[id]
+		}
 		switch {
+		case errors.Is(err, errNoState):
+			st.ErrorCode = kerr.TransactionalIDNotFound.Code
 		case err != nil:
-			st.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			st.ErrorCode = errCode(err)
 		case !ok:
 			st.ErrorCode = kerr.TransactionalIDNotFound.Code
 		default:
@@ -260,16 +348,10 @@ func (b *Broker) handleDescribeTransactions(req *kmsg.DescribeTransactionsReques
 	return resp
 }
 
+// handleListTransactions lists the transactional ids of the shards this
+// node runs (clients ask every broker, as Kafka's are asked).
 func (b *Broker) handleListTransactions(req *kmsg.ListTransactionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ListTransactionsResponse)
-	c, err := b.txns.coordinator(false)
-	if err != nil {
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		return resp
-	}
-	if c == nil {
-		return resp
-	}
 	states := wanted(req.StateFilters)
 	if len(req.StateFilters) == 0 {
 		states = wanted(nil)
@@ -279,16 +361,18 @@ func (b *Broker) handleListTransactions(req *kmsg.ListTransactionsRequest) kmsg.
 		pids[p] = true
 	}
 	now := time.Now().UnixMilli()
-	for _, m := range c.list() {
-		if !states(string(m.Status)) || (len(pids) > 0 && !pids[m.ProducerID]) {
-			continue
+	for _, s := range b.txns.set.loaded() {
+		for _, m := range s.list() {
+			if !states(string(m.Status)) || (len(pids) > 0 && !pids[m.ProducerID]) {
+				continue
+			}
+			if req.DurationFilterMillis > 0 && (m.Status != txn.Ongoing || now-m.StartMs < req.DurationFilterMillis) {
+				continue
+			}
+			st := kmsg.NewListTransactionsResponseTransactionState()
+			st.TransactionalID, st.ProducerID, st.TransactionState = m.TransactionalID, m.ProducerID, string(m.Status)
+			resp.TransactionStates = append(resp.TransactionStates, st)
 		}
-		if req.DurationFilterMillis > 0 && (m.Status != txn.Ongoing || now-m.StartMs < req.DurationFilterMillis) {
-			continue
-		}
-		st := kmsg.NewListTransactionsResponseTransactionState()
-		st.TransactionalID, st.ProducerID, st.TransactionState = m.TransactionalID, m.ProducerID, string(m.Status)
-		resp.TransactionStates = append(resp.TransactionStates, st)
 	}
 	return resp
 }

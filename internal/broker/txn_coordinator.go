@@ -4,17 +4,19 @@ package broker
 // machine, this file does its I/O. Transaction state is kept in the
 // compacted internal topic __transaction_state, one record per
 // transactional id (keyed by the id, its partition chosen as Kafka
-// chooses it), each made durable before the coordinator acts on it.
-// Markers are written straight to the local partitions: on one node the
-// coordinator leads every partition.
+// chooses it), each made durable before the coordinator acts on it. A
+// node runs one state machine (a txnShard) per __transaction_state
+// partition it leads, loaded when leadership arrives and unloaded when it
+// leaves (coordinator_shards.go). Markers go straight to the partitions
+// this node leads and as WriteTxnMarkers to the leaders of the others.
 //
-// Calls into the state machine are serialised by txnDriver.smu, which is
-// never held across I/O: each append, marker write and producer-id
-// allocation the state machine asks for runs on a goroutine of its own
-// (tracked by txnDriver.io, which the broker's Close waits for; they end
-// early with errTxnClosed when it stops) and reports back under smu. Lock
-// order: txnDriver.mu (loading), then txnDriver.smu; the goroutines take
-// partition and group-shard locks without holding either.
+// Calls into a shard's state machine are serialised by txnShard.smu,
+// which is never held across I/O: each append, marker write and
+// producer-id allocation the state machine asks for runs on a goroutine
+// of its own (tracked by txnShard.io, which unload waits for; they end
+// early with errTxnClosed when the shard stops) and reports back under
+// smu. The goroutines take partition and group-shard locks without
+// holding smu.
 
 import (
 	"encoding/json"
@@ -38,16 +40,29 @@ import (
 // TxnStateTopic is where the transaction coordinator keeps its state.
 const TxnStateTopic = "__transaction_state"
 
-// errTxnClosed ends the coordinator's I/O when the broker stops.
+// errTxnClosed ends a shard's I/O when it is unloaded or the broker stops.
 var errTxnClosed = errors.New("transaction coordinator closed")
 
-// txnDriver owns the coordinator and its state topic. mu serialises
-// loading; smu guards every field below it.
-type txnDriver struct {
-	b      *Broker
-	c      *txn.Coordinator
-	mu     sync.Mutex
-	loaded atomic.Bool
+// txnCoordinator is the transaction coordinator of this node: one shard
+// per __transaction_state partition it leads (coordinator_shards.go).
+type txnCoordinator struct {
+	b   *Broker
+	set *shardSet[*txnShard]
+
+	// afterVerify, set only by tests, runs once the coordinator has
+	// confirmed a transactional write to tp and before it is appended.
+	afterVerify atomic.Pointer[func(tp txn.TopicPartition)]
+}
+
+// txnShard is the state machine of one __transaction_state partition and
+// its I/O. smu guards every field below it.
+type txnShard struct {
+	b    *Broker
+	part *partition.Partition
+	c    *txn.Coordinator
+	// stop is closed when the shard is unloaded (or the broker stops):
+	// its I/O ends early.
+	stop chan struct{}
 
 	smu     sync.Mutex
 	token   uint64
@@ -56,16 +71,12 @@ type txnDriver struct {
 	closed  bool
 	idle    chan struct{} // closed once the state machine is idle, if set
 	io      sync.WaitGroup
-
-	// afterVerify, set only by tests, runs once the coordinator has
-	// confirmed a transactional write to tp and before it is appended.
-	afterVerify atomic.Pointer[func(tp txn.TopicPartition)]
 }
 
 // verified runs the test hook, if any, for a write the coordinator
 // confirmed.
-func (d *txnDriver) verified(tp txn.TopicPartition) {
-	if f := d.afterVerify.Load(); f != nil {
+func (tc *txnCoordinator) verified(tp txn.TopicPartition) {
+	if f := tc.afterVerify.Load(); f != nil {
 		(*f)(tp)
 	}
 }
@@ -75,194 +86,188 @@ func (d *txnDriver) verified(tp txn.TopicPartition) {
 // CONCURRENT_TRANSACTIONS (txn.Config.SettleWaitMs).
 const maxSettleWait = time.Second
 
-// newTxnDriver builds the driver; the coordinator is closed when the
-// broker stops, before its partitions close, and the broker's Close
-// waits for the coordinator's I/O to end.
-func newTxnDriver(b *Broker) *txnDriver {
-	d := &txnDriver{b: b, waiting: map[uint64]chan txn.Response{}}
-	s := b.settings
-	d.c = txn.New(txn.Config{
-		MaxTimeoutMs:   s.Int("transaction.max.timeout.ms"),
-		IDExpirationMs: s.Int("transactional.id.expiration.ms"),
-		SettleWaitMs:   maxSettleWait.Milliseconds(),
-	})
-	d.timer = time.AfterFunc(time.Hour, d.tick)
-	d.timer.Stop()
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		<-b.stop
-		d.close()
-	}()
-	return d
+func newTxnCoordinator(b *Broker) *txnCoordinator {
+	tc := &txnCoordinator{b: b}
+	tc.set = newShardSet(b, internalTopic{
+		name:       TxnStateTopic,
+		partitions: int32(b.settings.Int("transaction.state.log.num.partitions")),
+		configs:    map[string]string{"cleanup.policy": "compact"},
+	}, tc.open)
+	return tc
 }
 
-// close stops the state machine, answers every waiting request with
-// ErrClosed and waits for the I/O in flight, which the broker's stop
-// cuts short.
-func (d *txnDriver) close() {
-	d.smu.Lock()
-	d.closed = true
-	d.timer.Stop()
-	d.deliverLocked(d.c.Close().Responses)
-	for tok, ch := range d.waiting {
+// get returns the shard coordinating transactional id, creating
+// __transaction_state first if create is set (see shardSet.get).
+func (tc *txnCoordinator) get(id string, create bool) (*txnShard, error) {
+	return tc.set.get(id, create)
+}
+
+// open replays a partition into a new shard, then completes what it left
+// prepared: the shard serves once recovery has tried (like the rest of a
+// start, in dependency order). A transaction it could not complete stays
+// prepared for the ticker.
+func (tc *txnCoordinator) open(part *partition.Partition) (*txnShard, error) {
+	b := tc.b
+	s := &txnShard{b: b, part: part, waiting: map[uint64]chan txn.Response{}, stop: make(chan struct{})}
+	cfg := b.settings
+	s.c = txn.New(txn.Config{
+		MaxTimeoutMs:   cfg.Int("transaction.max.timeout.ms"),
+		IDExpirationMs: cfg.Int("transactional.id.expiration.ms"),
+		SettleWaitMs:   maxSettleWait.Milliseconds(),
+	})
+	s.timer = time.AfterFunc(time.Hour, s.tick)
+	s.timer.Stop()
+	if err := s.replay(part); err != nil {
+		return nil, err
+	}
+	go func() {
+		select {
+		case <-b.stop:
+			s.unload()
+		case <-s.stop:
+		}
+	}()
+	idle := make(chan struct{})
+	s.smu.Lock()
+	s.idle = idle
+	s.applyLocked(s.c.Loaded(nowMs()))
+	s.smu.Unlock()
+	<-idle
+	return s, nil
+}
+
+// unload stops the state machine, answers every waiting request with
+// NOT_COORDINATOR (txn.ErrClosed) and waits for the I/O in flight, which
+// it cuts short.
+func (s *txnShard) unload() {
+	s.smu.Lock()
+	if s.closed {
+		s.smu.Unlock()
+		s.io.Wait()
+		return
+	}
+	s.closed = true
+	close(s.stop)
+	s.timer.Stop()
+	s.deliverLocked(s.c.Close().Responses)
+	for tok, ch := range s.waiting {
 		ch <- txn.Response{Token: tok, ProducerID: -1, ProducerEpoch: -1, Err: txn.ErrClosed}
-		delete(d.waiting, tok)
+		delete(s.waiting, tok)
 	}
-	if d.idle != nil {
-		close(d.idle)
-		d.idle = nil
+	if s.idle != nil {
+		close(s.idle)
+		s.idle = nil
 	}
-	d.smu.Unlock()
-	d.io.Wait()
+	s.smu.Unlock()
+	s.io.Wait()
 }
 
 // do steps one request and waits for its response.
-func (d *txnDriver) do(req txn.Request) txn.Response {
+func (s *txnShard) do(req txn.Request) txn.Response {
 	ch := make(chan txn.Response, 1)
-	d.smu.Lock()
-	if d.closed {
-		d.smu.Unlock()
+	s.smu.Lock()
+	if s.closed {
+		s.smu.Unlock()
 		return txn.Response{ProducerID: -1, ProducerEpoch: -1, Err: txn.ErrClosed}
 	}
-	d.token++
-	tok := d.token
-	d.waiting[tok] = ch
-	d.applyLocked(d.c.Step(nowMs(), txn.Input{Token: tok, Req: req}))
-	d.smu.Unlock()
+	s.token++
+	tok := s.token
+	s.waiting[tok] = ch
+	s.applyLocked(s.c.Step(nowMs(), txn.Input{Token: tok, Req: req}))
+	s.smu.Unlock()
 	return <-ch
 }
 
 // report runs a report into the state machine and carries out its Ready.
-func (d *txnDriver) report(f func(nowMs int64) txn.Ready) {
-	d.smu.Lock()
-	defer d.smu.Unlock()
-	if !d.closed {
-		d.applyLocked(f(nowMs()))
+func (s *txnShard) report(f func(nowMs int64) txn.Ready) {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if !s.closed {
+		s.applyLocked(f(nowMs()))
 	}
 }
 
-func (d *txnDriver) tick() { d.report(d.c.Tick) }
+func (s *txnShard) tick() { s.report(s.c.Tick) }
 
-// view is the coordinator's published snapshot, read without a lock.
-func (d *txnDriver) view() *txn.View { return d.c.View() }
+// view is the shard's published snapshot, read without a lock.
+func (s *txnShard) view() *txn.View { return s.c.View() }
 
 // describe and list read the state machine under smu (in memory only).
-func (d *txnDriver) describe(ids []string) map[string]txn.Meta {
-	d.smu.Lock()
-	defer d.smu.Unlock()
-	return d.c.Describe(ids)
+func (s *txnShard) describe(ids []string) map[string]txn.Meta {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return s.c.Describe(ids)
 }
 
-func (d *txnDriver) list() []txn.Meta {
-	d.smu.Lock()
-	defer d.smu.Unlock()
-	return d.c.List()
+func (s *txnShard) list() []txn.Meta {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return s.c.List()
 }
 
-// goLocked runs f on a goroutine the broker's Close waits for.
-func (d *txnDriver) goLocked(f func()) {
-	if d.closed {
+// goLocked runs f on a goroutine that unload waits for.
+func (s *txnShard) goLocked(f func()) {
+	if s.closed {
 		return
 	}
-	d.io.Add(1)
+	s.io.Add(1)
 	go func() {
-		defer d.io.Done()
+		defer s.io.Done()
 		f()
 	}()
 }
 
 // applyLocked carries out a Ready: its I/O on goroutines that report
 // back, its responses to the waiting requests, its timer.
-func (d *txnDriver) applyLocked(rd txn.Ready) {
+func (s *txnShard) applyLocked(rd txn.Ready) {
 	for _, a := range rd.Appends {
-		d.goLocked(func() {
-			err := d.put(a.TransactionalID, a.Meta)
-			d.report(func(now int64) txn.Ready { return d.c.AppendDone(now, a.ID, err) })
+		s.goLocked(func() {
+			err := s.put(a.TransactionalID, a.Meta)
+			s.report(func(now int64) txn.Ready { return s.c.AppendDone(now, a.ID, err) })
 		})
 	}
 	for _, m := range rd.Markers {
-		d.goLocked(func() {
-			err := d.writeMarkers(m.Meta, m.Commit)
-			d.report(func(now int64) txn.Ready { return d.c.MarkersDone(now, m.ID, err) })
+		s.goLocked(func() {
+			err := s.writeMarkers(m.Meta, m.Commit)
+			s.report(func(now int64) txn.Ready { return s.c.MarkersDone(now, m.ID, err) })
 		})
 	}
 	if n := rd.NeedProducerIDs; n > 0 {
-		d.goLocked(func() {
+		s.goLocked(func() {
 			for range n {
-				pid, err := d.b.nextProducerID()
+				pid, err := s.b.nextProducerID()
 				if err != nil {
 					err = wrap(kerr.CoordinatorNotAvailable, err)
 				}
-				d.report(func(now int64) txn.Ready { return d.c.ProducerID(now, pid, err) })
+				s.report(func(now int64) txn.Ready { return s.c.ProducerID(now, pid, err) })
 			}
 		})
 	}
 	for _, err := range rd.Errors {
 		// Left prepared or open: the ticker retries it.
-		d.b.logger.Error("transaction coordinator", "err", err)
+		s.b.logger.Error("transaction coordinator", "partition", s.part.Index, "err", err)
 	}
-	d.deliverLocked(rd.Responses)
-	if rd.Deadline != 0 && !d.closed {
-		d.timer.Reset(max(time.Duration(rd.Deadline-nowMs())*time.Millisecond, minTickInterval))
+	s.deliverLocked(rd.Responses)
+	if rd.Deadline != 0 && !s.closed {
+		s.timer.Reset(max(time.Duration(rd.Deadline-nowMs())*time.Millisecond, minTickInterval))
 	}
-	if d.idle != nil && d.c.Idle() {
-		close(d.idle)
-		d.idle = nil
+	if s.idle != nil && s.c.Idle() {
+		close(s.idle)
+		s.idle = nil
 	}
 }
 
-func (d *txnDriver) deliverLocked(rs []txn.Response) {
+func (s *txnShard) deliverLocked(rs []txn.Response) {
 	for _, r := range rs {
-		if ch, ok := d.waiting[r.Token]; ok {
+		if ch, ok := s.waiting[r.Token]; ok {
 			ch <- r
-			delete(d.waiting, r.Token)
+			delete(s.waiting, r.Token)
 		}
 	}
-}
-
-// coordinator returns the driver once the coordinator's state is loaded,
-// creating __transaction_state if create is set and it does not exist
-// yet; nil when it does not exist and create is not set.
-func (d *txnDriver) coordinator(create bool) (*txnDriver, error) {
-	if d.loaded.Load() {
-		return d, nil
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.loaded.Load() {
-		return d, nil
-	}
-	b := d.b
-	exists, err := b.ensureInternalTopic(internalTopic{
-		name:       TxnStateTopic,
-		partitions: int32(b.settings.Int("transaction.state.log.num.partitions")),
-		configs:    map[string]string{"cleanup.policy": "compact"},
-	}, create)
-	if err != nil || !exists {
-		return nil, err
-	}
-	for _, part := range b.internalPartitions(TxnStateTopic) {
-		if err := d.replay(part); err != nil {
-			return nil, err
-		}
-	}
-	// Recovery completes the transactions left prepared, and the broker
-	// starts serving once it has tried: like the rest of the start, in
-	// dependency order. One it could not complete stays prepared for the
-	// ticker and never fails the start.
-	idle := make(chan struct{})
-	d.smu.Lock()
-	d.idle = idle
-	d.applyLocked(d.c.Loaded(nowMs()))
-	d.smu.Unlock()
-	<-idle
-	d.loaded.Store(true)
-	return d, nil
 }
 
 // replay loads one partition's records into the state machine.
-func (d *txnDriver) replay(part *partition.Partition) error {
+func (s *txnShard) replay(part *partition.Partition) error {
 	return replayPartition(part, func(data []byte, h batch.Header) error {
 		recs, err := batch.Records(data)
 		if err != nil {
@@ -270,28 +275,22 @@ func (d *txnDriver) replay(part *partition.Partition) error {
 		}
 		for _, r := range recs {
 			if r.Value == nil {
-				d.c.Replay(string(r.Key), nil)
+				s.c.Replay(string(r.Key), nil)
 				continue
 			}
 			var m txn.Meta
 			if err := json.Unmarshal(r.Value, &m); err != nil {
 				return fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, h.BaseOffset+int64(r.OffsetDelta), err)
 			}
-			d.c.Replay(string(r.Key), &m)
+			s.c.Replay(string(r.Key), &m)
 		}
 		return nil
 	})
 }
 
-// put makes one state record durable (a nil m is a tombstone).
-func (d *txnDriver) put(id string, m *txn.Meta) error {
-	// The topic's own partition count, not the setting: a changed
-	// setting must not move an id's records to another partition.
-	n := d.b.partitionCount(TxnStateTopic)
-	part, kerrc := d.b.partition(TxnStateTopic, group.PartitionFor(id, n))
-	if kerrc != nil {
-		return kerrc
-	}
+// put makes one state record durable in the shard's partition (a nil m
+// is a tombstone).
+func (s *txnShard) put(id string, m *txn.Meta) error {
 	rec := batch.Record{Key: []byte(id)}
 	if m != nil {
 		v, err := json.Marshal(m)
@@ -300,92 +299,134 @@ func (d *txnDriver) put(id string, m *txn.Meta) error {
 		}
 		rec.Value = v
 	}
-	durable, err := appendInternal(part, batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{rec}, nil)
+	durable, err := appendInternal(s.part, batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{rec}, nil)
 	if err != nil {
 		return err
 	}
-	if err := d.wait(durable); err != nil {
+	if err := s.wait(durable); err != nil {
 		return fmt.Errorf("%w: %v", txn.ErrOutcomeUnknown, err)
 	}
 	return nil
 }
 
-// wait waits for a durability report, or for the broker to stop.
-func (d *txnDriver) wait(ch <-chan error) error {
+// wait waits for a durability report, or for the shard to stop.
+func (s *txnShard) wait(ch <-chan error) error {
 	select {
 	case err := <-ch:
 		return err
-	case <-d.b.stop:
+	case <-s.stop:
 		return errTxnClosed
 	}
 }
 
-// writeMarkers writes a marker in every partition of the transaction,
-// all durable before it returns.
-func (d *txnDriver) writeMarkers(m *txn.Meta, commit bool) error {
-	if d.b.cfg.Faults.PassUntil(faults.TxnBeforeMarkers, d.b.stop) {
+// writeMarkers writes a marker in every partition of the transaction and
+// in each group's __consumer_offsets partition, all durable before it
+// returns. Partitions this node leads are written here; the others are
+// sent to their leaders as WriteTxnMarkers (interbroker.go). The marker
+// carries the leader epoch of the shard's partition as coordinator epoch.
+func (s *txnShard) writeMarkers(m *txn.Meta, commit bool) error {
+	b := s.b
+	if b.cfg.Faults.PassUntil(faults.TxnBeforeMarkers, s.stop) {
 		return errTxnClosed
 	}
+	coordEpoch := s.part.LeaderEpoch()
+	targets := make([]txn.TopicPartition, 0, len(m.Partitions)+len(m.Groups))
+	targets = append(targets, m.Partitions...)
+	// Each group's offsets live in one __consumer_offsets partition; a
+	// marker there ends them, and the group shard then makes them
+	// visible (commit) or drops them (abort).
+	if len(m.Groups) > 0 {
+		n := b.partitionCount(group.OffsetsTopic)
+		if n == 0 {
+			return fmt.Errorf("groups %v: %s does not exist", m.Groups, group.OffsetsTopic)
+		}
+		for _, g := range m.Groups {
+			tp := txn.TopicPartition{Topic: group.OffsetsTopic, Partition: group.PartitionFor(g, n)}
+			if !slices.Contains(targets, tp) {
+				targets = append(targets, tp)
+			}
+		}
+	}
 	var waits []<-chan error
-	for _, tp := range m.Partitions {
-		part, kerrc := d.b.partition(tp.Topic, tp.Partition)
-		if kerrc != nil {
+	var offsetParts []*partition.Partition
+	remote := map[int32][]txn.TopicPartition{}
+	for _, tp := range targets {
+		leader, ok := b.leaderOf(tp.Topic, tp.Partition)
+		if !ok {
 			continue // the topic was deleted: nothing left to mark
 		}
-		end, err := part.AppendMarker(m.ProducerID, m.ProducerEpoch, commit, 0)
+		if leader != b.cfg.NodeID {
+			if leader < 0 {
+				return fmt.Errorf("marker for %s-%d: the partition has no leader", tp.Topic, tp.Partition)
+			}
+			remote[leader] = append(remote[leader], tp)
+			continue
+		}
+		part, kerrc := b.partition(tp.Topic, tp.Partition)
+		if kerrc != nil {
+			return fmt.Errorf("marker for %s-%d: %w", tp.Topic, tp.Partition, kerrc)
+		}
+		end, err := part.AppendMarker(m.ProducerID, m.ProducerEpoch, commit, coordEpoch)
 		if err != nil {
 			return fmt.Errorf("marker for %s-%d: %w", tp.Topic, tp.Partition, err)
 		}
 		waits = append(waits, part.WaitDurable(end))
+		if tp.Topic == group.OffsetsTopic {
+			offsetParts = append(offsetParts, part)
+		}
 	}
-	// Each group's offsets live in one __consumer_offsets partition; a
-	// marker there ends them, and the group shard then makes them
-	// visible (commit) or drops them (abort).
-	var shards []*groupShard
-	for _, g := range m.Groups {
-		s, err := d.b.groups.shardFor(g, true)
-		if err != nil {
-			return fmt.Errorf("group %q: %w", g, err)
-		}
-		if slices.Contains(shards, s) {
-			continue
-		}
-		shards = append(shards, s)
-		end, err := s.part.AppendMarker(m.ProducerID, m.ProducerEpoch, commit, 0)
-		if err != nil {
-			return fmt.Errorf("marker for group %q: %w", g, err)
-		}
-		waits = append(waits, s.part.WaitDurable(end))
+	errs := make(chan error, len(remote))
+	for node, tps := range remote {
+		go func() { errs <- b.sendMarkers(s.stop, node, m.ProducerID, m.ProducerEpoch, commit, coordEpoch, tps) }()
 	}
+	var firstErr error
 	for _, w := range waits {
-		if err := d.wait(w); err != nil {
-			return err
+		if err := s.wait(w); err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
-	for _, s := range shards {
-		s.completeTxn(m.ProducerID, commit)
+	for range remote {
+		if err := <-errs; err != nil && firstErr == nil {
+			firstErr = err
+		}
 	}
-	if d.b.cfg.Faults.PassUntil(faults.TxnBeforeComplete, d.b.stop) {
+	if firstErr != nil {
+		return firstErr
+	}
+	for _, part := range offsetParts {
+		b.groups.completeTxn(part.Index, m.ProducerID, commit)
+	}
+	if b.cfg.Faults.PassUntil(faults.TxnBeforeComplete, s.stop) {
 		return errTxnClosed
 	}
 	return nil
 }
 
-// verifyTxnBatch is the KIP-890 check for a transactional batch, read
-// from the coordinator's published view without a lock.
-func (b *Broker) verifyTxnBatch(topic string, partition int32, h batch.Header) error {
-	d, err := b.txns.coordinator(false)
-	if err != nil {
-		return wrap(kerr.CoordinatorNotAvailable, err)
-	}
-	if d == nil {
+// verifyTxnBatch is the KIP-890 check for a transactional batch of
+// transactional id id. When this node coordinates id, the shard's
+// published view answers without a lock. Otherwise the coordinator is
+// asked (AddPartitionsToTxn with VerifyOnly, as Kafka's partition leaders
+// ask), unless the partition already holds the producer's open
+// transaction at this epoch: that transaction was verified when it began
+// here, and a marker ending it would have closed it.
+func (b *Broker) verifyTxnBatch(id string, part *partition.Partition, h batch.Header) error {
+	s, err := b.txns.get(id, false)
+	switch {
+	case err == nil:
+		return s.view().InTransaction(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: part.Topic, Partition: part.Index})
+	case errors.Is(err, errNoState):
 		return kerr.InvalidProducerIDMapping
+	case !b.ctrl.Clustered() || !errors.Is(err, kerr.NotCoordinator):
+		return err
 	}
-	return d.view().InTransaction(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition})
+	if part.InTransaction(h.ProducerID, h.ProducerEpoch) {
+		return nil
+	}
+	return b.verifyRemote(id, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: part.Topic, Partition: part.Index})
 }
 
 // txnTicker finishes failed completions, aborts timed-out transactions
-// and expires idle ids.
+// and expires idle ids, in every loaded shard.
 func (b *Broker) txnTicker() {
 	defer b.wg.Done()
 	t := time.NewTicker(time.Duration(b.settings.Int("transaction.abort.timed.out.transaction.cleanup.interval.ms")) * time.Millisecond)
@@ -395,8 +436,8 @@ func (b *Broker) txnTicker() {
 		case <-b.stop:
 			return
 		case <-t.C:
-			if d, err := b.txns.coordinator(false); err == nil && d != nil {
-				d.tick()
+			for _, s := range b.txns.set.loaded() {
+				s.tick()
 			}
 		}
 	}
@@ -412,4 +453,15 @@ func (b *Broker) partitionCount(topic string) int32 {
 		}
 	})
 	return n
+}
+
+// leaderOf is the leader the image names for a partition (-1: none); ok
+// is false when the partition does not exist.
+func (b *Broker) leaderOf(topic string, index int32) (leader int32, ok bool) {
+	b.ctrl.View(func(im *metadata.Image) {
+		if t, found := im.Topics[topic]; found && index >= 0 && int(index) < len(t.Partitions) {
+			leader, ok = t.Partitions[index].Leader, true
+		}
+	})
+	return leader, ok
 }

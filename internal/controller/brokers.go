@@ -52,15 +52,15 @@ func (c *Controller) checkReplicationFactor(im *metadata.Image, rf int16) error 
 // node leads them all. In a cluster the leaders go round-robin over the
 // registered brokers in id order, starting where the previous placement
 // stopped, so topics of few partitions do not all land on the first
-// broker; an internal topic stays on this node (the controller that
-// creates it) until the coordinators follow partition leadership.
+// broker. Internal topics are placed alike: each coordinator shard runs
+// on its partition's leader.
 // Callers hold writeMu (plan runs under it), which guards placeNext.
 func (c *Controller) partitionRecords(im *metadata.Image, id metadata.TopicID, internal bool, from, to int32) []metadata.Record {
 	brokers := im.BrokerIDs()
 	var recs []metadata.Record
 	for i := from; i < to; i++ {
 		leader := c.nodeID
-		if c.Clustered() && !internal && len(brokers) > 0 {
+		if c.Clustered() && len(brokers) > 0 {
 			leader = brokers[c.placeNext%len(brokers)]
 			c.placeNext++
 		}

@@ -279,8 +279,17 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 			return metadata.TopicID{}, 0, fail(kerr.InvalidConfig, "%v", err)
 		}
 	}
+	// A coordinator creates its internal topic from whichever node a
+	// client asked: in a quorum that node proposes the topic itself (the
+	// Raft library forwards a follower's proposal to the leader), and a
+	// topic another node created first makes the batch not apply, so the
+	// change is planned again and finds it (TOPIC_ALREADY_EXISTS).
+	commit := c.store.commit
+	if q, ok := c.store.(*quorum); ok && req.Internal {
+		commit = func(recs []metadata.Record) error { return q.propose(recs, true, nil) }
+	}
 	var id metadata.TopicID
-	err := c.change(func(im *metadata.Image) ([]metadata.Record, error) {
+	err := c.changeVia(func(im *metadata.Image) ([]metadata.Record, error) {
 		if _, ok := im.Topics[req.Name]; ok {
 			return nil, fail(kerr.TopicAlreadyExists, "topic %q already exists", req.Name)
 		}
@@ -295,7 +304,7 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 		id = metadata.NewTopicID()
 		recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: req.Name, ID: id, Configs: req.Configs, Internal: req.Internal}}}
 		return append(recs, c.partitionRecords(im, id, req.Internal, 0, parts)...), nil
-	})
+	}, commit)
 	if err != nil {
 		return metadata.TopicID{}, 0, err
 	}

@@ -183,6 +183,15 @@ func (p *Partition) LeaderEpoch() int32 {
 	return p.leaderEpoch
 }
 
+// SetLeader records the leader epoch and ISR the metadata gives this
+// replica while it stays leader; batches appended from now on carry the
+// new epoch.
+func (p *Partition) SetLeader(epoch int32, isr []int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.leaderEpoch, p.isr = epoch, append([]int32(nil), isr...)
+}
+
 // ISR is the in-sync replica set.
 func (p *Partition) ISR() []int32 {
 	p.mu.Lock()

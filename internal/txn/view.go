@@ -2,6 +2,7 @@ package txn
 
 import (
 	"maps"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -97,6 +98,13 @@ func (v *View) InTransaction(pid int64, epoch int16, tp TopicPartition) error {
 // checked before a TxnOffsetCommit is written, as KIP-890 checks data
 // writes.
 func (v *View) GroupInTransaction(id string, pid int64, epoch int16, group string) error {
+	return v.GroupsInTransaction(id, pid, epoch, func(g string) bool { return g == group })
+}
+
+// GroupsInTransaction is GroupInTransaction for any group match accepts:
+// a broker that hosts the groups of one __consumer_offsets partition asks
+// whether one of them is in the transaction.
+func (v *View) GroupsInTransaction(id string, pid int64, epoch int16, match func(group string) bool) error {
 	p, ok := v.shards[shardOf(pid)][pid]
 	switch {
 	case !ok || p.TransactionalID != id:
@@ -105,7 +113,7 @@ func (v *View) GroupInTransaction(id string, pid int64, epoch int16, group strin
 		return kerr.ProducerFenced
 	case epoch > p.ProducerEpoch:
 		return kerr.InvalidProducerEpoch
-	case p.Status != Ongoing || !containsString(p.Groups, group):
+	case p.Status != Ongoing || !slices.ContainsFunc(p.Groups, match):
 		return kerr.InvalidTxnState
 	}
 	return nil
