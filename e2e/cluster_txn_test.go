@@ -310,39 +310,7 @@ func TestClusterConsumeTransformProduceCommitsOffsetsWithCoordinatorsOnTwoBroker
 			t.Fatal("every transactional id tried is coordinated by the group's node")
 		}
 	}
-	sess, err := kgo.NewGroupTransactSession(
-		kgo.SeedBrokers(tc.c.Nodes[(leader+1)%3].Addr),
-		kgo.TransactionalID(txnID), kgo.DefaultProduceTopic("ctp-out"),
-		kgo.ConsumerGroup(groupID), kgo.ConsumeTopics("ctp-in"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	done := 0
-	for done < n {
-		fs := sess.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("transformed %d of %d records", done, n)
-		}
-		if err := sess.Begin(); err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		fs.EachRecord(func(r *kgo.Record) {
-			got++
-			sess.Produce(ctx, &kgo.Record{Key: r.Key, Value: append([]byte("out-"), r.Value...)}, nil)
-		})
-		committed, err := sess.End(ctx, kgo.TryCommit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if committed {
-			done += got
-		}
-	}
+	transformAll(t, ctx, tc.c.Nodes[(leader+1)%3].Addr, groupID, txnID, "ctp-in", "ctp-out", n)
 	seen := readCommitted(t, tc.c.Nodes[leader].Addr, "ctp-out", n)
 	for i := range n {
 		if c := seen["out-"+strconv.Itoa(i)]; c != 1 {
@@ -372,5 +340,126 @@ func TestClusterConsumeTransformProduceCommitsOffsetsWithCoordinatorsOnTwoBroker
 			t.Fatalf("group %s (coordinator node %d) committed %+v (%v); want the input's end offsets %+v", groupID, gnode, offs, err, ends)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// transformAll runs a consume-transform-produce session over topic in
+// until it has committed the transformation of want records, and returns
+// how many it committed.
+func transformAll(t *testing.T, ctx context.Context, addr, groupID, txnID, in, out string, want int) int {
+	t.Helper()
+	sess, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(addr),
+		kgo.TransactionalID(txnID), kgo.DefaultProduceTopic(out),
+		kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(in),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	done := 0
+	for done < want {
+		fs := sess.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("transformed %d of %d records", done, want)
+		}
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			sess.Produce(ctx, &kgo.Record{Key: r.Key, Value: append([]byte("out-"), r.Value...)}, nil)
+		})
+		committed, err := sess.End(ctx, kgo.TryCommit)
+		if err != nil {
+			t.Logf("end of a transaction: %v (retried)", err)
+			continue
+		}
+		if committed {
+			done += got
+		}
+	}
+	return done
+}
+
+func TestClusterCoordinatorsReloadAfterTheirBrokerIsKilled(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitController(15 * time.Second)
+	tc.createTopicN(leader, "reload-in", 6)
+	tc.createTopicN(leader, "reload-out", 6)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	// A group, a transactional id and a second transactional id, all
+	// coordinated by one node, which is then killed.
+	const groupID = "reload-group"
+	node := tc.coordinatorOf(leader, 0, groupID)
+	pick := func(prefix string) string {
+		for k := 0; k < 200; k++ {
+			id := prefix + strconv.Itoa(k)
+			if tc.coordinatorOf(leader, 1, id) == node {
+				return id
+			}
+		}
+		t.Fatalf("no transactional id coordinated by node %d", node)
+		return ""
+	}
+	txnID, hangingID := pick("reload-txn-"), pick("reload-hanging-")
+	other := (int(node) % 3) // index of a node that stays up
+	addr := tc.c.Nodes[other].Addr
+
+	const n = 120
+	pcl := newClient(t, addr, kgo.DefaultProduceTopic("reload-in"))
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := pcl.ProduceSync(ctx, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(0, n/2)
+	transformAll(t, ctx, addr, groupID, txnID, "reload-in", "reload-out", n/2)
+
+	// A transaction left open on the coordinator's node when it dies.
+	hang := newClient(t, addr, kgo.TransactionalID(hangingID), kgo.DefaultProduceTopic("reload-out"))
+	if err := hang.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := hang.ProduceSync(ctx, &kgo.Record{Value: []byte("hanging")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	tc.c.Kill(int(node - 1))
+	if err := tc.c.Start(int(node - 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The restarted node reloads its coordinators: the group resumes from
+	// its committed offsets, the transactional id from its epoch, and
+	// the open transaction is aborted when its id starts again.
+	again := newClient(t, addr, kgo.TransactionalID(hangingID), kgo.DefaultProduceTopic("reload-out"))
+	if err := again.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.ProduceSync(ctx, &kgo.Record{Value: []byte("after-restart")}).FirstErr(); err != nil {
+		t.Fatalf("the hanging id's new producer: %v", err)
+	}
+	if err := again.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("the hanging id's new producer commits: %v", err)
+	}
+	produce(n/2, n)
+	transformAll(t, ctx, addr, groupID, txnID, "reload-in", "reload-out", n/2)
+
+	seen := readCommitted(t, addr, "reload-out", n+1)
+	for i := range n {
+		if c := seen["out-"+strconv.Itoa(i)]; c != 1 {
+			t.Fatalf("output of record %d read %d times; want exactly once", i, c)
+		}
+	}
+	if seen["hanging"] != 0 || seen["after-restart"] != 1 {
+		t.Fatalf("the transaction left open read %d times, its successor %d; want 0 and 1", seen["hanging"], seen["after-restart"])
 	}
 }
