@@ -81,8 +81,11 @@ type Broker struct {
 	peerClient *kgo.Client
 
 	// resigned tracks the goroutines closing partitions this node no
-	// longer leads (reconcile); Close waits for them.
+	// longer leads (reconcile); Close waits for them. rmu serialises
+	// reconciles and guards closing, the partitions being closed.
 	resigned sync.WaitGroup
+	rmu      sync.Mutex
+	closing  map[partitionKey]struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -126,6 +129,7 @@ func Open(cfg Config) (*Broker, error) {
 		fetchWaiting: make(chan struct{}, cfg.Settings.Int("fetch.max.waiting")),
 		stop:         make(chan struct{}),
 		incarnation:  newIncarnation(),
+		closing:      map[partitionKey]struct{}{},
 	}
 	var openErr error
 	ctrl.View(func(im *metadata.Image) {
@@ -388,8 +392,13 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 // once, so no request is served for it from here on, and then its
 // coordinator shard is unloaded and its log closed on a goroutine:
 // unloading waits for the shard's I/O, which may need the metadata image
-// this call holds locked. Its files stay: this node may lead it again.
+// this call holds locked. Its files stay: this node may lead it again,
+// and a partition led again before its close is done is opened once the
+// close is done (by a later reconcile), never twice at once. The caller
+// holds the image (apply, or View); rmu serialises reconciles.
 func (b *Broker) reconcile(im *metadata.Image) {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
 	type step struct {
 		t   *metadata.Topic
 		i   int32
@@ -428,6 +437,8 @@ func (b *Broker) reconcile(im *metadata.Image) {
 		b.pmu.Unlock()
 	}
 	for _, s := range closes {
+		key := partitionKey{s.t.Name, s.i}
+		b.closing[key] = struct{}{}
 		b.resigned.Add(1)
 		go func() {
 			defer b.resigned.Done()
@@ -435,9 +446,22 @@ func (b *Broker) reconcile(im *metadata.Image) {
 			if err := s.cur.Close(); err != nil {
 				b.logger.Error("close partition", "topic", s.t.Name, "partition", s.i, "err", err)
 			}
+			b.rmu.Lock()
+			delete(b.closing, key)
+			b.rmu.Unlock()
+			select {
+			case <-b.stop:
+			default:
+				// Led again meanwhile: opened now.
+				b.ctrl.View(b.reconcile)
+			}
 		}()
 	}
 	for _, s := range opens {
+		key := partitionKey{s.t.Name, s.i}
+		if _, ok := b.closing[key]; ok {
+			continue // still closing: the close's own reconcile opens it
+		}
 		p, err := b.openPartitionFiles(s.t, s.i)
 		if err != nil {
 			b.logger.Error("open partition", "topic", s.t.Name, "partition", s.i, "err", err)
@@ -448,6 +472,12 @@ func (b *Broker) reconcile(im *metadata.Image) {
 		b.pmu.Unlock()
 		b.loadCoordinator(p)
 	}
+}
+
+// partitionKey names a partition.
+type partitionKey struct {
+	topic string
+	index int32
 }
 
 // loadCoordinator starts loading the coordinator shard of p, when p is a
