@@ -4,7 +4,9 @@ package broker
 // (read_uncommitted) or the last stable offset (read_committed, v4+).
 // v7+ fetch sessions (KIP-227) are declined: the response carries session
 // id 0, so clients send full fetches. v9+ checks the current leader epoch;
-// v13+ names topics by id. The response stays within max.bytes (v3+) and
+// v13+ names topics by id. A partition led elsewhere gets
+// NOT_LEADER_OR_FOLLOWER with the current leader (v12+) and its endpoint
+// (v16+), KIP-951 (leader_hints.go). The response stays within max.bytes (v3+) and
 // each partition within its partition max bytes, except that the first
 // batch of the first partition with data is returned whole (KIP-74). An
 // answer with fewer than min.bytes waits up to max.wait.ms, woken whenever
@@ -45,6 +47,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBu
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	var targets []fetchTarget
 	hasError := false
+	var hints hintedBrokers
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		ot := &resp.Topics[i]
@@ -73,6 +76,14 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBu
 				var kerrc *kerr.Error
 				if part, kerrc = b.partition(name, rp.Partition); kerrc == kerr.NotLeaderForPartition {
 					partErr = kerrc
+					if req.Version >= 12 {
+						if leader, epoch, br, ok := b.leaderHint(name, rp.Partition); ok {
+							op.CurrentLeader.LeaderID, op.CurrentLeader.LeaderEpoch = leader, epoch
+							if req.Version >= 16 {
+								hints.add(br)
+							}
+						}
+					}
 				}
 			}
 			if part == nil {
@@ -87,6 +98,10 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBu
 			}
 			targets = append(targets, fetchTarget{part: part, req: rp, resp: op})
 		}
+	}
+
+	for _, br := range hints {
+		resp.Brokers = append(resp.Brokers, kmsg.FetchResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
 	}
 
 	maxBytes := int(req.MaxBytes)

@@ -5,6 +5,8 @@ package broker
 // the log start offset; v8+ returns an error message. Idempotent batches
 // are checked against the partition's producer state (internal/producer):
 // a retry is answered with the original offsets and not written again.
+// v10+ answers NOT_LEADER_OR_FOLLOWER with the current leader and its
+// endpoint (KIP-951, leader_hints.go).
 //
 // The appends happen in the connection's reader goroutine, in request
 // order. acks=0 sends nothing back; acks=1 answers once the batch is
@@ -48,6 +50,12 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 		return func() (kmsg.Response, error) { return resp, nil }
 	}
 	var waits []durableWait
+	var hints hintedBrokers
+	defer func() {
+		for _, br := range hints {
+			resp.Brokers = append(resp.Brokers, kmsg.ProduceResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
+		}
+	}()
 	failed := false
 	txnID := ""
 	if req.TransactionID != nil {
@@ -73,6 +81,12 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 				rp.ErrorCode = errCode(err)
 				if req.Version >= 8 {
 					rp.ErrorMessage = errMessage(err)
+				}
+				if err == kerr.NotLeaderForPartition && req.Version >= 10 {
+					if leader, epoch, br, ok := b.leaderHint(t.Topic, p.Partition); ok {
+						rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = leader, epoch
+						hints.add(br)
+					}
 				}
 				continue
 			}
