@@ -30,6 +30,7 @@ var served = []apiRange{
 	{20, 1, 6}, // DeleteTopics
 	{21, 0, 2}, // DeleteRecords
 	{22, 0, 4}, // InitProducerId
+	{23, 0, 4}, // OffsetForLeaderEpoch
 	{24, 0, 4}, // AddPartitionsToTxn: v4 is the brokers' batched form
 	{25, 0, 3}, // AddOffsetsToTxn
 	{26, 0, 3}, // EndTxn

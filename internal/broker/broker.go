@@ -404,7 +404,7 @@ func (b *Broker) reconcile(im *metadata.Image) {
 		i   int32
 		cur *partition.Partition
 	}
-	var opens, closes, placeholders []step
+	var opens, closes, placeholders, epochs []step
 	b.pmu.RLock()
 	for _, name := range im.TopicNames() {
 		t := im.Topics[name]
@@ -420,7 +420,7 @@ func (b *Broker) reconcile(im *metadata.Image) {
 			case lead && cur == nil:
 				opens = append(opens, s)
 			case lead && cur.LeaderEpoch() != t.Partitions[i].LeaderEpoch:
-				cur.SetLeader(t.Partitions[i].LeaderEpoch, t.Partitions[i].ISR)
+				epochs = append(epochs, s)
 			case !lead && cur != nil:
 				closes = append(closes, s)
 			case !lead && !known:
@@ -429,6 +429,12 @@ func (b *Broker) reconcile(im *metadata.Image) {
 		}
 	}
 	b.pmu.RUnlock()
+	for _, s := range epochs {
+		mp := s.t.Partitions[s.i]
+		if err := s.cur.SetLeader(mp.LeaderEpoch, mp.ISR); err != nil {
+			b.logger.Error("leader epoch", "topic", s.t.Name, "partition", s.i, "err", err)
+		}
+	}
 	if len(closes)+len(placeholders) > 0 {
 		b.pmu.Lock()
 		for _, s := range append(closes, placeholders...) {
@@ -686,6 +692,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleMetadata(r)
 	case *kmsg.ListOffsetsRequest:
 		resp = b.handleListOffsets(r)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		resp = b.handleOffsetForLeaderEpoch(r)
 	case *kmsg.CreateTopicsRequest:
 		resp = b.handleCreateTopics(r)
 	case *kmsg.DeleteTopicsRequest:

@@ -40,10 +40,11 @@ type Partition struct {
 	now  func() time.Time // the log's clock
 	opts Options
 
-	// mu serialises appends and guards leaderEpoch, isr, producers,
-	// sinceSnapshot and guards.
+	// mu serialises appends and guards leaderEpoch, epochs, isr,
+	// producers, sinceSnapshot and guards.
 	mu            sync.Mutex
 	leaderEpoch   int32
+	epochs        epochCache // the epochs of the log (epochs.go)
 	isr           []int32
 	producers     *producer.State
 	sinceSnapshot int64                  // bytes appended since the last producer snapshot
@@ -160,6 +161,14 @@ func OpenWith(topic string, index int32, dir string, cfg wlog.Config, leaderEpoc
 		l.Close()
 		return nil, fmt.Errorf("producer state of %s-%d: %w", topic, index, err)
 	}
+	if err := p.loadEpochs(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("leader epochs of %s-%d: %w", topic, index, err)
+	}
+	if err := p.startEpochLocked(leaderEpoch); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("leader epochs of %s-%d: %w", topic, index, err)
+	}
 	p.hw.Store(flushed)
 	if opts.ManualFlush {
 		close(p.done)
@@ -185,11 +194,16 @@ func (p *Partition) LeaderEpoch() int32 {
 
 // SetLeader records the leader epoch and ISR the metadata gives this
 // replica while it stays leader; batches appended from now on carry the
-// new epoch.
-func (p *Partition) SetLeader(epoch int32, isr []int32) {
+// new epoch, whose start is made durable first. On an error the old
+// epoch stays.
+func (p *Partition) SetLeader(epoch int32, isr []int32) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.startEpochLocked(epoch); err != nil {
+		return err
+	}
 	p.leaderEpoch, p.isr = epoch, append([]int32(nil), isr...)
+	return nil
 }
 
 // ISR is the in-sync replica set.
@@ -384,6 +398,7 @@ func (p *Partition) startMoved() error {
 	p.mu.Lock()
 	p.yield(AfterStartMoved)
 	p.producers.TruncateHead(p.log.StartOffset())
+	p.epochs.truncateFromStart(p.log.StartOffset())
 	p.updateFirstUnstableLocked()
 	p.mu.Unlock()
 	return p.snapshotProducers()
