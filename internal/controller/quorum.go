@@ -365,7 +365,8 @@ func (q *quorum) close() error {
 		// A leader shutting down hands its leadership over first, so the
 		// quorum has a controller again at once rather than after an
 		// election timeout.
-		if q.tr != nil && q.isLeader.Load() && q.failed.Load() == nil {
+		// A quorum of one has no one to hand over to.
+		if q.tr != nil && len(q.voters) > 1 && q.isLeader.Load() && q.failed.Load() == nil {
 			deadline := time.Now().Add(q.electionTimeout)
 			select {
 			case q.transferc <- struct{}{}:
