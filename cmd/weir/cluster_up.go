@@ -85,9 +85,18 @@ func runClusterUp(cmd *cobra.Command, plan *devcluster.Plan, exe string, wait, g
 		return err
 	}
 	stop := func() {
-		fmt.Fprintf(out, "stopping %s\n", nodes(len(plan.Nodes)))
-		if killed := c.Stop(grace); len(killed) > 0 {
-			fmt.Fprintf(errOut, "nodes %v did not stop within %v and were killed\n", killed, grace)
+		fmt.Fprintf(out, "stopping %s (Ctrl-C again to kill them at once)\n", nodes(len(plan.Nodes)))
+		hurry, stopped := make(chan struct{}), make(chan struct{})
+		defer close(stopped)
+		go func() {
+			select {
+			case <-sigc:
+				close(hurry)
+			case <-stopped:
+			}
+		}()
+		if killed := c.Stop(grace, hurry); len(killed) > 0 {
+			fmt.Fprintf(errOut, "killed nodes %v: they had not stopped\n", killed)
 		}
 		fmt.Fprintln(out, "stopped; the data stays in", plan.Dir)
 	}

@@ -53,7 +53,7 @@ func Start(p *Plan, exe string) (*Cluster, error) {
 	for i, n := range p.Nodes {
 		pr, err := c.startNode(i, n, exe)
 		if err != nil {
-			c.Stop(5 * time.Second)
+			c.Stop(5*time.Second, nil)
 			return nil, err
 		}
 		c.procs = append(c.procs, pr)
@@ -187,25 +187,36 @@ func (c *Cluster) agreed(ctx context.Context, clients []*kgo.Client) (int32, str
 }
 
 // Stop sends every node SIGTERM, a clean shutdown, waits up to timeout
-// for all of them, then sends SIGKILL to those left, and waits until every
-// process is reaped. It returns the ids of the nodes that had to be
-// killed.
-func (c *Cluster) Stop(timeout time.Duration) []int32 {
+// for all of them, or until hurry is closed, then sends SIGKILL to those
+// left, and waits until every process is reaped. It returns the ids of
+// the nodes that had to be killed.
+func (c *Cluster) Stop(timeout time.Duration, hurry <-chan struct{}) []int32 {
 	defer c.unlock()
 	for _, pr := range c.procs {
 		_ = pr.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	deadline := time.Now().Add(timeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	late := false
 	var killed []int32
 	for _, pr := range c.procs {
+		if !late {
+			select {
+			case <-pr.done:
+				continue
+			case <-deadline.C:
+				late = true
+			case <-hurry:
+				late = true
+			}
+		}
 		select {
 		case <-pr.done:
-			continue
-		case <-time.After(time.Until(deadline)):
+		default:
+			_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL) // its process group: the node alone
+			killed = append(killed, pr.node.ID)
+			<-pr.done
 		}
-		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL) // its process group: the node alone
-		killed = append(killed, pr.node.ID)
-		<-pr.done
 	}
 	return killed
 }
