@@ -79,6 +79,9 @@ func NewPlan(o Options) (*Plan, error) {
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
 	}
+	if ip := net.ParseIP(o.Host); ip != nil && ip.IsUnspecified() {
+		return nil, fmt.Errorf("--host %s: nodes advertise this address to clients and to each other, so it must be one they can reach, not a wildcard", o.Host)
+	}
 	ctrlFlag := "--controller-base-port"
 	if o.ControllerBasePort == 0 {
 		o.ControllerBasePort = o.BasePort + DefaultControllerPortOffset

@@ -39,6 +39,7 @@ func TestPlanRefusesWhatCannotRun(t *testing.T) {
 		{Options{Nodes: 3, Dir: "d", BasePort: 65440}, "--base-port+100"},
 		{Options{Nodes: 3, Dir: "d", BasePort: 9092, ControllerBasePort: 9090}, "overlap"},
 		{Options{Nodes: 3, Dir: "d", BasePort: 9092, ControllerBasePort: 65534}, "--controller-base-port 65534"},
+		{Options{Nodes: 3, Dir: "d", BasePort: 9092, Host: "0.0.0.0"}, "not a wildcard"},
 	} {
 		if _, err := NewPlan(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v; want an error saying %q", tc.o, err, tc.want)

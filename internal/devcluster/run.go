@@ -154,7 +154,7 @@ func (c *Cluster) WaitReady(ctx context.Context) (int32, error) {
 		last = why
 		select {
 		case <-ctx.Done():
-			return -1, fmt.Errorf("the cluster is not ready: %s (%w)", last, context.Cause(ctx))
+			return -1, fmt.Errorf("the cluster is not ready: %s (%w); the nodes' logs are %s/node*/weir.log", last, context.Cause(ctx), c.Plan.Dir)
 		case <-ticker.C:
 		}
 	}
