@@ -317,3 +317,24 @@ func TestClusterUpRefusesBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// A cluster that is not ready in time is stopped: the command fails,
+// pointing at the logs, and leaves no node listening.
+func TestClusterUpNotReadyInTimeStopsItsNodes(t *testing.T) {
+	base := freePortRange(t, 3)
+	dir := filepath.Join(t.TempDir(), "wc")
+	out, err := exec.Command(weirBin, "cluster", "up", "3", "--dir", dir, "--base-port", strconv.Itoa(base), "--wait", "1ms").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "not ready") || !strings.Contains(string(out), "weir.log") {
+		t.Fatalf("cluster up --wait 1ms: %v, output %q; want exit 1, not ready, naming the logs", err, out)
+	}
+	for i := range 3 {
+		for _, p := range []int{base + i, base + 100 + i} {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				t.Fatalf("port %d still taken after cluster up failed: %v", p, err)
+			}
+			ln.Close()
+		}
+	}
+}
