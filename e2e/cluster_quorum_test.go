@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -87,16 +88,26 @@ func TestDescribeQuorumIsAnsweredByTheLeaderAloneAndItsHighWatermarkGrows(t *tes
 	}
 }
 
-// A node that runs alone is a quorum of itself.
+// A node that runs alone is a quorum of itself, whose high watermark is
+// its metadata log's end offset.
 func TestDescribeQuorumOnASingleNodeNamesItselfLeader(t *testing.T) {
 	b, _ := startBroker(t, nil)
 	cl := newClient(t, b.Addr())
-	resp, err := describeQuorumReq().RequestWith(testCtx(t), cl)
-	if err != nil {
-		t.Fatal(err)
+	describe := func() kmsg.DescribeQuorumResponseTopicPartition {
+		t.Helper()
+		resp, err := describeQuorumReq().RequestWith(testCtx(t), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.LeaderID != 1 || len(p.CurrentVoters) != 1 || p.CurrentVoters[0].ReplicaID != 1 || p.CurrentVoters[0].LogEndOffset != p.HighWatermark || p.HighWatermark < 0 {
+			t.Fatalf("single node answers %+v", p)
+		}
+		return p
 	}
-	p := resp.Topics[0].Partitions[0]
-	if p.ErrorCode != 0 || p.LeaderID != 1 || len(p.CurrentVoters) != 1 || p.CurrentVoters[0].ReplicaID != 1 || p.CurrentVoters[0].LogEndOffset != p.HighWatermark {
-		t.Fatalf("single node answers %+v", p)
+	before := describe()
+	createTopic(t, kadm.NewClient(cl), "one-more", 1, nil)
+	if after := describe(); after.HighWatermark <= before.HighWatermark {
+		t.Fatalf("high watermark %d after a topic was created, %d before", after.HighWatermark, before.HighWatermark)
 	}
 }

@@ -7,10 +7,12 @@ package broker
 // Only topic __cluster_metadata partition 0 exists; any other partition is
 // UNKNOWN_TOPIC_OR_PARTITION. Offsets are Raft indexes: the high watermark
 // is the commit index, a voter's log end offset the index up to which the
-// leader knows its log matches. Only the quorum's leader answers with the
-// voters; any other node answers NOT_LEADER_OR_FOLLOWER for the partition
-// (as Kafka since KAFKA-13940), naming the leader it knows. A node that
-// runs alone answers as a quorum of itself. Weir has no observers.
+// leader knows its log matches (Raft counts from 1, so an index is the
+// exclusive end offset Kafka would give). Only the quorum's leader answers
+// with the voters; any other node answers NOT_LEADER_OR_FOLLOWER for the
+// partition (as Kafka since KAFKA-13940), naming the leader it knows. A
+// node that runs alone answers as a quorum of itself, with its local
+// metadata log's end offset. Weir has no observers.
 
 import (
 	"context"

@@ -20,7 +20,9 @@ import (
 
 // QuorumStatus is the metadata quorum as one node sees it. Offsets are
 // Raft indexes: the high watermark is the commit index, a voter's log end
-// offset the index up to which the leader knows its log matches.
+// offset the index up to which the leader knows its log matches. Raft
+// counts entries from 1 where Kafka counts offsets from 0, so these are
+// Kafka's exclusive end offsets of the same log.
 type QuorumStatus struct {
 	// NodeID is the node that answered.
 	NodeID int32
@@ -55,13 +57,13 @@ type VoterStatus struct {
 const statusTimeout = 2 * time.Second
 
 // QuorumStatus returns the metadata quorum as this node sees it. A single
-// node answers as a quorum of itself, its own leader, whose log is
-// committed as soon as it is written.
+// node answers as a quorum of itself, its own leader, whose local log is
+// committed up to its end as soon as it is written.
 func (c *Controller) QuorumStatus(ctx context.Context) (QuorumStatus, error) {
 	q, ok := c.store.(*quorum)
 	if !ok {
 		var off int64
-		c.View(func(im *metadata.Image) { off = im.Offset })
+		c.View(func(im *metadata.Image) { off = im.Offset + 1 }) // the end offset: the last record's + 1
 		now := time.Now().UnixMilli()
 		return QuorumStatus{
 			NodeID: c.nodeID, LeaderID: c.nodeID, LeaderEpoch: 1, HighWatermark: off, Leading: true,
