@@ -22,6 +22,9 @@ func main() {
 	}
 	root.AddCommand(newServeCommand())
 	cli.AddClientCommands(root)
+	if cluster, _, err := root.Find([]string{"cluster"}); err == nil && cluster != root {
+		cluster.AddCommand(newClusterUpCommand())
+	}
 	if err := root.Execute(); err != nil {
 		// Errors from pkg/weir already name the package.
 		fmt.Fprintln(os.Stderr, "weir:", strings.TrimPrefix(err.Error(), "weir: "))

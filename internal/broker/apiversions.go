@@ -42,6 +42,7 @@ var served = []apiRange{
 	{42, 0, 2}, // DeleteGroups
 	{44, 0, 1}, // IncrementalAlterConfigs
 	{47, 0, 0}, // OffsetDelete
+	{55, 0, 2}, // DescribeQuorum
 	{60, 0, 1}, // DescribeCluster
 	{61, 0, 0}, // DescribeProducers
 	{65, 0, 0}, // DescribeTransactions

@@ -710,6 +710,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleDeleteRecords(r)
 	case *kmsg.DescribeClusterRequest:
 		resp = b.handleDescribeCluster(r)
+	case *kmsg.DescribeQuorumRequest:
+		resp = b.handleDescribeQuorum(ctx, r)
 	case *kmsg.FindCoordinatorRequest:
 		resp = b.handleFindCoordinator(r)
 	case *kmsg.InitProducerIDRequest:

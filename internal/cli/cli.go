@@ -17,9 +17,9 @@ const defaultBrokers = "127.0.0.1:9092"
 const brokersEnv = "WEIR_BROKERS"
 
 // AddClientCommands adds the client commands (topic, produce, consume,
-// bench, group, producers, txn, lab and outbox) to root. Each of them takes
-// a persistent --brokers flag, a comma-separated list of host:port seeds
-// that defaults to $WEIR_BROKERS or 127.0.0.1:9092.
+// bench, group, producers, txn, lab, outbox and cluster describe) to root.
+// Each of them takes a --brokers flag, a comma-separated list of host:port
+// seeds that defaults to $WEIR_BROKERS or 127.0.0.1:9092.
 func AddClientCommands(root *cobra.Command) {
 	conn := &connFlags{}
 	for _, cmd := range []*cobra.Command{
@@ -36,6 +36,8 @@ func AddClientCommands(root *cobra.Command) {
 		conn.register(cmd)
 		root.AddCommand(cmd)
 	}
+	// `cluster up` takes no --brokers: only `cluster describe` has it.
+	root.AddCommand(newClusterCommand(conn))
 }
 
 // connFlags holds the flags every client command shares. The same variable

@@ -72,6 +72,7 @@ type quorum struct {
 	reportc   chan peerReport
 	snapc     chan snapRequest
 	applyc    chan applyTask
+	statusc   chan chan QuorumStatus // status.go
 
 	startOnce sync.Once
 	started   chan struct{}
@@ -92,6 +93,10 @@ type quorum struct {
 	snapshotsInstalled atomic.Int64
 
 	electionTimeout time.Duration
+
+	// Owned by the driver: the voters' responses while this node leads
+	// (status.go).
+	seen map[uint64]*peerSeen
 
 	// Owned by the applier.
 	snapIndex      uint64
@@ -172,7 +177,7 @@ func newQuorum(c *Controller, dataDir string, qc config.Quorum, inline bool) (*q
 		c: c, id: uint64(qc.NodeID), store: store, mem: raft.NewMemoryStorage(), inline: inline,
 		propc: make(chan *proposal), transferc: make(chan struct{}), recvc: make(chan *pb.Message, 1024),
 		reportc: make(chan peerReport, 64), snapc: make(chan snapRequest, 1),
-		applyc: make(chan applyTask, applyQueueLen), started: make(chan struct{}), stop: make(chan struct{}),
+		applyc: make(chan applyTask, applyQueueLen), statusc: make(chan chan QuorumStatus), started: make(chan struct{}), stop: make(chan struct{}),
 		waiters:        make(map[uint64]chan error),
 		snapEveryBytes: c.cfg.Int("metadata.log.max.record.bytes.between.snapshots"),
 	}
@@ -360,7 +365,8 @@ func (q *quorum) close() error {
 		// A leader shutting down hands its leadership over first, so the
 		// quorum has a controller again at once rather than after an
 		// election timeout.
-		if q.tr != nil && q.isLeader.Load() && q.failed.Load() == nil {
+		// A quorum of one has no one to hand over to.
+		if q.tr != nil && len(q.voters) > 1 && q.isLeader.Load() && q.failed.Load() == nil {
 			deadline := time.Now().Add(q.electionTimeout)
 			select {
 			case q.transferc <- struct{}{}:

@@ -24,12 +24,15 @@ func (q *quorum) run() {
 			q.rn.Tick()
 		case m := <-q.recvc:
 			_ = q.rn.Step(m) // messages from an old term or unknown node are dropped
+			q.noteResponse(m)
 		case p := <-q.propc:
 			if st := q.rn.BasicStatus(); st.RaftState != raft.StateLeader && !(p.forward && st.Lead != raft.None) {
 				p.done <- q.notController()
 			} else if err := q.rn.Propose(p.data); err != nil {
 				p.done <- fail(kerr.NotController, "proposal dropped: %v", err)
 			}
+		case reply := <-q.statusc:
+			reply <- q.snapshotStatus()
 		case <-q.transferc:
 			q.transferLeadership()
 		case r := <-q.reportc:
