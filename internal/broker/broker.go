@@ -87,6 +87,11 @@ type Broker struct {
 	rmu      sync.Mutex
 	closing  map[partitionKey]struct{}
 
+	// quit is closed when shutdown begins, before the server stops
+	// taking requests: a request waiting on another broker gives up.
+	quit     chan struct{}
+	quitOnce sync.Once
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -128,6 +133,7 @@ func Open(cfg Config) (*Broker, error) {
 		topics:       make(map[string]*topicState),
 		fetchWaiting: make(chan struct{}, cfg.Settings.Int("fetch.max.waiting")),
 		stop:         make(chan struct{}),
+		quit:         make(chan struct{}),
 		incarnation:  newIncarnation(),
 		closing:      map[partitionKey]struct{}{},
 	}
@@ -197,10 +203,18 @@ func (b *Broker) SetAdvertised(host string, port int32) {
 	}
 }
 
+// BeginShutdown tells the broker that it is about to close: requests
+// waiting on other brokers give up now, so the server's wait for its
+// handlers is short. Close calls it too.
+func (b *Broker) BeginShutdown() {
+	b.quitOnce.Do(func() { close(b.quit) })
+}
+
 // Close stops background work and closes every partition cleanly. It is
 // also how Open undoes a start that failed part way, so it copes with
 // the parts not built yet.
 func (b *Broker) Close() error {
+	b.BeginShutdown()
 	close(b.stop)
 	b.wg.Wait()
 	// The controller first: in a cluster it applies records the quorum

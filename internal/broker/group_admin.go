@@ -26,6 +26,9 @@ func (b *Broker) handleDescribeGroups(ctx context.Context, c *server.Conn, req *
 		for i, j := range idx {
 			final.Groups[j] = resp.(*kmsg.DescribeGroupsResponse).Groups[i]
 		}
+	}, func(i int, code int16) {
+		final.Groups[i] = kmsg.NewDescribeGroupsResponseGroup()
+		final.Groups[i].Group, final.Groups[i].ErrorCode = req.Groups[i], code
 	})
 }
 
@@ -40,6 +43,9 @@ func (b *Broker) handleDeleteGroups(ctx context.Context, c *server.Conn, req *km
 		for i, j := range idx {
 			final.Groups[j] = resp.(*kmsg.DeleteGroupsResponse).Groups[i]
 		}
+	}, func(i int, code int16) {
+		final.Groups[i] = kmsg.NewDeleteGroupsResponseGroup()
+		final.Groups[i].Group, final.Groups[i].ErrorCode = req.Groups[i], code
 	})
 }
 

@@ -127,10 +127,11 @@ func coordinatorUnavailable(req kmsg.Request, code int16) kmsg.Response {
 // fanOut serves a request naming several groups, which may live on
 // different shards. ids[i] is the group of the request's item i; build
 // makes the request for one shard's items (their indices, in order) and
-// merge folds that shard's response back into final. The reply waits for
+// merge folds that shard's response back into final; fail answers item i
+// with an error code (NOT_COORDINATOR when another node runs its shard). The reply waits for
 // every shard. Before __consumer_offsets exists an empty shard answers.
 func (b *Broker) fanOut(ctx context.Context, c *server.Conn, ids []string, final kmsg.Response,
-	build func(idx []int) kmsg.Request, merge func(resp kmsg.Response, idx []int)) server.Reply {
+	build func(idx []int) kmsg.Request, merge func(resp kmsg.Response, idx []int), fail func(i int, code int16)) server.Reply {
 	type part struct {
 		idx []int
 		ch  <-chan kmsg.Response
@@ -140,10 +141,11 @@ func (b *Broker) fanOut(ctx context.Context, c *server.Conn, ids []string, final
 	for i, id := range ids {
 		s, err := b.groups.shardFor(id, false)
 		if err != nil {
-			// Not coordinated here (or not yet): the connection is
-			// closed, and the client looks the coordinator up again.
+			// Not coordinated here, or not yet: that group's answer is
+			// the error, and the client looks its coordinator up again.
 			b.logCoordinatorError("group coordinator", err)
-			return func() (kmsg.Response, error) { return nil, err }
+			fail(i, errCode(err))
+			continue
 		}
 		if _, ok := byShard[s]; !ok {
 			order = append(order, s)

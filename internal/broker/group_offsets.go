@@ -106,6 +106,9 @@ func (b *Broker) handleOffsetFetch(ctx context.Context, c *server.Conn, req *kms
 		for i, j := range idx {
 			final.Groups[j] = resp.(*kmsg.OffsetFetchResponse).Groups[i]
 		}
+	}, func(i int, code int16) {
+		final.Groups[i] = kmsg.NewOffsetFetchResponseGroup()
+		final.Groups[i].Group, final.Groups[i].ErrorCode = req.Groups[i].Group, code
 	})
 }
 

@@ -38,17 +38,21 @@ func (b *Broker) peers() (*kgo.Client, error) {
 	var seeds []string
 	b.ctrl.View(func(im *metadata.Image) {
 		for _, id := range im.BrokerIDs() {
+			if id == b.cfg.NodeID {
+				// Not itself: it may not serve yet (a coordinator's
+				// recovery runs before the server starts).
+				continue
+			}
 			br := im.Brokers[id]
 			seeds = append(seeds, net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))))
 		}
 	})
 	if len(seeds) == 0 {
-		return nil, fmt.Errorf("no broker is registered")
+		return nil, fmt.Errorf("no other broker is registered")
 	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("weir-broker-"+strconv.Itoa(int(b.cfg.NodeID))),
-		kgo.RequestRetries(0),
 	)
 	if err != nil {
 		return nil, err
@@ -83,7 +87,9 @@ func (b *Broker) peerRequest(stop <-chan struct{}, node int32, req kmsg.Request)
 		case <-ctx.Done():
 		}
 	}()
-	return cl.Broker(int(node)).Request(ctx, req)
+	// Retried over a broken connection (the peer restarted) within the
+	// deadline; an answer is never sent twice.
+	return cl.Broker(int(node)).RetriableRequest(ctx, req)
 }
 
 // sendMarkers writes producer pid's COMMIT or ABORT marker to partitions
@@ -150,7 +156,7 @@ func (b *Broker) verifyRemote(id string, pid int64, epoch int16, tp txn.TopicPar
 	rt.Topic, rt.Partitions = tp.Topic, []int32{tp.Partition}
 	t.Topics = append(t.Topics, rt)
 	req.Transactions = append(req.Transactions, t)
-	kresp, err := b.peerRequest(b.stop, br.NodeID, req)
+	kresp, err := b.peerRequest(b.quit, br.NodeID, req)
 	if err != nil {
 		return wrap(kerr.NotEnoughReplicas, fmt.Errorf("verify with the coordinator, node %d: %w", br.NodeID, err))
 	}

@@ -116,8 +116,13 @@ func (b *Broker) addPartitionsToTxn(t kmsg.AddPartitionsToTxnRequestTransaction)
 	rt := kmsg.NewAddPartitionsToTxnResponseTransaction()
 	rt.TransactionalID = t.TransactionalID
 	var parts []txn.TopicPartition
-	unknown := false
+	unknown, internal := false, false
 	for _, tt := range t.Topics {
+		if tt.Topic == group.OffsetsTopic || tt.Topic == TxnStateTopic {
+			// Clients cannot write to internal topics; a group's
+			// offsets join a transaction through AddOffsetsToTxn.
+			internal = internal || !t.VerifyOnly || tt.Topic == TxnStateTopic
+		}
 		for _, p := range tt.Partitions {
 			if !b.partitionExists(tt.Topic, p) {
 				unknown = true
@@ -128,6 +133,8 @@ func (b *Broker) addPartitionsToTxn(t kmsg.AddPartitionsToTxnRequestTransaction)
 	var codes []int16 // per partition, in request order
 	s, code := b.coordinatorFor(t.TransactionalID)
 	switch {
+	case internal:
+		code = kerr.InvalidTopicException.Code
 	case unknown:
 	case code != 0:
 	case t.VerifyOnly:
@@ -153,6 +160,7 @@ func (b *Broker) addPartitionsToTxn(t kmsg.AddPartitionsToTxnRequestTransaction)
 			rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
 			rp.Partition, rp.ErrorCode = p, code
 			switch {
+			case internal:
 			case unknown:
 				// Kafka names the missing partitions and marks the rest as
 				// not attempted.
@@ -227,13 +235,13 @@ func (b *Broker) verifyTxnOffsets(req *kmsg.TxnOffsetCommitRequest, s *groupShar
 	switch {
 	case err == nil:
 		return tc.view().GroupInTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+	case errors.Is(err, errNoState) && b.ctrl.Clustered():
+		// This node may lag behind the quorum: the client retries.
+		return wrap(kerr.CoordinatorLoadInProgress, errors.New("this broker does not know the transaction coordinators yet"))
 	case errors.Is(err, errNoState):
 		return kerr.InvalidProducerIDMapping
 	case !b.ctrl.Clustered() || !errors.Is(err, kerr.NotCoordinator):
 		return err
-	}
-	if s.part.InTransaction(req.ProducerID, req.ProducerEpoch) {
-		return nil
 	}
 	err = b.verifyRemote(req.TransactionalID, req.ProducerID, req.ProducerEpoch, txn.TopicPartition{Topic: s.part.Topic, Partition: s.part.Index})
 	if errors.Is(err, kerr.NotEnoughReplicas) {
@@ -286,7 +294,10 @@ func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kmsg.Re
 				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 				rp.Partition = p
 				part, kerrc := b.partition(t.Topic, p)
-				if kerrc != nil {
+				if t.Topic == TxnStateTopic {
+					// No transaction writes there: only its coordinator.
+					rp.ErrorCode = kerr.InvalidTopicException.Code
+				} else if kerrc != nil {
 					rp.ErrorCode = kerrc.Code
 				} else if end, err := part.AppendMarker(m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch); err != nil {
 					rp.ErrorCode = errCode(err)

@@ -269,6 +269,12 @@ func (s *txnShard) deliverLocked(rs []txn.Response) {
 // replay loads one partition's records into the state machine.
 func (s *txnShard) replay(part *partition.Partition) error {
 	return replayPartition(part, func(data []byte, h batch.Header) error {
+		if h.Control() {
+			// Only the coordinator writes here, and never a marker; one
+			// that got in anyway holds no state.
+			s.b.logger.Error("transaction coordinator: skipping a control batch", "partition", part.Index, "offset", h.BaseOffset)
+			return nil
+		}
 		recs, err := batch.Records(data)
 		if err != nil {
 			return fmt.Errorf("replay %s-%d at %d: %w", part.Topic, part.Index, h.BaseOffset, err)
@@ -406,21 +412,22 @@ func (s *txnShard) writeMarkers(m *txn.Meta, commit bool) error {
 // transactional id id. When this node coordinates id, the shard's
 // published view answers without a lock. Otherwise the coordinator is
 // asked (AddPartitionsToTxn with VerifyOnly, as Kafka's partition leaders
-// ask), unless the partition already holds the producer's open
-// transaction at this epoch: that transaction was verified when it began
-// here, and a marker ending it would have closed it.
+// ask), for every batch: that the partition holds the producer's open
+// transaction says nothing of whether EndTxn was accepted since, with the
+// marker still on its way.
 func (b *Broker) verifyTxnBatch(id string, part *partition.Partition, h batch.Header) error {
 	s, err := b.txns.get(id, false)
 	switch {
 	case err == nil:
 		return s.view().InTransaction(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: part.Topic, Partition: part.Index})
+	case errors.Is(err, errNoState) && b.ctrl.Clustered():
+		// This node's image has no transactional state yet, which may
+		// only mean it lags behind the quorum: the producer retries.
+		return wrap(kerr.NotEnoughReplicas, errors.New("this broker does not know the transaction coordinators yet"))
 	case errors.Is(err, errNoState):
 		return kerr.InvalidProducerIDMapping
 	case !b.ctrl.Clustered() || !errors.Is(err, kerr.NotCoordinator):
 		return err
-	}
-	if part.InTransaction(h.ProducerID, h.ProducerEpoch) {
-		return nil
 	}
 	return b.verifyRemote(id, h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: part.Topic, Partition: part.Index})
 }

@@ -62,15 +62,6 @@ func (p *Partition) AppendVerified(b []byte, h batch.Header, nowMs int64, g *Txn
 	return p.append(b, h, nowMs, g)
 }
 
-// InTransaction reports whether producer pid has a transaction open in
-// the partition at epoch: one that was verified when its first batch was
-// appended and that no marker has ended since.
-func (p *Partition) InTransaction(pid int64, epoch int16) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.producers.InTxnAt(pid, epoch)
-}
-
 // verifiedLocked reports whether g is still valid. p.mu is held.
 func (p *Partition) verifiedLocked(g *TxnGuard) bool {
 	_, ok := p.guards[g]

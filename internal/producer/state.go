@@ -298,13 +298,6 @@ func (s *State) OpenTxnFirstOffset(pid int64) (offset int64, ok bool) {
 	return 0, false
 }
 
-// InTxnAt reports whether producer pid has a transaction open in the
-// partition at epoch.
-func (s *State) InTxnAt(pid int64, epoch int16) bool {
-	e, found := s.entries[pid]
-	return found && e.InTxn && e.Epoch == epoch
-}
-
 // FirstUnstableOffset is the first offset of the earliest open
 // transaction; ok is false when none is open.
 func (s *State) FirstUnstableOffset() (offset int64, ok bool) {

@@ -136,6 +136,7 @@ func (b *Broker) Addr() string { return b.srv.Addr().String() }
 // return the first call's result.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.b.BeginShutdown()
 		b.closeErr = b.srv.Close()
 		if err := b.b.Close(); b.closeErr == nil {
 			b.closeErr = err
