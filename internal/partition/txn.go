@@ -27,6 +27,10 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 	}, []batch.Record{{Key: key.AppendTo(nil), Value: value.AppendTo(nil)}})
 
 	p.mu.Lock()
+	if p.role != roleLeader {
+		p.mu.Unlock()
+		return 0, ErrNotLeader
+	}
 	if err := p.producers.CheckMarker(pid, epoch); err != nil {
 		p.mu.Unlock()
 		return 0, err
@@ -52,6 +56,7 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 		return 0, err
 	}
 	p.kickFlusher()
+	p.notifyEnd()
 	return base + 1, nil
 }
 
