@@ -12,6 +12,8 @@
 #                      alone, a single node without a quorum, to compare)
 #   KGO_SUITE_TIMEOUT  go test -timeout (default 90m)
 #   KGO_SUITE_LOG_LEVEL  the nodes' --log-level (default info)
+#   KGO_SUITE_REV      build Weir from this commit as committed (e.g. HEAD)
+#                      instead of the working tree
 #   KGO_SUITE_OUT      where node logs and test output are kept (default a
 #                      new /tmp/kgo-suite.* directory)
 #   KGO_TEST_RF        the suite's replication factor (default 1: partitions
@@ -20,14 +22,13 @@
 # KGO_TEST_UNSAFE, KGO_TEST_MAX_TOPIC_PARTS, KGO_TEST_CHAOS, ...) are passed
 # through; KGO_SEEDS is set to every node's listener.
 #
-# Weir is built from the working tree. franz-go's module (its go.mod, go.sum
-# and pkg/) is copied from the module cache, which is read-only, to a
-# temporary directory and tested there. Data directories are removed at
+# Weir is built from the working tree unless KGO_SUITE_REV names a commit.
+# franz-go's module (its go.mod, go.sum and pkg/) is copied from the module
+# cache, which is read-only, to a temporary directory and tested there. Data directories are removed at
 # exit; the node logs (node-N.log), go test's JSON events (test.json), its
 # text output (test.log) and the summary (summary.txt) stay in KGO_SUITE_OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 
 run=${1:-}
 if [ $# -gt 0 ]; then shift; fi
@@ -62,11 +63,20 @@ trap 'exit 130' INT TERM
 
 echo "output in $out" >&2
 
-# Weir, from the working tree.
-rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then rev="$rev (working tree with uncommitted changes)"; fi
-echo "building weir at $rev" >&2
-go build -o "$work/weir" ./cmd/weir
+# Weir, from the working tree, or from commit KGO_SUITE_REV as committed.
+if [ -n "${KGO_SUITE_REV:-}" ]; then
+  commit=$(git rev-parse --short "$KGO_SUITE_REV^{commit}")
+  mkdir -p "$work/weir-src"
+  git archive "$commit" | tar -x -C "$work/weir-src"
+  rev="$commit (as committed)"
+  echo "building weir at $rev" >&2
+  (cd "$work/weir-src" && go build -o "$work/weir" ./cmd/weir)
+else
+  rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then rev="$rev (working tree with uncommitted changes)"; fi
+  echo "building weir at $rev" >&2
+  go build -o "$work/weir" ./cmd/weir
+fi
 
 # franz-go's source for the version Weir requires.
 ver=$(go list -m -f '{{.Version}}' github.com/twmb/franz-go)
