@@ -90,6 +90,9 @@ func (q *quorum) handleReady(rd raft.Ready) error {
 		if q.leader.Swap(lead) != lead {
 			q.c.logger.Info("metadata quorum leader changed", "node", q.id, "leader", lead, "this_node_leads", leading)
 		}
+		if leading && !q.isLeader.Load() {
+			q.leaderGen.Add(1)
+		}
 		q.isLeader.Store(leading)
 	}
 	snap := rd.Snapshot
