@@ -68,7 +68,7 @@ type quorum struct {
 	// only by the active controller (the liveness table) is started
 	// afresh for each.
 	leaderGen atomic.Uint64
-	failed   atomic.Pointer[error] // a storage failure stopped the driver
+	failed    atomic.Pointer[error] // a storage failure stopped the driver
 
 	propc     chan *proposal
 	transferc chan struct{}
