@@ -50,11 +50,11 @@ type livenessState struct {
 }
 
 // livenessLocked returns the table for this node's current term as the
-// controller, starting a new one (every session beginning now) when this
-// node has become the controller since the last call.
+// controller, starting an empty one when this node has become the
+// controller since the last call.
 func (c *Controller) livenessLocked(q *quorum, now time.Time) *liveness {
 	if gen := q.leaderGen.Load(); c.live.table == nil || c.live.gen != gen {
-		c.live.table = newLiveness(time.Duration(c.cfg.Int("broker.session.timeout.ms"))*time.Millisecond, now)
+		c.live.table = newLiveness(time.Duration(c.cfg.Int("broker.session.timeout.ms")) * time.Millisecond)
 		c.live.gen = gen
 	}
 	return c.live.table

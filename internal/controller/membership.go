@@ -9,9 +9,10 @@ package controller
 // node applies the same fencing and the same leaders.
 //
 // The liveness table is memory of the active controller only: a node that
-// becomes the controller starts it empty and counts every broker's session
-// from that moment, so no broker is fenced for heartbeats it sent to the
-// previous controller.
+// becomes the controller starts it empty, and a registration's session
+// counts from when the controller first sees it (at its first tick for
+// the brokers it inherits), so no broker is fenced for heartbeats it sent
+// to the previous controller, nor for the time it took to register.
 
 import (
 	"slices"
@@ -23,10 +24,11 @@ import (
 // session is what the active controller knows of one broker from its
 // heartbeats.
 type session struct {
-	// lastHeard is when the last heartbeat arrived; the zero time when
-	// none has arrived since this node became the controller.
+	// lastHeard is when the last heartbeat arrived, or when the
+	// registration was first seen while none has.
 	lastHeard time.Time
-	epoch     int64 // broker epoch the last heartbeat carried
+	heard     bool  // a heartbeat of this registration arrived
+	epoch     int64 // broker epoch of the registration
 	applied   int64 // metadata offset the broker had applied
 	wantFence bool
 	// wantShutdown: the broker asked for a controlled shutdown.
@@ -37,32 +39,29 @@ type session struct {
 // plain value: callers pass the clock in and guard it themselves.
 type liveness struct {
 	sessionTimeout time.Duration
-	// since is when this node became the controller the table is for:
-	// every broker's session counts from it at the earliest.
-	since    time.Time
-	sessions map[int32]*session
+	sessions       map[int32]*session
 }
 
-func newLiveness(sessionTimeout time.Duration, since time.Time) *liveness {
-	return &liveness{sessionTimeout: sessionTimeout, since: since, sessions: make(map[int32]*session)}
+func newLiveness(sessionTimeout time.Duration) *liveness {
+	return &liveness{sessionTimeout: sessionTimeout, sessions: make(map[int32]*session)}
 }
 
 // heard records a heartbeat.
 func (l *liveness) heard(now time.Time, node int32, epoch, applied int64, wantFence, wantShutdown bool) {
-	l.sessions[node] = &session{lastHeard: now, epoch: epoch, applied: applied, wantFence: wantFence, wantShutdown: wantShutdown}
+	l.sessions[node] = &session{lastHeard: now, heard: true, epoch: epoch, applied: applied, wantFence: wantFence, wantShutdown: wantShutdown}
 }
 
 // state is what planMembership needs to know of one registered broker.
+// A registration seen for the first time starts its session now.
 func (l *liveness) state(now time.Time, br metadata.Broker) brokerLiveness {
 	s := l.sessions[br.NodeID]
 	if s == nil || s.epoch != br.Epoch {
-		// Nothing heard from this registration yet: its session runs
-		// from when this node became the controller.
-		return brokerLiveness{alive: now.Sub(l.since) < l.sessionTimeout}
+		s = &session{lastHeard: now, epoch: br.Epoch}
+		l.sessions[br.NodeID] = s
 	}
 	return brokerLiveness{
 		alive:        now.Sub(s.lastHeard) < l.sessionTimeout,
-		heard:        true,
+		heard:        s.heard,
 		applied:      s.applied,
 		wantFence:    s.wantFence,
 		wantShutdown: s.wantShutdown,

@@ -24,7 +24,7 @@ const testSession = 9 * time.Second
 func newMembershipFixture(t *testing.T) *membershipFixture {
 	t.Helper()
 	f := &membershipFixture{t: t, im: metadata.NewImage(), t0: time.Unix(1000, 0)}
-	f.live = newLiveness(testSession, f.t0)
+	f.live = newLiveness(testSession)
 	tid, iid := metadata.NewTopicID(), metadata.NewTopicID()
 	var recs []metadata.Record
 	for id := int32(1); id <= 3; id++ {
@@ -45,6 +45,7 @@ func newMembershipFixture(t *testing.T) *membershipFixture {
 		metadata.Record{Partition: &metadata.PartitionRecord{TopicID: iid, Index: 0, Leader: 1, Replicas: []int32{1}, ISR: []int32{1}}},
 	)
 	f.apply(recs)
+	f.plan(0) // the controller's first look: every session starts at t0
 	return f
 }
 
@@ -145,14 +146,22 @@ func TestARestartedBrokerIsUnfencedOnceCaughtUpAndLeadsItsPartitionsAgain(t *tes
 
 func TestABrokerRegisteringAgainKeepsItsLeadershipsWhileItCatchesUp(t *testing.T) {
 	f := newMembershipFixture(t)
+	// Long after the controller first saw the brokers, node 1 restarts.
+	f.heartbeat(20*time.Second, 2, false)
+	f.heartbeat(20*time.Second, 3, false)
+	f.heartbeat(20*time.Second, 1, false)
 	f.apply([]metadata.Record{{Broker: &metadata.BrokerRecord{NodeID: 1, Incarnation: "b", Host: "h", Port: 9001}}})
-	if recs := f.plan(time.Second); len(recs) != 0 {
-		t.Fatalf("a fresh registration within its session: planned %+v; want its leaderships kept", recs)
+	if recs := f.plan(21 * time.Second); len(recs) != 0 {
+		t.Fatalf("a fresh registration: planned %+v; want its leaderships kept while it catches up", recs)
 	}
-	// It never heartbeats: when its session runs out it loses them.
-	f.heartbeat(testSession, 2, false)
-	f.heartbeat(testSession, 3, false)
-	f.plan(testSession)
+	// It never heartbeats: when its session, counted from when the
+	// controller first saw the registration, runs out it loses them.
+	f.heartbeat(21*time.Second+testSession, 2, false)
+	f.heartbeat(21*time.Second+testSession, 3, false)
+	if recs := f.plan(21*time.Second + testSession - time.Millisecond); len(recs) != 0 {
+		t.Fatalf("within the new registration's session: planned %+v", recs)
+	}
+	f.plan(21*time.Second + testSession)
 	if p := f.partition("t", 0); p.Leader != -1 || p.LeaderEpoch != 1 {
 		t.Fatalf("partition of a fenced broker past its session: %+v; want leader -1", p)
 	}
@@ -186,8 +195,11 @@ func TestControlledShutdownFencesTheBrokerAndMovesItsLeadershipsAtOnce(t *testin
 func TestANewControllerGivesEveryBrokerAFullSession(t *testing.T) {
 	f := newMembershipFixture(t)
 	// The previous controller heard nothing for a while; this one starts
-	// its table at t0+20s.
-	f.live = newLiveness(testSession, f.t0.Add(20*time.Second))
+	// its table empty and first looks at t0+20s.
+	f.live = newLiveness(testSession)
+	if recs := f.plan(20 * time.Second); len(recs) != 0 {
+		t.Fatalf("fenced at the new controller's first look: %+v", recs)
+	}
 	if recs := f.plan(20*time.Second + testSession - time.Millisecond); len(recs) != 0 {
 		t.Fatalf("fenced within the new controller's first session: %+v", recs)
 	}
