@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -247,6 +248,65 @@ func TestClusterFencesAKilledBrokerAndUnfencesItWhenItReturns(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("read back %v; want %v", got, want)
+	}
+}
+
+func TestClusterBrokerRestartedWithinItsSessionKeepsItsLeaderships(t *testing.T) {
+	tc := startCluster(t, 3, "--set", "broker.session.timeout.ms=30000", "--set", "broker.heartbeat.interval.ms=300")
+	ctrl := tc.waitController(15 * time.Second)
+	victim := (ctrl + 1) % 3
+	victimID := int32(victim + 1)
+	const topic, parts = "kept", 6
+	if code := tc.createPartitioned(ctrl, topic, parts, 1); code != 0 {
+		t.Fatalf("create %q: %v", topic, kerr.ErrorForCode(code))
+	}
+	var owned map[int32]int32
+	poll(t, 10*time.Second, func() string {
+		_, mt := tc.topicMetadata(ctrl, topic)
+		if mt == nil || len(mt.Partitions) != parts {
+			return "topic not in the controller's Metadata"
+		}
+		owned = ledBy(mt, victimID)
+		return ""
+	})
+	if len(owned) == 0 {
+		t.Fatalf("node %d leads none of the %d partitions", victimID, parts)
+	}
+	unfenced := func() int { return strings.Count(tc.c.Log(victim), `msg="broker fencing changed" node=`+fmt.Sprint(victimID)+" fenced=false") }
+	before := unfenced()
+	if before == 0 {
+		t.Fatalf("node %d's log does not say it was unfenced at its first start", victimID)
+	}
+	tc.c.Kill(victim)
+	if err := tc.c.Start(victim); err != nil {
+		t.Fatal(err)
+	}
+	// Registered again (fenced until caught up), then unfenced, leading
+	// what it led at the same leader epochs: nothing moved.
+	poll(t, 15*time.Second, func() string {
+		if unfenced() == before {
+			return fmt.Sprintf("the restarted node %d has not logged that it is unfenced", victimID)
+		}
+		mr, mt := tc.topicMetadata(ctrl, topic)
+		if mt == nil {
+			return "no Metadata from the controller"
+		}
+		if !slices.Contains(brokerIDs(mr), victimID) {
+			return fmt.Sprintf("node %d not among brokers %v after its restart", victimID, brokerIDs(mr))
+		}
+		if led := ledBy(mt, victimID); !maps.Equal(led, owned) {
+			return fmt.Sprintf("node %d leads %v (partition: epoch); want %v", victimID, led, owned)
+		}
+		return ""
+	})
+	pcl := newClient(t, tc.c.Nodes[ctrl].Addr, kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for p := range owned {
+		if err := pcl.ProduceSync(ctx, &kgo.Record{Partition: p, Value: []byte("after restart")}).FirstErr(); err != nil {
+			t.Fatalf("produce to partition %d, led by the restarted node: %v", p, err)
+		}
 	}
 }
 

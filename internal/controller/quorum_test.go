@@ -425,3 +425,29 @@ func TestQuorumLeaderHandsOverWhenItCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestHeartbeatsAreAnsweredByTheActiveControllerOnly(t *testing.T) {
+	q := newTestQuorum(t, 3, nil)
+	l := q.leader()
+	follower := (l + 1) % 3
+	var epoch, applied int64
+	q.nodes[l].View(func(im *metadata.Image) { epoch, applied = im.Brokers[int32(follower+1)].Epoch, im.Offset })
+	hb := Heartbeat{NodeID: int32(follower + 1), Epoch: epoch, AppliedOffset: applied}
+	if _, err := q.nodes[follower].BrokerHeartbeat(hb); !IsCode(err, kerr.NotController) {
+		t.Fatalf("heartbeat to a follower: %v; want NOT_CONTROLLER", err)
+	}
+	stale := hb
+	stale.Epoch--
+	if _, err := q.nodes[l].BrokerHeartbeat(stale); !IsCode(err, kerr.StaleBrokerEpoch) {
+		t.Fatalf("heartbeat of another registration: %v; want STALE_BROKER_EPOCH", err)
+	}
+	res, err := q.nodes[l].BrokerHeartbeat(hb)
+	if err != nil || res.Fenced || !res.CaughtUp || res.ShouldShutdown {
+		t.Fatalf("heartbeat of an unfenced broker: %+v, %v", res, err)
+	}
+	hb.WantShutdown = true
+	res, err = q.nodes[l].BrokerHeartbeat(hb)
+	if err != nil || !res.Fenced || !res.ShouldShutdown {
+		t.Fatalf("heartbeat asking to shut down (it leads nothing): %+v, %v; want fenced and allowed to shut down", res, err)
+	}
+}
