@@ -272,7 +272,9 @@ func TestClusterBrokerRestartedWithinItsSessionKeepsItsLeaderships(t *testing.T)
 	if len(owned) == 0 {
 		t.Fatalf("node %d leads none of the %d partitions", victimID, parts)
 	}
-	unfenced := func() int { return strings.Count(tc.c.Log(victim), `msg="broker fencing changed" node=`+fmt.Sprint(victimID)+" fenced=false") }
+	unfenced := func() int {
+		return strings.Count(tc.c.Log(victim), `msg="broker fencing changed" node=`+fmt.Sprint(victimID)+" fenced=false")
+	}
 	before := unfenced()
 	if before == 0 {
 		t.Fatalf("node %d's log does not say it was unfenced at its first start", victimID)
