@@ -207,12 +207,18 @@ func (l *lifecycle) shutdown() {
 		}
 		start := time.Now()
 		close(l.wantShutdown)
+		timeout := time.NewTimer(l.session)
+		defer timeout.Stop()
+		select {
+		case <-l.shutdownOK:
+		case <-l.done: // the heartbeats ended (after shutdownOK, or the broker stopped)
+		case <-timeout.C:
+		}
 		select {
 		case <-l.shutdownOK:
 			l.b.logger.Info("controlled shutdown done: the controller moved this node's leaderships away", "node", l.b.cfg.NodeID, "took", time.Since(start).Round(time.Millisecond))
-		case <-l.done:
-		case <-time.After(l.session):
-			l.b.logger.Warn("controlled shutdown not confirmed by the controller within the session timeout; stopping anyway", "node", l.b.cfg.NodeID, "waited", l.session)
+		default:
+			l.b.logger.Warn("controlled shutdown not confirmed by the controller; stopping anyway", "node", l.b.cfg.NodeID, "waited", time.Since(start).Round(time.Millisecond))
 		}
 	})
 }
