@@ -36,7 +36,7 @@ type HeartbeatResult struct {
 	CaughtUp bool
 	Fenced   bool
 	// ShouldShutdown: the controlled shutdown the broker asked for is
-	// done; it leads nothing the controller could move.
+	// done; it leads nothing.
 	ShouldShutdown bool
 }
 
@@ -91,7 +91,7 @@ func (c *Controller) BrokerHeartbeat(hb Heartbeat) (HeartbeatResult, error) {
 		br, registered = im.Brokers[hb.NodeID]
 		res.CaughtUp = hb.AppliedOffset >= br.Epoch
 		res.Fenced = !registered || br.Fenced
-		res.ShouldShutdown = registered && br.ControlledShutdown && !leadsMovable(im, hb.NodeID)
+		res.ShouldShutdown = registered && br.ControlledShutdown && !leadsAny(im, hb.NodeID)
 	})
 	if !registered || br.Epoch != hb.Epoch {
 		return HeartbeatResult{}, fail(kerr.StaleBrokerEpoch, "node %d registered again while its heartbeat was handled", hb.NodeID)

@@ -91,8 +91,8 @@ type brokerLiveness struct {
 // else -1, with a new leader epoch, and the broker leaves the ISR unless
 // it is the last member (KIP-966 keeps the last one, so the partition can
 // come back with it). A partition with no leader gets the first ISR member
-// that may lead. Internal topics keep their leader: their partitions are
-// kept on every node until the coordinators follow leadership.
+// that may lead. Internal topics are no exception: their coordinator
+// shards follow the leadership of their partitions.
 func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLiveness) []metadata.Record {
 	var recs []metadata.Record
 	brokers := make(map[int32]metadata.Broker, len(im.Brokers))
@@ -131,9 +131,6 @@ func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLivenes
 	}
 	for _, name := range im.TopicNames() {
 		t := im.Topics[name]
-		if t.Internal {
-			continue
-		}
 		for i, p := range t.Partitions {
 			if rec, ok := electLeader(p, mayKeep, mayTake); ok {
 				rec.TopicID, rec.Index = t.ID, int32(i)
@@ -172,13 +169,9 @@ func electLeader(p metadata.Partition, mayKeep, mayTake func(int32) bool) (metad
 	return metadata.PartitionRecord{Leader: leader, LeaderEpoch: epoch, Replicas: p.Replicas, ISR: isr}, true
 }
 
-// leadsMovable reports whether node leads a partition the controller would
-// move away from it (one of a topic that is not internal).
-func leadsMovable(im *metadata.Image, node int32) bool {
+// leadsAny reports whether node leads a partition.
+func leadsAny(im *metadata.Image, node int32) bool {
 	for _, t := range im.Topics {
-		if t.Internal {
-			continue
-		}
 		for _, p := range t.Partitions {
 			if p.Leader == node {
 				return true
