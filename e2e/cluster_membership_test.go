@@ -91,7 +91,7 @@ func brokerIDs(mr *kmsg.MetadataResponse) []int32 {
 }
 
 func TestClusterFencesAKilledBrokerAndUnfencesItWhenItReturns(t *testing.T) {
-	const session = 1500 * time.Millisecond
+	const session = 3000 * time.Millisecond
 	tc := startCluster(t, 3, "--set", fmt.Sprintf("broker.session.timeout.ms=%d", session.Milliseconds()),
 		"--set", "broker.heartbeat.interval.ms=300")
 	ctrl := tc.waitController(15 * time.Second)
@@ -248,6 +248,62 @@ func TestClusterFencesAKilledBrokerAndUnfencesItWhenItReturns(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("read back %v; want %v", got, want)
+	}
+}
+
+func TestClusterNewControllerGivesLiveBrokersAFullSession(t *testing.T) {
+	const session = 3000 * time.Millisecond
+	tc := startCluster(t, 3, "--set", fmt.Sprintf("broker.session.timeout.ms=%d", session.Milliseconds()),
+		"--set", "broker.heartbeat.interval.ms=300")
+	old := tc.waitController(15 * time.Second)
+	tc.c.Kill(old)
+	killed := time.Now()
+	next := tc.waitController(10 * time.Second)
+	elected := time.Now()
+	oldID := int32(old + 1)
+	var live []int32
+	for i := range tc.c.Nodes {
+		if i != old {
+			live = append(live, int32(i+1))
+		}
+	}
+	// From its election on, the new controller lists both live brokers
+	// all along, and fences the killed one once its session (counted
+	// from the election) is over.
+	poll(t, session+10*time.Second, func() string {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{}
+		resp, err := tc.request(next, req, 2*time.Second)
+		if err != nil {
+			return fmt.Sprintf("Metadata from node %d: %v", next+1, err)
+		}
+		ids := brokerIDs(resp.(*kmsg.MetadataResponse))
+		for _, id := range live {
+			if !slices.Contains(ids, id) {
+				t.Fatalf("the new controller's Metadata lists brokers %v: live node %d was fenced", ids, id)
+			}
+		}
+		if slices.Contains(ids, oldID) {
+			return fmt.Sprintf("the killed node %d is still listed among %v", oldID, ids)
+		}
+		return ""
+	})
+	t.Logf("node %d (the controller) killed; fenced by node %d after %v, %v after the new controller was seen", oldID, next+1,
+		time.Since(killed).Round(time.Millisecond), time.Since(elected).Round(time.Millisecond))
+	if d := time.Since(elected); d < session-time.Second {
+		t.Fatalf("the killed node was fenced %v after the new controller was elected; its session (%v) should count from the election", d, session)
+	}
+	// Keep watching a while: no live broker is fenced later either.
+	deadline := time.Now().Add(session / 2)
+	for time.Now().Before(deadline) {
+		brokers, err := tc.brokers(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tc.listsRunningNodes(brokers) {
+			t.Fatalf("node %d's Metadata lists %v: a live broker was fenced", next+1, brokers)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
