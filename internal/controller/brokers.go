@@ -51,10 +51,9 @@ func (c *Controller) checkReplicationFactor(im *metadata.Image, rf int16) error 
 // partitionRecords places partitions [from, to) of topic id. A single
 // node leads them all. In a cluster the leaders go round-robin over the
 // unfenced brokers in id order (a fenced one may be down, KIP-631),
-// starting where the previous placement
-// stopped, so topics of few partitions do not all land on the first
-// broker. Internal topics are placed alike: each coordinator shard runs
-// on its partition's leader.
+// starting where the previous placement stopped, so topics of few
+// partitions do not all land on the first broker. Internal topics are
+// placed alike: each coordinator shard runs on its partition's leader.
 // Callers hold writeMu (plan runs under it), which guards placeNext.
 func (c *Controller) partitionRecords(im *metadata.Image, id metadata.TopicID, internal bool, from, to int32) []metadata.Record {
 	brokers := im.UnfencedBrokerIDs()
