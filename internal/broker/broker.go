@@ -55,6 +55,8 @@ type Broker struct {
 	// incarnation identifies this process in its broker registration
 	// (cluster only); random per start.
 	incarnation string
+	// life sends this node's heartbeats (cluster only; broker_lifecycle.go).
+	life *lifecycle
 
 	// pmu guards topics. Produce and fetch take the read lock only to find
 	// a partition.
@@ -198,6 +200,7 @@ func Open(cfg Config) (*Broker, error) {
 func (b *Broker) SetAdvertised(host string, port int32) {
 	b.advHost, b.advPort = host, port
 	if b.ctrl.Clustered() {
+		b.life = newLifecycle(b)
 		b.wg.Add(1)
 		go b.registerLoop(host, port)
 	}
@@ -214,6 +217,7 @@ func (b *Broker) BeginShutdown() {
 // also how Open undoes a start that failed part way, so it copes with
 // the parts not built yet.
 func (b *Broker) Close() error {
+	b.ControlledShutdown()
 	b.BeginShutdown()
 	close(b.stop)
 	b.wg.Wait()
@@ -726,6 +730,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleDescribeCluster(r)
 	case *kmsg.DescribeQuorumRequest:
 		resp = b.handleDescribeQuorum(ctx, r)
+	case *kmsg.BrokerHeartbeatRequest:
+		resp = b.handleBrokerHeartbeat(r)
 	case *kmsg.FindCoordinatorRequest:
 		resp = b.handleFindCoordinator(r)
 	case *kmsg.InitProducerIDRequest:
