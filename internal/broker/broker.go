@@ -5,6 +5,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"os"
@@ -29,8 +31,23 @@ import (
 	"github.com/weir-broker/weir/internal/server"
 )
 
-// ClusterID is the id DescribeCluster and Metadata report.
+// ClusterID is the id DescribeCluster and Metadata report for a single
+// node; a cluster's is derived from its voters (clusterIDOf).
 const ClusterID = "weir-single-node"
+
+// clusterIDOf is a cluster's id: the same on every node, since every node
+// is started with the same voters and they never change; shaped as
+// Kafka's (16 bytes, base64 without padding).
+func clusterIDOf(q config.Quorum) string {
+	if !q.Enabled() {
+		return ClusterID
+	}
+	h := sha256.New()
+	for _, v := range q.Voters {
+		fmt.Fprintf(h, "%d@%s,", v.ID, v.Addr)
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
 
 // Config is what a broker needs beyond its settings.
 type Config struct {
@@ -43,10 +60,11 @@ type Config struct {
 
 // Broker serves the Kafka API over its partitions.
 type Broker struct {
-	cfg      Config
-	settings *config.Broker
-	logger   *slog.Logger
-	ctrl     *controller.Controller
+	cfg       Config
+	settings  *config.Broker
+	clusterID string
+	logger    *slog.Logger
+	ctrl      *controller.Controller
 
 	// advertised is the host and port returned in Metadata; set once the
 	// listener is known.
@@ -130,8 +148,13 @@ func Open(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	q, err := cfg.Settings.Quorum()
+	if err != nil {
+		ctrl.Close()
+		return nil, err
+	}
 	b := &Broker{
-		cfg: cfg, settings: cfg.Settings, logger: cfg.Logger, ctrl: ctrl,
+		cfg: cfg, settings: cfg.Settings, logger: cfg.Logger, ctrl: ctrl, clusterID: clusterIDOf(q),
 		topics:       make(map[string]*topicState),
 		fetchWaiting: make(chan struct{}, cfg.Settings.Int("fetch.max.waiting")),
 		stop:         make(chan struct{}),

@@ -16,7 +16,7 @@ import (
 
 func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
-	resp.ClusterID = ClusterID
+	resp.ClusterID = b.clusterID
 	resp.ControllerID = b.ctrl.ControllerID()
 	resp.EndpointType = 1
 	if req.EndpointType != 0 && req.EndpointType != 1 {

@@ -24,7 +24,7 @@ func (b *Broker) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
 	if !clustered {
 		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort}}
 	}
-	cluster := ClusterID
+	cluster := b.clusterID
 	resp.ClusterID = &cluster
 	resp.ControllerID = b.ctrl.ControllerID()
 
