@@ -735,6 +735,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleListOffsets(r)
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = b.handleOffsetForLeaderEpoch(r)
+	case *kmsg.AlterPartitionRequest:
+		resp = b.handleAlterPartition(r)
 	case *kmsg.CreateTopicsRequest:
 		resp = b.handleCreateTopics(r)
 	case *kmsg.DeleteTopicsRequest:

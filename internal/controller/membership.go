@@ -166,7 +166,7 @@ func electLeader(p metadata.Partition, mayKeep, mayTake func(int32) bool) (metad
 	if leader != p.Leader {
 		epoch++
 	}
-	return metadata.PartitionRecord{Leader: leader, LeaderEpoch: epoch, Replicas: p.Replicas, ISR: isr}, true
+	return metadata.PartitionRecord{Leader: leader, LeaderEpoch: epoch, Replicas: p.Replicas, ISR: isr, PartitionEpoch: p.PartitionEpoch + 1}, true
 }
 
 // leadsAny reports whether node leads a partition.

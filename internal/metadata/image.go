@@ -32,6 +32,9 @@ type Partition struct {
 	LeaderEpoch int32
 	Replicas    []int32
 	ISR         []int32
+	// PartitionEpoch counts the changes to the partition's leader, ISR
+	// or replicas; an AlterPartition must name the current one (KIP-497).
+	PartitionEpoch int32 `json:",omitempty"`
 }
 
 // Topic is one topic in the image.
@@ -149,7 +152,7 @@ func (im *Image) Apply(r Record) error {
 			return fmt.Errorf("topic %q: partition %d out of order (have %d)", t.Name, p.Index, len(t.Partitions))
 		}
 		t.Partitions = append(t.Partitions, Partition{
-			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR,
+			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch,
 		})
 	case r.Config != nil:
 		c := r.Config
@@ -226,7 +229,14 @@ func changePartition(t *Topic, p *PartitionRecord) error {
 	if p.Leader != -1 && !slices.Contains(p.ISR, p.Leader) {
 		return fmt.Errorf("topic %q partition %d: leader %d is not in the ISR %v", t.Name, p.Index, p.Leader, p.ISR)
 	}
-	cur.Leader, cur.LeaderEpoch, cur.ISR = p.Leader, p.LeaderEpoch, slices.Clone(p.ISR)
+	// A change names the partition epoch it makes, one past the current:
+	// planned on a stale image, it does not apply. Records written before
+	// partition epochs existed carry none and count as the next.
+	next := cur.PartitionEpoch + 1
+	if p.PartitionEpoch != 0 && p.PartitionEpoch != next {
+		return fmt.Errorf("topic %q partition %d: partition epoch %d, want %d", t.Name, p.Index, p.PartitionEpoch, next)
+	}
+	cur.Leader, cur.LeaderEpoch, cur.ISR, cur.PartitionEpoch = p.Leader, p.LeaderEpoch, slices.Clone(p.ISR), next
 	return nil
 }
 

@@ -35,6 +35,9 @@ type PartitionRecord struct {
 	LeaderEpoch int32   `json:"leaderEpoch"`
 	Replicas    []int32 `json:"replicas"`
 	ISR         []int32 `json:"isr"`
+	// PartitionEpoch is the partition epoch the record makes: 0 for a new
+	// partition, one past the current for a change.
+	PartitionEpoch int32 `json:"partitionEpoch,omitempty"`
 }
 
 // ConfigRecord sets (Value non-nil) or removes a topic config override.

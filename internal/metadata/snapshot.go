@@ -67,7 +67,7 @@ func (im *Image) Clone() *Image {
 		nt := &Topic{Name: t.Name, ID: t.ID, Internal: t.Internal, Configs: maps.Clone(t.Configs)}
 		for _, p := range t.Partitions {
 			nt.Partitions = append(nt.Partitions, Partition{Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
-				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR)})
+				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR), PartitionEpoch: p.PartitionEpoch})
 		}
 		c.Topics[name] = nt
 		c.byID[nt.ID] = nt
@@ -135,15 +135,15 @@ func Diff(old, new *Image) []Record {
 		}
 		for i := 0; i < min(len(ot.Partitions), len(nt.Partitions)); i++ {
 			op, p := ot.Partitions[i], nt.Partitions[i]
-			if op.Leader != p.Leader || op.LeaderEpoch != p.LeaderEpoch || !slices.Equal(op.ISR, p.ISR) {
+			if op.Leader != p.Leader || op.LeaderEpoch != p.LeaderEpoch || !slices.Equal(op.ISR, p.ISR) || op.PartitionEpoch != p.PartitionEpoch {
 				recs = append(recs, Record{Partition: &PartitionRecord{TopicID: nt.ID, Index: int32(i),
-					Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR}})
+					Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch}})
 			}
 		}
 		for i := len(ot.Partitions); i < len(nt.Partitions); i++ {
 			p := nt.Partitions[i]
 			recs = append(recs, Record{Partition: &PartitionRecord{TopicID: nt.ID, Index: int32(i),
-				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR}})
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch}})
 		}
 	}
 	for _, id := range new.BrokerIDs() {
