@@ -295,3 +295,29 @@ func TestClusterNamesOneCoordinatorPerGroupOnEveryNode(t *testing.T) {
 		t.Fatalf("read %d distinct records of %d", len(seen), n)
 	}
 }
+
+// Every node of a cluster reports the same cluster id, and it is not a
+// single node's.
+func TestClusterNodesReportOneClusterID(t *testing.T) {
+	tc := startCluster(t, 3)
+	tc.waitController(15 * time.Second)
+	var ids []string
+	for i := range 3 {
+		resp, err := tc.request(i, kmsg.NewPtrDescribeClusterRequest(), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, resp.(*kmsg.DescribeClusterResponse).ClusterID)
+		md := kmsg.NewPtrMetadataRequest()
+		mresp, err := tc.request(i, md, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := mresp.(*kmsg.MetadataResponse).ClusterID; id == nil || *id != ids[i] {
+			t.Fatalf("node %d: Metadata cluster id %v, DescribeCluster %q", i+1, id, ids[i])
+		}
+	}
+	if ids[0] != ids[1] || ids[0] != ids[2] || ids[0] == "weir-single-node" || len(ids[0]) != 22 {
+		t.Fatalf("cluster ids %q; want one 22-character id on every node", ids)
+	}
+}

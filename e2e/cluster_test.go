@@ -100,9 +100,9 @@ func (tc *testCluster) claims() (leader int, named []int32) {
 }
 
 // waitController waits until exactly one running node claims to be the
-// controller, every running node names it, and every node of the cluster
-// is a registered broker in its image (so topics can be placed on all);
-// it returns that node.
+// controller, every running node names it, and every running node is a
+// registered, unfenced broker in its image (so topics can be placed on
+// all); it returns that node.
 func (tc *testCluster) waitController(within time.Duration) int {
 	tc.t.Helper()
 	deadline := time.Now().Add(within)
@@ -113,7 +113,7 @@ func (tc *testCluster) waitController(within time.Duration) int {
 			agreed = agreed && id == int32(leader+1)
 		}
 		if agreed {
-			if brokers, err := tc.brokers(leader); err == nil && len(brokers) == len(tc.c.Nodes) {
+			if brokers, err := tc.brokers(leader); err == nil && tc.listsRunningNodes(brokers) {
 				return leader
 			}
 		}
@@ -122,6 +122,20 @@ func (tc *testCluster) waitController(within time.Duration) int {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// listsRunningNodes reports whether brokers holds every running node.
+func (tc *testCluster) listsRunningNodes(brokers []kmsg.MetadataResponseBroker) bool {
+	listed := map[int32]bool{}
+	for _, b := range brokers {
+		listed[b.NodeID] = true
+	}
+	for i, nd := range tc.c.Nodes {
+		if tc.c.Running(i) && !listed[nd.ID] {
+			return false
+		}
+	}
+	return true
 }
 
 // createTopic asks node i to create a one-partition topic.

@@ -12,6 +12,8 @@
 #                      alone, a single node without a quorum, to compare)
 #   KGO_SUITE_TIMEOUT  go test -timeout (default 90m)
 #   KGO_SUITE_LOG_LEVEL  the nodes' --log-level (default info)
+#   KGO_SUITE_REV      build Weir from this commit as committed (e.g. HEAD)
+#                      instead of the working tree
 #   KGO_SUITE_OUT      where node logs and test output are kept (default a
 #                      new /tmp/kgo-suite.* directory)
 #   KGO_TEST_RF        the suite's replication factor (default 1: partitions
@@ -20,14 +22,13 @@
 # KGO_TEST_UNSAFE, KGO_TEST_MAX_TOPIC_PARTS, KGO_TEST_CHAOS, ...) are passed
 # through; KGO_SEEDS is set to every node's listener.
 #
-# Weir is built from the working tree. franz-go's module (its go.mod, go.sum
-# and pkg/) is copied from the module cache, which is read-only, to a
-# temporary directory and tested there. Data directories are removed at
+# Weir is built from the working tree unless KGO_SUITE_REV names a commit.
+# franz-go's module (its go.mod, go.sum and pkg/) is copied from the module
+# cache, which is read-only, to a temporary directory and tested there. Data directories are removed at
 # exit; the node logs (node-N.log), go test's JSON events (test.json), its
 # text output (test.log) and the summary (summary.txt) stay in KGO_SUITE_OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 
 run=${1:-}
 if [ $# -gt 0 ]; then shift; fi
@@ -62,11 +63,20 @@ trap 'exit 130' INT TERM
 
 echo "output in $out" >&2
 
-# Weir, from the working tree.
-rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then rev="$rev (working tree with uncommitted changes)"; fi
-echo "building weir at $rev" >&2
-go build -o "$work/weir" ./cmd/weir
+# Weir, from the working tree, or from commit KGO_SUITE_REV as committed.
+if [ -n "${KGO_SUITE_REV:-}" ]; then
+  commit=$(git rev-parse --short "$KGO_SUITE_REV^{commit}")
+  mkdir -p "$work/weir-src"
+  git archive "$commit" | tar -x -C "$work/weir-src"
+  rev="$commit (as committed)"
+  echo "building weir at $rev" >&2
+  (cd "$work/weir-src" && go build -o "$work/weir" ./cmd/weir)
+else
+  rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then rev="$rev (working tree with uncommitted changes)"; fi
+  echo "building weir at $rev" >&2
+  go build -o "$work/weir" ./cmd/weir
+fi
 
 # franz-go's source for the version Weir requires.
 ver=$(go list -m -f '{{.Version}}' github.com/twmb/franz-go)
@@ -211,25 +221,42 @@ stop_cluster
 jq -r 'select(.Action == "output") | .Output' "$out/test.json" >"$out/test.log" 2>/dev/null || true
 cat "$out/test.stderr" >>"$out/test.log"
 
-# Summary: the last result of each test (and subtest); a test that started
-# but has no result did not finish (the binary panicked or timed out).
+# Summary, per test (and subtest) name: its runs (more than one with
+# -count) and their results. A name failed if any run failed; a run that
+# started but has no result did not finish (the binary panicked or timed
+# out); a name is skipped if every run was.
 jq -rs '
   [ .[] | select(.Test != null and (.Action == "run" or .Action == "pass" or .Action == "fail" or .Action == "skip")) ]
-  | group_by(.Test)
-  | map({test: .[0].Test, result: ([ .[] | select(.Action != "run") ] | last | .Action // "unfinished"),
-         elapsed: ([ .[] | select(.Action != "run") ] | last | .Elapsed // 0)})
-  | .[] | "\(.result)\t\(.test)\t\(.elapsed)"
-' "$out/test.json" 2>/dev/null | sort -k2 >"$out/results.tsv" || true
+  | group_by(.Test) | .[]
+  | { test: .[0].Test,
+      runs: (map(select(.Action == "run")) | length),
+      pass: (map(select(.Action == "pass")) | length),
+      fail: (map(select(.Action == "fail")) | length),
+      skip: (map(select(.Action == "skip")) | length),
+      elapsed: (map(.Elapsed // 0) | max) }
+  | .unfinished = ([.runs - .pass - .fail - .skip, 0] | max)
+  | .result = (if .fail > 0 then "fail" elif .unfinished > 0 then "unfinished"
+               elif .skip == .runs then "skip" elif .pass + .skip == .runs then "pass" else "unfinished" end)
+  | "\(.result)\t\(.test)\t\(.runs)\t\(.pass)\t\(.fail)\t\(.skip)\t\(.unfinished)\t\(.elapsed)"
+' "$out/test.json" 2>/dev/null | sort -t$'\t' -k2,2 >"$out/results.tsv" || true
 
 {
   echo "weir $rev, $nodes node(s), franz-go $ver pkg/kgo, -run '${run}' $*, ${elapsed}s, go test exit $status; ${alive[*]}"
   for scope in top sub; do
     if [ $scope = top ]; then sel='$2 !~ /\//'; label="tests"; else sel='$2 ~ /\//'; label="subtests"; fi
     awk -F'\t' "$sel" "$out/results.tsv" | awk -F'\t' -v label="$label" '
-      { n[$1]++ } END { printf "%s: %d passed, %d failed, %d skipped, %d unfinished\n", label, n["pass"], n["fail"], n["skip"], n["unfinished"] }'
+      { n[$1]++; runs += $3; p += $4; f += $5; s += $6; u += $7 }
+      END {
+        printf "%s: %d passed, %d failed, %d skipped, %d unfinished", label, n["pass"], n["fail"], n["skip"], n["unfinished"]
+        if (runs > n["pass"] + n["fail"] + n["skip"] + n["unfinished"]) printf " (runs: %d passed, %d failed, %d skipped, %d unfinished)", p, f, s, u
+        printf "\n"
+      }'
   done
   for r in fail unfinished skip; do
-    awk -F'\t' -v r="$r" '$1 == r { printf "%s %s (%ss)\n", toupper(r), $2, $3 }' "$out/results.tsv" |
+    awk -F'\t' -v r="$r" '$1 == r {
+        if ($3 > 1) printf "%s %s (%d of %d runs failed, %d unfinished; longest %ss)\n", toupper(r), $2, $5, $3, $7, $8
+        else printf "%s %s (%ss)\n", toupper(r), $2, $8
+      }' "$out/results.tsv" |
       while read -r line; do
         echo "$line"
         # what the test reported: its first file:line messages

@@ -43,8 +43,10 @@ var served = []apiRange{
 	{44, 0, 1}, // IncrementalAlterConfigs
 	{47, 0, 0}, // OffsetDelete
 	{55, 0, 2}, // DescribeQuorum
-	{60, 0, 1}, // DescribeCluster
+	{56, 0, 3}, // AlterPartition (active controller only)
+	{60, 0, 2}, // DescribeCluster
 	{61, 0, 0}, // DescribeProducers
+	{63, 0, 2}, // BrokerHeartbeat (active controller only)
 	{65, 0, 0}, // DescribeTransactions
 	{66, 0, 1}, // ListTransactions
 }

@@ -5,6 +5,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"os"
@@ -29,8 +31,23 @@ import (
 	"github.com/weir-broker/weir/internal/server"
 )
 
-// ClusterID is the id DescribeCluster and Metadata report.
+// ClusterID is the id DescribeCluster and Metadata report for a single
+// node; a cluster's is derived from its voters (clusterIDOf).
 const ClusterID = "weir-single-node"
+
+// clusterIDOf is a cluster's id: the same on every node, since every node
+// is started with the same voters and they never change; shaped as
+// Kafka's (16 bytes, base64 without padding).
+func clusterIDOf(q config.Quorum) string {
+	if !q.Enabled() {
+		return ClusterID
+	}
+	h := sha256.New()
+	for _, v := range q.Voters {
+		fmt.Fprintf(h, "%d@%s,", v.ID, v.Addr)
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
 
 // Config is what a broker needs beyond its settings.
 type Config struct {
@@ -43,10 +60,11 @@ type Config struct {
 
 // Broker serves the Kafka API over its partitions.
 type Broker struct {
-	cfg      Config
-	settings *config.Broker
-	logger   *slog.Logger
-	ctrl     *controller.Controller
+	cfg       Config
+	settings  *config.Broker
+	clusterID string
+	logger    *slog.Logger
+	ctrl      *controller.Controller
 
 	// advertised is the host and port returned in Metadata; set once the
 	// listener is known.
@@ -55,6 +73,8 @@ type Broker struct {
 	// incarnation identifies this process in its broker registration
 	// (cluster only); random per start.
 	incarnation string
+	// life sends this node's heartbeats (cluster only; broker_lifecycle.go).
+	life *lifecycle
 
 	// pmu guards topics. Produce and fetch take the read lock only to find
 	// a partition.
@@ -128,8 +148,13 @@ func Open(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	q, err := cfg.Settings.Quorum()
+	if err != nil {
+		ctrl.Close()
+		return nil, err
+	}
 	b := &Broker{
-		cfg: cfg, settings: cfg.Settings, logger: cfg.Logger, ctrl: ctrl,
+		cfg: cfg, settings: cfg.Settings, logger: cfg.Logger, ctrl: ctrl, clusterID: clusterIDOf(q),
 		topics:       make(map[string]*topicState),
 		fetchWaiting: make(chan struct{}, cfg.Settings.Int("fetch.max.waiting")),
 		stop:         make(chan struct{}),
@@ -198,6 +223,7 @@ func Open(cfg Config) (*Broker, error) {
 func (b *Broker) SetAdvertised(host string, port int32) {
 	b.advHost, b.advPort = host, port
 	if b.ctrl.Clustered() {
+		b.life = newLifecycle(b)
 		b.wg.Add(1)
 		go b.registerLoop(host, port)
 	}
@@ -214,6 +240,7 @@ func (b *Broker) BeginShutdown() {
 // also how Open undoes a start that failed part way, so it copes with
 // the parts not built yet.
 func (b *Broker) Close() error {
+	b.ControlledShutdown()
 	b.BeginShutdown()
 	close(b.stop)
 	b.wg.Wait()
@@ -708,6 +735,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleListOffsets(r)
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = b.handleOffsetForLeaderEpoch(r)
+	case *kmsg.AlterPartitionRequest:
+		resp = b.handleAlterPartition(r)
 	case *kmsg.CreateTopicsRequest:
 		resp = b.handleCreateTopics(r)
 	case *kmsg.DeleteTopicsRequest:
@@ -726,6 +755,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleDescribeCluster(r)
 	case *kmsg.DescribeQuorumRequest:
 		resp = b.handleDescribeQuorum(ctx, r)
+	case *kmsg.BrokerHeartbeatRequest:
+		resp = b.handleBrokerHeartbeat(r)
 	case *kmsg.FindCoordinatorRequest:
 		resp = b.handleFindCoordinator(r)
 	case *kmsg.InitProducerIDRequest:

@@ -1,10 +1,12 @@
 package broker
 
-// DescribeCluster v0-1 (v1 adds the endpoint type, always brokers here).
+// DescribeCluster v0-2 (v1 adds the endpoint type, always brokers here;
+// v2 may ask for fenced brokers too, each flagged, KIP-1073).
 // ControllerID is the active controller as this node knows it: itself when
 // it runs alone, the metadata quorum's leader in a cluster, -1 when the
 // quorum has no leader it knows of. Brokers are this node alone, or in a
-// cluster the registered brokers of the image.
+// cluster the registered, unfenced brokers of the image (and the fenced
+// ones when asked).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -14,7 +16,7 @@ import (
 
 func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
-	resp.ClusterID = ClusterID
+	resp.ClusterID = b.clusterID
 	resp.ControllerID = b.ctrl.ControllerID()
 	resp.EndpointType = 1
 	if req.EndpointType != 0 && req.EndpointType != 1 {
@@ -29,8 +31,11 @@ func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Re
 	b.ctrl.View(func(im *metadata.Image) {
 		for _, id := range im.BrokerIDs() {
 			r := im.Brokers[id]
+			if r.Fenced && !req.IncludeFencedBrokers {
+				continue
+			}
 			br := kmsg.NewDescribeClusterResponseBroker()
-			br.NodeID, br.Host, br.Port = r.NodeID, r.Host, r.Port
+			br.NodeID, br.Host, br.Port, br.IsFenced = r.NodeID, r.Host, r.Port, r.Fenced
 			resp.Brokers = append(resp.Brokers, br)
 		}
 	})

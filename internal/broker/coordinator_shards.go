@@ -82,9 +82,9 @@ func (ss *shardSet[S]) lead(part *partition.Partition) *shardSlot[S] {
 	if old != nil {
 		old.unload()
 	}
-	ss.b.wg.Add(1)
+	// Not tracked by the broker's WaitGroup: close waits for every load
+	// through its slot, and no load starts after close.
 	go func() {
-		defer ss.b.wg.Done()
 		sl.s, sl.err = ss.open(part)
 		if sl.err != nil {
 			ss.b.logger.Error("coordinator load failed", "topic", part.Topic, "partition", part.Index, "err", sl.err)

@@ -10,6 +10,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"strconv"
@@ -92,13 +93,38 @@ func (b *Broker) peerRequest(stop <-chan struct{}, node int32, req kmsg.Request)
 	return cl.Broker(int(node)).RetriableRequest(ctx, req)
 }
 
-// sendMarkers writes producer pid's COMMIT or ABORT marker to partitions
-// tps, which node leads, and waits until node answers that every one is
-// durable. A partition whose topic was deleted is skipped, as locally.
-func (b *Broker) sendMarkers(stop <-chan struct{}, node int32, pid int64, epoch int16, commit bool, coordEpoch int32, tps []txn.TopicPartition) error {
+// txnSeqTag is the tagged field of a WriteTxnMarkers marker (v1+) in
+// which a Weir coordinator sends the transaction's number (txn.Meta
+// TxnSeq), so the partition leader applies each transaction's marker once
+// (partition.AppendTxnMarker). Kafka defines no such tag; a broker that
+// does not know it ignores it, and a marker without it is applied as
+// before.
+const txnSeqTag = 10000
+
+// markerSeq is the transaction number a marker carries, 0 when none.
+func markerSeq(m *kmsg.WriteTxnMarkersRequestMarker) int64 {
+	var seq int64
+	m.UnknownTags.Each(func(key uint32, val []byte) {
+		if key == txnSeqTag {
+			if v, n := binary.Varint(val); n > 0 && v > 0 {
+				seq = v
+			}
+		}
+	})
+	return seq
+}
+
+// sendMarkers writes the COMMIT or ABORT marker of transaction m to
+// partitions tps, which node leads, and waits until node answers that
+// every one is durable. A partition whose topic was deleted is skipped,
+// as locally.
+func (b *Broker) sendMarkers(stop <-chan struct{}, node int32, tm *txn.Meta, commit bool, coordEpoch int32, tps []txn.TopicPartition) error {
 	req := kmsg.NewPtrWriteTxnMarkersRequest()
 	m := kmsg.NewWriteTxnMarkersRequestMarker()
-	m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch = pid, epoch, commit, coordEpoch
+	m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch = tm.ProducerID, tm.ProducerEpoch, commit, coordEpoch
+	if tm.TxnSeq > 0 {
+		m.UnknownTags.Set(txnSeqTag, binary.AppendVarint(nil, tm.TxnSeq))
+	}
 	byTopic := map[string]int{}
 	for _, tp := range tps {
 		i, ok := byTopic[tp.Topic]

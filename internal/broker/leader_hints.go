@@ -24,6 +24,7 @@ func (b *Broker) leaderHint(topic string, index int32) (leader, epoch int32, br 
 		}
 		p := t.Partitions[index]
 		br, ok = im.Brokers[p.Leader]
+		ok = ok && !br.Fenced // clients are not told of fenced brokers
 		leader, epoch = p.Leader, p.LeaderEpoch
 	})
 	return leader, epoch, br, ok

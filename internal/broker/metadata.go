@@ -4,9 +4,12 @@ package broker
 // a null list for that. Auto-creation follows AllowAutoTopicCreation (v4+;
 // always allowed before) and auto.create.topics.enable. v10+ may name
 // topics by id; v10+ returns topic ids. Alone, a node lists itself as the
-// only broker and controller; in a cluster the brokers are the registered
-// ones in the image and the controller is the quorum's leader (-1 when
-// none).
+// only broker and controller; in a cluster the brokers are the registered,
+// unfenced ones in the image (as Kafka lists only unfenced brokers) and
+// the controller is the quorum's leader (-1 when none). A partition
+// without a leader, or whose leader is fenced, is LEADER_NOT_AVAILABLE
+// with leader -1, its replicas and ISR; v5+ lists the replicas on fenced
+// or unregistered brokers as offline.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -21,7 +24,7 @@ func (b *Broker) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
 	if !clustered {
 		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort}}
 	}
-	cluster := ClusterID
+	cluster := b.clusterID
 	resp.ClusterID = &cluster
 	resp.ControllerID = b.ctrl.ControllerID()
 
@@ -36,14 +39,14 @@ func (b *Broker) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
 	}
 	b.ctrl.View(func(im *metadata.Image) {
 		if clustered {
-			for _, id := range im.BrokerIDs() {
+			for _, id := range im.UnfencedBrokerIDs() {
 				br := im.Brokers[id]
 				resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
 			}
 		}
 		if all {
 			for _, name := range im.TopicNames() {
-				resp.Topics = append(resp.Topics, describeTopic(im.Topics[name], req.Version))
+				resp.Topics = append(resp.Topics, describeTopic(im, im.Topics[name], clustered))
 			}
 			return
 		}
@@ -64,7 +67,7 @@ func (b *Broker) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			resp.Topics = append(resp.Topics, describeTopic(t, req.Version))
+			resp.Topics = append(resp.Topics, describeTopic(im, t, clustered))
 		}
 	})
 	return resp
@@ -76,7 +79,7 @@ func (b *Broker) topicExists(name string) bool {
 	return b.topics[name] != nil
 }
 
-func describeTopic(t *metadata.Topic, version int16) kmsg.MetadataResponseTopic {
+func describeTopic(im *metadata.Image, t *metadata.Topic, clustered bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
@@ -89,6 +92,17 @@ func describeTopic(t *metadata.Topic, version int16) kmsg.MetadataResponseTopic 
 		mp.LeaderEpoch = p.LeaderEpoch
 		mp.Replicas = p.Replicas
 		mp.ISR = p.ISR
+		if clustered {
+			for _, r := range p.Replicas {
+				if !im.Unfenced(r) {
+					mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+				}
+			}
+			if p.Leader == -1 || !im.Unfenced(p.Leader) {
+				mp.Leader = -1
+				mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			}
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

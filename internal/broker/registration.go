@@ -1,11 +1,11 @@
 package broker
 
-// Broker registration in a cluster (the first part of KIP-631): once the
-// metadata quorum has a leader, the node records its id, the incarnation
-// of this process and its advertised Kafka address in the image, which is
-// where Metadata and DescribeCluster list brokers from and where
-// placement finds them. Heartbeats and fencing are not built yet: a
-// registered broker stays registered until it registers again.
+// Broker registration in a cluster (KIP-631): once the metadata quorum
+// has a leader, the node records its id, the incarnation of this process
+// and its advertised Kafka address in the image, which is where Metadata
+// and DescribeCluster list brokers from and where placement finds them. A
+// registration starts fenced; the heartbeats that follow it
+// (broker_lifecycle.go) get it unfenced.
 
 import (
 	"crypto/rand"
@@ -34,8 +34,8 @@ func (b *Broker) registered() bool {
 }
 
 // registerLoop registers this process until its registration is in the
-// image or the broker stops. Attempts wait for the quorum to have a
-// leader; a failed or lost one is tried again.
+// image or the broker stops, then heartbeats. Attempts wait for the
+// quorum to have a leader; a failed or lost one is tried again.
 func (b *Broker) registerLoop(host string, port int32) {
 	defer b.wg.Done()
 	for attempt := 1; !b.registered(); attempt++ {
@@ -53,4 +53,5 @@ func (b *Broker) registerLoop(host string, port int32) {
 		}
 	}
 	b.logger.Info("broker registered", "node", b.cfg.NodeID, "incarnation", b.incarnation, "host", host, "port", port)
+	b.life.run()
 }

@@ -299,11 +299,11 @@ func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kmsg.Re
 					rp.ErrorCode = kerr.InvalidTopicException.Code
 				} else if kerrc != nil {
 					rp.ErrorCode = kerrc.Code
-				} else if end, err := part.AppendMarker(m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch); err != nil {
+				} else if end, applied, err := part.AppendTxnMarker(m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, markerSeq(&m)); err != nil {
 					rp.ErrorCode = errCode(err)
 				} else if err := <-part.WaitDurable(end); err != nil {
 					rp.ErrorCode = kerr.KafkaStorageError.Code
-				} else if t.Topic == group.OffsetsTopic {
+				} else if t.Topic == group.OffsetsTopic && applied {
 					// The group shard applies the outcome as it does for
 					// the coordinator's own markers, so the live state is
 					// what a replay of the partition gives.

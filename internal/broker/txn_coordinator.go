@@ -372,18 +372,18 @@ func (s *txnShard) writeMarkers(m *txn.Meta, commit bool) error {
 		if kerrc != nil {
 			return fmt.Errorf("marker for %s-%d: %w", tp.Topic, tp.Partition, kerrc)
 		}
-		end, err := part.AppendMarker(m.ProducerID, m.ProducerEpoch, commit, coordEpoch)
+		end, applied, err := part.AppendTxnMarker(m.ProducerID, m.ProducerEpoch, commit, coordEpoch, m.TxnSeq)
 		if err != nil {
 			return fmt.Errorf("marker for %s-%d: %w", tp.Topic, tp.Partition, err)
 		}
 		waits = append(waits, part.WaitDurable(end))
-		if tp.Topic == group.OffsetsTopic {
+		if tp.Topic == group.OffsetsTopic && applied {
 			offsetParts = append(offsetParts, part)
 		}
 	}
 	errs := make(chan error, len(remote))
 	for node, tps := range remote {
-		go func() { errs <- b.sendMarkers(s.stop, node, m.ProducerID, m.ProducerEpoch, commit, coordEpoch, tps) }()
+		go func() { errs <- b.sendMarkers(s.stop, node, m, commit, coordEpoch, tps) }()
 	}
 	var firstErr error
 	for _, w := range waits {

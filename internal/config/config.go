@@ -98,6 +98,9 @@ var brokerDefs = []Def{
 	{Name: "controller.listeners", Type: String, Default: "", Doc: "host:port this node's controller listens on for the quorum (Kafka names it through controller.listener.names and listeners).", Valid: checkHostPort},
 	{Name: "metadata.log.max.record.bytes.between.snapshots", Type: Long, Default: "20971520", Doc: "Record bytes a cluster node applies from the metadata log before it snapshots its image and trims the log.", Valid: atLeast(1)},
 	{Name: "controller.quorum.election.timeout.ms", Type: Int, Default: "1000", Doc: "How long a voter waits without hearing from a leader before it starts an election.", Valid: atLeast(200)},
+	// Broker lifecycle (KIP-631): heartbeats to the active controller.
+	{Name: "broker.heartbeat.interval.ms", Type: Int, Default: "2000", Doc: "How often a broker of a cluster sends the active controller a heartbeat.", Valid: atLeast(10)},
+	{Name: "broker.session.timeout.ms", Type: Int, Default: "9000", Doc: "How long the active controller waits without a broker's heartbeat before it fences the broker and moves its leaderships away.", Valid: atLeast(100)},
 }
 
 // Topic-level definitions that shadow no broker config.

@@ -1,7 +1,7 @@
 package controller
 
-// Broker registration (the first part of KIP-631) and partition placement
-// over the registered brokers. A single node registers nothing and leads
+// Broker registration (KIP-631) and partition placement over the
+// unfenced brokers. A single node registers nothing and leads
 // every partition itself, as before.
 
 import (
@@ -36,11 +36,11 @@ func (c *Controller) RegisterBroker(nodeID int32, incarnation, host string, port
 }
 
 // checkReplicationFactor refuses, in a cluster, a replication factor the
-// registered brokers cannot hold, and any above 1 while partitions are
-// not replicated.
+// unfenced brokers cannot hold, and any above 1 while partitions are not
+// replicated.
 func (c *Controller) checkReplicationFactor(im *metadata.Image, rf int16) error {
-	if rf <= 0 || int(rf) > len(im.Brokers) {
-		return fail(kerr.InvalidReplicationFactor, "replication factor %d: %d brokers are registered", rf, len(im.Brokers))
+	if n := len(im.UnfencedBrokerIDs()); rf <= 0 || int(rf) > n {
+		return fail(kerr.InvalidReplicationFactor, "replication factor %d: %d brokers are registered and unfenced", rf, n)
 	}
 	if rf != 1 {
 		return fail(kerr.InvalidReplicationFactor, "replication factor %d: partitions are not replicated yet, so it must be 1", rf)
@@ -50,13 +50,13 @@ func (c *Controller) checkReplicationFactor(im *metadata.Image, rf int16) error 
 
 // partitionRecords places partitions [from, to) of topic id. A single
 // node leads them all. In a cluster the leaders go round-robin over the
-// registered brokers in id order, starting where the previous placement
-// stopped, so topics of few partitions do not all land on the first
-// broker. Internal topics are placed alike: each coordinator shard runs
-// on its partition's leader.
+// unfenced brokers in id order (a fenced one may be down, KIP-631),
+// starting where the previous placement stopped, so topics of few
+// partitions do not all land on the first broker. Internal topics are
+// placed alike: each coordinator shard runs on its partition's leader.
 // Callers hold writeMu (plan runs under it), which guards placeNext.
 func (c *Controller) partitionRecords(im *metadata.Image, id metadata.TopicID, internal bool, from, to int32) []metadata.Record {
-	brokers := im.BrokerIDs()
+	brokers := im.UnfencedBrokerIDs()
 	var recs []metadata.Record
 	for i := from; i < to; i++ {
 		leader := c.nodeID

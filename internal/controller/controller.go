@@ -46,7 +46,7 @@ type Listener func(im *metadata.Image, recs []metadata.Record)
 
 // Controller applies metadata changes.
 //
-// Lock order: writeMu, then mu. writeMu serialises changes from their
+// Lock order: writeMu, then mu, then live.liveMu. writeMu serialises changes from their
 // validation to their commit, and may be held across an fsync or a wait
 // for the quorum; mu guards the image and is held only while records are
 // applied in memory and the listener runs. Readers use View.
@@ -60,8 +60,10 @@ type Controller struct {
 	logger   *slog.Logger
 	store    store
 	// placeNext is where the next partition placement starts among the
-	// registered brokers; guarded by writeMu.
+	// unfenced brokers; guarded by writeMu.
 	placeNext int
+	// live is the active controller's liveness table (heartbeats.go).
+	live livenessState
 }
 
 // store is where committed records come from: the local metadata log of
@@ -179,7 +181,7 @@ func (c *Controller) apply(recs []metadata.Record, offset int64, atomic bool) er
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if atomic {
-		if err := c.image.ApplyBatch(recs); err != nil {
+		if err := c.image.ApplyBatchAt(recs, offset); err != nil {
 			c.image.Offset = offset
 			return &errConflict{err}
 		}
@@ -368,8 +370,8 @@ func (c *Controller) CreatePartitions(name string, count int32, validateOnly boo
 		if count > maxPartitions {
 			return nil, fail(kerr.InvalidPartitions, "partition count %d is above %d", count, maxPartitions)
 		}
-		if c.Clustered() && len(im.Brokers) == 0 {
-			return nil, fail(kerr.InvalidReplicationFactor, "no broker has registered yet to place the new partitions on")
+		if c.Clustered() && len(im.UnfencedBrokerIDs()) == 0 {
+			return nil, fail(kerr.InvalidReplicationFactor, "no broker is registered and unfenced to place the new partitions on")
 		}
 		if validateOnly {
 			return nil, nil

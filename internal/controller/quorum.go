@@ -64,7 +64,11 @@ type quorum struct {
 
 	leader   atomic.Uint64 // the leader this node knows, 0 when none
 	isLeader atomic.Bool
-	failed   atomic.Pointer[error] // a storage failure stopped the driver
+	// leaderGen counts the times this node became the leader: state kept
+	// only by the active controller (the liveness table) is started
+	// afresh for each.
+	leaderGen atomic.Uint64
+	failed    atomic.Pointer[error] // a storage failure stopped the driver
 
 	propc     chan *proposal
 	transferc chan struct{}
@@ -151,9 +155,10 @@ func openQuorum(c *Controller, dataDir string, qc config.Quorum) (*quorum, error
 	}
 	q.send = q.tr.send
 	c.logger.Info("metadata quorum member started", "node", q.id, "voters", qc.VoterIDs(), "controller_listen", q.tr.ln.Addr().String(), "applied", c.image.Offset)
-	q.wg.Add(2)
+	q.wg.Add(3)
 	go q.run()
 	go q.applyLoop()
+	go c.livenessLoop(q)
 	return q, nil
 }
 

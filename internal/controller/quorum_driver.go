@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -49,7 +50,9 @@ func (q *quorum) run() {
 		}
 		for q.rn.HasReady() {
 			if err := q.handleReady(q.rn.Ready()); err != nil {
-				q.fail(err)
+				if err != errStopping {
+					q.fail(err)
+				}
 				return
 			}
 		}
@@ -84,11 +87,18 @@ func (q *quorum) fail(err error) {
 	q.leader.Store(0)
 }
 
+// errStopping is handleReady's answer when the node stopped while the
+// Ready was being handed to the applier.
+var errStopping = errors.New("metadata quorum stopping")
+
 func (q *quorum) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
 		lead, leading := rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader
 		if q.leader.Swap(lead) != lead {
 			q.c.logger.Info("metadata quorum leader changed", "node", q.id, "leader", lead, "this_node_leads", leading)
+		}
+		if leading && !q.isLeader.Load() {
+			q.leaderGen.Add(1)
 		}
 		q.isLeader.Store(leading)
 	}
@@ -139,7 +149,8 @@ func (q *quorum) handleReady(rd raft.Ready) error {
 		select {
 		case q.applyc <- t:
 		case <-q.stop:
-			return nil
+			// Not advanced: the driver must not ask for another Ready.
+			return errStopping
 		}
 	}
 	q.rn.Advance(rd)

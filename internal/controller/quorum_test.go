@@ -61,7 +61,32 @@ func newTestQuorum(t *testing.T, n int, extra map[string]string) *testQuorum {
 			t.Fatalf("register node %d: %v", i+1, err)
 		}
 	}
+	for i := range q.nodes {
+		q.unfence(i)
+	}
 	return q
+}
+
+// unfence sends node i's heartbeats to the controller until its
+// registration is unfenced (the test quorum's session timeout is long, so
+// it stays so without further heartbeats).
+func (q *testQuorum) unfence(i int) {
+	q.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l := q.leader()
+		var epoch, applied int64
+		q.nodes[l].View(func(im *metadata.Image) { epoch = im.Brokers[int32(i+1)].Epoch })
+		q.nodes[i].View(func(im *metadata.Image) { applied = im.Offset })
+		res, err := q.nodes[l].BrokerHeartbeat(Heartbeat{NodeID: int32(i + 1), Epoch: epoch, AppliedOffset: applied})
+		if err == nil && !res.Fenced {
+			return
+		}
+		if time.Now().After(deadline) {
+			q.t.Fatalf("node %d still fenced: %+v, %v", i+1, res, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (q *testQuorum) start(i int) {
@@ -70,6 +95,9 @@ func (q *testQuorum) start(i int) {
 	for k, v := range map[string]string{
 		"node.id": fmt.Sprint(i + 1), "controller.quorum.voters": q.voters, "controller.listeners": q.addrs[i],
 		"controller.quorum.election.timeout.ms": "300",
+		// Brokers here are registrations without processes: no session
+		// expires within a test.
+		"broker.session.timeout.ms": "600000",
 	} {
 		if err := cfg.Set(k, v); err != nil {
 			q.t.Fatal(err)
@@ -395,5 +423,31 @@ func TestQuorumLeaderHandsOverWhenItCloses(t *testing.T) {
 	}
 	if _, _, err := q.nodes[next].CreateTopic(CreateTopic{Name: "after", Partitions: 1, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestHeartbeatsAreAnsweredByTheActiveControllerOnly(t *testing.T) {
+	q := newTestQuorum(t, 3, nil)
+	l := q.leader()
+	follower := (l + 1) % 3
+	var epoch, applied int64
+	q.nodes[l].View(func(im *metadata.Image) { epoch, applied = im.Brokers[int32(follower+1)].Epoch, im.Offset })
+	hb := Heartbeat{NodeID: int32(follower + 1), Epoch: epoch, AppliedOffset: applied}
+	if _, err := q.nodes[follower].BrokerHeartbeat(hb); !IsCode(err, kerr.NotController) {
+		t.Fatalf("heartbeat to a follower: %v; want NOT_CONTROLLER", err)
+	}
+	stale := hb
+	stale.Epoch--
+	if _, err := q.nodes[l].BrokerHeartbeat(stale); !IsCode(err, kerr.StaleBrokerEpoch) {
+		t.Fatalf("heartbeat of another registration: %v; want STALE_BROKER_EPOCH", err)
+	}
+	res, err := q.nodes[l].BrokerHeartbeat(hb)
+	if err != nil || res.Fenced || !res.CaughtUp || res.ShouldShutdown {
+		t.Fatalf("heartbeat of an unfenced broker: %+v, %v", res, err)
+	}
+	hb.WantShutdown = true
+	res, err = q.nodes[l].BrokerHeartbeat(hb)
+	if err != nil || !res.Fenced || !res.ShouldShutdown {
+		t.Fatalf("heartbeat asking to shut down (it leads nothing): %+v, %v; want fenced and allowed to shut down", res, err)
 	}
 }

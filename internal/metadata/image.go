@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -31,6 +32,9 @@ type Partition struct {
 	LeaderEpoch int32
 	Replicas    []int32
 	ISR         []int32
+	// PartitionEpoch counts the changes to the partition's leader, ISR
+	// or replicas; an AlterPartition must name the current one (KIP-497).
+	PartitionEpoch int32 `json:",omitempty"`
 }
 
 // Topic is one topic in the image.
@@ -42,12 +46,25 @@ type Topic struct {
 	Internal   bool
 }
 
-// Broker is a registered broker, as its last BrokerRecord describes it.
+// Broker is a registered broker, as its last BrokerRecord and the
+// BrokerChangeRecords after it describe it. The state fields are optional
+// in snapshots: one written before brokers could be fenced reads as
+// unfenced brokers of epoch 0.
 type Broker struct {
 	NodeID      int32  `json:"nodeId"`
 	Incarnation string `json:"incarnation"`
 	Host        string `json:"host"`
 	Port        int32  `json:"port"`
+	// Epoch is the metadata offset of the registration (KIP-631's broker
+	// epoch): a broker has caught up once it has applied the metadata up
+	// to it.
+	Epoch int64 `json:"epoch,omitempty"`
+	// Fenced brokers are not listed to clients, are given no new
+	// partitions and lead none once their session has expired.
+	Fenced bool `json:"fenced,omitempty"`
+	// ControlledShutdown marks a broker that asked to shut down: it is
+	// fenced and leads nothing the controller could move.
+	ControlledShutdown bool `json:"controlledShutdown,omitempty"`
 }
 
 // Image is the cluster metadata at one point of the metadata log.
@@ -76,6 +93,24 @@ func (im *Image) BrokerIDs() []int32 {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
+}
+
+// UnfencedBrokerIDs lists the node ids of the unfenced brokers in order:
+// the brokers clients are told of and partitions are placed on.
+func (im *Image) UnfencedBrokerIDs() []int32 {
+	var ids []int32
+	for _, id := range im.BrokerIDs() {
+		if !im.Brokers[id].Fenced {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Unfenced reports whether node id is a registered, unfenced broker.
+func (im *Image) Unfenced(id int32) bool {
+	br, ok := im.Brokers[id]
+	return ok && !br.Fenced
 }
 
 // TopicByID finds a topic by id.
@@ -110,11 +145,14 @@ func (im *Image) Apply(r Record) error {
 		if !ok {
 			return fmt.Errorf("partition record for unknown topic %s", p.TopicID)
 		}
+		if p.Index >= 0 && int(p.Index) < len(t.Partitions) {
+			return changePartition(t, p)
+		}
 		if int(p.Index) != len(t.Partitions) {
 			return fmt.Errorf("topic %q: partition %d out of order (have %d)", t.Name, p.Index, len(t.Partitions))
 		}
 		t.Partitions = append(t.Partitions, Partition{
-			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR,
+			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch,
 		})
 	case r.Config != nil:
 		c := r.Config
@@ -147,10 +185,58 @@ func (im *Image) Apply(r Record) error {
 		if br.NodeID < 0 || br.Incarnation == "" || br.Port <= 0 || br.Port > 65535 {
 			return fmt.Errorf("broker registration %+v is malformed", *br)
 		}
-		im.Brokers[br.NodeID] = Broker{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port}
+		// A registration starts fenced (KIP-631); its epoch is the offset
+		// of the entry being applied.
+		epoch := br.Epoch
+		if epoch == 0 {
+			epoch = im.Offset + 1
+		}
+		im.Brokers[br.NodeID] = Broker{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port,
+			Epoch: epoch, Fenced: true}
+	case r.BrokerChange != nil:
+		ch := r.BrokerChange
+		br, ok := im.Brokers[ch.NodeID]
+		if !ok || br.Epoch != ch.Epoch {
+			return fmt.Errorf("broker change %+v: no registration of node %d at epoch %d", *ch, ch.NodeID, ch.Epoch)
+		}
+		br.Fenced, br.ControlledShutdown = ch.Fenced, ch.ControlledShutdown
+		im.Brokers[ch.NodeID] = br
 	default:
 		return fmt.Errorf("empty metadata record")
 	}
+	return nil
+}
+
+// changePartition replaces an existing partition's leadership and ISR.
+// A change of leader must raise the leader epoch, and an epoch never goes
+// back: a change planned on an image that another change has since moved
+// on does not apply.
+func changePartition(t *Topic, p *PartitionRecord) error {
+	cur := &t.Partitions[p.Index]
+	switch {
+	case p.LeaderEpoch < cur.LeaderEpoch:
+		return fmt.Errorf("topic %q partition %d: leader epoch %d is below the current %d", t.Name, p.Index, p.LeaderEpoch, cur.LeaderEpoch)
+	case p.Leader != cur.Leader && p.LeaderEpoch == cur.LeaderEpoch:
+		return fmt.Errorf("topic %q partition %d: leader %d -> %d without a new leader epoch", t.Name, p.Index, cur.Leader, p.Leader)
+	case len(p.ISR) == 0:
+		return fmt.Errorf("topic %q partition %d: empty ISR", t.Name, p.Index)
+	}
+	for _, r := range p.ISR {
+		if !slices.Contains(cur.Replicas, r) {
+			return fmt.Errorf("topic %q partition %d: ISR member %d is not a replica", t.Name, p.Index, r)
+		}
+	}
+	if p.Leader != -1 && !slices.Contains(p.ISR, p.Leader) {
+		return fmt.Errorf("topic %q partition %d: leader %d is not in the ISR %v", t.Name, p.Index, p.Leader, p.ISR)
+	}
+	// A change names the partition epoch it makes, one past the current:
+	// planned on a stale image, it does not apply. Records written before
+	// partition epochs existed carry none and count as the next.
+	next := cur.PartitionEpoch + 1
+	if p.PartitionEpoch != 0 && p.PartitionEpoch != next {
+		return fmt.Errorf("topic %q partition %d: partition epoch %d, want %d", t.Name, p.Index, p.PartitionEpoch, next)
+	}
+	cur.Leader, cur.LeaderEpoch, cur.ISR, cur.PartitionEpoch = p.Leader, p.LeaderEpoch, slices.Clone(p.ISR), next
 	return nil
 }
 

@@ -11,6 +11,9 @@ type Record struct {
 	RemoveTopic *RemoveTopicRecord `json:"removeTopic,omitempty"`
 	ProducerIDs *ProducerIDsRecord `json:"producerIds,omitempty"`
 	Broker      *BrokerRecord      `json:"broker,omitempty"`
+	// BrokerChange fences, unfences or starts the controlled shutdown of
+	// a registered broker (KIP-631's BrokerRegistrationChangeRecord).
+	BrokerChange *BrokerChangeRecord `json:"brokerChange,omitempty"`
 }
 
 // TopicRecord creates a topic (its partitions follow as PartitionRecords).
@@ -21,7 +24,10 @@ type TopicRecord struct {
 	Internal bool              `json:"internal,omitempty"`
 }
 
-// PartitionRecord adds the next partition to a topic.
+// PartitionRecord adds the next partition to a topic, or, for a partition
+// the topic has, replaces its leader, leader epoch and ISR (what Kafka's
+// PartitionChangeRecord does): a new leader comes with a higher leader
+// epoch. Replicas are never changed this way.
 type PartitionRecord struct {
 	TopicID     TopicID `json:"topicId"`
 	Index       int32   `json:"index"`
@@ -29,6 +35,9 @@ type PartitionRecord struct {
 	LeaderEpoch int32   `json:"leaderEpoch"`
 	Replicas    []int32 `json:"replicas"`
 	ISR         []int32 `json:"isr"`
+	// PartitionEpoch is the partition epoch the record makes: 0 for a new
+	// partition, one past the current for a change.
+	PartitionEpoch int32 `json:"partitionEpoch,omitempty"`
 }
 
 // ConfigRecord sets (Value non-nil) or removes a topic config override.
@@ -70,10 +79,27 @@ type ProducerIDsRecord struct {
 // BrokerRecord registers a broker (KIP-631): the node, the incarnation of
 // the process that registered (random per start) and the address of its
 // Kafka listener. A later record for the same node replaces the earlier
-// one: the node restarted, perhaps at another address.
+// one: the node restarted, perhaps at another address. A registration
+// starts fenced; its broker epoch is the offset of the entry holding it.
 type BrokerRecord struct {
 	NodeID      int32  `json:"nodeId"`
 	Incarnation string `json:"incarnation"`
 	Host        string `json:"host"`
 	Port        int32  `json:"port"`
+	// Epoch, when set, is the registration's broker epoch; only the
+	// records a Diff describes set it. A registration a broker proposes
+	// leaves it 0 and gets the offset of its entry.
+	Epoch int64 `json:"epoch,omitempty"`
+}
+
+// BrokerChangeRecord sets the state of the registration of NodeID whose
+// broker epoch is Epoch: fenced or not, and whether it is in a controlled
+// shutdown. It does not apply to another registration of the node (a
+// newer incarnation), so a change planned for a process that has since
+// restarted is dropped.
+type BrokerChangeRecord struct {
+	NodeID             int32 `json:"nodeId"`
+	Epoch              int64 `json:"epoch"`
+	Fenced             bool  `json:"fenced"`
+	ControlledShutdown bool  `json:"controlledShutdown,omitempty"`
 }

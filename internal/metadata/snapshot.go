@@ -67,7 +67,7 @@ func (im *Image) Clone() *Image {
 		nt := &Topic{Name: t.Name, ID: t.ID, Internal: t.Internal, Configs: maps.Clone(t.Configs)}
 		for _, p := range t.Partitions {
 			nt.Partitions = append(nt.Partitions, Partition{Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
-				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR)})
+				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR), PartitionEpoch: p.PartitionEpoch})
 		}
 		c.Topics[name] = nt
 		c.byID[nt.ID] = nt
@@ -79,13 +79,25 @@ func (im *Image) Clone() *Image {
 // left as it was and the error says which. Every node of a quorum decides
 // the same way, because each applies the same batches to the same image.
 func (im *Image) ApplyBatch(recs []Record) error {
+	offset := im.Offset
+	if err := im.ApplyBatchAt(recs, offset+1); err != nil {
+		return err
+	}
+	im.Offset = offset
+	return nil
+}
+
+// ApplyBatchAt is ApplyBatch for the entry at offset: the image's offset
+// becomes offset when the batch applies (and stays when it does not), and
+// a broker registered in it gets offset as its epoch.
+func (im *Image) ApplyBatchAt(recs []Record, offset int64) error {
 	trial := im.Clone()
+	trial.Offset = offset - 1
 	for i, r := range recs {
 		if err := trial.Apply(r); err != nil {
 			return fmt.Errorf("record %d of %d: %w", i+1, len(recs), err)
 		}
 	}
-	offset := im.Offset
 	*im = *trial
 	im.Offset = offset
 	return nil
@@ -121,15 +133,30 @@ func Diff(old, new *Image) []Record {
 				}
 			}
 		}
+		for i := 0; i < min(len(ot.Partitions), len(nt.Partitions)); i++ {
+			op, p := ot.Partitions[i], nt.Partitions[i]
+			if op.Leader != p.Leader || op.LeaderEpoch != p.LeaderEpoch || !slices.Equal(op.ISR, p.ISR) || op.PartitionEpoch != p.PartitionEpoch {
+				recs = append(recs, Record{Partition: &PartitionRecord{TopicID: nt.ID, Index: int32(i),
+					Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch}})
+			}
+		}
 		for i := len(ot.Partitions); i < len(nt.Partitions); i++ {
 			p := nt.Partitions[i]
 			recs = append(recs, Record{Partition: &PartitionRecord{TopicID: nt.ID, Index: int32(i),
-				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR}})
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch}})
 		}
 	}
 	for _, id := range new.BrokerIDs() {
-		if br := new.Brokers[id]; old.Brokers[id] != br {
-			recs = append(recs, Record{Broker: &BrokerRecord{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port}})
+		br, ob := new.Brokers[id], old.Brokers[id]
+		if ob == br {
+			continue
+		}
+		if ob.Incarnation != br.Incarnation || ob.Epoch != br.Epoch || ob.Host != br.Host || ob.Port != br.Port {
+			recs = append(recs, Record{Broker: &BrokerRecord{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port, Epoch: br.Epoch}})
+			ob = Broker{Fenced: true}
+		}
+		if ob.Fenced != br.Fenced || ob.ControlledShutdown != br.ControlledShutdown {
+			recs = append(recs, Record{BrokerChange: &BrokerChangeRecord{NodeID: id, Epoch: br.Epoch, Fenced: br.Fenced, ControlledShutdown: br.ControlledShutdown}})
 		}
 	}
 	if new.NextProducerID > old.NextProducerID {

@@ -73,6 +73,10 @@ func TestDiffRebuildsTheNewImage(t *testing.T) {
 		{Topic: &TopicRecord{Name: "b", ID: c}},
 		{Partition: &PartitionRecord{TopicID: c, Index: 0, Leader: 1, Replicas: []int32{1}, ISR: []int32{1}}},
 		{ProducerIDs: &ProducerIDsRecord{Start: 1000, Size: 1000}},
+		{Partition: &PartitionRecord{TopicID: old.Topics["a"].ID, Index: 1, Leader: -1, LeaderEpoch: 1, Replicas: []int32{2}, ISR: []int32{2}}},
+		{BrokerChange: &BrokerChangeRecord{NodeID: 1, Epoch: old.Brokers[1].Epoch, Fenced: false}},
+		{Broker: &BrokerRecord{NodeID: 2, Incarnation: "b2", Host: "h2", Port: 9093}},
+		{BrokerChange: &BrokerChangeRecord{NodeID: 2, Epoch: old.Offset + 1, Fenced: false}},
 	} {
 		if err := next.Apply(r); err != nil {
 			t.Fatal(err)
@@ -122,7 +126,7 @@ func TestBrokerReRegistrationReplacesTheEarlierIncarnation(t *testing.T) {
 	if err := im.Apply(Record{Broker: &BrokerRecord{NodeID: 2, Incarnation: "cc", Host: "h2b", Port: 9094}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := im.Brokers[2]; got != (Broker{NodeID: 2, Incarnation: "cc", Host: "h2b", Port: 9094}) || len(im.Brokers) != 2 {
+	if got := im.Brokers[2]; got != (Broker{NodeID: 2, Incarnation: "cc", Host: "h2b", Port: 9094, Epoch: im.Offset + 1, Fenced: true}) || len(im.Brokers) != 2 {
 		t.Fatalf("brokers after re-registration: %+v", im.Brokers)
 	}
 	if old.Brokers[2].Incarnation != "bb" {
@@ -134,5 +138,58 @@ func TestBrokerReRegistrationReplacesTheEarlierIncarnation(t *testing.T) {
 	}
 	if err := im.Apply(Record{Broker: &BrokerRecord{NodeID: 3, Incarnation: "", Host: "h", Port: 1}}); err == nil {
 		t.Fatal("a registration without an incarnation was accepted")
+	}
+}
+
+func TestRegistrationStartsFencedAtTheOffsetOfItsEntry(t *testing.T) {
+	im := sampleImage(t)
+	if err := im.ApplyBatchAt([]Record{{Broker: &BrokerRecord{NodeID: 3, Incarnation: "c", Host: "h3", Port: 1}}}, 57); err != nil {
+		t.Fatal(err)
+	}
+	if br := im.Brokers[3]; !br.Fenced || br.Epoch != 57 || im.Offset != 57 {
+		t.Fatalf("registration applied at 57: %+v, image offset %d; want fenced at epoch 57", br, im.Offset)
+	}
+	if ids := im.UnfencedBrokerIDs(); len(ids) != 0 {
+		t.Fatalf("unfenced brokers %v right after registration; want none", ids)
+	}
+	if err := im.Apply(Record{BrokerChange: &BrokerChangeRecord{NodeID: 3, Epoch: 56}}); err == nil {
+		t.Fatal("a change for another registration of the node applied")
+	}
+	if err := im.Apply(Record{BrokerChange: &BrokerChangeRecord{NodeID: 3, Epoch: 57}}); err != nil || !im.Unfenced(3) {
+		t.Fatalf("unfencing: %v, broker %+v", err, im.Brokers[3])
+	}
+}
+
+func TestPartitionChangeNeedsAHigherEpochForANewLeader(t *testing.T) {
+	im := sampleImage(t)
+	a := im.Topics["a"].ID
+	for _, tc := range []struct {
+		rec PartitionRecord
+		ok  bool
+	}{
+		{PartitionRecord{TopicID: a, Index: 0, Leader: -1, LeaderEpoch: 0, Replicas: []int32{1}, ISR: []int32{1}}, false},
+		{PartitionRecord{TopicID: a, Index: 0, Leader: 2, LeaderEpoch: 1, Replicas: []int32{1}, ISR: []int32{2}}, false},
+		{PartitionRecord{TopicID: a, Index: 0, Leader: 1, LeaderEpoch: 1, Replicas: []int32{1}, ISR: []int32{}}, false},
+		{PartitionRecord{TopicID: a, Index: 0, Leader: -1, LeaderEpoch: 1, Replicas: []int32{1}, ISR: []int32{1}}, true},
+		{PartitionRecord{TopicID: a, Index: 0, Leader: 1, LeaderEpoch: 0, Replicas: []int32{1}, ISR: []int32{1}}, false},
+		{PartitionRecord{TopicID: a, Index: 0, Leader: 1, LeaderEpoch: 2, Replicas: []int32{1}, ISR: []int32{1}}, true},
+	} {
+		err := im.Apply(Record{Partition: &tc.rec})
+		if (err == nil) != tc.ok {
+			t.Fatalf("change %+v: %v; want accepted %v", tc.rec, err, tc.ok)
+		}
+	}
+	if p := im.Topics["a"].Partitions[0]; p.Leader != 1 || p.LeaderEpoch != 2 || len(im.Topics["a"].Partitions) != 2 {
+		t.Fatalf("partition after the changes: %+v", p)
+	}
+}
+
+func TestSnapshotWithoutBrokerStateReadsAsUnfenced(t *testing.T) {
+	im, err := DecodeImage([]byte(`{"topics":[],"nextProducerId":0,"brokers":[{"nodeId":1,"incarnation":"a","host":"h","port":1}]}`), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !im.Unfenced(1) {
+		t.Fatalf("broker of an older snapshot: %+v; want unfenced", im.Brokers[1])
 	}
 }

@@ -46,8 +46,8 @@ type Partition struct {
 	opts Options
 
 	// mu serialises appends and guards leaderEpoch, epochs, producers,
-	// sinceSnapshot and guards. role and isr are written holding both mu
-	// and wmu, so either lock suffices to read them.
+	// sinceSnapshot, guards and markers. role and isr are written holding
+	// both mu and wmu, so either lock suffices to read them.
 	mu            sync.Mutex
 	leaderEpoch   int32
 	epochs        epochCache // the epochs of the log (epochs.go)
@@ -56,6 +56,7 @@ type Partition struct {
 	producers     *producer.State
 	sinceSnapshot int64                  // bytes appended since the last producer snapshot
 	guards        map[*TxnGuard]struct{} // verifications in progress (verify.go)
+	markers       map[int64]markerSeen   // last numbered marker per producer (txn.go)
 
 	// snapMu serialises producer snapshots; it is taken before mu and
 	// held across the snapshot's write, which no request waits for.

@@ -142,5 +142,11 @@ func (p *Partition) Producers() []producer.Entry {
 func (p *Partition) ExpireProducers(nowMs, expirationMs int64) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.producers.Expire(nowMs, expirationMs)
+	n := p.producers.Expire(nowMs, expirationMs)
+	for pid := range p.markers {
+		if !p.producers.Has(pid) {
+			delete(p.markers, pid)
+		}
+	}
+	return n
 }

@@ -13,6 +13,28 @@ import (
 // for it. A marker older than the producer's epoch is refused with
 // INVALID_PRODUCER_EPOCH.
 func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32) (int64, error) {
+	end, _, err := p.AppendTxnMarker(pid, epoch, commit, coordinatorEpoch, 0)
+	return end, err
+}
+
+// markerSeen is the last numbered marker applied for a producer.
+type markerSeen struct {
+	seq int64 // the transaction's number (txn.Meta.TxnSeq)
+	end int64 // the offset after the marker
+}
+
+// AppendTxnMarker is AppendMarker for a marker its coordinator numbered
+// with seq, the transaction's number among its id's transactions (0: not
+// numbered, as from a tool). A marker numbered at or below the last one
+// applied here for the producer is a copy of one already applied: a
+// coordinator that lost an answer sends its markers again, and the first
+// copy may reach this partition late, after the producer's next
+// transaction has begun here. Such a copy is not written (applied is
+// false) and the returned offset is the applied marker's, so waiting for
+// it waits for that one. What was applied is known since the partition
+// opened; a late copy does not outlive the connection it came on, nor so
+// the restart of this node.
+func (p *Partition) AppendTxnMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32, seq int64) (end int64, applied bool, err error) {
 	key := kmsg.NewControlRecordKey()
 	key.Type = batch.ControlAbort
 	if commit {
@@ -29,11 +51,15 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 	p.mu.Lock()
 	if p.role != roleLeader {
 		p.mu.Unlock()
-		return 0, ErrNotLeader
+		return 0, false, ErrNotLeader
 	}
 	if err := p.producers.CheckMarker(pid, epoch); err != nil {
 		p.mu.Unlock()
-		return 0, err
+		return 0, false, err
+	}
+	if seen, ok := p.markers[pid]; ok && seq > 0 && seq <= seen.seq {
+		p.mu.Unlock()
+		return seen.end, false, nil
 	}
 	batch.SetLeaderEpoch(b, p.leaderEpoch)
 	base, err := p.log.Append(b)
@@ -47,17 +73,23 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 			p.wmu.Unlock()
 		}
 		p.producers.ApplyMarker(pid, epoch, commit, base, now)
+		if seq > 0 {
+			if p.markers == nil {
+				p.markers = make(map[int64]markerSeen)
+			}
+			p.markers[pid] = markerSeen{seq: seq, end: base + 1}
+		}
 		p.endVerificationsLocked(pid)
 		p.updateFirstUnstableLocked()
 		p.sinceSnapshot += int64(len(b))
 	}
 	p.mu.Unlock()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	p.kickFlusher()
 	p.notifyEnd()
-	return base + 1, nil
+	return base + 1, true, nil
 }
 
 // updateFirstUnstableLocked republishes the first unstable offset after

@@ -187,6 +187,12 @@ func (s *State) Expire(nowMs, expirationMs int64) int {
 	return n
 }
 
+// Has reports whether the state holds producer pid.
+func (s *State) Has(pid int64) bool {
+	_, ok := s.entries[pid]
+	return ok
+}
+
 // Entries returns copies of every entry, by producer id.
 func (s *State) Entries() []Entry {
 	out := make([]Entry, 0, len(s.entries))

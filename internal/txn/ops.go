@@ -199,7 +199,7 @@ func (c *Coordinator) end(nowMs int64, p parked, r End) {
 // prepare makes PrepareCommit or PrepareAbort durable.
 func (c *Coordinator) prepare(nowMs int64, m *Meta, commit bool, done func(int64, *Meta, error)) {
 	next := m.clone()
-	next.Status, next.UpdateMs = PrepareAbort, nowMs
+	next.Status, next.UpdateMs, next.TxnSeq = PrepareAbort, nowMs, m.TxnSeq+1
 	if commit {
 		next.Status = PrepareCommit
 	}

@@ -67,6 +67,11 @@ type Meta struct {
 	// with the current ones instead of being fenced. Nil when the current
 	// pair came from anything else (a new instance, a timeout's abort).
 	Last *ProducerIDEpoch `json:"last,omitempty"`
+	// TxnSeq numbers the id's transactions: it rises by one each time one
+	// is prepared, and that transaction's markers carry it, so a
+	// partition can tell a late copy of an earlier transaction's marker
+	// from the marker of the transaction open there now.
+	TxnSeq int64 `json:"txnSeq,omitempty"`
 }
 
 // ProducerIDEpoch is a producer id and epoch.

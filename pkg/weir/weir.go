@@ -132,10 +132,13 @@ func advertised(setting string, addr net.Addr) (string, int32, error) {
 // Addr is the host:port clients connect to.
 func (b *Broker) Addr() string { return b.srv.Addr().String() }
 
-// Close stops serving, then flushes and closes every log. Later calls
+// Close stops serving, then flushes and closes every log. In a cluster it
+// first runs a controlled shutdown while still serving: the controller
+// moves this node's partition leaderships away (KIP-631). Later calls
 // return the first call's result.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.b.ControlledShutdown()
 		b.b.BeginShutdown()
 		b.closeErr = b.srv.Close()
 		if err := b.b.Close(); b.closeErr == nil {
