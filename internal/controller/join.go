@@ -38,10 +38,11 @@ const (
 	joinAcceptEvery = 100 * time.Millisecond
 	// maxJoinContextBytes bounds the address a join carries.
 	maxJoinContextBytes = 256
-	// joinWarnEvery is how many unanswered requests to join are logged
-	// once.
-	joinWarnEvery = 10
 )
+
+// joinWarnEvery is how many unanswered requests to join are logged once.
+// Tests lower it.
+var joinWarnEvery = 5
 
 // joinMessage is node self's request, to voter to, to be added as a
 // learner reachable at addr.

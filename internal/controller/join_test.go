@@ -3,8 +3,10 @@ package controller
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,5 +238,52 @@ func TestOnlyAJoinIsAcceptedAsAConfigurationChange(t *testing.T) {
 		if join != tc.join || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: join %v, %v; want %v, an error saying %q", tc.name, join, err, tc.join, tc.err)
 		}
+	}
+}
+
+// syncBuffer is a log sink safe for the controller's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestQuorumBrokerOnlyNodeThatNoVoterReachesSaysSo(t *testing.T) {
+	defer func(n int) { joinWarnEvery = n }(joinWarnEvery)
+	joinWarnEvery = 2
+	voters := fmt.Sprintf("1@%s,2@%s,3@%s", freeAddr(t), freeAddr(t), freeAddr(t)) // nobody listens
+	cfg := config.NewBroker()
+	for k, v := range map[string]string{"node.id": "4", "controller.quorum.voters": voters, "controller.listeners": freeAddr(t)} {
+		if err := cfg.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs syncBuffer
+	c, err := Open(t.TempDir(), 4, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetListener(nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "broker-only node not yet in the metadata quorum") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning that the voters do not answer; logs:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if id := c.ControllerID(); id != -1 {
+		t.Fatalf("a broker-only node no voter reached names controller %d", id)
 	}
 }
