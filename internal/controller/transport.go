@@ -89,8 +89,9 @@ type peer struct {
 	queue chan *pb.Message
 }
 
-// newTransport listens on listen and sends to peers (id → address), the
-// voters other than self.
+// newTransport listens on listen and sends to peers (id → address): the
+// voters, and the learners the image knows. voters are the quorum's
+// voters, whose messages are always accepted.
 func newTransport(self uint64, listen string, voters []uint64, peers map[uint64]string, deliver func(*pb.Message), report func(peerReport), logger *slog.Logger) (*transport, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
