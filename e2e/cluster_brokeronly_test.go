@@ -7,14 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // A broker-only node: its id is not among the voters, so it receives the
 // metadata log as a learner of the quorum, registers and heartbeats like
-// any broker, leads partitions and serves them, and never votes nor
-// becomes the controller.
+// any broker, leads partitions and serves them, hosts coordinator shards,
+// and never votes nor becomes the controller.
 
 // notController fails the test if node i claims to be the controller.
 func (tc *testCluster) notController(i int) {
@@ -49,7 +51,41 @@ func (tc *testCluster) observerCaughtUp(leader int, node int32) string {
 	return fmt.Sprintf("node %d is not among the observers %+v", node, p.Observers)
 }
 
-func TestClusterBrokerOnlyNodeLeadsPartitionsFollowsTheLogAndNeverControls(t *testing.T) {
+// groupCoordinatedBy asks node i for coordinators of groups g0, g1, …
+// until one is node; it fails the test if none of 200 is.
+func (tc *testCluster) groupCoordinatedBy(i int, node int32) string {
+	tc.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for k := 0; k < 200; {
+		g := fmt.Sprintf("g%d", k)
+		fc := kmsg.NewPtrFindCoordinatorRequest()
+		fc.CoordinatorKey, fc.CoordinatorKeys = g, []string{g}
+		resp, err := tc.request(i, fc, 2*time.Second)
+		if err == nil {
+			r := resp.(*kmsg.FindCoordinatorResponse)
+			code, id := r.ErrorCode, r.NodeID
+			if len(r.Coordinators) == 1 {
+				code, id = r.Coordinators[0].ErrorCode, r.Coordinators[0].NodeID
+			}
+			if code == 0 {
+				if id == node {
+					return g
+				}
+				k++
+				continue
+			}
+		}
+		// The first lookup creates __consumer_offsets: wait for it.
+		if time.Now().After(deadline) {
+			tc.t.Fatalf("node %d names no coordinator for group %s: %v", i+1, g, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tc.t.Fatalf("none of 200 groups is coordinated by node %d", node)
+	return ""
+}
+
+func TestClusterBrokerOnlyNodeLeadsPartitionsAndCoordinatorsFollowsTheLogAndNeverControls(t *testing.T) {
 	const session = 3000 * time.Millisecond
 	tc := startClusterWithBrokers(t, 3, 1, "--set", fmt.Sprintf("broker.session.timeout.ms=%d", session.Milliseconds()),
 		"--set", "broker.heartbeat.interval.ms=300")
@@ -144,6 +180,28 @@ func TestClusterBrokerOnlyNodeLeadsPartitionsFollowsTheLogAndNeverControls(t *te
 	}
 	consume()
 	poll(t, 10*time.Second, func() string { return tc.observerCaughtUp(ctrl, boID) })
+
+	// It hosts coordinator shards: a group whose __consumer_offsets
+	// partition it leads commits and fetches offsets there.
+	group := tc.groupCoordinatedBy(ctrl, boID)
+	adm := kadm.NewClient(newClient(t, boAddr))
+	var first int32
+	for p := range owned {
+		first = p
+		break
+	}
+	commit := kadm.Offsets{}
+	commit.AddOffset(topic, first, 2, -1)
+	if resps, err := adm.CommitOffsets(ctx, group, commit); err != nil || resps.Error() != nil {
+		t.Fatalf("commit for group %q, coordinated by node %d: %v, %v", group, boID, err, resps.Error())
+	}
+	fetched, err := adm.FetchOffsets(ctx, group)
+	if err != nil || fetched.Error() != nil {
+		t.Fatalf("fetch offsets of group %q: %v, %v", group, err, fetched.Error())
+	}
+	if o, ok := fetched.Lookup(topic, first); !ok || o.At != 2 {
+		t.Fatalf("group %q's offset for partition %d: %+v (%v); want 2", group, first, o, ok)
+	}
 
 	// Killed, it is fenced within its session like any broker.
 	tc.c.Kill(bo)
