@@ -28,7 +28,14 @@ type testCluster struct {
 
 func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 	t.Helper()
-	c, err := testsvc.StartCluster(weirBin, t.TempDir(), n, extra...)
+	return startClusterWithBrokers(t, n, 0, extra...)
+}
+
+// startClusterWithBrokers starts n voters and brokersOnly broker-only
+// nodes (ids n+1 on).
+func startClusterWithBrokers(t *testing.T, n, brokersOnly int, extra ...string) *testCluster {
+	t.Helper()
+	c, err := testsvc.StartClusterWithBrokers(weirBin, t.TempDir(), n, brokersOnly, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +336,8 @@ func TestServeRefusesBadQuorumSettings(t *testing.T) {
 	}{
 		{[]string{"--voters", "1@127.0.0.1"}, "not host:port"},
 		{[]string{"--voters", "1@127.0.0.1:9191,1@127.0.0.1:9192", "--controller-listen", "127.0.0.1:9191"}, "listed more than once"},
-		{[]string{"--node-id", "4", "--voters", "1@127.0.0.1:9191,2@127.0.0.1:9192", "--controller-listen", "127.0.0.1:9194"}, "node.id 4 is not among controller.quorum.voters"},
+		{[]string{"--node-id", "4", "--voters", "1@127.0.0.1:9191,2@127.0.0.1:9192"}, "node.id 4 is not among controller.quorum.voters"},
+		{[]string{"--node-id", "4", "--voters", "1@127.0.0.1:9191,2@127.0.0.1:9192", "--controller-listen", "0.0.0.0:9194"}, "not a wildcard"},
 		{[]string{"--controller-listen", "127.0.0.1:9191"}, "controller.quorum.voters is empty"},
 		{[]string{"--node-id", "1", "--voters", "1@127.0.0.1:9191"}, "controller.listeners (--controller-listen) is not set"},
 	} {

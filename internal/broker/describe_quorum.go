@@ -12,7 +12,8 @@ package broker
 // with the voters; any other node answers NOT_LEADER_OR_FOLLOWER for the
 // partition (as Kafka since KAFKA-13940), naming the leader it knows. A
 // node that runs alone answers as a quorum of itself, with its local
-// metadata log's end offset. Weir has no observers.
+// metadata log's end offset. Broker-only nodes, the quorum's learners, are
+// its observers.
 
 import (
 	"context"
@@ -77,6 +78,13 @@ func (b *Broker) handleDescribeQuorum(ctx context.Context, req *kmsg.DescribeQuo
 					n.Listeners = append(n.Listeners, l)
 					resp.Nodes = append(resp.Nodes, n)
 				}
+			}
+			for _, v := range st.Observers {
+				rv := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
+				rv.ReplicaID = v.NodeID
+				rv.LogEndOffset = v.LogEndOffset
+				rv.LastFetchTimestamp, rv.LastCaughtUpTimestamp = v.LastFetchMs, v.LastCaughtUpMs
+				rp.Observers = append(rp.Observers, rv)
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}

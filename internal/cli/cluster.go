@@ -165,6 +165,8 @@ func (d *clusterDescription) print(w io.Writer, now time.Time) {
 	}
 
 	voters := map[int32]kmsg.DescribeQuorumResponseTopicPartitionReplicaState{}
+	// observers follow the metadata log without voting (broker-only nodes).
+	observers := map[int32]kmsg.DescribeQuorumResponseTopicPartitionReplicaState{}
 	var leaderEnd int64 = -1
 	if q := d.quorum; q != nil {
 		for _, v := range q.CurrentVoters {
@@ -172,6 +174,9 @@ func (d *clusterDescription) print(w io.Writer, now time.Time) {
 			if v.ReplicaID == q.LeaderID {
 				leaderEnd = v.LogEndOffset
 			}
+		}
+		for _, o := range q.Observers {
+			observers[o.ReplicaID] = o
 		}
 	}
 	ids := make([]int32, 0, len(d.brokers)+len(voters))
@@ -197,11 +202,17 @@ func (d *clusterDescription) print(w io.Writer, now time.Time) {
 			roles = append(roles, "broker")
 		}
 		status, offset, lag, fetch, caughtUp := "-", "-", "-", "-", "-"
-		if v, ok := voters[id]; ok {
-			roles = append(roles, "controller")
-			status = "follower"
-			if id == d.quorum.LeaderID {
-				status = "leader"
+		v, voter := voters[id]
+		o, observer := observers[id]
+		if voter || observer {
+			if voter {
+				roles = append(roles, "controller")
+				status = "follower"
+				if id == d.quorum.LeaderID {
+					status = "leader"
+				}
+			} else {
+				v, status = o, "observer"
 			}
 			if v.LogEndOffset >= 0 {
 				offset = strconv.FormatInt(v.LogEndOffset, 10)

@@ -25,9 +25,10 @@ func TestClusterDescribePrintsLagFencingAndLeaderlessPartitions(t *testing.T) {
 	q := kmsg.NewDescribeQuorumResponseTopicPartition()
 	q.LeaderID, q.LeaderEpoch, q.HighWatermark = 2, 7, 40
 	q.CurrentVoters = []kmsg.DescribeQuorumResponseTopicPartitionReplicaState{voter(1, 35, 999_750), voter(2, 42, 1_000_000), voter(3, -1, -1)}
+	q.Observers = []kmsg.DescribeQuorumResponseTopicPartitionReplicaState{voter(5, 40, 999_900)}
 	d := &clusterDescription{
 		clusterID: "c", controller: 2, fencedKnown: true,
-		brokers:    []kmsg.DescribeClusterResponseBroker{broker(1, false), broker(2, false), broker(4, true)},
+		brokers:    []kmsg.DescribeClusterResponseBroker{broker(1, false), broker(2, false), broker(4, true), broker(5, false)},
 		quorum:     &q,
 		leaderless: []string{"a/3", "b/0"},
 	}
@@ -40,6 +41,7 @@ func TestClusterDescribePrintsLagFencingAndLeaderlessPartitions(t *testing.T) {
 		"2     h:9092   -                   broker,controller  leader    42               0    0s ago",
 		"3     -        -                   controller         follower  -                -    -",
 		"4     h:9094   -                   broker             -",
+		"5     h:9095   -                   broker             observer  40               2    100ms ago",
 		"metadata quorum: leader 2, epoch 7, high watermark 40, 3 voters\n",
 		"fenced brokers: 1 (4)\n",
 		"partitions without a leader: 2\n  a/3\n  b/0\n",

@@ -25,6 +25,10 @@ type Quorum struct {
 	Listen string
 	// NodeID is this node's id (node.id).
 	NodeID int32
+	// BrokerOnly says NodeID is not among the voters: the node receives
+	// the metadata log as a learner (a non-voting member) and never votes
+	// nor becomes the controller.
+	BrokerOnly bool
 }
 
 // Enabled reports whether a quorum is configured.
@@ -85,9 +89,11 @@ func checkHostPort(s string) error {
 }
 
 // Quorum checks the quorum settings together and returns them. With no
-// voters and no controller listener the node runs alone. A voter must have
-// a controller listener, and a controller listener needs voters that name
-// this node. Nodes outside the voters (brokers only) are not supported yet.
+// voters and no controller listener the node runs alone. Every node of a
+// cluster needs a controller listener: a voter's is the address listed
+// for it among the voters; a node outside the voters (broker only) sends
+// its own to the voters when it asks to join, so it must be an address
+// they can dial.
 func (b *Broker) Quorum() (Quorum, error) {
 	voters, err := ParseVoters(b.Get("controller.quorum.voters"))
 	if err != nil {
@@ -107,14 +113,30 @@ func (b *Broker) Quorum() (Quorum, error) {
 	switch {
 	case q.NodeID <= 0:
 		return Quorum{}, fmt.Errorf("node.id %d: a member of a quorum needs a positive node id", q.NodeID)
-	case !self && q.Listen != "":
-		return Quorum{}, fmt.Errorf("node.id %d is not among controller.quorum.voters (%s), but controller.listeners is set", q.NodeID, b.Get("controller.quorum.voters"))
+	case !self && q.Listen == "":
+		return Quorum{}, fmt.Errorf("node.id %d is not among controller.quorum.voters (%s), so it runs as a broker only, which needs controller.listeners (--controller-listen): the voters send it the metadata log there", q.NodeID, b.Get("controller.quorum.voters"))
 	case !self:
-		return Quorum{}, fmt.Errorf("node.id %d is not among controller.quorum.voters: nodes that are brokers only are not supported yet", q.NodeID)
+		if err := checkDialable(q.Listen); err != nil {
+			return Quorum{}, fmt.Errorf("controller.listeners of broker-only node %d: %w", q.NodeID, err)
+		}
+		q.BrokerOnly = true
 	case q.Listen == "":
 		return Quorum{}, fmt.Errorf("node.id %d is a voter but controller.listeners (--controller-listen) is not set", q.NodeID)
 	}
 	return q, nil
+}
+
+// checkDialable refuses a listener address other nodes could not dial:
+// a broker-only node's is sent to the voters as the address to reach it.
+func checkDialable(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%q: the voters dial this address to reach the node, so it must name a host they can reach, not a wildcard", addr)
+	}
+	return nil
 }
 
 // VoterIDs lists the voters' ids in order.

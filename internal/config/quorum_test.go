@@ -13,13 +13,16 @@ func TestQuorumSettings(t *testing.T) {
 		name    string
 		set     map[string]string
 		enabled bool
-		err     string // substring; "" means valid
+		// brokerOnly: the node is not a voter
+		brokerOnly bool
+		err        string // substring; "" means valid
 	}{
 		{name: "none: a single node", set: nil},
 		{name: "a voter", set: map[string]string{"node.id": "2", "controller.quorum.voters": voters, "controller.listeners": "127.0.0.1:9192"}, enabled: true},
 		{name: "listener without voters", set: map[string]string{"controller.listeners": "127.0.0.1:9192"}, err: "controller.quorum.voters is empty"},
-		{name: "node missing from voters", set: map[string]string{"node.id": "4", "controller.quorum.voters": voters, "controller.listeners": "127.0.0.1:9194"}, err: "not among controller.quorum.voters"},
-		{name: "broker-only node", set: map[string]string{"node.id": "4", "controller.quorum.voters": voters}, err: "brokers only"},
+		{name: "broker-only node", set: map[string]string{"node.id": "4", "controller.quorum.voters": voters, "controller.listeners": "127.0.0.1:9194"}, enabled: true, brokerOnly: true},
+		{name: "broker-only node without a listener", set: map[string]string{"node.id": "4", "controller.quorum.voters": voters}, err: "needs controller.listeners"},
+		{name: "broker-only node on a wildcard address", set: map[string]string{"node.id": "4", "controller.quorum.voters": voters, "controller.listeners": "0.0.0.0:9194"}, err: "not a wildcard"},
 		{name: "voter without listener", set: map[string]string{"node.id": "1", "controller.quorum.voters": voters}, err: "controller.listeners"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,8 +42,8 @@ func TestQuorumSettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if q.Enabled() != tc.enabled {
-				t.Fatalf("enabled %v, want %v", q.Enabled(), tc.enabled)
+			if q.Enabled() != tc.enabled || q.BrokerOnly != tc.brokerOnly {
+				t.Fatalf("enabled %v, broker only %v; want %v, %v", q.Enabled(), q.BrokerOnly, tc.enabled, tc.brokerOnly)
 			}
 		})
 	}

@@ -221,6 +221,15 @@ func (c *Controller) setOffset(offset int64) {
 	c.mu.Unlock()
 }
 
+// addLearner records, at offset, that node id is a learner of the
+// metadata quorum reachable at addr.
+func (c *Controller) addLearner(id int32, addr string, offset int64) {
+	c.mu.Lock()
+	c.image.Learners[id] = addr
+	c.image.Offset = offset
+	c.mu.Unlock()
+}
+
 // reservedTopics are the internal topics the coordinators keep their state
 // in (Kafka's names); only the coordinators create them.
 var reservedTopics = map[string]bool{"__consumer_offsets": true, "__transaction_state": true}

@@ -42,6 +42,11 @@ var proposalTimeout = 5 * time.Second
 // lower it to make lagging nodes catch up from a snapshot.
 var keepEntries uint64 = 500
 
+// snapshotOnJoin makes a snapshot follow each learner's configuration
+// change (quorum_apply.go). Tests turn it off so that a restart replays
+// the change from the log.
+var snapshotOnJoin = true
+
 // quorum is the metadata log replicated by Raft (go.etcd.io/raft): the
 // library decides; this package stores (raftstore.go), sends
 // (transport.go), drives (quorum_driver.go) and applies (quorum_apply.go).
@@ -54,13 +59,17 @@ type quorum struct {
 	c      *Controller
 	id     uint64
 	voters []uint64
-	store  *raftStore
-	mem    *raft.MemoryStorage
-	rn     *raft.RawNode
-	conf   *pb.ConfState
-	tr     *transport        // nil in the simulation
-	send   func(*pb.Message) // the transport's, or the simulation's
-	inline bool              // driven by hand: apply as Readies are handled
+	// brokerOnly: this node is not a voter but a learner (join.go),
+	// reachable by the voters at listen.
+	brokerOnly bool
+	listen     string
+	store      *raftStore
+	mem        *raft.MemoryStorage
+	rn         *raft.RawNode
+	conf       *pb.ConfState
+	tr         *transport        // nil in the simulation
+	send       func(*pb.Message) // the transport's, or the simulation's
+	inline     bool              // driven by hand: apply as Readies are handled
 
 	leader   atomic.Uint64 // the leader this node knows, 0 when none
 	isLeader atomic.Bool
@@ -99,8 +108,10 @@ type quorum struct {
 	electionTimeout time.Duration
 
 	// Owned by the driver: the voters' responses while this node leads
-	// (status.go).
-	seen map[uint64]*peerSeen
+	// (status.go), and a broker-only node's requests to join (join.go).
+	seen      map[uint64]*peerSeen
+	joinTicks int
+	joinAsked int
 
 	// Owned by the applier.
 	snapIndex      uint64
@@ -120,6 +131,8 @@ type proposal struct {
 type snapRequest struct {
 	index uint64
 	data  []byte
+	// learners are the quorum's learners at index (the image's).
+	learners []uint64
 }
 
 // applyTask is one Ready's share for the applier: a snapshot to install,
@@ -142,19 +155,25 @@ func openQuorum(c *Controller, dataDir string, qc config.Quorum) (*quorum, error
 	if err != nil {
 		return nil, err
 	}
+	// Voters come from the configuration, learners from the image.
 	peers := make(map[uint64]string)
-	for _, v := range qc.Voters {
-		if uint64(v.ID) != q.id {
-			peers[uint64(v.ID)] = v.Addr
-		}
+	for id, addr := range c.image.Learners {
+		peers[uint64(id)] = addr
 	}
-	q.tr, err = newTransport(q.id, qc.Listen, peers, q.deliver, q.reportPeer, c.logger)
+	for _, v := range qc.Voters {
+		peers[uint64(v.ID)] = v.Addr
+	}
+	q.tr, err = newTransport(q.id, qc.Listen, q.voters, peers, q.deliver, q.reportPeer, c.logger)
 	if err != nil {
 		q.store.close()
 		return nil, err
 	}
 	q.send = q.tr.send
-	c.logger.Info("metadata quorum member started", "node", q.id, "voters", qc.VoterIDs(), "controller_listen", q.tr.ln.Addr().String(), "applied", c.image.Offset)
+	role := "voter"
+	if q.brokerOnly {
+		role = "learner (broker only)"
+	}
+	c.logger.Info("metadata quorum member started", "node", q.id, "role", role, "voters", qc.VoterIDs(), "controller_listen", q.tr.ln.Addr().String(), "applied", c.image.Offset)
 	q.wg.Add(3)
 	go q.run()
 	go q.applyLoop()
@@ -179,7 +198,7 @@ func newQuorum(c *Controller, dataDir string, qc config.Quorum, inline bool) (*q
 		return nil, err
 	}
 	q := &quorum{
-		c: c, id: uint64(qc.NodeID), store: store, mem: raft.NewMemoryStorage(), inline: inline,
+		c: c, id: uint64(qc.NodeID), brokerOnly: qc.BrokerOnly, listen: qc.Listen, store: store, mem: raft.NewMemoryStorage(), inline: inline,
 		propc: make(chan *proposal), transferc: make(chan struct{}), recvc: make(chan *pb.Message, 1024),
 		reportc: make(chan peerReport, 64), snapc: make(chan snapRequest, 1),
 		applyc: make(chan applyTask, applyQueueLen), statusc: make(chan chan QuorumStatus), started: make(chan struct{}), stop: make(chan struct{}),
@@ -192,7 +211,8 @@ func newQuorum(c *Controller, dataDir string, qc config.Quorum, inline bool) (*q
 	var nb [8]byte
 	_, _ = rand.Read(nb[:])
 	q.nonce = binary.BigEndian.Uint64(nb[:])
-	if err := q.recover(); err != nil {
+	confChanges, err := q.recover()
+	if err != nil {
 		store.close()
 		return nil, err
 	}
@@ -217,16 +237,23 @@ func newQuorum(c *Controller, dataDir string, qc config.Quorum, inline bool) (*q
 		store.close()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
+	// The library takes the configuration from the snapshot and counts
+	// the replayed entries as applied: the changes among them are applied
+	// here again.
+	for _, e := range confChanges {
+		q.applyConfChange(e)
+	}
 	return q, nil
 }
 
 // recover loads the stored log (bootstrapping an empty one with the
 // voters) and applies every entry known committed, so Open returns the
-// image as of the last commit this node saw.
-func (q *quorum) recover() error {
+// image as of the last commit this node saw. It returns the configuration
+// changes among the entries it replayed, for the Raft node to apply.
+func (q *quorum) recover() ([]*pb.Entry, error) {
 	snap, hs, ents, err := q.store.load()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if snap == nil && hs == nil && len(ents) == 0 {
 		// Every voter starts from the same snapshot: index 1, term 1, the
@@ -237,46 +264,58 @@ func (q *quorum) recover() error {
 		}}
 		hs = &pb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}
 		if err := q.store.save(hs, nil, snap); err != nil {
-			return fmt.Errorf("bootstrap the metadata quorum: %w", err)
+			return nil, fmt.Errorf("bootstrap the metadata quorum: %w", err)
 		}
 	}
 	if snap == nil {
-		return fmt.Errorf("raft store has entries but no snapshot")
+		return nil, fmt.Errorf("raft store has entries but no snapshot")
 	}
 	stored := slices.Sorted(slices.Values(snap.GetMetadata().GetConfState().GetVoters()))
+	// A data directory keeps its role: a voter's log holds its votes and
+	// promises, a learner's does not, so neither can stand in for the other.
+	switch wasVoter := slices.Contains(stored, q.id); {
+	case wasVoter && q.brokerOnly:
+		return nil, fmt.Errorf("node %d's metadata was written as a voter of the quorum %v; it cannot restart as a broker-only node (a learner) with the same data directory", q.id, stored)
+	case !wasVoter && !q.brokerOnly && slices.Equal(stored, slices.DeleteFunc(slices.Clone(q.voters), func(id uint64) bool { return id == q.id })):
+		return nil, fmt.Errorf("node %d's metadata was written as a broker-only node (a learner) of the quorum %v; it cannot restart as a voter with the same data directory", q.id, stored)
+	}
 	if !slices.Equal(stored, q.voters) {
-		return fmt.Errorf("controller.quorum.voters names nodes %v, but this node's metadata was written by a quorum of %v: changing the voters is not supported", q.voters, stored)
+		return nil, fmt.Errorf("controller.quorum.voters names nodes %v, but this node's metadata was written by a quorum of %v: changing the voters is not supported", q.voters, stored)
 	}
 	q.conf = snap.GetMetadata().GetConfState()
 	if err := q.mem.ApplySnapshot(snap); err != nil {
-		return err
+		return nil, err
 	}
 	if hs != nil {
 		if err := q.mem.SetHardState(hs); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := q.mem.Append(ents); err != nil {
-		return err
+		return nil, err
 	}
 	si := snap.GetMetadata().GetIndex()
 	im, err := metadata.DecodeImage(snap.GetData(), int64(si))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	q.c.image = im
 	q.snapIndex = si
+	var confChanges []*pb.Entry
 	last, _ := q.mem.LastIndex()
 	if commit := min(hs.GetCommit(), last); commit > si {
 		replay, err := q.mem.Entries(si+1, commit+1, math.MaxUint64)
 		if err != nil {
-			return fmt.Errorf("replay the metadata log: %w", err)
+			return nil, fmt.Errorf("replay the metadata log: %w", err)
 		}
 		for _, e := range replay {
 			q.applyEntry(e)
+			if e.GetType() == pb.EntryConfChange {
+				confChanges = append(confChanges, e)
+			}
 		}
 	}
-	return nil
+	return confChanges, nil
 }
 
 // start lets the applier apply what was committed after Open.

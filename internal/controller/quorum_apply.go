@@ -2,6 +2,7 @@ package controller
 
 import (
 	"encoding/json"
+	"slices"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -43,6 +44,11 @@ func (q *quorum) applyTask(t applyTask) error {
 			q.c.replace(im)
 			q.snapIndex, q.bytesSinceSnap = si, 0
 			q.snapshotsInstalled.Add(1)
+			if q.tr != nil {
+				for id, addr := range im.Learners {
+					q.tr.addPeer(uint64(id), addr)
+				}
+			}
 		}
 	}
 	for _, e := range t.entries {
@@ -60,7 +66,17 @@ func (q *quorum) applyEntry(e *pb.Entry) {
 	}
 	if e.GetType() != pb.EntryType_EntryNormal || len(e.GetData()) == 0 {
 		// The leader's empty entry of a new term, or a configuration
-		// change (never proposed: the voters are fixed).
+		// change: a learner joining (join.go), recorded with its address.
+		if id, addr, ok := decodeLearner(e, q.voters); ok {
+			q.c.addLearner(int32(id), addr, idx)
+			// The leader sends a lagging learner its latest snapshot, which
+			// the learner refuses unless it is a member there: take one
+			// that includes it.
+			if snapshotOnJoin {
+				q.bytesSinceSnap = max(q.bytesSinceSnap, q.snapEveryBytes)
+			}
+			return
+		}
 		q.c.setOffset(idx)
 		return
 	}
@@ -94,7 +110,11 @@ func (q *quorum) maybeSnapshot() error {
 	}
 	q.c.mu.RLock()
 	req := snapRequest{index: uint64(q.c.image.Offset), data: q.c.image.Encode()}
+	for id := range q.c.image.Learners {
+		req.learners = append(req.learners, uint64(id))
+	}
 	q.c.mu.RUnlock()
+	slices.Sort(req.learners)
 	if q.inline {
 		q.snapIndex, q.bytesSinceSnap = req.index, 0
 		return q.compact(req)

@@ -23,6 +23,7 @@ func (q *quorum) run() {
 			return
 		case <-ticker.C:
 			q.rn.Tick()
+			q.maybeJoin()
 		case m := <-q.recvc:
 			_ = q.rn.Step(m) // messages from an old term or unknown node are dropped
 			q.noteResponse(m)
@@ -68,7 +69,8 @@ func (q *quorum) transferLeadership() {
 	}
 	var best, match uint64
 	for id, pr := range st.Progress {
-		if id != q.id && (best == 0 || pr.Match > match) {
+		// A learner (a broker-only node) cannot lead.
+		if id != q.id && !pr.IsLearner && (best == 0 || pr.Match > match) {
 			best, match = id, pr.Match
 		}
 	}
@@ -134,6 +136,14 @@ func (q *quorum) handleReady(rd raft.Ready) error {
 	for _, m := range rd.Messages {
 		q.send(m)
 	}
+	// Configuration changes take effect on the Raft node as they are
+	// committed, before the next Ready; the applier records the learners'
+	// addresses in the image in log order.
+	for _, e := range rd.CommittedEntries {
+		if e.GetType() == pb.EntryConfChange || e.GetType() == pb.EntryConfChangeV2 {
+			q.applyConfChange(e)
+		}
+	}
 	if hasSnap || len(rd.CommittedEntries) > 0 {
 		t := applyTask{entries: rd.CommittedEntries}
 		if hasSnap {
@@ -165,7 +175,10 @@ func (q *quorum) compact(s snapRequest) error {
 	if s.index < first || s.index > last {
 		return nil // a snapshot from the leader got there first
 	}
-	snap, err := q.mem.CreateSnapshot(s.index, q.conf, s.data)
+	// The configuration at the snapshot's index: the voters, fixed, and
+	// the learners the image held there.
+	conf := &pb.ConfState{Voters: q.voters, Learners: s.learners}
+	snap, err := q.mem.CreateSnapshot(s.index, conf, s.data)
 	if err == raft.ErrSnapOutOfDate {
 		return nil
 	}

@@ -36,15 +36,23 @@ func freeAddr(t *testing.T) string {
 }
 
 func newTestQuorum(t *testing.T, n int, extra map[string]string) *testQuorum {
-	q := &testQuorum{t: t, extra: extra, nodes: make([]*Controller, n)}
+	return newTestQuorumWithLearners(t, n, 0, extra)
+}
+
+// newTestQuorumWithLearners is newTestQuorum with broker-only nodes
+// n+1..n+learners besides the n voters.
+func newTestQuorumWithLearners(t *testing.T, n, learners int, extra map[string]string) *testQuorum {
+	q := &testQuorum{t: t, extra: extra, nodes: make([]*Controller, n+learners)}
 	var vs []string
-	for i := range n {
+	for i := range n + learners {
 		q.dirs = append(q.dirs, t.TempDir())
 		q.addrs = append(q.addrs, freeAddr(t))
-		vs = append(vs, fmt.Sprintf("%d@%s", i+1, q.addrs[i]))
+		if i < n {
+			vs = append(vs, fmt.Sprintf("%d@%s", i+1, q.addrs[i]))
+		}
 	}
 	q.voters = strings.Join(vs, ",")
-	for i := range n {
+	for i := range n + learners {
 		q.start(i)
 	}
 	t.Cleanup(func() {

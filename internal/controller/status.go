@@ -8,6 +8,7 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,8 +36,11 @@ type QuorumStatus struct {
 	// Leading says this node is the leader; only then are the voters'
 	// log end offsets and timestamps known.
 	Leading bool
-	// Voters are the quorum's members, by id.
+	// Voters are the quorum's voting members, by id.
 	Voters []VoterStatus
+	// Observers are its learners (broker-only nodes), by id; Kafka's
+	// observers, which fetch the log without voting.
+	Observers []VoterStatus
 }
 
 // VoterStatus is one voter as the leader tracks it. Unknown values are -1.
@@ -160,12 +164,21 @@ func (q *quorum) snapshotStatus() QuorumStatus {
 	if st.Lead != raft.None {
 		out.LeaderID = int32(st.Lead)
 	}
-	match := make(map[uint64]uint64, len(q.voters))
+	match := make(map[uint64]uint64)
 	if out.Leading {
 		q.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) { match[id] = pr.Match })
 	}
 	now := time.Now().UnixMilli()
-	for _, id := range q.voters {
+	out.Voters = q.replicaStatus(q.voters, match, st.GetTerm(), now)
+	out.Observers = q.replicaStatus(slices.Sorted(slices.Values(q.conf.GetLearners())), match, st.GetTerm(), now)
+	return out
+}
+
+// replicaStatus describes the members ids from the leader's progress
+// (match) and the responses it noted. Called by the driver only.
+func (q *quorum) replicaStatus(ids []uint64, match map[uint64]uint64, term uint64, now int64) []VoterStatus {
+	var out []VoterStatus
+	for _, id := range ids {
 		v := VoterStatus{NodeID: int32(id), LogEndOffset: -1, LastFetchMs: -1, LastCaughtUpMs: -1}
 		if m, ok := match[id]; ok {
 			v.LogEndOffset = int64(m)
@@ -173,14 +186,14 @@ func (q *quorum) snapshotStatus() QuorumStatus {
 			case id == q.id:
 				// The leader fetches from itself continuously.
 				v.LastFetchMs, v.LastCaughtUpMs = now, now
-			case s != nil && s.term == st.GetTerm():
+			case s != nil && s.term == term:
 				v.LastFetchMs = s.fetchMs
 				if s.caughtUpSet {
 					v.LastCaughtUpMs = s.caughtUpMs
 				}
 			}
 		}
-		out.Voters = append(out.Voters, v)
+		out = append(out, v)
 	}
 	return out
 }

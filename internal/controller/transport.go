@@ -45,10 +45,16 @@ type peerReport struct {
 // goroutine with a bounded queue and one outbound connection; inbound
 // connections only carry messages in. Delivery is best effort: Raft
 // tolerates loss and retries.
+//
+// Peers are the voters, known from the configuration, and the learners
+// (broker-only nodes), added as their configuration changes are applied.
+// A message is accepted from a peer only, but for one kind: a voter
+// accepts from a node not yet a member the proposal that adds that very
+// node as a learner (join.go), at most one every joinAcceptEvery.
 type transport struct {
 	self    uint64
 	ln      net.Listener
-	peers   map[uint64]*peer
+	voters  map[uint64]bool
 	deliver func(*pb.Message) // hands an inbound message to the driver
 	report  func(peerReport)
 	logger  *slog.Logger
@@ -56,8 +62,13 @@ type transport struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	// mu guards conns, peers and stopped; it is held only in memory.
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	peers   map[uint64]*peer
+	stopped bool
+	// lastJoin is when a join from a non-member was last accepted.
+	lastJoin time.Time
 
 	// blocked, set only by tests, holds peers whose messages to and from
 	// this node are dropped: a network partition.
@@ -71,32 +82,67 @@ func (t *transport) isBlocked(id uint64) bool {
 }
 
 type peer struct {
-	id    uint64
-	addr  string
+	id uint64
+	// addr is the peer's controller listener; a learner that joins again
+	// from another address changes it.
+	addr  atomic.Pointer[string]
 	queue chan *pb.Message
 }
 
-func newTransport(self uint64, listen string, peers map[uint64]string, deliver func(*pb.Message), report func(peerReport), logger *slog.Logger) (*transport, error) {
+// newTransport listens on listen and sends to peers (id → address): the
+// voters, and the learners the image knows. voters are the quorum's
+// voters, whose messages are always accepted.
+func newTransport(self uint64, listen string, voters []uint64, peers map[uint64]string, deliver func(*pb.Message), report func(peerReport), logger *slog.Logger) (*transport, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("controller listener: %w", err)
 	}
-	t := &transport{self: self, ln: ln, peers: make(map[uint64]*peer), deliver: deliver, report: report, logger: logger,
+	t := &transport{self: self, ln: ln, voters: make(map[uint64]bool), peers: make(map[uint64]*peer), deliver: deliver, report: report, logger: logger,
 		stop: make(chan struct{}), conns: make(map[net.Conn]struct{})}
+	for _, id := range voters {
+		t.voters[id] = true
+	}
 	for id, addr := range peers {
-		p := &peer{id: id, addr: addr, queue: make(chan *pb.Message, peerQueueLen)}
-		t.peers[id] = p
-		t.wg.Add(1)
-		go t.sendLoop(p)
+		t.addPeer(id, addr)
 	}
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
 }
 
+// addPeer starts sending to node id at addr, or changes the address of a
+// known peer.
+func (t *transport) addPeer(id uint64, addr string) {
+	if id == t.self {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
+	if p := t.peers[id]; p != nil {
+		if *p.addr.Load() != addr {
+			p.addr.Store(&addr)
+		}
+		return
+	}
+	p := &peer{id: id, queue: make(chan *pb.Message, peerQueueLen)}
+	p.addr.Store(&addr)
+	t.peers[id] = p
+	t.wg.Add(1)
+	go t.sendLoop(p)
+}
+
+func (t *transport) peer(id uint64) *peer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.peers[id]
+}
+
 // send queues m for its peer, or drops it when the queue is full.
 func (t *transport) send(m *pb.Message) {
-	p := t.peers[m.GetTo()]
+	p := t.peer(m.GetTo())
 	if p == nil || t.isBlocked(p.id) {
 		return
 	}
@@ -138,7 +184,7 @@ func (t *transport) sendLoop(p *peer) {
 				t.failed(p, m)
 				continue
 			}
-			c, err := net.DialTimeout("tcp", p.addr, dialTimeout)
+			c, err := net.DialTimeout("tcp", *p.addr.Load(), dialTimeout)
 			if err != nil {
 				retryAt = time.Now().Add(redialBackoff)
 				t.failed(p, m)
@@ -243,18 +289,53 @@ func (t *transport) readLoop(c net.Conn) {
 			t.logger.Warn("undecodable raft message; closing the connection", "err", err, "remote", c.RemoteAddr().String())
 			return
 		}
-		if m.GetTo() != t.self || t.peers[m.GetFrom()] == nil {
-			t.logger.Warn("raft message not between this node and a voter; closing the connection", "from", m.GetFrom(), "to", m.GetTo(), "remote", c.RemoteAddr().String())
+		deliver, keep := t.accept(m, c)
+		if !keep {
 			return
 		}
-		if !t.isBlocked(m.GetFrom()) {
+		if deliver && !t.isBlocked(m.GetFrom()) {
 			t.deliver(m)
 		}
 	}
 }
 
+// accept reports whether m, read from c, is delivered, and whether the
+// connection is kept. A message must be addressed to this node
+// from a member (a voter, or a learner already added); the one exception
+// is a join (see isJoin), which a voter accepts from a node not yet a
+// member, and drops (keeping the connection) when another was accepted
+// less than joinAcceptEvery ago. A configuration change that is not a
+// valid join is refused from anyone: the voters are fixed.
+func (t *transport) accept(m *pb.Message, c net.Conn) (deliver, keep bool) {
+	from := m.GetFrom()
+	join, joinErr := isJoin(m, t.voters)
+	switch {
+	case m.GetTo() != t.self:
+		t.logger.Warn("raft message not addressed to this node; closing the connection", "from", from, "to", m.GetTo(), "remote", c.RemoteAddr().String())
+		return false, false
+	case joinErr != nil:
+		t.logger.Warn("metadata quorum configuration change refused; closing the connection", "from", from, "err", joinErr, "remote", c.RemoteAddr().String())
+		return false, false
+	case t.peer(from) != nil:
+		return true, true
+	case !join || !t.voters[t.self]:
+		t.logger.Warn("raft message from a node that is not a member of the metadata quorum; closing the connection", "from", from, "to", m.GetTo(), "type", m.GetType().String(), "remote", c.RemoteAddr().String())
+		return false, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now := time.Now(); now.Sub(t.lastJoin) >= joinAcceptEvery {
+		t.lastJoin = now
+		return true, true
+	}
+	return false, true // the joining node asks again
+}
+
 // close stops the senders and closes every connection.
 func (t *transport) close() error {
+	t.mu.Lock()
+	t.stopped = true
+	t.mu.Unlock()
 	close(t.stop)
 	err := t.ln.Close()
 	t.mu.Lock()

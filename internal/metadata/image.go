@@ -78,11 +78,17 @@ type Image struct {
 	Brokers map[int32]Broker
 	// NextProducerID is the first producer id not yet in any block.
 	NextProducerID int64
+	// Learners are the metadata quorum's non-voting members (broker-only
+	// nodes) by node id, each with its controller listener: the voters
+	// send them the log there. Their configuration changes are entries of
+	// the log like any other, so every node holds the same list at the
+	// same offset, and a snapshot carries it.
+	Learners map[int32]string
 }
 
 // NewImage returns an empty image.
 func NewImage() *Image {
-	return &Image{Topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic), Brokers: make(map[int32]Broker), Offset: -1}
+	return &Image{Topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic), Brokers: make(map[int32]Broker), Learners: make(map[int32]string), Offset: -1}
 }
 
 // BrokerIDs lists the registered brokers' node ids in order.

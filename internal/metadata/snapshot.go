@@ -10,9 +10,17 @@ import (
 // snapshotForm is the stored form of an image: what a quorum's snapshot
 // holds so that a restart or a lagging node need not replay the whole log.
 type snapshotForm struct {
-	Topics         []*Topic `json:"topics"`
-	NextProducerID int64    `json:"nextProducerId"`
-	Brokers        []Broker `json:"brokers,omitempty"`
+	Topics         []*Topic  `json:"topics"`
+	NextProducerID int64     `json:"nextProducerId"`
+	Brokers        []Broker  `json:"brokers,omitempty"`
+	Learners       []Learner `json:"learners,omitempty"`
+}
+
+// Learner is a non-voting member of the metadata quorum and the address
+// of its controller listener.
+type Learner struct {
+	NodeID int32  `json:"nodeId"`
+	Addr   string `json:"addr"`
 }
 
 // Encode returns the image's stored form (its offset is kept by the
@@ -24,6 +32,9 @@ func (im *Image) Encode() []byte {
 	}
 	for _, name := range im.TopicNames() {
 		f.Topics = append(f.Topics, im.Topics[name])
+	}
+	for _, id := range slices.Sorted(maps.Keys(im.Learners)) {
+		f.Learners = append(f.Learners, Learner{NodeID: id, Addr: im.Learners[id]})
 	}
 	b, err := json.Marshal(f)
 	if err != nil {
@@ -52,6 +63,12 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 		}
 		im.Brokers[br.NodeID] = br
 	}
+	for _, l := range f.Learners {
+		if _, dup := im.Learners[l.NodeID]; dup {
+			return nil, fmt.Errorf("metadata snapshot: learner %d listed twice", l.NodeID)
+		}
+		im.Learners[l.NodeID] = l.Addr
+	}
 	im.NextProducerID = f.NextProducerID
 	im.Offset = offset
 	return im, nil
@@ -63,6 +80,7 @@ func (im *Image) Clone() *Image {
 	c.Offset, c.NextProducerID = im.Offset, im.NextProducerID
 	c.NodeIDs = slices.Clone(im.NodeIDs)
 	maps.Copy(c.Brokers, im.Brokers)
+	maps.Copy(c.Learners, im.Learners)
 	for name, t := range im.Topics {
 		nt := &Topic{Name: t.Name, ID: t.ID, Internal: t.Internal, Configs: maps.Clone(t.Configs)}
 		for _, p := range t.Partitions {

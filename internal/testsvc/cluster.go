@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// Cluster is n `weir serve` processes forming one Weir cluster on
-// loopback: every node a voter of the metadata quorum. Each node keeps
+// Cluster is `weir serve` processes forming one Weir cluster on
+// loopback: the voters of the metadata quorum, and any broker-only nodes
+// (learners, whose ids follow the voters'). Each node keeps
 // its ports and data directory across restarts, so a test can kill one
 // with SIGKILL and start it again.
 type Cluster struct {
@@ -33,6 +34,8 @@ type Node struct {
 	DataDir              string
 	// LogPath collects the process's standard error across restarts.
 	LogPath string
+	// BrokerOnly says the node is not among the voters.
+	BrokerOnly bool
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -42,9 +45,16 @@ type Node struct {
 // their data directories and logs under dir, and waits until each
 // listens. extra are added to every node's `weir serve` arguments.
 func StartCluster(bin, dir string, n int, extra ...string) (*Cluster, error) {
+	return StartClusterWithBrokers(bin, dir, n, 0, extra...)
+}
+
+// StartClusterWithBrokers is StartCluster with, besides the n voters,
+// brokersOnly nodes outside the voters (ids n+1 to n+brokersOnly), each
+// with its own controller listener.
+func StartClusterWithBrokers(bin, dir string, n, brokersOnly int, extra ...string) (*Cluster, error) {
 	c := &Cluster{bin: bin, extra: extra}
 	var voters []string
-	for i := 1; i <= n; i++ {
+	for i := 1; i <= n+brokersOnly; i++ {
 		kp, err := freePort()
 		if err != nil {
 			return nil, err
@@ -59,9 +69,12 @@ func StartCluster(bin, dir string, n int, extra ...string) (*Cluster, error) {
 			ControllerAddr: "127.0.0.1:" + strconv.Itoa(cp),
 			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
 			LogPath:        filepath.Join(dir, fmt.Sprintf("node-%d.log", i)),
+			BrokerOnly:     i > n,
 		}
 		c.Nodes = append(c.Nodes, nd)
-		voters = append(voters, fmt.Sprintf("%d@%s", i, nd.ControllerAddr))
+		if !nd.BrokerOnly {
+			voters = append(voters, fmt.Sprintf("%d@%s", i, nd.ControllerAddr))
+		}
 	}
 	c.voters = strings.Join(voters, ",")
 	for i := range c.Nodes {
