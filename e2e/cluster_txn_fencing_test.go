@@ -24,6 +24,11 @@ import (
 	"github.com/weir-broker/weir/internal/batch"
 )
 
+// unreplicatedInternal keeps the coordinators' topics at one replica, so
+// a coordinator stays on its node across a restart, as these tests need.
+var unreplicatedInternal = []string{"--set", "offsets.topic.replication.factor=1", "--set", "transaction.state.log.replication.factor=1"}
+
+
 // rawTxn is a raw transactional producer driven request by request.
 type rawTxn struct {
 	tc     *testCluster
@@ -175,7 +180,7 @@ func partitionsLedBy(t *testing.T, leaders []int32, coord int32) (local, remote 
 func TestClusterWriteAfterEndTxnIsRefusedOnAPartitionOfAnotherBroker(t *testing.T) {
 	// The markers are held back 4s after the PrepareCommit is durable: a
 	// slow network or a busy coordinator gives the same window.
-	tc := startCluster(t, 3, "--unsafe-faults", "txn.before-markers=delay:4s")
+	tc := startCluster(t, 3, append(unreplicatedInternal, "--unsafe-faults", "txn.before-markers=delay:4s")...)
 	leader := tc.waitController(15 * time.Second)
 	const topic, parts = "fence-after-end", 6
 	leaders := tc.createTopicN(leader, topic, parts)
@@ -212,7 +217,7 @@ func TestClusterWriteAfterEndTxnIsRefusedOnAPartitionOfAnotherBroker(t *testing.
 // with an error code and writes nothing: a marker there would make the
 // partition's coordinator shard unreadable and its node unable to start.
 func TestClusterWriteTxnMarkersToTransactionStateIsRefused(t *testing.T) {
-	tc := startCluster(t, 3)
+	tc := startCluster(t, 3, unreplicatedInternal...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "fence-markers"
 	leaders := tc.createTopicN(leader, topic, 3)
@@ -298,7 +303,7 @@ func (tc *testCluster) rawInitWithin(id string, coord int32, d time.Duration) *k
 // NOT_COORDINATOR, the others are served (DescribeGroups, DeleteGroups and
 // OffsetFetch v8+ alike).
 func TestClusterDescribeGroupsOnANonCoordinatorAnswersNotCoordinator(t *testing.T) {
-	tc := startCluster(t, 3)
+	tc := startCluster(t, 3, unreplicatedInternal...)
 	leader := tc.waitController(15 * time.Second)
 	// Two groups with coordinators on different nodes.
 	g0 := "fence-describe-0"
@@ -356,7 +361,7 @@ func (tc *testCluster) internalPartition(i int, topic string, want func(leader i
 // is refused, so no transaction's marker ever lands in another broker's
 // coordinator state.
 func TestClusterAddPartitionsToTxnRefusesTransactionStatePartitions(t *testing.T) {
-	tc := startCluster(t, 3)
+	tc := startCluster(t, 3, unreplicatedInternal...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "fence-internal-add"
 	leaders := tc.createTopicN(leader, topic, 3)
@@ -429,7 +434,7 @@ func pidOf(t *testing.T, dataDir string) int {
 // requests waits on a KIP-890 verification with a coordinator that does
 // not answer (stopped): waits on other brokers end when shutdown begins.
 func TestClusterSIGTERMIsPromptWhileAVerificationWaitsOnAStuckCoordinator(t *testing.T) {
-	tc := startCluster(t, 3)
+	tc := startCluster(t, 3, unreplicatedInternal...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "fence-sigterm"
 	leaders := tc.createTopicN(leader, topic, 6)
@@ -487,7 +492,7 @@ func (tc *testCluster) tryStableOffsets(leader int32, topic string, p int32) (hw
 // completes it and serves promptly: its recovery's requests to other
 // brokers never go to its own listener, which does not serve yet.
 func TestClusterRestartedCoordinatorServesPromptlyWithAPreparedTransaction(t *testing.T) {
-	tc := startCluster(t, 3, "--unsafe-faults", "txn.before-markers=delay:1s")
+	tc := startCluster(t, 3, append(unreplicatedInternal, "--unsafe-faults", "txn.before-markers=delay:1s")...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "fence-restart-prompt"
 	leaders := tc.createTopicN(leader, topic, 6)
@@ -551,7 +556,7 @@ func TestClusterRestartedCoordinatorServesPromptlyWithAPreparedTransaction(t *te
 // with a retriable error, never with one that tells a live producer its
 // id is unknown.
 func TestClusterLaggingLeaderDoesNotDenyALiveProducerID(t *testing.T) {
-	tc := startCluster(t, 3)
+	tc := startCluster(t, 3, unreplicatedInternal...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "fence-lag"
 	leaders := tc.createTopicN(leader, topic, 6)
@@ -609,10 +614,10 @@ func TestClusterLaggingLeaderDoesNotDenyALiveProducerID(t *testing.T) {
 // transaction's number, so the partition applies each transaction's
 // marker once and the late copy ends nothing.
 func TestClusterStaleMarkerFromAKilledCoordinatorDoesNotCommitTheNextTransaction(t *testing.T) {
-	tc := startCluster(t, 3,
+	tc := startCluster(t, 3, append(unreplicatedInternal,
 		"--unsafe-faults", "writetxnmarkers.response=delay:20s#1",
 		"--set", "queued.max.requests=1",
-		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
+		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "fence-stale-marker"
 	leaders := tc.createTopicN(leader, topic, 6)
@@ -702,10 +707,10 @@ func TestClusterStaleMarkerFromAKilledCoordinatorDoesNotCommitTheNextTransaction
 // its retry over a new connection completes the transaction, and the old
 // request is read after the producer's next transaction began there.
 func TestClusterStaleMarkerFromASlowLeaderDoesNotCommitTheNextTransaction(t *testing.T) {
-	tc := startCluster(t, 3,
+	tc := startCluster(t, 3, append(unreplicatedInternal,
 		"--unsafe-faults", "writetxnmarkers.response=delay:25s#1",
 		"--set", "queued.max.requests=1",
-		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
+		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "fence-slow-marker"
 	leaders := tc.createTopicN(leader, topic, 6)
@@ -883,10 +888,10 @@ func (x *rawTxn) txnCommitOffset(gnode int32, group, topic string, p int32, offs
 // the group's __consumer_offsets partition neither ends the next
 // transaction there nor applies its pending offsets.
 func TestClusterStaleMarkerDoesNotCommitTheNextTransactionsOffsets(t *testing.T) {
-	tc := startCluster(t, 3,
+	tc := startCluster(t, 3, append(unreplicatedInternal,
 		"--unsafe-faults", "writetxnmarkers.response=delay:20s#1",
 		"--set", "queued.max.requests=1",
-		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
+		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "fence-stale-offsets"
 	leaders := tc.createTopicN(leader, topic, 6)

@@ -100,6 +100,11 @@ type Broker struct {
 	peerMu     sync.Mutex
 	peerClient *kgo.Client
 
+	// followers are the partitions this node follows (replica_roles.go),
+	// guarded by rmu; fetchers copy them from their leaders.
+	followers map[partitionKey]*follower
+	fetchers  *replicaFetchers
+
 	// resigned tracks the goroutines closing partitions this node no
 	// longer leads (reconcile); Close waits for them. rmu serialises
 	// reconciles and guards closing, the partitions being closed.
@@ -161,7 +166,9 @@ func Open(cfg Config) (*Broker, error) {
 		quit:         make(chan struct{}),
 		incarnation:  newIncarnation(),
 		closing:      map[partitionKey]struct{}{},
+		followers:    map[partitionKey]*follower{},
 	}
+	b.fetchers = newReplicaFetchers(b)
 	var openErr error
 	ctrl.View(func(im *metadata.Image) {
 		for _, name := range im.TopicNames() {
@@ -169,6 +176,12 @@ func Open(cfg Config) (*Broker, error) {
 			for i := range t.Partitions {
 				if !b.leads(t, int32(i)) {
 					b.setPartitionLocked(t, int32(i), nil)
+					if b.hosts(t, int32(i)) {
+						if err := b.openFollower(t, int32(i)); err != nil {
+							openErr = err
+							return
+						}
+					}
 					continue
 				}
 				if err := b.openPartition(t, int32(i)); err != nil {
@@ -182,6 +195,7 @@ func Open(cfg Config) (*Broker, error) {
 		openErr = b.removeStrayDirs()
 	}
 	if openErr != nil {
+		b.closeFollowers()
 		b.closePartitions()
 		ctrl.Close()
 		return nil, openErr
@@ -210,7 +224,9 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("load transactions: %w", err)
 	}
 	ctrl.SetListener(b.apply)
-	b.wg.Add(3)
+	ctrl.View(b.reconcile) // hands the followers opened above to their fetchers
+	b.wg.Add(4)
+	go b.isrLoop()
 	go b.txnTicker()
 	go b.housekeeping()
 	go b.cleanerLoop()
@@ -257,6 +273,7 @@ func (b *Broker) Close() error {
 	if b.groups != nil {
 		b.groups.set.close()
 	}
+	b.closeFollowers()
 	b.closePeers()
 	b.closePartitions()
 	return err
@@ -319,11 +336,13 @@ func (b *Broker) openPartitionFiles(t *metadata.Topic, i int32) (*partition.Part
 		return nil, err
 	}
 	mp := t.Partitions[i]
-	p, err := partition.OpenWith(t.Name, i, dir, b.logConfig(t.Configs), mp.LeaderEpoch, mp.ISR, partition.Options{ReplicaID: b.cfg.NodeID})
+	opts := partition.Options{ReplicaID: b.cfg.NodeID, Follower: !b.leads(t, i)}
+	p, err := partition.OpenWith(t.Name, i, dir, b.logConfig(t.Configs), mp.LeaderEpoch, mp.ISR, opts)
 	if err != nil {
 		return nil, err
 	}
 	p.Faults = b.cfg.Faults
+	p.SetMinISR(b.minISR(t.Configs))
 	return p, nil
 }
 
@@ -394,14 +413,16 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 			b.pmu.Lock()
 			if ts := b.topics[t.Name]; ts != nil {
 				ts.settings = b.resolveSettings(t.Configs, t.Internal)
-				cfg := b.logConfig(t.Configs)
+				cfg, minISR := b.logConfig(t.Configs), b.minISR(t.Configs)
 				for _, p := range ts.parts {
 					if p != nil {
 						p.SetConfig(cfg)
+						p.SetMinISR(minISR)
 					}
 				}
 			}
 			b.pmu.Unlock()
+			b.configureFollowers(t)
 		case r.RemoveTopic != nil:
 			var gone []*partition.Partition
 			var goneName string
@@ -413,6 +434,7 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 				}
 			}
 			b.pmu.Unlock()
+			gone = append(gone, b.dropFollowers(goneName)...)
 			for _, p := range gone {
 				if p == nil {
 					continue
@@ -423,102 +445,6 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 		}
 	}
 	b.reconcile(im)
-}
-
-// reconcile makes the partitions this node serves those the image names
-// it leader of: one place where a partition's leadership changes on a
-// broker. A partition it now leads is opened and published, and for an
-// internal topic its coordinator shard starts loading; one it leads at a
-// new epoch takes the epoch; one it no longer leads is withdrawn at
-// once, so no request is served for it from here on, and then its
-// coordinator shard is unloaded and its log closed on a goroutine:
-// unloading waits for the shard's I/O, which may need the metadata image
-// this call holds locked. Its files stay: this node may lead it again,
-// and a partition led again before its close is done is opened once the
-// close is done (by a later reconcile), never twice at once. The caller
-// holds the image (apply, or View); rmu serialises reconciles.
-func (b *Broker) reconcile(im *metadata.Image) {
-	b.rmu.Lock()
-	defer b.rmu.Unlock()
-	type step struct {
-		t   *metadata.Topic
-		i   int32
-		cur *partition.Partition
-	}
-	var opens, closes, placeholders, epochs []step
-	b.pmu.RLock()
-	for _, name := range im.TopicNames() {
-		t := im.Topics[name]
-		ts := b.topics[name]
-		for i := range t.Partitions {
-			var cur *partition.Partition
-			known := ts != nil && i < len(ts.parts)
-			if known {
-				cur = ts.parts[i]
-			}
-			s := step{t, int32(i), cur}
-			switch lead := b.leads(t, int32(i)); {
-			case lead && cur == nil:
-				opens = append(opens, s)
-			case lead && cur.LeaderEpoch() != t.Partitions[i].LeaderEpoch:
-				epochs = append(epochs, s)
-			case !lead && cur != nil:
-				closes = append(closes, s)
-			case !lead && !known:
-				placeholders = append(placeholders, s)
-			}
-		}
-	}
-	b.pmu.RUnlock()
-	for _, s := range epochs {
-		mp := s.t.Partitions[s.i]
-		if err := s.cur.SetLeader(mp.LeaderEpoch, mp.ISR); err != nil {
-			b.logger.Error("leader epoch", "topic", s.t.Name, "partition", s.i, "err", err)
-		}
-	}
-	if len(closes)+len(placeholders) > 0 {
-		b.pmu.Lock()
-		for _, s := range append(closes, placeholders...) {
-			b.setPartitionLocked(s.t, s.i, nil)
-		}
-		b.pmu.Unlock()
-	}
-	for _, s := range closes {
-		key := partitionKey{s.t.Name, s.i}
-		b.closing[key] = struct{}{}
-		b.resigned.Add(1)
-		go func() {
-			defer b.resigned.Done()
-			b.unloadCoordinator(s.t.Name, s.i)
-			if err := s.cur.Close(); err != nil {
-				b.logger.Error("close partition", "topic", s.t.Name, "partition", s.i, "err", err)
-			}
-			b.rmu.Lock()
-			delete(b.closing, key)
-			b.rmu.Unlock()
-			select {
-			case <-b.stop:
-			default:
-				// Led again meanwhile: opened now.
-				b.ctrl.View(b.reconcile)
-			}
-		}()
-	}
-	for _, s := range opens {
-		key := partitionKey{s.t.Name, s.i}
-		if _, ok := b.closing[key]; ok {
-			continue // still closing: the close's own reconcile opens it
-		}
-		p, err := b.openPartitionFiles(s.t, s.i)
-		if err != nil {
-			b.logger.Error("open partition", "topic", s.t.Name, "partition", s.i, "err", err)
-			continue
-		}
-		b.pmu.Lock()
-		b.setPartitionLocked(s.t, s.i, p)
-		b.pmu.Unlock()
-		b.loadCoordinator(p)
-	}
 }
 
 // partitionKey names a partition.

@@ -35,7 +35,12 @@ type fetchTarget struct {
 func (b *Broker) handleFetch(ctx context.Context, req *kmsg.FetchRequest) server.Reply {
 	return func() (kmsg.Response, error) {
 		var bufs readBuffers
-		resp := b.fetch(ctx, req, &bufs)
+		var resp kmsg.Response
+		if replica := replicaOf(req); replica >= 0 {
+			resp = b.replicaFetch(ctx, req, replica, &bufs)
+		} else {
+			resp = b.fetch(ctx, req, &bufs)
+		}
 		return server.WithRelease(resp, bufs.release), nil
 	}
 }

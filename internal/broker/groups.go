@@ -64,8 +64,9 @@ func newGroupCoordinator(b *Broker) *groupCoordinator {
 		NewID:                   newMemberIDSuffix,
 	}}
 	gc.set = newShardSet(b, internalTopic{
-		name:       group.OffsetsTopic,
-		partitions: int32(s.Int("offsets.topic.num.partitions")),
+		name:              group.OffsetsTopic,
+		partitions:        int32(s.Int("offsets.topic.num.partitions")),
+		replicationFactor: int16(s.Int("offsets.topic.replication.factor")),
 		configs: map[string]string{
 			"cleanup.policy": "compact",
 			"segment.bytes":  strconv.FormatInt(s.Int("offsets.topic.segment.bytes"), 10),

@@ -21,7 +21,10 @@ import (
 type internalTopic struct {
 	name       string
 	partitions int32
-	configs    map[string]string
+	// replicationFactor is the setting's; the controller lowers it to the
+	// brokers there are when the topic is created.
+	replicationFactor int16
+	configs           map[string]string
 }
 
 // ensure creates the topic if it does not exist and create is set. It
@@ -36,7 +39,7 @@ func (b *Broker) ensureInternalTopic(t internalTopic, create bool) (bool, error)
 	_, _, err := b.ctrl.CreateTopic(controller.CreateTopic{
 		Name:              t.name,
 		Partitions:        t.partitions,
-		ReplicationFactor: -1,
+		ReplicationFactor: t.replicationFactor,
 		Configs:           t.configs,
 		Internal:          true,
 	})
@@ -63,9 +66,14 @@ func (b *Broker) internalPartitions(topic string) []*partition.Partition {
 }
 
 // replayPartition calls apply with every batch of part from its log start
-// to its high watermark, in order. An error from apply stops the replay.
+// to its log end, in order. An error from apply stops the replay. A shard
+// loads on its partition's leader, whose log is never cut while it
+// leads: everything in it is state, also what a new leader's high
+// watermark has not passed yet (it holds every write the previous leader
+// acknowledged, and the rest become committed as the followers copy
+// them).
 func replayPartition(part *partition.Partition, apply func(b []byte, h batch.Header) error) error {
-	hw := part.HighWatermark()
+	hw := part.LogEndOffset()
 	for off := part.LogStartOffset(); off < hw; {
 		data, err := part.Read(off, hw, 1<<20)
 		if err != nil {

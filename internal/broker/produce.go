@@ -31,6 +31,7 @@ import (
 // durableWait is one acks=all partition waiting to become durable.
 type durableWait struct {
 	resp *kmsg.ProduceResponseTopicPartition
+	part *partition.Partition
 	ch   <-chan error
 }
 
@@ -75,7 +76,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 			if f := b.beforeProducePartition.Load(); f != nil {
 				(*f)(t.Topic, p.Partition)
 			}
-			part, end, err := b.produceOne(txnID, t.Topic, p, rp, nowMs)
+			part, end, err := b.produceOne(txnID, req.Acks, t.Topic, p, rp, nowMs)
 			if err != nil {
 				failed = true
 				rp.ErrorCode = errCode(err)
@@ -91,7 +92,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 				continue
 			}
 			if req.Acks == -1 {
-				waits = append(waits, durableWait{resp: rp, ch: part.WaitDurable(end)})
+				waits = append(waits, durableWait{resp: rp, part: part, ch: part.WaitDurable(end)})
 			}
 		}
 	}
@@ -113,11 +114,20 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 		for _, w := range waits {
 			select {
 			case err := <-w.ch:
-				if err != nil {
+				switch {
+				case err == nil:
+				case errors.Is(err, partition.ErrNotLeader):
+					// Deposed while waiting: whether the new leader holds
+					// the write is not known here.
+					w.resp.ErrorCode = kerr.NotLeaderForPartition.Code
+				default:
 					w.resp.ErrorCode = kerr.KafkaStorageError.Code
 				}
 			case <-timer.C:
 				w.resp.ErrorCode = kerr.RequestTimedOut.Code
+				if w.part.UnderMinISR() {
+					w.resp.ErrorCode = kerr.NotEnoughReplicasAfterAppend.Code
+				}
 				timer.Reset(0) // the rest have timed out too
 			}
 		}
@@ -128,10 +138,15 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 // produceOne validates and appends one partition's batch, filling in the
 // response's offsets, and returns the partition and the offset after the
 // batch (what acks=all waits for).
-func (b *Broker) produceOne(txnID, topic string, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (*partition.Partition, int64, error) {
+func (b *Broker) produceOne(txnID string, acks int16, topic string, p kmsg.ProduceRequestTopicPartition, rp *kmsg.ProduceResponseTopicPartition, nowMs int64) (*partition.Partition, int64, error) {
 	part, cfg, kerrc := b.partitionAndSettings(topic, p.Partition)
 	if kerrc != nil {
 		return nil, 0, kerrc
+	}
+	if acks == -1 && part.UnderMinISR() {
+		// Its high watermark could not pass the write (KIP-966's strict
+		// min ISR): refused before it is appended, as Kafka does.
+		return nil, 0, kerr.NotEnoughReplicas
 	}
 	end, err := b.appendBatch(part, txnID, topic, cfg, p, rp, nowMs)
 	return part, end, err
@@ -188,7 +203,7 @@ func (b *Broker) appendBatch(part *partition.Partition, txnID, topic string, cfg
 	case errors.Is(err, batch.ErrCorrupt):
 		return 0, wrap(kerr.CorruptMessage, err)
 	case errors.Is(err, producer.ErrFenced), errors.Is(err, producer.ErrOutOfOrder), errors.Is(err, producer.ErrNotTransactional),
-		errors.Is(err, partition.ErrTxnEnded):
+		errors.Is(err, partition.ErrTxnEnded), errors.Is(err, partition.ErrNotLeader):
 		return 0, err
 	case err != nil:
 		return 0, wrap(kerr.KafkaStorageError, err)

@@ -89,9 +89,10 @@ const maxSettleWait = time.Second
 func newTxnCoordinator(b *Broker) *txnCoordinator {
 	tc := &txnCoordinator{b: b}
 	tc.set = newShardSet(b, internalTopic{
-		name:       TxnStateTopic,
-		partitions: int32(b.settings.Int("transaction.state.log.num.partitions")),
-		configs:    map[string]string{"cleanup.policy": "compact"},
+		name:              TxnStateTopic,
+		partitions:        int32(b.settings.Int("transaction.state.log.num.partitions")),
+		replicationFactor: int16(b.settings.Int("transaction.state.log.replication.factor")),
+		configs:           map[string]string{"cleanup.policy": "compact"},
 	}, tc.open)
 	return tc
 }

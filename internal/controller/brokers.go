@@ -5,6 +5,8 @@ package controller
 // every partition itself, as before.
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/weir-broker/weir/internal/metadata"
@@ -42,31 +44,34 @@ func (c *Controller) checkReplicationFactor(im *metadata.Image, rf int16) error 
 	if n := len(im.UnfencedBrokerIDs()); rf <= 0 || int(rf) > n {
 		return fail(kerr.InvalidReplicationFactor, "replication factor %d: %d brokers are registered and unfenced", rf, n)
 	}
-	if rf != 1 {
-		return fail(kerr.InvalidReplicationFactor, "replication factor %d: partitions are not replicated yet, so it must be 1", rf)
-	}
 	return nil
 }
 
-// partitionRecords places partitions [from, to) of topic id. A single
-// node leads them all. In a cluster the leaders go round-robin over the
-// unfenced brokers in id order (a fenced one may be down, KIP-631),
-// starting where the previous placement stopped, so topics of few
-// partitions do not all land on the first broker. Internal topics are
-// placed alike: each coordinator shard runs on its partition's leader.
-// Callers hold writeMu (plan runs under it), which guards placeNext.
-func (c *Controller) partitionRecords(im *metadata.Image, id metadata.TopicID, internal bool, from, to int32) []metadata.Record {
+// partitionRecords places partitions [from, to) of topic id, rf replicas
+// each. A single node holds them all. In a cluster the leaders go
+// round-robin over the unfenced brokers in id order (a fenced one may be
+// down, KIP-631), starting where the previous placement stopped, so
+// topics of few partitions do not all land on the first broker; a
+// partition's other replicas are the brokers that follow its leader in
+// that order, and all of them start in the ISR. The first replica is the
+// preferred leader. Internal topics are placed alike: each coordinator
+// shard runs on its partition's leader. Callers hold writeMu (plan runs
+// under it), which guards placeNext.
+func (c *Controller) partitionRecords(im *metadata.Image, id metadata.TopicID, rf int16, from, to int32) []metadata.Record {
 	brokers := im.UnfencedBrokerIDs()
 	var recs []metadata.Record
 	for i := from; i < to; i++ {
-		leader := c.nodeID
+		replicas := []int32{c.nodeID}
 		if c.Clustered() && len(brokers) > 0 {
-			leader = brokers[c.placeNext%len(brokers)]
+			replicas = replicas[:0]
+			for k := range min(int(rf), len(brokers)) {
+				replicas = append(replicas, brokers[(c.placeNext+k)%len(brokers)])
+			}
 			c.placeNext++
 		}
 		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{
-			TopicID: id, Index: i, Leader: leader, LeaderEpoch: 0,
-			Replicas: []int32{leader}, ISR: []int32{leader},
+			TopicID: id, Index: i, Leader: replicas[0], LeaderEpoch: 0,
+			Replicas: replicas, ISR: slices.Clone(replicas),
 		}})
 	}
 	return recs

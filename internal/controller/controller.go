@@ -282,6 +282,9 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 	if rf == -1 {
 		rf = int16(c.cfg.Int("default.replication.factor"))
 	}
+	if req.Internal && !c.Clustered() {
+		rf = 1 // the coordinators' topics follow the brokers there are
+	}
 	if !c.Clustered() && rf != 1 {
 		return metadata.TopicID{}, 0, fail(kerr.InvalidReplicationFactor, "replication factor %d is larger than the 1 available broker", rf)
 	}
@@ -305,6 +308,9 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 			return nil, fail(kerr.TopicAlreadyExists, "topic %q already exists", req.Name)
 		}
 		if c.Clustered() {
+			if n := int16(len(im.UnfencedBrokerIDs())); req.Internal && rf > n && n > 0 {
+				rf = n
+			}
 			if err := c.checkReplicationFactor(im, rf); err != nil {
 				return nil, err
 			}
@@ -314,7 +320,7 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 		}
 		id = metadata.NewTopicID()
 		recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: req.Name, ID: id, Configs: req.Configs, Internal: req.Internal}}}
-		return append(recs, c.partitionRecords(im, id, req.Internal, 0, parts)...), nil
+		return append(recs, c.partitionRecords(im, id, rf, 0, parts)...), nil
 	}, commit)
 	if err != nil {
 		return metadata.TopicID{}, 0, err
@@ -379,13 +385,16 @@ func (c *Controller) CreatePartitions(name string, count int32, validateOnly boo
 		if count > maxPartitions {
 			return nil, fail(kerr.InvalidPartitions, "partition count %d is above %d", count, maxPartitions)
 		}
-		if c.Clustered() && len(im.UnfencedBrokerIDs()) == 0 {
-			return nil, fail(kerr.InvalidReplicationFactor, "no broker is registered and unfenced to place the new partitions on")
+		rf := int16(len(t.Partitions[0].Replicas))
+		if c.Clustered() {
+			if err := c.checkReplicationFactor(im, rf); err != nil {
+				return nil, err
+			}
 		}
 		if validateOnly {
 			return nil, nil
 		}
-		return c.partitionRecords(im, t.ID, t.Internal, have, count), nil
+		return c.partitionRecords(im, t.ID, rf, have, count), nil
 	})
 }
 

@@ -220,7 +220,7 @@ func TestPlacementUsesUnfencedBrokersOnly(t *testing.T) {
 	if err := c.checkReplicationFactor(f.im, 3); err == nil {
 		t.Fatal("replication factor 3 with 2 unfenced brokers accepted")
 	}
-	recs := c.partitionRecords(f.im, metadata.NewTopicID(), false, 0, 4)
+	recs := c.partitionRecords(f.im, metadata.NewTopicID(), 1, 0, 4)
 	for _, r := range recs {
 		if l := r.Partition.Leader; l != 2 && l != 3 {
 			t.Fatalf("partition placed on broker %d; only 2 and 3 are unfenced", l)

@@ -156,7 +156,7 @@ func (s *quorumSim) propose(i int, topic string) {
 		}
 		id := metadata.NewTopicID()
 		recs = append([]metadata.Record{{Topic: &metadata.TopicRecord{Name: topic, ID: id}}},
-			s.nodes[i].partitionRecords(s.nodes[i].image, id, false, 0, 1)...)
+			s.nodes[i].partitionRecords(s.nodes[i].image, id, 1, 0, 1)...)
 	}
 	data := fmt.Appendf(nil, `{"node":%d,"records":%s}`, q.id, mustJSON(recs))
 	s.logf("propose on %d: %d records", i+1, len(recs))

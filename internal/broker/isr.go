@@ -1,0 +1,126 @@
+package broker
+
+// The leader keeps its partitions' ISR true to what the followers hold
+// (KIP-497): a follower that has not caught up with the log end for
+// replica.lag.time.max.ms leaves it, one that holds everything below the
+// high watermark of the leader's current epoch joins it. The leader
+// proposes each change to the active controller (AlterPartition, with the
+// leader epoch and partition epoch it acts on); the ISR takes effect once
+// the change comes back in the image (reconcile), never before, so the
+// high watermark never counts on a follower the controller did not
+// record.
+
+import (
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/controller"
+	"github.com/weir-broker/weir/internal/metadata"
+)
+
+// isrLoop checks the ISR of the partitions this node leads, a few times
+// per replica.lag.time.max.ms.
+func (b *Broker) isrLoop() {
+	defer b.wg.Done()
+	lagMax := b.settings.Int("replica.lag.time.max.ms")
+	interval := max(time.Duration(lagMax)*time.Millisecond/4, 50*time.Millisecond)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			if changes := b.isrChanges(lagMax); len(changes) > 0 {
+				b.proposeISR(changes)
+			}
+		}
+	}
+}
+
+// isrChanges lists the ISR changes the partitions this node leads need.
+func (b *Broker) isrChanges(lagMaxMs int64) []controller.ISRChange {
+	type led struct {
+		t  *metadata.Topic
+		i  int32
+		mp metadata.Partition
+	}
+	var leds []led
+	b.ctrl.View(func(im *metadata.Image) {
+		for _, name := range im.TopicNames() {
+			t := im.Topics[name]
+			for i, mp := range t.Partitions {
+				if mp.Leader == b.cfg.NodeID && len(mp.Replicas) > 1 {
+					leds = append(leds, led{t, int32(i), mp})
+				}
+			}
+		}
+	})
+	now := nowMs()
+	var changes []controller.ISRChange
+	for _, l := range leds {
+		part, kerrc := b.partition(l.t.Name, l.i)
+		if kerrc != nil || part.LeaderEpoch() != l.mp.LeaderEpoch || !slices.Equal(part.ISR(), l.mp.ISR) {
+			continue // not applied here yet
+		}
+		out := part.OutOfSyncReplicas(now, lagMaxMs)
+		isr := slices.DeleteFunc(slices.Clone(l.mp.ISR), func(r int32) bool { return slices.Contains(out, r) })
+		for _, r := range l.mp.Replicas {
+			if !slices.Contains(isr, r) && part.CaughtUp(r) {
+				isr = append(isr, r)
+			}
+		}
+		if len(isr) == len(l.mp.ISR) && len(out) == 0 {
+			continue
+		}
+		changes = append(changes, controller.ISRChange{
+			TopicID: l.t.ID, Partition: l.i, LeaderEpoch: l.mp.LeaderEpoch,
+			PartitionEpoch: l.mp.PartitionEpoch, NewISR: isr,
+		})
+	}
+	return changes
+}
+
+// proposeISR sends the changes to the active controller: a call when it
+// is this node, AlterPartition otherwise. What is refused is proposed
+// again next time, against the image of then.
+func (b *Broker) proposeISR(changes []controller.ISRChange) {
+	epoch := b.brokerEpoch()
+	ctrlID := b.ctrl.ControllerID()
+	if ctrlID == b.cfg.NodeID {
+		if _, err := b.ctrl.AlterPartition(b.cfg.NodeID, epoch, changes); err != nil {
+			b.logger.Debug("ISR change", "err", err)
+		}
+		return
+	}
+	if ctrlID < 0 {
+		return
+	}
+	req := kmsg.NewPtrAlterPartitionRequest()
+	req.BrokerID, req.BrokerEpoch = b.cfg.NodeID, epoch
+	for _, ch := range changes {
+		rt := kmsg.NewAlterPartitionRequestTopic()
+		rt.TopicID = ch.TopicID
+		rp := kmsg.NewAlterPartitionRequestTopicPartition()
+		rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch = ch.Partition, ch.LeaderEpoch, ch.PartitionEpoch
+		rp.NewISR = ch.NewISR
+		for _, r := range ch.NewISR {
+			m := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+			m.BrokerID, m.BrokerEpoch = r, -1
+			rp.NewEpochISR = append(rp.NewEpochISR, m)
+		}
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+	}
+	kresp, err := b.peerRequest(b.quit, ctrlID, req)
+	if err != nil {
+		b.logger.Debug("ISR change", "controller", ctrlID, "err", err)
+		return
+	}
+	if code := kresp.(*kmsg.AlterPartitionResponse).ErrorCode; code != 0 {
+		b.logger.Debug("ISR change refused", "controller", ctrlID, "err", kerr.ErrorForCode(code))
+	}
+}

@@ -1,0 +1,283 @@
+package broker
+
+// Followers copy their leaders' logs with the Fetch API, as Kafka's do
+// (KIP-320 for divergence, KIP-392's ReplicaState from v15). One fetcher
+// goroutine per leader node carries every partition this node follows
+// from it. Each round it asks for every partition from the offset below
+// which its own log is fsynced — the leader counts that offset as what
+// the follower holds durably, so an acks=all write is acknowledged only
+// once it is fsynced on every ISR member — with the epoch of its last
+// batch, so the leader can say where the two logs diverge. It appends
+// what comes back byte for byte (partition.AppendReplica), fsyncs it
+// before the next round, and takes the leader's high watermark.
+
+import (
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/metadata"
+	"github.com/weir-broker/weir/internal/partition"
+)
+
+// fetchRetryBackoff is the pause after a failed fetch round.
+const fetchRetryBackoff = 100 * time.Millisecond
+
+// fetchedPartition is one partition a fetcher copies.
+type fetchedPartition struct {
+	p       *partition.Partition
+	topicID metadata.TopicID
+	epoch   int32 // the leader epoch the image names
+}
+
+// replicaFetchers owns one fetcher per leader node. mu guards byLeader
+// and closed.
+type replicaFetchers struct {
+	b        *Broker
+	mu       sync.Mutex
+	byLeader map[int32]*fetcher
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// fetcher copies the partitions this node follows from one leader. mu
+// guards parts.
+type fetcher struct {
+	leader int32
+	mu     sync.Mutex
+	parts  map[partitionKey]fetchedPartition
+	kick   chan struct{}
+	stop   chan struct{}
+}
+
+func newReplicaFetchers(b *Broker) *replicaFetchers {
+	return &replicaFetchers{b: b, byLeader: map[int32]*fetcher{}}
+}
+
+// add makes the fetcher of leader copy partition key.
+func (rf *replicaFetchers) add(leader int32, key partitionKey, fp fetchedPartition) {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	if rf.closed {
+		return
+	}
+	f := rf.byLeader[leader]
+	if f == nil {
+		f = &fetcher{leader: leader, parts: map[partitionKey]fetchedPartition{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		rf.byLeader[leader] = f
+		rf.wg.Add(1)
+		go func() {
+			defer rf.wg.Done()
+			rf.b.runFetcher(f)
+		}()
+	}
+	f.mu.Lock()
+	f.parts[key] = fp
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// remove stops copying partition key, from whichever leader. A round in
+// flight may still append what it fetched; the partition's role decides
+// whether that is accepted (a promoted leader refuses it).
+func (rf *replicaFetchers) remove(key partitionKey) {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	for _, f := range rf.byLeader {
+		f.mu.Lock()
+		delete(f.parts, key)
+		f.mu.Unlock()
+	}
+}
+
+// close stops every fetcher and waits for them.
+func (rf *replicaFetchers) close() {
+	rf.mu.Lock()
+	rf.closed = true
+	for _, f := range rf.byLeader {
+		close(f.stop)
+	}
+	rf.mu.Unlock()
+	rf.wg.Wait()
+}
+
+// snapshot lists the fetcher's partitions.
+func (f *fetcher) snapshot() map[partitionKey]fetchedPartition {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[partitionKey]fetchedPartition, len(f.parts))
+	for k, v := range f.parts {
+		out[k] = v
+	}
+	return out
+}
+
+// still reports whether the fetcher still copies key as fp.
+func (f *fetcher) still(key partitionKey, fp fetchedPartition) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur, ok := f.parts[key]
+	return ok && cur.p == fp.p && cur.epoch == fp.epoch
+}
+
+// runFetcher is one leader's fetch loop.
+func (b *Broker) runFetcher(f *fetcher) {
+	maxWait := int32(b.settings.Int("replica.fetch.wait.max.ms"))
+	maxBytes := int32(b.settings.Int("replica.fetch.max.bytes"))
+	for {
+		parts := f.snapshot()
+		if len(parts) == 0 {
+			select {
+			case <-f.kick:
+				continue
+			case <-f.stop:
+				return
+			}
+		}
+		ok := b.fetchRound(f, parts, maxWait, maxBytes)
+		select {
+		case <-f.stop:
+			return
+		default:
+		}
+		if !ok {
+			select {
+			case <-time.After(fetchRetryBackoff):
+			case <-f.stop:
+				return
+			}
+		}
+	}
+}
+
+// fetchRound sends one Fetch for parts to the leader and applies the
+// answer; it reports whether the round went through.
+func (b *Broker) fetchRound(f *fetcher, parts map[partitionKey]fetchedPartition, maxWait, maxBytes int32) bool {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = b.cfg.NodeID
+	req.ReplicaState.ID = b.cfg.NodeID
+	req.ReplicaState.Epoch = b.brokerEpoch()
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = maxWait, 1, maxBytes*int32(max(len(parts), 1))
+	req.SessionEpoch = -1
+	type slot struct {
+		key partitionKey
+		fp  fetchedPartition
+	}
+	var order []slot
+	byTopic := map[string]int{}
+	for key, fp := range parts {
+		i, ok := byTopic[key.topic]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[key.topic] = i
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = key.topic, fp.topicID
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = key.index
+		rp.CurrentLeaderEpoch = fp.epoch
+		rp.FetchOffset = fp.p.FlushedOffset()
+		rp.LastFetchedEpoch = fp.p.LatestEpoch()
+		rp.LogStartOffset = fp.p.LogStartOffset()
+		rp.PartitionMaxBytes = maxBytes
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		order = append(order, slot{key, fp})
+	}
+	kresp, err := b.peerRequest(f.stop, f.leader, req)
+	if err != nil {
+		b.logger.Debug("replica fetch failed", "leader", f.leader, "err", err)
+		return false
+	}
+	resp := kresp.(*kmsg.FetchResponse)
+	if resp.ErrorCode != 0 {
+		b.logger.Debug("replica fetch refused", "leader", f.leader, "err", kerr.ErrorForCode(resp.ErrorCode))
+		return false
+	}
+	find := func(key partitionKey) *kmsg.FetchResponseTopicPartition {
+		for ti := range resp.Topics {
+			rt := &resp.Topics[ti]
+			if rt.Topic != key.topic && !(rt.Topic == "" && rt.TopicID == parts[key].topicID) {
+				continue
+			}
+			for pi := range rt.Partitions {
+				if rt.Partitions[pi].Partition == key.index {
+					return &rt.Partitions[pi]
+				}
+			}
+		}
+		return nil
+	}
+	progressed := true
+	for _, s := range order {
+		rp := find(s.key)
+		if rp == nil || !f.still(s.key, s.fp) {
+			continue
+		}
+		if !b.applyFetched(s.key, s.fp.p, rp) {
+			progressed = false
+		}
+	}
+	return progressed
+}
+
+// applyFetched applies one partition's part of a fetch response to the
+// follower p; it reports whether it went through.
+func (b *Broker) applyFetched(key partitionKey, p *partition.Partition, rp *kmsg.FetchResponseTopicPartition) bool {
+	switch err := kerr.ErrorForCode(rp.ErrorCode); err {
+	case nil:
+	case kerr.FencedLeaderEpoch, kerr.UnknownLeaderEpoch, kerr.NotLeaderForPartition:
+		// The leader moved on, or this node's image is ahead of the
+		// leader's: the next image sorts it out.
+		return false
+	default:
+		b.logger.Info("replica fetch", "topic", key.topic, "partition", key.index, "err", err)
+		return false
+	}
+	if rp.DivergingEpoch.EndOffset >= 0 {
+		// KIP-320: this log diverged from the leader's. Cut it where the
+		// diverging epoch ends on both sides, then fetch again.
+		to := rp.DivergingEpoch.EndOffset
+		if epoch, end := p.EndOffsetForEpoch(rp.DivergingEpoch.Epoch); epoch == rp.DivergingEpoch.Epoch && end >= 0 {
+			to = min(to, end)
+		}
+		if _, err := p.TruncateTo(to); err != nil {
+			b.logger.Error("truncate diverged replica", "topic", key.topic, "partition", key.index, "offset", to, "err", err)
+			return false
+		}
+		b.logger.Info("truncated diverged replica", "topic", key.topic, "partition", key.index, "offset", to)
+		return true
+	}
+	if len(rp.RecordBatches) > 0 {
+		if _, err := p.AppendReplica(rp.RecordBatches, nowMs()); err != nil {
+			b.logger.Error("replica append", "topic", key.topic, "partition", key.index, "err", err)
+			return false
+		}
+		// Durable before the next fetch, whose offset tells the leader
+		// what this replica holds.
+		if err := p.Sync(); err != nil {
+			b.logger.Error("replica sync", "topic", key.topic, "partition", key.index, "err", err)
+			return false
+		}
+	}
+	if err := p.SetFollowerHW(rp.HighWatermark); err != nil {
+		return false
+	}
+	return true
+}
+
+// brokerEpoch is this node's broker epoch in its image (-1 alone).
+func (b *Broker) brokerEpoch() int64 {
+	epoch := int64(-1)
+	b.ctrl.View(func(im *metadata.Image) {
+		if br, ok := im.Brokers[b.cfg.NodeID]; ok && br.Incarnation == b.incarnation {
+			epoch = br.Epoch
+		}
+	})
+	return epoch
+}
