@@ -319,7 +319,7 @@ func (b *Broker) openPartitionFiles(t *metadata.Topic, i int32) (*partition.Part
 		return nil, err
 	}
 	mp := t.Partitions[i]
-	p, err := partition.Open(t.Name, i, dir, b.logConfig(t.Configs), mp.LeaderEpoch, mp.ISR)
+	p, err := partition.OpenWith(t.Name, i, dir, b.logConfig(t.Configs), mp.LeaderEpoch, mp.ISR, partition.Options{ReplicaID: b.cfg.NodeID})
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ func benchPartition(b *testing.B) *Partition {
 	b.Helper()
 	// The real file system (page cache): MemFS's growing slices would
 	// dominate the append timings.
-	p, err := OpenWith("t", 0, b.TempDir(), wlog.DefaultConfig(), 0, []int32{1}, Options{ManualFlush: true})
+	p, err := OpenWith("t", 0, b.TempDir(), wlog.DefaultConfig(), 0, []int32{0}, Options{ManualFlush: true})
 	if err != nil {
 		b.Fatal(err)
 	}

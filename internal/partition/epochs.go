@@ -20,6 +20,7 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -171,8 +172,16 @@ func (p *Partition) loadEpochs() error {
 	default:
 		return err
 	}
+	read := slices.Clone(p.epochs)
 	p.epochs.truncateFromEnd(p.log.EndOffset())
 	p.epochs.truncateFromStart(p.log.StartOffset())
+	if err == nil && !slices.Equal(read, p.epochs) {
+		// The file names epochs the log lost (a crash took their batches,
+		// or one during a truncation took the rewrite): were it kept, a
+		// later batch of an older epoch there would leave it in the file
+		// as that range's epoch.
+		return wlog.WriteFileDurably(p.fs, p.dir, EpochCheckpointFile, p.epochs.encode())
+	}
 	return nil
 }
 

@@ -77,12 +77,12 @@ func TestLeaderEpochsSurviveACrashAndAreRebuiltWithoutACheckpoint(t *testing.T) 
 	p := advOpen(t, fs, Options{ManualFlush: true})
 	advAppend(t, p, plain, "a", "b") // 0-1 at epoch 0
 	advSync(t, p)
-	if err := p.SetLeader(2, []int32{1}); err != nil {
+	if err := p.SetLeader(2, []int32{0}); err != nil {
 		t.Fatal(err)
 	}
 	advAppend(t, p, plain, "c") // 2 at epoch 2
 	advSync(t, p)
-	if err := p.SetLeader(5, []int32{1}); err != nil {
+	if err := p.SetLeader(5, []int32{0}); err != nil {
 		t.Fatal(err)
 	}
 	advAppend(t, p, plain, "d") // 3 at epoch 5, never synced
@@ -91,7 +91,7 @@ func TestLeaderEpochsSurviveACrashAndAreRebuiltWithoutACheckpoint(t *testing.T) 
 	reopen := func(fs *logtest.MemFS, leaderEpoch int32) *Partition {
 		cfg := wlog.DefaultConfig()
 		cfg.FS = fs
-		p, err := OpenWith("t", 0, "/t", cfg, leaderEpoch, []int32{1}, Options{ManualFlush: true})
+		p, err := OpenWith("t", 0, "/t", cfg, leaderEpoch, []int32{0}, Options{ManualFlush: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,7 +29,7 @@ func advOpen(t *testing.T, fs *logtest.MemFS, opts Options) *Partition {
 	t.Helper()
 	cfg := wlog.DefaultConfig()
 	cfg.FS = fs
-	p, err := OpenWith("t", 0, "/t", cfg, 0, []int32{1}, opts)
+	p, err := OpenWith("t", 0, "/t", cfg, 0, []int32{0}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestReadCommittedFetchRacingRetentionNeverExposesAbortedRecords(t *testing.
 	cfg := wlog.DefaultConfig()
 	cfg.FS = fs
 	cfg.SegmentBytes = 200
-	p, err := OpenWith("t", 0, "/t", cfg, 0, []int32{1}, Options{ManualFlush: true})
+	p, err := OpenWith("t", 0, "/t", cfg, 0, []int32{0}, Options{ManualFlush: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +405,7 @@ func TestCompactionWithTransactionsAndRestartsKeepsReadCommittedAndProducerState
 	open := func(fs *logtest.MemFS) *Partition {
 		c := cfg
 		c.FS = fs
-		p, err := OpenWith("t", 0, "/t", c, 0, []int32{1}, Options{ManualFlush: true, SnapshotIntervalBytes: 200})
+		p, err := OpenWith("t", 0, "/t", c, 0, []int32{0}, Options{ManualFlush: true, SnapshotIntervalBytes: 200})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -568,7 +568,7 @@ func TestCrashAtEveryOperationOfDeleteRecordsKeepsTheInvariants(t *testing.T) {
 			open := func(fs *logtest.MemFS) *Partition {
 				c := cfg
 				c.FS = fs
-				p, err := OpenWith("t", 0, "/t", c, 0, []int32{1}, Options{ManualFlush: true, SnapshotIntervalBytes: 150})
+				p, err := OpenWith("t", 0, "/t", c, 0, []int32{0}, Options{ManualFlush: true, SnapshotIntervalBytes: 150})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -689,7 +689,7 @@ func TestConcurrentAppendsFlushesAndPurgesKeepTheOffsetsInOrder(t *testing.T) {
 	cfg.FS = fs
 	cfg.SegmentBytes = 400
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := OpenWith("t", 0, "/t", cfg, 0, []int32{1}, Options{SnapshotIntervalBytes: 300})
+	p, err := OpenWith("t", 0, "/t", cfg, 0, []int32{0}, Options{SnapshotIntervalBytes: 300})
 	if err != nil {
 		t.Fatal(err)
 	}

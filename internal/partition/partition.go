@@ -5,8 +5,12 @@
 // write to the log (that ordering is the point) but never across an fsync.
 // A per-partition flusher goroutine fsyncs whatever has been appended since
 // its last round, so concurrent producers share one fsync (group commit).
-// On a single node the high watermark is the flushed offset: nothing is
-// visible to consumers before it is durable.
+// The high watermark is the offset below which a record is durable on
+// every in-sync replica (replicas.go): on a leader, the smallest of its
+// own flushed offset and every in-sync follower's acknowledged one; on a
+// follower, the smaller of its flushed offset and the leader's high
+// watermark. With an ISR of the leader alone it is the flushed offset:
+// nothing is visible to consumers before it is durable.
 package partition
 
 import (
@@ -26,7 +30,8 @@ import (
 // ErrClosed is returned to waiters when the partition closes under them.
 var ErrClosed = errors.New("partition closed")
 
-// Partition is one partition replica led by this node.
+// Partition is one replica of a partition, led by this node or following
+// another's.
 type Partition struct {
 	Topic string
 	Index int32
@@ -40,11 +45,13 @@ type Partition struct {
 	now  func() time.Time // the log's clock
 	opts Options
 
-	// mu serialises appends and guards leaderEpoch, epochs, isr,
-	// producers, sinceSnapshot, guards and markers.
+	// mu serialises appends and guards leaderEpoch, epochs, producers,
+	// sinceSnapshot, guards and markers. role and isr are written holding
+	// both mu and wmu, so either lock suffices to read them.
 	mu            sync.Mutex
 	leaderEpoch   int32
 	epochs        epochCache // the epochs of the log (epochs.go)
+	role          role
 	isr           []int32
 	producers     *producer.State
 	sinceSnapshot int64                  // bytes appended since the last producer snapshot
@@ -61,9 +68,22 @@ type Partition struct {
 	// under wmu (see publishFirstUnstableLocked), read without a lock.
 	firstUnstable atomic.Int64
 
-	// wmu guards the waiting lists, the sticky flush error, openFirst
-	// and ending. Lock order: mu before wmu.
+	// wmu guards the waiting lists, the sticky flush error, openFirst,
+	// ending and what the high watermark is computed from (flushed,
+	// minISR, followers, leaderHW). Lock order: mu before wmu.
 	wmu sync.Mutex
+	// flushed is the local log's flushed offset as the last Sync
+	// published it.
+	flushed int64
+	// minISR is the topic's min.insync.replicas: a leader's high
+	// watermark does not advance while the ISR is smaller (KIP-966).
+	minISR int
+	// followers is what a leader knows of each follower that fetched
+	// since it became leader at its current epoch.
+	followers map[int32]*follower
+	// leaderHW is, on a follower, the highest high watermark its leader
+	// sent it.
+	leaderHW int64
 	// openFirst is the first offset of the earliest open transaction in
 	// the producer state, or noOpenTxn.
 	openFirst int64
@@ -74,8 +94,13 @@ type Partition struct {
 	ending   []endingTxn
 	waiters  []waiter // appends waiting to be durable
 	watchers map[chan<- struct{}]struct{}
-	flushErr error
-	closed   bool
+	// endWatchers wait for the log end to move (replica fetches
+	// long-polling at the leader's end); nEndWatchers counts them so an
+	// append with none pays one atomic load.
+	endWatchers  map[chan<- struct{}]struct{}
+	nEndWatchers atomic.Int32
+	flushErr     error
+	closed       bool
 
 	flushCh chan struct{}
 	closing chan struct{}
@@ -92,9 +117,15 @@ type waiter struct {
 	ch     chan error
 }
 
-// Options are a partition's settings beyond its log's. The zero value is
-// what a broker runs with.
+// Options are a partition's settings beyond its log's. The zero value
+// with ReplicaID set is what a broker runs with.
 type Options struct {
+	// ReplicaID is this node's broker id: the ISR members other than it
+	// are the followers whose acknowledgements bound the high watermark.
+	ReplicaID int32
+	// Follower opens the partition as a follower (BecomeFollower): no
+	// leader epoch is started, the epochs in the log are the leader's.
+	Follower bool
 	// ManualFlush starts no flusher goroutine: the high watermark moves
 	// only when Flush is called. For deterministic simulation.
 	ManualFlush bool
@@ -150,13 +181,24 @@ func OpenWith(topic string, index int32, dir string, cfg wlog.Config, leaderEpoc
 	}
 	p := &Partition{
 		Topic: topic, Index: index, dir: dir, log: l, fs: cfg.FS, now: cfg.Now, opts: opts,
-		leaderEpoch: leaderEpoch, isr: isr,
-		producers: producer.NewState(),
-		watchers:  make(map[chan<- struct{}]struct{}),
-		openFirst: noOpenTxn,
-		flushCh:   make(chan struct{}, 1),
-		closing:   make(chan struct{}),
-		done:      make(chan struct{}),
+		leaderEpoch: leaderEpoch, isr: append([]int32(nil), isr...),
+		producers:   producer.NewState(),
+		watchers:    make(map[chan<- struct{}]struct{}),
+		endWatchers: make(map[chan<- struct{}]struct{}),
+		followers:   make(map[int32]*follower),
+		minISR:      1,
+		openFirst:   noOpenTxn,
+		flushCh:     make(chan struct{}, 1),
+		closing:     make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	// Everything recovered is durable, so a replay's markers are all
+	// below the high watermark and none is listed as ending.
+	p.hw.Store(flushed)
+	p.flushed = flushed
+	if opts.Follower {
+		p.role, p.isr = roleFollower, nil
+		p.leaderHW = flushed
 	}
 	if err := p.loadProducers(cfg.Now().UnixMilli()); err != nil {
 		l.Close()
@@ -166,11 +208,12 @@ func OpenWith(topic string, index int32, dir string, cfg wlog.Config, leaderEpoc
 		l.Close()
 		return nil, fmt.Errorf("leader epochs of %s-%d: %w", topic, index, err)
 	}
-	if err := p.startEpochLocked(leaderEpoch); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("leader epochs of %s-%d: %w", topic, index, err)
+	if p.role == roleLeader {
+		if err := p.startEpochLocked(leaderEpoch); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("leader epochs of %s-%d: %w", topic, index, err)
+		}
 	}
-	p.hw.Store(flushed)
 	if opts.ManualFlush {
 		close(p.done)
 	} else {
@@ -191,27 +234,6 @@ func (p *Partition) LeaderEpoch() int32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.leaderEpoch
-}
-
-// SetLeader records the leader epoch and ISR the metadata gives this
-// replica while it stays leader; batches appended from now on carry the
-// new epoch, whose start is made durable first. On an error the old
-// epoch stays.
-func (p *Partition) SetLeader(epoch int32, isr []int32) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.startEpochLocked(epoch); err != nil {
-		return err
-	}
-	p.leaderEpoch, p.isr = epoch, append([]int32(nil), isr...)
-	return nil
-}
-
-// ISR is the in-sync replica set.
-func (p *Partition) ISR() []int32 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]int32(nil), p.isr...)
 }
 
 // HighWatermark is the offset below which records are durable and visible.
@@ -256,6 +278,10 @@ func (p *Partition) Append(b []byte, h batch.Header, nowMs int64) (int64, *produ
 // append is Append, and AppendVerified when g is set.
 func (p *Partition) append(b []byte, h batch.Header, nowMs int64, g *TxnGuard) (int64, *producer.BatchMeta, error) {
 	p.mu.Lock()
+	if p.role != roleLeader {
+		p.mu.Unlock()
+		return 0, nil, ErrNotLeader
+	}
 	if h.Idempotent() {
 		dup, err := p.producers.Check(h)
 		if dup != nil && p.Faults.Fire(faults.ProducerDedup).Kind == faults.Skip {
@@ -297,6 +323,7 @@ func (p *Partition) append(b []byte, h batch.Header, nowMs int64, g *TxnGuard) (
 		return 0, nil, err
 	}
 	p.kickFlusher()
+	p.notifyEnd()
 	return base, nil, nil
 }
 
@@ -309,12 +336,16 @@ func (p *Partition) kickFlusher() {
 }
 
 // WaitDurable returns a channel that receives nil once every offset below
-// end is durable, or the error that stops it from ever being.
+// end is durable (the high watermark passed it), or the error that stops
+// it from ever being: on a follower, or once this replica stops leading,
+// ErrNotLeader, as a deposed leader can no longer tell what the ISR holds.
 func (p *Partition) WaitDurable(end int64) <-chan error {
 	ch := make(chan error, 1)
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	switch {
+	case p.role != roleLeader:
+		ch <- ErrNotLeader
 	case p.hw.Load() >= end:
 		ch <- nil
 	case p.flushErr != nil:
@@ -481,17 +512,33 @@ func (p *Partition) advance(flushed int64, err error) {
 		p.waiters = nil
 		return
 	}
-	if flushed <= p.hw.Load() {
+	if flushed > p.flushed {
+		// A Sync that returned before a truncation (TruncateTo) may
+		// publish after it: the log's own flushed offset, which the
+		// truncation lowered first, bounds what it says.
+		p.flushed = min(flushed, p.log.FlushedOffset())
+	}
+	p.publishHWLocked()
+}
+
+// publishHWLocked moves the high watermark up to what its inputs now
+// allow (highWatermarkLocked) and publishes everything that depends on
+// it in this one critical section: the transactions whose markers it
+// passed stop holding the last stable offset, the waiters it passed are
+// answered and the watchers woken. p.wmu is held.
+func (p *Partition) publishHWLocked() {
+	hw := p.highWatermarkLocked()
+	if hw <= p.hw.Load() {
 		return
 	}
-	p.hw.Store(flushed)
+	p.hw.Store(hw)
 	if len(p.ending) > 0 {
-		p.ending = slices.DeleteFunc(p.ending, func(t endingTxn) bool { return t.markerEnd <= flushed })
+		p.ending = slices.DeleteFunc(p.ending, func(t endingTxn) bool { return t.markerEnd <= hw })
 		p.publishFirstUnstableLocked()
 	}
 	n := 0
 	for _, w := range p.waiters {
-		if w.offset <= flushed {
+		if w.offset <= hw {
 			w.ch <- nil
 			continue
 		}

@@ -11,7 +11,7 @@ import (
 
 func open(t *testing.T, dir string) *Partition {
 	t.Helper()
-	p, err := Open("t", 0, dir, wlog.DefaultConfig(), 0, []int32{1})
+	p, err := Open("t", 0, dir, wlog.DefaultConfig(), 0, []int32{0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestLastStableOffsetNeverPassesAnOpenTransaction(t *testing.T) {
 			lsoSeen = append(lsoSeen, p.LastStableOffset())
 		}
 	}}
-	p, err := OpenWith("t", 0, t.TempDir(), wlog.DefaultConfig(), 0, []int32{1}, opts)
+	p, err := OpenWith("t", 0, t.TempDir(), wlog.DefaultConfig(), 0, []int32{0}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func memPartition(t *testing.T, fs *logtest.MemFS) *Partition {
 	t.Helper()
 	cfg := wlog.DefaultConfig()
 	cfg.FS = fs
-	p, err := Open("t", 0, "/t", cfg, 0, []int32{1})
+	p, err := Open("t", 0, "/t", cfg, 0, []int32{0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestIdempotentProducerGoesOnAfterAPurgeAndACrash(t *testing.T) {
 func TestRetentionStopsAtTheHighWatermark(t *testing.T) {
 	cfg := wlog.DefaultConfig()
 	cfg.SegmentBytes = 200
-	p, err := OpenWith("t", 0, t.TempDir(), cfg, 0, []int32{1}, Options{ManualFlush: true})
+	p, err := OpenWith("t", 0, t.TempDir(), cfg, 0, []int32{0}, Options{ManualFlush: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestRetentionStopsAtTheHighWatermark(t *testing.T) {
 // A wait for durability asked after Close fails at once instead of
 // waiting for a flush that will never come.
 func TestWaitDurableAfterCloseFails(t *testing.T) {
-	p, err := OpenWith("t", 0, t.TempDir(), wlog.DefaultConfig(), 0, []int32{1}, Options{ManualFlush: true})
+	p, err := OpenWith("t", 0, t.TempDir(), wlog.DefaultConfig(), 0, []int32{0}, Options{ManualFlush: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,15 +12,18 @@ import (
 // active segment's share before the first snapshot).
 const snapshotIntervalBytes = 64 << 20
 
-// loadProducers rebuilds the producer state: the newest snapshot between
-// the log start and the recovered log end, then every batch after it. Replayed producers
-// count as seen at nowMs, so a restart never expires a producer early.
+// loadProducers rebuilds the producer state from nothing: the newest
+// snapshot between the log start and the log end, then every batch after
+// it. Replayed producers count as seen at nowMs, so a restart never
+// expires a producer early. It runs at open and after a truncation, with
+// p.mu held (or before the partition is shared).
 func (p *Partition) loadProducers(nowMs int64) error {
 	start, end := p.log.StartOffset(), p.log.EndOffset()
 	snap, err := producer.LoadSnapshot(p.fs, p.dir, start, end)
 	if err != nil {
 		return err
 	}
+	p.producers = producer.NewState()
 	p.producers.Restore(snap.Entries, snap.Aborted)
 	p.producers.TruncateHead(start)
 	defer p.updateFirstUnstableLocked()
@@ -38,21 +41,37 @@ func (p *Partition) loadProducers(nowMs int64) error {
 			if err != nil {
 				return fmt.Errorf("replay at %d: %w", from, err)
 			}
-			switch {
-			case h.Control():
-				commit, err := batch.IsCommitMarker(data[:h.Size()])
-				if err != nil {
-					return fmt.Errorf("replay marker at %d: %w", h.BaseOffset, err)
-				}
-				p.producers.ApplyMarker(h.ProducerID, h.ProducerEpoch, commit, h.BaseOffset, nowMs)
-			case h.Idempotent():
-				p.producers.Update(h, h.BaseOffset, nowMs)
+			if _, _, err := p.replayBatchLocked(h, data[:h.Size()], nowMs); err != nil {
+				return fmt.Errorf("replay: %w", err)
 			}
 			from = h.NextOffset()
 			data = data[h.Size():]
 		}
 	}
 	return nil
+}
+
+// replayBatchLocked applies one batch of the log to the producer state,
+// as a replay of the log does; a follower applies what it copies from the
+// leader the same way. For a marker that ends a transaction with data in
+// the partition it returns that transaction's span (ended), which holds
+// the last stable offset until the marker is below the high watermark.
+// p.mu is held.
+func (p *Partition) replayBatchLocked(h batch.Header, raw []byte, nowMs int64) (t endingTxn, ended bool, err error) {
+	switch {
+	case h.Control():
+		commit, err := batch.IsCommitMarker(raw)
+		if err != nil {
+			return t, false, fmt.Errorf("marker at %d: %w", h.BaseOffset, err)
+		}
+		if first, ok := p.producers.OpenTxnFirstOffset(h.ProducerID); ok {
+			t, ended = endingTxn{first: first, markerEnd: h.BaseOffset + 1}, true
+		}
+		p.producers.ApplyMarker(h.ProducerID, h.ProducerEpoch, commit, h.BaseOffset, nowMs)
+	case h.Idempotent():
+		p.producers.Update(h, h.BaseOffset, nowMs)
+	}
+	return t, ended, nil
 }
 
 func (p *Partition) snapshotDue() bool {

@@ -133,7 +133,7 @@ func TestConcurrentReadCommittedWithPurgesAndCompaction(t *testing.T) {
 	cfg.SegmentBytes = 600
 	cfg.RetentionBytes = 6000
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := OpenWith("t", 0, "/t", cfg, 0, []int32{1}, Options{SnapshotIntervalBytes: 500})
+	p, err := OpenWith("t", 0, "/t", cfg, 0, []int32{0}, Options{SnapshotIntervalBytes: 500})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,10 @@ func (p *Partition) AppendTxnMarker(pid int64, epoch int16, commit bool, coordin
 	}, []batch.Record{{Key: key.AppendTo(nil), Value: value.AppendTo(nil)}})
 
 	p.mu.Lock()
+	if p.role != roleLeader {
+		p.mu.Unlock()
+		return 0, false, ErrNotLeader
+	}
 	if err := p.producers.CheckMarker(pid, epoch); err != nil {
 		p.mu.Unlock()
 		return 0, false, err
@@ -84,6 +88,7 @@ func (p *Partition) AppendTxnMarker(pid int64, epoch int16, commit bool, coordin
 		return 0, false, err
 	}
 	p.kickFlusher()
+	p.notifyEnd()
 	return base + 1, true, nil
 }
 

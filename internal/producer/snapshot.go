@@ -83,6 +83,30 @@ func snapshotOffsets(fs wlog.FS, dir string) ([]int64, error) {
 	return offsets, nil
 }
 
+// DeleteSnapshotsAbove durably removes the snapshots whose offset is above
+// offset: after a truncation of the log to offset they describe batches
+// the log no longer holds, and once the log grows past them again they
+// would be loaded as if they described the new ones.
+func DeleteSnapshotsAbove(fs wlog.FS, dir string, offset int64) error {
+	offsets, err := snapshotOffsets(fs, dir)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, off := range offsets {
+		if off > offset {
+			if err := fs.Remove(filepath.Join(dir, snapshotName(off))); err != nil {
+				return err
+			}
+			removed = true
+		}
+	}
+	if !removed {
+		return nil
+	}
+	return fs.SyncDir(dir)
+}
+
 // LoadSnapshot reads the newest intact snapshot in dir whose offset lies
 // in [minOffset, maxOffset]: maxOffset is the recovered log end (a
 // snapshot beyond it describes batches the log no longer holds), and
