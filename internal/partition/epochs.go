@@ -220,6 +220,15 @@ func (p *Partition) startEpochLocked(epoch int32) error {
 	return wlog.WriteFileDurably(p.fs, p.dir, EpochCheckpointFile, p.epochs.encode())
 }
 
+// LatestEpoch is the leader epoch of the log's last batch (or of the
+// epoch this replica started leading at its end), -1 when there is none:
+// the LastFetchedEpoch of a follower's fetch (KIP-320).
+func (p *Partition) LatestEpoch() int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.epochs.latest()
+}
+
 // EndOffsetForEpoch answers OffsetForLeaderEpoch for one epoch: the
 // largest epoch at or below it that wrote to this log, and the offset
 // where its data ends; -1, -1 when the epoch is newer than any here.

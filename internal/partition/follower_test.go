@@ -117,10 +117,14 @@ func leaderWorkload(t *testing.T, p *Partition) {
 }
 
 // stateOf describes what a replay of the log decides: producers, the
-// aborted transactions and the first unstable offset.
+// aborted transactions and the first offset of the earliest open
+// transaction.
 func stateOf(p *Partition) string {
 	end := p.LogEndOffset()
-	return fmt.Sprintf("producers %v aborted %v unstable %d", producersOf(p), p.AbortedTransactions(0, end), min(p.firstUnstable.Load(), end))
+	p.wmu.Lock()
+	open := min(p.openFirst, end)
+	p.wmu.Unlock()
+	return fmt.Sprintf("producers %v aborted %v open from %d", producersOf(p), p.AbortedTransactions(0, end), open)
 }
 
 // replayedFollower is the state of a follower opened from a copy of fs

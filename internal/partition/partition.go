@@ -192,14 +192,20 @@ func OpenWith(topic string, index int32, dir string, cfg wlog.Config, leaderEpoc
 		closing:     make(chan struct{}),
 		done:        make(chan struct{}),
 	}
-	// Everything recovered is durable, so a replay's markers are all
-	// below the high watermark and none is listed as ending.
-	p.hw.Store(flushed)
+	// Everything recovered is durable here. Alone, this replica makes it
+	// the high watermark. With others, what they hold is unknown until
+	// they fetch (or, on a follower, until the leader says): the high
+	// watermark starts at the log start, and the replay below lists the
+	// markers above it as ending.
 	p.flushed = flushed
+	p.hw.Store(flushed)
 	if opts.Follower {
 		p.role, p.isr = roleFollower, nil
-		p.leaderHW = flushed
 	}
+	if opts.Follower || slices.ContainsFunc(isr, func(id int32) bool { return id != opts.ReplicaID }) {
+		p.hw.Store(l.StartOffset())
+	}
+	p.leaderHW = p.hw.Load()
 	if err := p.loadProducers(cfg.Now().UnixMilli()); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("producer state of %s-%d: %w", topic, index, err)
@@ -259,6 +265,10 @@ func (p *Partition) Offsets() (start, lso, hw int64) {
 	hw = p.hw.Load()
 	return start, min(hw, max(p.firstUnstable.Load(), start)), hw
 }
+
+// FlushedOffset is the offset below which this replica's log is fsynced:
+// a follower fetches from it, as that is what it acknowledges.
+func (p *Partition) FlushedOffset() int64 { return p.log.FlushedOffset() }
 
 // LogStartOffset is the first offset still in the log.
 func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }

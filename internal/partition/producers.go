@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/weir-broker/weir/internal/batch"
 	"github.com/weir-broker/weir/internal/producer"
@@ -14,7 +15,11 @@ const snapshotIntervalBytes = 64 << 20
 
 // loadProducers rebuilds the producer state from nothing: the newest
 // snapshot between the log start and the log end, then every batch after
-// it. Replayed producers count as seen at nowMs, so a restart never
+// it. A replayed marker above the high watermark holds the last stable
+// offset as a newly written one does (a marker below the snapshot's
+// offset is not replayed: a replica that restarts with its high watermark
+// below such a marker shows that transaction as complete, as Kafka's
+// does). Replayed producers count as seen at nowMs, so a restart never
 // expires a producer early. It runs at open and after a truncation, with
 // p.mu held (or before the partition is shared).
 func (p *Partition) loadProducers(nowMs int64) error {
@@ -41,14 +46,28 @@ func (p *Partition) loadProducers(nowMs int64) error {
 			if err != nil {
 				return fmt.Errorf("replay at %d: %w", from, err)
 			}
-			if _, _, err := p.replayBatchLocked(h, data[:h.Size()], nowMs); err != nil {
+			t, ended, err := p.replayBatchLocked(h, data[:h.Size()], nowMs)
+			if err != nil {
 				return fmt.Errorf("replay: %w", err)
+			}
+			if ended {
+				p.holdEndingLocked(t)
 			}
 			from = h.NextOffset()
 			data = data[h.Size():]
 		}
 	}
 	return nil
+}
+
+// holdEndingLocked lists a transaction whose marker is in the log as
+// ending until the high watermark passes the marker, once. p.mu is held.
+func (p *Partition) holdEndingLocked(t endingTxn) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if t.markerEnd > p.hw.Load() && !slices.Contains(p.ending, t) {
+		p.ending = append(p.ending, t)
+	}
 }
 
 // replayBatchLocked applies one batch of the log to the producer state,

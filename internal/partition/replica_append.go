@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/weir-broker/weir/internal/batch"
+	wlog "github.com/weir-broker/weir/internal/log"
 )
 
 // ErrUnexpectedOffset refuses replica data that does not start at the
@@ -96,8 +97,16 @@ func (p *Partition) appendReplicaLocked(data []byte, first batch.Header, nowMs i
 		return end, fmt.Errorf("%w: data starts at %d, the log ends at %d", ErrUnexpectedOffset, first.BaseOffset, end)
 	}
 	// An epoch the log holds no batch of (one this replica started as
-	// leader and wrote nothing in) says nothing of the leader's log.
+	// leader and wrote nothing in) says nothing of the leader's log; the
+	// file must not keep it either, or a batch of an older epoch written
+	// from there would be taken for its at the next open.
+	n := len(p.epochs)
 	p.epochs.truncateFromEnd(end)
+	if len(p.epochs) != n {
+		if err := wlog.WriteFileDurably(p.fs, p.dir, EpochCheckpointFile, p.epochs.encode()); err != nil {
+			return end, err
+		}
+	}
 	if first.LeaderEpoch < p.epochs.latest() {
 		return end, fmt.Errorf("%w at %d: leader epoch %d older than the log's %d", errReplicaBatch, end, first.LeaderEpoch, p.epochs.latest())
 	}
@@ -127,11 +136,7 @@ func (p *Partition) appendReplicaLocked(data []byte, first batch.Header, nowMs i
 			return p.log.EndOffset(), err // checked: cannot happen
 		}
 		if ended {
-			p.wmu.Lock()
-			if t.markerEnd > p.hw.Load() {
-				p.ending = append(p.ending, t)
-			}
-			p.wmu.Unlock()
+			p.holdEndingLocked(t)
 		}
 		p.sinceSnapshot += int64(len(raw))
 	}

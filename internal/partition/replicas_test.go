@@ -295,3 +295,33 @@ func TestAnAppendWakesTheLogEndWatchers(t *testing.T) {
 	default:
 	}
 }
+
+// A reopened replica with others in its ISR cannot know what they hold:
+// its high watermark starts at the log start and rises as they fetch.
+// Alone in its ISR it starts at the recovered log end, as it always did.
+func TestAReopenedReplicaWithFollowersStartsItsHighWatermarkAtTheLogStart(t *testing.T) {
+	fs := logtest.NewMemFS()
+	cfg := wlog.DefaultConfig()
+	cfg.FS = fs
+	reopen := func(isr ...int32) *Partition {
+		p, err := OpenWith("t", 0, "/l", cfg, 0, isr, Options{ManualFlush: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := reopen(0, 2)
+	advAppend(t, p, plain, "a", "b")
+	advSync(t, p)
+	update(t, p, 2, 2, 1)
+	wantHW(t, p, 2)
+	p.Close()
+	p = reopen(0, 2)
+	wantHW(t, p, 0)
+	update(t, p, 2, 2, 1)
+	wantHW(t, p, 2)
+	p.Close()
+	p = reopen(0)
+	defer p.Close()
+	wantHW(t, p, 2)
+}
