@@ -16,10 +16,10 @@ const snapshotIntervalBytes = 64 << 20
 // loadProducers rebuilds the producer state from nothing: the newest
 // snapshot between the log start and the log end, then every batch after
 // it. A replayed marker above the high watermark holds the last stable
-// offset as a newly written one does (a marker below the snapshot's
-// offset is not replayed: a replica that restarts with its high watermark
-// below such a marker shows that transaction as complete, as Kafka's
-// does). Replayed producers count as seen at nowMs, so a restart never
+// offset as a newly written one does, and so do those the snapshot lists
+// as not yet below the high watermark when it was taken (the others were
+// on every in-sync replica then, and a replica that reopens with its high
+// watermark below them need not hold the last stable offset for them). Replayed producers count as seen at nowMs, so a restart never
 // expires a producer early. It runs at open and after a truncation, with
 // p.mu held (or before the partition is shared).
 func (p *Partition) loadProducers(nowMs int64) error {
@@ -31,6 +31,9 @@ func (p *Partition) loadProducers(nowMs int64) error {
 	p.producers = producer.NewState()
 	p.producers.Restore(snap.Entries, snap.Aborted)
 	p.producers.TruncateHead(start)
+	for _, u := range snap.Unreplicated {
+		p.holdEndingLocked(endingTxn{first: u.FirstOffset, markerEnd: u.MarkerEnd})
+	}
 	defer p.updateFirstUnstableLocked()
 	from := max(snap.Offset, start)
 	for from < end {
@@ -115,6 +118,11 @@ func (p *Partition) snapshotProducers() error {
 		Entries: p.producers.Entries(),
 		Aborted: p.producers.Aborted(p.log.StartOffset()),
 	}
+	p.wmu.Lock()
+	for _, t := range p.ending {
+		snap.Unreplicated = append(snap.Unreplicated, producer.UnreplicatedTxn{FirstOffset: t.first, MarkerEnd: t.markerEnd})
+	}
+	p.wmu.Unlock()
 	p.sinceSnapshot = 0
 	p.mu.Unlock()
 	if _, err := p.log.Sync(); err != nil {

@@ -28,9 +28,10 @@ const keepSnapshots = 2
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type snapshotBody struct {
-	Offset  int64        `json:"offset"`
-	Entries []Entry      `json:"entries"`
-	Aborted []AbortedTxn `json:"aborted,omitempty"`
+	Offset       int64             `json:"offset"`
+	Entries      []Entry           `json:"entries"`
+	Aborted      []AbortedTxn      `json:"aborted,omitempty"`
+	Unreplicated []UnreplicatedTxn `json:"unreplicated,omitempty"`
 }
 
 // Snapshot is the producer state of a partition as of Offset.
@@ -38,6 +39,18 @@ type Snapshot struct {
 	Offset  int64
 	Entries []Entry
 	Aborted []AbortedTxn
+	// Unreplicated lists the transactions whose marker was in the log
+	// but not yet below the high watermark when the snapshot was taken.
+	Unreplicated []UnreplicatedTxn
+}
+
+// UnreplicatedTxn is a transaction whose marker is in the log but not yet
+// known to be on every in-sync replica: it holds the last stable offset
+// at its first offset until the high watermark passes MarkerEnd, since
+// losing the marker would make it open again.
+type UnreplicatedTxn struct {
+	FirstOffset int64 `json:"firstOffset"`
+	MarkerEnd   int64 `json:"markerEnd"`
 }
 
 func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, snapshotSuffix) }
@@ -45,7 +58,7 @@ func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, s
 // WriteSnapshot durably writes snap in dir through fs and removes all
 // but the newest snapshots.
 func WriteSnapshot(fs wlog.FS, dir string, snap Snapshot) error {
-	body, err := json.Marshal(snapshotBody{Offset: snap.Offset, Entries: snap.Entries, Aborted: snap.Aborted})
+	body, err := json.Marshal(snapshotBody{Offset: snap.Offset, Entries: snap.Entries, Aborted: snap.Aborted, Unreplicated: snap.Unreplicated})
 	if err != nil {
 		return err
 	}
@@ -125,7 +138,7 @@ func LoadSnapshot(fs wlog.FS, dir string, minOffset, maxOffset int64) (Snapshot,
 		}
 		body, err := readSnapshot(fs, filepath.Join(dir, snapshotName(offsets[i])))
 		if err == nil {
-			return Snapshot{Offset: offsets[i], Entries: body.Entries, Aborted: body.Aborted}, nil
+			return Snapshot{Offset: offsets[i], Entries: body.Entries, Aborted: body.Aborted, Unreplicated: body.Unreplicated}, nil
 		}
 		if !errors.Is(err, errDamaged) {
 			return Snapshot{Offset: -1}, err

@@ -20,12 +20,18 @@ const (
 	actRetention             // retention by size
 	actRestart               // clean close and reopen
 	actCrash                 // power loss and reopen
+	actFetch                 // a follower fetch (replicated runs)
+	actDiverge               // the follower takes batches the leader never had (replicated runs)
 )
 
-var kindNames = [...]string{"plain", "idem", "retry", "txn", "end", "flush", "sync", "delete", "retention", "restart", "crash"}
+var kindNames = [...]string{"plain", "idem", "retry", "txn", "end", "flush", "sync", "delete", "retention", "restart", "crash", "fetch", "diverge"}
 
-// weights are how often each kind is drawn.
-var weights = [...]int{8, 12, 5, 14, 8, 14, 4, 3, 2, 2, 3}
+// weights are how often each kind is drawn; a run of one replica draws
+// no fetch or divergence, so its schedules are what they always were.
+var (
+	weights           = [...]int{8, 12, 5, 14, 8, 14, 4, 3, 2, 2, 3, 0, 0}
+	replicatedWeights = [...]int{8, 12, 5, 14, 8, 14, 4, 3, 2, 2, 3, 16, 2}
+)
 
 // Producer ids of the simulated clients.
 var (
@@ -61,6 +67,10 @@ func (a action) String() string {
 		s += fmt.Sprintf(" frac=%.2f", a.frac)
 	case actCrash:
 		s += fmt.Sprintf(" keep=%d", a.keep%1000)
+	case actFetch:
+		s += fmt.Sprintf(" max-bytes=%d", fetchBytes(a))
+	case actDiverge:
+		s += fmt.Sprintf(" batches=%d", a.records)
 	}
 	if a.syncMid {
 		s += " sync-mid-append"
@@ -71,9 +81,14 @@ func (a action) String() string {
 	return s
 }
 
-// generate draws a run of n actions from seed.
-func generate(seed uint64, n int) []action {
+// generate draws a run of n actions from seed, for a leader with a
+// follower when replicated.
+func generate(seed uint64, n int, replicated bool) []action {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	weights := weights
+	if replicated {
+		weights = replicatedWeights
+	}
 	total := 0
 	for _, w := range weights {
 		total += w
@@ -101,7 +116,7 @@ func generate(seed uint64, n int) []action {
 		case actPlain, actIdem, actRetry, actTxn, actEnd, actDelete, actRetention:
 			a.syncMid = rng.IntN(3) == 0
 		}
-		if k != actCrash && rng.IntN(12) == 0 {
+		if k != actCrash && k != actFetch && rng.IntN(12) == 0 {
 			a.crashAt = 1 + rng.IntN(10)
 		}
 		out[i] = a

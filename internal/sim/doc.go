@@ -32,6 +32,23 @@
 //   - after every reopen, the producer state recovered from snapshots
 //     equals the one a replay of the whole log from its start yields.
 //
+// A replicated run (TestSimReplication) adds a follower on a machine of
+// its own, replica 1 in the leader's ISR: the same kind of schedule, with
+// follower fetches (fsync, fetch from its log end with the epoch of its
+// last batch, append what the leader's log holds, take the leader's high
+// watermark) among the actions, the leader reopening at a new epoch after
+// every restart or crash, and divergence: the leader moves on two epochs
+// while the follower takes batches of the epoch between, which its next
+// fetch finds and truncates. After every step it checks besides:
+//
+//   - start ≤ LSO ≤ HW ≤ LEO on the follower;
+//   - the leader's high watermark is at most its own flushed offset and
+//     the follower's;
+//   - below the leader's high watermark the follower's log is the
+//     leader's, byte for byte;
+//   - after a truncation, the follower's producer state and aborted
+//     transactions are what a replay of its log gives.
+//
 // A failing seed is shrunk to a shorter list of actions that still fails,
 // and the trace of that list is reported; the same seed reproduces it.
 package sim

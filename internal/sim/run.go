@@ -28,6 +28,15 @@ type runner struct {
 	fs *logtest.MemFS
 	p  *partition.Partition
 
+	// A replicated run has a follower f on its own machine's file
+	// system ffs (replica.go); the leader's epoch goes up at every
+	// reopen, as an election after a restart makes it.
+	replicated bool
+	ffs        *logtest.MemFS
+	f          *partition.Partition
+	epoch      int32
+	opens      int
+
 	nowMs     int64
 	log       []mbatch           // what the partition accepted, in offset order
 	seq       map[int64]int32    // the next sequence of each producer
@@ -83,9 +92,20 @@ func (r *runner) failf(format string, args ...any) error {
 // run executes actions and returns the first violation.
 func run(actions []action) ([]string, error) { return runWith(actions, (*runner).do) }
 
+// runReplicated is run with a follower.
+func runReplicated(actions []action) ([]string, error) {
+	return runWithReplicas(actions, (*runner).do, true)
+}
+
 // runWith is run with do carrying out each action.
 func runWith(actions []action, do func(*runner, action) error) (trace []string, err error) {
+	return runWithReplicas(actions, do, false)
+}
+
+// runWithReplicas is runWith, with a follower when replicated.
+func runWithReplicas(actions []action, do func(*runner, action) error, replicated bool) (trace []string, err error) {
 	r := newRunner()
+	r.replicated = replicated
 	defer func() {
 		if p := recover(); p != nil {
 			err = r.failf("panic: %v", p)
@@ -95,6 +115,10 @@ func runWith(actions []action, do func(*runner, action) error) (trace []string, 
 	if err := r.open(); err != nil {
 		return r.trace, err
 	}
+	if err := r.openFollower(); err != nil {
+		return r.trace, err
+	}
+	defer r.closeFollower()
 	for i, a := range actions {
 		r.step = i
 		r.trace = append(r.trace, a.String())
@@ -102,6 +126,9 @@ func runWith(actions []action, do func(*runner, action) error) (trace []string, 
 			return r.trace, err
 		}
 		if err := r.check(); err != nil {
+			return r.trace, err
+		}
+		if err := r.checkReplicas(); err != nil {
 			return r.trace, err
 		}
 	}
@@ -123,10 +150,23 @@ func (r *runner) options() partition.Options {
 	return partition.Options{ManualFlush: true, SnapshotIntervalBytes: 500, Yield: r.yield}
 }
 
-// open opens the partition on r.fs, as a broker starting does.
+// open opens the partition on r.fs, as a broker starting does; in a
+// replicated run, as the leader of a new epoch with the follower in its
+// ISR.
 func (r *runner) open() error {
 	r.fs.SetFault(r.fault)
-	p, err := partition.OpenWith("t", 0, dir, r.config(), 0, []int32{1}, r.options())
+	isr := []int32{0}
+	if r.replicated {
+		isr = []int32{0, 1}
+		if r.opens > 0 {
+			r.epoch++
+			// The high watermark starts over from the log start: what
+			// the follower holds is unknown until it fetches.
+			r.lastLSO = 0
+		}
+	}
+	r.opens++
+	p, err := partition.OpenWith("t", 0, dir, r.config(), r.epoch, isr, r.options())
 	if err != nil {
 		return r.failf("open: %v", err)
 	}
@@ -238,6 +278,10 @@ func (r *runner) do(a action) error {
 	case actCrash:
 		r.acked = max(r.acked, r.p.HighWatermark())
 		r.crashed = r.fs.Crash(keeper(a.keep))
+	case actFetch:
+		err = r.fetch(fetchBytes(a))
+	case actDiverge:
+		err = r.diverge(a)
 	}
 	if err == nil {
 		err = r.midErr
@@ -405,8 +449,19 @@ func (r *runner) settle(pid int64) error {
 	if _, ok := r.decided[pid]; !ok {
 		return nil
 	}
-	if r.p.HighWatermark() < r.markerEnd[pid] {
+	for round := 0; r.p.HighWatermark() < r.markerEnd[pid]; round++ {
+		if round == 6 {
+			return r.failf("marker of pid %d ending at %d never below the high watermark %d", pid, r.markerEnd[pid], r.p.HighWatermark())
+		}
 		if err := r.expectOK("sync marker", r.p.Sync()); err != nil || r.dead {
+			return err
+		}
+		if !r.replicated {
+			continue
+		}
+		// Durable on the leader; on the follower once it fetched the
+		// marker, fsynced it and fetched again.
+		if err := r.fetch(1 << 20); err != nil || r.dead {
 			return err
 		}
 	}
@@ -594,7 +649,7 @@ func (r *runner) reopened(crashed bool) error {
 	}
 	cfg := r.config()
 	cfg.FS = c
-	q, err := partition.OpenWith("t", 0, dir, cfg, 0, []int32{1}, partition.Options{ManualFlush: true})
+	q, err := partition.OpenWith("t", 0, dir, cfg, 0, []int32{0}, partition.Options{ManualFlush: true})
 	if err != nil {
 		return r.failf("open for replay: %v", err)
 	}

@@ -17,10 +17,24 @@ var (
 // seed; `go test ./internal/sim -run Sim -seed N -seeds 1` replays it.
 func TestSimPartition(t *testing.T) { runSeeds(t, run) }
 
+// A leader and a follower keep the replication invariants (see the
+// package comment) under every schedule the seeds draw, with the
+// follower's fetches, divergence and truncation among the actions. It
+// runs a third of the seeds: `-seeds` scales both.
+func TestSimReplication(t *testing.T) {
+	n := max(*seeds/3, 1)
+	runSeedsN(t, runReplicated, n, true)
+}
+
 // runSeeds runs the flags' seeds through run, shrinking a failure.
 func runSeeds(t *testing.T, run func([]action) ([]string, error)) {
-	for seed := *first; seed < *first+uint64(*seeds); seed++ {
-		actions := generate(seed, *steps)
+	runSeedsN(t, run, *seeds, false)
+}
+
+// runSeedsN runs n seeds from the first through run.
+func runSeedsN(t *testing.T, run func([]action) ([]string, error), n int, replicated bool) {
+	for seed := *first; seed < *first+uint64(n); seed++ {
+		actions := generate(seed, *steps, replicated)
 		if _, err := run(actions); err != nil {
 			small := shrink(actions, run)
 			trace, serr := run(small)
