@@ -172,9 +172,11 @@ func (p *Partition) loadEpochs() error {
 	default:
 		return err
 	}
+	// From the start first: an epoch moved up to the start of an empty
+	// log holds no batch, and then goes with those at or past the end.
 	read := slices.Clone(p.epochs)
-	p.epochs.truncateFromEnd(p.log.EndOffset())
 	p.epochs.truncateFromStart(p.log.StartOffset())
+	p.epochs.truncateFromEnd(p.log.EndOffset())
 	if err == nil && !slices.Equal(read, p.epochs) {
 		// The file names epochs the log lost (a crash took their batches,
 		// or one during a truncation took the rewrite): were it kept, a
