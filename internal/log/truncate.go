@@ -111,3 +111,71 @@ func batchBoundary(s *segment, offset int64) (int64, error) {
 	}
 	return 0, fmt.Errorf("%w: %d", ErrNotBatchBoundary, offset)
 }
+
+// TruncateFullyAndStartAt removes every batch and starts the log again,
+// empty, at offset, which becomes its start and end offset: a follower
+// whose log ends below its leader's log start takes up from there
+// (Kafka's truncateFullyAndStartAt). It is durable when it returns, and a
+// crash part way leaves either a prefix of the old log or the empty log
+// at offset: the recovery point is lowered first, the segments are
+// removed newest first, each removal made durable before the next, and
+// the new start is written last. Like Truncate it excludes appends and
+// reads while it works; it is rare.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usableLocked(); err != nil {
+		return err
+	}
+	if offset < 0 {
+		return fmt.Errorf("%w: cannot start the log at %d", ErrOffsetOutOfRange, offset)
+	}
+	// With the recovery point at 0 every segment left by a crash is
+	// checked, and a prefix of them is a valid log.
+	if err := writeCheckpoint(l.fs, l.dir, checkpoint{startOffset: l.start, recoveryPoint: 0}); err != nil {
+		return err
+	}
+	l.recoveryPoint = 0
+	// On a failure the log keeps the segments not yet removed, so that
+	// reads stay sound until it is reopened; with none left it closes.
+	fail := func(err error) error {
+		if len(l.segs) == 0 {
+			l.closed = true
+		} else {
+			l.end = l.segs[len(l.segs)-1].next
+			l.flushed = min(l.flushed, l.end)
+		}
+		return l.failLocked(fmt.Errorf("truncate fully: %w", err))
+	}
+	for len(l.segs) > 0 {
+		last := l.segs[len(l.segs)-1]
+		l.forgetLocked([]*segment{last})
+		l.segs = l.segs[:len(l.segs)-1]
+		if err := last.removeFiles(l.fs); err != nil {
+			return fail(err)
+		}
+		last.release()
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return fail(err)
+		}
+	}
+	f, err := openSegmentFile(l.fs, l.dir, offset, true)
+	if err != nil {
+		return fail(err)
+	}
+	l.segs = []*segment{newSegment(l.dir, offset, f)}
+	l.start, l.end, l.flushed = offset, offset, offset
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fail(err)
+	}
+	if err := writeCheckpoint(l.fs, l.dir, checkpoint{startOffset: offset, recoveryPoint: offset}); err != nil {
+		return fail(err)
+	}
+	l.recoveryPoint = offset
+	l.unsynced, l.dirDirty = nil, false
+	l.size = 0
+	l.recomputeMaxTsLocked()
+	return nil
+}

@@ -172,9 +172,11 @@ func (p *Partition) loadEpochs() error {
 	default:
 		return err
 	}
+	// From the start first: an epoch moved up to the start of an empty
+	// log holds no batch, and then goes with those at or past the end.
 	read := slices.Clone(p.epochs)
-	p.epochs.truncateFromEnd(p.log.EndOffset())
 	p.epochs.truncateFromStart(p.log.StartOffset())
+	p.epochs.truncateFromEnd(p.log.EndOffset())
 	if err == nil && !slices.Equal(read, p.epochs) {
 		// The file names epochs the log lost (a crash took their batches,
 		// or one during a truncation took the rewrite): were it kept, a
@@ -214,10 +216,16 @@ func (p *Partition) scanEpochs() error {
 // written. p.mu is held (or the partition is not yet shared); the write
 // happens only when the epoch changes, which is rare.
 func (p *Partition) startEpochLocked(epoch int32) error {
-	if !p.epochs.assign(epoch, p.log.EndOffset()) {
+	if epoch <= p.epochs.latest() {
 		return nil
 	}
-	return wlog.WriteFileDurably(p.fs, p.dir, EpochCheckpointFile, p.epochs.encode())
+	before := slices.Clone(p.epochs)
+	p.epochs.assign(epoch, p.log.EndOffset())
+	if err := wlog.WriteFileDurably(p.fs, p.dir, EpochCheckpointFile, p.epochs.encode()); err != nil {
+		p.epochs = before // the epoch did not start
+		return err
+	}
+	return nil
 }
 
 // LatestEpoch is the leader epoch of the log's last batch (or of the

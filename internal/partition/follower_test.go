@@ -483,3 +483,65 @@ func TestCrashAtEveryOperationOfAppendReplicaLeavesAPrefixWithAReplayedState(t *
 		g.Close()
 	}
 }
+
+func TestTruncateFullyAndStartAtEmptiesTheLogAndItsStateAtTheNewStart(t *testing.T) {
+	fs := logtest.NewMemFS()
+	f, _ := divergedFollower(t, fs)
+	if err := f.TruncateFullyAndStartAt(100); err != nil {
+		t.Fatal(err)
+	}
+	if start, lso, hw := f.Offsets(); start != 100 || lso != 100 || hw != 100 || f.LogEndOffset() != 100 {
+		t.Fatalf("start %d LSO %d HW %d end %d, want all 100", start, lso, hw, f.LogEndOffset())
+	}
+	if got := f.Producers(); len(got) != 0 || len(fs.List(followerDir, ".snapshot")) != 0 {
+		t.Fatalf("producers %v and snapshots %v left", got, fs.List(followerDir, ".snapshot"))
+	}
+	if _, err := f.AppendReplica(replicaBatch(idemSpec(1, 7), 100, 4, "n"), 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	g := openFollower(t, fs)
+	defer g.Close()
+	if g.LogStartOffset() != 100 || g.LogEndOffset() != 101 {
+		t.Fatalf("reopened [%d, %d), want [100, 101)", g.LogStartOffset(), g.LogEndOffset())
+	}
+	if got, want := stateOf(g), replayedFollower(t, fs); got != want {
+		t.Fatalf("state after a reopen\n%s\nreplay\n%s", got, want)
+	}
+	if epoch, end := g.EndOffsetForEpoch(4); epoch != 4 || end != 101 {
+		t.Fatalf("epoch 4: (%d, %d), want (4, 101)", epoch, end)
+	}
+}
+
+// A crash at any file operation of a full truncation leaves a prefix of
+// the log before, or an empty log at the new start.
+func TestCrashAtEveryOperationOfTruncateFullyLeavesAPrefixOrTheEmptyLog(t *testing.T) {
+	for n := 1; ; n++ {
+		fs := logtest.NewMemFS()
+		f, _ := divergedFollower(t, fs)
+		before := logBytes(t, f)
+		crashed := crashAt(fs, n)
+		err := f.TruncateFullyAndStartAt(100)
+		if *crashed == nil {
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			return
+		}
+		g := openFollower(t, *crashed)
+		after := logBytes(t, g)
+		empty := g.LogEndOffset() == g.LogStartOffset()
+		if !bytes.HasPrefix(before, after) || (empty && g.LogStartOffset() != 100 && g.LogStartOffset() != 0) || (!empty && g.LogStartOffset() != 0) {
+			t.Fatalf("crash at op %d: log [%d, %d) of %d bytes, neither a prefix of the one before nor empty at 100", n, g.LogStartOffset(), g.LogEndOffset(), len(after))
+		}
+		if got, want := stateOf(g), replayedFollower(t, *crashed); got != want {
+			t.Fatalf("crash at op %d: state\n%s\nreplay\n%s", n, got, want)
+		}
+		checkEpochsAreTheLogs(t, g, *crashed, n)
+		g.Close()
+	}
+}

@@ -93,10 +93,10 @@ func (p *Partition) highWatermarkLocked() int64 {
 // Batches appended from now on carry the epoch, whose start is made
 // durable first; on an error the old epoch and role stay. A new epoch or a
 // change of role starts the followers afresh: nothing is assumed of what
-// they hold until they fetch, and the ISR members count as caught up now,
-// so that they are not dropped from the ISR before they could fetch. The
-// high watermark stays where it was and moves as they fetch; a smaller
-// ISR may let it move at once.
+// they hold until they fetch. An ISR member the leader knows nothing of
+// counts as caught up now, so that it is not dropped from the ISR before
+// it could fetch. The high watermark stays where it was and moves as they
+// fetch; a smaller ISR may let it move at once.
 func (p *Partition) SetLeader(epoch int32, isr []int32) error {
 	nowMs := p.now().UnixMilli()
 	p.mu.Lock()
@@ -108,10 +108,10 @@ func (p *Partition) SetLeader(epoch int32, isr []int32) error {
 	defer p.wmu.Unlock()
 	if p.role != roleLeader || epoch != p.leaderEpoch {
 		clear(p.followers)
-		for _, id := range isr {
-			if id != p.opts.ReplicaID {
-				p.followers[id] = &follower{fetchOffset: -1, lastCaughtUpMs: nowMs, lastFetchLeaderEnd: -1}
-			}
+	}
+	for _, id := range isr {
+		if _, ok := p.followers[id]; !ok && id != p.opts.ReplicaID {
+			p.followers[id] = &follower{fetchOffset: -1, lastCaughtUpMs: nowMs, lastFetchLeaderEnd: -1}
 		}
 	}
 	p.role, p.leaderEpoch, p.isr = roleLeader, epoch, slices.Clone(isr)

@@ -325,3 +325,83 @@ func TestAReopenedReplicaWithFollowersStartsItsHighWatermarkAtTheLogStart(t *tes
 	defer p.Close()
 	wantHW(t, p, 2)
 }
+
+// A transaction whose marker had not reached the followers when the
+// leader closed still holds the last stable offset after it reopens: the
+// producer snapshot lists it, though the marker lies below the snapshot
+// and is not replayed.
+func TestAMarkerNotYetOnTheFollowersHoldsTheLastStableOffsetAcrossARestart(t *testing.T) {
+	fs := logtest.NewMemFS()
+	cfg := wlog.DefaultConfig()
+	cfg.FS = fs
+	reopen := func() *Partition {
+		p, err := OpenWith("t", 0, "/l", cfg, 0, []int32{0, 2}, Options{ManualFlush: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := reopen()
+	advAppend(t, p, plain, "a")         // 0
+	advAppend(t, p, txnSpec(7, 0), "t") // 1
+	advSync(t, p)
+	update(t, p, 2, 2, 1) // the follower has the transaction's batch
+	end, err := p.AppendMarker(7, 0, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advSync(t, p)
+	if lso := p.LastStableOffset(); lso != 1 {
+		t.Fatalf("last stable offset %d before the follower has the marker, want 1", lso)
+	}
+	p.Close() // snapshot at 3, past the marker
+	p = reopen()
+	defer p.Close()
+	update(t, p, 2, 2, 1)
+	wantHW(t, p, 2)
+	if lso := p.LastStableOffset(); lso != 1 {
+		t.Fatalf("last stable offset %d after a restart, want 1 until the follower has the marker", lso)
+	}
+	update(t, p, 2, end, 2)
+	if lso := p.LastStableOffset(); lso != end {
+		t.Fatalf("last stable offset %d once the follower has the marker, want %d", lso, end)
+	}
+}
+
+// An ISR member added at the same epoch, before it fetched, is not
+// reported out of sync at once.
+func TestAnISRMemberAddedAtTheSameEpochStartsCaughtUp(t *testing.T) {
+	p := openLeader(t, 0)
+	advAppend(t, p, plain, "a")
+	if err := p.SetLeader(0, []int32{0, 5}); err != nil { // at 1000
+		t.Fatal(err)
+	}
+	if got := p.OutOfSyncReplicas(1200, 500); len(got) != 0 {
+		t.Fatalf("out of sync %v, want none within the lag", got)
+	}
+	if got := p.OutOfSyncReplicas(1600, 500); !slices.Equal(got, []int32{5}) {
+		t.Fatalf("out of sync %v, want [5] past the lag", got)
+	}
+}
+
+// A leader epoch whose start cannot be made durable does not start.
+func TestALeaderEpochThatCannotBeWrittenDoesNotStart(t *testing.T) {
+	fs := logtest.NewMemFS()
+	cfg := wlog.DefaultConfig()
+	cfg.FS = fs
+	p, err := OpenWith("t", 0, "/l", cfg, 0, []int32{0}, Options{ManualFlush: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	fs.SetFault(logtest.FailNth(logtest.OpRename, EpochCheckpointFile, 1, nil))
+	if err := p.SetLeader(3, []int32{0}); err == nil {
+		t.Fatal("epoch 3 started without its checkpoint")
+	}
+	if got := p.LatestEpoch(); got != 0 {
+		t.Fatalf("latest epoch %d after the failed start, want 0", got)
+	}
+	if p.LeaderEpoch() != 0 {
+		t.Fatalf("leader epoch %d after the failed start, want 0", p.LeaderEpoch())
+	}
+}

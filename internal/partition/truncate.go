@@ -108,3 +108,41 @@ func (p *Partition) batchStart(offset, end int64) (int64, error) {
 	}
 	return h.BaseOffset, nil
 }
+
+// TruncateFullyAndStartAt empties the log of a follower whose log ends
+// below its leader's log start and starts it again at offset, the
+// leader's log start (Kafka's name): the producer snapshots go first,
+// then the log (wlog.Log.TruncateFullyAndStartAt), then the epochs. The
+// producer state, the aborted transactions and the ending transactions
+// are empty, and the high watermark is offset: nothing below it is left
+// to show. A crash part way leaves a prefix of the old log or the empty
+// log at offset. Only a follower does it (ErrNotFollower).
+func (p *Partition) TruncateFullyAndStartAt(offset int64) error {
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.role != roleFollower {
+		return ErrNotFollower
+	}
+	if err := producer.DeleteSnapshotsAbove(p.fs, p.dir, -1); err != nil {
+		return fmt.Errorf("truncate fully to %d: %w", offset, err)
+	}
+	if err := p.log.TruncateFullyAndStartAt(offset); err != nil {
+		return fmt.Errorf("truncate fully to %d: %w", offset, err)
+	}
+	p.epochs = nil
+	if err := wlog.WriteFileDurably(p.fs, p.dir, EpochCheckpointFile, p.epochs.encode()); err != nil {
+		return fmt.Errorf("truncate fully to %d: leader epochs: %w", offset, err)
+	}
+	p.producers = producer.NewState()
+	p.sinceSnapshot = 0
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.ending = nil
+	p.openFirst = noOpenTxn
+	p.flushed, p.leaderHW = offset, offset
+	p.hw.Store(offset)
+	p.publishFirstUnstableLocked()
+	return nil
+}
