@@ -28,7 +28,6 @@ import (
 // a coordinator stays on its node across a restart, as these tests need.
 var unreplicatedInternal = []string{"--set", "offsets.topic.replication.factor=1", "--set", "transaction.state.log.replication.factor=1"}
 
-
 // rawTxn is a raw transactional producer driven request by request.
 type rawTxn struct {
 	tc     *testCluster

@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Replicated partitions in a three-node cluster: followers copy their
+// leaders, the ISR holds every replica, and an acks=all write survives
+// its leader's SIGKILL.
+
+// partitionState is node i's Metadata for one partition of topic.
+func (tc *testCluster) partitionState(i int, topic string, p int32) (kmsg.MetadataResponseTopicPartition, bool) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := tc.request(i, req, 2*time.Second)
+	if err != nil {
+		return kmsg.MetadataResponseTopicPartition{}, false
+	}
+	for _, t := range resp.(*kmsg.MetadataResponse).Topics {
+		for _, mp := range t.Partitions {
+			if mp.Partition == p {
+				return mp, true
+			}
+		}
+	}
+	return kmsg.MetadataResponseTopicPartition{}, false
+}
+
+// createReplicated creates topic with parts partitions of replication
+// factor rf and min.insync.replicas minISR on the controller.
+func (tc *testCluster) createReplicated(controller int, topic string, parts int32, rf int16, minISR int) {
+	tc.t.Helper()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, parts, rf
+	c := kmsg.NewCreateTopicsRequestTopicConfig()
+	c.Name, c.Value = "min.insync.replicas", kmsg.StringPtr(strconv.Itoa(minISR))
+	rt.Configs = append(rt.Configs, c)
+	req.Topics = append(req.Topics, rt)
+	resp, err := tc.request(controller, req, 15*time.Second)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
+		tc.t.Fatalf("create %s: %v", topic, err)
+	}
+}
+
+func TestClusterReplicatesPartitionsToEveryReplica(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitController(15 * time.Second)
+	tc.createReplicated(leader, "replicated", 3, 3, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := newClient(t, tc.c.Nodes[leader].Addr, kgo.DefaultProduceTopic("replicated"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	const n = 300
+	for i := range n {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 3), Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatalf("acks=all record %d: %v", i, err)
+		}
+	}
+	// Every node lists three replicas, all in the ISR.
+	for p := range int32(3) {
+		st, ok := tc.partitionState(leader, "replicated", p)
+		if !ok || len(st.Replicas) != 3 || len(st.ISR) != 3 {
+			t.Fatalf("partition %d: %+v; want three replicas, all in the ISR", p, st)
+		}
+	}
+	seen := map[string]int{}
+	for _, r := range consumeAll(t, tc.c.Nodes[(leader+1)%3].Addr, "replicated", n) {
+		seen[string(r.Value)]++
+	}
+	if len(seen) != n {
+		t.Fatalf("read %d distinct records of %d", len(seen), n)
+	}
+}
+
+// An idempotent acks=all producer runs while the leader of partition 0
+// is killed with SIGKILL and restarted, several times: every record it
+// was told is written is read back exactly once, in order.
+func TestClusterAcknowledgedWritesSurviveLeaderKills(t *testing.T) {
+	session := 2 * time.Second
+	tc := startCluster(t, 3, "--set", fmt.Sprintf("broker.session.timeout.ms=%d", session.Milliseconds()),
+		"--set", "broker.heartbeat.interval.ms=300", "--set", "replica.lag.time.max.ms=3000")
+	leader := tc.waitController(15 * time.Second)
+	tc.createReplicated(leader, "survive", 1, 3, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	var seeds []string
+	for _, nd := range tc.c.Nodes {
+		seeds = append(seeds, nd.Addr)
+	}
+	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("survive"),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1000), kgo.RecordDeliveryTimeout(90*time.Second))
+	var mu sync.Mutex
+	var acked []int
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			i := i
+			cl.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+				if err == nil {
+					mu.Lock()
+					acked = append(acked, i)
+					mu.Unlock()
+				}
+			})
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	for round := range 3 {
+		time.Sleep(time.Second)
+		st, ok := tc.partitionState((leader+round)%3, "survive", 0)
+		if !ok || st.Leader < 1 {
+			t.Fatalf("round %d: no leader for survive-0: %+v", round, st)
+		}
+		victim := int(st.Leader - 1)
+		mu.Lock()
+		t.Logf("round %d: killing the leader, node %d (epoch %d, ISR %v), %d records acknowledged", round, victim+1, st.LeaderEpoch, st.ISR, len(acked))
+		mu.Unlock()
+		tc.c.Kill(victim)
+		time.Sleep(session + time.Second)
+		if err := tc.c.Start(victim); err != nil {
+			t.Fatal(err)
+		}
+		tc.waitController(30 * time.Second)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	want := slices.Clone(acked)
+	mu.Unlock()
+	if len(want) == 0 {
+		t.Fatal("nothing was acknowledged")
+	}
+	var alive string
+	for i, nd := range tc.c.Nodes {
+		if tc.c.Running(i) {
+			alive = nd.Addr
+		}
+	}
+	t.Logf("%d records acknowledged", len(want))
+	recs := consumeAll(t, alive, "survive", len(want))
+	seen := map[int]int{}
+	last := -1
+	for _, r := range recs {
+		v, _ := strconv.Atoi(string(r.Value))
+		seen[v]++
+		if v <= last {
+			t.Fatalf("record %d read after %d: out of order", v, last)
+		}
+		last = v
+	}
+	for _, v := range want {
+		if seen[v] != 1 {
+			t.Fatalf("acknowledged record %d read %d times; want once (%d acknowledged, %d read)", v, seen[v], len(want), len(recs))
+		}
+	}
+}
