@@ -554,7 +554,7 @@ func TestUnreadableTransactionStateFailsTheStartWithAnError(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	part, err := partition.Open("__transaction_state", 0, filepath.Join(dir, "__transaction_state-0"), wlog.DefaultConfig(), 0, []int32{1})
+	part, err := partition.OpenWith("__transaction_state", 0, filepath.Join(dir, "__transaction_state-0"), wlog.DefaultConfig(), 0, []int32{1}, partition.Options{ReplicaID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
