@@ -36,7 +36,8 @@ import (
 const ClusterID = "weir-single-node"
 
 // clusterIDOf is a cluster's id: the same on every node, since every node
-// is started with the same voters and they never change; shaped as
+// is started with the same voter ids and they never change (addresses may
+// be spelled differently from node to node, or change); shaped as
 // Kafka's (16 bytes, base64 without padding).
 func clusterIDOf(q config.Quorum) string {
 	if !q.Enabled() {
@@ -44,7 +45,7 @@ func clusterIDOf(q config.Quorum) string {
 	}
 	h := sha256.New()
 	for _, v := range q.Voters {
-		fmt.Fprintf(h, "%d@%s,", v.ID, v.Addr)
+		fmt.Fprintf(h, "%d,", v.ID)
 	}
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }
