@@ -41,7 +41,7 @@ type Partition struct {
 	opts Options
 
 	// mu serialises appends and guards leaderEpoch, epochs, isr,
-	// producers, sinceSnapshot, guards and markers.
+	// producers, sinceSnapshot and guards.
 	mu            sync.Mutex
 	leaderEpoch   int32
 	epochs        epochCache // the epochs of the log (epochs.go)
@@ -49,7 +49,6 @@ type Partition struct {
 	producers     *producer.State
 	sinceSnapshot int64                  // bytes appended since the last producer snapshot
 	guards        map[*TxnGuard]struct{} // verifications in progress (verify.go)
-	markers       map[int64]markerSeen   // last numbered marker per producer (txn.go)
 
 	// snapMu serialises producer snapshots; it is taken before mu and
 	// held across the snapshot's write, which no request waits for.

@@ -22,6 +22,7 @@ func (p *Partition) loadProducers(nowMs int64) error {
 		return err
 	}
 	p.producers.Restore(snap.Entries, snap.Aborted)
+	p.producers.RestoreMarkers(snap.Markers)
 	p.producers.TruncateHead(start)
 	defer p.updateFirstUnstableLocked()
 	from := max(snap.Offset, start)
@@ -76,6 +77,7 @@ func (p *Partition) snapshotProducers() error {
 		Offset:  p.log.EndOffset(),
 		Entries: p.producers.Entries(),
 		Aborted: p.producers.Aborted(p.log.StartOffset()),
+		Markers: p.producers.Markers(),
 	}
 	p.sinceSnapshot = 0
 	p.mu.Unlock()
@@ -96,11 +98,5 @@ func (p *Partition) Producers() []producer.Entry {
 func (p *Partition) ExpireProducers(nowMs, expirationMs int64) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := p.producers.Expire(nowMs, expirationMs)
-	for pid := range p.markers {
-		if !p.producers.Has(pid) {
-			delete(p.markers, pid)
-		}
-	}
-	return n
+	return p.producers.Expire(nowMs, expirationMs)
 }

@@ -31,6 +31,7 @@ type snapshotBody struct {
 	Offset  int64        `json:"offset"`
 	Entries []Entry      `json:"entries"`
 	Aborted []AbortedTxn `json:"aborted,omitempty"`
+	Markers []Marker     `json:"markers,omitempty"`
 }
 
 // Snapshot is the producer state of a partition as of Offset.
@@ -38,6 +39,7 @@ type Snapshot struct {
 	Offset  int64
 	Entries []Entry
 	Aborted []AbortedTxn
+	Markers []Marker
 }
 
 func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, snapshotSuffix) }
@@ -45,7 +47,7 @@ func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, s
 // WriteSnapshot durably writes snap in dir through fs and removes all
 // but the newest snapshots.
 func WriteSnapshot(fs wlog.FS, dir string, snap Snapshot) error {
-	body, err := json.Marshal(snapshotBody{Offset: snap.Offset, Entries: snap.Entries, Aborted: snap.Aborted})
+	body, err := json.Marshal(snapshotBody{Offset: snap.Offset, Entries: snap.Entries, Aborted: snap.Aborted, Markers: snap.Markers})
 	if err != nil {
 		return err
 	}
@@ -101,7 +103,7 @@ func LoadSnapshot(fs wlog.FS, dir string, minOffset, maxOffset int64) (Snapshot,
 		}
 		body, err := readSnapshot(fs, filepath.Join(dir, snapshotName(offsets[i])))
 		if err == nil {
-			return Snapshot{Offset: offsets[i], Entries: body.Entries, Aborted: body.Aborted}, nil
+			return Snapshot{Offset: offsets[i], Entries: body.Entries, Aborted: body.Aborted, Markers: body.Markers}, nil
 		}
 		if !errors.Is(err, errDamaged) {
 			return Snapshot{Offset: -1}, err
