@@ -125,6 +125,8 @@ func (tc *txnCoordinator) open(part *partition.Partition) (*txnShard, error) {
 		select {
 		case <-b.stop:
 			s.unload()
+		case <-b.startAborted: // the start is cut short (SIGTERM)
+			s.unload()
 		case <-s.stop:
 		}
 	}()
