@@ -437,8 +437,17 @@ func TestClusterSIGTERMIsPromptWhileAVerificationWaitsOnAStuckCoordinator(t *tes
 	leader := tc.waitController(15 * time.Second)
 	const topic = "fence-sigterm"
 	leaders := tc.createTopicN(leader, topic, 6)
-	const id = "fence-sigterm-id"
-	coord := tc.coordinatorOf(leader, 1, id)
+	// A coordinator that is not the active controller: a stopped
+	// controller would hold up the controlled shutdown instead, which
+	// waits for a new one (up to the session timeout).
+	var id string
+	var coord int32
+	for k := 0; ; k++ {
+		id = "fence-sigterm-id-" + strconv.Itoa(k)
+		if coord = tc.coordinatorOf(leader, 1, id); coord != int32(leader+1) {
+			break
+		}
+	}
 	_, remote := partitionsLedBy(t, leaders, coord)
 	x := tc.rawInit(id, coord, topic, leaders)
 	x.add(remote)

@@ -5,6 +5,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -36,7 +37,8 @@ import (
 const ClusterID = "weir-single-node"
 
 // clusterIDOf is a cluster's id: the same on every node, since every node
-// is started with the same voters and they never change; shaped as
+// is started with the same voter ids and they never change (addresses may
+// be spelled differently from node to node, or change); shaped as
 // Kafka's (16 bytes, base64 without padding).
 func clusterIDOf(q config.Quorum) string {
 	if !q.Enabled() {
@@ -44,7 +46,7 @@ func clusterIDOf(q config.Quorum) string {
 	}
 	h := sha256.New()
 	for _, v := range q.Voters {
-		fmt.Fprintf(h, "%d@%s,", v.ID, v.Addr)
+		fmt.Fprintf(h, "%d,", v.ID)
 	}
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }
@@ -56,6 +58,10 @@ type Config struct {
 	Settings *config.Broker
 	Logger   *slog.Logger
 	Faults   *faults.Injector // nil: none
+	// Abort, when closed during Open, cuts the start short: the
+	// coordinators' recovery stops waiting on other brokers, and Open
+	// fails. Nil: never.
+	Abort <-chan struct{}
 }
 
 // Broker serves the Kafka API over its partitions.
@@ -112,6 +118,9 @@ type Broker struct {
 	rmu      sync.Mutex
 	closing  map[partitionKey]struct{}
 
+	// startAborted is closed when Config.Abort is, during Open.
+	startAborted chan struct{}
+
 	// quit is closed when shutdown begins, before the server stops
 	// taking requests: a request waiting on another broker gives up.
 	quit     chan struct{}
@@ -164,6 +173,7 @@ func Open(cfg Config) (*Broker, error) {
 		fetchWaiting: make(chan struct{}, cfg.Settings.Int("fetch.max.waiting")),
 		stop:         make(chan struct{}),
 		quit:         make(chan struct{}),
+		startAborted: make(chan struct{}),
 		incarnation:  newIncarnation(),
 		closing:      map[partitionKey]struct{}{},
 		followers:    map[partitionKey]*follower{},
@@ -219,7 +229,23 @@ func Open(cfg Config) (*Broker, error) {
 	for _, part := range b.internalPartitions(TxnStateTopic) {
 		b.txns.set.lead(part)
 	}
-	if err := b.txns.set.waitLoaded(); err != nil {
+	// A shard's recovery may wait on other brokers for a long time; an
+	// abort of the start (SIGTERM) ends it at once (txnCoordinator.open).
+	// Only the start: cfg.Abort means nothing once Open has returned.
+	started := make(chan struct{})
+	go func() {
+		select {
+		case <-cfg.Abort:
+			close(b.startAborted)
+		case <-started:
+		}
+	}()
+	err = b.txns.set.waitLoaded()
+	close(started)
+	if err == nil && aborted(b.startAborted) {
+		err = errors.New("start aborted")
+	}
+	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("load transactions: %w", err)
 	}
@@ -242,6 +268,16 @@ func (b *Broker) SetAdvertised(host string, port int32) {
 		b.life = newLifecycle(b)
 		b.wg.Add(1)
 		go b.registerLoop(host, port)
+	}
+}
+
+// aborted reports whether ch is closed (a nil ch never is).
+func aborted(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -19,6 +19,7 @@ package broker
 // holding smu.
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,6 +125,8 @@ func (tc *txnCoordinator) open(part *partition.Partition) (*txnShard, error) {
 	go func() {
 		select {
 		case <-b.stop:
+			s.unload()
+		case <-b.startAborted: // the start is cut short (SIGTERM)
 			s.unload()
 		case <-s.stop:
 		}
@@ -354,8 +357,17 @@ func (s *txnShard) writeMarkers(m *txn.Meta, commit bool) error {
 			}
 		}
 	}
-	var waits []<-chan error
-	var offsetParts []*partition.Partition
+	// Each local marker is awaited on its own, and a group shard is told
+	// as soon as its partition's marker is durable, whatever happens to
+	// the other partitions: a retry finds the marker already applied and
+	// writes no second one, so the shard would otherwise never be told.
+	type local struct {
+		part    *partition.Partition
+		durable <-chan error
+		offsets bool // a __consumer_offsets partition whose marker was applied now
+	}
+	var locals []local
+	var firstErr error
 	remote := map[int32][]txn.TopicPartition{}
 	for _, tp := range targets {
 		leader, ok := b.leaderOf(tp.Topic, tp.Partition)
@@ -364,44 +376,44 @@ func (s *txnShard) writeMarkers(m *txn.Meta, commit bool) error {
 		}
 		if leader != b.cfg.NodeID {
 			if leader < 0 {
-				return fmt.Errorf("marker for %s-%d: the partition has no leader", tp.Topic, tp.Partition)
+				firstErr = cmp.Or(firstErr, fmt.Errorf("marker for %s-%d: the partition has no leader", tp.Topic, tp.Partition))
+				continue
 			}
 			remote[leader] = append(remote[leader], tp)
 			continue
 		}
 		part, kerrc := b.partition(tp.Topic, tp.Partition)
 		if kerrc != nil {
-			return fmt.Errorf("marker for %s-%d: %w", tp.Topic, tp.Partition, kerrc)
+			firstErr = cmp.Or(firstErr, fmt.Errorf("marker for %s-%d: %w", tp.Topic, tp.Partition, kerrc))
+			continue
 		}
 		end, applied, err := part.AppendTxnMarker(m.ProducerID, m.ProducerEpoch, commit, coordEpoch, m.TxnSeq)
 		if err != nil {
-			return fmt.Errorf("marker for %s-%d: %w", tp.Topic, tp.Partition, err)
+			firstErr = cmp.Or(firstErr, fmt.Errorf("marker for %s-%d: %w", tp.Topic, tp.Partition, err))
+			continue
 		}
-		waits = append(waits, part.WaitDurable(end))
-		if tp.Topic == group.OffsetsTopic && applied {
-			offsetParts = append(offsetParts, part)
-		}
+		locals = append(locals, local{part, part.WaitDurable(end), tp.Topic == group.OffsetsTopic && applied})
 	}
 	errs := make(chan error, len(remote))
 	for node, tps := range remote {
 		go func() { errs <- b.sendMarkers(s.stop, node, m, commit, coordEpoch, tps) }()
 	}
-	var firstErr error
-	for _, w := range waits {
-		if err := s.wait(w); err != nil && firstErr == nil {
-			firstErr = err
+	for _, l := range locals {
+		if err := s.wait(l.durable); err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		if l.offsets {
+			b.groups.completeTxn(l.part.Index, m.ProducerID, commit)
 		}
 	}
 	for range remote {
-		if err := <-errs; err != nil && firstErr == nil {
-			firstErr = err
+		if err := <-errs; err != nil {
+			firstErr = cmp.Or(firstErr, err)
 		}
 	}
 	if firstErr != nil {
 		return firstErr
-	}
-	for _, part := range offsetParts {
-		b.groups.completeTxn(part.Index, m.ProducerID, commit)
 	}
 	if b.cfg.Faults.PassUntil(faults.TxnBeforeComplete, s.stop) {
 		return errTxnClosed

@@ -40,6 +40,11 @@ type ISRResult struct {
 func planISRChanges(im *metadata.Image, broker int32, brokerEpoch int64, changes []ISRChange) ([]metadata.Record, []ISRResult) {
 	var recs []metadata.Record
 	results := make([]ISRResult, len(changes))
+	type key struct {
+		topic *metadata.Topic
+		index int32
+	}
+	changed := map[key]bool{} // a second change of one partition in one request acts on a replaced state
 	for i, ch := range changes {
 		var t *metadata.Topic
 		if ch.TopicID != (metadata.TopicID{}) {
@@ -64,7 +69,7 @@ func planISRChanges(im *metadata.Image, broker int32, brokerEpoch int64, changes
 			results[i].Err = kerr.FencedLeaderEpoch
 		case cur.Leader != broker || ch.LeaderEpoch > cur.LeaderEpoch:
 			results[i].Err = kerr.NotLeaderForPartition
-		case ch.PartitionEpoch != cur.PartitionEpoch:
+		case ch.PartitionEpoch != cur.PartitionEpoch || changed[key{t, ch.Partition}]:
 			results[i].Err = kerr.InvalidUpdateVersion
 		case !slices.Contains(ch.NewISR, broker):
 			results[i].Err = kerr.InvalidRequest
@@ -94,6 +99,7 @@ func planISRChanges(im *metadata.Image, broker int32, brokerEpoch int64, changes
 			Replicas: cur.Replicas, ISR: orderLike(cur.Replicas, isr), PartitionEpoch: cur.PartitionEpoch + 1,
 		}
 		recs = append(recs, metadata.Record{Partition: &rec})
+		changed[key{t, ch.Partition}] = true
 		results[i].Partition.ISR, results[i].Partition.PartitionEpoch = rec.ISR, rec.PartitionEpoch
 	}
 	return recs, results

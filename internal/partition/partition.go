@@ -46,7 +46,7 @@ type Partition struct {
 	opts Options
 
 	// mu serialises appends and guards leaderEpoch, epochs, producers,
-	// sinceSnapshot, guards and markers. role and isr are written holding
+	// sinceSnapshot and guards. role and isr are written holding
 	// both mu and wmu, so either lock suffices to read them.
 	mu            sync.Mutex
 	leaderEpoch   int32
@@ -56,7 +56,6 @@ type Partition struct {
 	producers     *producer.State
 	sinceSnapshot int64                  // bytes appended since the last producer snapshot
 	guards        map[*TxnGuard]struct{} // verifications in progress (verify.go)
-	markers       map[int64]markerSeen   // last numbered marker per producer (txn.go)
 
 	// snapMu serialises producer snapshots; it is taken before mu and
 	// held across the snapshot's write, which no request waits for.

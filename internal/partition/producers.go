@@ -30,6 +30,7 @@ func (p *Partition) loadProducers(nowMs int64) error {
 	}
 	p.producers = producer.NewState()
 	p.producers.Restore(snap.Entries, snap.Aborted)
+	p.producers.RestoreMarkers(snap.Markers)
 	p.producers.TruncateHead(start)
 	for _, u := range snap.Unreplicated {
 		p.holdEndingLocked(endingTxn{first: u.FirstOffset, markerEnd: u.MarkerEnd})
@@ -117,6 +118,7 @@ func (p *Partition) snapshotProducers() error {
 		Offset:  p.log.EndOffset(),
 		Entries: p.producers.Entries(),
 		Aborted: p.producers.Aborted(p.log.StartOffset()),
+		Markers: p.producers.Markers(),
 	}
 	p.wmu.Lock()
 	for _, t := range p.ending {
@@ -142,11 +144,5 @@ func (p *Partition) Producers() []producer.Entry {
 func (p *Partition) ExpireProducers(nowMs, expirationMs int64) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := p.producers.Expire(nowMs, expirationMs)
-	for pid := range p.markers {
-		if !p.producers.Has(pid) {
-			delete(p.markers, pid)
-		}
-	}
-	return n
+	return p.producers.Expire(nowMs, expirationMs)
 }

@@ -17,12 +17,6 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 	return end, err
 }
 
-// markerSeen is the last numbered marker applied for a producer.
-type markerSeen struct {
-	seq int64 // the transaction's number (txn.Meta.TxnSeq)
-	end int64 // the offset after the marker
-}
-
 // AppendTxnMarker is AppendMarker for a marker its coordinator numbered
 // with seq, the transaction's number among its id's transactions (0: not
 // numbered, as from a tool). A marker numbered at or below the last one
@@ -31,9 +25,12 @@ type markerSeen struct {
 // copy may reach this partition late, after the producer's next
 // transaction has begun here. Such a copy is not written (applied is
 // false) and the returned offset is the applied marker's, so waiting for
-// it waits for that one. What was applied is known since the partition
-// opened; a late copy does not outlive the connection it came on, nor so
-// the restart of this node.
+// it waits for that one. The numbers applied are kept with the producer
+// state (producer.State.NoteMarker): in snapshots, so a reopen keeps
+// them, and for producer.id.expiration.ms whatever happens to the
+// producer's entry. After a crash they are those of the last snapshot; a
+// late copy does not outlive the crash of the node it was sent to, which
+// drops the connection it came on.
 func (p *Partition) AppendTxnMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32, seq int64) (end int64, applied bool, err error) {
 	key := kmsg.NewControlRecordKey()
 	key.Type = batch.ControlAbort
@@ -57,9 +54,9 @@ func (p *Partition) AppendTxnMarker(pid int64, epoch int16, commit bool, coordin
 		p.mu.Unlock()
 		return 0, false, err
 	}
-	if seen, ok := p.markers[pid]; ok && seq > 0 && seq <= seen.seq {
+	if end, copy := p.producers.MarkerCopy(pid, seq); copy {
 		p.mu.Unlock()
-		return seen.end, false, nil
+		return end, false, nil
 	}
 	batch.SetLeaderEpoch(b, p.leaderEpoch)
 	base, err := p.log.Append(b)
@@ -73,12 +70,7 @@ func (p *Partition) AppendTxnMarker(pid int64, epoch int16, commit bool, coordin
 			p.wmu.Unlock()
 		}
 		p.producers.ApplyMarker(pid, epoch, commit, base, now)
-		if seq > 0 {
-			if p.markers == nil {
-				p.markers = make(map[int64]markerSeen)
-			}
-			p.markers[pid] = markerSeen{seq: seq, end: base + 1}
-		}
+		p.producers.NoteMarker(pid, seq, base+1, now)
 		p.endVerificationsLocked(pid)
 		p.updateFirstUnstableLocked()
 		p.sinceSnapshot += int64(len(b))

@@ -32,6 +32,7 @@ type snapshotBody struct {
 	Entries      []Entry           `json:"entries"`
 	Aborted      []AbortedTxn      `json:"aborted,omitempty"`
 	Unreplicated []UnreplicatedTxn `json:"unreplicated,omitempty"`
+	Markers      []Marker          `json:"markers,omitempty"`
 }
 
 // Snapshot is the producer state of a partition as of Offset.
@@ -42,6 +43,8 @@ type Snapshot struct {
 	// Unreplicated lists the transactions whose marker was in the log
 	// but not yet below the high watermark when the snapshot was taken.
 	Unreplicated []UnreplicatedTxn
+	// Markers are the numbered transaction markers applied (State.Markers).
+	Markers []Marker
 }
 
 // UnreplicatedTxn is a transaction whose marker is in the log but not yet
@@ -58,7 +61,7 @@ func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, s
 // WriteSnapshot durably writes snap in dir through fs and removes all
 // but the newest snapshots.
 func WriteSnapshot(fs wlog.FS, dir string, snap Snapshot) error {
-	body, err := json.Marshal(snapshotBody{Offset: snap.Offset, Entries: snap.Entries, Aborted: snap.Aborted, Unreplicated: snap.Unreplicated})
+	body, err := json.Marshal(snapshotBody{Offset: snap.Offset, Entries: snap.Entries, Aborted: snap.Aborted, Unreplicated: snap.Unreplicated, Markers: snap.Markers})
 	if err != nil {
 		return err
 	}
@@ -138,7 +141,7 @@ func LoadSnapshot(fs wlog.FS, dir string, minOffset, maxOffset int64) (Snapshot,
 		}
 		body, err := readSnapshot(fs, filepath.Join(dir, snapshotName(offsets[i])))
 		if err == nil {
-			return Snapshot{Offset: offsets[i], Entries: body.Entries, Aborted: body.Aborted, Unreplicated: body.Unreplicated}, nil
+			return Snapshot{Offset: offsets[i], Entries: body.Entries, Aborted: body.Aborted, Unreplicated: body.Unreplicated, Markers: body.Markers}, nil
 		}
 		if !errors.Is(err, errDamaged) {
 			return Snapshot{Offset: -1}, err

@@ -85,6 +85,21 @@ func (e *Entry) LastTimestamp() int64 {
 type State struct {
 	entries map[int64]*Entry
 	aborted []AbortedTxn // by LastOffset
+	markers map[int64]Marker
+}
+
+// Marker is the last numbered transaction marker applied for a producer
+// (its transaction's number among its transactional id's, End the offset
+// after it, Ms when it was applied). It is not in the log, so a replay
+// cannot rebuild it: snapshots keep it, and it is forgotten only after
+// producer.id.expiration.ms, not with the producer's entry, so a late
+// copy of an applied marker is known as one across a reopen or a move of
+// the log start.
+type Marker struct {
+	ProducerID int64 `json:"producerId"`
+	Seq        int64 `json:"seq"`
+	End        int64 `json:"end"`
+	Ms         int64 `json:"ms"`
 }
 
 // NewState returns an empty state.
@@ -184,6 +199,11 @@ func (s *State) Expire(nowMs, expirationMs int64) int {
 			n++
 		}
 	}
+	for id, m := range s.markers {
+		if nowMs-m.Ms > expirationMs {
+			delete(s.markers, id)
+		}
+	}
 	return n
 }
 
@@ -203,6 +223,47 @@ func (s *State) Entries() []Entry {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ProducerID < out[j].ProducerID })
 	return out
+}
+
+// MarkerCopy reports whether a marker of producer pid numbered seq is a
+// copy of one already applied (numbered at or below the last applied),
+// and where that one ends. An unnumbered marker (seq 0) is never a copy.
+func (s *State) MarkerCopy(pid, seq int64) (end int64, copy bool) {
+	m, ok := s.markers[pid]
+	if !ok || seq <= 0 || seq > m.Seq {
+		return 0, false
+	}
+	return m.End, true
+}
+
+// NoteMarker records that producer pid's marker numbered seq was applied,
+// ending at end, at nowMs.
+func (s *State) NoteMarker(pid, seq, end, nowMs int64) {
+	if seq <= 0 {
+		return
+	}
+	if s.markers == nil {
+		s.markers = make(map[int64]Marker)
+	}
+	s.markers[pid] = Marker{ProducerID: pid, Seq: seq, End: end, Ms: nowMs}
+}
+
+// Markers lists the numbered markers recorded, by producer id.
+func (s *State) Markers() []Marker {
+	out := make([]Marker, 0, len(s.markers))
+	for _, m := range s.markers {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ProducerID < out[j].ProducerID })
+	return out
+}
+
+// RestoreMarkers replaces the recorded markers (from a snapshot).
+func (s *State) RestoreMarkers(ms []Marker) {
+	s.markers = make(map[int64]Marker, len(ms))
+	for _, m := range ms {
+		s.markers[m.ProducerID] = m
+	}
 }
 
 // Len is the number of producers tracked.

@@ -85,6 +85,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		Settings: settings,
 		Logger:   logger,
 		Faults:   cfg.Faults,
+		Abort:    ctx.Done(),
 	})
 	if err != nil {
 		ln.Close()
