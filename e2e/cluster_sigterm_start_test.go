@@ -10,9 +10,9 @@ import (
 // is loading and its recovery waits on a partition leader that does not
 // answer (stopped, within its session): the start is cut short.
 func TestClusterSIGTERMIsPromptWhileACoordinatorLoadWaitsOnAStoppedLeader(t *testing.T) {
-	tc := startCluster(t, 3,
+	tc := startCluster(t, 3, append(unreplicatedInternal,
 		"--set", "broker.session.timeout.ms=60000",
-		"--set", "broker.heartbeat.interval.ms=300")
+		"--set", "broker.heartbeat.interval.ms=300")...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "adv2-sigterm-load"
 	leaders := tc.createTopicN(leader, topic, 6)

@@ -54,9 +54,9 @@ func (tc *testCluster) fetchOffset(gnode int32, group, topic string, p int32, st
 // shard is told as soon as its marker is durable, so the retry, which
 // finds that marker already applied, leaves the offsets committed.
 func TestClusterCommittedTransactionsOffsetsApplyAfterARetriedMarkerWrite(t *testing.T) {
-	tc := startCluster(t, 3,
+	tc := startCluster(t, 3, append(unreplicatedInternal,
 		"--unsafe-faults", "writetxnmarkers.response=delay:11s#1",
-		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
+		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "outcome-offsets-retry"
 	leaders := tc.createTopicN(leader, topic, 6)
@@ -135,12 +135,12 @@ func TestClusterCommittedTransactionsOffsetsApplyAfterARetriedMarkerWrite(t *tes
 // survive that (in its producer snapshot), so the copy, read after the
 // producer's next transaction began there, ends nothing.
 func TestClusterStaleMarkerAfterAFenceAndUnfenceDoesNotCommitTheNextTransaction(t *testing.T) {
-	tc := startCluster(t, 3,
+	tc := startCluster(t, 3, append(unreplicatedInternal,
 		"--unsafe-faults", "writetxnmarkers.response=delay:25s#1",
 		"--set", "queued.max.requests=1",
 		"--set", "broker.session.timeout.ms=2500",
 		"--set", "broker.heartbeat.interval.ms=300",
-		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
+		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")...)
 	ctl := int32(tc.waitController(15*time.Second)) + 1
 	leader := int(ctl - 1)
 	const topic = "outcome-fence-stale"
@@ -263,10 +263,10 @@ func TestClusterStaleMarkerAfterAFenceAndUnfenceDoesNotCommitTheNextTransaction(
 // on a node killed just before EndTxn(commit) and restarted 12 seconds
 // later; the committed transaction's offsets become visible.
 func TestClusterCommittedTransactionsOffsetsApplyAfterADataLeaderCrash(t *testing.T) {
-	tc := startCluster(t, 3,
+	tc := startCluster(t, 3, append(unreplicatedInternal,
 		"--set", "broker.session.timeout.ms=2500",
 		"--set", "broker.heartbeat.interval.ms=300",
-		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
+		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")...)
 	ctl := int32(tc.waitController(15*time.Second)) + 1
 	leader := int(ctl - 1)
 	const topic = "outcome-offsets-crash"
@@ -355,12 +355,12 @@ func TestClusterCommittedTransactionsOffsetsApplyAfterADataLeaderCrash(t *testin
 // __consumer_offsets partition, neither ends the producer's next
 // transaction there nor commits its pending offsets.
 func TestClusterStaleMarkerAfterAFenceAndUnfenceDoesNotCommitTheNextTransactionsOffsets(t *testing.T) {
-	tc := startCluster(t, 3,
+	tc := startCluster(t, 3, append(unreplicatedInternal,
 		"--unsafe-faults", "writetxnmarkers.response=delay:25s#1",
 		"--set", "queued.max.requests=1",
 		"--set", "broker.session.timeout.ms=2500",
 		"--set", "broker.heartbeat.interval.ms=300",
-		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
+		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")...)
 	ctl := int32(tc.waitController(15*time.Second)) + 1
 	leader := int(ctl - 1)
 	const topic = "outcome-fence-stale-off"
@@ -480,9 +480,9 @@ func TestClusterStaleMarkerAfterAFenceAndUnfenceDoesNotCommitTheNextTransactions
 // producer's next transaction, committing another partition's offset,
 // cannot commit them.
 func TestClusterAbortedTransactionsOffsetsAreNeverCommittedByTheNextTransaction(t *testing.T) {
-	tc := startCluster(t, 3,
+	tc := startCluster(t, 3, append(unreplicatedInternal,
 		"--unsafe-faults", "writetxnmarkers.response=delay:11s#1",
-		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
+		"--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")...)
 	leader := tc.waitController(15 * time.Second)
 	const topic = "outcome-offsets-abort"
 	leaders := tc.createTopicN(leader, topic, 6)
