@@ -99,6 +99,12 @@ func (c *Controller) BrokerHeartbeat(hb Heartbeat) (HeartbeatResult, error) {
 	return res, nil
 }
 
+// uncleanElection reports whether a topic may elect a leader outside its
+// ISR (unclean.leader.election.enable, topic override or broker default).
+func (c *Controller) uncleanElection(t *metadata.Topic) bool {
+	return c.cfg.Topic(t.Configs)["unclean.leader.election.enable"] == "true"
+}
+
 // planNow plans membership records against im with the liveness table as
 // of now.
 func (c *Controller) planNow(im *metadata.Image, q *quorum) []metadata.Record {
@@ -106,7 +112,7 @@ func (c *Controller) planNow(im *metadata.Image, q *quorum) []metadata.Record {
 	c.live.liveMu.Lock()
 	defer c.live.liveMu.Unlock()
 	table := c.livenessLocked(q, now)
-	return planMembership(im, func(br metadata.Broker) brokerLiveness { return table.state(now, br) })
+	return planMembership(im, func(br metadata.Broker) brokerLiveness { return table.state(now, br) }, c.uncleanElection)
 }
 
 // reconcile commits the membership records the image needs now, if any.

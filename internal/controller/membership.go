@@ -93,7 +93,7 @@ type brokerLiveness struct {
 // come back with it). A partition with no leader gets the first ISR member
 // that may lead. Internal topics are no exception: their coordinator
 // shards follow the leadership of their partitions.
-func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLiveness) []metadata.Record {
+func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLiveness, unclean func(*metadata.Topic) bool) []metadata.Record {
 	var recs []metadata.Record
 	brokers := make(map[int32]metadata.Broker, len(im.Brokers))
 	lv := make(map[int32]brokerLiveness, len(im.Brokers))
@@ -132,7 +132,7 @@ func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLivenes
 	for _, name := range im.TopicNames() {
 		t := im.Topics[name]
 		for i, p := range t.Partitions {
-			if rec, ok := electLeader(p, mayKeep, mayTake); ok {
+			if rec, ok := electLeader(p, mayKeep, mayTake, unclean != nil && unclean(t)); ok {
 				rec.TopicID, rec.Index = t.ID, int32(i)
 				recs = append(recs, metadata.Record{Partition: &rec})
 			}
@@ -142,7 +142,11 @@ func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLivenes
 }
 
 // electLeader is the change one partition needs, if any.
-func electLeader(p metadata.Partition, mayKeep, mayTake func(int32) bool) (metadata.PartitionRecord, bool) {
+// With unclean set (unclean.leader.election.enable) and no ISR member
+// able to lead, a live replica outside the ISR is elected and becomes the
+// whole ISR: the partition is available again, and the writes only the
+// ISR held are lost, as the setting says.
+func electLeader(p metadata.Partition, mayKeep, mayTake func(int32) bool, unclean bool) (metadata.PartitionRecord, bool) {
 	isr := slices.DeleteFunc(slices.Clone(p.ISR), func(id int32) bool { return !mayKeep(id) })
 	if len(isr) == 0 {
 		isr = slices.Clone(p.ISR)
@@ -155,6 +159,14 @@ func electLeader(p metadata.Partition, mayKeep, mayTake func(int32) bool) (metad
 		for _, id := range isr {
 			if mayTake(id) {
 				leader = id
+				break
+			}
+		}
+	}
+	if leader == -1 && unclean {
+		for _, id := range p.Replicas {
+			if mayTake(id) {
+				leader, isr = id, []int32{id}
 				break
 			}
 		}

@@ -13,10 +13,12 @@ import (
 // brokers 1 and 2, and an internal topic led by broker 1; with the active
 // controller's liveness table, started at t0.
 type membershipFixture struct {
-	t    *testing.T
-	im   *metadata.Image
-	live *liveness
-	t0   time.Time
+	t *testing.T
+	// unclean, if set, says which topics may elect outside the ISR.
+	unclean func(*metadata.Topic) bool
+	im      *metadata.Image
+	live    *liveness
+	t0      time.Time
 }
 
 const testSession = 9 * time.Second
@@ -67,7 +69,7 @@ func (f *membershipFixture) heartbeat(at time.Duration, id int32, wantShutdown b
 func (f *membershipFixture) plan(at time.Duration) []metadata.Record {
 	f.t.Helper()
 	now := f.t0.Add(at)
-	recs := planMembership(f.im, func(br metadata.Broker) brokerLiveness { return f.live.state(now, br) })
+	recs := planMembership(f.im, func(br metadata.Broker) brokerLiveness { return f.live.state(now, br) }, f.unclean)
 	if len(recs) > 0 {
 		f.apply(recs)
 	}
@@ -224,6 +226,32 @@ func TestPlacementUsesUnfencedBrokersOnly(t *testing.T) {
 	for _, r := range recs {
 		if l := r.Partition.Leader; l != 2 && l != 3 {
 			t.Fatalf("partition placed on broker %d; only 2 and 3 are unfenced", l)
+		}
+	}
+}
+
+// When every ISR member is gone, a partition stays without a leader, and
+// loses nothing, unless unclean.leader.election.enable lets a live
+// replica outside the ISR lead; that replica is then the whole ISR.
+func TestUncleanElectionTakesALiveReplicaOutsideTheISROnlyWhenEnabled(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		f := newMembershipFixture(t)
+		f.unclean = func(*metadata.Topic) bool { return enabled }
+		tid := f.im.Topics["t"].ID
+		p3 := f.partition("t", 3) // leader 1, replicas and ISR [1 2]
+		f.apply([]metadata.Record{{Partition: &metadata.PartitionRecord{TopicID: tid, Index: 3, Leader: 1, LeaderEpoch: p3.LeaderEpoch,
+			Replicas: p3.Replicas, ISR: []int32{1}, PartitionEpoch: p3.PartitionEpoch + 1}}})
+		for at := time.Duration(0); at <= 10*time.Second; at += 2 * time.Second {
+			f.heartbeat(at, 2, false)
+			f.heartbeat(at, 3, false)
+			f.plan(at)
+		}
+		got := f.partition("t", 3)
+		switch {
+		case !enabled && (got.Leader != -1 || !slices.Equal(got.ISR, []int32{1})):
+			t.Fatalf("unclean election off: %+v; want no leader and the ISR [1] kept", got)
+		case enabled && (got.Leader != 2 || !slices.Equal(got.ISR, []int32{2}) || got.LeaderEpoch != p3.LeaderEpoch+1):
+			t.Fatalf("unclean election on: %+v; want leader 2, ISR [2], a new leader epoch", got)
 		}
 	}
 }
