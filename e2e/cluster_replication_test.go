@@ -181,3 +181,62 @@ func TestClusterAcknowledgedWritesSurviveLeaderKills(t *testing.T) {
 		}
 	}
 }
+
+// Two of three nodes killed: the survivor, leader of the partition,
+// acknowledges no acks=all write (its followers hold nothing new, and
+// with the quorum lost nothing can shrink the ISR); once they return the
+// partition takes writes again, and what was acknowledged before is all
+// there.
+func TestClusterSurvivorOfTwoLostNodesAcknowledgesNoAcksAllWrite(t *testing.T) {
+	tc := startCluster(t, 3, "--set", "replica.lag.time.max.ms=2000")
+	ctrl := tc.waitController(15 * time.Second)
+	tc.createReplicated(ctrl, "lost-two", 1, 3, 2)
+	st, _ := tc.partitionState(ctrl, "lost-two", 0)
+	survivor := int(st.Leader - 1)
+	addr := tc.c.Nodes[survivor].Addr
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl := newClient(t, addr, kgo.DefaultProduceTopic("lost-two"))
+	for i := range 20 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range tc.c.Nodes {
+		if i != survivor {
+			tc.c.Kill(i)
+		}
+	}
+	short := newClient(t, addr, kgo.DefaultProduceTopic("lost-two"), kgo.ProduceRequestTimeout(2*time.Second),
+		kgo.RecordDeliveryTimeout(6*time.Second))
+	for i := 20; i < 22; i++ {
+		if err := short.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err == nil {
+			t.Fatalf("record %d was acknowledged at acks=all by the only live replica", i)
+		}
+	}
+	for i := range tc.c.Nodes {
+		if i != survivor {
+			if err := tc.c.Start(i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tc.waitController(30 * time.Second)
+	var seeds []string
+	for _, nd := range tc.c.Nodes {
+		seeds = append(seeds, nd.Addr)
+	}
+	again := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("lost-two"))
+	if err := again.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("after the nodes returned: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, r := range consumeAll(t, seeds[0], "lost-two", 21) {
+		seen[string(r.Value)] = true
+	}
+	for i := range 20 {
+		if !seen[strconv.Itoa(i)] {
+			t.Fatalf("acknowledged record %d lost", i)
+		}
+	}
+}
