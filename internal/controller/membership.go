@@ -119,8 +119,9 @@ func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLivenes
 	}
 	// mayKeep: a leader keeps its partitions while registered, not
 	// shutting down, and either unfenced or fenced only because it has
-	// just registered and is catching up (its session is alive). mayTake:
-	// only unfenced brokers are given leaderships.
+	// just registered and is catching up (its session is alive); its
+	// registration gave them a new leader epoch (metadata.Image.Apply).
+	// mayTake: only unfenced brokers are given leaderships.
 	mayKeep := func(id int32) bool {
 		br, ok := brokers[id]
 		return ok && !br.ControlledShutdown && (!br.Fenced || lv[id].alive)

@@ -197,6 +197,20 @@ func (im *Image) Apply(r Record) error {
 		if epoch == 0 {
 			epoch = im.Offset + 1
 		}
+		if prev, ok := im.Brokers[br.NodeID]; ok && prev.Incarnation != br.Incarnation {
+			// A new incarnation: the process restarted, and may have lost
+			// the log tail it had not fsynced, which its followers may
+			// hold. What it leads gets a new leader epoch, so a follower's
+			// divergence check (KIP-320) sees the leader's log change.
+			for _, t := range im.Topics {
+				for i := range t.Partitions {
+					if p := &t.Partitions[i]; p.Leader == br.NodeID {
+						p.LeaderEpoch++
+						p.PartitionEpoch++
+					}
+				}
+			}
+		}
 		im.Brokers[br.NodeID] = Broker{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port,
 			Epoch: epoch, Fenced: true}
 	case r.BrokerChange != nil:

@@ -132,8 +132,24 @@ func TestBrokerReRegistrationReplacesTheEarlierIncarnation(t *testing.T) {
 	if old.Brokers[2].Incarnation != "bb" {
 		t.Fatal("a clone shares its brokers with the image it was cloned from")
 	}
+	// The diff tells of the new registration, and of each partition the
+	// node leads, which its new incarnation leads at a new epoch.
 	recs := Diff(old, im)
-	if len(recs) != 1 || recs[0].Broker == nil || recs[0].Broker.Incarnation != "cc" {
+	var broker *BrokerRecord
+	for _, r := range recs {
+		switch {
+		case r.Broker != nil:
+			broker = r.Broker
+		case r.Partition != nil:
+			top, _ := old.TopicByID(r.Partition.TopicID)
+			if top == nil || r.Partition.Leader != 2 || r.Partition.LeaderEpoch != top.Partitions[r.Partition.Index].LeaderEpoch+1 {
+				t.Fatalf("diff of a re-registration changes partition %+v", *r.Partition)
+			}
+		default:
+			t.Fatalf("diff of a re-registration: %+v", r)
+		}
+	}
+	if broker == nil || broker.Incarnation != "cc" {
 		t.Fatalf("diff of a re-registration: %+v", recs)
 	}
 	if err := im.Apply(Record{Broker: &BrokerRecord{NodeID: 3, Incarnation: "", Host: "h", Port: 1}}); err == nil {

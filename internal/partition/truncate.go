@@ -47,6 +47,15 @@ func (p *Partition) TruncateTo(offset int64) (int64, error) {
 	case p.role != roleFollower:
 		return end, ErrNotFollower
 	case offset >= end:
+		// Nothing to cut but an epoch this replica started at its log
+		// end and wrote nothing in: no other replica knows it, and
+		// naming it as the last fetched epoch would diverge for ever.
+		if n := len(p.epochs); n > 0 && p.epochs[n-1].start >= end {
+			p.epochs.truncateFromEnd(end)
+			if err := wlog.WriteFileDurably(p.fs, p.dir, EpochCheckpointFile, p.epochs.encode()); err != nil {
+				return end, err
+			}
+		}
 		return end, nil
 	case offset < start:
 		return end, fmt.Errorf("%w: cannot truncate to %d, the log holds [%d, %d)", wlog.ErrOffsetOutOfRange, offset, start, end)
