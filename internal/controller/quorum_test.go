@@ -2,8 +2,10 @@ package controller
 
 import (
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,14 +27,21 @@ type testQuorum struct {
 	voters string
 }
 
+// freeAddr finds a loopback address no one listens on, below the
+// kernel's ephemeral range: a node stopped and started again on it must
+// find it free, and a port from that range may meanwhile have become an
+// outgoing connection's local port.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		addr := "127.0.0.1:" + strconv.Itoa(20000+mrand.IntN(12000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return ""
 }
 
 func newTestQuorum(t *testing.T, n int, extra map[string]string) *testQuorum {

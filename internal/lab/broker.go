@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os/exec"
 	"strconv"
@@ -57,15 +58,20 @@ func startBroker(ctx context.Context, exe, dir, faultSpec string, faultSeed int6
 	return b, nil
 }
 
-// freePort asks the kernel for a free port. Another process could take
-// it before the broker binds it; start then fails with a clear error.
+// freePort finds a free loopback port below the kernel's ephemeral range
+// (32768 and up on Linux): the broker is killed and started again on it,
+// and a port from that range may meanwhile have become an outgoing
+// connection's local port. Another process could still take it before the
+// broker binds it; start then fails with a clear error.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	for range 200 {
+		port := 20000 + mrand.IntN(12000)
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			ln.Close()
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("find a free port: none free between 20000 and 32000")
 }
 
 // start launches the process and waits for its "serving" line.

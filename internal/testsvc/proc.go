@@ -3,6 +3,7 @@ package testsvc
 import (
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -14,14 +15,21 @@ import (
 	"time"
 )
 
-// freePort asks the kernel for a loopback port no one listens on.
+// freePort finds a loopback port no one listens on, below the kernel's
+// ephemeral range (32768 and up on Linux): a server killed and restarted
+// on its port must find it free, and a port from that range may meanwhile
+// have been handed to an outgoing connection as its local port.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 200 {
+		port := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // taken: try another
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free loopback port between 20000 and 32000")
 }
 
 // waitListening waits until addr accepts a TCP connection or the process
