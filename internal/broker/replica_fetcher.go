@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-broker/weir/internal/batch"
 	"github.com/weir-broker/weir/internal/metadata"
 	"github.com/weir-broker/weir/internal/partition"
 )
@@ -254,6 +255,15 @@ func (b *Broker) applyFetched(key partitionKey, p *partition.Partition, rp *kmsg
 		return true
 	}
 	if len(rp.RecordBatches) > 0 {
+		if h, err := batch.ParseHeader(rp.RecordBatches); err == nil && h.BaseOffset < p.LogEndOffset() && h.NextOffset() > p.LogEndOffset() {
+			// The leader's cleaner folded the batches around this log's
+			// end into one that starts below it: the same offsets, fewer
+			// records. Take it whole: cut back to where it starts.
+			if _, err := p.TruncateTo(h.BaseOffset); err != nil {
+				b.logger.Error("truncate to a compacted batch", "topic", key.topic, "partition", key.index, "offset", h.BaseOffset, "err", err)
+				return false
+			}
+		}
 		if _, err := p.AppendReplica(rp.RecordBatches, nowMs()); err != nil {
 			b.logger.Error("replica append", "topic", key.topic, "partition", key.index, "err", err)
 			return false
