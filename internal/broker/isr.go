@@ -6,11 +6,13 @@ package broker
 // high watermark of the leader's current epoch joins it. The leader
 // proposes each change to the active controller (AlterPartition, with the
 // leader epoch and partition epoch it acts on); the ISR takes effect once
-// the change comes back in the image (reconcile), never before, so the
-// high watermark never counts on a follower the controller did not
-// record.
+// the change comes back in the image (reconcile). Until then the high
+// watermark counts the ISR and the followers proposed to join it (the
+// maximal ISR, partition.ProposeISR), so it never leaves out a follower
+// the controller may have recorded and an election may pick.
 
 import (
+	"errors"
 	"slices"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 
 	"github.com/weir-broker/weir/internal/controller"
 	"github.com/weir-broker/weir/internal/metadata"
+	"github.com/weir-broker/weir/internal/partition"
 )
 
 // isrLoop checks the ISR of the partitions this node leads, a few times
@@ -34,15 +37,16 @@ func (b *Broker) isrLoop() {
 		case <-b.stop:
 			return
 		case <-t.C:
-			if changes := b.isrChanges(lagMax); len(changes) > 0 {
-				b.proposeISR(changes)
+			if changes, parts := b.isrChanges(lagMax); len(changes) > 0 {
+				b.proposeISR(changes, parts)
 			}
 		}
 	}
 }
 
-// isrChanges lists the ISR changes the partitions this node leads need.
-func (b *Broker) isrChanges(lagMaxMs int64) []controller.ISRChange {
+// isrChanges lists the ISR changes the partitions this node leads need,
+// and the partitions they are for.
+func (b *Broker) isrChanges(lagMaxMs int64) ([]controller.ISRChange, []*partition.Partition) {
 	type led struct {
 		t  *metadata.Topic
 		i  int32
@@ -61,6 +65,7 @@ func (b *Broker) isrChanges(lagMaxMs int64) []controller.ISRChange {
 	})
 	now := nowMs()
 	var changes []controller.ISRChange
+	var parts []*partition.Partition
 	for _, l := range leds {
 		part, kerrc := b.partition(l.t.Name, l.i)
 		if kerrc != nil || part.LeaderEpoch() != l.mp.LeaderEpoch || !slices.Equal(part.ISR(), l.mp.ISR) {
@@ -80,23 +85,40 @@ func (b *Broker) isrChanges(lagMaxMs int64) []controller.ISRChange {
 			TopicID: l.t.ID, Partition: l.i, LeaderEpoch: l.mp.LeaderEpoch,
 			PartitionEpoch: l.mp.PartitionEpoch, NewISR: isr,
 		})
+		parts = append(parts, part)
 	}
-	return changes
+	return changes, parts
 }
 
 // proposeISR sends the changes to the active controller: a call when it
-// is this node, AlterPartition otherwise. What is refused is proposed
-// again next time, against the image of then.
-func (b *Broker) proposeISR(changes []controller.ISRChange) {
+// is this node, AlterPartition otherwise. Each partition counts its
+// proposed ISR from before the request is sent; one the controller
+// refuses withdraws it, and is proposed again next time, against the
+// image of then. When no answer comes the proposal stands: the controller
+// may have committed it, and the image will say.
+func (b *Broker) proposeISR(changes []controller.ISRChange, parts []*partition.Partition) {
 	epoch := b.brokerEpoch()
 	ctrlID := b.ctrl.ControllerID()
-	if ctrlID == b.cfg.NodeID {
-		if _, err := b.ctrl.AlterPartition(b.cfg.NodeID, epoch, changes); err != nil {
-			b.logger.Debug("ISR change", "err", err)
-		}
+	if ctrlID < 0 {
 		return
 	}
-	if ctrlID < 0 {
+	for i, ch := range changes {
+		parts[i].ProposeISR(ch.NewISR)
+	}
+	if ctrlID == b.cfg.NodeID {
+		results, err := b.ctrl.AlterPartition(b.cfg.NodeID, epoch, changes)
+		if err != nil {
+			b.logger.Debug("ISR change", "err", err)
+			if errors.Is(err, kerr.NotController) {
+				withdrawAll(parts)
+			}
+			return
+		}
+		for i, r := range results {
+			if r.Err != nil {
+				parts[i].WithdrawISRProposal()
+			}
+		}
 		return
 	}
 	req := kmsg.NewPtrAlterPartitionRequest()
@@ -120,7 +142,40 @@ func (b *Broker) proposeISR(changes []controller.ISRChange) {
 		b.logger.Debug("ISR change", "controller", ctrlID, "err", err)
 		return
 	}
-	if code := kresp.(*kmsg.AlterPartitionResponse).ErrorCode; code != 0 {
+	resp := kresp.(*kmsg.AlterPartitionResponse)
+	if code := resp.ErrorCode; code != 0 {
+		// The whole request was refused (not the controller, a stale
+		// broker epoch): nothing of it was committed.
 		b.logger.Debug("ISR change refused", "controller", ctrlID, "err", kerr.ErrorForCode(code))
+		withdrawAll(parts)
+		return
+	}
+	refused := map[partitionRef]bool{}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				refused[partitionRef{rt.TopidID, rt.Topic, rp.Partition}] = true
+			}
+		}
+	}
+	for i, ch := range changes {
+		if refused[partitionRef{ch.TopicID, ch.Topic, ch.Partition}] {
+			parts[i].WithdrawISRProposal()
+		}
+	}
+}
+
+// partitionRef names a partition in an AlterPartition response, by topic
+// id (v2 and later) or name.
+type partitionRef struct {
+	id    metadata.TopicID
+	name  string
+	index int32
+}
+
+// withdrawAll withdraws the proposals of parts.
+func withdrawAll(parts []*partition.Partition) {
+	for _, p := range parts {
+		p.WithdrawISRProposal()
 	}
 }

@@ -53,6 +53,10 @@ type Partition struct {
 	epochs        epochCache // the epochs of the log (epochs.go)
 	role          role
 	isr           []int32
+	// proposedISR is the ISR the leader has asked the controller for and
+	// not yet seen committed or refused (ProposeISR); nil when none.
+	// Written under wmu.
+	proposedISR []int32
 	producers     *producer.State
 	sinceSnapshot int64                  // bytes appended since the last producer snapshot
 	guards        map[*TxnGuard]struct{} // verifications in progress (verify.go)

@@ -17,6 +17,12 @@ package partition
 // than fewer copies). A follower's high watermark is the smaller of what
 // the leader sent it and its own flushed offset.
 //
+// A follower the leader proposes to add to the ISR counts for the high
+// watermark from the moment it is proposed (Kafka's maximal ISR,
+// KIP-497): once the controller commits it, an election may pick it, so
+// no write may be acknowledged that it lacks. One the leader proposes to
+// drop counts until the controller has committed its removal.
+//
 // The inputs of the high watermark (the flushed offset, the followers'
 // offsets, the ISR, the leader's high watermark) change under wmu, and
 // every change goes through publishHWLocked, the one place the high
@@ -72,7 +78,7 @@ func (p *Partition) highWatermarkLocked() int64 {
 		return p.hw.Load()
 	}
 	hw := p.flushed
-	for _, id := range p.isr {
+	for _, id := range p.maximalISRLocked() {
 		if id == p.opts.ReplicaID {
 			continue
 		}
@@ -88,6 +94,44 @@ func (p *Partition) highWatermarkLocked() int64 {
 	return hw
 }
 
+// maximalISRLocked is every replica the high watermark waits for: the
+// committed ISR and those proposed to join it. p.wmu is held.
+func (p *Partition) maximalISRLocked() []int32 {
+	if p.proposedISR == nil {
+		return p.isr
+	}
+	out := slices.Clone(p.isr)
+	for _, id := range p.proposedISR {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ProposeISR records the ISR the leader is about to ask the controller
+// for: its new members count for the high watermark from now on, before
+// the controller can commit them (and an election pick them). It lasts
+// until the metadata gives the leader an ISR (SetLeader) or the proposal
+// is refused (WithdrawISRProposal). Only the leader proposes.
+func (p *Partition) ProposeISR(isr []int32) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.role == roleLeader {
+		p.proposedISR = slices.Clone(isr)
+	}
+}
+
+// WithdrawISRProposal forgets the proposed ISR after the controller
+// refused it: the committed ISR alone counts again, and the high
+// watermark may move at once.
+func (p *Partition) WithdrawISRProposal() {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.proposedISR = nil
+	p.publishHWLocked()
+}
+
 // SetLeader makes this replica the leader at epoch with the ISR the
 // metadata gives (which includes this replica, Options.ReplicaID).
 // Batches appended from now on carry the epoch, whose start is made
@@ -96,7 +140,10 @@ func (p *Partition) highWatermarkLocked() int64 {
 // they hold until they fetch. An ISR member the leader knows nothing of
 // counts as caught up now, so that it is not dropped from the ISR before
 // it could fetch. The high watermark stays where it was and moves as they
-// fetch; a smaller ISR may let it move at once.
+// fetch; a smaller ISR may let it move at once. The ISR given replaces any
+// proposed one: a proposal made before it acted on an older partition
+// epoch, so the controller either committed it already (and the ISR
+// shows it) or refuses it.
 func (p *Partition) SetLeader(epoch int32, isr []int32) error {
 	nowMs := p.now().UnixMilli()
 	p.mu.Lock()
@@ -115,6 +162,7 @@ func (p *Partition) SetLeader(epoch int32, isr []int32) error {
 		}
 	}
 	p.role, p.leaderEpoch, p.isr = roleLeader, epoch, slices.Clone(isr)
+	p.proposedISR = nil
 	p.publishHWLocked()
 	return nil
 }
@@ -138,7 +186,7 @@ func (p *Partition) BecomeFollower(epoch int32) {
 		}
 		p.waiters = nil
 	}
-	p.role, p.leaderEpoch, p.isr = roleFollower, epoch, nil
+	p.role, p.leaderEpoch, p.isr, p.proposedISR = roleFollower, epoch, nil, nil
 	clear(p.followers)
 }
 
