@@ -164,6 +164,36 @@ func TestClusterTransactionsCommitAndAbortOnPartitionsOfEveryBroker(t *testing.T
 	}
 	t.Logf("coordinators on nodes %v, partition leaders %v", coordinators, leaders)
 
+	// The transaction log is replicated as Kafka's defaults say: over
+	// every broker (at most 3), with transaction.state.log.min.isr 2.
+	adm := newAdmin(t, tc.c.Nodes[leader].Addr)
+	rcs, err := adm.DescribeTopicConfigs(ctx, "__transaction_state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On("__transaction_state", nil)
+	if err != nil || rc.Err != nil {
+		t.Fatalf("describe __transaction_state: %v %v", err, rc.Err)
+	}
+	minISR := "unset"
+	for _, c := range rc.Configs {
+		if c.Key == "min.insync.replicas" {
+			minISR = c.MaybeValue()
+		}
+	}
+	if minISR != "2" {
+		t.Fatalf("__transaction_state min.insync.replicas = %s, want transaction.state.log.min.isr's 2", minISR)
+	}
+	tds, err := adm.ListTopics(ctx, "__transaction_state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range tds["__transaction_state"].Partitions {
+		if len(p.Replicas) != 3 {
+			t.Fatalf("__transaction_state-%d has replicas %v, want 3", p.Partition, p.Replicas)
+		}
+	}
+
 	// Every partition's markers were written by its own leader: the last
 	// stable offset reaches the high watermark everywhere.
 	for p := range int32(parts) {

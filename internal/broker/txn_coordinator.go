@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +94,10 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 		name:              TxnStateTopic,
 		partitions:        int32(b.settings.Int("transaction.state.log.num.partitions")),
 		replicationFactor: int16(b.settings.Int("transaction.state.log.replication.factor")),
-		configs:           map[string]string{"cleanup.policy": "compact"},
+		configs: map[string]string{
+			"cleanup.policy":      "compact",
+			"min.insync.replicas": strconv.FormatInt(b.settings.Int("transaction.state.log.min.isr"), 10),
+		},
 	}, tc.open)
 	return tc
 }

@@ -81,6 +81,7 @@ var brokerDefs = []Def{
 	{Name: "producer.id.expiration.ms", Type: Int, Default: "86400000", Doc: "Idle time after which a partition forgets a producer id; its next batch is then accepted at any sequence.", Valid: atLeast(1)},
 	{Name: "transaction.max.timeout.ms", Type: Int, Default: "900000", Doc: "Longest transaction timeout a producer may ask for.", Valid: atLeast(1)},
 	{Name: "transactional.id.expiration.ms", Type: Int, Default: "604800000", Doc: "Idle time after which a transactional id is forgotten.", Valid: atLeast(1)},
+	{Name: "transaction.state.log.min.isr", Type: Int, Default: "2", Doc: "min.insync.replicas of __transaction_state (at most its replication factor when it is created).", Valid: atLeast(1)},
 	{Name: "transaction.state.log.num.partitions", Type: Int, Default: "50", Doc: "Partitions of __transaction_state.", Valid: atLeast(1)},
 	{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Type: Int, Default: "10000", Doc: "How often timed-out transactions are aborted.", Valid: atLeast(1)},
 	{Name: "producer.id.expiration.check.interval.ms", Type: Int, Default: "600000", Doc: "How often idle producer ids are expired.", Valid: atLeast(1)},

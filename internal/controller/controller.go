@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
+	"strconv"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -318,14 +320,32 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 		if req.ValidateOnly {
 			return nil, nil
 		}
+		configs := req.Configs
+		if req.Internal {
+			configs = clampMinISR(configs, rf)
+		}
 		id = metadata.NewTopicID()
-		recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: req.Name, ID: id, Configs: req.Configs, Internal: req.Internal}}}
+		recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: req.Name, ID: id, Configs: configs, Internal: req.Internal}}}
 		return append(recs, c.partitionRecords(im, id, rf, 0, parts)...), nil
 	}, commit)
 	if err != nil {
 		return metadata.TopicID{}, 0, err
 	}
 	return id, parts, nil
+}
+
+// clampMinISR lowers an internal topic's min.insync.replicas to its
+// replication factor, which may itself have been lowered to the brokers
+// there are: a coordinator whose topic could never take a write would
+// serve nothing, where Kafka refuses to create the topic at all.
+func clampMinISR(configs map[string]string, rf int16) map[string]string {
+	v, ok := configs["min.insync.replicas"]
+	if n, err := strconv.Atoi(v); !ok || err != nil || n <= int(rf) {
+		return configs
+	}
+	out := maps.Clone(configs)
+	out["min.insync.replicas"] = strconv.Itoa(int(rf))
+	return out
 }
 
 // DeleteTopic removes a topic by name.

@@ -48,15 +48,15 @@ type Partition struct {
 	// mu serialises appends and guards leaderEpoch, epochs, producers,
 	// sinceSnapshot and guards. role and isr are written holding
 	// both mu and wmu, so either lock suffices to read them.
-	mu            sync.Mutex
-	leaderEpoch   int32
-	epochs        epochCache // the epochs of the log (epochs.go)
-	role          role
-	isr           []int32
+	mu          sync.Mutex
+	leaderEpoch int32
+	epochs      epochCache // the epochs of the log (epochs.go)
+	role        role
+	isr         []int32
 	// proposedISR is the ISR the leader has asked the controller for and
 	// not yet seen committed or refused (ProposeISR); nil when none.
 	// Written under wmu.
-	proposedISR []int32
+	proposedISR   []int32
 	producers     *producer.State
 	sinceSnapshot int64                  // bytes appended since the last producer snapshot
 	guards        map[*TxnGuard]struct{} // verifications in progress (verify.go)
