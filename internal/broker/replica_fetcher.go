@@ -236,6 +236,8 @@ func (b *Broker) applyFetched(key partitionKey, p *partition.Partition, rp *kmsg
 		// The leader moved on, or this node's image is ahead of the
 		// leader's: the next image sorts it out.
 		return false
+	case kerr.OffsetOutOfRange:
+		return b.resetOutOfRange(key, p, rp)
 	default:
 		b.logger.Info("replica fetch", "topic", key.topic, "partition", key.index, "err", err)
 		return false
@@ -278,7 +280,49 @@ func (b *Broker) applyFetched(key partitionKey, p *partition.Partition, rp *kmsg
 	if err := p.SetFollowerHW(rp.HighWatermark); err != nil {
 		return false
 	}
+	// Records the leader deleted (retention, DeleteRecords) go here too,
+	// as far as this replica's high watermark allows: a replica elected
+	// later never shows them again.
+	if start := min(rp.LogStartOffset, p.HighWatermark()); start > p.LogStartOffset() {
+		if _, err := p.DeleteRecordsBefore(start); err != nil {
+			b.logger.Error("follow the leader's log start", "topic", key.topic, "partition", key.index, "offset", start, "err", err)
+		}
+	}
 	return true
+}
+
+// resetOutOfRange handles a leader that has no offset this replica could
+// fetch from. Below the leader's log start (the replica was away while
+// the leader deleted what it lacks), it starts its log again at the
+// leader's log start; past the leader's high watermark (the leader lost
+// records this replica holds and no epoch says where: an unclean
+// election; only a replica without batches fetches without an epoch that
+// would show where), it cuts its log back to it. It reports whether it
+// did.
+func (b *Broker) resetOutOfRange(key partitionKey, p *partition.Partition, rp *kmsg.FetchResponseTopicPartition) bool {
+	at := p.FlushedOffset()
+	switch {
+	case at < rp.LogStartOffset:
+		if err := p.TruncateFullyAndStartAt(rp.LogStartOffset); err != nil {
+			b.logger.Error("start the replica at the leader's log start", "topic", key.topic, "partition", key.index, "offset", rp.LogStartOffset, "err", err)
+			return false
+		}
+		b.logger.Info("replica started at the leader's log start", "topic", key.topic, "partition", key.index, "from", at, "offset", rp.LogStartOffset)
+		return true
+	case rp.HighWatermark >= 0 && at > rp.HighWatermark:
+		cut := func() error { _, err := p.TruncateTo(rp.HighWatermark); return err }
+		if p.LogStartOffset() > rp.HighWatermark {
+			cut = func() error { return p.TruncateFullyAndStartAt(rp.HighWatermark) }
+		}
+		if err := cut(); err != nil {
+			b.logger.Error("truncate to the leader's high watermark", "topic", key.topic, "partition", key.index, "offset", rp.HighWatermark, "err", err)
+			return false
+		}
+		b.logger.Info("truncated replica ahead of its leader", "topic", key.topic, "partition", key.index, "from", at, "offset", rp.HighWatermark)
+		return true
+	}
+	b.logger.Info("replica fetch", "topic", key.topic, "partition", key.index, "err", kerr.OffsetOutOfRange, "offset", at)
+	return false
 }
 
 // brokerEpoch is this node's broker epoch in its image (-1 alone).
