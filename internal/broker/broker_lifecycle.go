@@ -206,6 +206,7 @@ func (l *lifecycle) shutdown() {
 			return
 		}
 		start := time.Now()
+		led := l.b.leadsAnyPartition()
 		close(l.wantShutdown)
 		timeout := time.NewTimer(l.session)
 		defer timeout.Stop()
@@ -217,10 +218,53 @@ func (l *lifecycle) shutdown() {
 		select {
 		case <-l.shutdownOK:
 			l.b.logger.Info("controlled shutdown done: the controller moved this node's leaderships away", "node", l.b.cfg.NodeID, "took", time.Since(start).Round(time.Millisecond))
+			if led {
+				l.tellClients(timeout.C)
+			}
 		default:
 			l.b.logger.Warn("controlled shutdown not confirmed by the controller; stopping anyway", "node", l.b.cfg.NodeID, "waited", time.Since(start).Round(time.Millisecond))
 		}
 	})
+}
+
+// shutdownLinger is how long a node that led partitions keeps answering
+// after they moved, before its listener stops.
+const shutdownLinger = 300 * time.Millisecond
+
+// tellClients waits until this node has applied the change that moved its
+// leaderships (or until expired fires), then keeps serving for
+// shutdownLinger: a client writing or reading here meanwhile is answered
+// NOT_LEADER_OR_FOLLOWER with the new leader (KIP-951) and moves at once,
+// where a broken connection would leave it waiting for its next metadata
+// refresh (franz-go's metadata min age is 5 s).
+func (l *lifecycle) tellClients(expired <-chan time.Time) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for l.b.leadsAnyPartition() {
+		select {
+		case <-tick.C:
+		case <-expired:
+			return
+		}
+	}
+	select {
+	case <-time.After(shutdownLinger):
+	case <-expired:
+	}
+}
+
+// leadsAnyPartition reports whether this node's image names it the leader
+// of any partition.
+func (b *Broker) leadsAnyPartition() bool {
+	led := false
+	b.ctrl.View(func(im *metadata.Image) {
+		for _, t := range im.Topics {
+			for _, p := range t.Partitions {
+				led = led || p.Leader == b.cfg.NodeID
+			}
+		}
+	})
+	return led
 }
 
 // ControlledShutdown asks the active controller, in a cluster, to move

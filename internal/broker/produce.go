@@ -30,9 +30,10 @@ import (
 
 // durableWait is one acks=all partition waiting to become durable.
 type durableWait struct {
-	resp *kmsg.ProduceResponseTopicPartition
-	part *partition.Partition
-	ch   <-chan error
+	topic string
+	resp  *kmsg.ProduceResponseTopicPartition
+	part  *partition.Partition
+	ch    <-chan error
 }
 
 func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
@@ -52,11 +53,23 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 	}
 	var waits []durableWait
 	var hints hintedBrokers
-	defer func() {
+	// hint tells a partition's answer where the partition's leader is,
+	// for a NOT_LEADER_OR_FOLLOWER.
+	hint := func(topic string, rp *kmsg.ProduceResponseTopicPartition) {
+		if req.Version < 10 {
+			return
+		}
+		if leader, epoch, br, ok := b.leaderHint(topic, rp.Partition); ok {
+			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = leader, epoch
+			hints.add(br)
+		}
+	}
+	withHints := func() *kmsg.ProduceResponse {
 		for _, br := range hints {
 			resp.Brokers = append(resp.Brokers, kmsg.ProduceResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
 		}
-	}()
+		return resp
+	}
 	failed := false
 	txnID := ""
 	if req.TransactionID != nil {
@@ -83,16 +96,13 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 				if req.Version >= 8 {
 					rp.ErrorMessage = errMessage(err)
 				}
-				if err == kerr.NotLeaderForPartition && req.Version >= 10 {
-					if leader, epoch, br, ok := b.leaderHint(t.Topic, p.Partition); ok {
-						rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = leader, epoch
-						hints.add(br)
-					}
+				if errors.Is(err, kerr.NotLeaderForPartition) {
+					hint(t.Topic, rp)
 				}
 				continue
 			}
 			if req.Acks == -1 {
-				waits = append(waits, durableWait{resp: rp, part: part, ch: part.WaitDurable(end)})
+				waits = append(waits, durableWait{topic: t.Topic, resp: rp, part: part, ch: part.WaitDurable(end)})
 			}
 		}
 	}
@@ -105,7 +115,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 		}
 		return func() (kmsg.Response, error) { return nil, nil }
 	case 1:
-		return func() (kmsg.Response, error) { return resp, nil }
+		return func() (kmsg.Response, error) { return withHints(), nil }
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	return func() (kmsg.Response, error) {
@@ -120,6 +130,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 					// Deposed while waiting: whether the new leader holds
 					// the write is not known here.
 					w.resp.ErrorCode = kerr.NotLeaderForPartition.Code
+					hint(w.topic, w.resp)
 				default:
 					w.resp.ErrorCode = kerr.KafkaStorageError.Code
 				}
@@ -131,7 +142,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 				timer.Reset(0) // the rest have timed out too
 			}
 		}
-		return resp, nil
+		return withHints(), nil
 	}
 }
 
