@@ -214,33 +214,86 @@ func (b *Broker) fetchRound(f *fetcher, parts map[partitionKey]fetchedPartition,
 		}
 		return nil
 	}
+	// Append what came for each partition, fsync the partitions that took
+	// records together (one fsync's wait for the round, not one per
+	// partition), then take the leader's high watermark and log start.
 	progressed := true
+	type appended struct {
+		key partitionKey
+		p   *partition.Partition
+		rp  *kmsg.FetchResponseTopicPartition
+	}
+	var took, synced []appended
 	for _, s := range order {
 		rp := find(s.key)
 		if rp == nil || !f.still(s.key, s.fp) {
 			continue
 		}
-		if !b.applyFetched(s.key, s.fp.p, rp) {
+		switch b.appendFetched(s.key, s.fp.p, rp) {
+		case fetchFailed:
+			progressed = false
+		case fetchAppended:
+			took = append(took, appended{s.key, s.fp.p, rp})
+		case fetchNothing:
+			synced = append(synced, appended{s.key, s.fp.p, rp})
+		}
+	}
+	errs := make([]error, len(took))
+	var wg sync.WaitGroup
+	for i, a := range took {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Durable before the next fetch, whose offset tells the
+			// leader what this replica holds.
+			errs[i] = a.p.Sync()
+		}()
+	}
+	wg.Wait()
+	for i, a := range took {
+		if errs[i] != nil {
+			b.logger.Error("replica sync", "topic", a.key.topic, "partition", a.key.index, "err", errs[i])
+			progressed = false
+			continue
+		}
+		synced = append(synced, a)
+	}
+	for _, a := range synced {
+		if !b.followLeaderMarks(a.key, a.p, a.rp) {
 			progressed = false
 		}
 	}
 	return progressed
 }
 
-// applyFetched applies one partition's part of a fetch response to the
-// follower p; it reports whether it went through.
-func (b *Broker) applyFetched(key partitionKey, p *partition.Partition, rp *kmsg.FetchResponseTopicPartition) bool {
+// fetchOutcome is what appendFetched did with one partition's answer.
+type fetchOutcome int
+
+const (
+	fetchFailed    fetchOutcome = iota // nothing applied; the round did not go through
+	fetchTruncated                     // the log was cut where the leader said; fetch again
+	fetchNothing                       // no records came
+	fetchAppended                      // records appended, not yet fsynced
+)
+
+// appendFetched applies one partition's part of a fetch response to the
+// follower p, up to appending its records: a truncation the leader asks
+// for, or the records, which the caller fsyncs.
+func (b *Broker) appendFetched(key partitionKey, p *partition.Partition, rp *kmsg.FetchResponseTopicPartition) fetchOutcome {
 	switch err := kerr.ErrorForCode(rp.ErrorCode); err {
 	case nil:
 	case kerr.FencedLeaderEpoch, kerr.UnknownLeaderEpoch, kerr.NotLeaderForPartition:
 		// The leader moved on, or this node's image is ahead of the
 		// leader's: the next image sorts it out.
-		return false
+		return fetchFailed
 	case kerr.OffsetOutOfRange:
-		return b.resetOutOfRange(key, p, rp)
+		if b.resetOutOfRange(key, p, rp) {
+			return fetchTruncated
+		}
+		return fetchFailed
 	default:
 		b.logger.Info("replica fetch", "topic", key.topic, "partition", key.index, "err", err)
-		return false
+		return fetchFailed
 	}
 	if rp.DivergingEpoch.EndOffset >= 0 {
 		// KIP-320: this log diverged from the leader's. Cut it where the
@@ -251,10 +304,10 @@ func (b *Broker) applyFetched(key partitionKey, p *partition.Partition, rp *kmsg
 		}
 		if _, err := p.TruncateTo(to); err != nil {
 			b.logger.Error("truncate diverged replica", "topic", key.topic, "partition", key.index, "offset", to, "err", err)
-			return false
+			return fetchFailed
 		}
 		b.logger.Info("truncated diverged replica", "topic", key.topic, "partition", key.index, "offset", to)
-		return true
+		return fetchTruncated
 	}
 	if len(rp.RecordBatches) > 0 {
 		if h, err := batch.ParseHeader(rp.RecordBatches); err == nil && h.BaseOffset < p.LogEndOffset() && h.NextOffset() > p.LogEndOffset() {
@@ -263,20 +316,22 @@ func (b *Broker) applyFetched(key partitionKey, p *partition.Partition, rp *kmsg
 			// records. Take it whole: cut back to where it starts.
 			if _, err := p.TruncateTo(h.BaseOffset); err != nil {
 				b.logger.Error("truncate to a compacted batch", "topic", key.topic, "partition", key.index, "offset", h.BaseOffset, "err", err)
-				return false
+				return fetchFailed
 			}
 		}
 		if _, err := p.AppendReplica(rp.RecordBatches, nowMs()); err != nil {
 			b.logger.Error("replica append", "topic", key.topic, "partition", key.index, "err", err)
-			return false
+			return fetchFailed
 		}
-		// Durable before the next fetch, whose offset tells the leader
-		// what this replica holds.
-		if err := p.Sync(); err != nil {
-			b.logger.Error("replica sync", "topic", key.topic, "partition", key.index, "err", err)
-			return false
-		}
+		return fetchAppended
 	}
+	return fetchNothing
+}
+
+// followLeaderMarks takes the leader's high watermark and log start from
+// its answer, once what came with it is durable here; it reports whether
+// it went through.
+func (b *Broker) followLeaderMarks(key partitionKey, p *partition.Partition, rp *kmsg.FetchResponseTopicPartition) bool {
 	if err := p.SetFollowerHW(rp.HighWatermark); err != nil {
 		return false
 	}
