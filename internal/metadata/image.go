@@ -35,6 +35,20 @@ type Partition struct {
 	// PartitionEpoch counts the changes to the partition's leader, ISR
 	// or replicas; an AlterPartition must name the current one (KIP-497).
 	PartitionEpoch int32 `json:",omitempty"`
+	// AddingReplicas and RemovingReplicas are the members of Replicas a
+	// reassignment in progress adds and removes (KIP-455); both are empty
+	// when none is. During a reassignment Replicas lists the target
+	// first, then the replicas being removed, so the target is Replicas
+	// less RemovingReplicas and the assignment it started from is
+	// Replicas less AddingReplicas.
+	AddingReplicas   []int32 `json:",omitempty"`
+	RemovingReplicas []int32 `json:",omitempty"`
+}
+
+// Reassigning reports whether a reassignment of the partition is in
+// progress.
+func (p *Partition) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
 }
 
 // Topic is one topic in the image.
@@ -159,6 +173,7 @@ func (im *Image) Apply(r Record) error {
 		}
 		t.Partitions = append(t.Partitions, Partition{
 			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch,
+			AddingReplicas: deref(p.AddingReplicas), RemovingReplicas: deref(p.RemovingReplicas),
 		})
 	case r.Config != nil:
 		c := r.Config
@@ -241,8 +256,15 @@ func changePartition(t *Topic, p *PartitionRecord) error {
 	case len(p.ISR) == 0:
 		return fmt.Errorf("topic %q partition %d: empty ISR", t.Name, p.Index)
 	}
+	replicas, adding, removing := cur.Replicas, cur.AddingReplicas, cur.RemovingReplicas
+	if p.StatesAssignment() {
+		replicas, adding, removing = slices.Clone(p.Replicas), deref(p.AddingReplicas), deref(p.RemovingReplicas)
+		if err := checkAssignment(replicas, adding, removing); err != nil {
+			return fmt.Errorf("topic %q partition %d: %w", t.Name, p.Index, err)
+		}
+	}
 	for _, r := range p.ISR {
-		if !slices.Contains(cur.Replicas, r) {
+		if !slices.Contains(replicas, r) {
 			return fmt.Errorf("topic %q partition %d: ISR member %d is not a replica", t.Name, p.Index, r)
 		}
 	}
@@ -257,6 +279,34 @@ func changePartition(t *Topic, p *PartitionRecord) error {
 		return fmt.Errorf("topic %q partition %d: partition epoch %d, want %d", t.Name, p.Index, p.PartitionEpoch, next)
 	}
 	cur.Leader, cur.LeaderEpoch, cur.ISR, cur.PartitionEpoch = p.Leader, p.LeaderEpoch, slices.Clone(p.ISR), next
+	cur.Replicas, cur.AddingReplicas, cur.RemovingReplicas = replicas, adding, removing
+	return nil
+}
+
+// checkAssignment checks a stated assignment: replicas distinct and not
+// empty, the replicas being added and removed among them, none both.
+func checkAssignment(replicas, adding, removing []int32) error {
+	if len(replicas) == 0 {
+		return fmt.Errorf("empty replica list")
+	}
+	for i, r := range replicas {
+		if r < 0 || slices.Contains(replicas[:i], r) {
+			return fmt.Errorf("replica list %v has a negative or repeated id", replicas)
+		}
+	}
+	for _, r := range adding {
+		if !slices.Contains(replicas, r) || slices.Contains(removing, r) {
+			return fmt.Errorf("adding replica %d is not a replica, or is also being removed", r)
+		}
+	}
+	for _, r := range removing {
+		if !slices.Contains(replicas, r) {
+			return fmt.Errorf("removing replica %d is not a replica", r)
+		}
+	}
+	if len(removing) == len(replicas) {
+		return fmt.Errorf("every replica of %v is being removed", replicas)
+	}
 	return nil
 }
 

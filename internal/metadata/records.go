@@ -1,6 +1,9 @@
 package metadata
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"slices"
+)
 
 // Record is one change to the image. Exactly one field is set. Records are
 // stored JSON-encoded as record values in the metadata log.
@@ -27,7 +30,10 @@ type TopicRecord struct {
 // PartitionRecord adds the next partition to a topic, or, for a partition
 // the topic has, replaces its leader, leader epoch and ISR (what Kafka's
 // PartitionChangeRecord does): a new leader comes with a higher leader
-// epoch. Replicas are never changed this way.
+// epoch. A change replaces the replicas only when it states a
+// reassignment (AddingReplicas and RemovingReplicas set); otherwise its
+// Replicas are ignored and the assignment, with any reassignment in
+// progress, stays.
 type PartitionRecord struct {
 	TopicID     TopicID `json:"topicId"`
 	Index       int32   `json:"index"`
@@ -38,6 +44,39 @@ type PartitionRecord struct {
 	// PartitionEpoch is the partition epoch the record makes: 0 for a new
 	// partition, one past the current for a change.
 	PartitionEpoch int32 `json:"partitionEpoch,omitempty"`
+	// AddingReplicas and RemovingReplicas, when set (both or neither),
+	// state the partition's whole assignment after the record (KIP-455):
+	// Replicas, and of them those being added and those being removed by
+	// a reassignment in progress (empty lists when none is). They are
+	// pointers so that "no change" (nil, as in every record written
+	// before reassignment existed) differs from "none in progress" (an
+	// empty list), as the nullable fields of Kafka's record do.
+	AddingReplicas   *[]int32 `json:"addingReplicas,omitempty"`
+	RemovingReplicas *[]int32 `json:"removingReplicas,omitempty"`
+}
+
+// StatesAssignment reports whether the record sets the partition's
+// replicas (see AddingReplicas).
+func (p *PartitionRecord) StatesAssignment() bool {
+	return p.AddingReplicas != nil || p.RemovingReplicas != nil
+}
+
+// IDs returns a pointer to ids, never nil: how a record states a list
+// that may be empty (PartitionRecord.AddingReplicas).
+func IDs(ids []int32) *[]int32 {
+	out := slices.Clone(ids)
+	if out == nil {
+		out = []int32{}
+	}
+	return &out
+}
+
+// deref is the list p points to, nil for none.
+func deref(p *[]int32) []int32 {
+	if p == nil || len(*p) == 0 {
+		return nil
+	}
+	return slices.Clone(*p)
 }
 
 // ConfigRecord sets (Value non-nil) or removes a topic config override.

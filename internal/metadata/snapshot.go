@@ -85,7 +85,8 @@ func (im *Image) Clone() *Image {
 		nt := &Topic{Name: t.Name, ID: t.ID, Internal: t.Internal, Configs: maps.Clone(t.Configs)}
 		for _, p := range t.Partitions {
 			nt.Partitions = append(nt.Partitions, Partition{Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
-				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR), PartitionEpoch: p.PartitionEpoch})
+				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR), PartitionEpoch: p.PartitionEpoch,
+				AddingReplicas: slices.Clone(p.AddingReplicas), RemovingReplicas: slices.Clone(p.RemovingReplicas)})
 		}
 		c.Topics[name] = nt
 		c.byID[nt.ID] = nt
@@ -153,15 +154,25 @@ func Diff(old, new *Image) []Record {
 		}
 		for i := 0; i < min(len(ot.Partitions), len(nt.Partitions)); i++ {
 			op, p := ot.Partitions[i], nt.Partitions[i]
-			if op.Leader != p.Leader || op.LeaderEpoch != p.LeaderEpoch || !slices.Equal(op.ISR, p.ISR) || op.PartitionEpoch != p.PartitionEpoch {
-				recs = append(recs, Record{Partition: &PartitionRecord{TopicID: nt.ID, Index: int32(i),
-					Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch}})
+			reassigned := !slices.Equal(op.Replicas, p.Replicas) || !slices.Equal(op.AddingReplicas, p.AddingReplicas) ||
+				!slices.Equal(op.RemovingReplicas, p.RemovingReplicas)
+			if reassigned || op.Leader != p.Leader || op.LeaderEpoch != p.LeaderEpoch || !slices.Equal(op.ISR, p.ISR) || op.PartitionEpoch != p.PartitionEpoch {
+				rec := &PartitionRecord{TopicID: nt.ID, Index: int32(i),
+					Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch}
+				if reassigned {
+					rec.AddingReplicas, rec.RemovingReplicas = IDs(p.AddingReplicas), IDs(p.RemovingReplicas)
+				}
+				recs = append(recs, Record{Partition: rec})
 			}
 		}
 		for i := len(ot.Partitions); i < len(nt.Partitions); i++ {
 			p := nt.Partitions[i]
-			recs = append(recs, Record{Partition: &PartitionRecord{TopicID: nt.ID, Index: int32(i),
-				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch}})
+			rec := &PartitionRecord{TopicID: nt.ID, Index: int32(i),
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch}
+			if p.Reassigning() {
+				rec.AddingReplicas, rec.RemovingReplicas = IDs(p.AddingReplicas), IDs(p.RemovingReplicas)
+			}
+			recs = append(recs, Record{Partition: rec})
 		}
 	}
 	for _, id := range new.BrokerIDs() {
