@@ -7,7 +7,9 @@ package controller
 // epoch; a leader that lost its leadership, or that acts on a state
 // another change replaced, is refused, so an ISR change never undoes a
 // newer one. Only ISR changes come this way; leaders are chosen by the
-// controller alone (membership.go).
+// controller alone (membership.go), and by the completion of a
+// reassignment, which the ISR change that brings its last new replica in
+// commits (reassign.go).
 
 import (
 	"slices"
@@ -94,13 +96,16 @@ func planISRChanges(im *metadata.Image, broker int32, brokerEpoch int64, changes
 		if sameMembers(isr, cur.ISR) {
 			continue // nothing to change; the answer is the current state
 		}
-		rec := metadata.PartitionRecord{
-			TopicID: t.ID, Index: ch.Partition, Leader: cur.Leader, LeaderEpoch: cur.LeaderEpoch,
-			Replicas: cur.Replicas, ISR: orderLike(cur.Replicas, isr), PartitionEpoch: cur.PartitionEpoch + 1,
-		}
+		next := cur
+		next.ISR = orderLike(cur.Replicas, isr)
+		// KIP-455: the ISR change that brings a reassignment's last
+		// adding replica in completes it (reassign.go).
+		settleReassignment(&next, im.Unfenced)
+		bumpEpochs(cur, &next)
+		rec := partitionRecord(t.ID, ch.Partition, cur, next)
 		recs = append(recs, metadata.Record{Partition: &rec})
 		changed[key{t, ch.Partition}] = true
-		results[i].Partition.ISR, results[i].Partition.PartitionEpoch = rec.ISR, rec.PartitionEpoch
+		results[i].Partition = next
 	}
 	return recs, results
 }
