@@ -41,6 +41,8 @@ var served = []apiRange{
 	{37, 0, 3}, // CreatePartitions
 	{42, 0, 2}, // DeleteGroups
 	{44, 0, 1}, // IncrementalAlterConfigs
+	{45, 0, 0}, // AlterPartitionReassignments (active controller only)
+	{46, 0, 0}, // ListPartitionReassignments (active controller only)
 	{47, 0, 0}, // OffsetDelete
 	{55, 0, 2}, // DescribeQuorum
 	{56, 0, 3}, // AlterPartition (active controller only)

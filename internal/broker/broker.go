@@ -398,7 +398,9 @@ func (b *Broker) setPartitionLocked(t *metadata.Topic, i int32, p *partition.Par
 }
 
 // removeStrayDirs deletes partition directories no topic owns: what a crash
-// between a topic's removal record and its directory's removal leaves.
+// between a topic's removal record and its directory's removal leaves,
+// or between a reassignment that moved a partition away and the deletion
+// of its copy here.
 func (b *Broker) removeStrayDirs() error {
 	entries, err := os.ReadDir(b.cfg.DataDir)
 	if err != nil {
@@ -413,7 +415,7 @@ func (b *Broker) removeStrayDirs() error {
 			continue // not a partition directory of ours
 		}
 		if !b.ownsDir(e.Name()) {
-			b.logger.Info("removing directory of a deleted topic", "dir", dir)
+			b.logger.Info("removing a partition directory this node no longer holds", "dir", dir)
 			if err := os.RemoveAll(dir); err != nil {
 				return err
 			}
@@ -422,6 +424,9 @@ func (b *Broker) removeStrayDirs() error {
 	return nil
 }
 
+// ownsDir reports whether a directory belongs to a partition this node
+// holds, as leader or follower: one it no longer holds (a reassignment
+// moved it away, and a crash came before its deletion) is stray too.
 func (b *Broker) ownsDir(name string) bool {
 	i := strings.LastIndexByte(name, '-')
 	if i < 0 {
@@ -432,7 +437,7 @@ func (b *Broker) ownsDir(name string) bool {
 		return false
 	}
 	t := b.topics[name[:i]]
-	return t != nil && idx < len(t.parts)
+	return t != nil && idx < len(t.parts) && (t.parts[idx] != nil || b.followers[partitionKey{name[:i], int32(idx)}] != nil)
 }
 
 // apply reacts to applied metadata records, in order; the controller
@@ -699,6 +704,10 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleOffsetForLeaderEpoch(r)
 	case *kmsg.AlterPartitionRequest:
 		resp = b.handleAlterPartition(r)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		resp = b.handleAlterPartitionAssignments(r)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		resp = b.handleListPartitionReassignments(r)
 	case *kmsg.CreateTopicsRequest:
 		resp = b.handleCreateTopics(r)
 	case *kmsg.DeleteTopicsRequest:

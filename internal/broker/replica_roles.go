@@ -13,6 +13,7 @@ package broker
 // are kept in b.followers, guarded by rmu, and handed to the fetchers.
 
 import (
+	"os"
 	"slices"
 	"strconv"
 
@@ -58,12 +59,16 @@ func (b *Broker) openFollower(t *metadata.Topic, i int32) error {
 // takes them. A partition it follows is opened (or demoted from leader:
 // withdrawn from clients at once, its acks=all waits failed, its shard
 // unloaded) and handed to the fetcher of its leader. One it no longer
-// holds is withdrawn at once and closed on a goroutine: unloading a shard
-// waits for the shard's I/O, which may need the metadata image this call
-// holds locked. Files stay: the node may hold the partition again, and a
-// partition held again before its close is done is opened once the close
-// is done (by a later reconcile), never twice at once. The caller holds
-// the image (apply, or View); rmu serialises reconciles.
+// holds (a reassignment moved it away, KIP-455) is withdrawn at once,
+// its acks=all waits failed as a deposed leader's are, and it is closed
+// and its directory deleted on a goroutine: unloading a shard waits for
+// the shard's I/O, which may need the metadata image this call holds
+// locked. Deleting loses nothing: a replica leaves the assignment only
+// once the ISR of the new one holds what was acknowledged, and one held
+// again later starts empty and copies the leader's log from its start.
+// A partition held again before its close is done is opened once the
+// close is done (by a later reconcile), never twice at once. The caller
+// holds the image (apply, or View); rmu serialises reconciles.
 func (b *Broker) reconcile(im *metadata.Image) {
 	b.rmu.Lock()
 	defer b.rmu.Unlock()
@@ -167,6 +172,12 @@ func (b *Broker) reconcile(im *metadata.Image) {
 	for _, s := range closes {
 		key := partitionKey{s.t.Name, s.i}
 		p := s.cur
+		if p != nil {
+			// A leader moved away: its waiting acks=all writes are
+			// answered NOT_LEADER_OR_FOLLOWER, and retried on the new
+			// leader, which the completion of the move elected.
+			p.BecomeFollower(s.t.Partitions[s.i].LeaderEpoch)
+		}
 		if s.fol != nil {
 			b.fetchers.remove(key)
 			delete(b.followers, key)
@@ -230,9 +241,12 @@ func (b *Broker) unloadCoordinatorAsync(topic string, index int32) {
 	}()
 }
 
-// closeAsync unloads p's coordinator shard, if any, and closes p on a
-// goroutine Close waits for, then reconciles again: the partition may be
-// held again meanwhile. rmu is held.
+// closeAsync unloads p's coordinator shard, if any, closes p and deletes
+// its directory on a goroutine Close waits for, then reconciles again:
+// the partition may be held again meanwhile. It is not opened again
+// before its directory is gone (opens skip what is closing), and a
+// directory left by a crash before the deletion is removed at the next
+// start (removeStrayDirs). rmu is held.
 func (b *Broker) closeAsync(key partitionKey, p *partition.Partition) {
 	b.closing[key] = struct{}{}
 	b.resigned.Add(1)
@@ -241,6 +255,11 @@ func (b *Broker) closeAsync(key partitionKey, p *partition.Partition) {
 		b.unloadCoordinator(key.topic, key.index)
 		if err := p.Close(); err != nil {
 			b.logger.Error("close partition", "topic", key.topic, "partition", key.index, "err", err)
+		}
+		if err := os.RemoveAll(b.partitionDir(key.topic, key.index)); err != nil {
+			b.logger.Error("delete partition moved away", "topic", key.topic, "partition", key.index, "err", err)
+		} else {
+			b.logger.Info("deleted partition moved away", "topic", key.topic, "partition", key.index)
 		}
 		b.rmu.Lock()
 		delete(b.closing, key)

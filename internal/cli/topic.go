@@ -12,13 +12,14 @@ import (
 func newTopicCommand(conn *connFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe, alter and delete topics",
+		Short: "Create, list, describe, alter, reassign and delete topics",
 	}
 	subs := []*cobra.Command{
 		newTopicCreateCommand(conn),
 		newTopicListCommand(conn),
 		newTopicDescribeCommand(conn),
 		newTopicAlterCommand(conn),
+		newTopicReassignCommand(conn),
 		newTopicDeleteCommand(conn),
 	}
 	cmd.AddCommand(subs...)
