@@ -326,3 +326,110 @@ func TestClusterReassignmentCancelRestoresTheOriginalAssignment(t *testing.T) {
 	}
 	checkExactlyOnce(t, readPartitionToEnd(t, tc.c.Nodes[src-1].Addr, topic), want)
 }
+
+// A replica added to a partition whose log start has moved (DeleteRecords
+// here; retention alike) finds the records below it gone on the leader:
+// it starts its log at the leader's log start, catches up from there and
+// completes the move, and then serves exactly the records left.
+func TestClusterReassignedReplicaStartsAtTheLeadersLogStart(t *testing.T) {
+	tc := startCluster(t, 3, reassignSettings...)
+	ctrl := tc.waitController(15 * time.Second)
+	const topic = "trimmed"
+	tc.createReplicated(ctrl, topic, 1, 1, 1)
+	st, ok := tc.waitPartition(topic, 0, 10*time.Second, func(st kmsg.MetadataResponseTopicPartition) bool { return st.Leader > 0 })
+	if !ok {
+		t.Fatalf("new topic: %+v", st)
+	}
+	src := st.Leader
+	dst := src%3 + 1
+	seeds := tc.seeds()
+	ctx := testCtx(t)
+	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic))
+	for i := range 100 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(newClient(t, seeds[0], kgo.SeedBrokers(seeds...)))
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: 60})
+	if dr, err := adm.DeleteRecords(ctx, offs); err != nil {
+		t.Fatal(err)
+	} else if r, _ := dr.Lookup(topic, 0); r.Err != nil || r.LowWatermark != 60 {
+		t.Fatalf("delete records below 60: %+v", r)
+	}
+	out, err := runWeir(t, "", "topic", "reassign", "--wait", "--wait-timeout=30s", fmt.Sprintf("%s:0=%d", topic, dst), "--brokers="+strings.Join(seeds, ","))
+	if err != nil {
+		t.Fatalf("move to broker %d: %v\n%s", dst, err, out)
+	}
+	if st, ok := tc.waitPartition(topic, 0, 10*time.Second, func(st kmsg.MetadataResponseTopicPartition) bool {
+		return st.Leader == dst && slices.Equal(st.Replicas, []int32{dst})
+	}); !ok {
+		t.Fatalf("after the move: %+v; want broker %d alone", st, dst)
+	}
+	recs := readPartitionToEnd(t, tc.c.Nodes[dst-1].Addr, topic)
+	if len(recs) != 40 || recs[0].Offset != 60 || string(recs[0].Value) != "60" || string(recs[39].Value) != "99" {
+		t.Fatalf("new replica serves %d records from offset %d; want the 40 from offset 60", len(recs), recs[0].Offset)
+	}
+}
+
+// A replica moved away while its broker is down deletes its copy once
+// the broker is back and has learnt of the move.
+func TestClusterReplicaRemovedWhileItsBrokerIsDownDeletesItsCopyOnReturn(t *testing.T) {
+	tc := startCluster(t, 3, reassignSettings...)
+	ctrl := tc.waitController(15 * time.Second)
+	const topic = "left"
+	tc.createReplicated(ctrl, topic, 1, 2, 1)
+	st, ok := tc.waitPartition(topic, 0, 10*time.Second, func(st kmsg.MetadataResponseTopicPartition) bool {
+		return st.Leader > 0 && len(st.ISR) == 2
+	})
+	if !ok {
+		t.Fatalf("new topic: %+v", st)
+	}
+	leader := st.Leader
+	var gone, third int32
+	for id := int32(1); id <= 3; id++ {
+		switch {
+		case id == leader:
+		case slices.Contains(st.Replicas, id):
+			gone = id
+		default:
+			third = id
+		}
+	}
+	seeds := tc.seeds()
+	ctx := testCtx(t)
+	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic))
+	for i := range 50 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(tc.c.Nodes[gone-1].DataDir, topic+"-0")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("follower %d holds no copy before the move: %v", gone, err)
+	}
+	tc.c.Kill(int(gone - 1))
+	tc.waitController(30 * time.Second)
+	out, err := runWeir(t, "", "topic", "reassign", "--wait", "--wait-timeout=30s", fmt.Sprintf("%s:0=%d,%d", topic, leader, third),
+		"--brokers="+strings.Join(seeds, ","))
+	if err != nil {
+		t.Fatalf("move from broker %d to %d: %v\n%s", gone, third, err, out)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the copy of the stopped broker changed while it was down: %v", err)
+	}
+	if err := tc.c.Start(int(gone - 1)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 30*time.Second, func() string {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			return fmt.Sprintf("broker %d, back, still has %s (%v)", gone, dir, err)
+		}
+		return ""
+	})
+	recs := readPartitionToEnd(t, tc.c.Nodes[third-1].Addr, topic)
+	if len(recs) != 50 {
+		t.Fatalf("read %d records; want 50", len(recs))
+	}
+}
