@@ -405,7 +405,9 @@ func (c *Controller) CreatePartitions(name string, count int32, validateOnly boo
 		if count > maxPartitions {
 			return nil, fail(kerr.InvalidPartitions, "partition count %d is above %d", count, maxPartitions)
 		}
-		rf := int16(len(t.Partitions[0].Replicas))
+		// The replication factor is the target's while partition 0 is
+		// being moved (KIP-455), not that of the grown assignment.
+		rf := int16(len(t.Partitions[0].Replicas) - len(t.Partitions[0].RemovingReplicas))
 		if c.Clustered() {
 			if err := c.checkReplicationFactor(im, rf); err != nil {
 				return nil, err
