@@ -105,6 +105,10 @@ func (b *Broker) proposeISR(changes []controller.ISRChange, parts []*partition.P
 	for i, ch := range changes {
 		parts[i].ProposeISR(ch.NewISR)
 	}
+	changes, parts = stillCaughtUp(changes, parts)
+	if len(changes) == 0 {
+		return
+	}
 	if ctrlID == b.cfg.NodeID {
 		results, err := b.ctrl.AlterPartition(b.cfg.NodeID, epoch, changes)
 		if err != nil {
@@ -163,6 +167,35 @@ func (b *Broker) proposeISR(changes []controller.ISRChange, parts []*partition.P
 			parts[i].WithdrawISRProposal()
 		}
 	}
+}
+
+// stillCaughtUp keeps the changes whose new members are still caught up
+// now that they count for the high watermark (ProposeISR), and withdraws
+// the others, to be proposed again next time. isrChanges found them
+// caught up a moment before; a high watermark that moved past one since
+// acknowledged writes it may lack, and the change adding it may make it
+// leader at once (the completion of a reassignment, KIP-455), or let an
+// election pick it. Checked after ProposeISR, a member caught up holds
+// every write acknowledged from then on too.
+func stillCaughtUp(changes []controller.ISRChange, parts []*partition.Partition) ([]controller.ISRChange, []*partition.Partition) {
+	var keptChanges []controller.ISRChange
+	var keptParts []*partition.Partition
+	for i, ch := range changes {
+		isr := parts[i].ISR()
+		ok := true
+		for _, r := range ch.NewISR {
+			if !slices.Contains(isr, r) && !parts[i].CaughtUp(r) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			parts[i].WithdrawISRProposal()
+			continue
+		}
+		keptChanges, keptParts = append(keptChanges, ch), append(keptParts, parts[i])
+	}
+	return keptChanges, keptParts
 }
 
 // partitionRef names a partition in an AlterPartition response, by topic
