@@ -314,6 +314,22 @@ func TestClusterReassignmentCancelRestoresTheOriginalAssignment(t *testing.T) {
 	if listed, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}}); err != nil || len(listed) != 0 {
 		t.Fatalf("reassignments after the cancel: %+v (%v)", listed, err)
 	}
+	// Only the active controller answers; another node sends the client
+	// there (franz-go retries NOT_CONTROLLER at the controller Metadata
+	// names).
+	ctrl = tc.waitController(15 * time.Second)
+	for i := range tc.c.Nodes {
+		if i == ctrl || !tc.c.Running(i) {
+			continue
+		}
+		resp, err := tc.request(i, kmsg.NewPtrListPartitionReassignmentsRequest(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := resp.(*kmsg.ListPartitionReassignmentsResponse).ErrorCode; code != kerr.NotController.Code {
+			t.Fatalf("node %d, not the controller, answered ListPartitionReassignments with %v; want NOT_CONTROLLER", i+1, kerr.ErrorForCode(code))
+		}
+	}
 	if resps, err := adm.AlterPartitionAssignments(ctx, kadm.AlterPartitionAssignmentsReq{topic: {0: nil}}); err != nil ||
 		!errors.Is(resps[topic][0].Err, kerr.NoReassignmentInProgress) {
 		t.Fatalf("a second cancel: %+v (%v); want NO_REASSIGNMENT_IN_PROGRESS", resps, err)
