@@ -124,9 +124,9 @@ func planReassignment(p metadata.Partition, target []int32, known, mayLead func(
 // replicas become the target, the ISR its in-sync members, and a leader
 // being removed gives way to the first target member in sync that may
 // lead (a partition without a leader keeps none: electing one is
-// membership's business). A move that would leave no in-sync target member, or no leader
-// where one must change, waits for a later ISR change. The caller
-// raises the epochs (bumpEpochs).
+// membership's business). A move that would leave no in-sync target
+// member, or no leader where one must change, waits for a later ISR
+// change. The caller raises the epochs (bumpEpochs).
 func settleReassignment(p *metadata.Partition, mayLead func(int32) bool) bool {
 	if !p.Reassigning() {
 		return false
