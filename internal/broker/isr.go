@@ -38,7 +38,7 @@ func (b *Broker) isrLoop() {
 			return
 		case <-t.C:
 			if changes, parts := b.isrChanges(lagMax); len(changes) > 0 {
-				b.proposeISR(changes, parts)
+				b.proposeISR(changes, parts, lagMax)
 			}
 		}
 	}
@@ -74,7 +74,7 @@ func (b *Broker) isrChanges(lagMaxMs int64) ([]controller.ISRChange, []*partitio
 		out := part.OutOfSyncReplicas(now, lagMaxMs)
 		isr := slices.DeleteFunc(slices.Clone(l.mp.ISR), func(r int32) bool { return slices.Contains(out, r) })
 		for _, r := range l.mp.Replicas {
-			if !slices.Contains(isr, r) && part.CaughtUp(r) {
+			if !slices.Contains(l.mp.ISR, r) && part.CaughtUp(r, now, lagMaxMs) {
 				isr = append(isr, r)
 			}
 		}
@@ -96,17 +96,24 @@ func (b *Broker) isrChanges(lagMaxMs int64) ([]controller.ISRChange, []*partitio
 // refuses withdraws it, and is proposed again next time, against the
 // image of then. When no answer comes the proposal stands: the controller
 // may have committed it, and the image will say.
-func (b *Broker) proposeISR(changes []controller.ISRChange, parts []*partition.Partition) {
+func (b *Broker) proposeISR(changes []controller.ISRChange, parts []*partition.Partition, lagMaxMs int64) {
 	epoch := b.brokerEpoch()
 	ctrlID := b.ctrl.ControllerID()
 	if ctrlID < 0 {
 		return
 	}
+	// Each new member is checked again as it starts to count: the high
+	// watermark may have passed it since isrChanges looked.
+	now := nowMs()
+	n := 0
 	for i, ch := range changes {
-		parts[i].ProposeISR(ch.NewISR)
+		if parts[i].ProposeISR(ch.NewISR, now, lagMaxMs) {
+			changes[n], parts[n] = ch, parts[i]
+			n++
+		}
 	}
-	changes, parts = stillCaughtUp(changes, parts)
-	if len(changes) == 0 {
+	changes, parts = changes[:n], parts[:n]
+	if n == 0 {
 		return
 	}
 	if ctrlID == b.cfg.NodeID {
@@ -167,35 +174,6 @@ func (b *Broker) proposeISR(changes []controller.ISRChange, parts []*partition.P
 			parts[i].WithdrawISRProposal()
 		}
 	}
-}
-
-// stillCaughtUp keeps the changes whose new members are still caught up
-// now that they count for the high watermark (ProposeISR), and withdraws
-// the others, to be proposed again next time. isrChanges found them
-// caught up a moment before; a high watermark that moved past one since
-// acknowledged writes it may lack, and the change adding it may make it
-// leader at once (the completion of a reassignment, KIP-455), or let an
-// election pick it. Checked after ProposeISR, a member caught up holds
-// every write acknowledged from then on too.
-func stillCaughtUp(changes []controller.ISRChange, parts []*partition.Partition) ([]controller.ISRChange, []*partition.Partition) {
-	var keptChanges []controller.ISRChange
-	var keptParts []*partition.Partition
-	for i, ch := range changes {
-		isr := parts[i].ISR()
-		ok := true
-		for _, r := range ch.NewISR {
-			if !slices.Contains(isr, r) && !parts[i].CaughtUp(r) {
-				ok = false
-				break
-			}
-		}
-		if !ok {
-			parts[i].WithdrawISRProposal()
-			continue
-		}
-		keptChanges, keptParts = append(keptChanges, ch), append(keptParts, parts[i])
-	}
-	return keptChanges, keptParts
 }
 
 // partitionRef names a partition in an AlterPartition response, by topic

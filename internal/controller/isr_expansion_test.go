@@ -65,11 +65,13 @@ func TestAFollowerJoiningTheISRIsCountedBeforeItCanBeElected(t *testing.T) {
 	write("a")
 	fetch(3, 1)
 	fetch(2, 1) // follower 2 holds everything below the high watermark
-	if L.HighWatermark() != 1 || !L.CaughtUp(2) {
-		t.Fatalf("setup: high watermark %d, follower 2 caught up %v", L.HighWatermark(), L.CaughtUp(2))
+	if L.HighWatermark() != 1 || !L.CaughtUp(2, 1000, 30000) {
+		t.Fatalf("setup: high watermark %d, follower 2 caught up %v", L.HighWatermark(), L.CaughtUp(2, 1000, 30000))
 	}
 	// The leader proposes ISR 1 3 2 (isr.go) and the controller commits it.
-	L.ProposeISR([]int32{1, 3, 2})
+	if !L.ProposeISR([]int32{1, 3, 2}, 1000, 30000) {
+		t.Fatal("the proposal of caught-up follower 2 was refused")
+	}
 	recs, res := planISRChanges(f.im, 1, f.im.Brokers[1].Epoch, []ISRChange{{TopicID: tid, Partition: 0, LeaderEpoch: 4, PartitionEpoch: 1, NewISR: []int32{1, 3, 2}}})
 	if res[0].Err != nil || len(recs) != 1 {
 		t.Fatalf("ISR change refused: %v", res[0].Err)
@@ -129,7 +131,9 @@ func TestARefusedISRProposalStopsHoldingTheHighWatermark(t *testing.T) {
 	if _, err := L.UpdateFollower(2, 0, -1, 1000); err != nil {
 		t.Fatal(err)
 	}
-	L.ProposeISR([]int32{1, 2, 3})
+	if !L.ProposeISR([]int32{1, 2, 3}, 1000, 30000) {
+		t.Fatal("the proposal of caught-up follower 2 was refused")
+	}
 	if _, err := L.UpdateFollower(3, 1, L.LatestEpoch(), 1000); err != nil {
 		t.Fatal(err)
 	}

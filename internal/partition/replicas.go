@@ -110,16 +110,28 @@ func (p *Partition) maximalISRLocked() []int32 {
 }
 
 // ProposeISR records the ISR the leader is about to ask the controller
-// for: its new members count for the high watermark from now on, before
-// the controller can commit them (and an election pick them). It lasts
-// until the metadata gives the leader an ISR (SetLeader) or the proposal
-// is refused (WithdrawISRProposal). Only the leader proposes.
-func (p *Partition) ProposeISR(isr []int32) {
+// for, if every member it adds is caught up (CaughtUp at nowMs, with
+// lagMaxMs) as it counts: from now on they count for the high watermark,
+// before the controller can commit them (and an election pick them), so
+// none lacks a write acknowledged from here on. It reports whether the
+// ISR was recorded; a refused one must not be proposed. It lasts until
+// the metadata gives the leader an ISR (SetLeader) or the proposal is
+// refused (WithdrawISRProposal). Only the leader proposes.
+func (p *Partition) ProposeISR(isr []int32, nowMs, lagMaxMs int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
-	if p.role == roleLeader {
-		p.proposedISR = slices.Clone(isr)
+	if p.role != roleLeader {
+		return false
 	}
+	for _, id := range isr {
+		if id != p.opts.ReplicaID && !slices.Contains(p.isr, id) && !p.caughtUpLocked(id, nowMs, lagMaxMs) {
+			return false
+		}
+	}
+	p.proposedISR = slices.Clone(isr)
+	return true
 }
 
 // WithdrawISRProposal forgets the proposed ISR after the controller
@@ -315,21 +327,31 @@ func (p *Partition) OutOfSyncReplicas(nowMs, lagMaxMs int64) []int32 {
 	return out
 }
 
-// CaughtUp reports whether follower replica may join the ISR: it holds,
-// fsynced, everything below the high watermark and below the start of the
-// leader's current epoch (so what it has is this leader's history, not a
-// branch it would have to truncate).
-func (p *Partition) CaughtUp(replica int32) bool {
+// CaughtUp reports whether follower replica may join the ISR at nowMs: it
+// holds, fsynced, everything below the high watermark and below the start
+// of the leader's current epoch (so what it has is this leader's history,
+// not a branch it would have to truncate), and it caught up with the
+// leader's log end within lagMaxMs (replica.lag.time.max.ms), as an ISR
+// member must. The last condition keeps out a follower that stopped
+// fetching: one that is the reason the high watermark stands still would
+// otherwise look caught up forever.
+func (p *Partition) CaughtUp(replica int32, nowMs, lagMaxMs int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	return p.caughtUpLocked(replica, nowMs, lagMaxMs)
+}
+
+// caughtUpLocked is CaughtUp; p.mu and p.wmu are held.
+func (p *Partition) caughtUpLocked(replica int32, nowMs, lagMaxMs int64) bool {
 	if p.role != roleLeader || len(p.epochs) == 0 {
 		return false
 	}
 	epochStart := p.epochs[len(p.epochs)-1].start
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
 	f := p.followers[replica]
-	return f != nil && f.fetchOffset >= 0 && f.fetchOffset >= p.hw.Load() && f.fetchOffset >= epochStart
+	return f != nil && f.fetchOffset >= 0 && f.fetchOffset >= p.hw.Load() && f.fetchOffset >= epochStart &&
+		nowMs-f.lastCaughtUpMs <= lagMaxMs
 }
 
 // SetFollowerHW takes the high watermark the leader sent with a fetch

@@ -213,16 +213,45 @@ func TestAFollowerIsCaughtUpOnceItHoldsTheHighWatermarkAndTheEpochStart(t *testi
 	}
 	advAppend(t, p, plain, "c") // epoch 1 from 2
 	advSync(t, p)               // HW 3
-	if p.CaughtUp(4) {
+	if p.CaughtUp(4, 1, 30000) {
 		t.Fatal("a replica that never fetched is caught up")
 	}
 	update(t, p, 4, 2, 1)
-	if p.CaughtUp(4) {
+	if p.CaughtUp(4, 1, 30000) {
 		t.Fatal("caught up below the high watermark")
 	}
 	update(t, p, 4, 3, 1)
-	if !p.CaughtUp(4) {
+	if !p.CaughtUp(4, 1, 30000) {
 		t.Fatal("not caught up at the high watermark")
+	}
+}
+
+// A follower that stopped fetching holds the high watermark at its fetch
+// offset while it is in the ISR, so it is always at the high watermark;
+// it must still not count as caught up once it has not reached the log
+// end for replica.lag.time.max.ms, or the leader would add it back to
+// the ISR in the same change that drops it, and the ISR would never
+// shrink (acks=all writes time out instead of NOT_ENOUGH_REPLICAS, and a
+// clean election picks a replica far behind).
+func TestAFollowerThatStoppedFetchingIsNotCaughtUp(t *testing.T) {
+	p := openLeader(t, 0, 2)
+	advAppend(t, p, plain, "a")
+	advSync(t, p)
+	update(t, p, 2, 1, 1000) // at the log end: caught up at 1000
+	advAppend(t, p, plain, "b", "c")
+	advSync(t, p)
+	if hw := p.HighWatermark(); hw != 1 {
+		t.Fatalf("high watermark %d, want 1 (held by follower 2)", hw)
+	}
+	const lag = 500
+	if !p.CaughtUp(2, 1400, lag) {
+		t.Fatal("follower 2 not caught up within the lag")
+	}
+	if got := p.OutOfSyncReplicas(1600, lag); !slices.Equal(got, []int32{2}) {
+		t.Fatalf("out of sync %v, want [2]", got)
+	}
+	if p.CaughtUp(2, 1600, lag) {
+		t.Fatal("follower 2, out of sync since 1500, is caught up because it holds the high watermark it is holding back")
 	}
 }
 
