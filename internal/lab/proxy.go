@@ -44,7 +44,7 @@ type proxy struct {
 	tally  *errorTally
 
 	mu      sync.Mutex
-	ln      net.Listener // nil while the node is down
+	ln      net.Listener    // nil while the node is down
 	target  string          // the node's own listener; "" until known
 	cut     map[string]bool // client ids whose fetches are refused
 	conns   map[net.Conn]struct{}
