@@ -17,7 +17,13 @@ import (
 // runLab runs `weir lab` with args and returns its output and exit code.
 func runLab(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	return runLabWithin(t, 80*time.Second, args...)
+}
+
+// runLabWithin is runLab with a longer or shorter bound on the run.
+func runLabWithin(t *testing.T, within time.Duration, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, weirBin, append([]string{"lab"}, args...)...)
 	var out bytes.Buffer
