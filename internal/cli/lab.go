@@ -57,7 +57,8 @@ unclean election off claims that no acknowledged record is lost; the other
 rows show the loss measured and how many writes the brokers refused
 (NOT_ENOUGH_REPLICAS and the like). Combinations that would repeat another
 row are pruned, and the report says which and why. A --cluster run takes a few
-minutes.
+minutes; --records and --consumer-records do not apply to it (the producer
+writes 200 records/s for as long as the fault lasts).
 
 The table goes to the terminal and an HTML report with charts to --report. The
 command exits non-zero when a guarantee is broken. --seed reproduces a run's

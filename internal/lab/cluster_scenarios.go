@@ -126,7 +126,8 @@ func clusterScenarios(cfg *Config) ([]*scenario, []Pruned) {
 				pruned = append(pruned, Pruned{Name: s.name(), Why: why})
 				continue
 			}
-			s.killUnit = "ms of writes before the fault; then " + faultScript[f]
+			// The one "kill point" is how long the producer writes before
+			// the fault starts.
 			s.kills = func(_ *Config, rng *rand.Rand) []int { return []int{1000 + rng.Intn(500)} }
 			s.run = func(ctx context.Context, e *env) (*measure, error) { return runClusterRow(ctx, e, m, f) }
 			out = append(out, s)
