@@ -153,6 +153,8 @@ func TestLabRejectsBadFlags(t *testing.T) {
 		{[]string{"--records", "10"}, "at least 100"},
 		{[]string{"--only", "no such scenario", "--report", ""}, "no scenario matches"},
 		{[]string{"--unsafe-broker-faults", "producer.dedup=explode", "--only", "acks=0 / no fault", "--report", ""}, "unknown action"},
+		{[]string{"--cluster", "2", "--report", ""}, "need three nodes"},
+		{[]string{"--cluster", "3", "--brokers", "127.0.0.1:1", "--report", ""}, "does not combine with --brokers"},
 	} {
 		out, code := runLab(t, tc.args...)
 		if code == 0 || !strings.Contains(out, tc.want) {
