@@ -47,7 +47,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 		Rows     []htmlRow
 		Panels   []panel
 		Matrices []matrix
-		Pruned   []Pruned
+		Pruned   []prunedGroup
 	}{R: r, When: r.Started.UTC().Format(time.RFC3339), Took: fmt.Sprintf("%.1fs", r.Elapsed.Seconds()), Failed: r.Failed()}
 	for _, o := range r.Outcomes {
 		row := htmlRow{Outcome: o, Verdict: verdict(o), P99ms: "–", Rate: "–"}
@@ -67,7 +67,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 	}
 	data.Panels = panels(r)
 	data.Matrices = matrices(r)
-	data.Pruned = r.Pruned
+	data.Pruned = prunedGroups(r.Pruned)
 	return reportTemplate.Execute(w, data)
 }
 
@@ -141,6 +141,28 @@ func panels(r *Report) []panel {
 				Charts: chartsOf(order, m, false, "records/s processed"),
 			})
 		}
+	}
+	return out
+}
+
+// prunedGroup is the combinations pruned for one reason.
+type prunedGroup struct {
+	Why   string
+	Names []string
+}
+
+// prunedGroups groups the pruned combinations by reason, in order.
+func prunedGroups(ps []Pruned) []prunedGroup {
+	var out []prunedGroup
+	index := map[string]int{}
+	for _, p := range ps {
+		i, ok := index[p.Why]
+		if !ok {
+			i = len(out)
+			index[p.Why] = i
+			out = append(out, prunedGroup{Why: p.Why})
+		}
+		out[i].Names = append(out[i].Names, p.Name)
 	}
 	return out
 }
@@ -226,15 +248,15 @@ ul.viol { color: #c0392b; }
 <tbody>{{range .Rows}}<tr><td class="l">{{.Config}}</td><td class="l">{{.Claim}}</td>{{range .Cells}}<td class="c {{.Class}}">{{.Text}}</td>{{end}}</tr>
 {{end}}</tbody></table><br>
 {{end}}
-{{if .Pruned}}<h2>Combinations not run</h2>
-<p class="note">Each would measure what a row above already does.</p>
-<table id="pruned"><thead><tr><th class="l">combination</th><th class="l">why not</th></tr></thead><tbody>
-{{range .Pruned}}<tr><td class="l">{{.Name}}</td><td class="l w">{{.Why}}</td></tr>
-{{end}}</tbody></table>
-{{end}}
 {{range .Panels}}<h2>{{.Title}}</h2>
 <p class="note">{{.Note}}</p>
 <div class="charts">{{range .Charts}}{{.}}{{end}}</div>
+{{end}}
+{{if .Pruned}}<h2>Combinations not run</h2>
+<p class="note">Each would measure what a row already does.</p>
+<table id="pruned"><thead><tr><th class="l">why not</th><th class="l">combinations</th></tr></thead><tbody>
+{{range .Pruned}}<tr><td class="l w">{{.Why}}</td><td class="l">{{range $i, $n := .Names}}{{if $i}}<br>{{end}}{{$n}}{{end}}</td></tr>
+{{end}}</tbody></table>
 {{end}}
 <h2>Semantics table</h2>
 <table id="semantics">

@@ -100,17 +100,9 @@ func writeAvailability(w io.Writer, r *Report) {
 
 // writePruned prints the combinations not run, grouped by reason.
 func writePruned(w io.Writer, r *Report) {
-	byWhy := map[string][]string{}
-	var order []string
-	for _, p := range r.Pruned {
-		if byWhy[p.Why] == nil {
-			order = append(order, p.Why)
-		}
-		byWhy[p.Why] = append(byWhy[p.Why], p.Name)
-	}
-	for _, why := range order {
-		fmt.Fprintf(w, "pruned (%d combinations): %s\n", len(byWhy[why]), why)
-		for _, n := range byWhy[why] {
+	for _, g := range prunedGroups(r.Pruned) {
+		fmt.Fprintf(w, "pruned (%d combinations): %s\n", len(g.Names), g.Why)
+		for _, n := range g.Names {
 			fmt.Fprintf(w, "  %s\n", n)
 		}
 	}
