@@ -318,6 +318,7 @@ func (f *faultRun) followersLag(leader int, followers []int) error {
 	case led:
 		f.note("node %d was elected from the ISR %v (clean election)", st.Leader, before.ISR)
 	}
+	f.note("%d replication fetches refused", f.lc.proxies[leader].refusedFetches())
 	f.lc.heal()
 	if err := f.lc.restart(leader); err != nil {
 		return err

@@ -49,7 +49,7 @@ type proxy struct {
 	cut     map[string]bool // client ids whose fetches are refused
 	conns   map[net.Conn]struct{}
 	closed  bool
-	refused int // fetches refused so far
+	refused int // fetches refused so far: proof the cut acted
 }
 
 // newProxy listens on addr; connections are refused until setTarget.
@@ -111,6 +111,13 @@ func (p *proxy) cutFetches(clientIDs ...string) {
 	for _, id := range clientIDs {
 		p.cut[id] = true
 	}
+}
+
+// refusedFetches is how many fetches the proxy has refused.
+func (p *proxy) refusedFetches() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
 }
 
 func (p *proxy) isCut(clientID string) bool {
