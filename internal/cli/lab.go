@@ -44,6 +44,22 @@ broker killed with SIGKILL and restarted. Given --brokers on the command line
 broker kills are reported as not run, and lost acknowledgements and dropped
 connections are injected in the producer's own connections.
 
+With --cluster 3 the lab measures the broker layer instead: each row starts a
+three-node cluster of 'weir serve' processes (each node behind a proxy of the
+lab's), creates a topic with replication factor 3 and the row's
+min.insync.replicas and unclean.leader.election.enable, writes to it at a
+steady pace with the row's acks, and injects the row's fault: the partition's
+leader killed (SIGKILL, then restarted), the leader frozen (SIGSTOP past the
+session timeout, then SIGCONT), the followers lagging (their replication
+fetches cut until they leave the ISR) and then the leader killed, or two nodes
+lost (killed, then restarted). Only acks=all with min.insync.replicas=2 and
+unclean election off claims that no acknowledged record is lost; the other
+rows show the loss measured and how many writes the brokers refused
+(NOT_ENOUGH_REPLICAS and the like). Combinations that would repeat another
+row are pruned, and the report says which and why. A --cluster run takes a few
+minutes; --records and --consumer-records do not apply to it (the producer
+writes 200 records/s for as long as the fault lasts).
+
 The table goes to the terminal and an HTML report with charts to --report. The
 command exits non-zero when a guarantee is broken. --seed reproduces a run's
 fault schedule.`,
@@ -55,6 +71,12 @@ fault schedule.`,
 					return err
 				}
 				cfg.Brokers = seeds
+			}
+			if cfg.Cluster != 0 && cfg.Cluster != 3 {
+				return fmt.Errorf("--cluster %d: the broker layer's rows need three nodes (replication factor 3); use --cluster 3", cfg.Cluster)
+			}
+			if cfg.Cluster > 0 && len(cfg.Brokers) > 0 {
+				return errors.New("--cluster runs its own nodes; it does not combine with --brokers")
 			}
 			if cfg.Records < 0 || cfg.ConsumerRecords < 0 || cfg.Partitions < 0 {
 				return errors.New("--records, --consumer-records and --partitions must not be negative")
@@ -114,7 +136,8 @@ fault schedule.`,
 	f.Int32Var(&cfg.Partitions, "partitions", 3, "partitions of each scenario's topics")
 	f.StringSliceVar(&only, "only", nil, "run only scenarios whose name (side / config / fault) contains one of these")
 	f.BoolVar(&planOnly, "plan", false, "print each scenario's fault schedule for the seed and exit")
-	f.DurationVar(&timeout, "scenario-timeout", 60*time.Second, "longest a scenario may run")
+	f.DurationVar(&timeout, "scenario-timeout", 60*time.Second, "longest a scenario may run (with --cluster, at least 2m)")
+	f.IntVar(&cfg.Cluster, "cluster", 0, "measure the broker layer on a cluster of this many nodes (3) instead: acks × min.insync.replicas × unclean election under leader and follower faults")
 	f.StringVar(&cfg.ExtraFaults, "unsafe-broker-faults", "", "extra --unsafe-faults rules for every embedded broker, e.g. producer.dedup=skip to check the checker (never in production)")
 	worker := newLabWorkerCommand()
 	cmd.AddCommand(worker)

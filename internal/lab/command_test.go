@@ -17,7 +17,13 @@ import (
 // runLab runs `weir lab` with args and returns its output and exit code.
 func runLab(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	return runLabWithin(t, 80*time.Second, args...)
+}
+
+// runLabWithin is runLab with a longer or shorter bound on the run.
+func runLabWithin(t *testing.T, within time.Duration, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, weirBin, append([]string{"lab"}, args...)...)
 	var out bytes.Buffer
@@ -147,6 +153,8 @@ func TestLabRejectsBadFlags(t *testing.T) {
 		{[]string{"--records", "10"}, "at least 100"},
 		{[]string{"--only", "no such scenario", "--report", ""}, "no scenario matches"},
 		{[]string{"--unsafe-broker-faults", "producer.dedup=explode", "--only", "acks=0 / no fault", "--report", ""}, "unknown action"},
+		{[]string{"--cluster", "2", "--report", ""}, "need three nodes"},
+		{[]string{"--cluster", "3", "--brokers", "127.0.0.1:1", "--report", ""}, "does not combine with --brokers"},
 	} {
 		out, code := runLab(t, tc.args...)
 		if code == 0 || !strings.Contains(out, tc.want) {

@@ -20,6 +20,14 @@
 // consume-transform-produce workers run as `weir lab worker` children that
 // SIGKILL themselves at a seeded point in a batch or transaction.
 //
+// With Config.Cluster (`weir lab --cluster 3`) the lab measures the
+// broker layer instead: each row runs on a fresh three-node cluster
+// (testsvc.Cluster) whose nodes advertise the lab's proxies, so that it
+// can cut followers' replication fetches and count the error codes the
+// brokers answer the producer with; leaders are killed with SIGKILL and
+// frozen with SIGSTOP. See cluster_scenarios.go for the matrix and what
+// it prunes.
+//
 // A seed fixes the fault schedule: the fault specs' random draws, the
 // points at which brokers and clients are killed. What a fault hits still
 // depends on timing (how records fall into batches), so two runs with one

@@ -47,6 +47,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 		Rows     []htmlRow
 		Panels   []panel
 		Matrices []matrix
+		Pruned   []prunedGroup
 	}{R: r, When: r.Started.UTC().Format(time.RFC3339), Took: fmt.Sprintf("%.1fs", r.Elapsed.Seconds()), Failed: r.Failed()}
 	for _, o := range r.Outcomes {
 		row := htmlRow{Outcome: o, Verdict: verdict(o), P99ms: "–", Rate: "–"}
@@ -66,6 +67,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 	}
 	data.Panels = panels(r)
 	data.Matrices = matrices(r)
+	data.Pruned = prunedGroups(r.Pruned)
 	return reportTemplate.Execute(w, data)
 }
 
@@ -125,6 +127,9 @@ func panels(r *Report) []panel {
 			Charts: chartsOf(order, m, true, "records/s acknowledged (no fault)"),
 		})
 	}
+	if p, ok := clusterPanel(r); ok {
+		out = append(out, p)
+	}
 	for _, side := range []struct{ name, title string }{
 		{"consumer", "Consumers: commit strategy against redelivery"},
 		{"end to end", "End to end: consume-transform-produce in transactions"},
@@ -138,6 +143,65 @@ func panels(r *Report) []panel {
 		}
 	}
 	return out
+}
+
+// prunedGroup is the combinations pruned for one reason.
+type prunedGroup struct {
+	Why   string
+	Names []string
+}
+
+// prunedGroups groups the pruned combinations by reason, in order.
+func prunedGroups(ps []Pruned) []prunedGroup {
+	var out []prunedGroup
+	index := map[string]int{}
+	for _, p := range ps {
+		i, ok := index[p.Why]
+		if !ok {
+			i = len(out)
+			index[p.Why] = i
+			out = append(out, prunedGroup{Why: p.Why})
+		}
+		out[i].Names = append(out[i].Names, p.Name)
+	}
+	return out
+}
+
+// clusterPanel charts the broker-layer rows by configuration: acknowledged
+// records lost and writes never acknowledged, summed over the faults, and
+// the longest stall.
+func clusterPanel(r *Report) (panel, bool) {
+	var order []string
+	lost, failed, stall := map[string]float64{}, map[string]float64{}, map[string]float64{}
+	for _, o := range r.Outcomes {
+		if o.Side != sideCluster || o.NotRun != "" || o.Err != "" {
+			continue
+		}
+		if _, ok := lost[o.Config]; !ok {
+			order = append(order, o.Config)
+		}
+		lost[o.Config] += float64(o.Lost)
+		failed[o.Config] += float64(o.Sent - o.Acked)
+		stall[o.Config] = max(stall[o.Config], o.Stall.Seconds())
+	}
+	if len(order) == 0 {
+		return panel{}, false
+	}
+	var l, f, s []bar
+	for _, c := range order {
+		l = append(l, bar{label: c, value: lost[c]})
+		f = append(f, bar{label: c, value: failed[c]})
+		s = append(s, bar{label: c, value: stall[c]})
+	}
+	return panel{
+		Title: "Broker layer: loss against availability",
+		Note:  fmt.Sprintf("A fresh three-node cluster per row, replication factor 3, a producer writing %d records/s through the fault. Loss and writes never acknowledged are summed over the faults; the stall is the longest time without an acknowledgement in any of them.", clusterRate),
+		Charts: []template.HTML{
+			barChart("lost acknowledged records (all faults)", "#d64541", l),
+			barChart("writes never acknowledged (all faults)", "#e08a1e", f),
+			barChart("longest stall, s", "#7a5cc7", s),
+		},
+	}, true
 }
 
 var reportTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
@@ -178,7 +242,7 @@ ul.viol { color: #c0392b; }
 {{if .Failed}}<span class="status bad">a guarantee was broken</span>{{else}}<span class="status ok">every claimed guarantee held</span>{{end}}</div>
 <p class="note">Each row is one configuration under one fault. Lost counts acknowledged records never received; duplicated counts receptions beyond the first; reordered counts records received after a later record of their partition; rc-viol counts aborted or uncommitted records a read_committed consumer received. A row is judged only against the guarantee it claims: at-most-once forbids duplicates, at-least-once forbids losing acknowledged records, exactly-once forbids both and read_committed violations.</p>
 <h2>Semantics at a glance</h2>
-<p class="note">Rows are configurations, columns faults; each cell is lost / duplicated, green where the claimed guarantee held, red where it broke.</p>
+<p class="note">Rows are configurations, columns faults; each cell is lost / duplicated, green where the claimed guarantee held, red where it broke. Broker-layer cells add the writes never acknowledged (failed): what the partition refused while it could not keep the claim.</p>
 {{range .Matrices}}<table class="matrix">
 <thead><tr><th class="l">{{.Side}}</th><th class="l">guarantee</th>{{range .Faults}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>{{range .Rows}}<tr><td class="l">{{.Config}}</td><td class="l">{{.Claim}}</td>{{range .Cells}}<td class="c {{.Class}}">{{.Text}}</td>{{end}}</tr>
@@ -187,6 +251,12 @@ ul.viol { color: #c0392b; }
 {{range .Panels}}<h2>{{.Title}}</h2>
 <p class="note">{{.Note}}</p>
 <div class="charts">{{range .Charts}}{{.}}{{end}}</div>
+{{end}}
+{{if .Pruned}}<h2>Combinations not run</h2>
+<p class="note">Each would measure what a row already does.</p>
+<table id="pruned"><thead><tr><th class="l">why not</th><th class="l">combinations</th></tr></thead><tbody>
+{{range .Pruned}}<tr><td class="l w">{{.Why}}</td><td class="l">{{range $i, $n := .Names}}{{if $i}}<br>{{end}}{{$n}}{{end}}</td></tr>
+{{end}}</tbody></table>
 {{end}}
 <h2>Semantics table</h2>
 <table id="semantics">

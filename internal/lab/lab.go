@@ -38,6 +38,10 @@ type Config struct {
 	Progress io.Writer
 	// ScenarioTimeout bounds one scenario.
 	ScenarioTimeout time.Duration
+	// Cluster, when positive, runs the broker layer's rows instead: each
+	// on a fresh cluster of this many `weir serve` nodes (3, for a
+	// replication factor of 3).
+	Cluster int
 }
 
 func (c *Config) setDefaults() {
@@ -52,6 +56,10 @@ func (c *Config) setDefaults() {
 	}
 	if c.ScenarioTimeout <= 0 {
 		c.ScenarioTimeout = 60 * time.Second
+	}
+	if c.Cluster > 0 && c.ScenarioTimeout < 2*time.Minute {
+		// A row starts its own cluster and waits out elections.
+		c.ScenarioTimeout = 2 * time.Minute
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
@@ -76,6 +84,14 @@ type Outcome struct {
 	Notes      string        `json:"notes,omitempty"`
 	// Schedule is the fault schedule drawn from the seed.
 	Schedule string `json:"schedule"`
+	// Refused counts the error codes the brokers answered produce
+	// requests with, by name (broker-layer rows, seen by the lab's proxy).
+	Refused map[string]int `json:"refusedByBroker,omitempty"`
+	// Failed counts the records the producer gave up on, by final error.
+	Failed map[string]int `json:"failedRecords,omitempty"`
+	// Stall is the longest time without an acknowledgement while the
+	// producer wrote (broker-layer rows).
+	Stall time.Duration `json:"-"`
 }
 
 // Name is "side / config / fault".
@@ -92,6 +108,8 @@ type Report struct {
 	Started  time.Time
 	Elapsed  time.Duration
 	Outcomes []*Outcome
+	// Pruned lists the broker-layer combinations not run, and why.
+	Pruned []Pruned
 }
 
 // Failed reports whether any scenario broke its guarantee or errored.
@@ -110,6 +128,10 @@ type measure struct {
 	throughput float64
 	p50, p99   time.Duration
 	notes      []string
+	// Broker-layer rows: produce errors answered, records given up on,
+	// the longest time without an acknowledgement.
+	refused, failed map[string]int
+	stall           time.Duration
 }
 
 // env is what a running scenario works with.
@@ -150,13 +172,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if len(cfg.Brokers) == 0 && cfg.Exe == "" {
 		return nil, errors.New("lab: no brokers and no weir binary to run one")
 	}
+	if cfg.Cluster > 0 && len(cfg.Brokers) > 0 {
+		return nil, errors.New("lab: the broker layer's rows run on the lab's own cluster, not on --brokers")
+	}
+	if cfg.Cluster != 0 && cfg.Cluster != 3 {
+		return nil, fmt.Errorf("lab: --cluster %d: the broker layer's rows need three nodes (a replication factor of 3)", cfg.Cluster)
+	}
 	work, err := os.MkdirTemp("", "weir-lab-")
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	defer os.RemoveAll(work)
 
-	all := scenarios(&cfg)
+	all, pruned := selectScenarios(&cfg)
 	// Seeds are drawn for every scenario before filtering, so a scenario
 	// gets the same schedule whether it runs alone or with the rest.
 	rng := rand.New(rand.NewSource(cfg.Seed))
@@ -174,10 +202,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("lab: no scenario matches %q", strings.Join(cfg.Only, ","))
 	}
 	target := "weir serve (a child process per scenario)"
-	if len(cfg.Brokers) > 0 {
+	switch {
+	case len(cfg.Brokers) > 0:
 		target = strings.Join(cfg.Brokers, ",")
+	case cfg.Cluster > 0:
+		target = fmt.Sprintf("a %d-node weir cluster per scenario, each node behind the lab's proxy", cfg.Cluster)
 	}
 	rep := &Report{Seed: cfg.Seed, Target: target, Started: time.Now()}
+	for _, p := range pruned {
+		if keep(p.Name, cfg.Only) {
+			rep.Pruned = append(rep.Pruned, p)
+		}
+	}
 	runID := fmt.Sprintf("%x", uint32(cfg.Seed)^uint32(time.Now().UnixNano()))
 	for n, i := range picked {
 		if err := ctx.Err(); err != nil {
@@ -192,6 +228,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Elapsed = time.Since(rep.Started)
 	return rep, nil
+}
+
+// selectScenarios is the broker layer's rows with --cluster, the
+// single-broker and client rows without.
+func selectScenarios(cfg *Config) ([]*scenario, []Pruned) {
+	if cfg.Cluster > 0 {
+		return clusterScenarios(cfg)
+	}
+	return scenarios(cfg), nil
 }
 
 func keep(name string, only []string) bool {
@@ -223,13 +268,18 @@ func newEnv(cfg *Config, s *scenario, seed int64, topic string) *env {
 // without running anything: the same seed gives the same plan.
 func Plan(cfg Config) []string {
 	cfg.setDefaults()
-	all := scenarios(&cfg)
+	all, pruned := selectScenarios(&cfg)
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	var out []string
 	for _, s := range all {
 		seed := rng.Int63()
 		if keep(s.name(), cfg.Only) {
 			out = append(out, s.name()+": "+s.describe(newEnv(&cfg, s, seed, "")))
+		}
+	}
+	for _, p := range pruned {
+		if keep(p.Name, cfg.Only) {
+			out = append(out, p.Name+": pruned: "+p.Why)
 		}
 	}
 	return out
@@ -265,6 +315,16 @@ func runOne(ctx context.Context, s *scenario, e *env, work string) *Outcome {
 	o.Result = Check(m.history)
 	o.Violations = o.Result.Violations(s.guarantee)
 	o.Throughput, o.P50, o.P99 = m.throughput, m.p50, m.p99
+	o.Refused, o.Failed, o.Stall = m.refused, m.failed, m.stall
+	if len(m.refused) > 0 {
+		m.notes = append(m.notes, "brokers refused produce requests with "+countsText(m.refused))
+	}
+	if len(m.failed) > 0 {
+		m.notes = append(m.notes, "records given up on: "+countsText(m.failed))
+	}
+	if m.stall > 0 {
+		m.notes = append(m.notes, fmt.Sprintf("longest time without an acknowledgement %.1fs", m.stall.Seconds()))
+	}
 	o.Notes = strings.Join(m.notes, "; ")
 	return o
 }

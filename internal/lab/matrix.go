@@ -81,6 +81,11 @@ func cellOf(o *Outcome) matrixCell {
 	if o.RCViolations > 0 {
 		c.Text += fmt.Sprintf(" / rc %d", o.RCViolations)
 	}
+	if o.Side == sideCluster && o.Sent > o.Acked {
+		// The broker layer trades loss for availability: writes never
+		// acknowledged are the other half of the row.
+		c.Text += fmt.Sprintf(" / failed %d", o.Sent-o.Acked)
+	}
 	switch {
 	case len(o.Violations) > 0:
 		c.Class = "bad"

@@ -170,7 +170,10 @@ func (s *scenario) describe(e *env) string {
 		}
 		parts = append(parts, fmt.Sprintf("client side: %s of the 3rd produce request, then of each with probability %g (seed %d)", what, clientFaultProb, e.faultSeed))
 	}
-	if len(e.kills) > 0 {
+	switch {
+	case s.side == sideCluster && len(e.kills) > 0:
+		parts = append(parts, fmt.Sprintf("after %d ms of writes: %s", e.kills[0], faultScript[s.fault]))
+	case len(e.kills) > 0:
 		parts = append(parts, fmt.Sprintf("kill at %v %s", e.kills, s.killUnit))
 	}
 	if len(parts) == 0 {

@@ -45,6 +45,8 @@ func WriteTable(w io.Writer, r *Report) error {
 	for _, why := range order {
 		fmt.Fprintf(w, "not run (%d scenarios): %s\n", reasons[why], why)
 	}
+	writeAvailability(w, r)
+	writePruned(w, r)
 	for _, o := range r.Outcomes {
 		if o.Err != "" {
 			fmt.Fprintf(w, "error in %s: %s\n", o.Name(), o.Err)
@@ -69,4 +71,39 @@ func verdict(o *Outcome) string {
 		return "measured"
 	}
 	return "holds"
+}
+
+// writeAvailability prints, for each broker-layer row, what the fault
+// cost in writes: those never acknowledged, the brokers' refusals, the
+// longest time without an acknowledgement.
+func writeAvailability(w io.Writer, r *Report) {
+	first := true
+	for _, o := range r.Outcomes {
+		if o.Side != sideCluster || o.NotRun != "" || o.Err != "" {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\navailability (writes never acknowledged; refusals the brokers answered; longest time without an acknowledgement):")
+			first = false
+		}
+		line := fmt.Sprintf("  %s / %s: %d of %d never acknowledged", o.Config, o.Fault, o.Sent-o.Acked, o.Sent)
+		if len(o.Failed) > 0 {
+			line += " (" + countsText(o.Failed) + ")"
+		}
+		if len(o.Refused) > 0 {
+			line += "; refused " + countsText(o.Refused)
+		}
+		line += fmt.Sprintf("; stall %.1fs", o.Stall.Seconds())
+		fmt.Fprintln(w, line)
+	}
+}
+
+// writePruned prints the combinations not run, grouped by reason.
+func writePruned(w io.Writer, r *Report) {
+	for _, g := range prunedGroups(r.Pruned) {
+		fmt.Fprintf(w, "pruned (%d combinations): %s\n", len(g.Names), g.Why)
+		for _, n := range g.Names {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
 }
