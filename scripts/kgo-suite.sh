@@ -16,8 +16,8 @@
 #                      instead of the working tree
 #   KGO_SUITE_OUT      where node logs and test output are kept (default a
 #                      new /tmp/kgo-suite.* directory)
-#   KGO_TEST_RF        the suite's replication factor (default 1: partitions
-#                      are not replicated yet)
+#   KGO_TEST_RF        the suite's replication factor (default: the number
+#                      of nodes, at most 3, as franz-go's own default is 3)
 # Other KGO_* variables the suite reads (KGO_TEST_RECORDS, KGO_LOG_LEVEL,
 # KGO_TEST_UNSAFE, KGO_TEST_MAX_TOPIC_PARTS, KGO_TEST_CHAOS, ...) are passed
 # through; KGO_SEEDS is set to every node's listener.
@@ -33,6 +33,7 @@ cd "$(dirname "$0")/.."
 run=${1:-}
 if [ $# -gt 0 ]; then shift; fi
 nodes=${KGO_SUITE_NODES:-3}
+rf=${KGO_TEST_RF:-$((nodes < 3 ? nodes : 3))}
 timeout=${KGO_SUITE_TIMEOUT:-90m}
 loglevel=${KGO_SUITE_LOG_LEVEL:-info}
 out=${KGO_SUITE_OUT:-$(mktemp -d /tmp/kgo-suite.XXXXXX)}
@@ -202,10 +203,10 @@ echo "started $nodes node(s): ${addrs[*]}" >&2
 "$work/kgosuite" wait 60 "$nodes" "${addrs[@]}" >&2
 
 seeds=$(IFS=,; echo "${addrs[*]}")
-echo "go test -count=1 -timeout $timeout -run '${run}' $* ./pkg/kgo/ (franz-go $ver, KGO_SEEDS=$seeds KGO_TEST_RF=${KGO_TEST_RF:-1})" >&2
+echo "go test -count=1 -timeout $timeout -run '${run}' $* ./pkg/kgo/ (franz-go $ver, KGO_SEEDS=$seeds KGO_TEST_RF=$rf)" >&2
 start=$(date +%s)
 set +e
-(cd "$src" && KGO_SEEDS=$seeds KGO_TEST_RF=${KGO_TEST_RF:-1} \
+(cd "$src" && KGO_SEEDS=$seeds KGO_TEST_RF=$rf \
   go test -json -count=1 -timeout "$timeout" -run "$run" "$@" ./pkg/kgo/) >"$out/test.json" 2>"$out/test.stderr"
 status=$?
 set -e
