@@ -1,0 +1,208 @@
+package controller
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/weir-broker/weir/internal/metadata"
+)
+
+// electImage is an image of brokers 1-3 and a topic "t" with one
+// partition per given state, each at leader epoch 5 and partition
+// epoch 7.
+func electImage(t *testing.T, parts ...metadata.Partition) *metadata.Image {
+	t.Helper()
+	im := metadata.NewImage()
+	tid := metadata.NewTopicID()
+	recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: "t", ID: tid}}}
+	for i, p := range parts {
+		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{TopicID: tid, Index: int32(i), Leader: p.Leader,
+			LeaderEpoch: 5, Replicas: p.Replicas, ISR: p.ISR, PartitionEpoch: 7}})
+	}
+	if err := im.ApplyBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
+
+func liveSet(ids ...int32) func(int32) bool {
+	return func(id int32) bool { return slices.Contains(ids, id) }
+}
+
+func TestPlanElectionsAnswersEachPartitionAsKafkaDoes(t *testing.T) {
+	cases := []struct {
+		name    string
+		typ     ElectionType
+		p       metadata.Partition
+		live    []int32
+		err     *kerr.Error
+		leader  int32   // after the election
+		isr     []int32 // after the election
+		unclean bool    // the record counts as an unclean election
+	}{
+		{name: "preferred leads already", typ: ElectPreferred, p: part(1, []int32{1, 2, 3}, []int32{1, 2, 3}), live: []int32{1, 2, 3}, err: kerr.ElectionNotNeeded},
+		{name: "preferred live and in sync is elected", typ: ElectPreferred, p: part(2, []int32{1, 2, 3}, []int32{1, 2, 3}), live: []int32{1, 2, 3}, leader: 1, isr: []int32{1, 2, 3}},
+		{name: "preferred out of sync is not elected", typ: ElectPreferred, p: part(2, []int32{1, 2, 3}, []int32{2, 3}), live: []int32{1, 2, 3}, err: kerr.PreferredLeaderNotAvailable},
+		{name: "preferred fenced is not elected", typ: ElectPreferred, p: part(2, []int32{1, 2, 3}, []int32{1, 2, 3}), live: []int32{2, 3}, err: kerr.PreferredLeaderNotAvailable},
+		{name: "preferred elected on a leaderless partition", typ: ElectPreferred, p: part(-1, []int32{1, 2, 3}, []int32{1}), live: []int32{1}, leader: 1, isr: []int32{1}},
+		{name: "unclean with a live leader is not needed", typ: ElectUnclean, p: part(2, []int32{1, 2, 3}, []int32{2}), live: []int32{1, 2}, err: kerr.ElectionNotNeeded},
+		{name: "unclean prefers a live ISR member", typ: ElectUnclean, p: part(-1, []int32{1, 2, 3}, []int32{2, 3}), live: []int32{1, 3}, leader: 3, isr: []int32{3}},
+		{name: "unclean elects a live out-of-sync replica when the ISR is dead", typ: ElectUnclean, p: part(2, []int32{1, 2, 3}, []int32{2}), live: []int32{3}, leader: 3, isr: []int32{3}, unclean: true},
+		{name: "unclean with no live replica elects nobody", typ: ElectUnclean, p: part(-1, []int32{1, 2, 3}, []int32{2}), live: nil, err: kerr.EligibleLeadersNotAvailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			im := electImage(t, tc.p)
+			recs, results := planElections(im, tc.typ, []ElectTarget{{"t", 0}}, liveSet(tc.live...))
+			if len(results) != 1 || results[0].Topic != "t" || results[0].Partition != 0 {
+				t.Fatalf("results %+v; want one for t/0", results)
+			}
+			if results[0].Err != tc.err {
+				t.Fatalf("error %v (%s); want %v", results[0].Err, results[0].Msg, tc.err)
+			}
+			if tc.err != nil {
+				if len(recs) != 0 {
+					t.Fatalf("a failed election planned records %+v", recs)
+				}
+				return
+			}
+			if len(recs) != 1 {
+				t.Fatalf("planned %d records; want 1", len(recs))
+			}
+			r := recs[0].Partition
+			if r.Leader != tc.leader || !slices.Equal(r.ISR, tc.isr) || results[0].Leader != tc.leader {
+				t.Fatalf("elected %d with ISR %v (answered %d); want %d with %v", r.Leader, r.ISR, results[0].Leader, tc.leader, tc.isr)
+			}
+			if r.LeaderEpoch != 6 || r.PartitionEpoch != 8 {
+				t.Fatalf("leader epoch %d, partition epoch %d; want 6 and 8, as an automatic election makes", r.LeaderEpoch, r.PartitionEpoch)
+			}
+			if err := im.ApplyBatch(recs); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int64{false: 0, true: 1}[tc.unclean]; im.UncleanElections != want {
+				t.Fatalf("unclean elections counted %d; want %d", im.UncleanElections, want)
+			}
+		})
+	}
+}
+
+func part(leader int32, replicas, isr []int32) metadata.Partition {
+	return metadata.Partition{Leader: leader, Replicas: replicas, ISR: isr}
+}
+
+func TestPlanElectionsOfEveryPartitionLeavesOutThoseThatNeedNone(t *testing.T) {
+	im := electImage(t,
+		part(1, []int32{1, 2}, []int32{1, 2}), // preferred leads
+		part(2, []int32{1, 2}, []int32{1, 2}), // elected back
+		part(3, []int32{2, 3}, []int32{3}),    // preferred out of sync
+	)
+	recs, results := planElections(im, ElectPreferred, nil, liveSet(1, 2, 3))
+	if len(recs) != 1 || recs[0].Partition.Index != 1 || recs[0].Partition.Leader != 1 {
+		t.Fatalf("records %+v; want partition 1 led by 1", recs)
+	}
+	if len(results) != 2 || results[0].Partition != 1 || results[0].Err != nil || results[1].Partition != 2 || results[1].Err != kerr.PreferredLeaderNotAvailable {
+		t.Fatalf("results %+v; want partition 1 elected and partition 2 PREFERRED_LEADER_NOT_AVAILABLE", results)
+	}
+}
+
+func TestPlanElectionsAnswersUnknownPartitionsAndElectsADuplicateOnce(t *testing.T) {
+	im := electImage(t, part(2, []int32{1, 2}, []int32{1, 2}))
+	recs, results := planElections(im, ElectPreferred, []ElectTarget{{"t", 0}, {"t", 0}, {"t", 1}, {"t", -1}, {"nope", 0}}, liveSet(1, 2))
+	if len(recs) != 1 {
+		t.Fatalf("planned %d records; want one (a second record of one partition would not apply)", len(recs))
+	}
+	if err := im.ApplyBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	want := []*kerr.Error{nil, kerr.UnknownTopicOrPartition, kerr.UnknownTopicOrPartition, kerr.UnknownTopicOrPartition}
+	if len(results) != len(want) {
+		t.Fatalf("results %+v; want %d", results, len(want))
+	}
+	for i, w := range want {
+		if results[i].Err != w {
+			t.Fatalf("result %d: %+v; want %v", i, results[i], w)
+		}
+	}
+}
+
+func TestPlanElectionsRefusesAnUnknownElectionType(t *testing.T) {
+	im := electImage(t, part(2, []int32{1, 2}, []int32{1, 2}))
+	recs, results := planElections(im, ElectionType(7), []ElectTarget{{"t", 0}}, liveSet(1, 2))
+	if len(recs) != 0 || len(results) != 1 || results[0].Err != kerr.InvalidRequest {
+		t.Fatalf("records %+v, results %+v; want none and INVALID_REQUEST", recs, results)
+	}
+}
+
+func TestPlanRebalanceMovesLeadershipOnlyPastTheImbalancePercentage(t *testing.T) {
+	// Broker 1 is preferred for four partitions; led elsewhere: one (25%)
+	// or none. Broker 2 is preferred for one, led by 3.
+	four := func(away int) []metadata.Partition {
+		var ps []metadata.Partition
+		for i := range 4 {
+			leader := int32(1)
+			if i < away {
+				leader = 2
+			}
+			ps = append(ps, part(leader, []int32{1, 2, 3}, []int32{1, 2, 3}))
+		}
+		return ps
+	}
+	cases := []struct {
+		name    string
+		parts   []metadata.Partition
+		percent int64
+		live    []int32
+		moved   []int32 // partitions whose leadership moves back
+	}{
+		{name: "balanced", parts: four(0), percent: 10, live: []int32{1, 2, 3}},
+		{name: "25% above 10%", parts: four(1), percent: 10, live: []int32{1, 2, 3}, moved: []int32{0}},
+		{name: "25% not above 25%", parts: four(1), percent: 25, live: []int32{1, 2, 3}},
+		{name: "50% above 25%", parts: four(2), percent: 25, live: []int32{1, 2, 3}, moved: []int32{0, 1}},
+		{name: "preferred not live", parts: four(2), percent: 10, live: []int32{2, 3}},
+		{name: "preferred out of sync", parts: []metadata.Partition{part(2, []int32{1, 2}, []int32{2})}, percent: 0, live: []int32{1, 2}},
+		{name: "every imbalanced broker", parts: append(four(1), part(3, []int32{2, 3}, []int32{2, 3})), percent: 10, live: []int32{1, 2, 3}, moved: []int32{0, 4}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			im := electImage(t, tc.parts...)
+			recs := planRebalance(im, tc.percent, liveSet(tc.live...))
+			var moved []int32
+			for _, r := range recs {
+				p := r.Partition
+				if p.Leader != im.Topics["t"].Partitions[p.Index].Replicas[0] {
+					t.Fatalf("partition %d moved to %d, not its preferred replica", p.Index, p.Leader)
+				}
+				moved = append(moved, p.Index)
+			}
+			if !slices.Equal(moved, tc.moved) {
+				t.Fatalf("moved %v; want %v", moved, tc.moved)
+			}
+			if err := im.ApplyBatch(recs); err != nil {
+				t.Fatal(err)
+			}
+			if im.UncleanElections != 0 {
+				t.Fatal("a preferred election counted as unclean")
+			}
+		})
+	}
+}
+
+// The count of unclean elections is part of the image's stored form, so
+// a node restarted from a snapshot reports the count every other node
+// does.
+func TestUncleanElectionCountSurvivesASnapshot(t *testing.T) {
+	im := electImage(t, part(2, []int32{1, 2, 3}, []int32{2}))
+	recs, _ := planElections(im, ElectUnclean, []ElectTarget{{"t", 0}}, liveSet(3))
+	if err := im.ApplyBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	back, err := metadata.DecodeImage(im.Encode(), im.Offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.UncleanElections != 1 || back.UncleanElections != 1 {
+		t.Fatalf("counted %d, %d after a snapshot; want 1", im.UncleanElections, back.UncleanElections)
+	}
+}
