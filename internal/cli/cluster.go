@@ -135,7 +135,9 @@ func describeCluster(ctx context.Context, cl *kgo.Client) (*clusterDescription, 
 		}
 	}
 	slices.Sort(d.leaderless)
-	dc, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
+	dreq := kmsg.NewPtrDescribeClusterRequest()
+	dreq.IncludeFencedBrokers = true // v2+ (KIP-1073): fenced brokers listed and flagged
+	dc, err := dreq.RequestWith(ctx, cl)
 	if err == nil {
 		err = kerr.ErrorForCode(dc.ErrorCode)
 	}

@@ -83,8 +83,8 @@ func describeFiltered(ctx context.Context, w io.Writer, adm *kadm.Client, names 
 		}
 	}
 	var configs kadm.ResourceConfigs
-	if filter.underMinISR && len(existing) > 0 {
-		if configs, err = adm.DescribeTopicConfigs(ctx, existing...); err != nil {
+	if len(existing) > 0 {
+		if configs, err = adm.DescribeTopicConfigs(ctx, existing...); err != nil && filter.underMinISR {
 			return fmt.Errorf("describe topic configs (for min.insync.replicas): %w", err)
 		}
 	}
