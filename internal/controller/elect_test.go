@@ -3,6 +3,7 @@ package controller
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -204,5 +205,32 @@ func TestUncleanElectionCountSurvivesASnapshot(t *testing.T) {
 	}
 	if im.UncleanElections != 1 || back.UncleanElections != 1 {
 		t.Fatalf("counted %d, %d after a snapshot; want 1", im.UncleanElections, back.UncleanElections)
+	}
+}
+
+// The automatic elections of planMembership are counted the same way: a
+// clean failover to an ISR member is not unclean, the election of a
+// replica outside the ISR (unclean.leader.election.enable) is.
+func TestAutomaticUncleanElectionIsCountedAndACleanFailoverIsNot(t *testing.T) {
+	for _, shrunk := range []bool{false, true} {
+		f := newMembershipFixture(t)
+		f.unclean = func(*metadata.Topic) bool { return true }
+		if shrunk {
+			tid := f.im.Topics["t"].ID
+			p3 := f.partition("t", 3) // leader 1, replicas and ISR [1 2]
+			f.apply([]metadata.Record{{Partition: &metadata.PartitionRecord{TopicID: tid, Index: 3, Leader: 1, LeaderEpoch: p3.LeaderEpoch,
+				Replicas: p3.Replicas, ISR: []int32{1}, PartitionEpoch: p3.PartitionEpoch + 1}}})
+		}
+		for at := time.Duration(0); at <= 10*time.Second; at += 2 * time.Second {
+			f.heartbeat(at, 2, false)
+			f.heartbeat(at, 3, false)
+			f.plan(at)
+		}
+		if got := f.partition("t", 3); got.Leader != 2 {
+			t.Fatalf("ISR shrunk=%v: leader %d after broker 1 stopped; want 2", shrunk, got.Leader)
+		}
+		if want := map[bool]int64{false: 0, true: 1}[shrunk]; f.im.UncleanElections != want {
+			t.Fatalf("ISR shrunk=%v: %d unclean elections counted; want %d", shrunk, f.im.UncleanElections, want)
+		}
 	}
 }
