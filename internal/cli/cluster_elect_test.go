@@ -71,3 +71,48 @@ func TestPartitionHealthMatchesKafkaTopicsFilters(t *testing.T) {
 		t.Fatal("filters select by the wrong condition")
 	}
 }
+
+// On a single node every partition is led by its only, preferred,
+// replica: an election is never needed, and that is not a failure; a
+// missing topic or partition is.
+func TestClusterElectOnASingleNodeNeedsNoElection(t *testing.T) {
+	b := startCluster(t)
+	mustRun(t, b, "", "topic", "create", "orders", "--partitions", "2")
+	out := mustRun(t, b, "", "cluster", "elect", "--preferred", "orders")
+	for _, want := range []string{"orders  0          1       not needed", "orders  1          1       not needed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if out := mustRun(t, b, "", "cluster", "elect", "--unclean"); !strings.Contains(out, "no partition needed an election") {
+		t.Errorf("elect --unclean of every partition:\n%s", out)
+	}
+	if r := run(t, b, "", "cluster", "elect", "--preferred", "orders:7"); r.err == nil || !strings.Contains(r.err.Error(), "orders:7") || !strings.Contains(r.stdout, "UNKNOWN_TOPIC_OR_PARTITION") {
+		t.Errorf("elect of a missing partition: err %v, out:\n%s", r.err, r.stdout)
+	}
+	if r := run(t, b, "", "cluster", "elect", "--preferred", "missing"); r.err == nil || !strings.Contains(r.err.Error(), "missing") {
+		t.Errorf("elect of a missing topic: err %v", r.err)
+	}
+	if r := run(t, b, "", "cluster", "elect", "orders"); r.err == nil || !strings.Contains(r.err.Error(), "--preferred or --unclean") {
+		t.Errorf("elect without a mode: err %v", r.err)
+	}
+}
+
+// The describe filters take no topic to mean every topic, and say so when
+// no partition matches; without a filter a topic must be named.
+func TestTopicDescribeFiltersListNothingOnAHealthyNode(t *testing.T) {
+	b := startCluster(t)
+	mustRun(t, b, "", "topic", "create", "orders", "--partitions", "2")
+	if out := mustRun(t, b, "", "topic", "describe", "--under-replicated"); out != "no under-replicated partitions\n" {
+		t.Errorf("--under-replicated printed %q", out)
+	}
+	if out := mustRun(t, b, "", "topic", "describe", "--under-min-isr-partitions", "--unavailable-partitions", "orders"); out != "no under-min-ISR or unavailable partitions\n" {
+		t.Errorf("--under-min-isr-partitions --unavailable-partitions printed %q", out)
+	}
+	if r := run(t, b, "", "topic", "describe", "--unavailable-partitions", "missing"); r.err == nil || !strings.Contains(r.err.Error(), "missing") {
+		t.Errorf("a filter over a missing topic: err %v", r.err)
+	}
+	if r := run(t, b, "", "topic", "describe"); r.err == nil || !strings.Contains(r.err.Error(), "topic NAME") {
+		t.Errorf("describe without a topic or filter: err %v", r.err)
+	}
+}
