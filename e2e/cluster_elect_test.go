@@ -331,13 +331,20 @@ func TestClusterUncleanElectionOnRequestElectsAnOutOfSyncReplicaAndIsCounted(t *
 	if err := tc.c.Start(int(follower - 1)); err != nil {
 		t.Fatal(err)
 	}
-	// Unclean election is off: the partition stays without a leader (as
-	// the node that ran throughout sees it; the restarted one may still
-	// answer from the metadata it had before).
+	// Unclean election is off: once the dead leader is fenced the
+	// partition has no leader, and the out-of-sync replica is not given
+	// it (as the node that ran throughout sees it; the restarted one may
+	// still answer from the metadata it had before).
 	third := 6 - leader - follower
-	time.Sleep(3 * time.Second)
-	if st, _ := tc.partitionState(int(third-1), "dead-isr", 0); st.Leader > 0 {
-		t.Fatalf("node %d leads with unclean.leader.election.enable off and no request", st.Leader)
+	if _, ok := tc.waitPartition("dead-isr", 0, 30*time.Second, func(st kmsg.MetadataResponseTopicPartition) bool {
+		return st.Leader == -1
+	}); !ok {
+		t.Fatal("the partition kept a leader after its whole ISR was killed")
+	}
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if st, _ := tc.partitionState(int(third-1), "dead-isr", 0); st.Leader == follower {
+			t.Fatalf("node %d, out of sync, leads with unclean.leader.election.enable off and no request", follower)
+		}
 	}
 	var out string
 	deadline := time.Now().Add(45 * time.Second)
