@@ -404,17 +404,25 @@ func TestClusterUncleanElectionOnRequestElectsAnOutOfSyncReplicaAndIsCounted(t *
 // replicas, --unavailable-partitions none, and `weir cluster describe`
 // counts them.
 func TestClusterDescribeShowsPartitionsShortOfReplicasWhenANodeIsDown(t *testing.T) {
-	tc := startCluster(t, 3, electSettings(1500)...)
+	tc := startCluster(t, 3, electSettings(4000)...)
 	ctrl := tc.waitController(15 * time.Second)
 	tc.createReplicated(ctrl, "tolerant", 3, 3, 2)
 	tc.createReplicated(ctrl, "strict", 2, 3, 3)
 	victim := (ctrl + 1) % 3
 	victimID := int32(victim + 1)
-	tc.c.Kill(victim)
-	for _, tp := range []struct {
+	topics := []struct {
 		topic string
 		parts int32
-	}{{"tolerant", 3}, {"strict", 2}} {
+	}{{"tolerant", 3}, {"strict", 2}}
+	for _, tp := range topics {
+		for p := range tp.parts {
+			tc.mustPartition(tp.topic, p, 30*time.Second, "led with every replica in sync", func(st kmsg.MetadataResponseTopicPartition) bool {
+				return st.Leader > 0 && len(st.ISR) == 3
+			})
+		}
+	}
+	tc.c.Kill(victim)
+	for _, tp := range topics {
 		for p := range tp.parts {
 			tc.mustPartition(tp.topic, p, 30*time.Second, fmt.Sprintf("led without node %d in the ISR", victimID), func(st kmsg.MetadataResponseTopicPartition) bool {
 				return st.Leader > 0 && st.Leader != victimID && !slices.Contains(st.ISR, victimID) && slices.Contains(st.OfflineReplicas, victimID)
