@@ -43,15 +43,15 @@ func TestPlanElectionsAnswersEachPartitionAsKafkaDoes(t *testing.T) {
 		isr     []int32 // after the election
 		unclean bool    // the record counts as an unclean election
 	}{
-		{name: "preferred leads already", typ: ElectPreferred, p: part(1, []int32{1, 2, 3}, []int32{1, 2, 3}), live: []int32{1, 2, 3}, err: kerr.ElectionNotNeeded},
-		{name: "preferred live and in sync is elected", typ: ElectPreferred, p: part(2, []int32{1, 2, 3}, []int32{1, 2, 3}), live: []int32{1, 2, 3}, leader: 1, isr: []int32{1, 2, 3}},
-		{name: "preferred out of sync is not elected", typ: ElectPreferred, p: part(2, []int32{1, 2, 3}, []int32{2, 3}), live: []int32{1, 2, 3}, err: kerr.PreferredLeaderNotAvailable},
-		{name: "preferred fenced is not elected", typ: ElectPreferred, p: part(2, []int32{1, 2, 3}, []int32{1, 2, 3}), live: []int32{2, 3}, err: kerr.PreferredLeaderNotAvailable},
-		{name: "preferred elected on a leaderless partition", typ: ElectPreferred, p: part(-1, []int32{1, 2, 3}, []int32{1}), live: []int32{1}, leader: 1, isr: []int32{1}},
-		{name: "unclean with a live leader is not needed", typ: ElectUnclean, p: part(2, []int32{1, 2, 3}, []int32{2}), live: []int32{1, 2}, err: kerr.ElectionNotNeeded},
-		{name: "unclean prefers a live ISR member", typ: ElectUnclean, p: part(-1, []int32{1, 2, 3}, []int32{2, 3}), live: []int32{1, 3}, leader: 3, isr: []int32{3}},
-		{name: "unclean elects a live out-of-sync replica when the ISR is dead", typ: ElectUnclean, p: part(2, []int32{1, 2, 3}, []int32{2}), live: []int32{3}, leader: 3, isr: []int32{3}, unclean: true},
-		{name: "unclean with no live replica elects nobody", typ: ElectUnclean, p: part(-1, []int32{1, 2, 3}, []int32{2}), live: nil, err: kerr.EligibleLeadersNotAvailable},
+		{name: "preferred leads already", typ: ElectPreferred, p: electPart(1, []int32{1, 2, 3}, []int32{1, 2, 3}), live: []int32{1, 2, 3}, err: kerr.ElectionNotNeeded},
+		{name: "preferred live and in sync is elected", typ: ElectPreferred, p: electPart(2, []int32{1, 2, 3}, []int32{1, 2, 3}), live: []int32{1, 2, 3}, leader: 1, isr: []int32{1, 2, 3}},
+		{name: "preferred out of sync is not elected", typ: ElectPreferred, p: electPart(2, []int32{1, 2, 3}, []int32{2, 3}), live: []int32{1, 2, 3}, err: kerr.PreferredLeaderNotAvailable},
+		{name: "preferred fenced is not elected", typ: ElectPreferred, p: electPart(2, []int32{1, 2, 3}, []int32{1, 2, 3}), live: []int32{2, 3}, err: kerr.PreferredLeaderNotAvailable},
+		{name: "preferred elected on a leaderless partition", typ: ElectPreferred, p: electPart(-1, []int32{1, 2, 3}, []int32{1}), live: []int32{1}, leader: 1, isr: []int32{1}},
+		{name: "unclean with a live leader is not needed", typ: ElectUnclean, p: electPart(2, []int32{1, 2, 3}, []int32{2}), live: []int32{1, 2}, err: kerr.ElectionNotNeeded},
+		{name: "unclean prefers a live ISR member", typ: ElectUnclean, p: electPart(-1, []int32{1, 2, 3}, []int32{2, 3}), live: []int32{1, 3}, leader: 3, isr: []int32{3}},
+		{name: "unclean elects a live out-of-sync replica when the ISR is dead", typ: ElectUnclean, p: electPart(2, []int32{1, 2, 3}, []int32{2}), live: []int32{3}, leader: 3, isr: []int32{3}, unclean: true},
+		{name: "unclean with no live replica elects nobody", typ: ElectUnclean, p: electPart(-1, []int32{1, 2, 3}, []int32{2}), live: nil, err: kerr.EligibleLeadersNotAvailable},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,15 +89,15 @@ func TestPlanElectionsAnswersEachPartitionAsKafkaDoes(t *testing.T) {
 	}
 }
 
-func part(leader int32, replicas, isr []int32) metadata.Partition {
+func electPart(leader int32, replicas, isr []int32) metadata.Partition {
 	return metadata.Partition{Leader: leader, Replicas: replicas, ISR: isr}
 }
 
 func TestPlanElectionsOfEveryPartitionLeavesOutThoseThatNeedNone(t *testing.T) {
 	im := electImage(t,
-		part(1, []int32{1, 2}, []int32{1, 2}), // preferred leads
-		part(2, []int32{1, 2}, []int32{1, 2}), // elected back
-		part(3, []int32{2, 3}, []int32{3}),    // preferred out of sync
+		electPart(1, []int32{1, 2}, []int32{1, 2}), // preferred leads
+		electPart(2, []int32{1, 2}, []int32{1, 2}), // elected back
+		electPart(3, []int32{2, 3}, []int32{3}),    // preferred out of sync
 	)
 	recs, results := planElections(im, ElectPreferred, nil, liveSet(1, 2, 3))
 	if len(recs) != 1 || recs[0].Partition.Index != 1 || recs[0].Partition.Leader != 1 {
@@ -109,7 +109,7 @@ func TestPlanElectionsOfEveryPartitionLeavesOutThoseThatNeedNone(t *testing.T) {
 }
 
 func TestPlanElectionsAnswersUnknownPartitionsAndElectsADuplicateOnce(t *testing.T) {
-	im := electImage(t, part(2, []int32{1, 2}, []int32{1, 2}))
+	im := electImage(t, electPart(2, []int32{1, 2}, []int32{1, 2}))
 	recs, results := planElections(im, ElectPreferred, []ElectTarget{{"t", 0}, {"t", 0}, {"t", 1}, {"t", -1}, {"nope", 0}}, liveSet(1, 2))
 	if len(recs) != 1 {
 		t.Fatalf("planned %d records; want one (a second record of one partition would not apply)", len(recs))
@@ -129,7 +129,7 @@ func TestPlanElectionsAnswersUnknownPartitionsAndElectsADuplicateOnce(t *testing
 }
 
 func TestPlanElectionsRefusesAnUnknownElectionType(t *testing.T) {
-	im := electImage(t, part(2, []int32{1, 2}, []int32{1, 2}))
+	im := electImage(t, electPart(2, []int32{1, 2}, []int32{1, 2}))
 	recs, results := planElections(im, ElectionType(7), []ElectTarget{{"t", 0}}, liveSet(1, 2))
 	if len(recs) != 0 || len(results) != 1 || results[0].Err != kerr.InvalidRequest {
 		t.Fatalf("records %+v, results %+v; want none and INVALID_REQUEST", recs, results)
@@ -146,7 +146,7 @@ func TestPlanRebalanceMovesLeadershipOnlyPastTheImbalancePercentage(t *testing.T
 			if i < away {
 				leader = 2
 			}
-			ps = append(ps, part(leader, []int32{1, 2, 3}, []int32{1, 2, 3}))
+			ps = append(ps, electPart(leader, []int32{1, 2, 3}, []int32{1, 2, 3}))
 		}
 		return ps
 	}
@@ -162,8 +162,8 @@ func TestPlanRebalanceMovesLeadershipOnlyPastTheImbalancePercentage(t *testing.T
 		{name: "25% not above 25%", parts: four(1), percent: 25, live: []int32{1, 2, 3}},
 		{name: "50% above 25%", parts: four(2), percent: 25, live: []int32{1, 2, 3}, moved: []int32{0, 1}},
 		{name: "preferred not live", parts: four(2), percent: 10, live: []int32{2, 3}},
-		{name: "preferred out of sync", parts: []metadata.Partition{part(2, []int32{1, 2}, []int32{2})}, percent: 0, live: []int32{1, 2}},
-		{name: "every imbalanced broker", parts: append(four(1), part(3, []int32{2, 3}, []int32{2, 3})), percent: 10, live: []int32{1, 2, 3}, moved: []int32{0, 4}},
+		{name: "preferred out of sync", parts: []metadata.Partition{electPart(2, []int32{1, 2}, []int32{2})}, percent: 0, live: []int32{1, 2}},
+		{name: "every imbalanced broker", parts: append(four(1), electPart(3, []int32{2, 3}, []int32{2, 3})), percent: 10, live: []int32{1, 2, 3}, moved: []int32{0, 4}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,7 +194,7 @@ func TestPlanRebalanceMovesLeadershipOnlyPastTheImbalancePercentage(t *testing.T
 // a node restarted from a snapshot reports the count every other node
 // does.
 func TestUncleanElectionCountSurvivesASnapshot(t *testing.T) {
-	im := electImage(t, part(2, []int32{1, 2, 3}, []int32{2}))
+	im := electImage(t, electPart(2, []int32{1, 2, 3}, []int32{2}))
 	recs, _ := planElections(im, ElectUnclean, []ElectTarget{{"t", 0}}, liveSet(3))
 	if err := im.ApplyBatch(recs); err != nil {
 		t.Fatal(err)
@@ -232,5 +232,36 @@ func TestAutomaticUncleanElectionIsCountedAndACleanFailoverIsNot(t *testing.T) {
 		if want := map[bool]int64{false: 0, true: 1}[shrunk]; f.im.UncleanElections != want {
 			t.Fatalf("ISR shrunk=%v: %d unclean elections counted; want %d", shrunk, f.im.UncleanElections, want)
 		}
+	}
+}
+
+// A reassignment completed by the ISR change that brings its new replica
+// in may hand the leadership to that replica in the same record; the
+// replica is in sync, so that is no unclean election.
+func TestReassignmentHandingLeadershipToAJoiningReplicaIsNotUnclean(t *testing.T) {
+	im := electImage(t, electPart(1, []int32{1}, []int32{1}))
+	tid := im.Topics["t"].ID
+	// Move the partition from broker 1 to broker 2.
+	start := metadata.PartitionRecord{TopicID: tid, Index: 0, Leader: 1, LeaderEpoch: 5, Replicas: []int32{2, 1}, ISR: []int32{1},
+		PartitionEpoch: 8, AddingReplicas: metadata.IDs([]int32{2}), RemovingReplicas: metadata.IDs([]int32{1})}
+	if err := im.ApplyBatch([]metadata.Record{{Partition: &start}}); err != nil {
+		t.Fatal(err)
+	}
+	cur := im.Topics["t"].Partitions[0]
+	next := cur
+	next.ISR = []int32{2, 1} // the leader lets broker 2 in
+	if !settleReassignment(&next, liveSet(1, 2)) {
+		t.Fatalf("the move did not complete: %+v", next)
+	}
+	bumpEpochs(cur, &next)
+	rec := partitionRecord(tid, 0, cur, next)
+	if rec.Leader != 2 || !slices.Equal(rec.ISR, []int32{2}) {
+		t.Fatalf("completed move: leader %d, ISR %v; want 2 alone", rec.Leader, rec.ISR)
+	}
+	if err := im.ApplyBatch([]metadata.Record{{Partition: &rec}}); err != nil {
+		t.Fatal(err)
+	}
+	if im.UncleanElections != 0 {
+		t.Fatalf("a completed reassignment counted as %d unclean elections; want 0", im.UncleanElections)
 	}
 }

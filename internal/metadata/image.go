@@ -285,7 +285,12 @@ func (im *Image) changePartition(t *Topic, p *PartitionRecord) error {
 	if p.PartitionEpoch != 0 && p.PartitionEpoch != next {
 		return fmt.Errorf("topic %q partition %d: partition epoch %d, want %d", t.Name, p.Index, p.PartitionEpoch, next)
 	}
-	if p.Leader != -1 && p.Leader != cur.Leader && !slices.Contains(cur.ISR, p.Leader) {
+	// An unclean election gives the leadership to a replica outside the
+	// ISR and leaves the assignment as it is. A reassignment completed by
+	// the ISR change that brings its last new replica in may hand the
+	// leadership to that replica in the same record, which restates the
+	// assignment: the replica is in sync, and the change is clean.
+	if p.Leader != -1 && p.Leader != cur.Leader && !slices.Contains(cur.ISR, p.Leader) && !p.StatesAssignment() {
 		im.UncleanElections++
 	}
 	cur.Leader, cur.LeaderEpoch, cur.ISR, cur.PartitionEpoch = p.Leader, p.LeaderEpoch, slices.Clone(p.ISR), next
