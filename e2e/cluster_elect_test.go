@@ -32,15 +32,6 @@ func electSettings(lagMs int, extra ...string) []string {
 		"--set", "replica.lag.time.max.ms=" + strconv.Itoa(lagMs)}, extra...)
 }
 
-// seeds lists every node's Kafka address.
-func (tc *testCluster) seeds() []string {
-	var s []string
-	for _, nd := range tc.c.Nodes {
-		s = append(s, nd.Addr)
-	}
-	return s
-}
-
 // brokersFlag is --brokers with the nodes that run.
 func (tc *testCluster) brokersFlag() string {
 	var s []string

@@ -151,8 +151,9 @@ func electOne(p metadata.Partition, typ ElectionType, mayLead func(int32) bool) 
 // leadership back into balance, by Kafka's rule: a broker is imbalanced
 // when, of the partitions it is the preferred replica of, more than
 // percent per cent are led by another broker; each of those is elected
-// back where its preferred replica is live and in the ISR. At most
-// maxElectionsPerRebalance records are returned.
+// back where its preferred replica is live and in the ISR, unless it is
+// being reassigned. At most maxElectionsPerRebalance records are
+// returned.
 func planRebalance(im *metadata.Image, percent int64, mayLead func(int32) bool) []metadata.Record {
 	preferred := make(map[int32]int64) // partitions per preferred replica
 	notLed := make(map[int32]int64)    // of those, led by another broker
@@ -171,8 +172,8 @@ func planRebalance(im *metadata.Image, percent int64, mayLead func(int32) bool) 
 	var targets []ElectTarget
 	for _, name := range im.TopicNames() {
 		for i, p := range im.Topics[name].Partitions {
-			if len(p.Replicas) == 0 || p.Leader == p.Replicas[0] {
-				continue
+			if len(p.Replicas) == 0 || p.Leader == p.Replicas[0] || p.Reassigning() {
+				continue // a move in progress hands its leadership over itself (reassign.go)
 			}
 			pref := p.Replicas[0]
 			if notLed[pref]*100 > percent*preferred[pref] {

@@ -265,3 +265,18 @@ func TestReassignmentHandingLeadershipToAJoiningReplicaIsNotUnclean(t *testing.T
 		t.Fatalf("a completed reassignment counted as %d unclean elections; want 0", im.UncleanElections)
 	}
 }
+
+// A partition being reassigned is left to its move: the automatic
+// rebalance does not elect its (changing) preferred replica.
+func TestPlanRebalanceLeavesAPartitionBeingReassignedAlone(t *testing.T) {
+	im := electImage(t, electPart(2, []int32{1, 2}, []int32{1, 2}))
+	tid := im.Topics["t"].ID
+	moving := metadata.PartitionRecord{TopicID: tid, Index: 0, Leader: 2, LeaderEpoch: 5, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2},
+		PartitionEpoch: 8, AddingReplicas: metadata.IDs([]int32{3}), RemovingReplicas: metadata.IDs(nil)}
+	if err := im.ApplyBatch([]metadata.Record{{Partition: &moving}}); err != nil {
+		t.Fatal(err)
+	}
+	if recs := planRebalance(im, 0, liveSet(1, 2, 3)); len(recs) != 0 {
+		t.Fatalf("rebalance planned %+v for a partition being reassigned; want nothing", recs)
+	}
+}
