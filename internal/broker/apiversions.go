@@ -40,6 +40,7 @@ var served = []apiRange{
 	{33, 0, 2}, // AlterConfigs
 	{37, 0, 3}, // CreatePartitions
 	{42, 0, 2}, // DeleteGroups
+	{43, 0, 2}, // ElectLeaders (forwarded to the active controller)
 	{44, 0, 1}, // IncrementalAlterConfigs
 	{45, 0, 0}, // AlterPartitionReassignments (active controller only)
 	{46, 0, 0}, // ListPartitionReassignments (active controller only)

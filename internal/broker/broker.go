@@ -708,6 +708,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleAlterPartitionAssignments(r)
 	case *kmsg.ListPartitionReassignmentsRequest:
 		resp = b.handleListPartitionReassignments(r)
+	case *kmsg.ElectLeadersRequest:
+		resp = b.handleElectLeaders(r)
 	case *kmsg.CreateTopicsRequest:
 		resp = b.handleCreateTopics(r)
 	case *kmsg.DeleteTopicsRequest:

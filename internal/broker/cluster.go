@@ -7,12 +7,26 @@ package broker
 // quorum has no leader it knows of. Brokers are this node alone, or in a
 // cluster the registered, unfenced brokers of the image (and the fenced
 // ones when asked).
+//
+// The answer also carries, in tagged field uncleanElectionsTag, the
+// number of unclean leader elections the cluster has committed. Kafka has
+// no such field (it counts them in a controller metric); a client that
+// does not know the tag ignores it. The count is the metadata image's,
+// derived from the records every node applies, so any broker answers
+// with the same number once it has applied the same metadata.
 
 import (
+	"encoding/binary"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/metadata"
 )
+
+// uncleanElectionsTag is the tagged field of a DescribeCluster response
+// that holds the count of unclean leader elections, a varint; `weir
+// cluster describe` reads it.
+const uncleanElectionsTag = 10001
 
 func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
@@ -38,6 +52,7 @@ func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Re
 			br.NodeID, br.Host, br.Port, br.IsFenced = r.NodeID, r.Host, r.Port, r.Fenced
 			resp.Brokers = append(resp.Brokers, br)
 		}
+		resp.UnknownTags.Set(uncleanElectionsTag, binary.AppendVarint(nil, im.UncleanElections))
 	})
 	return resp
 }

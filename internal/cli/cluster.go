@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +13,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// newClusterCommand returns `weir cluster` with `describe`; the weir
+// newClusterCommand returns `weir cluster` with `describe` and `elect`; the weir
 // binary adds `up`, which runs brokers and so is not a client command.
 func newClusterCommand(conn *connFlags) *cobra.Command {
 	cmd := &cobra.Command{
@@ -25,21 +27,26 @@ func newClusterCommand(conn *connFlags) *cobra.Command {
 		Short: "Run a local cluster, and describe any cluster's nodes and metadata quorum",
 	}
 	describe := newClusterDescribeCommand(conn)
+	elect := newClusterElectCommand(conn)
 	conn.register(describe)
-	cmd.AddCommand(describe)
-	silence(cmd, describe)
+	conn.register(elect)
+	cmd.AddCommand(describe, elect)
+	silence(cmd, describe, elect)
 	return cmd
 }
 
 func newClusterDescribeCommand(conn *connFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "describe",
-		Short: "Show the nodes, the active controller, the metadata quorum and partitions without a leader",
+		Short: "Show the nodes, the active controller, the metadata quorum and partitions in trouble",
 		Long: `Show the cluster's nodes with their roles (broker, controller: a voter
 of the metadata quorum), the active controller, each voter's metadata
 log end offset and lag behind the leader (DescribeQuorum), fenced brokers
-where the cluster reports them (DescribeCluster v2+), and the partitions
-whose leader is unknown (-1 in Metadata).`,
+where the cluster reports them (DescribeCluster v2+), the partitions
+whose leader is unknown (-1 in Metadata: offline), the counts of
+under-replicated partitions (fewer in-sync replicas than replicas) and
+under-min-ISR partitions (fewer than min.insync.replicas: acks=all writes
+are refused), and the unclean leader elections the cluster has made.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := conn.client()
@@ -69,7 +76,19 @@ type clusterDescription struct {
 	quorumErr   error
 	leaderless  []string // topic/partition
 	metadataErr error
+	// underReplicated and underMinISR count partitions (healthOf);
+	// minISRErr says why under-min-ISR is unknown.
+	underReplicated, underMinISR int
+	minISRErr                    error
+	// uncleanElections is the cluster's count of unclean leader
+	// elections, nil when the answering broker does not report it.
+	uncleanElections *int64
 }
+
+// uncleanElectionsTag is the tagged field of Weir's DescribeCluster
+// response that carries the count of unclean leader elections (a varint;
+// internal/broker/cluster.go writes it).
+const uncleanElectionsTag = 10001
 
 func describeCluster(ctx context.Context, cl *kgo.Client) (*clusterDescription, error) {
 	d := &clusterDescription{controller: -1}
@@ -83,19 +102,42 @@ func describeCluster(ctx context.Context, cl *kgo.Client) (*clusterDescription, 
 	} else {
 		topics = mr.Topics
 	}
+	var names []string
+	for _, t := range topics {
+		if t.Topic != nil && t.ErrorCode == 0 {
+			names = append(names, *t.Topic)
+		}
+	}
+	var configs kadm.ResourceConfigs
+	if len(names) > 0 {
+		configs, d.minISRErr = kadm.NewClient(cl).DescribeTopicConfigs(ctx, names...)
+	}
 	for _, t := range topics {
 		name := ""
 		if t.Topic != nil {
 			name = *t.Topic
 		}
+		minISR := minISROf(configs, name)
+		if minISR == 0 && d.minISRErr == nil {
+			d.minISRErr = fmt.Errorf("min.insync.replicas of %q did not load", name)
+		}
 		for _, p := range t.Partitions {
-			if p.Leader < 0 {
+			h := healthOf(p.Leader, p.Replicas, p.ISR, minISR)
+			if h.unavailable {
 				d.leaderless = append(d.leaderless, name+"/"+strconv.Itoa(int(p.Partition)))
+			}
+			if h.underReplicated {
+				d.underReplicated++
+			}
+			if h.underMinISR {
+				d.underMinISR++
 			}
 		}
 	}
 	slices.Sort(d.leaderless)
-	dc, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
+	dreq := kmsg.NewPtrDescribeClusterRequest()
+	dreq.IncludeFencedBrokers = true // v2+ (KIP-1073): fenced brokers listed and flagged
+	dc, err := dreq.RequestWith(ctx, cl)
 	if err == nil {
 		err = kerr.ErrorForCode(dc.ErrorCode)
 	}
@@ -104,6 +146,11 @@ func describeCluster(ctx context.Context, cl *kgo.Client) (*clusterDescription, 
 	}
 	d.clusterID, d.controller, d.brokers = dc.ClusterID, dc.ControllerID, dc.Brokers
 	d.fencedKnown = dc.Version >= 2
+	dc.UnknownTags.Each(func(key uint32, val []byte) {
+		if n, size := binary.Varint(val); key == uncleanElectionsTag && size > 0 {
+			d.uncleanElections = &n
+		}
+	})
 	slices.SortFunc(d.brokers, func(a, b kmsg.DescribeClusterResponseBroker) int { return int(a.NodeID) - int(b.NodeID) })
 
 	d.quorum, d.quorumNodes, d.quorumErr = describeQuorum(ctx, cl, d.controller, d.brokers)
@@ -256,6 +303,8 @@ func (d *clusterDescription) print(w io.Writer, now time.Time) {
 		fmt.Fprintln(w, "fenced brokers: unknown (DescribeCluster before v2 does not report fencing)")
 	}
 
+	d.printUncleanElections(w)
+
 	if d.metadataErr != nil {
 		fmt.Fprintf(w, "partitions without a leader: unknown: %v\n", d.metadataErr)
 		return
@@ -264,6 +313,21 @@ func (d *clusterDescription) print(w io.Writer, now time.Time) {
 	for _, p := range d.leaderless {
 		fmt.Fprintf(w, "  %s\n", p)
 	}
+	fmt.Fprintf(w, "under-replicated partitions: %d\n", d.underReplicated)
+	if d.minISRErr != nil {
+		fmt.Fprintf(w, "under-min-ISR partitions: at least %d (%v)\n", d.underMinISR, d.minISRErr)
+	} else {
+		fmt.Fprintf(w, "under-min-ISR partitions: %d\n", d.underMinISR)
+	}
+}
+
+// printUncleanElections prints the count of unclean leader elections.
+func (d *clusterDescription) printUncleanElections(w io.Writer) {
+	if d.uncleanElections == nil {
+		fmt.Fprintln(w, "unclean leader elections: unknown (the cluster does not report them)")
+		return
+	}
+	fmt.Fprintf(w, "unclean leader elections: %d\n", *d.uncleanElections)
 }
 
 // ago prints a Unix-millisecond timestamp relative to now; -1 is unknown.

@@ -28,10 +28,12 @@ func TestClusterDescribePrintsLagFencingAndLeaderlessPartitions(t *testing.T) {
 	q.Observers = []kmsg.DescribeQuorumResponseTopicPartitionReplicaState{voter(5, 40, 999_900)}
 	d := &clusterDescription{
 		clusterID: "c", controller: 2, fencedKnown: true,
-		brokers:    []kmsg.DescribeClusterResponseBroker{broker(1, false), broker(2, false), broker(4, true), broker(5, false)},
-		quorum:     &q,
-		leaderless: []string{"a/3", "b/0"},
+		brokers:         []kmsg.DescribeClusterResponseBroker{broker(1, false), broker(2, false), broker(4, true), broker(5, false)},
+		quorum:          &q,
+		leaderless:      []string{"a/3", "b/0"},
+		underReplicated: 3, underMinISR: 1, uncleanElections: new(int64),
 	}
+	*d.uncleanElections = 2
 	var buf bytes.Buffer
 	d.print(&buf, now)
 	out := buf.String()
@@ -45,6 +47,9 @@ func TestClusterDescribePrintsLagFencingAndLeaderlessPartitions(t *testing.T) {
 		"metadata quorum: leader 2, epoch 7, high watermark 40, 3 voters\n",
 		"fenced brokers: 1 (4)\n",
 		"partitions without a leader: 2\n  a/3\n  b/0\n",
+		"under-replicated partitions: 3\n",
+		"under-min-ISR partitions: 1\n",
+		"unclean leader elections: 2\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
@@ -54,7 +59,7 @@ func TestClusterDescribePrintsLagFencingAndLeaderlessPartitions(t *testing.T) {
 	d = &clusterDescription{clusterID: "c", controller: -1, quorumErr: errors.New("no leader"), metadataErr: errors.New("down")}
 	buf.Reset()
 	d.print(&buf, now)
-	for _, want := range []string{"controller: none", "metadata quorum: not described: no leader", "fenced brokers: unknown", "partitions without a leader: unknown: down"} {
+	for _, want := range []string{"controller: none", "metadata quorum: not described: no leader", "fenced brokers: unknown", "partitions without a leader: unknown: down", "unclean leader elections: unknown"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, buf.String())
 		}

@@ -14,11 +14,29 @@ import (
 )
 
 func newTopicDescribeCommand(conn *connFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "describe NAME...",
+	var filter partitionFilter
+	cmd := &cobra.Command{
+		Use:   "describe [NAME...]",
 		Short: "Show partitions, leaders, replicas, ISR, offsets and configs of topics",
-		Args:  minArgs(1, "at least one topic NAME"),
+		Long: `Show each partition's leader, leader epoch, replicas, ISR, offline
+replicas (on fenced or unregistered brokers), log start and high
+watermark, and the topic's configs.
+
+With --under-replicated, --under-min-isr-partitions or
+--unavailable-partitions (kafka-topics.sh's filters), list only the
+partitions of the named topics, or of every topic when none is named,
+that are short of in-sync replicas, short of min.insync.replicas, or
+without a live leader.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if filter.active() {
+				return nil
+			}
+			return minArgs(1, "at least one topic NAME (or a filter such as --under-replicated)")(cmd, args)
+		},
 		RunE: conn.withAdmin(func(cmd *cobra.Command, args []string, adm *kadm.Client) error {
+			if filter.active() {
+				return describeFiltered(cmd.Context(), cmd.OutOrStdout(), adm, args, filter)
+			}
 			d, err := describeTopics(cmd.Context(), adm, args)
 			if err != nil {
 				return err
@@ -36,6 +54,73 @@ func newTopicDescribeCommand(conn *connFlags) *cobra.Command {
 			return summarize("describe", len(args), failures)
 		}),
 	}
+	f := cmd.Flags()
+	f.BoolVar(&filter.underReplicated, "under-replicated", false, "list only partitions with fewer in-sync replicas than replicas")
+	f.BoolVar(&filter.underReplicated, "under-replicated-partitions", false, "the same as --under-replicated (kafka-topics.sh's name)")
+	f.BoolVar(&filter.underMinISR, "under-min-isr-partitions", false, "list only partitions with fewer in-sync replicas than min.insync.replicas")
+	f.BoolVar(&filter.unavailable, "unavailable-partitions", false, "list only partitions without a live leader")
+	return cmd
+}
+
+// describeFiltered prints the partitions of names (every topic when
+// none) that filter selects, one table for all topics.
+func describeFiltered(ctx context.Context, w io.Writer, adm *kadm.Client, names []string, filter partitionFilter) error {
+	topics, err := adm.ListTopicsWithInternal(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("describe topics: %w", err)
+	}
+	var failures, existing []string
+	for _, name := range topics.Names() {
+		if t := topics[name]; t.Err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %v", name, t.Err))
+		} else {
+			existing = append(existing, name)
+		}
+	}
+	for _, name := range names {
+		if _, ok := topics[name]; !ok {
+			failures = append(failures, fmt.Sprintf("%s: not in the metadata response", name))
+		}
+	}
+	var configs kadm.ResourceConfigs
+	if len(existing) > 0 {
+		if configs, err = adm.DescribeTopicConfigs(ctx, existing...); err != nil && filter.underMinISR {
+			return fmt.Errorf("describe topic configs (for min.insync.replicas): %w", err)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	rows := 0
+	for _, name := range existing {
+		minISR := minISROf(configs, name)
+		for _, p := range topics[name].Partitions.Sorted() {
+			h := healthOf(p.Leader, p.Replicas, p.ISR, minISR)
+			if !filter.matches(h) {
+				continue
+			}
+			if rows == 0 {
+				fmt.Fprintln(tw, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tOFFLINE\tMIN-ISR\tSTATE")
+			}
+			rows++
+			minText := "-"
+			if minISR > 0 {
+				minText = strconv.Itoa(minISR)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", name, p.Partition, p.Leader, p.LeaderEpoch,
+				joinInt32s(p.Replicas), joinInt32s(p.ISR), joinInt32s(p.OfflineReplicas), minText, h)
+		}
+	}
+	tw.Flush()
+	if rows == 0 {
+		fmt.Fprintf(w, "no %s partitions\n", filter)
+	}
+	if filter.underMinISR {
+		for _, name := range existing {
+			if minISROf(configs, name) == 0 {
+				failures = append(failures, fmt.Sprintf("%s: min.insync.replicas unknown (its configs did not load)", name))
+			}
+		}
+	}
+	return summarize("describe", max(len(names), len(existing)), failures)
 }
 
 // topicDescription is everything `topic describe` prints, fetched up front

@@ -172,6 +172,15 @@ func electLeader(p metadata.Partition, mayKeep, mayTake func(int32) bool, unclea
 			}
 		}
 	}
+	return leaderChange(p, leader, isr)
+}
+
+// leaderChange is the record that gives p leader and isr, or false when
+// it has them already. Every election makes its record here, automatic
+// (electLeader) or requested (elect.go): a new leader comes with the next
+// leader epoch (KIP-101), and any change with the next partition epoch
+// (KIP-497).
+func leaderChange(p metadata.Partition, leader int32, isr []int32) (metadata.PartitionRecord, bool) {
 	if leader == p.Leader && slices.Equal(isr, p.ISR) {
 		return metadata.PartitionRecord{}, false
 	}

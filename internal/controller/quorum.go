@@ -174,10 +174,11 @@ func openQuorum(c *Controller, dataDir string, qc config.Quorum) (*quorum, error
 		role = "learner (broker only)"
 	}
 	c.logger.Info("metadata quorum member started", "node", q.id, "role", role, "voters", qc.VoterIDs(), "controller_listen", q.tr.ln.Addr().String(), "applied", c.image.Offset)
-	q.wg.Add(3)
+	q.wg.Add(4)
 	go q.run()
 	go q.applyLoop()
 	go c.livenessLoop(q)
+	go c.rebalanceLoop(q)
 	return q, nil
 }
 

@@ -98,6 +98,12 @@ type Image struct {
 	// the log like any other, so every node holds the same list at the
 	// same offset, and a snapshot carries it.
 	Learners map[int32]string
+	// UncleanElections counts the partition changes that gave a partition
+	// a leader from outside its ISR (unclean.leader.election.enable, or an
+	// ElectLeaders request of type UNCLEAN). It is derived from the
+	// records as they apply, not carried by one, so every node counts the
+	// same, and snapshots keep it.
+	UncleanElections int64
 }
 
 // NewImage returns an empty image.
@@ -166,7 +172,7 @@ func (im *Image) Apply(r Record) error {
 			return fmt.Errorf("partition record for unknown topic %s", p.TopicID)
 		}
 		if p.Index >= 0 && int(p.Index) < len(t.Partitions) {
-			return changePartition(t, p)
+			return im.changePartition(t, p)
 		}
 		if int(p.Index) != len(t.Partitions) {
 			return fmt.Errorf("topic %q: partition %d out of order (have %d)", t.Name, p.Index, len(t.Partitions))
@@ -242,11 +248,12 @@ func (im *Image) Apply(r Record) error {
 	return nil
 }
 
-// changePartition replaces an existing partition's leadership and ISR.
+// changePartition replaces an existing partition's leadership and ISR,
+// counting a leader taken from outside the ISR as an unclean election.
 // A change of leader must raise the leader epoch, and an epoch never goes
 // back: a change planned on an image that another change has since moved
 // on does not apply.
-func changePartition(t *Topic, p *PartitionRecord) error {
+func (im *Image) changePartition(t *Topic, p *PartitionRecord) error {
 	cur := &t.Partitions[p.Index]
 	switch {
 	case p.LeaderEpoch < cur.LeaderEpoch:
@@ -277,6 +284,14 @@ func changePartition(t *Topic, p *PartitionRecord) error {
 	next := cur.PartitionEpoch + 1
 	if p.PartitionEpoch != 0 && p.PartitionEpoch != next {
 		return fmt.Errorf("topic %q partition %d: partition epoch %d, want %d", t.Name, p.Index, p.PartitionEpoch, next)
+	}
+	// An unclean election gives the leadership to a replica outside the
+	// ISR and leaves the assignment as it is. A reassignment completed by
+	// the ISR change that brings its last new replica in may hand the
+	// leadership to that replica in the same record, which restates the
+	// assignment: the replica is in sync, and the change is clean.
+	if p.Leader != -1 && p.Leader != cur.Leader && !slices.Contains(cur.ISR, p.Leader) && !p.StatesAssignment() {
+		im.UncleanElections++
 	}
 	cur.Leader, cur.LeaderEpoch, cur.ISR, cur.PartitionEpoch = p.Leader, p.LeaderEpoch, slices.Clone(p.ISR), next
 	cur.Replicas, cur.AddingReplicas, cur.RemovingReplicas = replicas, adding, removing

@@ -14,6 +14,9 @@ type snapshotForm struct {
 	NextProducerID int64     `json:"nextProducerId"`
 	Brokers        []Broker  `json:"brokers,omitempty"`
 	Learners       []Learner `json:"learners,omitempty"`
+	// UncleanElections is Image.UncleanElections; a snapshot written
+	// before it was counted reads as 0.
+	UncleanElections int64 `json:"uncleanElections,omitempty"`
 }
 
 // Learner is a non-voting member of the metadata quorum and the address
@@ -26,7 +29,7 @@ type Learner struct {
 // Encode returns the image's stored form (its offset is kept by the
 // snapshot that holds it).
 func (im *Image) Encode() []byte {
-	f := snapshotForm{NextProducerID: im.NextProducerID}
+	f := snapshotForm{NextProducerID: im.NextProducerID, UncleanElections: im.UncleanElections}
 	for _, id := range im.BrokerIDs() {
 		f.Brokers = append(f.Brokers, im.Brokers[id])
 	}
@@ -70,6 +73,7 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 		im.Learners[l.NodeID] = l.Addr
 	}
 	im.NextProducerID = f.NextProducerID
+	im.UncleanElections = f.UncleanElections
 	im.Offset = offset
 	return im, nil
 }
@@ -77,7 +81,7 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 // Clone returns a deep copy of the image.
 func (im *Image) Clone() *Image {
 	c := NewImage()
-	c.Offset, c.NextProducerID = im.Offset, im.NextProducerID
+	c.Offset, c.NextProducerID, c.UncleanElections = im.Offset, im.NextProducerID, im.UncleanElections
 	c.NodeIDs = slices.Clone(im.NodeIDs)
 	maps.Copy(c.Brokers, im.Brokers)
 	maps.Copy(c.Learners, im.Learners)
