@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,35 +97,7 @@ func TestClusterAcknowledgedWritesSurviveLeaderKills(t *testing.T) {
 	tc.createReplicated(leader, "survive", 1, 3, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	var seeds []string
-	for _, nd := range tc.c.Nodes {
-		seeds = append(seeds, nd.Addr)
-	}
-	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("survive"),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1000), kgo.RecordDeliveryTimeout(90*time.Second))
-	var mu sync.Mutex
-	var acked []int
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			i := i
-			cl.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
-				if err == nil {
-					mu.Lock()
-					acked = append(acked, i)
-					mu.Unlock()
-				}
-			})
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	sp := tc.startSteadyProducer(ctx, "survive", 0, 90*time.Second)
 	for round := range 3 {
 		time.Sleep(time.Second)
 		st, ok := tc.partitionState((leader+round)%3, "survive", 0)
@@ -135,9 +105,7 @@ func TestClusterAcknowledgedWritesSurviveLeaderKills(t *testing.T) {
 			t.Fatalf("round %d: no leader for survive-0: %+v", round, st)
 		}
 		victim := int(st.Leader - 1)
-		mu.Lock()
-		t.Logf("round %d: killing the leader, node %d (epoch %d, ISR %v), %d records acknowledged", round, victim+1, st.LeaderEpoch, st.ISR, len(acked))
-		mu.Unlock()
+		t.Logf("round %d: killing the leader, node %d (epoch %d, ISR %v), %d records acknowledged", round, victim+1, st.LeaderEpoch, st.ISR, sp.ackedCount())
 		tc.c.Kill(victim)
 		time.Sleep(session + time.Second)
 		if err := tc.c.Start(victim); err != nil {
@@ -146,40 +114,14 @@ func TestClusterAcknowledgedWritesSurviveLeaderKills(t *testing.T) {
 		tc.waitController(30 * time.Second)
 	}
 	time.Sleep(time.Second)
-	close(stop)
-	<-done
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	want := slices.Clone(acked)
-	mu.Unlock()
-	if len(want) == 0 {
-		t.Fatal("nothing was acknowledged")
-	}
+	acked := sp.stop()
 	var alive string
 	for i, nd := range tc.c.Nodes {
 		if tc.c.Running(i) {
 			alive = nd.Addr
 		}
 	}
-	t.Logf("%d records acknowledged", len(want))
-	recs := consumeAll(t, alive, "survive", len(want))
-	seen := map[int]int{}
-	last := -1
-	for _, r := range recs {
-		v, _ := strconv.Atoi(string(r.Value))
-		seen[v]++
-		if v <= last {
-			t.Fatalf("record %d read after %d: out of order", v, last)
-		}
-		last = v
-	}
-	for _, v := range want {
-		if seen[v] != 1 {
-			t.Fatalf("acknowledged record %d read %d times; want once (%d acknowledged, %d read)", v, seen[v], len(want), len(recs))
-		}
-	}
+	checkAckedReadOnceInOrder(t, alive, "survive", 0, acked)
 }
 
 // Two of three nodes killed: the survivor, leader of the partition,

@@ -39,6 +39,13 @@ func startClusterWithBrokers(t *testing.T, n, brokersOnly int, extra ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newTestCluster(t, c)
+}
+
+// newTestCluster wraps the running cluster c, stopped (its nodes' logs
+// shown if the test failed) when the test ends.
+func newTestCluster(t *testing.T, c *testsvc.Cluster) *testCluster {
+	t.Helper()
 	tc := &testCluster{t: t, c: c}
 	t.Cleanup(func() {
 		c.Stop()

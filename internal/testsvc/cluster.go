@@ -23,6 +23,9 @@ type Cluster struct {
 	bin    string
 	voters string
 	extra  []string
+	// net is the bridge and namespaces the nodes run in, if they do
+	// (StartClusterInNamespaces).
+	net *network
 }
 
 // Node is one process of a Cluster.
@@ -37,6 +40,7 @@ type Node struct {
 	// BrokerOnly says the node is not among the voters.
 	BrokerOnly bool
 
+	netns  string // the network namespace the node runs in, if any
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
@@ -118,6 +122,11 @@ func (c *Cluster) Start(i int) error {
 		"--controller-listen", nd.ControllerAddr, "--voters", c.voters, "--log-level", "info",
 	}, c.extra...)
 	cmd := exec.Command(c.bin, args...)
+	if nd.netns != "" {
+		// ip netns exec enters the namespace and execs the binary, so
+		// the process (and its group) is the node itself.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", nd.netns, c.bin}, args...)...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -158,10 +167,35 @@ func (c *Cluster) Terminate(i int) {
 	stopProcess(nd.cmd, nd.exited, syscall.SIGTERM)
 }
 
-// Stop kills every node.
+// Pause freezes node i with SIGSTOP: it keeps its sockets and state
+// but does nothing until Resume, as a process stalled by a long GC pause
+// or a hung disk.
+func (c *Cluster) Pause(i int) error {
+	return c.signal(i, syscall.SIGSTOP)
+}
+
+// Resume lets node i run again after Pause (SIGCONT).
+func (c *Cluster) Resume(i int) error {
+	return c.signal(i, syscall.SIGCONT)
+}
+
+func (c *Cluster) signal(i int, sig syscall.Signal) error {
+	nd := c.Nodes[i]
+	if !c.Running(i) {
+		return fmt.Errorf("node %d is not running", nd.ID)
+	}
+	return syscall.Kill(-nd.cmd.Process.Pid, sig)
+}
+
+// Stop kills every node, and removes the network namespaces they ran in,
+// if any.
 func (c *Cluster) Stop() {
 	for i := range c.Nodes {
 		c.Kill(i)
+	}
+	if c.net != nil {
+		c.net.remove()
+		c.net = nil
 	}
 }
 
