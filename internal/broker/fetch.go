@@ -74,6 +74,11 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBu
 			op := &ot.Partitions[j]
 			*op = kmsg.NewFetchResponseTopicPartition()
 			op.Partition = rp.Partition
+			// Empty, not null, also with an error: librdkafka fails to parse
+			// a null record set (a size of -1 before v12) and never reads
+			// the error code, so a consumer asking a replica that no longer
+			// leads would retry it forever instead of finding the leader.
+			op.RecordBatches = []byte{}
 			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 			var part *partition.Partition
 			partErr := topicErr
