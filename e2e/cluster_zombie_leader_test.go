@@ -32,6 +32,13 @@ const zombieValue = "zombie-write-"
 // freezing the leader does not also stall the metadata quorum; and its
 // state.
 func (tc *testCluster) leaderNotController(ctrl int, topic string, parts int32) (int32, kmsg.MetadataResponseTopicPartition) {
+	return tc.pickLeader(ctrl, topic, parts, false)
+}
+
+// pickLeader returns a partition of topic (of parts), and its state,
+// whose leader is node ctrl (onController) or another node (not), or any
+// partition when none is.
+func (tc *testCluster) pickLeader(ctrl int, topic string, parts int32, onController bool) (int32, kmsg.MetadataResponseTopicPartition) {
 	tc.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -43,7 +50,7 @@ func (tc *testCluster) leaderNotController(ctrl int, topic string, parts int32) 
 				continue
 			}
 			led++
-			if int(st.Leader-1) != ctrl {
+			if (int(st.Leader-1) == ctrl) == onController {
 				return p, st
 			}
 			first = st
