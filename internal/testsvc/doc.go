@@ -6,4 +6,10 @@
 // A test package starts one server in TestMain and gives each test its own
 // database (Postgres.NewDatabase) or Redis database number, so tests stay
 // independent without paying for a server start each.
+//
+// It also starts clusters of `weir serve` processes (StartCluster), which
+// a test can kill, freeze (Pause) and restart node by node; with
+// StartClusterInNamespaces each node runs in its own network namespace,
+// so a test can cut the network between nodes (Cut, Isolate) and heal it
+// while every node stays reachable from the test.
 package testsvc
