@@ -37,26 +37,35 @@ func clientFailoverCluster(t *testing.T, topic string) *testCluster {
 }
 
 // killLeaderOnce kills the leader of topic-0 when ready is closed, and
-// restarts it once a new leader is elected; done is closed afterwards.
-func (tc *testCluster) killLeaderOnce(topic string, ready <-chan struct{}) (done chan struct{}) {
-	done = make(chan struct{})
+// restarts it once another node leads; what went wrong, if anything, is
+// sent on the channel returned (it runs off the test's goroutine, so it
+// cannot fail the test itself).
+func (tc *testCluster) killLeaderOnce(topic string, ready <-chan struct{}) <-chan error {
+	done := make(chan error, 1)
 	go func() {
-		defer close(done)
 		<-ready
-		var victim int
-		var epoch int32
+		victim, epoch := -1, int32(0)
 		for i := range tc.c.Nodes {
 			if st, ok := tc.partitionState(i, topic, 0); ok && st.Leader > 0 {
 				victim, epoch = int(st.Leader-1), st.LeaderEpoch
 				break
 			}
 		}
+		if victim < 0 {
+			done <- fmt.Errorf("no node names a leader of %s-0", topic)
+			return
+		}
 		tc.t.Logf("killing the leader of %s-0, node %d (epoch %d)", topic, victim+1, epoch)
 		tc.c.Kill(victim)
-		tc.waitLeaderElsewhere(topic, 0, victim, epoch, 30*time.Second)
-		if err := tc.c.Start(victim); err != nil {
-			tc.t.Error(err)
+		deadline := time.Now().Add(30 * time.Second)
+		for !tc.ledElsewhere(topic, 0, victim, epoch) {
+			if time.Now().After(deadline) {
+				done <- fmt.Errorf("no new leader of %s-0 within 30s of killing node %d", topic, victim+1)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
+		done <- tc.c.Start(victim)
 	}()
 	return done
 }
@@ -209,9 +218,11 @@ func TestClusterKcatProducesAndConsumesThroughALeaderKill(t *testing.T) {
 	if err := prod.Wait(); err != nil {
 		t.Logf("kcat -P: %v", err)
 	}
-	<-killed
 	if len(deliveredOffsets) < 300 {
 		t.Fatalf("kcat reported %d deliveries; the leader was never killed", len(deliveredOffsets))
+	}
+	if err := <-killed; err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("kcat reported %d of %d records delivered, %d failed", len(deliveredOffsets), n, len(failures))
 
@@ -305,8 +316,7 @@ func TestClusterConfluentKafkaProducesAndConsumesThroughALeaderKill(t *testing.T
 	var failed, clientErrs []string
 	done := false
 	ready := make(chan struct{})
-	var killed chan struct{}
-	killed = tc.killLeaderOnce(topic, ready)
+	killed := tc.killLeaderOnce(topic, ready)
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -343,7 +353,9 @@ func TestClusterConfluentKafkaProducesAndConsumesThroughALeaderKill(t *testing.T
 		<-killed
 		t.Fatalf("confluent_kafka reported %d deliveries; the leader was never killed", len(delivered))
 	}
-	<-killed
+	if err := <-killed; err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("confluent_kafka reported %d of %d records delivered, %d failed; %d client errors (e.g. %v)", len(delivered), n, len(failed), len(clientErrs), first(clientErrs))
 	franz := readOffsets(t, tc.seeds(), topic, delivered)
 	checkDelivered(t, "confluent_kafka", delivered, consumed, franz)

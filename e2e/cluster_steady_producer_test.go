@@ -63,7 +63,15 @@ func (tc *testCluster) startSteadyProducer(ctx context.Context, topic string, p 
 		kgo.RecordRetries(1000), kgo.RecordDeliveryTimeout(deliveryTimeout),
 		// A frozen or cut-off leader answers nothing: give up on a request
 		// to it in seconds, not the default twenty, and retry elsewhere.
-		kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(3*time.Second))
+		kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(3*time.Second),
+		// A cut-off leader that is still reachable answers
+		// REQUEST_TIMED_OUT, on which franz-go (like the Java client)
+		// retries the same broker without asking for metadata; only a
+		// periodic refresh that happens to ask a node of the majority
+		// moves it to the new leader. Refresh every second, not every five
+		// minutes; a stale answer from the old leader carries a lower
+		// leader epoch and is ignored (KIP-320).
+		kgo.MetadataMinAge(250*time.Millisecond), kgo.MetadataMaxAge(time.Second))
 	sp := &steadyProducer{t: tc.t, cl: cl, ctx: ctx, stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(sp.done)
@@ -182,19 +190,34 @@ func (tc *testCluster) waitLeaderElsewhere(topic string, p int32, old int, oldEp
 	tc.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		for i := range tc.c.Nodes {
-			if i == old || !tc.c.Running(i) {
-				continue
-			}
-			if st, ok := tc.partitionState(i, topic, p); ok && st.Leader > 0 && int(st.Leader-1) != old && st.LeaderEpoch > oldEpoch {
-				return int(st.Leader - 1)
-			}
+		if leader := tc.leaderElsewhere(topic, p, old, oldEpoch); leader >= 0 {
+			return leader
 		}
 		if time.Now().After(deadline) {
 			tc.t.Fatalf("no new leader of %s-%d within %v (old leader node %d, epoch %d)", topic, p, within, old+1, oldEpoch)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// leaderElsewhere returns the leader of partition p that a running node
+// other than old names, when it is not old and its epoch is above
+// oldEpoch; else -1.
+func (tc *testCluster) leaderElsewhere(topic string, p int32, old int, oldEpoch int32) int {
+	for i := range tc.c.Nodes {
+		if i == old || !tc.c.Running(i) {
+			continue
+		}
+		if st, ok := tc.partitionState(i, topic, p); ok && st.Leader > 0 && int(st.Leader-1) != old && st.LeaderEpoch > oldEpoch {
+			return int(st.Leader - 1)
+		}
+	}
+	return -1
+}
+
+// ledElsewhere reports whether leaderElsewhere finds a new leader.
+func (tc *testCluster) ledElsewhere(topic string, p int32, old int, oldEpoch int32) bool {
+	return tc.leaderElsewhere(topic, p, old, oldEpoch) >= 0
 }
 
 // waitFullISR waits until node i lists every replica of partition p in
