@@ -113,7 +113,7 @@ func cutOffLeader(t *testing.T, alsoController bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	sp := tc.startSteadyProducer(ctx, topic, p, 45*time.Second)
+	sp := startSteadyProducer(t, ctx, tc.seeds(), topic, p, 45*time.Second)
 	sp.waitAcked(200, 20*time.Second)
 
 	t.Logf("cutting the leader of %s-%d, node %d (epoch %d), off from the others; %d records acknowledged", topic, p, victim+1, st.LeaderEpoch, sp.ackedCount())

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -95,53 +94,6 @@ func checkExactlyOnce(t *testing.T, recs []*kgo.Record, acked []int) {
 	}
 }
 
-// runningProducer produces increasing numbers to topic, idempotent at
-// acks=all, until stop is called, which returns those acknowledged.
-func runningProducer(t *testing.T, seeds []string, topic string) (acked func() int, stop func() []int) {
-	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1000), kgo.RecordDeliveryTimeout(60*time.Second))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	var mu sync.Mutex
-	var got []int
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-quit:
-				return
-			default:
-			}
-			cl.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
-				if err == nil {
-					mu.Lock()
-					got = append(got, i)
-					mu.Unlock()
-				}
-			})
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	acked = func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got)
-	}
-	stop = func() []int {
-		close(quit)
-		<-done
-		defer cancel()
-		if err := cl.Flush(ctx); err != nil {
-			t.Fatalf("flush: %v", err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		slices.Sort(got)
-		return slices.Clone(got)
-	}
-	return acked, stop
-}
-
 // A partition with one replica is moved to the two other brokers while
 // an idempotent acks=all producer runs: `weir topic reassign --wait`
 // returns once the move is done; the partition is then led by a new
@@ -165,7 +117,10 @@ func TestClusterReassignmentMovesAPartitionWhileAnIdempotentProducerRuns(t *test
 		}
 	}
 	seeds := tc.seeds()
-	acked, stop := runningProducer(t, seeds, topic)
+	pctx, pcancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer pcancel()
+	sp := startSteadyProducer(t, pctx, seeds, topic, 0, 60*time.Second)
+	acked, stop := sp.ackedCount, sp.stop
 	poll(t, 20*time.Second, func() string {
 		if n := acked(); n < 300 {
 			return fmt.Sprintf("%d records acknowledged before the move; want 300", n)

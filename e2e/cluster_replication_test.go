@@ -97,7 +97,7 @@ func TestClusterAcknowledgedWritesSurviveLeaderKills(t *testing.T) {
 	tc.createReplicated(leader, "survive", 1, 3, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	sp := tc.startSteadyProducer(ctx, "survive", 0, 90*time.Second)
+	sp := startSteadyProducer(t, ctx, tc.seeds(), "survive", 0, 90*time.Second)
 	for round := range 3 {
 		time.Sleep(time.Second)
 		st, ok := tc.partitionState((leader+round)%3, "survive", 0)

@@ -91,7 +91,7 @@ func frozenLeader(t *testing.T, heldBack bool) {
 	victim := int(st.Leader - 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	sp := tc.startSteadyProducer(ctx, topic, p, 45*time.Second)
+	sp := startSteadyProducer(t, ctx, tc.seeds(), topic, p, 45*time.Second)
 	sp.waitAcked(200, 20*time.Second)
 
 	t.Logf("freezing the leader of %s-%d, node %d (epoch %d), %d records acknowledged", topic, p, victim+1, st.LeaderEpoch, sp.ackedCount())
