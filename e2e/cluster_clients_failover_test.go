@@ -57,13 +57,9 @@ func (tc *testCluster) killLeaderOnce(topic string, ready <-chan struct{}) <-cha
 		}
 		tc.t.Logf("killing the leader of %s-0, node %d (epoch %d)", topic, victim+1, epoch)
 		tc.c.Kill(victim)
-		deadline := time.Now().Add(30 * time.Second)
-		for !tc.ledElsewhere(topic, 0, victim, epoch) {
-			if time.Now().After(deadline) {
-				done <- fmt.Errorf("no new leader of %s-0 within 30s of killing node %d", topic, victim+1)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
+		if _, ok := tc.waitPartition(topic, 0, 30*time.Second, replacedLeader(victim, epoch)); !ok {
+			done <- fmt.Errorf("no new leader of %s-0 within 30s of killing node %d", topic, victim+1)
+			return
 		}
 		done <- tc.c.Start(victim)
 	}()

@@ -163,41 +163,24 @@ func anyKey(m map[int]bool) int {
 	return -1
 }
 
-// waitLeaderElsewhere waits until a node other than old names a leader of
-// partition p other than old, at an epoch above oldEpoch, and returns
-// that leader's index.
+// replacedLeader is a waitPartition condition: partition p is led by a
+// node other than old, at an epoch above oldEpoch.
+func replacedLeader(old int, oldEpoch int32) func(kmsg.MetadataResponseTopicPartition) bool {
+	return func(st kmsg.MetadataResponseTopicPartition) bool {
+		return st.Leader > 0 && int(st.Leader-1) != old && st.LeaderEpoch > oldEpoch
+	}
+}
+
+// waitLeaderElsewhere waits until a node names a leader of partition p
+// other than old, at an epoch above oldEpoch, and returns that leader's
+// index.
 func (tc *testCluster) waitLeaderElsewhere(topic string, p int32, old int, oldEpoch int32, within time.Duration) int {
 	tc.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if leader := tc.leaderElsewhere(topic, p, old, oldEpoch); leader >= 0 {
-			return leader
-		}
-		if time.Now().After(deadline) {
-			tc.t.Fatalf("no new leader of %s-%d within %v (old leader node %d, epoch %d)", topic, p, within, old+1, oldEpoch)
-		}
-		time.Sleep(100 * time.Millisecond)
+	st, ok := tc.waitPartition(topic, p, within, replacedLeader(old, oldEpoch))
+	if !ok {
+		tc.t.Fatalf("no new leader of %s-%d within %v (old leader node %d, epoch %d; last seen %+v)", topic, p, within, old+1, oldEpoch, st)
 	}
-}
-
-// leaderElsewhere returns the leader of partition p that a running node
-// other than old names, when it is not old and its epoch is above
-// oldEpoch; else -1.
-func (tc *testCluster) leaderElsewhere(topic string, p int32, old int, oldEpoch int32) int {
-	for i := range tc.c.Nodes {
-		if i == old || !tc.c.Running(i) {
-			continue
-		}
-		if st, ok := tc.partitionState(i, topic, p); ok && st.Leader > 0 && int(st.Leader-1) != old && st.LeaderEpoch > oldEpoch {
-			return int(st.Leader - 1)
-		}
-	}
-	return -1
-}
-
-// ledElsewhere reports whether leaderElsewhere finds a new leader.
-func (tc *testCluster) ledElsewhere(topic string, p int32, old int, oldEpoch int32) bool {
-	return tc.leaderElsewhere(topic, p, old, oldEpoch) >= 0
+	return int(st.Leader - 1)
 }
 
 // waitFullISR waits until node i lists every replica of partition p in
