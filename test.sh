@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Weir test on a fresh machine: installs what the tests need
 # when it is missing (kcat and python3-confluent-kafka for the librdkafka
-# tests, PostgreSQL and Redis servers that tests start themselves,
+# tests, iproute2 for the network partitions of the cluster tests, PostgreSQL and Redis servers that tests start themselves,
 # Chromium for the lab report's browser test), then the Go tests with the
 # race detector.
 set -euo pipefail
@@ -9,6 +9,8 @@ cd "$(dirname "$0")"
 
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+# Network partitions in cluster tests use network namespaces (`ip netns`).
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 # Debian's package is for /usr/bin/python3, which the e2e tests use.
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need_apt+=(python3-confluent-kafka)
 # Debian keeps PostgreSQL's server binaries off PATH.
