@@ -1,0 +1,195 @@
+package broker
+
+// The follower's side of a fetch round (appendFetched, followLeaderMarks)
+// driven against a real leader partition on an in-memory file system, one
+// round at a time, so that the order of every step is the test's.
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-broker/weir/internal/batch"
+	wlog "github.com/weir-broker/weir/internal/log"
+	"github.com/weir-broker/weir/internal/log/logtest"
+	"github.com/weir-broker/weir/internal/partition"
+)
+
+// roundsConfig is a small-segment log configuration on fs.
+func roundsConfig(fs *logtest.MemFS) wlog.Config {
+	cfg := wlog.DefaultConfig()
+	cfg.FS = fs
+	cfg.Now = func() time.Time { return time.UnixMilli(1000) }
+	cfg.SegmentBytes = 400
+	cfg.IndexIntervalBytes = 64
+	return cfg
+}
+
+// openReplica opens replica id of t-0 in dir on its own file system, as
+// the leader at epoch with isr, or as a follower.
+func openReplica(t *testing.T, dir string, id int32, epoch int32, isr []int32, follower bool) *partition.Partition {
+	t.Helper()
+	p, err := partition.OpenWith("t", 0, dir, roundsConfig(logtest.NewMemFS()), epoch, isr,
+		partition.Options{ManualFlush: true, ReplicaID: id, Follower: follower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// produce appends one plain record per value to the leader p and fsyncs.
+func produce(t *testing.T, p *partition.Partition, values ...string) {
+	t.Helper()
+	for _, v := range values {
+		b := batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{{Value: []byte(v)}})
+		h, err := batch.ParseHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := p.Append(b, h, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// quietBroker is a broker value with only what a fetch round's follower
+// side uses: a logger.
+func quietBroker() *Broker {
+	return &Broker{logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// leaderAnswer is the leader's answer to one follower fetch at the
+// follower's fsynced offset and last epoch, built as replicaFetch builds
+// it.
+func leaderAnswer(t *testing.T, leader *partition.Partition, replica int32, fetchOffset int64, lastEpoch int32) *kmsg.FetchResponseTopicPartition {
+	t.Helper()
+	rp := kmsg.NewFetchResponseTopicPartition()
+	ff, err := leader.UpdateFollower(replica, fetchOffset, lastEpoch, 1000)
+	if err != nil {
+		rp.ErrorCode = errCode(err)
+		rp.LogStartOffset, rp.HighWatermark = leader.LogStartOffset(), leader.HighWatermark()
+		return &rp
+	}
+	rp.HighWatermark, rp.LogStartOffset, rp.LastStableOffset = ff.HighWatermark, ff.LogStartOffset, leader.LastStableOffset()
+	if ff.Diverged {
+		rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = ff.DivergingEpoch, ff.DivergingEndOffset
+		return &rp
+	}
+	if fetchOffset < ff.LogEndOffset {
+		data, err := leader.Read(fetchOffset, ff.LogEndOffset, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp.RecordBatches = data
+	}
+	return &rp
+}
+
+// followRound runs one fetch round of follower f (replica id) against
+// leader as fetchRound runs it for one partition: fetch from its fsynced
+// offset with its last epoch, apply the answer, fsync what it appended,
+// then take the leader's marks.
+func followRound(t *testing.T, b *Broker, leader, f *partition.Partition, id int32) fetchOutcome {
+	t.Helper()
+	key := partitionKey{"t", 0}
+	rp := leaderAnswer(t, leader, id, f.FlushedOffset(), f.LatestEpoch())
+	out := b.appendFetched(key, f, rp)
+	switch out {
+	case fetchAppended:
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		fallthrough
+	case fetchNothing:
+		b.followLeaderMarks(key, f, rp)
+	}
+	return out
+}
+
+// wholeLog is every batch of p's log, in order, byte for byte.
+func wholeLog(t *testing.T, p *partition.Partition) []byte {
+	t.Helper()
+	var out []byte
+	for from, end := p.LogStartOffset(), p.LogEndOffset(); from < end; {
+		data, err := p.Read(from, end, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, data...)
+		for d := data; len(d) > 0; {
+			h, _ := batch.ParseHeader(d)
+			from = h.NextOffset()
+			d = d[h.Size():]
+		}
+	}
+	return out
+}
+
+// TestADivergedFollowerWithAnEpochTheLeaderNeverHadConvergesToTheLeadersLog
+// specifies KIP-279's truncation for a follower whose last epoch the
+// leader never wrote: a follower whose log diverged from its leader's
+// ends, after some fetch rounds, with the leader's log byte for byte and
+// is counted by the leader at its log end (so it can rejoin the ISR).
+//
+// The interleaving (replica 0 = L, replica 1 = F):
+//   - epoch 1, L leads: offsets 0-4, F copies them.
+//   - epoch 2, L leads: writes 5-7, F never fetches them; L goes away.
+//   - epoch 3, F leads (an unclean election): writes 5-9; F goes away.
+//   - epoch 4, L leads again (unclean): writes 8-11.
+//   - F returns and follows L: it fetches at 10 with last epoch 3. L's
+//     largest epoch at or below 3 is 2, ending at 8: it answers diverging
+//     epoch (2, 8). F has no epoch 2; KIP-279 says it must then cut to the
+//     end of its own largest epoch below 2 (epoch 1, ending at 5) and ask
+//     again. Cutting to 8 instead leaves F's epoch-3 records at 5-7, so
+//     every later fetch (at 8, epoch 3) gets the same answer (2, 8) and F
+//     neither converges nor is ever counted.
+func TestADivergedFollowerWithAnEpochTheLeaderNeverHadConvergesToTheLeadersLog(t *testing.T) {
+	b := quietBroker()
+	l := openReplica(t, "/l", 0, 1, []int32{0, 1}, false)
+	f := openReplica(t, "/f", 1, 0, nil, true)
+	f.BecomeFollower(1)
+	produce(t, l, "a0", "a1", "a2", "a3", "a4")
+	for i := 0; i < 3; i++ {
+		followRound(t, b, l, f, 1)
+	}
+	if f.LogEndOffset() != 5 {
+		t.Fatalf("F holds up to %d after copying epoch 1, want 5", f.LogEndOffset())
+	}
+
+	// Epoch 2: L alone writes 5-7.
+	if err := l.SetLeader(2, []int32{0}); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, l, "l5", "l6", "l7")
+	// Epoch 3: F leads and writes 5-9 that L never sees.
+	if err := f.SetLeader(3, []int32{1}); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, f, "f5", "f6", "f7", "f8", "f9")
+	f.BecomeFollower(4)
+	// Epoch 4: L leads again and writes 8-11.
+	if err := l.SetLeader(4, []int32{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, l, "l8", "l9", "l10", "l11")
+
+	for i := 0; i < 20 && f.LogEndOffset() != l.LogEndOffset(); i++ {
+		followRound(t, b, l, f, 1)
+	}
+	followRound(t, b, l, f, 1) // one more, so L counts F at its end
+	if !bytes.Equal(wholeLog(t, f), wholeLog(t, l)) {
+		t.Fatalf("after 20 fetch rounds F's log [%d, %d) (last epoch %d) is not L's [%d, %d): F is stuck on a branch L never had",
+			f.LogStartOffset(), f.LogEndOffset(), f.LatestEpoch(), l.LogStartOffset(), l.LogEndOffset())
+	}
+	if !l.CaughtUp(1, 1000, 30000) {
+		t.Fatalf("L does not count F as caught up after F copied its log")
+	}
+}
