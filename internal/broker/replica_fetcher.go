@@ -296,10 +296,13 @@ func (b *Broker) appendFetched(key partitionKey, p *partition.Partition, rp *kms
 		return fetchFailed
 	}
 	if rp.DivergingEpoch.EndOffset >= 0 {
-		// KIP-320: this log diverged from the leader's. Cut it where the
-		// diverging epoch ends on both sides, then fetch again.
+		// KIP-320: this log diverged from the leader's. Cut it at the
+		// smaller of where the leader's diverging epoch ends and where
+		// this log's largest epoch at or below it ends (KIP-279: this log
+		// may never have had the leader's epoch), then fetch again; the
+		// next answer says whether the logs now agree.
 		to := rp.DivergingEpoch.EndOffset
-		if epoch, end := p.EndOffsetForEpoch(rp.DivergingEpoch.Epoch); epoch == rp.DivergingEpoch.Epoch && end >= 0 {
+		if _, end := p.EndOffsetForEpoch(rp.DivergingEpoch.Epoch); end >= 0 {
 			to = min(to, end)
 		}
 		if _, err := p.TruncateTo(to); err != nil {
