@@ -6,11 +6,14 @@ package broker
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/batch"
@@ -73,9 +76,13 @@ func leaderAnswer(t *testing.T, leader *partition.Partition, replica int32, fetc
 	t.Helper()
 	rp := kmsg.NewFetchResponseTopicPartition()
 	ff, err := leader.UpdateFollower(replica, fetchOffset, lastEpoch, 1000)
-	if err != nil {
-		rp.ErrorCode = errCode(err)
+	switch {
+	case errors.Is(err, wlog.ErrOffsetOutOfRange):
+		rp.ErrorCode = kerr.OffsetOutOfRange.Code
 		rp.LogStartOffset, rp.HighWatermark = leader.LogStartOffset(), leader.HighWatermark()
+		return &rp
+	case err != nil:
+		rp.ErrorCode = errCode(err)
 		return &rp
 	}
 	rp.HighWatermark, rp.LogStartOffset, rp.LastStableOffset = ff.HighWatermark, ff.LogStartOffset, leader.LastStableOffset()
@@ -191,5 +198,148 @@ func TestADivergedFollowerWithAnEpochTheLeaderNeverHadConvergesToTheLeadersLog(t
 	}
 	if !l.CaughtUp(1, 1000, 30000) {
 		t.Fatalf("L does not count F as caught up after F copied its log")
+	}
+}
+
+// produceKeyed appends one record per key, each its own batch, to the
+// leader p and fsyncs.
+func produceKeyed(t *testing.T, p *partition.Partition, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		b := batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{{Key: []byte(k), Value: []byte("v-" + k)}})
+		h, err := batch.ParseHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := p.Append(b, h, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAFollowerWhoseLogStartFollowedTheLeaderTakesABatchTheCleanerFoldedAcrossIt
+// specifies that a follower keeps up with a compacted leader whose log
+// start lies inside a batch the cleaner folded: after some fetch rounds
+// it holds the leader's log end and the leader counts it there, so it can
+// be (or stay) in the ISR.
+//
+// The interleaving (replica 0 = L, alone in the ISR, cleanup.policy
+// compact; replica 1 = F):
+//   - L holds 0 (key a) and 1-2 (key b), one batch each; F copies them.
+//   - DeleteRecords moves L's log start to 2; F's next round takes it
+//     (followLeaderMarks): F's log starts at 2 and ends at 3.
+//   - L takes 3-4 (key b) and more records that fill its segment and
+//     supersede key b; the cleaner drops 1-4 and folds those batches into
+//     the one at 0, which now spans 0-4.
+//   - F fetches at 3: L answers with the batch holding 3, which starts at
+//     0. F cuts its log back to the batch's start, 0, below its own log
+//     start 2: the cut is refused, the round fails, and every later round
+//     fails the same way.
+func TestAFollowerWhoseLogStartFollowedTheLeaderTakesABatchTheCleanerFoldedAcrossIt(t *testing.T) {
+	b := quietBroker()
+	l := openReplica(t, "/l", 0, 1, []int32{0}, false)
+	f := openReplica(t, "/f", 1, 0, nil, true)
+	f.BecomeFollower(1)
+	produceKeyed(t, l, "a", "b", "b")
+	for i := 0; i < 3; i++ {
+		followRound(t, b, l, f, 1)
+	}
+	if _, err := l.DeleteRecordsBefore(2); err != nil {
+		t.Fatal(err)
+	}
+	followRound(t, b, l, f, 1)
+	if f.LogStartOffset() != 2 || f.LogEndOffset() != 3 {
+		t.Fatalf("setup: F holds [%d, %d), want [2, 3)", f.LogStartOffset(), f.LogEndOffset())
+	}
+	produceKeyed(t, l, "b", "b")
+	for i := 0; l.LogEndOffset() < 40; i++ {
+		produceKeyed(t, l, "c"+strconv.Itoa(i))
+	}
+	produceKeyed(t, l, "b")
+	for i := 0; l.LogEndOffset() < 80; i++ {
+		produceKeyed(t, l, "d"+strconv.Itoa(i))
+	}
+	stats, err := l.Compact(time.UnixMilli(1000), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := l.Read(3, l.LogEndOffset(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := batch.ParseHeader(data); h.BaseOffset >= 2 {
+		t.Fatalf("setup: after compaction (%+v) the batch holding 3 starts at %d, not below L's log start 2", stats, h.BaseOffset)
+	}
+
+	for i := 0; i < 20 && f.FlushedOffset() < l.LogEndOffset(); i++ {
+		followRound(t, b, l, f, 1)
+	}
+	followRound(t, b, l, f, 1)
+	if f.FlushedOffset() != l.LogEndOffset() {
+		t.Fatalf("after 20 fetch rounds F holds [%d, %d) and L's log ends at %d: F cannot take the folded batch that starts below its log start",
+			f.LogStartOffset(), f.LogEndOffset(), l.LogEndOffset())
+	}
+}
+
+// produceBatch appends one batch holding values, as a client's batch of
+// several records, to the leader p and fsyncs.
+func produceBatch(t *testing.T, p *partition.Partition, values ...string) {
+	t.Helper()
+	var recs []batch.Record
+	for _, v := range values {
+		recs = append(recs, batch.Record{Value: []byte(v)})
+	}
+	b := batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs)
+	h, err := batch.ParseHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Append(b, h, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAFollowerBelowTheLeadersLogStartInsideABatchCatchesUp specifies the
+// follower's restart at its leader's log start (resetOutOfRange, KIP-107's
+// log start): a follower whose log ends below the leader's log start
+// starts again there and, after some fetch rounds, holds the leader's log
+// end and is counted there, also when DeleteRecords put the log start
+// inside a batch (clients send many records per batch; DeleteRecords
+// takes any offset).
+//
+// The interleaving (replica 0 = L; replica 1 = F, away, its log empty):
+//   - L takes two batches of five records, 0-4 and 5-9.
+//   - DeleteRecords before 7: L's log start is 7, inside the batch 5-9.
+//   - F fetches at 0: OFFSET_OUT_OF_RANGE, it starts its log again at 7.
+//   - F fetches at 7: L answers with the batch holding 7, which starts at
+//     5. F takes it for a batch the cleaner folded and cuts back to 5,
+//     below its own log start 7: refused, the round fails, and so does
+//     every later one. F never catches up, never rejoins the ISR.
+func TestAFollowerBelowTheLeadersLogStartInsideABatchCatchesUp(t *testing.T) {
+	b := quietBroker()
+	l := openReplica(t, "/l", 0, 1, []int32{0}, false)
+	f := openReplica(t, "/f", 1, 0, nil, true)
+	f.BecomeFollower(1)
+	produceBatch(t, l, "r0", "r1", "r2", "r3", "r4")
+	produceBatch(t, l, "r5", "r6", "r7", "r8", "r9")
+	if _, err := l.DeleteRecordsBefore(7); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() != 7 {
+		t.Fatalf("setup: L's log start %d, want 7", l.LogStartOffset())
+	}
+	for i := 0; i < 20 && f.FlushedOffset() < l.LogEndOffset(); i++ {
+		followRound(t, b, l, f, 1)
+	}
+	followRound(t, b, l, f, 1)
+	if f.FlushedOffset() != l.LogEndOffset() || f.HighWatermark() != l.HighWatermark() {
+		t.Fatalf("after 20 fetch rounds F holds [%d, %d) with high watermark %d; L holds [%d, %d) with high watermark %d",
+			f.LogStartOffset(), f.LogEndOffset(), f.HighWatermark(), l.LogStartOffset(), l.LogEndOffset(), l.HighWatermark())
 	}
 }

@@ -314,11 +314,19 @@ func (b *Broker) appendFetched(key partitionKey, p *partition.Partition, rp *kms
 	}
 	if len(rp.RecordBatches) > 0 {
 		if h, err := batch.ParseHeader(rp.RecordBatches); err == nil && h.BaseOffset < p.LogEndOffset() && h.NextOffset() > p.LogEndOffset() {
-			// The leader's cleaner folded the batches around this log's
-			// end into one that starts below it: the same offsets, fewer
-			// records. Take it whole: cut back to where it starts.
-			if _, err := p.TruncateTo(h.BaseOffset); err != nil {
-				b.logger.Error("truncate to a compacted batch", "topic", key.topic, "partition", key.index, "offset", h.BaseOffset, "err", err)
+			// The batch holding this log's end starts below it: the
+			// leader's cleaner folded the batches around it into one (the
+			// same offsets, fewer records), or this log started again at
+			// the leader's log start, inside a batch. Take the batch
+			// whole: cut back to where it starts, or, where that is below
+			// this log's start, start the log again there (the leader's
+			// log start, which the answer carries, is taken after).
+			cut := func() error { _, err := p.TruncateTo(h.BaseOffset); return err }
+			if h.BaseOffset < p.LogStartOffset() {
+				cut = func() error { return p.TruncateFullyAndStartAt(h.BaseOffset) }
+			}
+			if err := cut(); err != nil {
+				b.logger.Error("cut back to the start of a batch", "topic", key.topic, "partition", key.index, "offset", h.BaseOffset, "err", err)
 				return fetchFailed
 			}
 		}
