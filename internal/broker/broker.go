@@ -184,7 +184,7 @@ func Open(cfg Config) (*Broker, error) {
 		for _, name := range im.TopicNames() {
 			t := im.Topics[name]
 			for i := range t.Partitions {
-				if !b.leads(t, int32(i)) {
+				if !b.leads(im, t, int32(i)) {
 					b.setPartitionLocked(t, int32(i), nil)
 					if b.hosts(t, int32(i)) {
 						if err := b.openFollower(t, int32(i)); err != nil {
@@ -339,7 +339,7 @@ func (b *Broker) partitionDir(topic string, index int32) string {
 // openPartition opens partition i of t and adds it to the broker's map.
 // Only Open calls it, before the broker serves.
 func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
-	p, err := b.openPartitionFiles(t, i)
+	p, err := b.openPartitionFiles(t, i, true)
 	if err != nil {
 		return err
 	}
@@ -347,17 +347,31 @@ func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
 	return nil
 }
 
-// leads reports whether this node serves partition i of t: in a cluster,
-// the partitions the image names it leader of; alone, all of them.
-func (b *Broker) leads(t *metadata.Topic, i int32) bool {
-	return !b.ctrl.Clustered() || t.Partitions[i].Leader == b.cfg.NodeID
+// leads reports whether this node serves partition i of t in im: alone,
+// all of them; in a cluster, those im names it leader of, once im holds
+// this process's own registration. Until then the leaderships im names
+// are those of the node's previous process, which may have lost a tail
+// it had not fsynced and its followers hold: leading at that process's
+// epochs, it would take new writes at those offsets without a follower
+// seeing the logs diverge (KIP-101). The registration gives the node
+// new leader epochs (metadata.Image.Apply), and it leads at those.
+func (b *Broker) leads(im *metadata.Image, t *metadata.Topic, i int32) bool {
+	if !b.ctrl.Clustered() {
+		return true
+	}
+	if t.Partitions[i].Leader != b.cfg.NodeID {
+		return false
+	}
+	br, ok := im.Brokers[b.cfg.NodeID]
+	return ok && br.Incarnation == b.incarnation
 }
 
 // openPartitionFiles opens partition i of t on disk (recovering its log),
 // without touching the broker's map, so no lock that produce and fetch
-// take is held while it does I/O. A directory left by an earlier topic of
-// the same name (another id) is removed first.
-func (b *Broker) openPartitionFiles(t *metadata.Topic, i int32) (*partition.Partition, error) {
+// take is held while it does I/O, as its leader when lead is set and as a
+// follower otherwise. A directory left by an earlier topic of the same
+// name (another id) is removed first.
+func (b *Broker) openPartitionFiles(t *metadata.Topic, i int32, lead bool) (*partition.Partition, error) {
 	dir := b.partitionDir(t.Name, i)
 	want := "topic_id: " + t.ID.String() + "\n"
 	if got, ok, err := partition.TopicID(wlog.OSFS{}, dir); err == nil && ok && got != want {
@@ -372,7 +386,7 @@ func (b *Broker) openPartitionFiles(t *metadata.Topic, i int32) (*partition.Part
 		return nil, err
 	}
 	mp := t.Partitions[i]
-	opts := partition.Options{ReplicaID: b.cfg.NodeID, Follower: !b.leads(t, i)}
+	opts := partition.Options{ReplicaID: b.cfg.NodeID, Follower: !lead}
 	p, err := partition.OpenWith(t.Name, i, dir, b.logConfig(t.Configs), mp.LeaderEpoch, mp.ISR, opts)
 	if err != nil {
 		return nil, err

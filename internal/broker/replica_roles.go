@@ -44,7 +44,7 @@ func (b *Broker) minISR(overrides map[string]string) int {
 // fetcher is assigned by the next reconcile. Only Open calls it, before
 // anything else runs.
 func (b *Broker) openFollower(t *metadata.Topic, i int32) error {
-	p, err := b.openPartitionFiles(t, i)
+	p, err := b.openPartitionFiles(t, i, false)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (b *Broker) reconcile(im *metadata.Image) {
 			if known {
 				s.cur = ts.parts[i]
 			}
-			lead, host := b.leads(t, int32(i)), b.hosts(t, int32(i))
+			lead, host := b.leads(im, t, int32(i)), b.hosts(t, int32(i))
 			switch {
 			case lead && s.cur != nil:
 				if s.cur.LeaderEpoch() != mp.LeaderEpoch || !slices.Equal(s.cur.ISR(), mp.ISR) {
@@ -190,12 +190,13 @@ func (b *Broker) reconcile(im *metadata.Image) {
 		if _, ok := b.closing[key]; ok {
 			continue // still closing: the close's own reconcile opens it
 		}
-		p, err := b.openPartitionFiles(s.t, s.i)
+		lead := b.leads(im, s.t, s.i)
+		p, err := b.openPartitionFiles(s.t, s.i, lead)
 		if err != nil {
 			b.logger.Error("open partition", "topic", s.t.Name, "partition", s.i, "err", err)
 			continue
 		}
-		if !b.leads(s.t, s.i) {
+		if !lead {
 			b.follow(s.t, s.i, p)
 			continue
 		}
