@@ -685,6 +685,8 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		return b.handleProduce(r)
 	case *kmsg.FetchRequest:
 		return b.handleFetch(ctx, r)
+	case *kmsg.DeleteRecordsRequest:
+		return b.handleDeleteRecords(r)
 	case *kmsg.JoinGroupRequest:
 		return b.handleJoinGroup(ctx, c, r)
 	case *kmsg.SyncGroupRequest:
@@ -736,8 +738,6 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleAlterConfigs(r)
 	case *kmsg.IncrementalAlterConfigsRequest:
 		resp = b.handleIncrementalAlterConfigs(r)
-	case *kmsg.DeleteRecordsRequest:
-		resp = b.handleDeleteRecords(r)
 	case *kmsg.DescribeClusterRequest:
 		resp = b.handleDescribeCluster(r)
 	case *kmsg.DescribeQuorumRequest:

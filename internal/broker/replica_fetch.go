@@ -6,9 +6,11 @@ package broker
 // fsynced, which partition.UpdateFollower counts towards the high
 // watermark and the follower's place in the ISR; a follower whose log
 // diverged from this one is told where (KIP-320's DivergingEpoch) instead
-// of being sent data. Data is read up to the log end, not the high
-// watermark, and a fetch with nothing to read waits on the log end for up
-// to its max wait. Clients' fetches never take this path.
+// of being sent data. The follower's log start (LogStartOffset, v5+) is
+// recorded for the low watermark DeleteRecords waits on. Data is read up
+// to the log end, not the high watermark, and a fetch with nothing to
+// read waits on the log end (or a move of the log start) for up to its
+// max wait. Clients' fetches never take this path.
 
 import (
 	"context"
@@ -64,6 +66,9 @@ func (b *Broker) replicaFetch(ctx context.Context, req *kmsg.FetchRequest, repli
 				op.ErrorCode = code
 				continue
 			}
+			// What DeleteRecords waits for: the follower's log start
+			// (partition.LowWatermark).
+			part.SetFollowerLogStart(replica, rp.LogStartOffset)
 			targets = append(targets, target{part, rp, op})
 		}
 	}

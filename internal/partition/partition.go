@@ -97,13 +97,18 @@ type Partition struct {
 	ending   []endingTxn
 	waiters  []waiter // appends waiting to be durable
 	watchers map[chan<- struct{}]struct{}
-	// endWatchers wait for the log end to move (replica fetches
-	// long-polling at the leader's end); nEndWatchers counts them so an
-	// append with none pays one atomic load.
+	// endWatchers wait for the log end (or the log start) to move
+	// (replica fetches long-polling at the leader's end); nEndWatchers
+	// counts them so an append with none pays one atomic load.
 	endWatchers  map[chan<- struct{}]struct{}
 	nEndWatchers atomic.Int32
 	flushErr     error
 	closed       bool
+
+	// lowWatchers wait for the low watermark to move (DeleteRecords
+	// waiting for the followers' log starts, low_watermark.go). Guarded
+	// by wmu.
+	lowWatchers map[chan<- struct{}]struct{}
 
 	flushCh chan struct{}
 	closing chan struct{}
@@ -446,6 +451,9 @@ func (p *Partition) startMoved() error {
 	p.epochs.truncateFromStart(p.log.StartOffset())
 	p.updateFirstUnstableLocked()
 	p.mu.Unlock()
+	// Followers waiting at the log end learn the new log start only from
+	// a fetch answer, and DeleteRecords waits for them to follow it.
+	p.notifyEnd()
 	return p.snapshotProducers()
 }
 

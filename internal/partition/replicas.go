@@ -66,6 +66,9 @@ type follower struct {
 	lastCaughtUpMs     int64
 	lastFetchLeaderEnd int64
 	lastFetchMs        int64
+	// logStart is the log start offset it sent with its last fetch, -1
+	// until it sends one (low_watermark.go).
+	logStart int64
 }
 
 // highWatermarkLocked is what the high watermark's inputs allow now;
@@ -170,7 +173,7 @@ func (p *Partition) SetLeader(epoch int32, isr []int32) error {
 	}
 	for _, id := range isr {
 		if _, ok := p.followers[id]; !ok && id != p.opts.ReplicaID {
-			p.followers[id] = &follower{fetchOffset: -1, lastCaughtUpMs: nowMs, lastFetchLeaderEnd: -1}
+			p.followers[id] = &follower{fetchOffset: -1, lastCaughtUpMs: nowMs, lastFetchLeaderEnd: -1, logStart: -1}
 		}
 	}
 	p.role, p.leaderEpoch, p.isr = roleLeader, epoch, slices.Clone(isr)
@@ -200,6 +203,7 @@ func (p *Partition) BecomeFollower(epoch int32) {
 	}
 	p.role, p.leaderEpoch, p.isr, p.proposedISR = roleFollower, epoch, nil, nil
 	clear(p.followers)
+	p.notifyLowLocked() // a DeleteRecords waiting on it ends NOT_LEADER_OR_FOLLOWER
 }
 
 // IsLeader reports whether this replica leads the partition.
@@ -288,7 +292,7 @@ func (p *Partition) UpdateFollower(replica int32, fetchOffset int64, lastFetched
 	defer p.wmu.Unlock()
 	f := p.followers[replica]
 	if f == nil {
-		f = &follower{fetchOffset: -1, lastFetchLeaderEnd: -1}
+		f = &follower{fetchOffset: -1, lastFetchLeaderEnd: -1, logStart: -1}
 		p.followers[replica] = f
 	}
 	switch {
@@ -370,7 +374,8 @@ func (p *Partition) SetFollowerHW(leaderHW int64) error {
 }
 
 // WatchEnd registers ch to receive a non-blocking send whenever the log
-// end moves: a replica fetch waiting at the leader's log end waits on it.
+// end or the log start moves: a replica fetch waiting at the leader's log
+// end waits on it.
 // UnwatchEnd removes it.
 func (p *Partition) WatchEnd(ch chan<- struct{}) {
 	p.wmu.Lock()
