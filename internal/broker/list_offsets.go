@@ -7,7 +7,10 @@ package broker
 // timestamp finds the first offset at or after it. Answers for -3 and for
 // a timestamp lie below the high watermark, or below the last stable
 // offset under read_committed; none is found (-1) otherwise. v4+ returns
-// the leader epoch and checks the current one.
+// the leader epoch and checks the current one. A leader whose high
+// watermark has not reached the start of its leader epoch (new, or
+// restarted, before its followers fetch) answers OFFSET_NOT_AVAILABLE for
+// everything but the log start (KIP-207).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,6 +38,15 @@ func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				continue
 			}
 			rp.LeaderEpoch = part.LeaderEpoch()
+			if p.Timestamp != -2 && p.Timestamp != -4 && !part.HighWatermarkEstablished() {
+				// A new leader whose followers have not yet fetched: its
+				// high watermark may lie below what an earlier leader
+				// showed, and a consumer resetting to it would read
+				// again what it read (KIP-207). Retriable.
+				rp.ErrorCode = kerr.OffsetNotAvailable.Code
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
 			// What a fetch at this isolation level may read: answers at
 			// or past it would point into records the client cannot see.
 			visible := part.HighWatermark()

@@ -245,3 +245,19 @@ func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	defer p.mu.Unlock()
 	return p.epochs.endOffsetFor(epoch, p.log.EndOffset())
 }
+
+// HighWatermarkEstablished reports whether a leader's high watermark has
+// reached the start of its current leader epoch. A new leader, or one
+// restarted, starts with a high watermark that may lie below offsets an
+// earlier leadership already made visible, until its followers fetch;
+// until then the offsets it would answer are not yet known (Kafka's
+// OFFSET_NOT_AVAILABLE, KIP-207). A follower, or a leader without
+// epochs, reports true.
+func (p *Partition) HighWatermarkEstablished() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.role != roleLeader || len(p.epochs) == 0 {
+		return true
+	}
+	return p.hw.Load() >= p.epochs[len(p.epochs)-1].start
+}
