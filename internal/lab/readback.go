@@ -2,13 +2,36 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
+
+// listEnds is adm.ListEndOffsets, asked again while a partition answers a
+// retriable error: a leader elected a moment ago answers
+// OFFSET_NOT_AVAILABLE until its followers have fetched (KIP-207).
+func listEnds(ctx context.Context, adm *kadm.Client, topic string) (kadm.ListedOffsets, error) {
+	for {
+		l, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = l.Error()
+		}
+		var ke *kerr.Error
+		if err == nil || !errors.As(err, &ke) || !ke.Retriable || ctx.Err() != nil {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return l, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
 
 // readBackTimeout bounds reading a topic back after a scenario.
 const readBackTimeout = 30 * time.Second
@@ -56,10 +79,7 @@ func readBack(ctx context.Context, seeds []string, topic string, partitions int3
 	}
 	deadline := time.Now().Add(stableWait)
 	for {
-		hw, err := adm.ListEndOffsets(ctx, topic)
-		if err == nil {
-			err = hw.Error()
-		}
+		hw, err := listEnds(ctx, adm, topic)
 		if err != nil {
 			return nil, fmt.Errorf("read back %s: high watermarks: %w", topic, err)
 		}
@@ -251,9 +271,7 @@ func stableOffsets(ctx context.Context, adm *kadm.Client, topic string) (lso, hw
 		if err != nil {
 			return nil, nil, fmt.Errorf("last stable offsets: %w", err)
 		}
-		if hw, err = adm.ListEndOffsets(ctx, topic); err == nil {
-			err = hw.Error()
-		}
+		hw, err = listEnds(ctx, adm, topic)
 		if err != nil {
 			return nil, nil, fmt.Errorf("high watermarks: %w", err)
 		}

@@ -95,10 +95,7 @@ func endOffsets(ctx context.Context, seeds []string, topic string) (map[int32]in
 		return nil, err
 	}
 	defer cl.Close()
-	l, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = l.Error()
-	}
+	l, err := listEnds(ctx, kadm.NewClient(cl), topic)
 	if err != nil {
 		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
