@@ -25,10 +25,11 @@ import (
 // processes.
 
 // electSettings are the cluster settings of these tests: a broker is
-// fenced 2 s after its last heartbeat, and a follower leaves the ISR after
-// lagMs behind.
+// fenced 5 s after its last heartbeat (under a loaded machine's pauses a
+// shorter session fences live nodes and moves leaderships the tests
+// expect to stay), and a follower leaves the ISR after lagMs behind.
 func electSettings(lagMs int, extra ...string) []string {
-	return append([]string{"--set", "broker.session.timeout.ms=2000", "--set", "broker.heartbeat.interval.ms=300",
+	return append([]string{"--set", "broker.session.timeout.ms=5000", "--set", "broker.heartbeat.interval.ms=500",
 		"--set", "replica.lag.time.max.ms=" + strconv.Itoa(lagMs)}, extra...)
 }
 

@@ -10,9 +10,19 @@ package broker
 // watermark counts the ISR and the followers proposed to join it (the
 // maximal ISR, partition.ProposeISR), so it never leaves out a follower
 // the controller may have recorded and an election may pick.
+//
+// A proposal stays in flight until its outcome is known, and no other
+// change of the partition is proposed meanwhile (Kafka's pending ISR
+// state): a proposal the controller may have committed — no answer came,
+// or the controller moved, or the answer says this node's image is behind
+// — is sent again as it was, or waited out until the image moves past
+// the partition epoch it acted on; only a refusal of the change itself
+// (a replica not eligible, a request not valid) or an image that moved on
+// ends it early. A new change computed from a lagging image would
+// otherwise drop from the count a follower the controller has already
+// put in the ISR.
 
 import (
-	"errors"
 	"slices"
 	"time"
 
@@ -24,29 +34,39 @@ import (
 	"github.com/weir-broker/weir/internal/partition"
 )
 
+// isrProposal is one partition's ISR change and the partition it is for.
+type isrProposal struct {
+	change controller.ISRChange
+	part   *partition.Partition
+}
+
 // isrLoop checks the ISR of the partitions this node leads, a few times
-// per replica.lag.time.max.ms.
+// per replica.lag.time.max.ms. It owns the proposals in flight.
 func (b *Broker) isrLoop() {
 	defer b.wg.Done()
 	lagMax := b.settings.Int("replica.lag.time.max.ms")
 	interval := max(time.Duration(lagMax)*time.Millisecond/4, 50*time.Millisecond)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	inFlight := map[partitionKey]isrProposal{}
 	for {
 		select {
 		case <-b.stop:
 			return
 		case <-t.C:
-			if changes, parts := b.isrChanges(lagMax); len(changes) > 0 {
-				b.proposeISR(changes, parts, lagMax)
+			if proposals := b.isrChanges(lagMax, inFlight); len(proposals) > 0 {
+				b.proposeISR(proposals, inFlight, lagMax)
 			}
 		}
 	}
 }
 
-// isrChanges lists the ISR changes the partitions this node leads need,
-// and the partitions they are for.
-func (b *Broker) isrChanges(lagMaxMs int64) ([]controller.ISRChange, []*partition.Partition) {
+// isrChanges lists the ISR proposals to send for the partitions this node
+// leads: those in flight whose image has not moved, again as they were,
+// and new changes for the others. A proposal whose partition's image
+// moved on (a new partition or leader epoch, applied here) is done: the
+// image says what the controller decided.
+func (b *Broker) isrChanges(lagMaxMs int64, inFlight map[partitionKey]isrProposal) []isrProposal {
 	type led struct {
 		t  *metadata.Topic
 		i  int32
@@ -64,76 +84,119 @@ func (b *Broker) isrChanges(lagMaxMs int64) ([]controller.ISRChange, []*partitio
 		}
 	})
 	now := nowMs()
-	var changes []controller.ISRChange
-	var parts []*partition.Partition
+	var out []isrProposal
+	seen := map[partitionKey]bool{}
 	for _, l := range leds {
+		key := partitionKey{l.t.Name, l.i}
+		seen[key] = true
 		part, kerrc := b.partition(l.t.Name, l.i)
 		if kerrc != nil || part.LeaderEpoch() != l.mp.LeaderEpoch || !slices.Equal(part.ISR(), l.mp.ISR) {
 			continue // not applied here yet
 		}
-		out := part.OutOfSyncReplicas(now, lagMaxMs)
-		isr := slices.DeleteFunc(slices.Clone(l.mp.ISR), func(r int32) bool { return slices.Contains(out, r) })
+		if p, ok := inFlight[key]; ok {
+			if p.part == part && p.change.PartitionEpoch == l.mp.PartitionEpoch && p.change.LeaderEpoch == l.mp.LeaderEpoch {
+				out = append(out, p) // outcome unknown: ask again
+				continue
+			}
+			delete(inFlight, key)
+			p.part.WithdrawISRProposal()
+		}
+		gone := part.OutOfSyncReplicas(now, lagMaxMs)
+		isr := slices.DeleteFunc(slices.Clone(l.mp.ISR), func(r int32) bool { return slices.Contains(gone, r) })
 		for _, r := range l.mp.Replicas {
 			if !slices.Contains(l.mp.ISR, r) && part.CaughtUp(r, now, lagMaxMs) {
 				isr = append(isr, r)
 			}
 		}
-		if len(isr) == len(l.mp.ISR) && len(out) == 0 {
+		if len(isr) == len(l.mp.ISR) && len(gone) == 0 {
 			continue
 		}
-		changes = append(changes, controller.ISRChange{
+		// Each new member is checked again as it starts to count: the
+		// high watermark may have passed it since CaughtUp looked.
+		if !part.ProposeISR(isr, now, lagMaxMs) {
+			continue
+		}
+		p := isrProposal{change: controller.ISRChange{
 			TopicID: l.t.ID, Partition: l.i, LeaderEpoch: l.mp.LeaderEpoch,
 			PartitionEpoch: l.mp.PartitionEpoch, NewISR: isr,
-		})
-		parts = append(parts, part)
+		}, part: part}
+		inFlight[key] = p
+		out = append(out, p)
 	}
-	return changes, parts
+	for key := range inFlight {
+		if !seen[key] {
+			delete(inFlight, key) // no longer led here
+		}
+	}
+	return out
 }
 
-// proposeISR sends the changes to the active controller: a call when it
-// is this node, AlterPartition otherwise. Each partition counts its
-// proposed ISR from before the request is sent; one the controller
-// refuses withdraws it, and is proposed again next time, against the
-// image of then. When no answer comes the proposal stands: the controller
-// may have committed it, and the image will say.
-func (b *Broker) proposeISR(changes []controller.ISRChange, parts []*partition.Partition, lagMaxMs int64) {
+// proposeISR sends the proposals to the active controller: a call when it
+// is this node, AlterPartition otherwise, and ends those whose outcome
+// the answer settles (settleISR).
+func (b *Broker) proposeISR(proposals []isrProposal, inFlight map[partitionKey]isrProposal, lagMaxMs int64) {
 	epoch := b.brokerEpoch()
 	ctrlID := b.ctrl.ControllerID()
 	if ctrlID < 0 {
 		return
 	}
-	// Each new member is checked again as it starts to count: the high
-	// watermark may have passed it since isrChanges looked.
-	now := nowMs()
-	n := 0
-	for i, ch := range changes {
-		if parts[i].ProposeISR(ch.NewISR, now, lagMaxMs) {
-			changes[n], parts[n] = ch, parts[i]
-			n++
-		}
+	changes := make([]controller.ISRChange, len(proposals))
+	for i, p := range proposals {
+		changes[i] = p.change
 	}
-	changes, parts = changes[:n], parts[:n]
-	if n == 0 {
-		return
-	}
+	answers := make([]isrAnswer, len(proposals))
 	if ctrlID == b.cfg.NodeID {
 		results, err := b.ctrl.AlterPartition(b.cfg.NodeID, epoch, changes)
 		if err != nil {
 			b.logger.Debug("ISR change", "err", err)
-			if errors.Is(err, kerr.NotController) {
-				withdrawAll(parts)
-			}
 			return
 		}
 		for i, r := range results {
-			if r.Err != nil {
-				parts[i].WithdrawISRProposal()
-			}
+			answers[i] = isrAnswer{err: r.Err, partitionEpoch: r.Partition.PartitionEpoch}
 		}
-		return
+	} else {
+		var ok bool
+		if answers, ok = b.alterPartitionRemote(ctrlID, epoch, changes); !ok {
+			return
+		}
 	}
+	for i, p := range proposals {
+		if settleISR(p.change, answers[i]) {
+			delete(inFlight, partitionKey{p.part.Topic, p.part.Index})
+			p.part.WithdrawISRProposal()
+		}
+	}
+}
+
+// isrAnswer is the controller's answer for one ISR change.
+type isrAnswer struct {
+	err            *kerr.Error
+	partitionEpoch int32 // the partition's epoch after the answer
+}
+
+// settleISR reports whether an answer ends a proposal before the image
+// does: the controller refused the change itself, judged on the
+// partition epoch it was made on, or found nothing to change. Any other
+// refusal means this node's image (or the controller's) is behind, and
+// the change may have been committed by an earlier copy of the request:
+// it stays counted until the image moves. An accepted change also waits
+// for the image.
+func settleISR(ch controller.ISRChange, a isrAnswer) bool {
+	switch a.err {
+	case nil:
+		return a.partitionEpoch == ch.PartitionEpoch // nothing committed
+	case kerr.IneligibleReplica, kerr.InvalidRequest:
+		return true
+	}
+	return false
+}
+
+// alterPartitionRemote sends changes to the active controller ctrlID and
+// returns its answer for each, in order; ok is false when no usable
+// answer came (the outcome is unknown).
+func (b *Broker) alterPartitionRemote(ctrlID int32, brokerEpoch int64, changes []controller.ISRChange) ([]isrAnswer, bool) {
 	req := kmsg.NewPtrAlterPartitionRequest()
-	req.BrokerID, req.BrokerEpoch = b.cfg.NodeID, epoch
+	req.BrokerID, req.BrokerEpoch = b.cfg.NodeID, brokerEpoch
 	for _, ch := range changes {
 		rt := kmsg.NewAlterPartitionRequestTopic()
 		rt.TopicID = ch.TopicID
@@ -151,42 +214,33 @@ func (b *Broker) proposeISR(changes []controller.ISRChange, parts []*partition.P
 	kresp, err := b.peerRequest(b.quit, ctrlID, req)
 	if err != nil {
 		b.logger.Debug("ISR change", "controller", ctrlID, "err", err)
-		return
+		return nil, false
 	}
 	resp := kresp.(*kmsg.AlterPartitionResponse)
 	if code := resp.ErrorCode; code != 0 {
 		// The whole request was refused (not the controller, a stale
-		// broker epoch): nothing of it was committed.
+		// broker epoch); an earlier copy may still have been committed.
 		b.logger.Debug("ISR change refused", "controller", ctrlID, "err", kerr.ErrorForCode(code))
-		withdrawAll(parts)
-		return
+		return nil, false
 	}
-	refused := map[partitionRef]bool{}
+	type ref struct {
+		id    metadata.TopicID
+		name  string
+		index int32
+	}
+	got := map[ref]isrAnswer{}
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
-			if rp.ErrorCode != 0 {
-				refused[partitionRef{rt.TopidID, rt.Topic, rp.Partition}] = true
-			}
+			got[ref{rt.TopidID, rt.Topic, rp.Partition}] = isrAnswer{err: kerr.TypedErrorForCode(rp.ErrorCode), partitionEpoch: rp.PartitionEpoch}
 		}
 	}
+	answers := make([]isrAnswer, len(changes))
 	for i, ch := range changes {
-		if refused[partitionRef{ch.TopicID, ch.Topic, ch.Partition}] {
-			parts[i].WithdrawISRProposal()
+		a, ok := got[ref{ch.TopicID, ch.Topic, ch.Partition}]
+		if !ok {
+			a = isrAnswer{err: kerr.UnknownServerError, partitionEpoch: ch.PartitionEpoch}
 		}
+		answers[i] = a
 	}
-}
-
-// partitionRef names a partition in an AlterPartition response, by topic
-// id (v2 and later) or name.
-type partitionRef struct {
-	id    metadata.TopicID
-	name  string
-	index int32
-}
-
-// withdrawAll withdraws the proposals of parts.
-func withdrawAll(parts []*partition.Partition) {
-	for _, p := range parts {
-		p.WithdrawISRProposal()
-	}
+	return answers, true
 }

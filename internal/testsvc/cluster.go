@@ -56,6 +56,26 @@ func StartCluster(bin, dir string, n int, extra ...string) (*Cluster, error) {
 // brokersOnly nodes outside the voters (ids n+1 to n+brokersOnly), each
 // with its own controller listener.
 func StartClusterWithBrokers(bin, dir string, n, brokersOnly int, extra ...string) (*Cluster, error) {
+	// A port found free may be taken by another process before the node
+	// binds it (tests of other packages pick ports at the same time):
+	// start again on new ports, in new directories.
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var c *Cluster
+		sub := dir
+		if attempt > 0 {
+			sub = filepath.Join(dir, fmt.Sprintf("retry-%d", attempt))
+		}
+		c, err = startClusterOnce(bin, sub, n, brokersOnly, extra...)
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+	}
+	return nil, err
+}
+
+// startClusterOnce is one attempt of StartClusterWithBrokers.
+func startClusterOnce(bin, dir string, n, brokersOnly int, extra ...string) (*Cluster, error) {
 	c := &Cluster{bin: bin, extra: extra}
 	var voters []string
 	for i := 1; i <= n+brokersOnly; i++ {
