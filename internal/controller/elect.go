@@ -138,7 +138,7 @@ func electOne(p metadata.Partition, typ ElectionType, mayLead func(int32) bool) 
 		if p.Leader != -1 && mayLead(p.Leader) {
 			return metadata.PartitionRecord{}, kerr.ElectionNotNeeded, fmt.Sprintf("the leader %d is live", p.Leader)
 		}
-		rec, ok := electLeader(p, mayLead, mayLead, true)
+		rec, ok := electLeader(p, nil, mayLead, mayLead, true)
 		if !ok || rec.Leader == -1 {
 			return metadata.PartitionRecord{}, kerr.EligibleLeadersNotAvailable, fmt.Sprintf("no replica of %v is live", p.Replicas)
 		}

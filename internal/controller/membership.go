@@ -86,13 +86,35 @@ type brokerLiveness struct {
 //     registration (its epoch) and asks neither to stay fenced nor to
 //     shut down is unfenced;
 //
-// and then every partition whose leader may no longer lead (see mayKeep)
-// loses it: the leader becomes the first other ISR member that may lead,
-// else -1, with a new leader epoch, and the broker leaves the ISR unless
+// and then every fenced broker leaves the ISR of every partition, unless
 // it is the last member (KIP-966 keeps the last one, so the partition can
-// come back with it). A partition with no leader gets the first ISR member
-// that may lead. Internal topics are no exception: their coordinator
+// come back with it), and a leader that may no longer lead (see mayKeep)
+// or has left the ISR loses the leadership: it goes to the first
+// remaining ISR member that may lead, else -1, with a new leader epoch.
+// A partition with no leader gets the first ISR member that may lead. Internal topics are no exception: their coordinator
 // shards follow the leadership of their partitions.
+//
+// This is the one place a broker leaves the ISRs for being fenced, for
+// both ways of being fenced: its session expired, or it registered again
+// (a new incarnation starts fenced, metadata.Image.Apply). A broker that
+// registers again may have lost its log, or the tail it had not fsynced
+// (a replaced disk, a crash), so it counts as in sync nowhere until the
+// leader's normal expansion takes it back once it has caught up
+// (internal/broker/isr.go), as Kafka's controller does on fencing. The
+// brokers fenced in the image before this plan leave first, those fenced
+// by it after, each step stopping short of emptying the ISR: so when a
+// broker registers again as the leader's session expires, the old leader
+// is kept as the last member, not the broker that may have come back
+// empty. A broker fenced in the image is unfenced (above) only by a plan
+// that also makes it leave, so it never serves again while still counted
+// in an ISR it was in before it registered again.
+//
+// The records are planned here, on the active controller, and committed
+// like any other change, so every node applies the same ISRs and epochs.
+// The leader-epoch bump metadata.Image.Apply makes when a new incarnation
+// registers stays: it covers the partitions the broker leads between its
+// registration and this plan, and metadata logs written before this plan
+// moved the broker out replay with it.
 func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLiveness, unclean func(*metadata.Topic) bool) []metadata.Record {
 	var recs []metadata.Record
 	brokers := make(map[int32]metadata.Broker, len(im.Brokers))
@@ -117,11 +139,19 @@ func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLivenes
 		}
 		brokers[id] = next
 	}
+	// fencedBefore: fenced in the image this plan starts from (a new
+	// registration, or a session that expired earlier).
 	// mayKeep: a leader keeps its partitions while registered, not
 	// shutting down, and either unfenced or fenced only because it has
-	// just registered and is catching up (its session is alive); its
-	// registration gave them a new leader epoch (metadata.Image.Apply).
+	// just registered and is catching up (its session is alive) — which
+	// it can only do where, fenced before, it is the last ISR member
+	// left: its registration gave them a new leader epoch
+	// (metadata.Image.Apply).
 	// mayTake: only unfenced brokers are given leaderships.
+	fencedBefore := func(id int32) bool {
+		br, ok := im.Brokers[id]
+		return !ok || br.Fenced
+	}
 	mayKeep := func(id int32) bool {
 		br, ok := brokers[id]
 		return ok && !br.ControlledShutdown && (!br.Fenced || lv[id].alive)
@@ -133,7 +163,7 @@ func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLivenes
 	for _, name := range im.TopicNames() {
 		t := im.Topics[name]
 		for i, p := range t.Partitions {
-			if rec, ok := electLeader(p, mayKeep, mayTake, unclean != nil && unclean(t)); ok {
+			if rec, ok := electLeader(p, fencedBefore, mayKeep, mayTake, unclean != nil && unclean(t)); ok {
 				rec.TopicID, rec.Index = t.ID, int32(i)
 				recs = append(recs, metadata.Record{Partition: &rec})
 			}
@@ -142,16 +172,19 @@ func planMembership(im *metadata.Image, live func(metadata.Broker) brokerLivenes
 	return recs
 }
 
-// electLeader is the change one partition needs, if any.
+// electLeader is the change one partition needs, if any: the members
+// leftEarlier says (nil: none) leave the ISR, then those that may not
+// keep their place, each step unless it would empty the ISR.
 // With unclean set (unclean.leader.election.enable) and no ISR member
 // able to lead, a live replica outside the ISR is elected and becomes the
 // whole ISR: the partition is available again, and the writes only the
 // ISR held are lost, as the setting says.
-func electLeader(p metadata.Partition, mayKeep, mayTake func(int32) bool, unclean bool) (metadata.PartitionRecord, bool) {
-	isr := slices.DeleteFunc(slices.Clone(p.ISR), func(id int32) bool { return !mayKeep(id) })
-	if len(isr) == 0 {
-		isr = slices.Clone(p.ISR)
+func electLeader(p metadata.Partition, leftEarlier, mayKeep, mayTake func(int32) bool, unclean bool) (metadata.PartitionRecord, bool) {
+	isr := slices.Clone(p.ISR)
+	if leftEarlier != nil {
+		isr = leaveISR(isr, leftEarlier)
 	}
+	isr = leaveISR(isr, func(id int32) bool { return !mayKeep(id) })
 	leader := p.Leader
 	if leader != -1 && (!mayKeep(leader) || !slices.Contains(isr, leader)) {
 		leader = -1
@@ -173,6 +206,16 @@ func electLeader(p metadata.Partition, mayKeep, mayTake func(int32) bool, unclea
 		}
 	}
 	return leaderChange(p, leader, isr)
+}
+
+// leaveISR removes the members gone says from isr, unless none would
+// remain: the ISR is never emptied (KIP-966).
+func leaveISR(isr []int32, gone func(int32) bool) []int32 {
+	kept := slices.DeleteFunc(slices.Clone(isr), gone)
+	if len(kept) == 0 {
+		return isr
+	}
+	return kept
 }
 
 // leaderChange is the record that gives p leader and isr, or false when

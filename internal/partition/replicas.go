@@ -151,8 +151,8 @@ func (p *Partition) WithdrawISRProposal() {
 // metadata gives (which includes this replica, Options.ReplicaID).
 // Batches appended from now on carry the epoch, whose start is made
 // durable first; on an error the old epoch and role stay. A new epoch or a
-// change of role starts the followers afresh: nothing is assumed of what
-// they hold until they fetch. An ISR member the leader knows nothing of
+// change of role starts the followers afresh, and so does leaving the
+// ISR: nothing is assumed of what they hold until they fetch. An ISR member the leader knows nothing of
 // counts as caught up now, so that it is not dropped from the ISR before
 // it could fetch. The high watermark stays where it was and moves as they
 // fetch; a smaller ISR may let it move at once. The ISR given replaces any
@@ -170,6 +170,16 @@ func (p *Partition) SetLeader(epoch int32, isr []int32) error {
 	defer p.wmu.Unlock()
 	if p.role != roleLeader || epoch != p.leaderEpoch {
 		clear(p.followers)
+	}
+	// A follower the ISR has lost is assumed to hold nothing until it
+	// fetches again: the controller removes a broker that registered
+	// again (a restart, perhaps without its log), and what its previous
+	// incarnation fetched must not bring it straight back (the hazard
+	// KIP-903 closes with broker epochs in fetches).
+	for _, id := range p.isr {
+		if !slices.Contains(isr, id) {
+			delete(p.followers, id)
+		}
 	}
 	for _, id := range isr {
 		if _, ok := p.followers[id]; !ok && id != p.opts.ReplicaID {

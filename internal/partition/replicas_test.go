@@ -434,3 +434,34 @@ func TestALeaderEpochThatCannotBeWrittenDoesNotStart(t *testing.T) {
 		t.Fatalf("leader epoch %d after the failed start, want 0", p.LeaderEpoch())
 	}
 }
+
+// A follower the controller removes from the ISR (it registered again:
+// restarted, perhaps without its log) is not caught up on the strength
+// of what it fetched before: until it fetches again, the leader assumes
+// it holds nothing, and does not propose it back.
+func TestAFollowerRemovedFromTheISRIsNotCaughtUpUntilItFetchesAgain(t *testing.T) {
+	p := openLeader(t, 0, 2, 3)
+	advAppend(t, p, plain, "a", "b")
+	advSync(t, p)
+	update(t, p, 2, 2, 1000)
+	update(t, p, 3, 2, 1000)
+	wantHW(t, p, 2)
+	if err := p.SetLeader(0, []int32{0, 3}); err != nil { // same epoch, 2 removed
+		t.Fatal(err)
+	}
+	if p.CaughtUp(2, 1000, 30000) {
+		t.Fatal("follower 2, removed from the ISR, is caught up on its previous fetches")
+	}
+	if got := p.OutOfSyncReplicas(1000, 30000); len(got) != 0 {
+		t.Fatalf("out of sync %v, want none", got)
+	}
+	update(t, p, 2, 0, 1100) // its new incarnation, empty
+	if p.CaughtUp(2, 1100, 30000) {
+		t.Fatal("follower 2 fetching from 0 is caught up")
+	}
+	update(t, p, 2, 2, 1200)
+	if !p.CaughtUp(2, 1200, 30000) {
+		t.Fatal("follower 2 at the high watermark is not caught up")
+	}
+	wantHW(t, p, 2)
+}
