@@ -6,12 +6,12 @@ package partition
 // every such replica has moved its own (followers follow the leader's log
 // start on each fetch answer and report theirs with the next fetch), so
 // the broker answers DeleteRecords only when the low watermark reached
-// the offset asked for, as Kafka does (KIP-107). A follower counts once
-// it has reported a log start under the current leadership: before that
-// the leader knows nothing of it, and one that never fetches would hold
-// every DeleteRecords until it timed out.
-
-import "slices"
+// the offset asked for, as Kafka does (KIP-107). A follower that has not
+// reported a log start under the current leadership (a new leader knows
+// nothing of its followers until they fetch) holds the low watermark at
+// -1: it may still serve, and later lead with, the records deleted here.
+// A follower that never fetches holds DeleteRecords until its timeout,
+// which then says the deletion is not known to be complete.
 
 // SetFollowerLogStart records the log start offset follower replica sent
 // with its fetch (the Fetch request's LogStartOffset, v5+; -1 is not
@@ -36,10 +36,10 @@ func (p *Partition) SetFollowerLogStart(replica int32, logStart int64) {
 }
 
 // LowWatermark is the smallest of the leader's log start and the log
-// starts the followers among replicas reported (the caller passes the
-// assigned replicas on live brokers: a dead one cannot lead, and a
-// removed one no longer may); a follower that has not reported one is
-// left out. On a follower it is ErrNotLeader.
+// starts of the followers among replicas (the caller passes the assigned
+// replicas on live brokers: a dead one cannot lead, and a removed one no
+// longer may); -1 while one of them has not reported its log start under
+// this leadership. On a follower it is ErrNotLeader.
 func (p *Partition) LowWatermark(replicas []int32) (int64, error) {
 	low := p.log.StartOffset()
 	p.wmu.Lock()
@@ -47,10 +47,15 @@ func (p *Partition) LowWatermark(replicas []int32) (int64, error) {
 	if p.role != roleLeader {
 		return -1, ErrNotLeader
 	}
-	for id, f := range p.followers {
-		if id != p.opts.ReplicaID && f.logStart >= 0 && slices.Contains(replicas, id) {
-			low = min(low, f.logStart)
+	for _, id := range replicas {
+		if id == p.opts.ReplicaID {
+			continue
 		}
+		f := p.followers[id]
+		if f == nil || f.logStart < 0 {
+			return -1, nil
+		}
+		low = min(low, f.logStart)
 	}
 	return low, nil
 }

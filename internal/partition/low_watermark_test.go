@@ -14,22 +14,25 @@ func wantLow(t *testing.T, p *Partition, replicas []int32, want int64) {
 }
 
 // The low watermark is the smallest log start of the leader and the
-// followers that reported one; a follower that never fetched, or one
-// not among the replicas counted (a dead broker's), does not hold it.
+// followers counted; one counted that has not reported its log start
+// holds it at -1, one not among the replicas counted (a dead broker's)
+// does not hold it.
 func TestLowWatermarkIsTheSmallestReportedLogStartOfTheLiveReplicas(t *testing.T) {
 	p := openLeader(t, 0, 2, 3)
 	advAppend(t, p, plain, "a", "b", "c", "d", "e") // 0-4
 	advSync(t, p)
 	all := []int32{0, 2, 3}
-	wantLow(t, p, all, 0)
+	wantLow(t, p, all, -1)
+	wantLow(t, p, []int32{0}, 0)
 	update(t, p, 2, 5, 1)
 	update(t, p, 3, 5, 1)
 	wantHW(t, p, 5)
 	if _, err := p.DeleteRecordsBefore(3); err != nil {
 		t.Fatal(err)
 	}
-	// Neither follower has sent a log start: only the leader's counts.
-	wantLow(t, p, all, 3)
+	// Neither follower has sent a log start: not known.
+	wantLow(t, p, all, -1)
+	wantLow(t, p, []int32{0}, 3)
 
 	p.SetFollowerLogStart(2, 0)
 	p.SetFollowerLogStart(3, 0)
