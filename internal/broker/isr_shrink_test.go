@@ -18,27 +18,30 @@ import (
 	"github.com/weir-broker/weir/internal/partition"
 )
 
-// The ISR shrinks when a live follower stops fetching (KIP-497,
-// replica.lag.time.max.ms), whatever else the leader would like to change
-// in it: a replica the controller will not take (a fenced broker, KIP-903)
-// must not make the leader's proposals fail as a whole. As in Kafka, the
-// leader proposes only eligible replicas for expansion (unfenced, not
-// shutting down), so the removal of a lagging member goes through and the
-// high watermark moves again.
-//
-// Interleaving, with a real single-voter controller and the leader's own
-// ISR proposals (isrChanges, proposeISR): node 1 leads a partition with
-// replicas and ISR {1,2,3}; both followers hold record 0. Broker 3 stops
-// heartbeating (cut off from the controller, not from the leader) and the
-// controller fences it: ISR {1,2}. Broker 3 keeps fetching from the
-// leader and stays at its log end; follower 2, live (heartbeating), stops
-// fetching. The leader takes record 1: its high watermark waits for 2.
-// Every ISR check then proposes {1,3} (drop 2, add the caught-up 3), the
-// controller answers INELIGIBLE_REPLICA for the whole change, and 2 is
-// never dropped: the partition takes no acks=all write for as long as 3
-// stays fenced and fetching.
-func TestTheISRDropsAStoppedFollowerWhileAFencedReplicaKeepsFetching(t *testing.T) {
-	const lagMaxMs = 400
+// isrHarness is a real single-voter controller with brokers 1-3
+// registered, a topic whose partition idx node 1 leads with ISR {1,2,3},
+// the leader partition L on node 1 holding record 0 that both followers
+// fetched, and a broker value b whose ISR checks (isrChanges,
+// proposeISR) run against them. beat[id] set to false stops id's
+// heartbeats.
+type isrHarness struct {
+	t    *testing.T
+	c    *controller.Controller
+	b    *Broker
+	L    *partition.Partition
+	idx  int32
+	mu   sync.Mutex
+	beat map[int32]bool
+}
+
+func (h *isrHarness) setBeat(id int32, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.beat[id] = on
+}
+
+func newISRHarness(t *testing.T) *isrHarness {
+	h := &isrHarness{t: t, beat: map[int32]bool{1: true, 2: true, 3: true}}
 	addr := freeLoopback(t)
 	cfg := config.NewBroker()
 	for k, v := range map[string]string{
@@ -76,26 +79,26 @@ func TestTheISRDropsAStoppedFollowerWhileAFencedReplicaKeepsFetching(t *testing.
 		res, err := c.BrokerHeartbeat(controller.Heartbeat{NodeID: id, Epoch: epoch, AppliedOffset: applied})
 		return err == nil && !res.Fenced
 	}
-	// Brokers 1 and 2 heartbeat throughout; broker 3 only until stop3.
-	stop, stop3 := make(chan struct{}), make(chan struct{})
+	// Each broker heartbeats while h.beat says so.
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
-		beat3 := true
 		for {
-			heartbeat(1)
-			heartbeat(2)
-			if beat3 {
-				heartbeat(3)
+			for id := int32(1); id <= 3; id++ {
+				h.mu.Lock()
+				on := h.beat[id]
+				h.mu.Unlock()
+				if on {
+					heartbeat(id)
+				}
 			}
 			select {
 			case <-stop:
 				return
-			case <-stop3:
-				beat3, stop3 = false, nil
 			case <-tick.C:
 			}
 		}
@@ -156,16 +159,6 @@ func TestTheISRDropsAStoppedFollowerWhileAFencedReplicaKeepsFetching(t *testing.
 		topics: map[string]*topicState{"r": {id: top.ID, parts: make([]*partition.Partition, len(top.Partitions))}},
 	}
 	b.topics["r"].parts[idx] = L
-	// reconcile's part: the leader takes the image's ISR.
-	follow := func() {
-		t.Helper()
-		cur := mp()
-		if L.LeaderEpoch() != cur.LeaderEpoch || !slices.Equal(L.ISR(), cur.ISR) {
-			if err := L.SetLeader(cur.LeaderEpoch, cur.ISR); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	write := func(v string) {
 		t.Helper()
 		rec := batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{{Value: []byte(v)}})
@@ -193,34 +186,124 @@ func TestTheISRDropsAStoppedFollowerWhileAFencedReplicaKeepsFetching(t *testing.
 		t.Fatalf("setup: high watermark %d, want 1", hw)
 	}
 
+	h.c, h.b, h.L, h.idx = c, b, L, idx
+	return h
+}
+
+// mp is the partition in the controller's image.
+func (h *isrHarness) mp() metadata.Partition {
+	var p metadata.Partition
+	h.c.View(func(im *metadata.Image) { p = im.Topics["r"].Partitions[h.idx] })
+	return p
+}
+
+// waitImage waits until cond holds of the controller's image.
+func (h *isrHarness) waitImage(what string, cond func(im *metadata.Image) bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok := false
+		h.c.View(func(im *metadata.Image) { ok = cond(im) })
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// follow is reconcile's part: the leader takes the image's ISR.
+func (h *isrHarness) follow() {
+	h.t.Helper()
+	cur := h.mp()
+	if h.L.LeaderEpoch() != cur.LeaderEpoch || !slices.Equal(h.L.ISR(), cur.ISR) {
+		if err := h.L.SetLeader(cur.LeaderEpoch, cur.ISR); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// write appends one record to the leader and fsyncs it.
+func (h *isrHarness) write(v string) {
+	h.t.Helper()
+	rec := batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{{Value: []byte(v)}})
+	hd, err := batch.ParseHeader(rec)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, _, err := h.L.Append(rec, hd, nowMs()); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.L.Sync(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// fetch is a fetch of follower r at the leader's log end, now.
+func (h *isrHarness) fetch(r int32) {
+	h.t.Helper()
+	if _, err := h.L.UpdateFollower(r, h.L.LogEndOffset(), h.L.LatestEpoch(), nowMs()); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// isrTick is one of the leader's ISR checks (isrLoop), with lagMaxMs.
+func (h *isrHarness) isrTick(lagMaxMs int64, inFlight map[partitionKey]isrProposal) {
+	if props := h.b.isrChanges(lagMaxMs, inFlight); len(props) > 0 {
+		h.b.proposeISR(props, inFlight, lagMaxMs)
+	}
+}
+
+// The ISR shrinks when a live follower stops fetching (KIP-497,
+// replica.lag.time.max.ms), whatever else the leader would like to change
+// in it: a replica the controller will not take (a fenced broker, KIP-903)
+// must not make the leader's proposals fail as a whole. As in Kafka, the
+// leader proposes only eligible replicas for expansion (unfenced, not
+// shutting down), so the removal of a lagging member goes through and the
+// high watermark moves again.
+//
+// Interleaving, with a real single-voter controller and the leader's own
+// ISR proposals (isrChanges, proposeISR): node 1 leads a partition with
+// replicas and ISR {1,2,3}; both followers hold record 0. Broker 3 stops
+// heartbeating (cut off from the controller, not from the leader) and the
+// controller fences it: ISR {1,2}. Broker 3 keeps fetching from the
+// leader and stays at its log end; follower 2, live (heartbeating), stops
+// fetching. The leader takes record 1: its high watermark waits for 2.
+// Every ISR check then proposes {1,3} (drop 2, add the caught-up 3), the
+// controller answers INELIGIBLE_REPLICA for the whole change, and 2 is
+// never dropped: the partition takes no acks=all write for as long as 3
+// stays fenced and fetching.
+func TestTheISRDropsAStoppedFollowerWhileAFencedReplicaKeepsFetching(t *testing.T) {
+	const lagMaxMs = 400
+	h := newISRHarness(t)
 	// Broker 3 loses the controller; the controller fences it and it
 	// leaves the ISR.
-	close(stop3)
-	waitImage("broker 3 fenced and out of the ISR", func(im *metadata.Image) bool {
-		p := im.Topics["r"].Partitions[idx]
+	h.setBeat(3, false)
+	h.waitImage("broker 3 fenced and out of the ISR", func(im *metadata.Image) bool {
+		p := im.Topics["r"].Partitions[h.idx]
 		return !im.Unfenced(3) && !slices.Contains(p.ISR, 3) && slices.Contains(p.ISR, 2)
 	})
-	follow()
+	h.follow()
 
 	// Follower 2 stops fetching; 3 keeps fetching at the log end.
-	write("b")
+	h.write("b")
 	inFlight := map[partitionKey]isrProposal{}
-	deadline = time.Now().Add(8 * time.Second)
-	for slices.Contains(mp().ISR, 2) {
+	deadline := time.Now().Add(8 * time.Second)
+	for slices.Contains(h.mp().ISR, 2) {
 		if time.Now().After(deadline) {
 			t.Fatalf("follower 2 stopped fetching %v ago and is still in the ISR %v (high watermark %d, log end %d): "+
-				"every proposal also adds fenced broker 3 and is refused whole", 8*time.Second, mp().ISR, L.HighWatermark(), L.LogEndOffset())
+				"every proposal also adds fenced broker 3 and is refused whole", 8*time.Second, h.mp().ISR, h.L.HighWatermark(), h.L.LogEndOffset())
 		}
-		fetch(3)
-		if props := b.isrChanges(lagMaxMs, inFlight); len(props) > 0 {
-			b.proposeISR(props, inFlight, lagMaxMs)
-		}
-		follow()
+		h.fetch(3)
+		h.isrTick(lagMaxMs, inFlight)
+		h.follow()
 		time.Sleep(lagMaxMs / 4 * time.Millisecond)
 	}
-	follow()
-	if hw := L.HighWatermark(); hw != 2 {
-		t.Fatalf("with 2 out of the ISR %v, high watermark %d, want 2", L.ISR(), hw)
+	h.follow()
+	if hw := h.L.HighWatermark(); hw != 2 {
+		t.Fatalf("with 2 out of the ISR %v, high watermark %d, want 2", h.L.ISR(), hw)
 	}
 }
 
