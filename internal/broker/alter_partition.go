@@ -28,6 +28,7 @@ func (b *Broker) handleAlterPartition(req *kmsg.AlterPartitionRequest) kmsg.Resp
 				ch.NewISR = nil
 				for _, m := range p.NewEpochISR {
 					ch.NewISR = append(ch.NewISR, m.BrokerID)
+					ch.NewISRBrokerEpochs = append(ch.NewISRBrokerEpochs, m.BrokerEpoch)
 				}
 			}
 			changes = append(changes, ch)

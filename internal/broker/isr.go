@@ -73,7 +73,11 @@ func (b *Broker) isrChanges(lagMaxMs int64, inFlight map[partitionKey]isrProposa
 		mp metadata.Partition
 	}
 	var leds []led
+	brokers := map[int32]metadata.Broker{}
 	b.ctrl.View(func(im *metadata.Image) {
+		for id, br := range im.Brokers {
+			brokers[id] = br
+		}
 		for _, name := range im.TopicNames() {
 			t := im.Topics[name]
 			for i, mp := range t.Partitions {
@@ -103,10 +107,24 @@ func (b *Broker) isrChanges(lagMaxMs int64, inFlight map[partitionKey]isrProposa
 		}
 		gone := part.OutOfSyncReplicas(now, lagMaxMs)
 		isr := slices.DeleteFunc(slices.Clone(l.mp.ISR), func(r int32) bool { return slices.Contains(gone, r) })
+		var epochs []int64
+		for _, r := range isr {
+			epochs = append(epochs, part.FollowerBrokerEpoch(r))
+		}
 		for _, r := range l.mp.Replicas {
-			if !slices.Contains(l.mp.ISR, r) && part.CaughtUp(r, now, lagMaxMs) {
-				isr = append(isr, r)
+			if slices.Contains(l.mp.ISR, r) || !part.CaughtUp(r, now, lagMaxMs) {
+				continue
 			}
+			// Only a live broker may join (KIP-903), and only on what its
+			// current incarnation fetched: one that registered again may
+			// have come back without its log. A fenced one the controller
+			// would refuse, and with it the whole change.
+			br, ok := brokers[r]
+			fetchedAs := part.FollowerBrokerEpoch(r)
+			if !ok || br.Fenced || br.ControlledShutdown || (fetchedAs >= 0 && fetchedAs != br.Epoch) {
+				continue
+			}
+			isr, epochs = append(isr, r), append(epochs, fetchedAs)
 		}
 		if len(isr) == len(l.mp.ISR) && len(gone) == 0 {
 			continue
@@ -118,7 +136,7 @@ func (b *Broker) isrChanges(lagMaxMs int64, inFlight map[partitionKey]isrProposa
 		}
 		p := isrProposal{change: controller.ISRChange{
 			TopicID: l.t.ID, Partition: l.i, LeaderEpoch: l.mp.LeaderEpoch,
-			PartitionEpoch: l.mp.PartitionEpoch, NewISR: isr,
+			PartitionEpoch: l.mp.PartitionEpoch, NewISR: isr, NewISRBrokerEpochs: epochs,
 		}, part: part}
 		inFlight[key] = p
 		out = append(out, p)
@@ -203,9 +221,9 @@ func (b *Broker) alterPartitionRemote(ctrlID int32, brokerEpoch int64, changes [
 		rp := kmsg.NewAlterPartitionRequestTopicPartition()
 		rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch = ch.Partition, ch.LeaderEpoch, ch.PartitionEpoch
 		rp.NewISR = ch.NewISR
-		for _, r := range ch.NewISR {
+		for i, r := range ch.NewISR {
 			m := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
-			m.BrokerID, m.BrokerEpoch = r, -1
+			m.BrokerID, m.BrokerEpoch = r, ch.BrokerEpochOf(i)
 			rp.NewEpochISR = append(rp.NewEpochISR, m)
 		}
 		rt.Partitions = append(rt.Partitions, rp)

@@ -175,7 +175,7 @@ func newISRHarness(t *testing.T) *isrHarness {
 	}
 	fetch := func(r int32) {
 		t.Helper()
-		if _, err := L.UpdateFollower(r, L.LogEndOffset(), L.LatestEpoch(), nowMs()); err != nil {
+		if _, err := L.UpdateFollower(r, -1, L.LogEndOffset(), L.LatestEpoch(), nowMs()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -244,7 +244,15 @@ func (h *isrHarness) write(v string) {
 // fetch is a fetch of follower r at the leader's log end, now.
 func (h *isrHarness) fetch(r int32) {
 	h.t.Helper()
-	if _, err := h.L.UpdateFollower(r, h.L.LogEndOffset(), h.L.LatestEpoch(), nowMs()); err != nil {
+	// A follower's fetch carries its broker's epoch: its registration's,
+	// as it finds it in its own image.
+	epoch := int64(-1)
+	h.c.View(func(im *metadata.Image) {
+		if br, ok := im.Brokers[r]; ok {
+			epoch = br.Epoch
+		}
+	})
+	if _, err := h.L.UpdateFollower(r, epoch, h.L.LogEndOffset(), h.L.LatestEpoch(), nowMs()); err != nil {
 		h.t.Fatal(err)
 	}
 }

@@ -75,7 +75,7 @@ func quietBroker() *Broker {
 func leaderAnswer(t *testing.T, leader *partition.Partition, replica int32, fetchOffset int64, lastEpoch int32) *kmsg.FetchResponseTopicPartition {
 	t.Helper()
 	rp := kmsg.NewFetchResponseTopicPartition()
-	ff, err := leader.UpdateFollower(replica, fetchOffset, lastEpoch, 1000)
+	ff, err := leader.UpdateFollower(replica, -1, fetchOffset, lastEpoch, 1000)
 	switch {
 	case errors.Is(err, wlog.ErrOffsetOutOfRange):
 		rp.ErrorCode = kerr.OffsetOutOfRange.Code

@@ -35,6 +35,10 @@ func replicaOf(req *kmsg.FetchRequest) int32 {
 // replicaFetch answers a follower's fetch.
 func (b *Broker) replicaFetch(ctx context.Context, req *kmsg.FetchRequest, replica int32, bufs *readBuffers) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	brokerEpoch := int64(-1) // the follower's broker epoch, v15+ (KIP-903)
+	if req.Version >= 15 {
+		brokerEpoch = req.ReplicaState.Epoch
+	}
 	type target struct {
 		part *partition.Partition
 		req  *kmsg.FetchRequestTopicPartition
@@ -85,7 +89,7 @@ func (b *Broker) replicaFetch(ctx context.Context, req *kmsg.FetchRequest, repli
 		for _, t := range targets {
 			op := t.resp
 			op.ErrorCode, op.RecordBatches = 0, nil
-			ff, err := t.part.UpdateFollower(replica, t.req.FetchOffset, t.req.LastFetchedEpoch, now)
+			ff, err := t.part.UpdateFollower(replica, brokerEpoch, t.req.FetchOffset, t.req.LastFetchedEpoch, now)
 			switch {
 			case errors.Is(err, wlog.ErrOffsetOutOfRange):
 				op.ErrorCode = kerr.OffsetOutOfRange.Code

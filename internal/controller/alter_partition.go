@@ -27,6 +27,18 @@ type ISRChange struct {
 	LeaderEpoch    int32
 	PartitionEpoch int32
 	NewISR         []int32
+	// NewISRBrokerEpochs, when set, holds for each member of NewISR the
+	// broker epoch the leader saw its fetches carry (-1: not known;
+	// AlterPartition v3+, KIP-903).
+	NewISRBrokerEpochs []int64
+}
+
+// BrokerEpochOf is the broker epoch given for NewISR[i], -1 if none.
+func (ch ISRChange) BrokerEpochOf(i int) int64 {
+	if i < len(ch.NewISRBrokerEpochs) {
+		return ch.NewISRBrokerEpochs[i]
+	}
+	return -1
 }
 
 // ISRResult is the answer for one ISRChange: the error, or the
@@ -79,17 +91,21 @@ func planISRChanges(im *metadata.Image, broker int32, brokerEpoch int64, changes
 		if results[i].Err != nil {
 			continue
 		}
-		isr := slices.Clone(ch.NewISR)
-		slices.Sort(isr)
-		isr = slices.Compact(isr)
-		for _, r := range isr {
-			// KIP-903: only a live replica may join; one that is fenced
-			// or shutting down may still leave.
-			if !slices.Contains(cur.Replicas, r) || (!slices.Contains(cur.ISR, r) && !im.Unfenced(r)) {
+		for j, r := range ch.NewISR {
+			// KIP-903: only a live replica may join, and only on what its
+			// current registration fetched (a broker that registered
+			// again may have come back without its log); one that is
+			// fenced or shutting down may still leave.
+			joins := !slices.Contains(cur.ISR, r)
+			seenAs := ch.BrokerEpochOf(j)
+			if !slices.Contains(cur.Replicas, r) || (joins && (!im.Unfenced(r) || (seenAs >= 0 && im.Brokers[r].Epoch != seenAs))) {
 				results[i].Err = kerr.IneligibleReplica
 				break
 			}
 		}
+		isr := slices.Clone(ch.NewISR)
+		slices.Sort(isr)
+		isr = slices.Compact(isr)
 		if results[i].Err != nil {
 			continue
 		}

@@ -64,6 +64,13 @@ func TestAlterPartitionAppliesOnlyTheLeadersChangeToTheCurrentState(t *testing.T
 		t.Fatalf("fenced broker 2 joining: %v, want INELIGIBLE_REPLICA", res.Err)
 	}
 	f.apply([]metadata.Record{{BrokerChange: &metadata.BrokerChangeRecord{NodeID: 2, Epoch: f.im.Brokers[2].Epoch}}})
+	// KIP-903: nor can one named with a broker epoch other than its
+	// registration's (the leader saw the fetches of another incarnation).
+	_, stale := planISRChanges(f.im, 1, epoch1, []ISRChange{{TopicID: tid, Partition: 3, LeaderEpoch: p3.LeaderEpoch,
+		PartitionEpoch: p3.PartitionEpoch + 1, NewISR: []int32{1, 2}, NewISRBrokerEpochs: []int64{epoch1, f.im.Brokers[2].Epoch + 1}}})
+	if stale[0].Err != kerr.IneligibleReplica {
+		t.Fatalf("broker 2 joining with another incarnation's broker epoch: %v, want INELIGIBLE_REPLICA", stale[0].Err)
+	}
 	if res := change(1, epoch1, p3.LeaderEpoch, p3.PartitionEpoch+1, 2, 1); res.Err != nil || !slices.Equal(res.Partition.ISR, []int32{1, 2}) {
 		t.Fatalf("broker 2 rejoining: %+v", res)
 	}

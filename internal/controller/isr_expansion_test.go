@@ -58,7 +58,7 @@ func TestAFollowerJoiningTheISRIsCountedBeforeItCanBeElected(t *testing.T) {
 	}
 	fetch := func(r int32, off int64) {
 		t.Helper()
-		if _, err := L.UpdateFollower(r, off, L.LatestEpoch(), 1000); err != nil {
+		if _, err := L.UpdateFollower(r, -1, off, L.LatestEpoch(), 1000); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,13 +128,13 @@ func TestARefusedISRProposalStopsHoldingTheHighWatermark(t *testing.T) {
 	if err := L.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := L.UpdateFollower(2, 0, -1, 1000); err != nil {
+	if _, err := L.UpdateFollower(2, -1, 0, -1, 1000); err != nil {
 		t.Fatal(err)
 	}
 	if !L.ProposeISR([]int32{1, 2, 3}, 1000, 30000) {
 		t.Fatal("the proposal of caught-up follower 2 was refused")
 	}
-	if _, err := L.UpdateFollower(3, 1, L.LatestEpoch(), 1000); err != nil {
+	if _, err := L.UpdateFollower(3, -1, 1, L.LatestEpoch(), 1000); err != nil {
 		t.Fatal(err)
 	}
 	if hw := L.HighWatermark(); hw != 0 {

@@ -25,7 +25,7 @@ func (p *Partition) SetFollowerLogStart(replica int32, logStart int64) {
 	}
 	f := p.followers[replica]
 	if f == nil {
-		f = &follower{fetchOffset: -1, lastFetchLeaderEnd: -1, logStart: -1}
+		f = newFollower()
 		p.followers[replica] = f
 	}
 	if f.logStart == logStart {

@@ -69,6 +69,15 @@ type follower struct {
 	// logStart is the log start offset it sent with its last fetch, -1
 	// until it sends one (low_watermark.go).
 	logStart int64
+	// brokerEpoch is the broker epoch its fetches carry (KIP-903), -1
+	// when they carry none: what is known of the follower is known of
+	// that incarnation of its broker only.
+	brokerEpoch int64
+}
+
+// newFollower is a follower the leader knows nothing of yet.
+func newFollower() *follower {
+	return &follower{fetchOffset: -1, lastFetchLeaderEnd: -1, logStart: -1, brokerEpoch: -1}
 }
 
 // highWatermarkLocked is what the high watermark's inputs allow now;
@@ -183,7 +192,9 @@ func (p *Partition) SetLeader(epoch int32, isr []int32) error {
 	}
 	for _, id := range isr {
 		if _, ok := p.followers[id]; !ok && id != p.opts.ReplicaID {
-			p.followers[id] = &follower{fetchOffset: -1, lastCaughtUpMs: nowMs, lastFetchLeaderEnd: -1, logStart: -1}
+			f := newFollower()
+			f.lastCaughtUpMs = nowMs
+			p.followers[id] = f
 		}
 	}
 	p.role, p.leaderEpoch, p.isr = roleLeader, epoch, slices.Clone(isr)
@@ -266,20 +277,24 @@ type FollowerFetch struct {
 	DivergingEndOffset int64
 }
 
-// UpdateFollower counts one fetch of follower replica at fetchOffset, the
-// offset below which the follower's log is fsynced, whose last batch was
+// UpdateFollower counts one fetch of follower replica, from the
+// incarnation of its broker at brokerEpoch (-1: not known), at
+// fetchOffset, the offset below which the follower's log is fsynced, whose
+// last batch was
 // of lastFetchedEpoch (-1: the follower has no batch, or its fetch
 // request predates KIP-320), at nowMs. It is how the leader learns what
 // the follower holds: the high watermark moves up to it when the follower
 // is in the ISR, and the follower's caught-up time (OutOfSyncReplicas,
 // CaughtUp) follows Kafka's rule: a fetch at the leader's log end catches
 // the follower up at its own time, and a fetch at or past the log end of
-// the follower's previous fetch at that fetch's time.
+// the follower's previous fetch at that fetch's time. A fetch from a new
+// incarnation of the follower's broker forgets what the previous one
+// fetched: the broker may have come back without its log.
 //
 // A fetch from a log that diverged from this one is answered with where
 // it diverged and not counted; a fetch offset outside this log is
 // wlog.ErrOffsetOutOfRange, and on a follower ErrNotLeader.
-func (p *Partition) UpdateFollower(replica int32, fetchOffset int64, lastFetchedEpoch int32, nowMs int64) (FollowerFetch, error) {
+func (p *Partition) UpdateFollower(replica int32, brokerEpoch, fetchOffset int64, lastFetchedEpoch int32, nowMs int64) (FollowerFetch, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.role != roleLeader {
@@ -301,9 +316,12 @@ func (p *Partition) UpdateFollower(replica int32, fetchOffset int64, lastFetched
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	f := p.followers[replica]
-	if f == nil {
-		f = &follower{fetchOffset: -1, lastFetchLeaderEnd: -1, logStart: -1}
+	if f == nil || (brokerEpoch >= 0 && f.brokerEpoch >= 0 && brokerEpoch != f.brokerEpoch) {
+		f = newFollower()
 		p.followers[replica] = f
+	}
+	if brokerEpoch >= 0 {
+		f.brokerEpoch = brokerEpoch
 	}
 	switch {
 	case fetchOffset >= end:
@@ -315,6 +333,17 @@ func (p *Partition) UpdateFollower(replica int32, fetchOffset int64, lastFetched
 	p.publishHWLocked()
 	res.HighWatermark = p.hw.Load()
 	return res, nil
+}
+
+// FollowerBrokerEpoch is the broker epoch follower replica's fetches
+// carried under this leadership, -1 when none did.
+func (p *Partition) FollowerBrokerEpoch(replica int32) int64 {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if f := p.followers[replica]; f != nil {
+		return f.brokerEpoch
+	}
+	return -1
 }
 
 // OutOfSyncReplicas lists the ISR's followers that have not caught up

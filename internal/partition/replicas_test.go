@@ -39,7 +39,7 @@ func wantHW(t *testing.T, p *Partition, want int64) {
 
 func update(t *testing.T, p *Partition, replica int32, offset int64, nowMs int64) FollowerFetch {
 	t.Helper()
-	res, err := p.UpdateFollower(replica, offset, -1, nowMs)
+	res, err := p.UpdateFollower(replica, -1, offset, -1, nowMs)
 	if err != nil || res.Diverged {
 		t.Fatalf("follower %d at %d: %+v %v", replica, offset, res, err)
 	}
@@ -160,20 +160,20 @@ func TestAFetchFromADivergedLogIsNotCounted(t *testing.T) {
 	advSync(t, p)
 	// The follower's last batch is of epoch 1, which this log never had:
 	// epoch 0 ends at 2 here.
-	res, err := p.UpdateFollower(2, 3, 1, 1)
+	res, err := p.UpdateFollower(2, -1, 3, 1, 1)
 	if err != nil || !res.Diverged || res.DivergingEpoch != 0 || res.DivergingEndOffset != 2 {
 		t.Fatalf("diverged fetch: %+v %v, want epoch 0 ending at 2", res, err)
 	}
 	wantHW(t, p, 0)
 	// A follower with epoch 0 up to 2 is on this log's branch.
-	if res, err := p.UpdateFollower(2, 2, 0, 1); err != nil || res.Diverged {
+	if res, err := p.UpdateFollower(2, -1, 2, 0, 1); err != nil || res.Diverged {
 		t.Fatalf("fetch on the leader's branch: %+v %v", res, err)
 	}
 	wantHW(t, p, 2)
-	if res, err := p.UpdateFollower(2, 9, 3, 1); err != nil || !res.Diverged || res.DivergingEndOffset != 3 {
+	if res, err := p.UpdateFollower(2, -1, 9, 3, 1); err != nil || !res.Diverged || res.DivergingEndOffset != 3 {
 		t.Fatalf("a fetch past the log end: %+v %v, want it told epoch 3 ends at 3", res, err)
 	}
-	if _, err := p.UpdateFollower(2, 9, -1, 1); !errors.Is(err, wlog.ErrOffsetOutOfRange) {
+	if _, err := p.UpdateFollower(2, -1, 9, -1, 1); !errors.Is(err, wlog.ErrOffsetOutOfRange) {
 		t.Fatalf("a fetch past the log end without an epoch: %v, want ErrOffsetOutOfRange", err)
 	}
 }
@@ -275,7 +275,7 @@ func TestADeposedLeaderFailsItsAcksAllWaitsAndRefusesWrites(t *testing.T) {
 	if _, err := p.AppendMarker(7, 0, true, 0); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("marker on a follower: %v, want ErrNotLeader", err)
 	}
-	if _, err := p.UpdateFollower(2, 1, -1, 1); !errors.Is(err, ErrNotLeader) {
+	if _, err := p.UpdateFollower(2, -1, 1, -1, 1); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("follower fetch from a follower: %v, want ErrNotLeader", err)
 	}
 	if p.IsLeader() || p.ISR() != nil {

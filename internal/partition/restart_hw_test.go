@@ -30,7 +30,7 @@ func TestARestartedLeaderDoesNotAnswerAHighWatermarkBelowTheOneItPublished(t *te
 	if err := l.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.UpdateFollower(1, 5, l.LatestEpoch(), 1000); err != nil {
+	if _, err := l.UpdateFollower(1, -1, 5, l.LatestEpoch(), 1000); err != nil {
 		t.Fatal(err)
 	}
 	published := l.HighWatermark()
@@ -49,7 +49,7 @@ func TestARestartedLeaderDoesNotAnswerAHighWatermarkBelowTheOneItPublished(t *te
 	if hw := l2.HighWatermark(); hw < published && l2.HighWatermarkEstablished() {
 		t.Fatalf("the restarted leader's high watermark is %d, below the %d it published before, and it says it is established", hw, published)
 	}
-	if _, err := l2.UpdateFollower(1, 5, l2.LatestEpoch(), 1000); err != nil {
+	if _, err := l2.UpdateFollower(1, -1, 5, l2.LatestEpoch(), 1000); err != nil {
 		t.Fatal(err)
 	}
 	if hw := l2.HighWatermark(); hw != published || !l2.HighWatermarkEstablished() {

@@ -73,7 +73,7 @@ func (r *runner) fetch(maxBytes int) error {
 	if end := f.LogEndOffset(); at != end {
 		return r.failf("follower flushed to %d, its log ends at %d", at, end)
 	}
-	res, err := r.p.UpdateFollower(followerID, at, f.LatestEpoch(), r.nowMs)
+	res, err := r.p.UpdateFollower(followerID, -1, at, f.LatestEpoch(), r.nowMs)
 	if r.dead {
 		return nil
 	}
