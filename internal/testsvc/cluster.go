@@ -65,6 +65,9 @@ func StartClusterWithBrokers(bin, dir string, n, brokersOnly int, extra ...strin
 		sub := dir
 		if attempt > 0 {
 			sub = filepath.Join(dir, fmt.Sprintf("retry-%d", attempt))
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				return nil, err
+			}
 		}
 		c, err = startClusterOnce(bin, sub, n, brokersOnly, extra...)
 		if err == nil || !strings.Contains(err.Error(), "address already in use") {
