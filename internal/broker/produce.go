@@ -53,23 +53,6 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 	}
 	var waits []durableWait
 	var hints hintedBrokers
-	// hint tells a partition's answer where the partition's leader is,
-	// for a NOT_LEADER_OR_FOLLOWER.
-	hint := func(topic string, rp *kmsg.ProduceResponseTopicPartition) {
-		if req.Version < 10 {
-			return
-		}
-		if leader, epoch, br, ok := b.leaderHint(topic, rp.Partition); ok {
-			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = leader, epoch
-			hints.add(br)
-		}
-	}
-	withHints := func() *kmsg.ProduceResponse {
-		for _, br := range hints {
-			resp.Brokers = append(resp.Brokers, kmsg.ProduceResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
-		}
-		return resp
-	}
 	failed := false
 	txnID := ""
 	if req.TransactionID != nil {
@@ -97,7 +80,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 					rp.ErrorMessage = errMessage(err)
 				}
 				if errors.Is(err, kerr.NotLeaderForPartition) {
-					hint(t.Topic, rp)
+					b.hintProduceLeader(req.Version, t.Topic, rp, &hints)
 				}
 				continue
 			}
@@ -106,6 +89,9 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 			}
 		}
 	}
+	// The answers below take a copy, so the variable the loop filled does
+	// not outlive this call.
+	answerHints := hints
 	switch req.Acks {
 	case 0:
 		if failed {
@@ -115,10 +101,11 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 		}
 		return func() (kmsg.Response, error) { return nil, nil }
 	case 1:
-		return func() (kmsg.Response, error) { return withHints(), nil }
+		return func() (kmsg.Response, error) { return withProduceHints(resp, answerHints), nil }
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	return func() (kmsg.Response, error) {
+		late := answerHints
 		timer := time.NewTimer(timeout)
 		defer timer.Stop()
 		for _, w := range waits {
@@ -130,7 +117,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 					// Deposed while waiting: whether the new leader holds
 					// the write is not known here.
 					w.resp.ErrorCode = kerr.NotLeaderForPartition.Code
-					hint(w.topic, w.resp)
+					b.hintProduceLeader(req.Version, w.topic, w.resp, &late)
 				default:
 					w.resp.ErrorCode = kerr.KafkaStorageError.Code
 				}
@@ -142,8 +129,29 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 				timer.Reset(0) // the rest have timed out too
 			}
 		}
-		return withHints(), nil
+		return withProduceHints(resp, late), nil
 	}
+}
+
+// hintProduceLeader tells a partition's NOT_LEADER_OR_FOLLOWER answer
+// where the partition's leader is (KIP-951, v10+), and adds the leader's
+// endpoint to hints.
+func (b *Broker) hintProduceLeader(version int16, topic string, rp *kmsg.ProduceResponseTopicPartition, hints *hintedBrokers) {
+	if version < 10 {
+		return
+	}
+	if leader, epoch, br, ok := b.leaderHint(topic, rp.Partition); ok {
+		rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = leader, epoch
+		hints.add(br)
+	}
+}
+
+// withProduceHints adds the endpoints the answer's hints name to resp.
+func withProduceHints(resp *kmsg.ProduceResponse, hints hintedBrokers) *kmsg.ProduceResponse {
+	for _, br := range hints {
+		resp.Brokers = append(resp.Brokers, kmsg.ProduceResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
+	}
+	return resp
 }
 
 // produceOne validates and appends one partition's batch, filling in the
