@@ -21,12 +21,12 @@ import (
 // The interleaving: three nodes, the partition's replicas all in the
 // ISR, followers long-polling at the leader's log end (a replica fetch
 // with nothing to read waits replica.fetch.wait.max.ms, here 10 s).
-// DeleteRecords before 60 moves the leader's log start and answers at
-// once with low watermark 60, while the followers, waiting in a fetch
-// that began before it, still start at 0: they learn the new log start
-// only from the answer to a fetch. The leader is killed right after the
-// answer; an ISR follower is elected and serves offsets 0-59 again, to
-// ListOffsets (earliest) and to a consumer reading from the start.
+// DeleteRecords before 60 moves the leader's log start while the
+// followers, waiting in a fetch that began before it, still start at 0:
+// they learn the new log start only from the answer to a fetch, and the
+// DeleteRecords answer waits for them. The leader is killed right after
+// the answer; the ISR follower elected serves nothing below 60, to
+// ListOffsets (earliest) or to a consumer reading from the start.
 func TestClusterDeletedRecordsNeverReappearAfterFailover(t *testing.T) {
 	session := 2 * time.Second
 	tc := startCluster(t, 3, "--set", "broker.session.timeout.ms=2000", "--set", "broker.heartbeat.interval.ms=300",

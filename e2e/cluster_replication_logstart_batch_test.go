@@ -25,10 +25,9 @@ import (
 // produced at once). DeleteRecords before 101, an offset inside a batch.
 // The follower is started again: its log ends below the leader's log
 // start, so it starts its log again at 101 and fetches there; the leader
-// answers with the batch holding 101, which starts below it, and the
-// follower, taking it for a batch the cleaner folded, tries to cut its
-// log back to the batch's start, below its own log start. That is
-// refused, and so is every later round: it never rejoins the ISR.
+// answers with the batch holding 101, which starts below it; the
+// follower starts its log again at the batch's start, takes the batch
+// whole, catches up and rejoins the ISR.
 func TestClusterFollowerRestartedInsideALeadersBatchRejoinsISR(t *testing.T) {
 	tc := startCluster(t, 3, "--set", "broker.session.timeout.ms=2000", "--set", "broker.heartbeat.interval.ms=300",
 		"--set", "replica.lag.time.max.ms=2000")

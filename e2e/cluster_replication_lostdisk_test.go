@@ -25,11 +25,10 @@ import (
 // partition whose replicas are a leader L, node 4 and a third node G, ISR
 // all three with 4 before G, takes 100 acks=all writes. Node 4 is killed,
 // the partition's directory on it is gone, and it is started again within
-// the broker session timeout: it registers a new incarnation, is unfenced
-// once it has the metadata, and stays in the ISR. L is killed before 4
-// has fetched anything. The controller elects the first ISR member that
-// may lead, node 4, whose log is empty; G, which holds every acknowledged
-// write, is alive and follows it.
+// the broker session timeout: it registers a new incarnation, and the
+// controller takes it out of the ISR. L is killed before 4 has fetched
+// anything. The controller must elect G, which holds every acknowledged
+// write, not node 4, whose log is empty.
 func TestClusterAcknowledgedWritesSurviveAnISRMemberReplacedEmpty(t *testing.T) {
 	tc := startClusterWithBrokers(t, 3, 1, "--set", "broker.session.timeout.ms=6000", "--set", "broker.heartbeat.interval.ms=300",
 		"--set", "replica.lag.time.max.ms=30000")

@@ -24,10 +24,10 @@ import (
 // and 3 fetch to the log end: 3 is caught up. Before the leader's next
 // ISR check, broker 3's process restarts with an empty disk and
 // registers again (a new incarnation), and is unfenced. The leader's ISR
-// check then proposes {1,2,3} on the old process's fetch, the controller
-// commits it, and the ISR holds a replica that holds nothing: were 1 and
-// 2 lost next, a clean election would pick 3 and every acknowledged
-// record would be gone.
+// checks must not propose 3 on the old process's fetch: committed, the
+// ISR would hold a replica that holds nothing, and were 1 and 2 lost next
+// a clean election would pick 3 and every acknowledged record would be
+// gone.
 func TestAReplicaJoinsTheISROnlyOnWhatItsCurrentIncarnationFetched(t *testing.T) {
 	const lagMaxMs = 30000
 	h := newISRHarness(t)

@@ -279,10 +279,9 @@ func (h *isrHarness) isrTick(lagMaxMs int64, inFlight map[partitionKey]isrPropos
 // controller fences it: ISR {1,2}. Broker 3 keeps fetching from the
 // leader and stays at its log end; follower 2, live (heartbeating), stops
 // fetching. The leader takes record 1: its high watermark waits for 2.
-// Every ISR check then proposes {1,3} (drop 2, add the caught-up 3), the
-// controller answers INELIGIBLE_REPLICA for the whole change, and 2 is
-// never dropped: the partition takes no acks=all write for as long as 3
-// stays fenced and fetching.
+// The leader's ISR checks must drop 2 without proposing the fenced 3
+// (which the controller would refuse, and the whole change with it), so
+// the partition takes acks=all writes again.
 func TestTheISRDropsAStoppedFollowerWhileAFencedReplicaKeepsFetching(t *testing.T) {
 	const lagMaxMs = 400
 	h := newISRHarness(t)

@@ -45,11 +45,12 @@ func openReplica(t *testing.T, dir string, id int32, epoch int32, isr []int32, f
 	return p
 }
 
-// produce appends one plain record per value to the leader p and fsyncs.
-func produce(t *testing.T, p *partition.Partition, values ...string) {
+// appendBatches appends each of batches to the leader p as one plain
+// batch, then fsyncs.
+func appendBatches(t *testing.T, p *partition.Partition, batches ...[]batch.Record) {
 	t.Helper()
-	for _, v := range values {
-		b := batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{{Value: []byte(v)}})
+	for _, recs := range batches {
+		b := batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs)
 		h, err := batch.ParseHeader(b)
 		if err != nil {
 			t.Fatal(err)
@@ -61,6 +62,39 @@ func produce(t *testing.T, p *partition.Partition, values ...string) {
 	if err := p.Sync(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// produce appends one plain record per value, each its own batch, to the
+// leader p and fsyncs.
+func produce(t *testing.T, p *partition.Partition, values ...string) {
+	t.Helper()
+	var batches [][]batch.Record
+	for _, v := range values {
+		batches = append(batches, []batch.Record{{Value: []byte(v)}})
+	}
+	appendBatches(t, p, batches...)
+}
+
+// produceKeyed appends one record per key, each its own batch, to the
+// leader p and fsyncs.
+func produceKeyed(t *testing.T, p *partition.Partition, keys ...string) {
+	t.Helper()
+	var batches [][]batch.Record
+	for _, k := range keys {
+		batches = append(batches, []batch.Record{{Key: []byte(k), Value: []byte("v-" + k)}})
+	}
+	appendBatches(t, p, batches...)
+}
+
+// produceBatch appends one batch holding values, as a client's batch of
+// several records, to the leader p and fsyncs.
+func produceBatch(t *testing.T, p *partition.Partition, values ...string) {
+	t.Helper()
+	var recs []batch.Record
+	for _, v := range values {
+		recs = append(recs, batch.Record{Value: []byte(v)})
+	}
+	appendBatches(t, p, recs)
 }
 
 // quietBroker is a broker value with only what a fetch round's follower
@@ -155,9 +189,8 @@ func wholeLog(t *testing.T, p *partition.Partition) []byte {
 //     largest epoch at or below 3 is 2, ending at 8: it answers diverging
 //     epoch (2, 8). F has no epoch 2; KIP-279 says it must then cut to the
 //     end of its own largest epoch below 2 (epoch 1, ending at 5) and ask
-//     again. Cutting to 8 instead leaves F's epoch-3 records at 5-7, so
-//     every later fetch (at 8, epoch 3) gets the same answer (2, 8) and F
-//     neither converges nor is ever counted.
+//     again, then copies L's 5-11. (Cutting to 8 would leave F's epoch-3
+//     records at 5-7, and every later fetch would get the same answer.)
 func TestADivergedFollowerWithAnEpochTheLeaderNeverHadConvergesToTheLeadersLog(t *testing.T) {
 	b := quietBroker()
 	l := openReplica(t, "/l", 0, 1, []int32{0, 1}, false)
@@ -201,25 +234,6 @@ func TestADivergedFollowerWithAnEpochTheLeaderNeverHadConvergesToTheLeadersLog(t
 	}
 }
 
-// produceKeyed appends one record per key, each its own batch, to the
-// leader p and fsyncs.
-func produceKeyed(t *testing.T, p *partition.Partition, keys ...string) {
-	t.Helper()
-	for _, k := range keys {
-		b := batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []batch.Record{{Key: []byte(k), Value: []byte("v-" + k)}})
-		h, err := batch.ParseHeader(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := p.Append(b, h, 1000); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestAFollowerWhoseLogStartFollowedTheLeaderTakesABatchTheCleanerFoldedAcrossIt
 // specifies that a follower keeps up with a compacted leader whose log
 // start lies inside a batch the cleaner folded: after some fetch rounds
@@ -235,9 +249,8 @@ func produceKeyed(t *testing.T, p *partition.Partition, keys ...string) {
 //     supersede key b; the cleaner drops 1-4 and folds those batches into
 //     the one at 0, which now spans 0-4.
 //   - F fetches at 3: L answers with the batch holding 3, which starts at
-//     0. F cuts its log back to the batch's start, 0, below its own log
-//     start 2: the cut is refused, the round fails, and every later round
-//     fails the same way.
+//     0, below F's log start 2. F starts its log again at 0, takes the
+//     batch whole, and follows L's log start up again.
 func TestAFollowerWhoseLogStartFollowedTheLeaderTakesABatchTheCleanerFoldedAcrossIt(t *testing.T) {
 	b := quietBroker()
 	l := openReplica(t, "/l", 0, 1, []int32{0}, false)
@@ -284,27 +297,6 @@ func TestAFollowerWhoseLogStartFollowedTheLeaderTakesABatchTheCleanerFoldedAcros
 	}
 }
 
-// produceBatch appends one batch holding values, as a client's batch of
-// several records, to the leader p and fsyncs.
-func produceBatch(t *testing.T, p *partition.Partition, values ...string) {
-	t.Helper()
-	var recs []batch.Record
-	for _, v := range values {
-		recs = append(recs, batch.Record{Value: []byte(v)})
-	}
-	b := batch.Build(batch.Spec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs)
-	h, err := batch.ParseHeader(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := p.Append(b, h, 1000); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestAFollowerBelowTheLeadersLogStartInsideABatchCatchesUp specifies the
 // follower's restart at its leader's log start (resetOutOfRange, KIP-107's
 // log start): a follower whose log ends below the leader's log start
@@ -318,9 +310,8 @@ func produceBatch(t *testing.T, p *partition.Partition, values ...string) {
 //   - DeleteRecords before 7: L's log start is 7, inside the batch 5-9.
 //   - F fetches at 0: OFFSET_OUT_OF_RANGE, it starts its log again at 7.
 //   - F fetches at 7: L answers with the batch holding 7, which starts at
-//     5. F takes it for a batch the cleaner folded and cuts back to 5,
-//     below its own log start 7: refused, the round fails, and so does
-//     every later one. F never catches up, never rejoins the ISR.
+//     5, below F's log start 7. F starts its log again at 5, takes the
+//     batch whole, and catches up with L's log end.
 func TestAFollowerBelowTheLeadersLogStartInsideABatchCatchesUp(t *testing.T) {
 	b := quietBroker()
 	l := openReplica(t, "/l", 0, 1, []int32{0}, false)

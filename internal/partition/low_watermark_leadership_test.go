@@ -17,9 +17,8 @@ import "testing"
 // clears what the leader knew of its followers). Before either follower
 // fetches under epoch 1 (a slow metadata apply, a paused process),
 // DeleteRecords moves the leader's log start to 3. The low watermark
-// must stay 0: followers 2 and 3 still serve 0-2, and either may be
-// elected next, bringing the deleted records back. Today it is 3 at
-// once, and the broker answers DeleteRecords as done.
+// must not reach 3: followers 2 and 3 still serve 0-2, and either may be
+// elected next, bringing the deleted records back.
 func TestLowWatermarkCountsFollowersThatHaveNotReportedUnderANewLeadership(t *testing.T) {
 	p := openLeader(t, 0, 2, 3)
 	advAppend(t, p, plain, "a", "b", "c", "d", "e") // 0-4
