@@ -26,15 +26,6 @@ import (
 var reassignSettings = []string{"--set", "broker.session.timeout.ms=2000", "--set", "broker.heartbeat.interval.ms=300",
 	"--set", "replica.lag.time.max.ms=2000"}
 
-// seeds lists the addresses of every node of tc.
-func (tc *testCluster) seeds() []string {
-	var seeds []string
-	for _, nd := range tc.c.Nodes {
-		seeds = append(seeds, nd.Addr)
-	}
-	return seeds
-}
-
 // readPartitionToEnd reads partition 0 of topic from addr, from its start up to
 // its high watermark as of the call.
 func readPartitionToEnd(t *testing.T, addr, topic string) []*kgo.Record {

@@ -44,10 +44,7 @@ func TestClusterReplicationFollowerCatchesUpOnACompactedTopic(t *testing.T) {
 	if err := kerr.ErrorForCode(resp.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
 		t.Fatal(err)
 	}
-	var seeds []string
-	for _, nd := range tc.c.Nodes {
-		seeds = append(seeds, nd.Addr)
-	}
+	seeds := tc.seeds()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),

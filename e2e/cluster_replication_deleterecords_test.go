@@ -36,10 +36,7 @@ func TestClusterDeletedRecordsNeverReappearAfterFailover(t *testing.T) {
 	tc.createReplicated(ctrl, topic, 1, 3, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var seeds []string
-	for _, nd := range tc.c.Nodes {
-		seeds = append(seeds, nd.Addr)
-	}
+	seeds := tc.seeds()
 	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
 	for i := range 100 {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {

@@ -47,10 +47,7 @@ func TestClusterReplicationLeaderOfEmptyEpochRejoinsISR(t *testing.T) {
 	ctrl := tc.waitController(15 * time.Second)
 	const topic = "emptyepoch"
 	tc.createReplicated(ctrl, topic, 1, 3, 2)
-	var seeds []string
-	for _, nd := range tc.c.Nodes {
-		seeds = append(seeds, nd.Addr)
-	}
+	seeds := tc.seeds()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	produce := func(from, n int) {

@@ -39,10 +39,7 @@ func TestClusterFollowerRestartedInsideALeadersBatchRejoinsISR(t *testing.T) {
 	behind := (leader + 1) % 3
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var seeds []string
-	for _, nd := range tc.c.Nodes {
-		seeds = append(seeds, nd.Addr)
-	}
+	seeds := tc.seeds()
 	cl := newClient(t, seeds[leader], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(50*time.Millisecond))
 	adm := kadm.NewClient(cl)
 

@@ -28,10 +28,7 @@ func TestClusterFollowerLogStartFollowsTheLeader(t *testing.T) {
 	behind := (leader + 1) % 3
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	var seeds []string
-	for _, nd := range tc.c.Nodes {
-		seeds = append(seeds, nd.Addr)
-	}
+	seeds := tc.seeds()
 	cl := newClient(t, seeds[leader], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic))
 	adm := kadm.NewClient(cl)
 	produce := func(from, to int) {

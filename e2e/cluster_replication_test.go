@@ -169,10 +169,7 @@ func TestClusterSurvivorOfTwoLostNodesAcknowledgesNoAcksAllWrite(t *testing.T) {
 		}
 	}
 	tc.waitController(30 * time.Second)
-	var seeds []string
-	for _, nd := range tc.c.Nodes {
-		seeds = append(seeds, nd.Addr)
-	}
+	seeds := tc.seeds()
 	again := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("lost-two"))
 	if err := again.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatalf("after the nodes returned: %v", err)

@@ -61,6 +61,15 @@ func newTestCluster(t *testing.T, c *testsvc.Cluster) *testCluster {
 	return tc
 }
 
+// seeds lists the addresses of every node of tc.
+func (tc *testCluster) seeds() []string {
+	var seeds []string
+	for _, nd := range tc.c.Nodes {
+		seeds = append(seeds, nd.Addr)
+	}
+	return seeds
+}
+
 // request sends req to node i alone and returns its answer.
 func (tc *testCluster) request(i int, req kmsg.Request, timeout time.Duration) (kmsg.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
