@@ -38,6 +38,11 @@ gives its own --node-id and --controller-listen address:
     --controller-listen 127.0.0.1:9192 \
     --voters 1@127.0.0.1:9191,2@127.0.0.1:9192,3@127.0.0.1:9193
 
+--listen takes Kafka's listener form too, several at once:
+
+  weir serve --listen PLAINTEXT://127.0.0.1:9092,SSL://0.0.0.0:9093 \
+    --set ssl.keystore.location=server.pem
+
 Settings use Kafka's config names. They come from a properties file
 (--config), then WEIR_* environment variables (WEIR_LOG_RETENTION_MS for
 log.retention.ms), then --set name=value and the flags below; later wins.`,
@@ -62,7 +67,7 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 				}
 			}
 			if cmd.Flags().Changed("listen") || !settings.IsSet("listeners") {
-				if err := settings.Set("listeners", "PLAINTEXT://"+listen); err != nil {
+				if err := settings.Set("listeners", listen); err != nil {
 					return err
 				}
 			}
@@ -101,18 +106,28 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			addr := strings.TrimPrefix(settings.Get("listeners"), "PLAINTEXT://")
-			b, err := weir.Start(ctx, weir.Config{Listen: addr, DataDir: settings.Get("log.dirs"), Broker: settings, Logger: logger, Faults: inj})
+			if _, err := settings.Listeners(); err != nil {
+				return err
+			}
+			b, err := weir.Start(ctx, weir.Config{DataDir: settings.Get("log.dirs"), Broker: settings, Logger: logger, Faults: inj})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "weir serving on %s, data in %s\n", b.Addr(), settings.Get("log.dirs"))
+			var addrs []string
+			for _, l := range b.Listeners() {
+				if l.Name == config.Plaintext {
+					addrs = append(addrs, l.Addr())
+				} else {
+					addrs = append(addrs, l.Name+"://"+l.Addr())
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "weir serving on %s, data in %s\n", strings.Join(addrs, ", "), settings.Get("log.dirs"))
 			<-ctx.Done()
 			logger.Info("shutting down")
 			return b.Close()
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "host:port to listen on (listeners)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "host:port, or NAME://host:port,... with NAME in listener.security.protocol.map (listeners)")
 	cmd.Flags().StringVar(&dataDir, "data", "./weir-data", "data directory (log.dirs)")
 	cmd.Flags().Int32Var(&nodeID, "node-id", 1, "this node's id (node.id)")
 	cmd.Flags().StringVar(&controllerListen, "controller-listen", "", "host:port the metadata quorum listens on (controller.listeners)")

@@ -6,6 +6,7 @@ package broker
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -58,6 +59,9 @@ type Config struct {
 	Settings *config.Broker
 	Logger   *slog.Logger
 	Faults   *faults.Injector // nil: none
+	// PeerTLS, when set, is the TLS configuration other nodes are dialled
+	// with: the inter-broker listener is SSL or SASL_SSL.
+	PeerTLS *tls.Config
 	// Abort, when closed during Open, cuts the start short: the
 	// coordinators' recovery stops waiting on other brokers, and Open
 	// fails. Nil: never.
@@ -72,10 +76,11 @@ type Broker struct {
 	logger    *slog.Logger
 	ctrl      *controller.Controller
 
-	// advertised is the host and port returned in Metadata; set once the
-	// listener is known.
-	advHost string
-	advPort int32
+	// advertised is where clients of each listener are told to reach
+	// this node; interBroker names the listener other nodes use. Both are
+	// set once the listeners are bound (SetListeners).
+	advertised  []config.Listener
+	interBroker string
 	// incarnation identifies this process in its broker registration
 	// (cluster only); random per start.
 	incarnation string
@@ -259,16 +264,37 @@ func Open(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// SetAdvertised sets the address Metadata returns for this node; in a
-// cluster it also starts registering the node under it (registration.go).
-// It is called once, after Open.
+// SetAdvertised is SetListeners for a node with one PLAINTEXT listener
+// advertised at host:port.
 func (b *Broker) SetAdvertised(host string, port int32) {
-	b.advHost, b.advPort = host, port
+	b.SetListeners([]config.Listener{{Name: config.Plaintext, Protocol: config.Plaintext, Host: host, Port: port}}, config.Plaintext)
+}
+
+// SetListeners sets the addresses Metadata returns for this node, one per
+// listener, and the listener other nodes reach it on; in a cluster it
+// also starts registering the node under them (registration.go). It is
+// called once, after Open.
+func (b *Broker) SetListeners(advertised []config.Listener, interBroker string) {
+	b.advertised, b.interBroker = advertised, interBroker
 	if b.ctrl.Clustered() {
 		b.life = newLifecycle(b)
 		b.wg.Add(1)
-		go b.registerLoop(host, port)
+		go b.registerLoop()
 	}
+}
+
+// self is this node's registration as a single node answers with it.
+func (b *Broker) self() metadata.Broker {
+	br := metadata.Broker{NodeID: b.cfg.NodeID}
+	var ls []string
+	for _, l := range b.advertised {
+		ls = append(ls, l.Name+"://"+l.Addr())
+		if l.Name == b.interBroker {
+			br.Host, br.Port = l.Host, l.Port
+		}
+	}
+	br.Listeners = strings.Join(ls, ",")
+	return br
 }
 
 // aborted reports whether ch is closed (a nil ch never is).
@@ -682,9 +708,9 @@ func (b *Broker) allPartitions() []*partition.Partition {
 func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) server.Reply {
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
-		return b.handleProduce(r)
+		return b.handleProduce(c, r)
 	case *kmsg.FetchRequest:
-		return b.handleFetch(ctx, r)
+		return b.handleFetch(ctx, c, r)
 	case *kmsg.DeleteRecordsRequest:
 		return b.handleDeleteRecords(r)
 	case *kmsg.JoinGroupRequest:
@@ -713,7 +739,7 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 	var resp kmsg.Response
 	switch r := req.(type) {
 	case *kmsg.MetadataRequest:
-		resp = b.handleMetadata(r)
+		resp = b.handleMetadata(c, r)
 	case *kmsg.ListOffsetsRequest:
 		resp = b.handleListOffsets(r)
 	case *kmsg.OffsetForLeaderEpochRequest:
@@ -739,13 +765,13 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 	case *kmsg.IncrementalAlterConfigsRequest:
 		resp = b.handleIncrementalAlterConfigs(r)
 	case *kmsg.DescribeClusterRequest:
-		resp = b.handleDescribeCluster(r)
+		resp = b.handleDescribeCluster(c, r)
 	case *kmsg.DescribeQuorumRequest:
 		resp = b.handleDescribeQuorum(ctx, r)
 	case *kmsg.BrokerHeartbeatRequest:
 		resp = b.handleBrokerHeartbeat(r)
 	case *kmsg.FindCoordinatorRequest:
-		resp = b.handleFindCoordinator(r)
+		resp = b.handleFindCoordinator(c, r)
 	case *kmsg.InitProducerIDRequest:
 		resp = b.handleInitProducerID(r)
 	case *kmsg.DescribeProducersRequest:

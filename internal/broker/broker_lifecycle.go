@@ -157,8 +157,7 @@ func (l *lifecycle) beat(shutting bool) (controller.HeartbeatResult, error) {
 func (l *lifecycle) send(addr string, hb controller.Heartbeat) (controller.HeartbeatResult, error) {
 	if l.client == nil || l.clientAddr != addr {
 		l.closeClient()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("weir-broker-"+strconv.Itoa(int(hb.NodeID))),
-			kgo.DialTimeout(min(l.session, 5*time.Second)))
+		cl, err := kgo.NewClient(l.b.peerOpts(kgo.SeedBrokers(addr), kgo.DialTimeout(min(l.session, 5*time.Second)))...)
 		if err != nil {
 			return controller.HeartbeatResult{}, err
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/metadata"
+	"github.com/weir-broker/weir/internal/server"
 )
 
 // uncleanElectionsTag is the tagged field of a DescribeCluster response
@@ -28,7 +29,7 @@ import (
 // cluster describe` reads it.
 const uncleanElectionsTag = 10001
 
-func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
+func (b *Broker) handleDescribeCluster(c *server.Conn, req *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.ClusterID = b.clusterID
 	resp.ControllerID = b.ctrl.ControllerID()
@@ -37,9 +38,11 @@ func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Re
 		resp.ErrorCode = 114 // UNSUPPORTED_ENDPOINT_TYPE
 	}
 	if !b.ctrl.Clustered() {
-		br := kmsg.NewDescribeClusterResponseBroker()
-		br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
-		resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
+		if host, port, ok := b.self().Endpoint(c.Listener); ok {
+			br := kmsg.NewDescribeClusterResponseBroker()
+			br.NodeID, br.Host, br.Port = b.cfg.NodeID, host, port
+			resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
+		}
 		return resp
 	}
 	b.ctrl.View(func(im *metadata.Image) {
@@ -48,8 +51,12 @@ func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kmsg.Re
 			if r.Fenced && !req.IncludeFencedBrokers {
 				continue
 			}
+			host, port, ok := r.Endpoint(c.Listener)
+			if !ok {
+				continue
+			}
 			br := kmsg.NewDescribeClusterResponseBroker()
-			br.NodeID, br.Host, br.Port, br.IsFenced = r.NodeID, r.Host, r.Port, r.Fenced
+			br.NodeID, br.Host, br.Port, br.IsFenced = r.NodeID, host, port, r.Fenced
 			resp.Brokers = append(resp.Brokers, br)
 		}
 		resp.UnknownTags.Set(uncleanElectionsTag, binary.AppendVarint(nil, im.UncleanElections))

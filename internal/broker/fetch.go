@@ -32,22 +32,23 @@ type fetchTarget struct {
 	resp *kmsg.FetchResponseTopicPartition
 }
 
-func (b *Broker) handleFetch(ctx context.Context, req *kmsg.FetchRequest) server.Reply {
+func (b *Broker) handleFetch(ctx context.Context, c *server.Conn, req *kmsg.FetchRequest) server.Reply {
 	return func() (kmsg.Response, error) {
 		var bufs readBuffers
 		var resp kmsg.Response
 		if replica := replicaOf(req); replica >= 0 {
 			resp = b.replicaFetch(ctx, req, replica, &bufs)
 		} else {
-			resp = b.fetch(ctx, req, &bufs)
+			resp = b.fetch(ctx, c.Listener, req, &bufs)
 		}
 		return server.WithRelease(resp, bufs.release), nil
 	}
 }
 
 // bufs holds the buffers the response's record sets were read into until
-// the server has encoded the response.
-func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBuffers) kmsg.Response {
+// the server has encoded the response; listener names the one the request
+// came in on, whose addresses leader hints give.
+func (b *Broker) fetch(ctx context.Context, listener string, req *kmsg.FetchRequest, bufs *readBuffers) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	var targets []fetchTarget
@@ -111,7 +112,9 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, bufs *readBu
 	}
 
 	for _, br := range hints {
-		resp.Brokers = append(resp.Brokers, kmsg.FetchResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
+		if host, port, ok := br.Endpoint(listener); ok {
+			resp.Brokers = append(resp.Brokers, kmsg.FetchResponseBroker{NodeID: br.NodeID, Host: host, Port: port})
+		}
 	}
 
 	maxBytes := int(req.MaxBytes)

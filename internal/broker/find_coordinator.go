@@ -21,6 +21,7 @@ import (
 
 	"github.com/weir-broker/weir/internal/group"
 	"github.com/weir-broker/weir/internal/metadata"
+	"github.com/weir-broker/weir/internal/server"
 )
 
 // Coordinator key types.
@@ -29,7 +30,7 @@ const (
 	coordinatorTransaction = 1
 )
 
-func (b *Broker) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
+func (b *Broker) handleFindCoordinator(c *server.Conn, req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	keys := req.CoordinatorKeys
 	if req.Version < 4 {
@@ -41,10 +42,8 @@ func (b *Broker) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Re
 		if err := b.findCoordinator(req.CoordinatorType, key); err != nil {
 			rc.NodeID, rc.Port = -1, -1
 			rc.ErrorCode, rc.ErrorMessage = errCode(err), errMessage(err)
-		} else if !b.ctrl.Clustered() {
-			rc.NodeID, rc.Host, rc.Port = b.cfg.NodeID, b.advHost, b.advPort
-		} else if br, ok := b.coordinatorNode(req.CoordinatorType, key); ok {
-			rc.NodeID, rc.Host, rc.Port = br.NodeID, br.Host, br.Port
+		} else if id, host, port, ok := b.coordinatorEndpoint(req.CoordinatorType, key, c.Listener); ok {
+			rc.NodeID, rc.Host, rc.Port = id, host, port
 		} else {
 			rc.NodeID, rc.Port = -1, -1
 			rc.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -98,4 +97,18 @@ func (b *Broker) coordinatorNode(keyType int8, key string) (metadata.Broker, boo
 		br, ok = im.Brokers[leader]
 	})
 	return br, ok
+}
+
+
+// coordinatorEndpoint is key's coordinator and where clients of listener
+// reach it: this node when it runs alone.
+func (b *Broker) coordinatorEndpoint(keyType int8, key, listener string) (id int32, host string, port int32, ok bool) {
+	br := b.self()
+	if b.ctrl.Clustered() {
+		if br, ok = b.coordinatorNode(keyType, key); !ok {
+			return -1, "", -1, false
+		}
+	}
+	host, port, ok = br.Endpoint(listener)
+	return br.NodeID, host, port, ok
 }

@@ -51,15 +51,22 @@ func (b *Broker) peers() (*kgo.Client, error) {
 	if len(seeds) == 0 {
 		return nil, fmt.Errorf("no other broker is registered")
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(seeds...),
-		kgo.ClientID("weir-broker-"+strconv.Itoa(int(b.cfg.NodeID))),
-	)
+	cl, err := kgo.NewClient(b.peerOpts(kgo.SeedBrokers(seeds...))...)
 	if err != nil {
 		return nil, err
 	}
 	b.peerClient = cl
 	return cl, nil
+}
+
+// peerOpts are the options of every client this node opens to the others:
+// it names itself, and speaks TLS when the inter-broker listener does.
+func (b *Broker) peerOpts(extra ...kgo.Opt) []kgo.Opt {
+	opts := []kgo.Opt{kgo.ClientID("weir-broker-" + strconv.Itoa(int(b.cfg.NodeID)))}
+	if b.cfg.PeerTLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(b.cfg.PeerTLS.Clone()))
+	}
+	return append(opts, extra...)
 }
 
 // closePeers closes the client, if one was made.

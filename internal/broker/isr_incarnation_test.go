@@ -49,7 +49,7 @@ func TestAReplicaJoinsTheISROnlyOnWhatItsCurrentIncarnationFetched(t *testing.T)
 	// Broker 3's process restarts without its log and registers again.
 	var oldEpoch int64
 	h.c.View(func(im *metadata.Image) { oldEpoch = im.Brokers[3].Epoch })
-	if err := h.c.RegisterBroker(3, "inc-3-restarted", "127.0.0.1", 9093, nil); err != nil {
+	if err := h.c.RegisterBroker(3, "inc-3-restarted", "127.0.0.1", 9093, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	h.waitImage("broker 3's new registration unfenced", func(im *metadata.Image) bool {

@@ -63,7 +63,7 @@ func newISRHarness(t *testing.T) *isrHarness {
 	deadline := time.Now().Add(15 * time.Second)
 	for id := int32(1); id <= 3; id++ {
 		for {
-			err := c.RegisterBroker(id, fmt.Sprintf("inc-%d", id), "127.0.0.1", 9090+id, nil)
+			err := c.RegisterBroker(id, fmt.Sprintf("inc-%d", id), "127.0.0.1", 9090+id, "", nil)
 			if err == nil {
 				break
 			}

@@ -16,13 +16,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/metadata"
+	"github.com/weir-broker/weir/internal/server"
 )
 
-func (b *Broker) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
+// handleMetadata lists brokers at their addresses on the listener the
+// request came in on (a broker without that listener is left out, as
+// Kafka does).
+func (b *Broker) handleMetadata(c *server.Conn, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	clustered := b.ctrl.Clustered()
 	if !clustered {
-		resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort}}
+		if host, port, ok := b.self().Endpoint(c.Listener); ok {
+			resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: host, Port: port}}
+		}
 	}
 	cluster := b.clusterID
 	resp.ClusterID = &cluster
@@ -40,8 +46,9 @@ func (b *Broker) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
 	b.ctrl.View(func(im *metadata.Image) {
 		if clustered {
 			for _, id := range im.UnfencedBrokerIDs() {
-				br := im.Brokers[id]
-				resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
+				if host, port, ok := im.Brokers[id].Endpoint(c.Listener); ok {
+					resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: id, Host: host, Port: port})
+				}
 			}
 		}
 		if all {

@@ -36,7 +36,7 @@ type durableWait struct {
 	ch    <-chan error
 }
 
-func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
+func (b *Broker) handleProduce(c *server.Conn, req *kmsg.ProduceRequest) server.Reply {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		for _, t := range req.Topics {
@@ -101,7 +101,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 		}
 		return func() (kmsg.Response, error) { return nil, nil }
 	case 1:
-		return func() (kmsg.Response, error) { return withProduceHints(resp, answerHints), nil }
+		return func() (kmsg.Response, error) { return withProduceHints(resp, answerHints, c.Listener), nil }
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	return func() (kmsg.Response, error) {
@@ -129,7 +129,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) server.Reply {
 				timer.Reset(0) // the rest have timed out too
 			}
 		}
-		return withProduceHints(resp, late), nil
+		return withProduceHints(resp, late, c.Listener), nil
 	}
 }
 
@@ -147,9 +147,11 @@ func (b *Broker) hintProduceLeader(version int16, topic string, rp *kmsg.Produce
 }
 
 // withProduceHints adds the endpoints the answer's hints name to resp.
-func withProduceHints(resp *kmsg.ProduceResponse, hints hintedBrokers) *kmsg.ProduceResponse {
+func withProduceHints(resp *kmsg.ProduceResponse, hints hintedBrokers, listener string) *kmsg.ProduceResponse {
 	for _, br := range hints {
-		resp.Brokers = append(resp.Brokers, kmsg.ProduceResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
+		if host, port, ok := br.Endpoint(listener); ok {
+			resp.Brokers = append(resp.Brokers, kmsg.ProduceResponseBroker{NodeID: br.NodeID, Host: host, Port: port})
+		}
 	}
 	return resp
 }

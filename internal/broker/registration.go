@@ -36,11 +36,13 @@ func (b *Broker) registered() bool {
 // registerLoop registers this process until its registration is in the
 // image or the broker stops, then heartbeats. Attempts wait for the
 // quorum to have a leader; a failed or lost one is tried again.
-func (b *Broker) registerLoop(host string, port int32) {
+func (b *Broker) registerLoop() {
 	defer b.wg.Done()
+	self := b.self()
+	host, port := self.Host, self.Port
 	for attempt := 1; !b.registered(); attempt++ {
 		if b.ctrl.ControllerID() >= 0 {
-			err := b.ctrl.RegisterBroker(b.cfg.NodeID, b.incarnation, host, port, b.stop)
+			err := b.ctrl.RegisterBroker(b.cfg.NodeID, b.incarnation, host, port, self.Listeners, b.stop)
 			if err == nil {
 				continue
 			}
@@ -52,6 +54,6 @@ func (b *Broker) registerLoop(host string, port int32) {
 		case <-time.After(registerRetry):
 		}
 	}
-	b.logger.Info("broker registered", "node", b.cfg.NodeID, "incarnation", b.incarnation, "host", host, "port", port)
+	b.logger.Info("broker registered", "node", b.cfg.NodeID, "incarnation", b.incarnation, "host", host, "port", port, "listeners", self.Listeners)
 	b.life.run()
 }

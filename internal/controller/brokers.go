@@ -28,12 +28,12 @@ func (c *Controller) Clustered() bool {
 // leader. It returns once the registration is applied here, and fails
 // (the caller retries) when there is no leader or the proposal was lost,
 // or at once when cancel is closed.
-func (c *Controller) RegisterBroker(nodeID int32, incarnation, host string, port int32, cancel <-chan struct{}) error {
+func (c *Controller) RegisterBroker(nodeID int32, incarnation, host string, port int32, listeners string, cancel <-chan struct{}) error {
 	q, ok := c.store.(*quorum)
 	if !ok {
 		return fail(kerr.InvalidRequest, "a single node does not register brokers")
 	}
-	rec := metadata.Record{Broker: &metadata.BrokerRecord{NodeID: nodeID, Incarnation: incarnation, Host: host, Port: port}}
+	rec := metadata.Record{Broker: &metadata.BrokerRecord{NodeID: nodeID, Incarnation: incarnation, Host: host, Port: port, Listeners: listeners}}
 	return q.propose([]metadata.Record{rec}, true, cancel)
 }
 

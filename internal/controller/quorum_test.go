@@ -74,7 +74,7 @@ func newTestQuorumWithLearners(t *testing.T, n, learners int, extra map[string]s
 	// forwarded to the leader when it follows.
 	q.leader()
 	for i, c := range q.nodes {
-		if err := c.RegisterBroker(int32(i+1), fmt.Sprintf("incarnation-%d", i+1), "127.0.0.1", int32(9092+i), nil); err != nil {
+		if err := c.RegisterBroker(int32(i+1), fmt.Sprintf("incarnation-%d", i+1), "127.0.0.1", int32(9092+i), "", nil); err != nil {
 			t.Fatalf("register node %d: %v", i+1, err)
 		}
 	}

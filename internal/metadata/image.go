@@ -67,8 +67,14 @@ type Topic struct {
 type Broker struct {
 	NodeID      int32  `json:"nodeId"`
 	Incarnation string `json:"incarnation"`
-	Host        string `json:"host"`
-	Port        int32  `json:"port"`
+	// Host and Port are the address of the broker's inter-broker
+	// listener: where the other nodes reach it.
+	Host string `json:"host"`
+	Port int32  `json:"port"`
+	// Listeners is the broker's advertised listeners, NAME://host:port,...
+	// (a string, so a Broker stays comparable). Empty in registrations
+	// made before listeners had names: Host and Port serve every client.
+	Listeners string `json:"listeners,omitempty"`
 	// Epoch is the metadata offset of the registration (KIP-631's broker
 	// epoch): a broker has caught up once it has applied the metadata up
 	// to it.
@@ -233,7 +239,7 @@ func (im *Image) Apply(r Record) error {
 			}
 		}
 		im.Brokers[br.NodeID] = Broker{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port,
-			Epoch: epoch, Fenced: true}
+			Listeners: br.Listeners, Epoch: epoch, Fenced: true}
 	case r.BrokerChange != nil:
 		ch := r.BrokerChange
 		br, ok := im.Brokers[ch.NodeID]

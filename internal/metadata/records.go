@@ -125,6 +125,8 @@ type BrokerRecord struct {
 	Incarnation string `json:"incarnation"`
 	Host        string `json:"host"`
 	Port        int32  `json:"port"`
+	// Listeners is the broker's advertised listeners (Broker.Listeners).
+	Listeners string `json:"listeners,omitempty"`
 	// Epoch, when set, is the registration's broker epoch; only the
 	// records a Diff describes set it. A registration a broker proposes
 	// leaves it 0 and gets the offset of its entry.

@@ -184,8 +184,8 @@ func Diff(old, new *Image) []Record {
 		if ob == br {
 			continue
 		}
-		if ob.Incarnation != br.Incarnation || ob.Epoch != br.Epoch || ob.Host != br.Host || ob.Port != br.Port {
-			recs = append(recs, Record{Broker: &BrokerRecord{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port, Epoch: br.Epoch}})
+		if ob.Incarnation != br.Incarnation || ob.Epoch != br.Epoch || ob.Host != br.Host || ob.Port != br.Port || ob.Listeners != br.Listeners {
+			recs = append(recs, Record{Broker: &BrokerRecord{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port, Listeners: br.Listeners, Epoch: br.Epoch}})
 			ob = Broker{Fenced: true}
 		}
 		if ob.Fenced != br.Fenced || ob.ControlledShutdown != br.ControlledShutdown {

@@ -15,6 +15,8 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -65,6 +67,30 @@ var responsePoints = func() [kmsg.MaxKey + 1]string {
 type Conn struct {
 	Remote   net.Addr
 	ClientID string
+	// Listener is the name of the listener the connection came in on
+	// (PLAINTEXT, SSL, …): Metadata answers with that listener's
+	// addresses.
+	Listener string
+	// Principal is who the client is, as Kafka writes it (User:NAME);
+	// User:ANONYMOUS until something authenticates it.
+	Principal string
+}
+
+// Anonymous is the principal of a client nothing has authenticated.
+const Anonymous = "User:ANONYMOUS"
+
+// handshakeTimeout bounds a TLS handshake: a client that never finishes
+// one is dropped.
+const handshakeTimeout = 10 * time.Second
+
+// Listener says what a Server's connections are.
+type Listener struct {
+	// Name is the listener's name; PLAINTEXT when empty.
+	Name string
+	// Principal, when set, names the client of a TLS connection from the
+	// certificate it presented (nil when it presented none) once the
+	// handshake has verified it; an error refuses the connection.
+	Principal func(cert *x509.Certificate) (string, error)
 }
 
 // Server accepts Kafka connections on one listener.
@@ -82,14 +108,25 @@ type Server struct {
 	closed   bool
 	versions map[int16][2]int16 // key -> min, max
 	faults   *faults.Injector
+	listener Listener
 }
 
 // New serves h on ln until Close. inj, when not nil, injects faults at
 // the response points (see internal/faults).
 func New(ln net.Listener, h Handler, limits Limits, logger *slog.Logger, inj *faults.Injector) *Server {
+	return NewListener(ln, Listener{}, h, limits, logger, inj)
+}
+
+// NewListener is New for one of several named listeners. A TLS listener
+// (ln from tls.NewListener) has each connection's handshake completed,
+// within handshakeTimeout, before its first request is read.
+func NewListener(ln net.Listener, l Listener, h Handler, limits Limits, logger *slog.Logger, inj *faults.Injector) *Server {
+	if l.Name == "" {
+		l.Name = "PLAINTEXT"
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		ln: ln, h: h, limits: limits, logger: logger,
+		ln: ln, h: h, limits: limits, logger: logger, listener: l,
 		slots: make(chan struct{}, limits.MaxConnections),
 		ctx:   ctx, cancel: cancel,
 		conns:    make(map[net.Conn]struct{}),
@@ -164,7 +201,13 @@ func (s *Server) serve(nc net.Conn) {
 	}()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	c := &Conn{Remote: nc.RemoteAddr()}
+	c := &Conn{Remote: nc.RemoteAddr(), Listener: s.listener.Name, Principal: Anonymous}
+	if tc, ok := nc.(*tls.Conn); ok {
+		if err := s.handshake(ctx, tc, c); err != nil {
+			s.logger.Info("TLS connection refused", "remote", c.Remote, "listener", c.Listener, "err", err)
+			return
+		}
+	}
 	replies := make(chan pending, s.limits.MaxInflightReqs)
 	writerDone := make(chan struct{})
 	go func() {
@@ -329,4 +372,27 @@ func (s *Server) write(nc net.Conn, replies <-chan pending) {
 	if !failed {
 		bw.Flush()
 	}
+}
+
+// handshake completes a TLS handshake within handshakeTimeout and names
+// the client from its certificate.
+func (s *Server) handshake(ctx context.Context, tc *tls.Conn, c *Conn) error {
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return err
+	}
+	if s.listener.Principal == nil {
+		return nil
+	}
+	var cert *x509.Certificate
+	if peers := tc.ConnectionState().PeerCertificates; len(peers) > 0 {
+		cert = peers[0]
+	}
+	p, err := s.listener.Principal(cert)
+	if err != nil {
+		return err
+	}
+	c.Principal = p
+	return nil
 }

@@ -10,24 +10,26 @@ package weir
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/weir-broker/weir/internal/broker"
 	"github.com/weir-broker/weir/internal/config"
 	"github.com/weir-broker/weir/internal/faults"
+	"github.com/weir-broker/weir/internal/security"
 	"github.com/weir-broker/weir/internal/server"
 )
 
 // Config configures an embedded broker.
 type Config struct {
-	// Listen is the host:port to listen on; "127.0.0.1:0" (any free port)
-	// when empty.
+	// Listen, when set, is the listeners setting: host:port, or
+	// NAME://host:port,... (KIP-103). When empty the listeners setting
+	// is used if set, else "127.0.0.1:0" (any free port).
 	Listen string
 	// DataDir holds the logs; required.
 	DataDir string
@@ -46,7 +48,9 @@ type Config struct {
 // Broker is a running broker.
 type Broker struct {
 	b         *broker.Broker
-	srv       *server.Server
+	srvs      []*server.Server // one per listener, in listeners' order
+	bound     []config.Listener
+	stopWatch context.CancelFunc // stops reloading the TLS files; nil without TLS
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -70,14 +74,47 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	listen := cfg.Listen
-	if listen == "" {
-		listen = "127.0.0.1:0"
+	if cfg.Listen != "" {
+		if err := settings.Set("listeners", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("weir: %w", err)
+		}
+	} else if !settings.IsSet("listeners") {
+		if err := settings.Set("listeners", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("weir: %w", err)
+		}
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", listen)
+	ls, err := settings.Listeners()
 	if err != nil {
-		return nil, fmt.Errorf("weir: listen: %w", err)
+		return nil, fmt.Errorf("weir: %w", err)
+	}
+	var tlsConf *security.TLS
+	for _, l := range ls {
+		if l.SASL() {
+			return nil, fmt.Errorf("weir: listener %s: SASL (%s) is not served yet; use PLAINTEXT or SSL", l.Name, l.Protocol)
+		}
+		if l.TLS() && tlsConf == nil {
+			if tlsConf, err = security.NewTLS(settings, logger); err != nil {
+				return nil, fmt.Errorf("weir: listener %s: %w", l.Name, err)
+			}
+		}
+	}
+	rules, err := config.ParsePrincipalRules(settings.Get("ssl.principal.mapping.rules"))
+	if err != nil {
+		return nil, fmt.Errorf("weir: ssl.principal.mapping.rules: %w", err)
+	}
+	bound, nls, err := bind(ctx, ls, tlsConf)
+	if err != nil {
+		return nil, fmt.Errorf("weir: %w", err)
+	}
+	closeAll := func() {
+		for _, ln := range nls {
+			ln.Close()
+		}
+	}
+	interBroker := settings.InterBrokerListener(ls)
+	var peerTLS *tls.Config
+	if ib := ls[indexOf(ls, interBroker)]; ib.TLS() {
+		peerTLS = tlsConf.Client(settings.Get("ssl.endpoint.identification.algorithm") == "https")
 	}
 	b, err := broker.Open(broker.Config{
 		NodeID:   int32(settings.Int("node.id")),
@@ -85,53 +122,116 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		Settings: settings,
 		Logger:   logger,
 		Faults:   cfg.Faults,
+		PeerTLS:  peerTLS,
 		Abort:    ctx.Done(),
 	})
 	if err != nil {
-		ln.Close()
+		closeAll()
 		return nil, fmt.Errorf("weir: %w", err)
 	}
-	host, port, err := advertised(settings.Get("advertised.listeners"), ln.Addr())
+	adv, err := settings.Advertised(bound)
 	if err != nil {
 		b.Close()
-		ln.Close()
+		closeAll()
 		return nil, fmt.Errorf("weir: %w", err)
 	}
-	b.SetAdvertised(host, port)
-	srv := server.New(ln, b, server.Limits{
+	b.SetListeners(adv, interBroker)
+	limits := server.Limits{
 		MaxFrameBytes:   int32(settings.Int("socket.request.max.bytes")),
 		MaxConnections:  int(settings.Int("max.connections")),
 		MaxInflightReqs: int(settings.Int("queued.max.requests")),
-	}, logger, cfg.Faults)
-	logger.Info("weir serving", "addr", ln.Addr().String(), "data", cfg.DataDir)
-	return &Broker{b: b, srv: srv}, nil
+	}
+	wb := &Broker{b: b, bound: bound}
+	for i, ln := range nls {
+		sl := server.Listener{Name: bound[i].Name, Principal: principalOf(rules)}
+		wb.srvs = append(wb.srvs, server.NewListener(ln, sl, b, limits, logger, cfg.Faults))
+	}
+	if tlsConf != nil {
+		watchCtx, stop := context.WithCancel(context.Background())
+		wb.stopWatch = stop
+		go tlsConf.Watch(watchCtx)
+	}
+	for _, l := range bound {
+		logger.Info("weir serving", "listener", l.Name, "protocol", l.Protocol, "addr", l.Addr(), "data", cfg.DataDir)
+	}
+	return wb, nil
 }
 
-// advertised picks the address clients are told to use: the
-// advertised.listeners setting (PLAINTEXT://host:port or host:port) or
-// the listener's own address.
-func advertised(setting string, addr net.Addr) (string, int32, error) {
-	hostport := addr.String()
-	if setting != "" {
-		first := strings.Split(setting, ",")[0]
-		if i := strings.Index(first, "://"); i >= 0 {
-			first = first[i+3:]
+// bind listens on each listener, TLS ones through t, and returns them
+// with their bound addresses (a port 0 becomes the port picked).
+func bind(ctx context.Context, ls []config.Listener, t *security.TLS) ([]config.Listener, []net.Listener, error) {
+	var lc net.ListenConfig
+	bound := make([]config.Listener, 0, len(ls))
+	var nls []net.Listener
+	for _, l := range ls {
+		ln, err := lc.Listen(ctx, "tcp", l.Addr())
+		if err != nil {
+			for _, o := range nls {
+				o.Close()
+			}
+			return nil, nil, fmt.Errorf("listen on %s (%s): %w", l.Addr(), l.Name, err)
 		}
-		hostport = first
+		if l.Host == "" || net.ParseIP(l.Host).IsUnspecified() {
+			// A wildcard listener without an advertised address is
+			// advertised at the loopback address: dialable from this
+			// machine, and advertised.listeners says what others dial.
+			l.Host = "127.0.0.1"
+		}
+		l.Port = int32(ln.Addr().(*net.TCPAddr).Port)
+		if l.TLS() {
+			ln = tls.NewListener(ln, t.Server())
+		}
+		bound = append(bound, l)
+		nls = append(nls, ln)
 	}
-	host, portStr, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return "", 0, fmt.Errorf("advertised.listeners %q: %w", setting, err)
-	}
-	port, err := strconv.ParseInt(portStr, 10, 32)
-	if err != nil {
-		return "", 0, fmt.Errorf("advertised.listeners %q: bad port", setting)
-	}
-	return host, int32(port), nil
+	return bound, nls, nil
 }
 
-// Addr is the host:port clients connect to.
-func (b *Broker) Addr() string { return b.srv.Addr().String() }
+// principalOf names a TLS client from its certificate's subject by the
+// ssl.principal.mapping.rules; a client without a certificate is
+// anonymous.
+func principalOf(rules config.PrincipalRules) func(*x509.Certificate) (string, error) {
+	return func(cert *x509.Certificate) (string, error) {
+		if cert == nil {
+			return server.Anonymous, nil
+		}
+		subject := security.SubjectOf(cert)
+		name, ok := rules.Map(subject)
+		if !ok {
+			return "", fmt.Errorf("no rule of ssl.principal.mapping.rules matches the certificate subject %q", subject)
+		}
+		return "User:" + name, nil
+	}
+}
+
+// indexOf is the position of the listener named name (checked to exist
+// by config.Broker.Listeners).
+func indexOf(ls []config.Listener, name string) int {
+	for i, l := range ls {
+		if l.Name == name {
+			return i
+		}
+	}
+	return 0
+}
+
+// Addr is the host:port clients of the first listener connect to.
+func (b *Broker) Addr() string { return b.srvs[0].Addr().String() }
+
+// ListenerAddr is the bound host:port of the named listener, or "" when
+// there is no such listener.
+func (b *Broker) ListenerAddr(name string) string {
+	for i, l := range b.bound {
+		if l.Name == name {
+			return b.srvs[i].Addr().String()
+		}
+	}
+	return ""
+}
+
+// Listeners are the broker's listeners with the addresses they are bound
+// to.
+func (b *Broker) Listeners() []config.Listener { return append([]config.Listener(nil), b.bound...) }
 
 // Close stops serving, then flushes and closes every log. In a cluster it
 // first runs a controlled shutdown while still serving: the controller
@@ -141,7 +241,14 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.b.ControlledShutdown()
 		b.b.BeginShutdown()
-		b.closeErr = b.srv.Close()
+		if b.stopWatch != nil {
+			b.stopWatch()
+		}
+		for _, srv := range b.srvs {
+			if err := srv.Close(); b.closeErr == nil {
+				b.closeErr = err
+			}
+		}
 		if err := b.b.Close(); b.closeErr == nil {
 			b.closeErr = err
 		}
