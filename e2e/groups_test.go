@@ -133,7 +133,7 @@ func TestGroupMembersRebalanceAndResumeAtCommittedOffsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.kill()
-	p = startProc(t, addr, dir, procArgs(groupSettings)...)
+	startProc(t, addr, dir, procArgs(groupSettings)...)
 	after, err := adm.FetchOffsets(testCtx(t), group)
 	if err != nil {
 		t.Fatal(err)

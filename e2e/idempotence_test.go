@@ -215,7 +215,7 @@ func produceThroughCrashes(t *testing.T, idempotent bool) (map[int]int, int) {
 		time.Sleep(5 * time.Millisecond) // until the restarted broker has acknowledged more
 	}
 	p.kill() // SIGKILL with requests in flight
-	p = startProc(t, addr, dir)
+	startProc(t, addr, dir)
 	close(stop)
 	<-producing
 	wg.Wait()

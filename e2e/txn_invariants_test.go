@@ -206,7 +206,7 @@ func TestKIP360BumpRetriedAcrossACrashIsNotFenced(t *testing.T) {
 				_, _ = req.RequestWith(ctx, bumpCl)
 			}()
 			p.waitExit()
-			p = startProc(t, addr, dir)
+			startProc(t, addr, dir)
 			var resp *kmsg.InitProducerIDResponse
 			for {
 				resp, err = initReq(pid, epoch)
@@ -272,7 +272,7 @@ func TestCrashMidAbortWithTwoGroupsKeepsEarlierOffsets(t *testing.T) {
 			ended := make(chan error, 1)
 			go func() { ended <- run("b", 20, false) }()
 			p.waitExit()
-			p = startProc(t, addr, dir)
+			startProc(t, addr, dir)
 			<-ended
 			cl.Close()
 			initTxnID(t, addr, id)

@@ -381,7 +381,7 @@ func TestBrokerCrashMidCommitCompletesTheTransaction(t *testing.T) {
 			ended := make(chan error, 1)
 			go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
 			p.waitExit() // the fault ends the broker mid-commit
-			p = startProc(t, addr, dir)
+			startProc(t, addr, dir)
 			if err := <-ended; err != nil {
 				t.Fatalf("EndTransaction across the crash: %v", err)
 			}
@@ -433,7 +433,7 @@ func TestBrokerCrashMidCommitWithOffsetsRestartsAndCompletes(t *testing.T) {
 			ended := make(chan error, 1)
 			go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
 			p.waitExit() // the fault ends the broker mid-commit
-			p = startProc(t, addr, dir)
+			startProc(t, addr, dir)
 			if err := <-ended; err != nil {
 				t.Fatalf("EndTransaction across the crash: %v", err)
 			}

@@ -84,22 +84,6 @@ func (s *service) supervise(cmd *exec.Cmd, exited chan struct{}) {
 	}
 }
 
-// running reports whether the last start has not exited yet.
-func (s *service) running() bool {
-	s.mu.Lock()
-	exited := s.exited
-	s.mu.Unlock()
-	if exited == nil {
-		return false
-	}
-	select {
-	case <-exited:
-		return false
-	default:
-		return true
-	}
-}
-
 // hold stops supervision and returns the current run.
 func (s *service) hold() (*exec.Cmd, chan struct{}) {
 	s.mu.Lock()

@@ -638,15 +638,6 @@ func (b *Broker) topicName(id [16]byte) (string, bool) {
 	return "", false
 }
 
-func (b *Broker) topicID(name string) [16]byte {
-	b.pmu.RLock()
-	defer b.pmu.RUnlock()
-	if t := b.topics[name]; t != nil {
-		return t.id
-	}
-	return [16]byte{}
-}
-
 // autoCreate creates topic with broker defaults when auto.create.topics.enable
 // allows; it reports whether the topic exists afterwards.
 func (b *Broker) autoCreate(topic string) bool {

@@ -79,13 +79,13 @@ func TestJoinSyncHeartbeatReachStable(t *testing.T) {
 func TestProtocolIsTheOneMostMembersPrefer(t *testing.T) {
 	h := newHarness(t, testConfig())
 	a := h.joinResp(h.step("a", joinReq("g", "", "", "range", "sticky")))
-	ta := h.step("a", joinReq("g", a.MemberID, "", "range", "sticky"))
+	h.step("a", joinReq("g", a.MemberID, "", "range", "sticky"))
 	b := h.joinResp(h.step("b", joinReq("g", "", "", "sticky", "range")))
-	tb := h.step("b", joinReq("g", b.MemberID, "", "sticky", "range"))
+	h.step("b", joinReq("g", b.MemberID, "", "sticky", "range"))
 	c := h.joinResp(h.step("c", joinReq("g", "", "", "sticky", "range")))
 	tc := h.step("c", joinReq("g", c.MemberID, "", "sticky", "range"))
-	ta = h.step("a", joinReq("g", a.MemberID, "", "range", "sticky"))
-	tb = h.step("b", joinReq("g", b.MemberID, "", "sticky", "range"))
+	ta := h.step("a", joinReq("g", a.MemberID, "", "range", "sticky"))
+	tb := h.step("b", joinReq("g", b.MemberID, "", "sticky", "range"))
 	for _, tok := range []uint64{ta, tb, tc} {
 		if p := *h.joinResp(tok).Protocol; p != "sticky" {
 			t.Fatalf("protocol %q, want sticky (two of three prefer it)", p)
@@ -144,10 +144,10 @@ func TestGenerationFencing(t *testing.T) {
 func TestFollowerSyncWaitsForTheLeader(t *testing.T) {
 	h := newHarness(t, testConfig())
 	a, ta := h.newMember("a", "g")
-	gen := h.joinResp(ta).Generation
+	h.joinResp(ta)
 	b, tb := h.newMember("b", "g")
 	ta = h.join("a", "g", a)
-	gen = h.joinResp(ta).Generation
+	gen := h.joinResp(ta).Generation
 	if h.joinResp(tb).Generation != gen {
 		t.Fatal("members in different generations")
 	}
@@ -203,9 +203,9 @@ func TestMembersThatDoNotRejoinAreRemovedAtTheRebalanceTimeout(t *testing.T) {
 
 func TestMissingLeaderSyncRestartsTheRebalance(t *testing.T) {
 	h := newHarness(t, testConfig())
-	a, ta := h.newMember("a", "g")
+	a, _ := h.newMember("a", "g")
 	b, tb := h.newMember("b", "g")
-	ta = h.join("a", "g", a)
+	ta := h.join("a", "g", a)
 	gen := h.joinResp(ta).Generation
 	_ = h.joinResp(tb)
 	sb := h.sync("g", b, gen, nil)

@@ -2,7 +2,6 @@ package log_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -135,13 +134,6 @@ func equalBatches(t testing.TB, got, want [][]byte) {
 		if !bytes.Equal(got[i], want[i]) {
 			t.Fatalf("batch %d differs", i)
 		}
-	}
-}
-
-func isErr(t testing.TB, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Fatalf("got error %v, want %v", err, want)
 	}
 }
 

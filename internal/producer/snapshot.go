@@ -61,7 +61,7 @@ func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, s
 // WriteSnapshot durably writes snap in dir through fs and removes all
 // but the newest snapshots.
 func WriteSnapshot(fs wlog.FS, dir string, snap Snapshot) error {
-	body, err := json.Marshal(snapshotBody{Offset: snap.Offset, Entries: snap.Entries, Aborted: snap.Aborted, Unreplicated: snap.Unreplicated, Markers: snap.Markers})
+	body, err := json.Marshal(snapshotBody(snap))
 	if err != nil {
 		return err
 	}

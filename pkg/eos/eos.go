@@ -79,7 +79,6 @@ func New(cfg Config, fn Transform) (*Processor, error) {
 		kgo.ConsumeTopics(cfg.InputTopics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), // inputs may be transactional outputs
-		kgo.RequireStableFetchOffsets(),
 	}
 	if cfg.OutputTopic != "" {
 		opts = append(opts, kgo.DefaultProduceTopic(cfg.OutputTopic))

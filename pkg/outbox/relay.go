@@ -98,7 +98,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		if err == nil {
 			continue
 		}
-		err, fenced, kafkaOnly := r.judgeFailure(ctx, inc, err)
+		fenced, kafkaOnly, err := r.judgeFailure(ctx, inc, err)
 		if kafkaOnly {
 			// A relay with our transactional id that our database does
 			// not know (same relay id, another database or outbox
@@ -156,23 +156,23 @@ const (
 // coordinator aborts a transaction that outlived its timeout: if the
 // database still names us, only Kafka fenced us. If the database cannot
 // tell, a Kafka fence is taken at its word.
-func (r *Relay) judgeFailure(ctx context.Context, inc int64, err error) (_ error, fenced, kafkaOnly bool) {
+func (r *Relay) judgeFailure(ctx context.Context, inc int64, err error) (fenced, kafkaOnly bool, _ error) {
 	switch {
 	case errors.Is(err, ErrFenced):
-		return err, true, false
+		return true, false, err
 	case isFenced(err):
 		if inc != 0 {
 			if cur, cerr := r.store.currentIncarnation(ctx); cerr == nil && cur == inc {
-				return err, false, true
+				return false, true, err
 			}
 		}
-		return fmt.Errorf("%w: %w", ErrFenced, err), true, false
+		return true, false, fmt.Errorf("%w: %w", ErrFenced, err)
 	case inc != 0:
 		if cur, cerr := r.store.currentIncarnation(ctx); cerr == nil && cur != inc {
-			return fmt.Errorf("%w (incarnation %d, current %d): %w", ErrFenced, inc, cur, err), true, false
+			return true, false, fmt.Errorf("%w (incarnation %d, current %d): %w", ErrFenced, inc, cur, err)
 		}
 	}
-	return err, false, false
+	return false, false, err
 }
 
 // session is one incarnation: start, reconcile, then claim, publish and
