@@ -2,8 +2,8 @@
 # Runs every Weir test on a fresh machine: installs what the tests need
 # when it is missing (kcat and python3-confluent-kafka for the librdkafka
 # tests, iproute2 for the network partitions of the cluster tests, PostgreSQL and Redis servers that tests start themselves,
-# Chromium for the lab report's browser test), then the Go tests with the
-# race detector.
+# Chromium for the lab report's browser test), checks that the tree is
+# tidy, vetted and lint-clean, then runs the Go tests with the race detector.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,5 +25,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The tree stays clean: go.mod as `go mod tidy` leaves it, go vet, and
+# staticcheck's default checks at a pinned version (fetched by the go
+# command, so go.mod carries none of its dependencies).
+go mod tidy -diff
 go vet ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -race -count=1 -timeout 20m ./... "$@"
