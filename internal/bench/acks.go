@@ -58,6 +58,9 @@ var ErrIdempotenceNeedsAcksAll = errors.New("idempotent produce requires acks=al
 // ProducerOpts returns the kgo options that produce with acks a, idempotent
 // or not. `weir produce` and the bench both use it, so the CLI and the
 // benchmark configure a producer the same way.
+//
+// Like Kafka's own producer, it asks for a missing topic to be created on
+// first use: the broker's auto.create.topics.enable decides.
 func ProducerOpts(a Acks, idempotent bool) ([]kgo.Opt, error) {
 	var acks kgo.Acks
 	switch a {
@@ -73,7 +76,7 @@ func ProducerOpts(a Acks, idempotent bool) ([]kgo.Opt, error) {
 	if idempotent && a != AcksAll {
 		return nil, ErrIdempotenceNeedsAcksAll
 	}
-	opts := []kgo.Opt{kgo.RequiredAcks(acks)}
+	opts := []kgo.Opt{kgo.RequiredAcks(acks), kgo.AllowAutoTopicCreation()}
 	if !idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}

@@ -57,7 +57,7 @@ record is acknowledged. Nothing is printed on success.`,
 			if pf.verbose {
 				fmt.Fprintf(cmd.ErrOrStderr(), "produced %d records to %s\n", n, args[0])
 			}
-			return err
+			return explainMissingTopic(ctx, cl, args[0], err)
 		},
 	}
 	f := cmd.Flags()

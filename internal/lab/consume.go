@@ -22,6 +22,7 @@ func prefill(ctx context.Context, e *env, seeds []string, topic string) (History
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(topic),
+		kgo.AllowAutoTopicCreation(),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	}, clientTimeouts()...)...)
 	if err != nil {

@@ -146,6 +146,9 @@ func runProducer(ctx context.Context, e *env, mode producerMode) (*measure, erro
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(e.topic),
+		// As Kafka's producer does; against an external cluster its
+		// auto.create.topics.enable decides.
+		kgo.AllowAutoTopicCreation(),
 		kgo.RequiredAcks(mode.acks),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(batchMaxBytes),
