@@ -6,15 +6,72 @@ import (
 	"testing"
 )
 
+// runWeir runs the weir binary with args and stdin, and returns its
+// standard output. A failed command returns a *cliError; whatever the test
+// expects of it, its error must read as one line that says nothing twice.
 func runWeir(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(weirBin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.Output()
 	if ee, ok := err.(*exec.ExitError); ok {
+		checkCLIError(t, args, string(ee.Stderr))
 		return string(out), &cliError{err: ee, stderr: string(ee.Stderr)}
 	}
 	return string(out), err
+}
+
+// checkCLIError fails t unless stderr, what a failed weir command printed,
+// is a single line without repeated text.
+func checkCLIError(t *testing.T, args []string, stderr string) {
+	t.Helper()
+	line := strings.TrimSuffix(stderr, "\n")
+	if line == "" || strings.Contains(line, "\n") {
+		t.Errorf("weir %s: error is not one line: %q", strings.Join(args, " "), stderr)
+		return
+	}
+	if rep := repeatedText(line); rep != "" {
+		t.Errorf("weir %s: error says %q twice: %q", strings.Join(args, " "), rep, line)
+	}
+}
+
+// repeatedText returns text that line says twice, or "": a Kafka error
+// code's name (TOPIC_ALREADY_EXISTS), or a run of four words.
+func repeatedText(line string) string {
+	words := strings.Fields(line)
+	seen := map[string]bool{}
+	for _, w := range words {
+		if code := strings.Trim(w, ".,:;()\"'"); isErrorCodeName(code) {
+			if seen[code] {
+				return code
+			}
+			seen[code] = true
+		}
+	}
+	const run = 4
+	runs := map[string]bool{}
+	for i := 0; i+run <= len(words); i++ {
+		r := strings.Join(words[i:i+run], " ")
+		if runs[r] {
+			return r
+		}
+		runs[r] = true
+	}
+	return ""
+}
+
+// isErrorCodeName reports whether w looks like a Kafka error code's name:
+// upper-case words joined by underscores.
+func isErrorCodeName(w string) bool {
+	if !strings.Contains(w, "_") {
+		return false
+	}
+	for _, r := range w {
+		if (r < 'A' || r > 'Z') && r != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 type cliError struct {

@@ -8,6 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-broker/weir/internal/brokererr"
 )
 
 // EnsureTopic creates topic with the given partition count and replication
@@ -19,10 +21,7 @@ func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions i
 	if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
 		return nil
 	}
-	if resp.ErrMessage != "" {
-		return fmt.Errorf("create topic %q: %w: %s", topic, err, resp.ErrMessage)
-	}
-	return fmt.Errorf("create topic %q: %w", topic, err)
+	return fmt.Errorf("create topic %q: %w", topic, brokererr.WithMessage(err, resp.ErrMessage))
 }
 
 // availableRecords returns how many offsets lie between the log start and

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/weir-broker/weir/internal/brokererr"
 )
 
 // newClusterElectCommand returns `weir cluster elect`, Kafka's
@@ -170,10 +172,7 @@ func runElect(ctx context.Context, w io.Writer, adm *kadm.Client, how kadm.Elect
 		case errors.Is(r.Err, kerr.ElectionNotNeeded):
 			result = "not needed: " + orDash(r.ErrMessage)
 		case r.Err != nil:
-			result = r.Err.Error()
-			if r.ErrMessage != "" {
-				result += ": " + r.ErrMessage
-			}
+			result = brokererr.WithMessage(r.Err, r.ErrMessage).Error()
 			failures = append(failures, fmt.Sprintf("%s:%d", r.Topic, r.Partition))
 		}
 		leader := "-"

@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/weir-broker/weir/internal/brokererr"
 )
 
 // newTopicCommand returns `weir topic` and its subcommands.
@@ -50,7 +52,7 @@ func newTopicCreateCommand(conn *connFlags) *cobra.Command {
 			name := args[0]
 			resp, err := adm.CreateTopic(cmd.Context(), partitions, replicationFactor, cfg, name)
 			if err != nil {
-				return fmt.Errorf("create topic %q: %w", name, withMessage(err, resp.ErrMessage))
+				return fmt.Errorf("create topic %q: %w", name, brokererr.WithMessage(err, resp.ErrMessage))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s (%d partitions, replication factor %d)\n",
 				name, resp.NumPartitions, resp.ReplicationFactor)
@@ -107,7 +109,7 @@ func newTopicDeleteCommand(conn *connFlags) *cobra.Command {
 				case !ok:
 					failures = append(failures, name+": not in the response")
 				case r.Err != nil:
-					failures = append(failures, fmt.Sprintf("%s: %v", name, withMessage(r.Err, r.ErrMessage)))
+					failures = append(failures, fmt.Sprintf("%s: %v", name, brokererr.WithMessage(r.Err, r.ErrMessage)))
 				default:
 					fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", name)
 				}
@@ -115,14 +117,6 @@ func newTopicDeleteCommand(conn *connFlags) *cobra.Command {
 			return summarize("delete", len(args), failures)
 		}),
 	}
-}
-
-// withMessage appends a broker's error message, when there is one, to err.
-func withMessage(err error, msg string) error {
-	if err == nil || msg == "" || strings.Contains(err.Error(), msg) {
-		return err
-	}
-	return fmt.Errorf("%w (%s)", err, msg)
 }
 
 // summarize turns per-topic failures into one error line.

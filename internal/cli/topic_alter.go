@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/weir-broker/weir/internal/brokererr"
 )
 
 func newTopicAlterCommand(conn *connFlags) *cobra.Command {
@@ -37,7 +39,7 @@ func newTopicAlterCommand(conn *connFlags) *cobra.Command {
 				if err == nil {
 					var r kadm.AlterConfigsResponse
 					if r, err = resps.On(name, nil); err == nil {
-						err = withMessage(r.Err, r.ErrMessage)
+						err = brokererr.WithMessage(r.Err, r.ErrMessage)
 					}
 				}
 				if err != nil {
@@ -50,7 +52,7 @@ func newTopicAlterCommand(conn *connFlags) *cobra.Command {
 				if err == nil {
 					var r kadm.CreatePartitionsResponse
 					if r, err = resps.On(name, nil); err == nil {
-						err = withMessage(r.Err, r.ErrMessage)
+						err = brokererr.WithMessage(r.Err, r.ErrMessage)
 					}
 				}
 				if err != nil {

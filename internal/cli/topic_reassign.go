@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/weir-broker/weir/internal/brokererr"
 )
 
 // reassignPollInterval is how often --wait asks whether the moves are done.
@@ -193,7 +195,7 @@ func alterAssignments(ctx context.Context, out io.Writer, adm *kadm.Client, move
 		case !ok:
 			failures = append(failures, m.String()+": not in the response")
 		case r.Err != nil:
-			failures = append(failures, fmt.Sprintf("%s: %v", m, withMessage(r.Err, r.ErrMessage)))
+			failures = append(failures, fmt.Sprintf("%s: %v", m, brokererr.WithMessage(r.Err, r.ErrMessage)))
 		case cancel:
 			fmt.Fprintf(out, "cancelled the reassignment of %s\n", m)
 			done = append(done, m.topicPartition)
