@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ type brokerProc struct {
 	cmd    *exec.Cmd
 	addr   string
 	exited chan struct{} // closed once the process is reaped
+	logs   *logBuffer    // what it wrote to stderr: its log
 }
 
 // startProc runs `weir serve` on listen (host:port; port 0 picks one) and
@@ -30,11 +33,12 @@ func startProc(t testing.TB, listen, dataDir string, extra ...string) *brokerPro
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = &testWriter{t: t}
+	logs := &logBuffer{}
+	cmd.Stderr = io.MultiWriter(&testWriter{t: t}, logs)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &brokerProc{t: t, cmd: cmd, exited: make(chan struct{})}
+	p := &brokerProc{t: t, cmd: cmd, exited: make(chan struct{}), logs: logs}
 	t.Cleanup(func() { p.kill() })
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -97,6 +101,26 @@ func (p *brokerProc) stop() error {
 		p.kill()
 		return fmt.Errorf("weir did not stop within 30s of SIGTERM")
 	}
+}
+
+// logBuffer keeps what a process writes, for a test to read while the
+// process runs.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String is everything written so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type testWriter struct{ t testing.TB }

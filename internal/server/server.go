@@ -109,6 +109,7 @@ type Server struct {
 	versions map[int16][2]int16 // key -> min, max
 	faults   *faults.Injector
 	listener Listener
+	rejects  *rejectLog
 }
 
 // New serves h on ln until Close. inj, when not nil, injects faults at
@@ -132,6 +133,7 @@ func NewListener(ln net.Listener, l Listener, h Handler, limits Limits, logger *
 		conns:    make(map[net.Conn]struct{}),
 		versions: make(map[int16][2]int16),
 		faults:   inj,
+		rejects:  newRejectLog(logger, time.Now),
 	}
 	for _, k := range h.APIVersions() {
 		s.versions[k.ApiKey] = [2]int16{k.MinVersion, k.MaxVersion}
@@ -219,7 +221,11 @@ func (s *Server) serve(nc net.Conn) {
 	err := s.read(ctx, nc, c, replies)
 	close(replies)
 	<-writerDone
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+	var rej *rejection
+	switch {
+	case errors.As(err, &rej):
+		s.rejects.log(c.Remote, c.Listener, c.ClientID, rej)
+	case err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil:
 		s.logger.Info("closing connection", "remote", c.Remote, "client", c.ClientID, "err", err)
 	}
 }
@@ -240,7 +246,13 @@ func (s *Server) read(ctx context.Context, nc net.Conn, c *Conn, replies chan<- 
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 		if size < 0 || size > s.limits.MaxFrameBytes {
-			return fmt.Errorf("frame of %d bytes is outside 0..%d (socket.request.max.bytes)", size, s.limits.MaxFrameBytes)
+			// Name the API when its header has already arrived; never
+			// wait for more of a frame that is refused.
+			key, version := int16(-1), int16(-1)
+			if b, err := br.Peek(min(4, br.Buffered())); err == nil && len(b) == 4 {
+				key, version = int16(binary.BigEndian.Uint16(b)), int16(binary.BigEndian.Uint16(b[2:]))
+			}
+			return reject(reasonTooLarge, key, version, "frame of %d bytes is outside 0..%d (socket.request.max.bytes)", size, s.limits.MaxFrameBytes)
 		}
 		frame, err := readFrame(br, int(size))
 		if err != nil {
@@ -248,7 +260,11 @@ func (s *Server) read(ctx context.Context, nc net.Conn, c *Conn, replies chan<- 
 		}
 		h, body, err := parseHeader(frame)
 		if err != nil {
-			return err
+			key, version := int16(-1), int16(-1)
+			if len(frame) >= 4 {
+				key, version = int16(binary.BigEndian.Uint16(frame)), int16(binary.BigEndian.Uint16(frame[2:]))
+			}
+			return reject(reasonMalformed, key, version, "request header: %v", err)
 		}
 		c.ClientID = h.clientID
 		reply, err := s.dispatch(ctx, c, h, body)
@@ -274,14 +290,14 @@ func (s *Server) dispatch(ctx context.Context, c *Conn, h header, body []byte) (
 		return func() (kmsg.Response, error) { return resp, nil }, nil
 	}
 	if !known {
-		return nil, fmt.Errorf("api key %d (%s) is not served", h.key, kmsg.NameForKey(h.key))
+		return nil, reject(reasonUnsupportedAPI, h.key, h.version, "api key %d is not served (ApiVersions lists those that are)", h.key)
 	}
 	if h.version < vr[0] || h.version > vr[1] {
-		return nil, fmt.Errorf("%s v%d is not served (v%d to v%d are)", kmsg.NameForKey(h.key), h.version, vr[0], vr[1])
+		return nil, reject(reasonUnsupportedVersion, h.key, h.version, "%s v%d is not served (v%d to v%d are)", kmsg.NameForKey(h.key), h.version, vr[0], vr[1])
 	}
 	req, err := decodeRequest(h, body)
 	if err != nil {
-		return nil, err
+		return nil, reject(reasonMalformed, h.key, h.version, "%v", err)
 	}
 	return s.h.Handle(ctx, c, req), nil
 }
