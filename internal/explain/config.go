@@ -1,0 +1,381 @@
+package explain
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Commit is when a consumer's offsets are committed relative to
+// processing the records they cover.
+type Commit int
+
+// Commit timings.
+const (
+	// CommitAuto: the client commits what it fetched on a timer.
+	CommitAuto Commit = iota
+	// CommitBefore: offsets are committed, then the records processed.
+	CommitBefore
+	// CommitAfter: records are processed, then their offsets committed.
+	CommitAfter
+	// CommitInTransaction: offsets are committed in the transaction that
+	// writes the processing's output (sendOffsetsToTransaction, KIP-447).
+	CommitInTransaction
+)
+
+func (c Commit) String() string {
+	switch c {
+	case CommitBefore:
+		return "before-processing"
+	case CommitAfter:
+		return "after-processing"
+	case CommitInTransaction:
+		return "transaction"
+	}
+	return "auto"
+}
+
+// Input is a configuration as given: properties by layer in any spelling
+// the client accepts.
+type Input struct {
+	Client   Client
+	Producer map[string]string
+	Consumer map[string]string
+	// Topic holds replication.factor, min.insync.replicas and
+	// unclean.leader.election.enable: read from the topic or assumed.
+	Topic map[string]string
+}
+
+// Config is a configuration resolved to the settings that decide the
+// guarantee, each client's defaults applied.
+type Config struct {
+	Client Client
+
+	Acks            int // -1 (all), 0 or 1
+	Idempotent      bool
+	Transactional   bool
+	Retries         int64
+	DeliveryTimeout int64 // milliseconds; 0: none
+	MaxInFlight     int64
+
+	ReplicationFactor int
+	MinInsyncReplicas int
+	UncleanElection   bool
+
+	AutoCommit    bool
+	Commit        Commit
+	Dedup         bool
+	ReadCommitted bool
+
+	// Notes are assumptions made and adjustments a client makes on its own.
+	Notes []string
+}
+
+// AcksName is acks as Kafka spells it.
+func (c *Config) AcksName() string {
+	if c.Acks == -1 {
+		return "all"
+	}
+	return strconv.Itoa(c.Acks)
+}
+
+// layerProps is one layer's properties in canonical spelling, and which
+// of them were given rather than defaulted.
+type layerProps struct {
+	v     map[string]string
+	given map[string]bool
+}
+
+// normalize maps a layer's properties to canonical names. Unknown names
+// go to ignored: most of a client's properties have no bearing on the
+// guarantee (serializers, buffer sizes).
+func normalize(c Client, layer Layer, in map[string]string) (layerProps, []string, error) {
+	p := layerProps{v: map[string]string{}, given: map[string]bool{}}
+	var ignored []string
+	spelled := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(in)) {
+		raw := strings.TrimSpace(in[k])
+		a, ok := canonical(c, k)
+		if !ok {
+			ignored = append(ignored, k)
+			continue
+		}
+		if l, known := canonicalKeys[a.key]; known && l != layer {
+			return p, nil, fmt.Errorf("%s is a %s setting, not a %s one", k, l, layer)
+		}
+		v := raw
+		switch {
+		case a.duration:
+			d, err := time.ParseDuration(raw)
+			if err != nil || d < 0 {
+				return p, nil, fmt.Errorf("invalid %s %q: want a duration such as 30s", k, raw)
+			}
+			v = strconv.FormatInt(d.Milliseconds(), 10)
+		case a.invert:
+			b, err := parseBool(k, raw)
+			if err != nil {
+				return p, nil, err
+			}
+			v = strconv.FormatBool(!b)
+		}
+		if prev, dup := spelled[a.key]; dup && p.v[a.key] != v {
+			return p, nil, fmt.Errorf("%s and %s both set %s, to different values", prev, k, a.key)
+		}
+		spelled[a.key] = k
+		p.v[a.key], p.given[a.key] = v, true
+	}
+	return p, ignored, nil
+}
+
+func parseBool(key, s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("invalid %s %q: want true or false", key, s)
+}
+
+func parseCount(key, s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid %s %q: want a whole number, 0 or more", key, s)
+	}
+	return n, nil
+}
+
+// parseAcks reads acks: all or -1, 1, 0, and franz-go's names.
+func parseAcks(s string) (int, error) {
+	switch strings.ToLower(s) {
+	case "all", "-1", "allisracks":
+		return -1, nil
+	case "1", "leaderack":
+		return 1, nil
+	case "0", "noack":
+		return 0, nil
+	}
+	return 0, fmt.Errorf("invalid acks %q: want all (or -1), 1 or 0", s)
+}
+
+// parseIsolation reads isolation.level, and franz-go's names.
+func parseIsolation(s string) (readCommitted bool, err error) {
+	switch strings.ToLower(s) {
+	case "read_committed", "readcommitted":
+		return true, nil
+	case "read_uncommitted", "readuncommitted":
+		return false, nil
+	}
+	return false, fmt.Errorf("invalid isolation.level %q: want read_committed or read_uncommitted", s)
+}
+
+func parseCommit(s string) (Commit, error) {
+	switch strings.ToLower(s) {
+	case "auto":
+		return CommitAuto, nil
+	case "before-processing", "before":
+		return CommitBefore, nil
+	case "after-processing", "after":
+		return CommitAfter, nil
+	case "transaction":
+		return CommitInTransaction, nil
+	}
+	return 0, fmt.Errorf("invalid weir.commit %q: want before-processing, after-processing or transaction", s)
+}
+
+// Resolved is a resolved configuration and the properties it ignored.
+type Resolved struct {
+	Config
+	Ignored []string
+}
+
+// Resolve applies the client's defaults to in and reads every setting.
+// The error is one line naming the property at fault, including the
+// combinations the client itself refuses to start with.
+func Resolve(in Input) (*Resolved, error) {
+	c := in.Client
+	prod, ignP, err := normalize(c, Producer, in.Producer)
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
+	cons, ignC, err := normalize(c, Consumer, in.Consumer)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	top, ignT, err := normalize(c, Topic, in.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("topic: %w", err)
+	}
+	if len(ignT) > 0 {
+		return nil, fmt.Errorf("topic: unknown setting %s: want replication.factor, min.insync.replicas or unclean.leader.election.enable", ignT[0])
+	}
+	r := &Resolved{Config: Config{Client: c}}
+	for _, k := range ignP {
+		r.Ignored = append(r.Ignored, "producer "+k)
+	}
+	for _, k := range ignC {
+		r.Ignored = append(r.Ignored, "consumer "+k)
+	}
+	get := func(p layerProps, k string, def map[string]string) string {
+		if v, ok := p.v[k]; ok {
+			return v
+		}
+		return def[k]
+	}
+	if err := r.resolveProducer(prod, func(k string) string { return get(prod, k, defaults[c]) }); err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
+	if err := r.resolveTopic(func(k string) string { return get(top, k, topicDefaults) }, top.given); err != nil {
+		return nil, fmt.Errorf("topic: %w", err)
+	}
+	if err := r.resolveConsumer(cons, func(k string) string { return get(cons, k, defaults[c]) }); err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	return r, nil
+}
+
+func (r *Resolved) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+func (r *Resolved) resolveProducer(p layerProps, get func(string) string) error {
+	var err error
+	if r.Acks, err = parseAcks(get(keyAcks)); err != nil {
+		return err
+	}
+	if r.Idempotent, err = parseBool(keyIdempotence, get(keyIdempotence)); err != nil {
+		return err
+	}
+	if r.Retries, err = parseCount(keyRetries, get(keyRetries)); err != nil {
+		return err
+	}
+	if r.DeliveryTimeout, err = parseCount(keyDeliveryTimeout, get(keyDeliveryTimeout)); err != nil {
+		return err
+	}
+	if r.MaxInFlight, err = parseCount(keyMaxInFlight, get(keyMaxInFlight)); err != nil {
+		return err
+	}
+	r.Transactional = strings.TrimSpace(get(keyTransactionalID)) != ""
+	explicit := p.given[keyIdempotence]
+	// Only settings the configuration gives can conflict: each client
+	// adjusts its own defaults (librdkafka's max.in.flight of 1000000
+	// becomes 5) when idempotence is on.
+	conflict := ""
+	switch {
+	case p.given[keyAcks] && r.Acks != -1:
+		conflict = "acks=" + r.AcksName()
+	case p.given[keyRetries] && r.Retries == 0:
+		conflict = "retries=0"
+	case p.given[keyMaxInFlight] && r.MaxInFlight > 5:
+		conflict = fmt.Sprintf("%s=%d", keyMaxInFlight, r.MaxInFlight)
+	}
+	if r.Transactional && !r.Idempotent && !explicit && r.Client == Librdkafka {
+		// librdkafka enables idempotence for a transactional producer.
+		r.Idempotent = true
+		r.note("transactional.id turns enable.idempotence on (librdkafka)")
+	}
+	if r.Idempotent && conflict != "" {
+		switch {
+		case explicit || r.Transactional:
+			// Every client refuses to start: Java's ProducerConfig throws a
+			// ConfigException, librdkafka fails producer instantiation,
+			// kgo.NewClient returns "idempotency requires acks=all".
+			return fmt.Errorf("enable.idempotence=true (or a transactional.id) cannot be combined with %s: the %s client refuses to start", conflict, r.Client)
+		case r.Client == FranzGo:
+			return fmt.Errorf("%s needs DisableIdempotentWrite (enable.idempotence=false): franz-go writes idempotently by default and refuses to start otherwise", conflict)
+		default:
+			// Java 3.2+ (KAFKA-13673, backported to 3.0.2/3.1.1): a
+			// conflicting setting turns the default idempotence off.
+			r.Idempotent = false
+			r.note("%s turns the Java client's default enable.idempotence=true off (KAFKA-13673)", conflict)
+		}
+	}
+	if r.Transactional && !r.Idempotent {
+		return fmt.Errorf("a transactional.id needs enable.idempotence=true (KIP-98)")
+	}
+	if r.Idempotent && r.MaxInFlight > 5 {
+		r.MaxInFlight = 5
+	}
+	return nil
+}
+
+func (r *Resolved) resolveTopic(get func(string) string, given map[string]bool) error {
+	rf, err := parseCount(keyReplicationFactor, get(keyReplicationFactor))
+	if err != nil || rf < 1 || rf > 32767 {
+		return fmt.Errorf("invalid replication.factor %q: want 1 or more", get(keyReplicationFactor))
+	}
+	isr, err := parseCount(keyMinISR, get(keyMinISR))
+	if err != nil || isr < 1 {
+		return fmt.Errorf("invalid min.insync.replicas %q: want 1 or more", get(keyMinISR))
+	}
+	r.ReplicationFactor, r.MinInsyncReplicas = int(rf), int(isr)
+	if r.UncleanElection, err = parseBool(keyUnclean, get(keyUnclean)); err != nil {
+		return err
+	}
+	for _, k := range []string{keyReplicationFactor, keyMinISR, keyUnclean} {
+		if !given[k] {
+			r.note("%s=%s assumed (Kafka's broker default)", k, get(k))
+		}
+	}
+	if r.MinInsyncReplicas > r.ReplicationFactor {
+		r.note("min.insync.replicas=%d exceeds replication.factor=%d: every acks=all write is refused (NOT_ENOUGH_REPLICAS)", r.MinInsyncReplicas, r.ReplicationFactor)
+	}
+	return nil
+}
+
+func (r *Resolved) resolveConsumer(p layerProps, get func(string) string) error {
+	var err error
+	if r.AutoCommit, err = parseBool(keyAutoCommit, get(keyAutoCommit)); err != nil {
+		return err
+	}
+	if r.ReadCommitted, err = parseIsolation(get(keyIsolation)); err != nil {
+		return err
+	}
+	if v, ok := p.v[keyDedup]; ok {
+		if r.Dedup, err = parseBool(keyDedup, v); err != nil {
+			return err
+		}
+	}
+	stored := true // auto-commit commits what the client fetched
+	switch {
+	case r.Client == Librdkafka:
+		if stored, err = parseBool(keyAutoOffsetStore, get(keyAutoOffsetStore)); err != nil {
+			return err
+		}
+	case r.Client == FranzGo && p.v[keyAutoCommitMarks] != "":
+		marks, err := parseBool(keyAutoCommitMarks, p.v[keyAutoCommitMarks])
+		if err != nil {
+			return err
+		}
+		stored = !marks
+	}
+	commitGiven := p.v[keyCommit] != ""
+	var commit Commit
+	if commitGiven {
+		if commit, err = parseCommit(p.v[keyCommit]); err != nil {
+			return err
+		}
+	}
+	switch {
+	case commit == CommitInTransaction && r.AutoCommit:
+		return fmt.Errorf("weir.commit=transaction needs enable.auto.commit=false: offsets go in the producer's transaction")
+	case commit == CommitInTransaction && !r.Transactional:
+		return fmt.Errorf("weir.commit=transaction needs a transactional producer (transactional.id)")
+	case r.AutoCommit && stored:
+		r.Commit = CommitAuto
+		if commitGiven && commit != CommitAuto {
+			r.note("weir.commit=%s has no effect: enable.auto.commit=true commits what was fetched, processed or not", commit)
+		}
+	case commitGiven && commit != CommitAuto:
+		r.Commit = commit
+	case commitGiven:
+		return fmt.Errorf("weir.commit=auto contradicts enable.auto.commit=false")
+	default:
+		r.Commit = CommitAfter
+		r.note("offsets assumed committed after processing (say weir.commit=before-processing if they are not)")
+	}
+	return nil
+}
