@@ -17,7 +17,8 @@ const defaultBrokers = "127.0.0.1:9092"
 const brokersEnv = "WEIR_BROKERS"
 
 // AddClientCommands adds the client commands (topic, produce, consume,
-// bench, group, producers, txn, lab, outbox and cluster describe) to root.
+// bench, group, producers, txn, lab, outbox, explain and cluster describe)
+// to root.
 // Each of them takes a --brokers flag, a comma-separated list of host:port
 // seeds that defaults to $WEIR_BROKERS or 127.0.0.1:9092.
 func AddClientCommands(root *cobra.Command) {
@@ -32,6 +33,7 @@ func AddClientCommands(root *cobra.Command) {
 		newTxnCommand(conn),
 		newLabCommand(conn),
 		newOutboxCommand(conn),
+		newExplainCommand(conn),
 	} {
 		conn.register(cmd)
 		root.AddCommand(cmd)

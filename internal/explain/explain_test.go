@@ -264,8 +264,8 @@ func TestEveryRuleNamesItsSourceAndARunnableLabScenario(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	for _, r := range Rules {
-		if r.ID == "" || r.Failure == "" || r.Source == "" || r.Applies == nil || r.Lab == nil || r.Fix == nil {
-			t.Errorf("rule %q lacks an id, failure, source, condition, lab scenarios or fix", r.ID)
+		if r.ID == "" || r.Cause == "" || r.Failure == "" || r.Source == "" || r.Applies == nil || r.Lab == nil || r.Fix == nil {
+			t.Errorf("rule %q lacks an id, cause, failure, source, condition, lab scenarios or fix", r.ID)
 		}
 		if ids[r.ID] {
 			t.Errorf("rule id %q repeated", r.ID)

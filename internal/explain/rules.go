@@ -20,6 +20,8 @@ type Rule struct {
 	Harm  Harm
 	// Applies reports whether the configuration is exposed to the failure.
 	Applies func(c *Config) bool
+	// Cause names the setting at fault, in a few words.
+	Cause string
 	// Failure says, in plain words, what happens and to which records.
 	Failure string
 	// Lab names the `weir lab` scenarios ("side / config / fault") that
@@ -115,6 +117,7 @@ func autoCommitLoses(c *Config) bool { return c.Commit == CommitAuto && c.Client
 var Rules = []Rule{
 	{
 		ID: "acks-0", Layer: Producer, Harm: Loss,
+		Cause:   "acks=0",
 		Applies: func(c *Config) bool { return c.Acks == 0 },
 		Failure: "acks=0: the producer counts a record as sent once it is on the socket; a broker that dies or a connection that drops before the record is stored loses it, and nobody is told",
 		Lab: func(c *Config) []string {
@@ -125,6 +128,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "acks-1", Layer: Producer, Harm: Loss,
+		Cause:   "acks=1",
 		Applies: func(c *Config) bool { return c.Acks == 1 },
 		Failure: "acks=1: the leader answers once the record is in its own log, before any follower has copied it; if the leader dies then, a replica without the record becomes leader and the acknowledged record is lost",
 		Lab: func(c *Config) []string {
@@ -141,6 +145,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "retries-0", Layer: Producer, Harm: Loss,
+		Cause:   "retries=0",
 		Applies: func(c *Config) bool { return c.Acks != 0 && c.Retries == 0 },
 		Failure: "retries=0: a passing error (a leader moving, a request timing out) fails the record instead of sending it again; unless the application resends it, it is lost",
 		Lab:     func(*Config) []string { return nil },
@@ -149,6 +154,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "retry-duplicates", Layer: Producer, Harm: Duplicates,
+		Cause:   "enable.idempotence=false",
 		Applies: func(c *Config) bool { return c.Acks != 0 && c.Retries > 0 && !c.Idempotent },
 		Failure: "without idempotence a retry is a new write: when the answer to a stored batch is lost (a timeout, a dropped connection), the producer sends the batch again and the broker stores it twice",
 		Lab: func(c *Config) []string {
@@ -165,6 +171,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "single-replica", Layer: Topic, Harm: Loss,
+		Cause:   "replication.factor=1",
 		Applies: func(c *Config) bool { return c.ReplicationFactor == 1 },
 		Failure: "replication.factor=1: each record is on one broker only; if its disk or machine is lost, so is every record on it (and a Kafka broker answers before its data reaches the disk, so a power cut is enough there)",
 		Lab:     func(*Config) []string { return nil },
@@ -176,6 +183,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "min-insync-1", Layer: Topic, Harm: Loss,
+		Cause: "min.insync.replicas=1",
 		Applies: func(c *Config) bool {
 			return c.ReplicationFactor > 1 && c.MinInsyncReplicas < 2 && c.Acks == -1
 		},
@@ -193,6 +201,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "unclean-election", Layer: Topic, Harm: Loss,
+		Cause:   "unclean.leader.election.enable=true",
 		Applies: func(c *Config) bool { return c.ReplicationFactor > 1 && c.UncleanElection },
 		Failure: "unclean.leader.election.enable=true: when no in-sync replica is left, a replica that fell behind may become leader, and the acknowledged records it lacks are lost",
 		Lab: func(c *Config) []string {
@@ -203,6 +212,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "auto-commit-skips", Layer: Consumer, Harm: Loss,
+		Cause:   "enable.auto.commit=true",
 		Applies: autoCommitLoses,
 		Failure: "enable.auto.commit=true commits, on a timer, the offsets of records handed to the application, processed or not: a consumer that dies after such a commit and before processing those records skips them",
 		Lab:     func(*Config) []string { return []string{"consumer / auto-commit / consumer killed mid-batch"} },
@@ -213,6 +223,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "auto-commit-redelivers", Layer: Consumer, Harm: Duplicates,
+		Cause:   "enable.auto.commit=true without a dedup store",
 		Applies: func(c *Config) bool { return c.Commit == CommitAuto && !c.Dedup },
 		Failure: "enable.auto.commit=true commits every few seconds (auto.commit.interval.ms): records processed since the last commit are delivered again to whoever takes the partition after a crash or a rebalance (the Java client's commit in poll() is at-least-once only if every record is processed before the next poll)",
 		Lab: func(c *Config) []string {
@@ -226,6 +237,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "commit-before-processing", Layer: Consumer, Harm: Loss,
+		Cause:   "offsets committed before processing",
 		Applies: func(c *Config) bool { return c.Commit == CommitBefore },
 		Failure: "offsets committed before processing: a consumer that dies after the commit and before processing skips those records",
 		Lab: func(*Config) []string {
@@ -236,6 +248,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "commit-after-redelivers", Layer: Consumer, Harm: Duplicates,
+		Cause:   "offsets committed after processing without a dedup store",
 		Applies: func(c *Config) bool { return c.Commit == CommitAfter && !c.Dedup },
 		Failure: "offsets committed after processing: a consumer that dies between the two leaves the offsets behind, and the records are processed again",
 		Lab:     func(*Config) []string { return []string{"consumer / process then commit / consumer killed mid-batch"} },
@@ -244,6 +257,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "read-uncommitted", Layer: Consumer, Harm: Duplicates,
+		Cause: "isolation.level=read_uncommitted",
 		Applies: func(c *Config) bool {
 			return c.Transactional && !c.ReadCommitted && !c.Dedup && c.Commit != CommitInTransaction
 		},
@@ -254,6 +268,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "txn-offsets-uncommitted-input", Layer: Consumer, Harm: Duplicates,
+		Cause:   "isolation.level=read_uncommitted",
 		Applies: func(c *Config) bool { return c.Commit == CommitInTransaction && !c.ReadCommitted },
 		Failure: "weir.commit=transaction with isolation.level=read_uncommitted: the transform reads input of transactions that abort, and writes its output for them",
 		Lab:     func(*Config) []string { return nil },
