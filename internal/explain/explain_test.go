@@ -339,3 +339,13 @@ func TestEachClientsDefaultsDecideWhatAnEmptyFileGives(t *testing.T) {
 		}
 	}
 }
+
+// Verify judges measurements with lab.Result.Violations, converting a
+// Guarantee by its number: the two orders must stay the same.
+func TestGuaranteesNumberAsTheLabsDo(t *testing.T) {
+	for g, lg := range map[Guarantee]lab.Guarantee{None: lab.NoGuarantee, AtMostOnce: lab.AtMostOnce, AtLeastOnce: lab.AtLeastOnce, ExactlyOnce: lab.ExactlyOnce} {
+		if lab.Guarantee(g) != lg || g.String() != lg.String() {
+			t.Errorf("%s is lab's %s", g, lab.Guarantee(g))
+		}
+	}
+}

@@ -223,7 +223,7 @@ var Rules = []Rule{
 	},
 	{
 		ID: "auto-commit-redelivers", Layer: Consumer, Harm: Duplicates,
-		Cause:   "enable.auto.commit=true without a dedup store",
+		Cause:   "enable.auto.commit=true",
 		Applies: func(c *Config) bool { return c.Commit == CommitAuto && !c.Dedup },
 		Failure: "enable.auto.commit=true commits every few seconds (auto.commit.interval.ms): records processed since the last commit are delivered again to whoever takes the partition after a crash or a rebalance (the Java client's commit in poll() is at-least-once only if every record is processed before the next poll)",
 		Lab: func(c *Config) []string {
