@@ -349,3 +349,62 @@ func TestGuaranteesNumberAsTheLabsDo(t *testing.T) {
 		}
 	}
 }
+
+// --verify runs only scenarios whose settings are the configuration's,
+// and says which layers it cannot reproduce.
+func TestVerifyPlansTheLabScenariosOfExactlyTheseSettings(t *testing.T) {
+	for _, tc := range []struct {
+		client             Client
+		producer, consumer string
+		topic              string
+		want               []string
+		skipped            []Layer
+	}{
+		{
+			Librdkafka, "acks=all", "enable.auto.commit=false weir.commit=after-processing", safeTopic,
+			[]string{
+				"producer / acks=all / lost acks", "producer / acks=all / connection drops", "producer / acks=all / broker killed",
+				"cluster / acks=all min.insync=2 unclean=off / leader killed", "cluster / acks=all min.insync=2 unclean=off / followers lag, leader killed",
+				"consumer / process then commit / consumer killed mid-batch",
+			}, nil,
+		},
+		{
+			Java, "acks=1", "", "replication.factor=3 min.insync.replicas=2 unclean.leader.election.enable=true",
+			[]string{
+				"producer / acks=1 / lost acks", "producer / acks=1 / connection drops", "producer / acks=1 / broker killed",
+				"cluster / acks=1 min.insync=1 unclean=on / followers lag, leader killed",
+			}, []Layer{Consumer},
+		},
+		{
+			FranzGo, "TransactionalID=t", "DisableAutoCommit=true weir.commit=transaction FetchIsolationLevel=ReadCommitted", "replication.factor=1",
+			[]string{
+				"producer / transactional / lost acks", "producer / transactional / connection drops", "producer / transactional / broker killed",
+				"end to end / consume-transform-produce / worker killed mid-transaction",
+			}, []Layer{Topic},
+		},
+		{
+			// The lab's auto-commit worker has no dedup store.
+			FranzGo, "", "weir.dedup=true", "replication.factor=5 min.insync.replicas=3",
+			[]string{"producer / acks=all idempotent / lost acks", "producer / acks=all idempotent / connection drops", "producer / acks=all idempotent / broker killed"},
+			[]Layer{Topic, Consumer},
+		},
+		{
+			Java, "retries=0", "enable.auto.commit=false weir.commit=before-processing", "replication.factor=1",
+			[]string{"consumer / commit before processing / consumer killed mid-batch"},
+			[]Layer{Producer, Topic},
+		},
+	} {
+		ex, err := Explain(Input{Client: tc.client, Producer: props(tc.producer), Consumer: props(tc.consumer), Topic: props(tc.topic)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, skipped := VerifyPlan(ex)
+		var layers []Layer
+		for _, s := range skipped {
+			layers = append(layers, s.Layer)
+		}
+		if !slices.Equal(got, tc.want) || !slices.Equal(layers, tc.skipped) {
+			t.Errorf("%v %q %q %q:\n got %q, skipped %v\nwant %q, skipped %v", tc.client, tc.producer, tc.consumer, tc.topic, got, layers, tc.want, tc.skipped)
+		}
+	}
+}

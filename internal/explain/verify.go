@@ -97,7 +97,7 @@ func plan(ex *Explanation) ([]planned, []Skipped) {
 	switch {
 	case c.Commit == CommitAuto && c.Client == Java:
 		skipped = append(skipped, Skipped{Consumer, "the Java client's auto-commit in poll() is not reproduced (the lab's auto-commit is franz-go's timer)"})
-	case c.Commit == CommitAuto:
+	case c.Commit == CommitAuto && !c.Dedup:
 		add(planned{scenario: "consumer / auto-commit / consumer killed mid-batch", layer: Consumer, predicted: g})
 	case c.Commit == CommitBefore && !c.Dedup:
 		add(planned{scenario: "consumer / commit before processing / consumer killed mid-batch", layer: Consumer, predicted: g})
