@@ -20,6 +20,7 @@ const (
 	FranzGo
 )
 
+// String is the --client value naming c.
 func (c Client) String() string {
 	switch c {
 	case Librdkafka:

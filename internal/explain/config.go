@@ -26,6 +26,7 @@ const (
 	CommitInTransaction
 )
 
+// String is the weir.commit value of c.
 func (c Commit) String() string {
 	switch c {
 	case CommitBefore:

@@ -15,6 +15,7 @@ const (
 	ExactlyOnce
 )
 
+// String is the guarantee as Kafka's documentation names it.
 func (g Guarantee) String() string {
 	switch g {
 	case AtMostOnce:
@@ -80,6 +81,7 @@ const (
 // Layers lists every layer in order.
 var Layers = []Layer{Producer, Topic, Consumer}
 
+// String names the layer.
 func (l Layer) String() string {
 	switch l {
 	case Topic:
@@ -102,6 +104,7 @@ const (
 	Duplicates
 )
 
+// String names the harm.
 func (h Harm) String() string {
 	if h == Duplicates {
 		return "duplicates"

@@ -10,6 +10,7 @@ type Setting struct {
 	Value string
 }
 
+// String is the setting as key=value.
 func (s Setting) String() string { return s.Key + "=" + s.Value }
 
 // Rule is one way a layer loses or duplicates records.
