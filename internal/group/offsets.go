@@ -60,7 +60,7 @@ func (s *Shard) commitOffsets(nowMs int64, in Input, req *kmsg.OffsetCommitReque
 		g = newGroup(req.Group, nowMs)
 		s.groups[req.Group] = g
 	}
-	if code := s.commitCheck(nowMs, g, generation, memberID, req.InstanceID); code != 0 {
+	if code := s.commitCheck(nowMs, g, generation, memberID, req.InstanceID, false); code != 0 {
 		setAll(code)
 		answer()
 		return
@@ -116,7 +116,16 @@ func (s *Shard) commitOffsets(nowMs int64, in Input, req *kmsg.OffsetCommitReque
 }
 
 // commitCheck decides whether a member may commit for the group now.
-func (s *Shard) commitCheck(nowMs int64, g *group, generation int32, memberID string, instanceID *string) int16 {
+// A transactional commit (TxnOffsetCommit) that names no member —
+// generation -1, an empty member id and no instance id, as v0-v2 always
+// are — comes from a producer outside the group and is not checked
+// against its members (KIP-98, KIP-447): the transaction, not the
+// group's generation, fences it. One that names a member is checked like
+// OffsetCommit's, except that it is not refused while the group
+// completes a rebalance, since it is only applied once the transaction
+// commits.
+func (s *Shard) commitCheck(nowMs int64, g *group, generation int32, memberID string, instanceID *string, transactional bool) int16 {
+	anonymous := generation < 0 && memberID == "" && (instanceID == nil || *instanceID == "")
 	switch {
 	case g.state == Dead:
 		return kerr.CoordinatorNotAvailable.Code
@@ -124,6 +133,8 @@ func (s *Shard) commitCheck(nowMs int64, g *group, generation int32, memberID st
 		return kerr.FencedInstanceID.Code
 	case generation < 0 && g.state == Empty:
 		return 0 // a group used only to store offsets
+	case transactional && anonymous:
+		return 0
 	}
 	m := g.members[memberID]
 	switch {
@@ -131,7 +142,7 @@ func (s *Shard) commitCheck(nowMs int64, g *group, generation int32, memberID st
 		return kerr.UnknownMemberID.Code
 	case generation != g.generation:
 		return kerr.IllegalGeneration.Code
-	case g.state == CompletingRebalance:
+	case g.state == CompletingRebalance && !transactional:
 		return kerr.RebalanceInProgress.Code
 	}
 	// Members commit during a rebalance (before giving partitions up),

@@ -1,7 +1,9 @@
 package group
 
 // TxnOffsetCommit v0-3 (KIP-98; v3 carries the generation, member id and
-// instance id of KIP-447, checked like OffsetCommit's). The offsets are
+// instance id of KIP-447, checked like OffsetCommit's when they name a
+// member; a commit naming none, as v0-v2 always do, is accepted whatever
+// the group's members, as Kafka does). The offsets are
 // written at once, in a transactional batch of the producer, and stay
 // pending: invisible to OffsetFetch, and UNSTABLE_OFFSET_COMMIT to one
 // that requires stable offsets, until the transaction coordinator writes
@@ -47,7 +49,7 @@ func (s *Shard) txnCommitOffsets(nowMs int64, in Input, req *kmsg.TxnOffsetCommi
 		g = newGroup(req.Group, nowMs)
 		s.groups[req.Group] = g
 	}
-	if code := s.commitCheck(nowMs, g, generation, memberID, instanceID); code != 0 {
+	if code := s.commitCheck(nowMs, g, generation, memberID, instanceID, true); code != 0 {
 		answer(all(code))
 		return
 	}
