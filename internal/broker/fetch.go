@@ -10,7 +10,8 @@ package broker
 // each partition within its partition max bytes, except that the first
 // batch of the first partition with data is returned whole (KIP-74). An
 // answer with fewer than min.bytes waits up to max.wait.ms, woken whenever
-// a high watermark moves.
+// a high watermark moves; one with a partition in error (a fetch past the
+// log end among them) is answered at once.
 
 import (
 	"context"
@@ -124,11 +125,14 @@ func (b *Broker) fetch(ctx context.Context, listener string, req *kmsg.FetchRequ
 	maxBytes = min(maxBytes, int(b.settings.Int("fetch.max.bytes")))
 	readCommitted := req.IsolationLevel == 1
 
-	got := b.readTargets(targets, maxBytes, readCommitted, bufs)
+	got, readErr := b.readTargets(targets, maxBytes, readCommitted, bufs)
 	if f := b.afterFetchRead.Load(); f != nil {
 		(*f)()
 	}
-	if hasError || got >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || len(targets) == 0 {
+	// Any partition's error is answered at once, as Kafka does: waiting
+	// could not mend it, and a fetch past the log end (OFFSET_OUT_OF_RANGE)
+	// held for max.wait.ms stalls the client's reset.
+	if hasError || readErr || got >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || len(targets) == 0 {
 		return resp
 	}
 	select {
@@ -149,10 +153,10 @@ func (b *Broker) fetch(ctx context.Context, listener string, req *kmsg.FetchRequ
 	// A high watermark that moved between the read above and the
 	// watches woke nobody: read again, now that every later move wakes
 	// this fetch, before sleeping.
-	got = b.readTargets(targets, maxBytes, readCommitted, bufs)
+	got, readErr = b.readTargets(targets, maxBytes, readCommitted, bufs)
 	timer := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	defer timer.Stop()
-	for got < int(req.MinBytes) {
+	for got < int(req.MinBytes) && !readErr {
 		select {
 		case <-wake:
 		case <-timer.C:
@@ -160,7 +164,7 @@ func (b *Broker) fetch(ctx context.Context, listener string, req *kmsg.FetchRequ
 		case <-ctx.Done():
 			return resp
 		}
-		got = b.readTargets(targets, maxBytes, readCommitted, bufs)
+		got, readErr = b.readTargets(targets, maxBytes, readCommitted, bufs)
 	}
 	return resp
 }
@@ -181,10 +185,10 @@ func checkLeaderEpoch(p *partition.Partition, epoch int32) int16 {
 }
 
 // readTargets (re)reads every target into its response and returns the
-// bytes gathered. A re-read gives back the buffers of the previous one.
-func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted bool, bufs *readBuffers) int {
+// bytes gathered and whether any partition's read failed. A re-read gives
+// back the buffers of the previous one.
+func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted bool, bufs *readBuffers) (total int, failed bool) {
 	bufs.release()
-	total := 0
 	for _, t := range targets {
 		p, op := t.part, t.resp
 		op.ErrorCode = 0
@@ -212,9 +216,11 @@ func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted 
 		switch {
 		case errors.Is(err, wlog.ErrOffsetOutOfRange):
 			op.ErrorCode = kerr.OffsetOutOfRange.Code
+			failed = true
 			continue
 		case err != nil:
 			op.ErrorCode = kerr.KafkaStorageError.Code
+			failed = true
 			b.logger.Error("fetch read", "topic", p.Topic, "partition", p.Index, "err", err)
 			continue
 		}
@@ -230,5 +236,5 @@ func (b *Broker) readTargets(targets []fetchTarget, maxBytes int, readCommitted 
 			op.AbortedTransactions = aborted
 		}
 	}
-	return total
+	return total, failed
 }
