@@ -2,10 +2,14 @@ package broker
 
 // CreateTopics v2-7, DeleteTopics v1-6, CreatePartitions v0-3.
 // CreateTopics v5+ returns the resolved configs, partition count and
-// replication factor; DeleteTopics v6 may name topics by id. Replica
-// assignments are refused: one node leads every partition.
+// replication factor; DeleteTopics v6 may name topics by id. Explicit
+// replica assignments are placed as given when they name registered
+// brokers (controller/assignment.go); with one, CreateTopics' partition
+// count and replication factor must be -1.
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -27,9 +31,12 @@ func (b *Broker) handleCreateTopics(req *kmsg.CreateTopicsRequest) kmsg.Response
 		switch {
 		case seen[t.Topic] > 1:
 			err = &controller.Error{Code: kerr.InvalidRequest, Msg: "topic named more than once in one request"}
-		case len(t.ReplicaAssignment) > 0:
-			err = &controller.Error{Code: kerr.InvalidReplicaAssignment, Msg: "manual replica assignment is not supported on a single node"}
 		default:
+			var assignment [][]int32
+			assignment, err = createAssignment(t.ReplicaAssignment)
+			if err != nil {
+				break
+			}
 			configs := make(map[string]string, len(t.Configs))
 			for _, c := range t.Configs {
 				if c.Value == nil {
@@ -43,11 +50,14 @@ func (b *Broker) handleCreateTopics(req *kmsg.CreateTopicsRequest) kmsg.Response
 				var parts int32
 				id, parts, err = b.ctrl.CreateTopic(controller.CreateTopic{
 					Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor,
-					Configs: configs, ValidateOnly: req.ValidateOnly,
+					Assignment: assignment, Configs: configs, ValidateOnly: req.ValidateOnly,
 				})
 				if err == nil {
 					rt.TopicID = id
 					rt.NumPartitions, rt.ReplicationFactor = parts, 1
+					if len(assignment) > 0 {
+						rt.ReplicationFactor = int16(len(assignment[0]))
+					}
 					rt.Configs = createdConfigs(b.settings.Topic(configs), configs)
 				}
 			}
@@ -56,6 +66,28 @@ func (b *Broker) handleCreateTopics(req *kmsg.CreateTopicsRequest) kmsg.Response
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// createAssignment orders CreateTopics' replica assignment by partition:
+// the partitions must be 0 to n-1, each named once.
+func createAssignment(in []kmsg.CreateTopicsRequestTopicReplicaAssignment) ([][]int32, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([][]int32, len(in))
+	for _, a := range in {
+		switch {
+		case a.Partition < 0 || int(a.Partition) >= len(in):
+			return nil, &controller.Error{Code: kerr.InvalidReplicaAssignment, Msg: fmt.Sprintf("the assigned partitions must be numbered 0 to %d; %d is not", len(in)-1, a.Partition)}
+		case out[a.Partition] != nil:
+			return nil, &controller.Error{Code: kerr.InvalidReplicaAssignment, Msg: fmt.Sprintf("partition %d is assigned more than once", a.Partition)}
+		}
+		out[a.Partition] = a.Replicas
+		if out[a.Partition] == nil {
+			out[a.Partition] = []int32{} // named, with no replica: the controller refuses it
+		}
+	}
+	return out, nil
 }
 
 func createdConfigs(resolved, overrides map[string]string) []kmsg.CreateTopicsResponseTopicConfig {
@@ -111,12 +143,11 @@ func (b *Broker) handleCreatePartitions(req *kmsg.CreatePartitionsRequest) kmsg.
 	for _, t := range req.Topics {
 		rt := kmsg.NewCreatePartitionsResponseTopic()
 		rt.Topic = t.Topic
-		var err error
-		if len(t.Assignment) > 0 {
-			err = &controller.Error{Code: kerr.InvalidReplicaAssignment, Msg: "manual replica assignment is not supported on a single node"}
-		} else {
-			err = b.ctrl.CreatePartitions(t.Topic, t.Count, req.ValidateOnly)
+		var assignment [][]int32
+		for _, a := range t.Assignment {
+			assignment = append(assignment, a.Replicas)
 		}
+		err := b.ctrl.CreatePartitions(t.Topic, t.Count, assignment, req.ValidateOnly)
 		rt.ErrorCode, rt.ErrorMessage = errCode(err), errMessage(err)
 		resp.Topics = append(resp.Topics, rt)
 	}

@@ -254,18 +254,21 @@ func ValidTopicName(name string) error {
 }
 
 // CreateTopic describes a topic to create. Partitions or ReplicationFactor
-// of -1 take the broker defaults.
+// of -1 take the broker defaults. Assignment, when given, lists each
+// partition's replicas by partition index; Partitions and
+// ReplicationFactor must then be -1, as Kafka requires.
 type CreateTopic struct {
 	Name              string
 	Partitions        int32
 	ReplicationFactor int16
+	Assignment        [][]int32
 	Configs           map[string]string
 	Internal          bool
 	ValidateOnly      bool
 }
 
-// CreateTopic creates a topic with its partitions, placed by
-// partitionRecords.
+// CreateTopic creates a topic with its partitions, placed as its
+// Assignment says or else by partitionRecords.
 func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, error) {
 	if err := ValidTopicName(req.Name); err != nil {
 		return metadata.TopicID{}, 0, err
@@ -273,7 +276,14 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 	if reservedTopics[req.Name] && !req.Internal {
 		return metadata.TopicID{}, 0, fail(kerr.InvalidRequest, "topic %q is reserved for the broker's coordinators", req.Name)
 	}
+	assigned := len(req.Assignment) > 0
+	if assigned && (req.Partitions != -1 || req.ReplicationFactor != -1) {
+		return metadata.TopicID{}, 0, fail(kerr.InvalidRequest, "a replica assignment was given, so the partition count and replication factor must be -1, not %d and %d", req.Partitions, req.ReplicationFactor)
+	}
 	parts := req.Partitions
+	if assigned {
+		parts = int32(len(req.Assignment))
+	}
 	if parts == -1 {
 		parts = int32(c.cfg.Int("num.partitions"))
 	}
@@ -281,13 +291,16 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 		return metadata.TopicID{}, 0, fail(kerr.InvalidPartitions, "partition count %d must be between 1 and %d", parts, maxPartitions)
 	}
 	rf := req.ReplicationFactor
+	if assigned {
+		rf = int16(min(len(req.Assignment[0]), 1<<15-1)) // checkAssignment holds every list to it
+	}
 	if rf == -1 {
 		rf = int16(c.cfg.Int("default.replication.factor"))
 	}
 	if req.Internal && !c.Clustered() {
 		rf = 1 // the coordinators' topics follow the brokers there are
 	}
-	if !c.Clustered() && rf != 1 {
+	if !c.Clustered() && rf != 1 && !assigned {
 		return metadata.TopicID{}, 0, fail(kerr.InvalidReplicationFactor, "replication factor %d is larger than the 1 available broker", rf)
 	}
 	for k, v := range req.Configs {
@@ -309,7 +322,12 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 		if _, ok := im.Topics[req.Name]; ok {
 			return nil, fail(kerr.TopicAlreadyExists, "topic %q already exists", req.Name)
 		}
-		if c.Clustered() {
+		switch {
+		case assigned:
+			if err := c.checkAssignment(im, req.Assignment, 0, 0); err != nil {
+				return nil, err
+			}
+		case c.Clustered():
 			if n := int16(len(im.UnfencedBrokerIDs())); req.Internal && rf > n && n > 0 {
 				rf = n
 			}
@@ -326,6 +344,9 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 		}
 		id = metadata.NewTopicID()
 		recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: req.Name, ID: id, Configs: configs, Internal: req.Internal}}}
+		if assigned {
+			return append(recs, c.assignedRecords(im, id, 0, req.Assignment)...), nil
+		}
 		return append(recs, c.partitionRecords(im, id, rf, 0, parts)...), nil
 	}, commit)
 	if err != nil {
@@ -386,8 +407,10 @@ func (c *Controller) deleteRecords(t *metadata.Topic) ([]metadata.Record, error)
 	return []metadata.Record{{RemoveTopic: &metadata.RemoveTopicRecord{TopicID: t.ID}}}, nil
 }
 
-// CreatePartitions grows a topic to count partitions.
-func (c *Controller) CreatePartitions(name string, count int32, validateOnly bool) error {
+// CreatePartitions grows a topic to count partitions. assignment, when
+// given, lists the replicas of each new partition in order; it must name
+// exactly the partitions added, each with the topic's replication factor.
+func (c *Controller) CreatePartitions(name string, count int32, assignment [][]int32, validateOnly bool) error {
 	return c.change(func(im *metadata.Image) ([]metadata.Record, error) {
 		t, ok := im.Topics[name]
 		if !ok {
@@ -408,13 +431,24 @@ func (c *Controller) CreatePartitions(name string, count int32, validateOnly boo
 		// The replication factor is the target's while partition 0 is
 		// being moved (KIP-455), not that of the grown assignment.
 		rf := int16(len(t.Partitions[0].Replicas) - len(t.Partitions[0].RemovingReplicas))
-		if c.Clustered() {
+		switch {
+		case len(assignment) > 0:
+			if added := count - have; int32(len(assignment)) != added {
+				return nil, fail(kerr.InvalidReplicaAssignment, "%d partitions are added to topic %q, but %d are assigned", added, name, len(assignment))
+			}
+			if err := c.checkAssignment(im, assignment, have, int(rf)); err != nil {
+				return nil, err
+			}
+		case c.Clustered():
 			if err := c.checkReplicationFactor(im, rf); err != nil {
 				return nil, err
 			}
 		}
 		if validateOnly {
 			return nil, nil
+		}
+		if len(assignment) > 0 {
+			return c.assignedRecords(im, t.ID, have, assignment), nil
 		}
 		return c.partitionRecords(im, t.ID, rf, have, count), nil
 	})
