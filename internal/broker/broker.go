@@ -644,7 +644,7 @@ func (b *Broker) autoCreate(topic string) bool {
 	if !b.settings.Bool("auto.create.topics.enable") {
 		return false
 	}
-	_, _, err := b.ctrl.CreateTopic(controller.CreateTopic{Name: topic, Partitions: -1, ReplicationFactor: -1})
+	_, _, err := b.ctrl.CreateTopic(controller.CreateTopic{Name: topic, Partitions: -1, ReplicationFactor: -1, AnyNode: true})
 	if err != nil && !controller.IsCode(err, kerr.TopicAlreadyExists) {
 		b.logger.Info("auto-create topic failed", "topic", topic, "err", err)
 		return false

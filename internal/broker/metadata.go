@@ -2,7 +2,11 @@ package broker
 
 // Metadata v0-12. v0 treats an empty topic list as "all topics"; v1+ uses
 // a null list for that. Auto-creation follows AllowAutoTopicCreation (v4+;
-// always allowed before) and auto.create.topics.enable. v10+ may name
+// always allowed before) and auto.create.topics.enable; as in Kafka, the
+// request that creates a topic answers it LEADER_NOT_AVAILABLE with no
+// partitions, and clients ask again. So a topic deleted and at once asked
+// for again is never answered with partitions its creation has not set
+// up on every replica yet. v10+ may name
 // topics by id; v10+ returns topic ids. Alone, a node lists itself as the
 // only broker and controller; in a cluster the brokers are the registered,
 // unfenced ones in the image (as Kafka lists only unfenced brokers) and
@@ -36,10 +40,14 @@ func (b *Broker) handleMetadata(c *server.Conn, req *kmsg.MetadataRequest) kmsg.
 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	allowCreate := req.Version < 4 || req.AllowAutoTopicCreation
+	var creating map[string]bool // topics this request created
 	if !all && allowCreate {
 		for _, t := range req.Topics {
-			if t.Topic != nil && !b.topicExists(*t.Topic) {
-				b.autoCreate(*t.Topic)
+			if t.Topic != nil && !b.topicExists(*t.Topic) && b.autoCreate(*t.Topic) {
+				if creating == nil {
+					creating = make(map[string]bool)
+				}
+				creating[*t.Topic] = true
 			}
 		}
 	}
@@ -59,6 +67,13 @@ func (b *Broker) handleMetadata(c *server.Conn, req *kmsg.MetadataRequest) kmsg.
 		}
 		for _, rt := range req.Topics {
 			var t *metadata.Topic
+			if rt.Topic != nil && creating[*rt.Topic] {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic = rt.Topic
+				mt.ErrorCode = kerr.LeaderNotAvailable.Code
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
 			if rt.Topic != nil {
 				t = im.Topics[*rt.Topic]
 			} else {

@@ -265,6 +265,10 @@ type CreateTopic struct {
 	Configs           map[string]string
 	Internal          bool
 	ValidateOnly      bool
+	// AnyNode lets a node that is not the controller propose the topic,
+	// as auto-creation by a Metadata request to any broker needs (Kafka
+	// forwards it to the controller); internal topics always may.
+	AnyNode bool
 }
 
 // CreateTopic creates a topic with its partitions, placed as its
@@ -308,13 +312,13 @@ func (c *Controller) CreateTopic(req CreateTopic) (metadata.TopicID, int32, erro
 			return metadata.TopicID{}, 0, fail(kerr.InvalidConfig, "%v", err)
 		}
 	}
-	// A coordinator creates its internal topic from whichever node a
-	// client asked: in a quorum that node proposes the topic itself (the
+	// A coordinator creates its internal topic, and a Metadata request its
+	// topic, from whichever node a client asked: in a quorum that node proposes the topic itself (the
 	// Raft library forwards a follower's proposal to the leader), and a
 	// topic another node created first makes the batch not apply, so the
 	// change is planned again and finds it (TOPIC_ALREADY_EXISTS).
 	commit := c.store.commit
-	if q, ok := c.store.(*quorum); ok && req.Internal {
+	if q, ok := c.store.(*quorum); ok && (req.Internal || req.AnyNode) {
 		commit = func(recs []metadata.Record) error { return q.propose(recs, true, nil) }
 	}
 	var id metadata.TopicID
