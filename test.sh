@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Weir test on a fresh machine: installs what the tests need
 # when it is missing (kcat and python3-confluent-kafka for the librdkafka
-# tests, iproute2 for the network partitions of the cluster tests, PostgreSQL and Redis servers that tests start themselves,
+# tests, Node.js and the pinned KafkaJS (e2e/testdata/kafkajs) for the
+# KafkaJS tests, iproute2 for the network partitions of the cluster tests, PostgreSQL and Redis servers that tests start themselves,
 # Chromium for the lab report's browser test), checks that the tree is
 # tidy, vetted and lint-clean, then runs the Go tests with the race detector.
 set -euo pipefail
@@ -17,6 +18,8 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   sudo=""
@@ -24,6 +27,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# KafkaJS at the version its package-lock.json pins.
+npm ci --prefix e2e/testdata/kafkajs --no-audit --no-fund --loglevel=error
 
 # The tree stays clean: go.mod as `go mod tidy` leaves it, go vet, and
 # staticcheck's default checks at a pinned version (fetched by the go

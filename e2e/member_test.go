@@ -348,10 +348,11 @@ func (tl *tally) exactlyOnce(t testing.TB, n int) {
 func value(i int) string { return fmt.Sprintf("v%05d", i) }
 
 // produceSpread writes value(from) … value(to-1) round-robin over the
-// topic's partitions, acknowledged by every replica.
-func produceSpread(t testing.TB, brokers, topic string, from, to int) {
+// topic's partitions, acknowledged by every replica; opts are added to
+// the producer's.
+func produceSpread(t testing.TB, brokers, topic string, from, to int, opts ...kgo.Opt) {
 	t.Helper()
-	cl := newClient(t, brokers, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	cl := newClient(t, brokers, append([]kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, opts...)...)
 	defer cl.Close()
 	recs := make([]*kgo.Record, 0, to-from)
 	for i := from; i < to; i++ {
