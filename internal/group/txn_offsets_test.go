@@ -67,3 +67,39 @@ func TestMarkerOutcomeAppliesToPendingOffsets(t *testing.T) {
 		t.Fatalf("after the abort: offset %d, %v", off, kerr.ErrorForCode(code))
 	}
 }
+
+// txnCommitCode steps a TxnOffsetCommit at version v, from the member
+// given (v3; none before), and returns its code.
+func (h *harness) txnCommitCode(v int16, group, memberID string, gen int32, instanceID *string) int16 {
+	h.t.Helper()
+	r := txnCommitReq(group, 7, "t", 0, 5)
+	r.Version, r.MemberID, r.Generation, r.InstanceID = v, memberID, gen, instanceID
+	return h.answered(h.step("c", r)).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+}
+
+// A TxnOffsetCommit naming no member comes from a producer outside the
+// group (KafkaJS's sendOffsets, sarama's AddMessageToTxn) and is accepted
+// while the group has members, where a plain OffsetCommit naming none is
+// not; one naming a member is checked like OffsetCommit's, except that a
+// rebalance under way does not refuse it (it applies only when the
+// transaction commits), as in Kafka.
+func TestTxnOffsetCommitNamingNoMemberIsNotCheckedAgainstTheGroup(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ids, gen := h.stableGroup("g", 2)
+	wantCode(t, "plain OffsetCommit naming no member", h.commitCode(h.commit("g", "", -1, "t", 0, 5)), kerr.UnknownMemberID)
+	for _, v := range []int16{0, 2, 3} {
+		wantCode(t, "TxnOffsetCommit naming no member", h.txnCommitCode(v, "g", "", -1, nil), nil)
+	}
+	wantCode(t, "an unknown member", h.txnCommitCode(3, "g", "ghost", gen, nil), kerr.UnknownMemberID)
+	wantCode(t, "a member at an old generation", h.txnCommitCode(3, "g", ids[1], gen-1, nil), kerr.IllegalGeneration)
+	wantCode(t, "a member id with generation -1", h.txnCommitCode(3, "g", ids[1], -1, nil), kerr.IllegalGeneration)
+	wantCode(t, "a member at its generation", h.txnCommitCode(3, "g", ids[1], gen, nil), nil)
+
+	// Both rejoin: the group awaits the leader's assignment.
+	tl, tf := h.join("c", "g", ids[0]), h.join("c", "g", ids[1])
+	next := h.joinResp(tl).Generation
+	h.joinResp(tf)
+	wantCode(t, "plain OffsetCommit before the sync", h.commitCode(h.commit("g", ids[1], next, "t", 0, 8)), kerr.RebalanceInProgress)
+	wantCode(t, "TxnOffsetCommit before the sync", h.txnCommitCode(3, "g", ids[1], next, nil), nil)
+	wantCode(t, "TxnOffsetCommit naming no member before the sync", h.txnCommitCode(3, "g", "", -1, nil), nil)
+}
