@@ -127,7 +127,9 @@ func TestKafkaJSSendOffsetsCommitsExactlyOnceWithALiveMember(t *testing.T) {
 		ends, _ := adm.ListEndOffsets(testCtx(t), "kctp-in")
 		var got []string
 		offs.Each(func(o kadm.OffsetResponse) { got = append(got, fmt.Sprintf("%s-%d=%d", o.Topic, o.Partition, o.At)) })
-		ends.Each(func(o kadm.ListedOffset) { got = append(got, fmt.Sprintf("end %s-%d=%d", o.Topic, o.Partition, o.Offset)) })
+		ends.Each(func(o kadm.ListedOffset) {
+			got = append(got, fmt.Sprintf("end %s-%d=%d", o.Topic, o.Partition, o.Offset))
+		})
 		t.Fatalf("the group's committed offsets are not the input's end: %v", got)
 	}
 }
