@@ -54,3 +54,42 @@ func TestFetchPastTheLogEndAnswersOffsetOutOfRangeAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A follower's fetch from past the leader's log end is answered
+// OFFSET_OUT_OF_RANGE at once too, as Kafka answers a follower: the
+// follower truncates or resets on it rather than learn of it a max wait
+// later.
+func TestClusterFollowerFetchPastTheLogEndAnswersOffsetOutOfRangeAtOnce(t *testing.T) {
+	tc := startCluster(t, 3)
+	ctrl := tc.waitController(15 * time.Second)
+	send := func(req kmsg.Request) (kmsg.Response, error) { return tc.request(ctrl, req, 15*time.Second) }
+	if err, msg := createAssigned(t, send, "f", -1, -1, []int32{1, 2}); err != nil {
+		t.Fatalf("CreateTopics: %v %s", err, msg)
+	}
+	awaitPlacement(t, func(req kmsg.Request) (kmsg.Response, error) { return tc.request(0, req, 2*time.Second) }, "f", []int32{1, 2})
+	prod := newClient(t, tc.c.Nodes[0].Addr, kgo.DefaultProduceTopic("f"))
+	for range 3 {
+		if err := prod.ProduceSync(testCtx(t), kgo.StringRecord("r")).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Node 2's fetch, as its replica fetcher sends it (by name, v12).
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(kmsg.Fetch.Int16(), 12)
+	cl := newClient(t, tc.c.Nodes[0].Addr, kgo.MaxVersions(versions))
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 2, 30000, 1, 1<<20
+	p := kmsg.NewFetchRequestTopicPartition()
+	p.Partition, p.FetchOffset, p.PartitionMaxBytes = 0, 3+5, 1<<20
+	req.Topics = []kmsg.FetchRequestTopic{{Topic: "f", Partitions: []kmsg.FetchRequestTopicPartition{p}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cl.Request(ctx, req)
+	if err != nil {
+		t.Fatalf("follower fetch at the log end + 5 was not answered within 10 s of its 30 s max wait: %v", err)
+	}
+	if got := resp.(*kmsg.FetchResponse).Topics[0].Partitions[0]; got.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("follower fetch at the log end + 5: %v, want OFFSET_OUT_OF_RANGE", kerr.ErrorForCode(got.ErrorCode))
+	}
+}

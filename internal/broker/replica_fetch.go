@@ -10,7 +10,8 @@ package broker
 // recorded for the low watermark DeleteRecords waits on. Data is read up
 // to the log end, not the high watermark, and a fetch with nothing to
 // read waits on the log end (or a move of the log start) for up to its
-// max wait. Clients' fetches never take this path.
+// max wait, unless a partition's answer is an error or a divergence.
+// Clients' fetches never take this path.
 
 import (
 	"context"
@@ -45,6 +46,7 @@ func (b *Broker) replicaFetch(ctx context.Context, req *kmsg.FetchRequest, repli
 		resp *kmsg.FetchResponseTopicPartition
 	}
 	var targets []target
+	hasError := false
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -64,10 +66,12 @@ func (b *Broker) replicaFetch(ctx context.Context, req *kmsg.FetchRequest, repli
 			part, kerrc := b.partition(name, rp.Partition)
 			if kerrc != nil {
 				op.ErrorCode = kerrc.Code
+				hasError = true
 				continue
 			}
 			if code := checkLeaderEpoch(part, rp.CurrentLeaderEpoch); code != 0 {
 				op.ErrorCode = code
+				hasError = true
 				continue
 			}
 			// What DeleteRecords waits for: the follower's log start
@@ -81,10 +85,10 @@ func (b *Broker) replicaFetch(ctx context.Context, req *kmsg.FetchRequest, repli
 		maxBytes = int(b.settings.Int("replica.fetch.max.bytes"))
 	}
 	// read counts each follower's offset and reads what it lacks; it
-	// returns the bytes read.
-	read := func() int {
+	// returns the bytes read and whether a partition's answer is news that
+	// waiting cannot improve (an error, or where the logs diverge).
+	read := func() (total int, news bool) {
 		bufs.release()
-		total := 0
 		now := nowMs()
 		for _, t := range targets {
 			op := t.resp
@@ -94,15 +98,18 @@ func (b *Broker) replicaFetch(ctx context.Context, req *kmsg.FetchRequest, repli
 			case errors.Is(err, wlog.ErrOffsetOutOfRange):
 				op.ErrorCode = kerr.OffsetOutOfRange.Code
 				op.LogStartOffset, op.HighWatermark = t.part.LogStartOffset(), t.part.HighWatermark()
+				news = true
 				continue
 			case err != nil:
 				op.ErrorCode = errCode(err)
+				news = true
 				continue
 			}
 			op.HighWatermark, op.LogStartOffset = ff.HighWatermark, ff.LogStartOffset
 			op.LastStableOffset = t.part.LastStableOffset()
 			if ff.Diverged {
 				op.DivergingEpoch.Epoch, op.DivergingEpoch.EndOffset = ff.DivergingEpoch, ff.DivergingEndOffset
+				news = true
 				continue
 			}
 			if t.req.FetchOffset >= ff.LogEndOffset || total >= maxBytes {
@@ -113,16 +120,20 @@ func (b *Broker) replicaFetch(ctx context.Context, req *kmsg.FetchRequest, repli
 			data, err := t.part.ReadInto((*buf)[:0], t.req.FetchOffset, ff.LogEndOffset, max(limit, 1))
 			if err != nil {
 				op.ErrorCode = errCode(wrap(kerr.KafkaStorageError, err))
+				news = true
 				continue
 			}
 			bufs.hold(buf, data)
 			op.RecordBatches = data
 			total += len(data)
 		}
-		return total
+		return total, news
 	}
-	got := read()
-	if got > 0 || req.MaxWaitMillis <= 0 || len(targets) == 0 {
+	// As in Kafka, an error or a divergence is answered at once: the
+	// follower acts on it (truncates, resets, backs off) rather than
+	// learn of it a max wait later.
+	got, news := read()
+	if got > 0 || news || hasError || req.MaxWaitMillis <= 0 || len(targets) == 0 {
 		return resp
 	}
 	// Nothing new: wait for any of the partitions' log ends to move.
