@@ -63,7 +63,7 @@ func TestClusterFollowerFetchPastTheLogEndAnswersOffsetOutOfRangeAtOnce(t *testi
 	tc := startCluster(t, 3)
 	ctrl := tc.waitController(15 * time.Second)
 	send := func(req kmsg.Request) (kmsg.Response, error) { return tc.request(ctrl, req, 15*time.Second) }
-	if err, msg := createAssigned(t, send, "f", -1, -1, []int32{1, 2}); err != nil {
+	if msg, err := createAssigned(t, send, "f", -1, -1, []int32{1, 2}); err != nil {
 		t.Fatalf("CreateTopics: %v %s", err, msg)
 	}
 	awaitPlacement(t, func(req kmsg.Request) (kmsg.Response, error) { return tc.request(0, req, 2*time.Second) }, "f", []int32{1, 2})

@@ -29,8 +29,8 @@ func orEmpty(s *string) string {
 type requester func(req kmsg.Request) (kmsg.Response, error)
 
 // createAssigned sends CreateTopics for topic with the given replicas per
-// partition and returns its code and message.
-func createAssigned(t *testing.T, send requester, topic string, partitions int32, rf int16, assignment ...[]int32) (error, string) {
+// partition and returns its message and code.
+func createAssigned(t *testing.T, send requester, topic string, partitions int32, rf int16, assignment ...[]int32) (msg string, err error) {
 	t.Helper()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 10000
@@ -45,12 +45,12 @@ func createAssigned(t *testing.T, send requester, topic string, partitions int32
 		t.Fatalf("CreateTopics %s: %v", topic, err)
 	}
 	r := resp.(*kmsg.CreateTopicsResponse).Topics[0]
-	return kerr.ErrorForCode(r.ErrorCode), orEmpty(r.ErrorMessage)
+	return orEmpty(r.ErrorMessage), kerr.ErrorForCode(r.ErrorCode)
 }
 
 // growAssigned sends CreatePartitions growing topic to count with the
 // given replicas per new partition.
-func growAssigned(t *testing.T, send requester, topic string, count int32, assignment ...[]int32) (error, string) {
+func growAssigned(t *testing.T, send requester, topic string, count int32, assignment ...[]int32) (msg string, err error) {
 	t.Helper()
 	req := kmsg.NewPtrCreatePartitionsRequest()
 	req.TimeoutMillis = 10000
@@ -65,7 +65,7 @@ func growAssigned(t *testing.T, send requester, topic string, count int32, assig
 		t.Fatalf("CreatePartitions %s: %v", topic, err)
 	}
 	r := resp.(*kmsg.CreatePartitionsResponse).Topics[0]
-	return kerr.ErrorForCode(r.ErrorCode), orEmpty(r.ErrorMessage)
+	return orEmpty(r.ErrorMessage), kerr.ErrorForCode(r.ErrorCode)
 }
 
 // placement is topic's replicas and leader per partition in send's
@@ -130,11 +130,11 @@ func TestReplicaAssignmentsOnOneNodeArePlacedAsGivenOrRefused(t *testing.T) {
 	}
 	n := brokers.Brokers[0].NodeID
 
-	if err, msg := createAssigned(t, send, "placed", -1, -1, []int32{n}, []int32{n}); err != nil {
+	if msg, err := createAssigned(t, send, "placed", -1, -1, []int32{n}, []int32{n}); err != nil {
 		t.Fatalf("CreateTopics naming the node itself: %v %s", err, msg)
 	}
 	awaitPlacement(t, send, "placed", []int32{n}, []int32{n})
-	if err, msg := growAssigned(t, send, "placed", 3, []int32{n}); err != nil {
+	if msg, err := growAssigned(t, send, "placed", 3, []int32{n}); err != nil {
 		t.Fatalf("CreatePartitions naming the node itself: %v %s", err, msg)
 	}
 	awaitPlacement(t, send, "placed", []int32{n}, []int32{n}, []int32{n})
@@ -156,7 +156,7 @@ func TestReplicaAssignmentsOnOneNodeArePlacedAsGivenOrRefused(t *testing.T) {
 		{"a partition count as well", 1, -1, [][]int32{{n}}, kerr.InvalidRequest},
 		{"a replication factor as well", -1, 1, [][]int32{{n}}, kerr.InvalidRequest},
 	} {
-		err, msg := createAssigned(t, send, "refused", c.partitions, c.rf, c.assignment...)
+		msg, err := createAssigned(t, send, "refused", c.partitions, c.rf, c.assignment...)
 		wantRefused(t, "CreateTopics with "+c.name, err, msg, c.want)
 	}
 	if replicas, _ := placement(send, "refused", 1); replicas != nil {
@@ -176,7 +176,7 @@ func TestReplicaAssignmentsOnOneNodeArePlacedAsGivenOrRefused(t *testing.T) {
 		if c.assignment == nil {
 			count, c.assignment = 5, [][]int32{{n}}
 		}
-		err, msg := growAssigned(t, send, "placed", count, c.assignment...)
+		msg, err := growAssigned(t, send, "placed", count, c.assignment...)
 		wantRefused(t, "CreatePartitions with "+c.name, err, msg, kerr.InvalidReplicaAssignment)
 	}
 	if replicas, _ := placement(send, "placed", 3); replicas == nil {
@@ -189,10 +189,10 @@ func TestClusterReplicaAssignmentsArePlacedAsGivenOrRefused(t *testing.T) {
 	ctrl := tc.waitController(15 * time.Second)
 	send := func(req kmsg.Request) (kmsg.Response, error) { return tc.request(ctrl, req, 15*time.Second) }
 
-	if err, msg := createAssigned(t, send, "placed", -1, -1, []int32{3, 1}, []int32{2, 3}); err != nil {
+	if msg, err := createAssigned(t, send, "placed", -1, -1, []int32{3, 1}, []int32{2, 3}); err != nil {
 		t.Fatalf("CreateTopics naming registered brokers: %v %s", err, msg)
 	}
-	if err, msg := growAssigned(t, send, "placed", 3, []int32{1, 2}); err != nil {
+	if msg, err := growAssigned(t, send, "placed", 3, []int32{1, 2}); err != nil {
 		t.Fatalf("CreatePartitions naming registered brokers: %v %s", err, msg)
 	}
 	for i := range 3 {
@@ -210,12 +210,12 @@ func TestClusterReplicaAssignmentsArePlacedAsGivenOrRefused(t *testing.T) {
 		}
 	}
 
-	err, msg := createAssigned(t, send, "uneven", -1, -1, []int32{1, 2}, []int32{3})
+	msg, err := createAssigned(t, send, "uneven", -1, -1, []int32{1, 2}, []int32{3})
 	wantRefused(t, "CreateTopics with uneven replica counts", err, msg, kerr.InvalidReplicaAssignment)
-	err, msg = createAssigned(t, send, "unknown", -1, -1, []int32{1, 9})
+	msg, err = createAssigned(t, send, "unknown", -1, -1, []int32{1, 9})
 	wantRefused(t, "CreateTopics naming an unregistered broker", err, msg, kerr.InvalidReplicaAssignment)
-	err, msg = createAssigned(t, send, "twice", -1, -1, []int32{2, 2})
+	msg, err = createAssigned(t, send, "twice", -1, -1, []int32{2, 2})
 	wantRefused(t, "CreateTopics naming a broker twice", err, msg, kerr.InvalidReplicaAssignment)
-	err, msg = growAssigned(t, send, "placed", 4, []int32{3})
+	msg, err = growAssigned(t, send, "placed", 4, []int32{3})
 	wantRefused(t, "CreatePartitions with fewer replicas than the topic's", err, msg, kerr.InvalidReplicaAssignment)
 }

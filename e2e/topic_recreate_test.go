@@ -113,7 +113,7 @@ func TestClusterMetadataAfterDeleteTopicsCreatesANewEmptyTopic(t *testing.T) {
 	on := func(i int) requester {
 		return func(req kmsg.Request) (kmsg.Response, error) { return tc.request(i, req, 10*time.Second) }
 	}
-	if err, msg := createAssigned(t, on(ctrl), "gone", -1, -1, []int32{1, 2, 3}); err != nil {
+	if msg, err := createAssigned(t, on(ctrl), "gone", -1, -1, []int32{1, 2, 3}); err != nil {
 		t.Fatalf("CreateTopics: %v %s", err, msg)
 	}
 	awaitPlacement(t, on(other), "gone", []int32{1, 2, 3})

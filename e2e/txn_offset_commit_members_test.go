@@ -39,15 +39,14 @@ func committedOffset(t *testing.T, cl *kgo.Client, group, topic string) int64 {
 	if err != nil || resp.ErrorCode != 0 {
 		t.Fatalf("OffsetFetch: %v %v", err, kerr.ErrorForCode(resp.ErrorCode))
 	}
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			if rp.ErrorCode != 0 {
-				t.Fatalf("OffsetFetch %s-%d: %v", rt.Topic, rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
-			}
-			return rp.Offset
-		}
+	if len(resp.Topics) == 0 || len(resp.Topics[0].Partitions) == 0 {
+		return -1
 	}
-	return -1
+	rp := resp.Topics[0].Partitions[0]
+	if rp.ErrorCode != 0 {
+		t.Fatalf("OffsetFetch %s-%d: %v", topic, rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
+	}
+	return rp.Offset
 }
 
 // awaitCommitted waits until the transaction's marker has made offset the
