@@ -10,6 +10,8 @@ cd "$(dirname "$0")"
 
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+# The TLS tests make their certificates with openssl, as a user would.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Network partitions in cluster tests use network namespaces (`ip netns`).
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 # Debian's package is for /usr/bin/python3, which the e2e tests use.

@@ -51,6 +51,9 @@ func startProc(t testing.TB, listen, dataDir string, extra ...string) *brokerPro
 		t.Fatalf("unexpected first line %q", line)
 	}
 	p.addr = strings.TrimSuffix(p.addr, ",")
+	if _, hostport, ok := strings.Cut(p.addr, "://"); ok {
+		p.addr = hostport // a named listener: NAME://host:port
+	}
 	// Reap only after the first line is read: Wait closes the pipe.
 	go func() {
 		io.Copy(io.Discard, out)

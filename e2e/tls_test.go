@@ -266,17 +266,8 @@ func TestClusterReplicatesOverMutualTLSBetweenBrokers(t *testing.T) {
 	cl := newClient(t, strings.Join(seeds, ","), tlsOpt, kgo.SeedBrokers(seeds...))
 	adm := kadm.NewClient(cl)
 	ctx := testCtx(t)
+	waitBrokersListed(t, seeds, 3, tlsOpt)
 	deadline := time.Now().Add(60 * time.Second)
-	for {
-		md, err := adm.BrokerMetadata(ctx)
-		if err == nil && len(md.Brokers) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the brokers never all registered and got unfenced over TLS: %v %v", md.Brokers, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "tls-replicated"); err != nil {
 		t.Fatal(err)
 	}
@@ -299,5 +290,29 @@ func TestClusterReplicatesOverMutualTLSBetweenBrokers(t *testing.T) {
 	}
 	if recs := consumeAll(t, strings.Join(seeds, ","), "tls-replicated", 20, tlsOpt, kgo.SeedBrokers(seeds...)); len(recs) != 20 {
 		t.Fatalf("read %d records back, want 20", len(recs))
+	}
+}
+
+// waitBrokersListed waits until Metadata, asked by a new client each time
+// (a client's own metadata may be older), lists n brokers.
+func waitBrokersListed(t *testing.T, seeds []string, n int, opts ...kgo.Opt) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequestRetries(0)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+		cl.Close()
+		cancel()
+		if err == nil && len(md.Brokers) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Metadata never listed %d brokers: %v %v", n, md.Brokers, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -25,6 +25,7 @@ var served = []apiRange{
 	{14, 0, 5}, // SyncGroup
 	{15, 0, 6}, // DescribeGroups
 	{16, 0, 5}, // ListGroups
+	{17, 0, 1}, // SaslHandshake (answered by internal/server; listed from v0, which librdkafka's feature check asks for, but v0's raw tokens are refused)
 	{18, 0, 4}, // ApiVersions
 	{19, 2, 7}, // CreateTopics
 	{20, 1, 6}, // DeleteTopics
@@ -38,6 +39,7 @@ var served = []apiRange{
 	{28, 0, 3}, // TxnOffsetCommit
 	{32, 1, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
+	{36, 0, 2}, // SaslAuthenticate (answered by internal/server)
 	{37, 0, 3}, // CreatePartitions
 	{42, 0, 2}, // DeleteGroups
 	{43, 0, 2}, // ElectLeaders (forwarded to the active controller)
@@ -45,6 +47,8 @@ var served = []apiRange{
 	{45, 0, 0}, // AlterPartitionReassignments (active controller only)
 	{46, 0, 0}, // ListPartitionReassignments (active controller only)
 	{47, 0, 0}, // OffsetDelete
+	{50, 0, 0}, // DescribeUserScramCredentials
+	{51, 0, 0}, // AlterUserScramCredentials (forwarded to the metadata quorum's leader)
 	{55, 0, 2}, // DescribeQuorum
 	{56, 0, 3}, // AlterPartition (active controller only)
 	{60, 0, 2}, // DescribeCluster

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/weir-broker/weir/internal/config"
 	"github.com/weir-broker/weir/internal/controller"
@@ -62,6 +63,9 @@ type Config struct {
 	// PeerTLS, when set, is the TLS configuration other nodes are dialled
 	// with: the inter-broker listener is SSL or SASL_SSL.
 	PeerTLS *tls.Config
+	// PeerSASL, when set, is how this node authenticates to the others:
+	// the inter-broker listener is SASL_PLAINTEXT or SASL_SSL.
+	PeerSASL sasl.Mechanism
 	// Abort, when closed during Open, cuts the start short: the
 	// coordinators' recovery stops waiting on other brokers, and Open
 	// fails. Nil: never.
@@ -276,11 +280,13 @@ func (b *Broker) SetAdvertised(host string, port int32) {
 // called once, after Open.
 func (b *Broker) SetListeners(advertised []config.Listener, interBroker string) {
 	b.advertised, b.interBroker = advertised, interBroker
-	if b.ctrl.Clustered() {
-		b.life = newLifecycle(b)
-		b.wg.Add(1)
-		go b.registerLoop()
+	if !b.ctrl.Clustered() {
+		b.bootstrapCredentials()
+		return
 	}
+	b.life = newLifecycle(b)
+	b.wg.Add(1)
+	go b.registerLoop()
 }
 
 // self is this node's registration as a single node answers with it.
@@ -755,6 +761,10 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleAlterConfigs(r)
 	case *kmsg.IncrementalAlterConfigsRequest:
 		resp = b.handleIncrementalAlterConfigs(r)
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		resp = b.handleDescribeUserScramCredentials(r)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		resp = b.handleAlterUserScramCredentials(r)
 	case *kmsg.DescribeClusterRequest:
 		resp = b.handleDescribeCluster(c, r)
 	case *kmsg.DescribeQuorumRequest:

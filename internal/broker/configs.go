@@ -118,13 +118,19 @@ func (b *Broker) describeBrokerConfigs(node string, names []string, synonyms, do
 		c.Name, c.ReadOnly = name, true
 		v := b.settings.Get(name)
 		c.Value = &v
+		if def.Type == config.Password {
+			// A secret is never told, as Kafka answers for passwords.
+			c.Value, c.IsSensitive, v = nil, true, ""
+		}
 		c.ConfigType = kmsg.ConfigType(def.Type)
 		c.Source, c.IsDefault = kmsg.ConfigSourceDefaultConfig, true
 		if b.settings.IsSet(name) {
 			c.Source, c.IsDefault = kmsg.ConfigSourceStaticBrokerConfig, false
 		}
 		if synonyms {
-			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(name, v, c.Source))
+			s := synonym(name, v, c.Source)
+			s.Value = c.Value
+			c.ConfigSynonyms = append(c.ConfigSynonyms, s)
 		}
 		if docs {
 			c.Documentation = &def.Doc

@@ -99,7 +99,6 @@ func (b *Broker) coordinatorNode(keyType int8, key string) (metadata.Broker, boo
 	return br, ok
 }
 
-
 // coordinatorEndpoint is key's coordinator and where clients of listener
 // reach it: this node when it runs alone.
 func (b *Broker) coordinatorEndpoint(keyType int8, key, listener string) (id int32, host string, port int32, ok bool) {

@@ -66,6 +66,9 @@ func (b *Broker) peerOpts(extra ...kgo.Opt) []kgo.Opt {
 	if b.cfg.PeerTLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(b.cfg.PeerTLS.Clone()))
 	}
+	if b.cfg.PeerSASL != nil {
+		opts = append(opts, kgo.SASL(b.cfg.PeerSASL))
+	}
 	return append(opts, extra...)
 }
 

@@ -54,6 +54,11 @@ func (b *Broker) registerLoop() {
 		case <-time.After(registerRetry):
 		}
 	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.bootstrapCredentials()
+	}()
 	b.logger.Info("broker registered", "node", b.cfg.NodeID, "incarnation", b.incarnation, "host", host, "port", port, "listeners", self.Listeners)
 	b.life.run()
 }

@@ -34,6 +34,7 @@ func AddClientCommands(root *cobra.Command) {
 		newLabCommand(conn),
 		newOutboxCommand(conn),
 		newExplainCommand(conn),
+		newUserCommand(conn),
 	} {
 		conn.register(cmd)
 		root.AddCommand(cmd)
@@ -46,7 +47,8 @@ func AddClientCommands(root *cobra.Command) {
 // backs the --brokers flag of each command group, since only one group runs
 // per invocation.
 type connFlags struct {
-	brokers string
+	brokers       string
+	commandConfig string
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
@@ -56,6 +58,22 @@ func (c *connFlags) register(cmd *cobra.Command) {
 	}
 	cmd.PersistentFlags().StringVar(&c.brokers, "brokers", def,
 		"comma-separated host:port list of seed brokers (env "+brokersEnv+")")
+	cmd.PersistentFlags().StringVar(&c.commandConfig, "command-config", "",
+		"properties file with the client's security settings in Kafka's names (security.protocol, sasl.mechanism, sasl.jaas.config, ssl.truststore.location, …)")
+}
+
+// baseOpts are the options every client of the command starts from: the
+// seeds and the --command-config security settings.
+func (c *connFlags) baseOpts() ([]kgo.Opt, error) {
+	seeds, err := c.seeds()
+	if err != nil {
+		return nil, err
+	}
+	sec, err := clientSecurity(c.commandConfig)
+	if err != nil {
+		return nil, err
+	}
+	return append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, sec...), nil
 }
 
 // seeds returns the parsed --brokers list.
@@ -65,11 +83,11 @@ func (c *connFlags) seeds() ([]string, error) {
 
 // client returns a kgo client seeded from --brokers with opts applied.
 func (c *connFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
-	seeds, err := c.seeds()
+	base, err := c.baseOpts()
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)
 	}

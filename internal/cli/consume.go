@@ -57,13 +57,13 @@ the group has no committed offset.`,
 			if err != nil {
 				return err
 			}
-			seeds, err := conn.seeds()
+			base, err := conn.baseOpts()
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return consume(ctx, seeds, cfg, cmd)
+			return consume(ctx, base, cfg, cmd)
 		},
 	}
 	f := cmd.Flags()
@@ -127,8 +127,8 @@ func (cfg consumeConfig) clientOpts() []kgo.Opt {
 }
 
 // consume prints records until the count, the idle timeout or ctx ends it.
-func consume(ctx context.Context, seeds []string, cfg consumeConfig, cmd *cobra.Command) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, cfg.clientOpts()...)...)
+func consume(ctx context.Context, base []kgo.Opt, cfg consumeConfig, cmd *cobra.Command) error {
+	cl, err := kgo.NewClient(append(base, cfg.clientOpts()...)...)
 	if err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}

@@ -60,6 +60,12 @@ var brokerDefs = []Def{
 	{Name: "ssl.truststore.location", Type: String, Default: "", Doc: "A PEM file of CA certificates that client certificates (and, between nodes, server certificates) must chain to; the system's roots when empty."},
 	{Name: "ssl.client.auth", Type: String, Default: "none", Doc: "Whether TLS listeners ask clients for a certificate: none, requested or required (mutual TLS).", Valid: oneOf("none", "requested", "required")},
 	{Name: "ssl.principal.mapping.rules", Type: String, Default: "DEFAULT", Doc: "How a client certificate's subject becomes a principal name: RULE:pattern/replacement/[LU],...,DEFAULT.", Valid: func(v string) error { _, err := ParsePrincipalRules(v); return err }},
+	{Name: "sasl.enabled.mechanisms", Type: List, Default: "SCRAM-SHA-256,SCRAM-SHA-512", Doc: "The SASL mechanisms SASL listeners offer: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN (Kafka's default, GSSAPI, is not served).", Valid: oneOfList("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")},
+	{Name: "sasl.plain.allow.plaintext", Type: Boolean, Default: "false", Doc: "Weir's own: whether PLAIN, which sends the password itself, may be offered on a SASL_PLAINTEXT listener; without it PLAIN is offered on SASL_SSL listeners only."},
+	{Name: "sasl.mechanism.inter.broker.protocol", Type: String, Default: "SCRAM-SHA-512", Doc: "The SASL mechanism nodes authenticate to each other with when the inter-broker listener is SASL (Kafka's default, GSSAPI, is not served).", Valid: oneOf("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")},
+	{Name: "sasl.jaas.config", Type: Password, Default: "", Doc: "The node's own credentials on a SASL inter-broker listener, as a JAAS entry: org.apache.kafka.common.security.scram.ScramLoginModule required username=\"NAME\" password=\"SECRET\";"},
+	{Name: "connections.max.reauth.ms", Type: Long, Default: "0", Doc: "The lifetime of a SASL session: a client must re-authenticate within it or its connection closes at its next request (KIP-368); 0 for none.", Valid: atLeast(0)},
+	{Name: "connection.failed.authentication.delay.ms", Type: Int, Default: "100", Doc: "How long the answer to a failed authentication waits before the connection closes, slowing down password guessing.", Valid: atLeast(0)},
 	{Name: "ssl.endpoint.identification.algorithm", Type: String, Default: "https", Doc: "Between nodes, whether a peer's certificate must name the address dialled: https or empty.", Valid: oneOf("https", "")},
 	{Name: "log.dirs", Type: String, Default: "./weir-data", Doc: "Data directory."},
 	{Name: "auto.create.topics.enable", Type: Boolean, Default: "true", Doc: "Create topics on first use by Metadata or Produce."},
@@ -280,6 +286,21 @@ func (b *Broker) Bool(name string) bool {
 // LoadProperties sets every key=value line of a Java properties file
 // (# and ! comments, blank lines, key=value or key:value).
 func (b *Broker) LoadProperties(r io.Reader) error {
+	return eachProperty(r, b.Set)
+}
+
+// ReadProperties reads a Java properties file (key=value or key: value
+// lines, # and ! comments) into a map; a key given twice keeps the last.
+func ReadProperties(r io.Reader) (map[string]string, error) {
+	props := make(map[string]string)
+	err := eachProperty(r, func(k, v string) error {
+		props[k] = v
+		return nil
+	})
+	return props, err
+}
+
+func eachProperty(r io.Reader, set func(k, v string) error) error {
 	sc := bufio.NewScanner(r)
 	line := 0
 	for sc.Scan() {
@@ -292,7 +313,7 @@ func (b *Broker) LoadProperties(r io.Reader) error {
 		if i < 0 {
 			return fmt.Errorf("line %d: expected key=value", line)
 		}
-		if err := b.Set(strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:])); err != nil {
+		if err := set(strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:])); err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
 	}

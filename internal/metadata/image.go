@@ -110,11 +110,17 @@ type Image struct {
 	// records as they apply, not carried by one, so every node counts the
 	// same, and snapshots keep it.
 	UncleanElections int64
+	// Scram holds the users' SCRAM credentials by user and mechanism
+	// (scram.go). An inner map is replaced, never changed, when a record
+	// applies, so clones may share them.
+	Scram map[string]map[string]ScramCredential
+	// CredentialsBootstrapped is set once bootstrap credentials applied.
+	CredentialsBootstrapped bool
 }
 
 // NewImage returns an empty image.
 func NewImage() *Image {
-	return &Image{Topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic), Brokers: make(map[int32]Broker), Learners: make(map[int32]string), Offset: -1}
+	return &Image{Topics: make(map[string]*Topic), byID: make(map[TopicID]*Topic), Brokers: make(map[int32]Broker), Learners: make(map[int32]string), Scram: make(map[string]map[string]ScramCredential), Offset: -1}
 }
 
 // BrokerIDs lists the registered brokers' node ids in order.
@@ -240,6 +246,13 @@ func (im *Image) Apply(r Record) error {
 		}
 		im.Brokers[br.NodeID] = Broker{NodeID: br.NodeID, Incarnation: br.Incarnation, Host: br.Host, Port: br.Port,
 			Listeners: br.Listeners, Epoch: epoch, Fenced: true}
+	case r.Scram != nil:
+		return im.applyScram(r.Scram)
+	case r.CredentialsBootstrap != nil:
+		if im.CredentialsBootstrapped {
+			return fmt.Errorf("bootstrap credentials were applied already")
+		}
+		im.CredentialsBootstrapped = true
 	case r.BrokerChange != nil:
 		ch := r.BrokerChange
 		br, ok := im.Brokers[ch.NodeID]

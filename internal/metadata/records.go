@@ -17,6 +17,12 @@ type Record struct {
 	// BrokerChange fences, unfences or starts the controlled shutdown of
 	// a registered broker (KIP-631's BrokerRegistrationChangeRecord).
 	BrokerChange *BrokerChangeRecord `json:"brokerChange,omitempty"`
+	// Scram sets or removes a user's SCRAM credential (scram.go).
+	Scram *ScramRecord `json:"scram,omitempty"`
+	// CredentialsBootstrap marks the batch that applied the credentials
+	// written with `weir user add --data` before the first start; there is
+	// at most one, so credentials removed later never come back.
+	CredentialsBootstrap *CredentialsBootstrapRecord `json:"credentialsBootstrap,omitempty"`
 }
 
 // TopicRecord creates a topic (its partitions follow as PartitionRecords).

@@ -17,6 +17,10 @@ type snapshotForm struct {
 	// UncleanElections is Image.UncleanElections; a snapshot written
 	// before it was counted reads as 0.
 	UncleanElections int64 `json:"uncleanElections,omitempty"`
+	// Scram is every SCRAM credential; absent before credentials existed.
+	Scram []ScramEntry `json:"scram,omitempty"`
+	// CredentialsBootstrapped is Image.CredentialsBootstrapped.
+	CredentialsBootstrapped bool `json:"credentialsBootstrapped,omitempty"`
 }
 
 // Learner is a non-voting member of the metadata quorum and the address
@@ -29,7 +33,7 @@ type Learner struct {
 // Encode returns the image's stored form (its offset is kept by the
 // snapshot that holds it).
 func (im *Image) Encode() []byte {
-	f := snapshotForm{NextProducerID: im.NextProducerID, UncleanElections: im.UncleanElections}
+	f := snapshotForm{NextProducerID: im.NextProducerID, UncleanElections: im.UncleanElections, Scram: im.scramEntries(), CredentialsBootstrapped: im.CredentialsBootstrapped}
 	for _, id := range im.BrokerIDs() {
 		f.Brokers = append(f.Brokers, im.Brokers[id])
 	}
@@ -72,8 +76,15 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 		}
 		im.Learners[l.NodeID] = l.Addr
 	}
+	for _, e := range f.Scram {
+		c := e.Credential
+		if err := im.applyScram(&ScramRecord{User: e.User, Mechanism: e.Mechanism, Credential: &c}); err != nil {
+			return nil, fmt.Errorf("metadata snapshot: %w", err)
+		}
+	}
 	im.NextProducerID = f.NextProducerID
 	im.UncleanElections = f.UncleanElections
+	im.CredentialsBootstrapped = f.CredentialsBootstrapped
 	im.Offset = offset
 	return im, nil
 }
@@ -82,9 +93,11 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 func (im *Image) Clone() *Image {
 	c := NewImage()
 	c.Offset, c.NextProducerID, c.UncleanElections = im.Offset, im.NextProducerID, im.UncleanElections
+	c.CredentialsBootstrapped = im.CredentialsBootstrapped
 	c.NodeIDs = slices.Clone(im.NodeIDs)
 	maps.Copy(c.Brokers, im.Brokers)
 	maps.Copy(c.Learners, im.Learners)
+	maps.Copy(c.Scram, im.Scram)
 	for name, t := range im.Topics {
 		nt := &Topic{Name: t.Name, ID: t.ID, Internal: t.Internal, Configs: maps.Clone(t.Configs)}
 		for _, p := range t.Partitions {
@@ -191,6 +204,10 @@ func Diff(old, new *Image) []Record {
 		if ob.Fenced != br.Fenced || ob.ControlledShutdown != br.ControlledShutdown {
 			recs = append(recs, Record{BrokerChange: &BrokerChangeRecord{NodeID: id, Epoch: br.Epoch, Fenced: br.Fenced, ControlledShutdown: br.ControlledShutdown}})
 		}
+	}
+	recs = append(recs, diffScram(old, new)...)
+	if new.CredentialsBootstrapped && !old.CredentialsBootstrapped {
+		recs = append(recs, Record{CredentialsBootstrap: &CredentialsBootstrapRecord{}})
 	}
 	if new.NextProducerID > old.NextProducerID {
 		recs = append(recs, Record{ProducerIDs: &ProducerIDsRecord{Start: old.NextProducerID, Size: new.NextProducerID - old.NextProducerID}})

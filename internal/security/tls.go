@@ -192,4 +192,3 @@ func (t *TLS) Client(verifyHost bool) *tls.Config {
 // SubjectOf is how a certificate's subject is written before the mapping
 // rules apply: RFC 2253 order, as Kafka prints X.500 names.
 func SubjectOf(cert *x509.Certificate) string { return cert.Subject.String() }
-

@@ -20,6 +20,7 @@ const (
 	reasonUnsupportedVersion = "unsupported version"
 	reasonTooLarge           = "too large"
 	reasonMalformed          = "malformed"
+	reasonUnauthenticated    = "unauthenticated"
 )
 
 // rejection is a request the server refuses by closing the connection.

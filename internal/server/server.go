@@ -74,6 +74,8 @@ type Conn struct {
 	// Principal is who the client is, as Kafka writes it (User:NAME);
 	// User:ANONYMOUS until something authenticates it.
 	Principal string
+
+	sasl saslState // read and written by the connection's reader only, but authed
 }
 
 // Anonymous is the principal of a client nothing has authenticated.
@@ -91,6 +93,11 @@ type Listener struct {
 	// certificate it presented (nil when it presented none) once the
 	// handshake has verified it; an error refuses the connection.
 	Principal func(cert *x509.Certificate) (string, error)
+	// SASL, when set, makes clients authenticate with SASL before any
+	// other request (SASL_PLAINTEXT and SASL_SSL listeners; sasl.go).
+	SASL SASL
+	// Auth bounds the SASL exchange.
+	Auth SASLSettings
 }
 
 // Server accepts Kafka connections on one listener.
@@ -110,6 +117,8 @@ type Server struct {
 	faults   *faults.Injector
 	listener Listener
 	rejects  *rejectLog
+	// authFailures rate-limits the log lines of failed authentications.
+	authFailures authFailureLog
 }
 
 // New serves h on ln until Close. inj, when not nil, injects faults at
@@ -210,6 +219,15 @@ func (s *Server) serve(nc net.Conn) {
 			return
 		}
 	}
+	if s.listener.SASL != nil && s.listener.Auth.Timeout > 0 {
+		// A client that never authenticates is dropped.
+		t := time.AfterFunc(s.listener.Auth.Timeout, func() {
+			if !c.sasl.authed.Load() {
+				nc.Close()
+			}
+		})
+		defer t.Stop()
+	}
 	replies := make(chan pending, s.limits.MaxInflightReqs)
 	writerDone := make(chan struct{})
 	go func() {
@@ -276,8 +294,15 @@ func (s *Server) read(ctx context.Context, nc net.Conn, c *Conn, replies chan<- 
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if c.sasl.failed {
+			return errAuthFailed
+		}
 	}
 }
+
+// errAuthFailed ends a connection whose SASL authentication failed, once
+// the answer saying so is on its way.
+var errAuthFailed = errors.New("SASL authentication failed")
 
 func (s *Server) dispatch(ctx context.Context, c *Conn, h header, body []byte) (Reply, error) {
 	vr, known := s.versions[h.key]
@@ -295,9 +320,15 @@ func (s *Server) dispatch(ctx context.Context, c *Conn, h header, body []byte) (
 	if h.version < vr[0] || h.version > vr[1] {
 		return nil, reject(reasonUnsupportedVersion, h.key, h.version, "%s v%d is not served (v%d to v%d are)", kmsg.NameForKey(h.key), h.version, vr[0], vr[1])
 	}
+	if err := s.gate(c, h.key, h.version, time.Now()); err != nil {
+		return nil, err
+	}
 	req, err := decodeRequest(h, body)
 	if err != nil {
 		return nil, reject(reasonMalformed, h.key, h.version, "%v", err)
+	}
+	if isSASLKey(h.key) {
+		return s.handleSASL(c, req), nil
 	}
 	return s.h.Handle(ctx, c, req), nil
 }

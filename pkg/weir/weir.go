@@ -16,7 +16,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/weir-broker/weir/internal/broker"
 	"github.com/weir-broker/weir/internal/config"
@@ -89,9 +95,6 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	var tlsConf *security.TLS
 	for _, l := range ls {
-		if l.SASL() {
-			return nil, fmt.Errorf("weir: listener %s: SASL (%s) is not served yet; use PLAINTEXT or SSL", l.Name, l.Protocol)
-		}
 		if l.TLS() && tlsConf == nil {
 			if tlsConf, err = security.NewTLS(settings, logger); err != nil {
 				return nil, fmt.Errorf("weir: listener %s: %w", l.Name, err)
@@ -116,6 +119,11 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if ib := ls[indexOf(ls, interBroker)]; ib.TLS() {
 		peerTLS = tlsConf.Client(settings.Get("ssl.endpoint.identification.algorithm") == "https")
 	}
+	peerSASL, err := interBrokerSASL(settings, ls[indexOf(ls, interBroker)])
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("weir: %w", err)
+	}
 	b, err := broker.Open(broker.Config{
 		NodeID:   int32(settings.Int("node.id")),
 		DataDir:  cfg.DataDir,
@@ -123,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		Logger:   logger,
 		Faults:   cfg.Faults,
 		PeerTLS:  peerTLS,
+		PeerSASL: peerSASL,
 		Abort:    ctx.Done(),
 	})
 	if err != nil {
@@ -144,6 +153,18 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	wb := &Broker{b: b, bound: bound}
 	for i, ln := range nls {
 		sl := server.Listener{Name: bound[i].Name, Principal: principalOf(rules)}
+		if bound[i].SASL() {
+			if sl.SASL, err = authenticator(settings, bound[i], b.ScramCredential); err != nil {
+				b.Close()
+				closeAll()
+				return nil, fmt.Errorf("weir: %w", err)
+			}
+			sl.Auth = server.SASLSettings{
+				Reauth:       time.Duration(settings.Int("connections.max.reauth.ms")) * time.Millisecond,
+				FailureDelay: time.Duration(settings.Int("connection.failed.authentication.delay.ms")) * time.Millisecond,
+				Timeout:      saslTimeout,
+			}
+		}
 		wb.srvs = append(wb.srvs, server.NewListener(ln, sl, b, limits, logger, cfg.Faults))
 	}
 	if tlsConf != nil {
@@ -185,6 +206,53 @@ func bind(ctx context.Context, ls []config.Listener, t *security.TLS) ([]config.
 		nls = append(nls, ln)
 	}
 	return bound, nls, nil
+}
+
+// saslTimeout is how long a client of a SASL listener has to
+// authenticate before its connection is closed.
+const saslTimeout = 10 * time.Second
+
+// authenticator serves l's SASL mechanisms: sasl.enabled.mechanisms,
+// less PLAIN on a listener without TLS unless sasl.plain.allow.plaintext
+// says otherwise.
+func authenticator(settings *config.Broker, l config.Listener, lookup security.Lookup) (*security.Authenticator, error) {
+	var mechs []string
+	for _, m := range strings.Split(settings.Get("sasl.enabled.mechanisms"), ",") {
+		m = strings.TrimSpace(m)
+		if m == security.Plain && !l.TLS() && !settings.Bool("sasl.plain.allow.plaintext") {
+			continue
+		}
+		if m != "" {
+			mechs = append(mechs, m)
+		}
+	}
+	a, err := security.NewAuthenticator(mechs, lookup)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w (PLAIN is offered without TLS only with sasl.plain.allow.plaintext=true)", l.Name, err)
+	}
+	return a, nil
+}
+
+// interBrokerSASL is how this node authenticates to its peers when the
+// inter-broker listener l of a cluster is a SASL one:
+// sasl.mechanism.inter.broker.protocol with the credentials of
+// sasl.jaas.config. A single node has no peers and needs none.
+func interBrokerSASL(settings *config.Broker, l config.Listener) (sasl.Mechanism, error) {
+	if q, err := settings.Quorum(); err != nil || !q.Enabled() || !l.SASL() {
+		return nil, nil
+	}
+	user, pass, err := security.JAASCredentials(settings.Get("sasl.jaas.config"))
+	if err != nil {
+		return nil, fmt.Errorf("inter-broker listener %s is %s, so this node needs its own credentials: %w", l.Name, l.Protocol, err)
+	}
+	switch settings.Get("sasl.mechanism.inter.broker.protocol") {
+	case security.Plain:
+		return plain.Auth{User: user, Pass: pass}.AsMechanism(), nil
+	case security.ScramSHA256:
+		return scram.Auth{User: user, Pass: pass}.AsSha256Mechanism(), nil
+	default:
+		return scram.Auth{User: user, Pass: pass}.AsSha512Mechanism(), nil
+	}
 }
 
 // principalOf names a TLS client from its certificate's subject by the
