@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -333,13 +334,15 @@ func TestAlterUserScramCredentialsRefusesBadChangesPerUser(t *testing.T) {
 	}
 }
 
-// A three-node cluster whose listener is SASL_PLAINTEXT: the nodes
-// authenticate to each other with the user their sasl.jaas.config names
-// (bootstrapped into every data directory), so registration, heartbeats,
-// replica fetches and ISR changes all pass authentication, and acks=all
-// writes are acknowledged and read back.
-func TestClusterNodesAuthenticateToEachOtherWithSCRAM(t *testing.T) {
+// A three-node cluster whose listener is SASL_SSL with ACLs enforced: the
+// nodes verify each other's certificates and authenticate with the user
+// their sasl.jaas.config names (bootstrapped into every data directory,
+// and a super user), so registration, heartbeats, replica fetches and ISR
+// changes all pass TLS, authentication and authorization, and acks=all
+// writes are acknowledged and read back; a user without ACLs is refused.
+func TestClusterNodesAuthenticateToEachOtherWithSCRAMOverTLS(t *testing.T) {
 	dir := t.TempDir()
+	f := newTLSFiles(t, t.TempDir())
 	for i := 1; i <= 3; i++ {
 		nodeDir := filepath.Join(dir, fmt.Sprintf("node-%d", i))
 		if out, err := runWeir(t, "broker-secret\n", "user", "add", "broker", "--mechanism", "SCRAM-SHA-512", "--password-stdin", "--data", nodeDir); err != nil {
@@ -347,7 +350,11 @@ func TestClusterNodesAuthenticateToEachOtherWithSCRAM(t *testing.T) {
 		}
 	}
 	c, err := testsvc.StartCluster(weirBin, dir, 3,
-		"--set", "listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT",
+		"--set", "listener.security.protocol.map=PLAINTEXT:SASL_SSL",
+		"--set", "ssl.keystore.location="+f.keystore,
+		"--set", "ssl.truststore.location="+f.truststore,
+		"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+		"--set", "super.users=User:broker",
 		"--set", "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
 		"--set", `sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";`,
 		"--set", "min.insync.replicas=2")
@@ -366,11 +373,12 @@ func TestClusterNodesAuthenticateToEachOtherWithSCRAM(t *testing.T) {
 	for _, nd := range c.Nodes {
 		seeds = append(seeds, nd.Addr)
 	}
+	tlsOpt := kgo.DialTLSConfig(f.clientTLS())
 	auth := kgo.SASL(scram.Auth{User: "broker", Pass: "broker-secret"}.AsSha512Mechanism())
-	cl := newClient(t, seeds[0], auth, kgo.SeedBrokers(seeds...))
+	cl := newClient(t, seeds[0], auth, tlsOpt, kgo.SeedBrokers(seeds...))
 	adm := kadm.NewClient(cl)
 	ctx := testCtx(t)
-	waitBrokersListed(t, seeds, 3, auth)
+	waitBrokersListed(t, seeds, 3, auth, tlsOpt)
 	deadline := time.Now().Add(60 * time.Second)
 	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "sasl-replicated"); err != nil {
 		t.Fatal(err)
@@ -390,7 +398,19 @@ func TestClusterNodesAuthenticateToEachOtherWithSCRAM(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if recs := consumeAll(t, seeds[0], "sasl-replicated", 20, auth, kgo.SeedBrokers(seeds...)); len(recs) != 20 {
+	if recs := consumeAll(t, seeds[0], "sasl-replicated", 20, auth, tlsOpt, kgo.SeedBrokers(seeds...)); len(recs) != 20 {
 		t.Fatalf("read %d records back, want 20", len(recs))
+	}
+	if out, err := runWeir(t, "app-secret\n", "user", "add", "app", "--password-stdin", "--brokers", strings.Join(seeds, ","),
+		"--command-config", writeFile(t, filepath.Join(t.TempDir(), "broker.properties"), "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"+
+			"sasl.username=broker\nsasl.password=broker-secret\nssl.ca.location="+f.truststore+"\n")); err != nil {
+		t.Fatalf("weir user add app: %v\n%s", err, out)
+	}
+	app := newClient(t, seeds[0], kgo.SASL(scram.Auth{User: "app", Pass: "app-secret"}.AsSha512Mechanism()), tlsOpt,
+		kgo.SeedBrokers(seeds...), kgo.RequestRetries(1), kgo.DisableIdempotentWrite())
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := app.ProduceSync(pctx, &kgo.Record{Topic: "sasl-replicated", Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("a user without ACLs wrote to the cluster: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
 }

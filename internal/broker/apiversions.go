@@ -37,6 +37,9 @@ var served = []apiRange{
 	{26, 0, 3}, // EndTxn
 	{27, 0, 1}, // WriteTxnMarkers
 	{28, 0, 3}, // TxnOffsetCommit
+	{29, 0, 3}, // DescribeAcls
+	{30, 0, 3}, // CreateAcls (forwarded to the metadata quorum's leader)
+	{31, 0, 3}, // DeleteAcls (forwarded to the metadata quorum's leader)
 	{32, 1, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
 	{36, 0, 2}, // SaslAuthenticate (answered by internal/server)

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 
+	"github.com/weir-broker/weir/internal/acl"
 	"github.com/weir-broker/weir/internal/config"
 	"github.com/weir-broker/weir/internal/controller"
 	"github.com/weir-broker/weir/internal/faults"
@@ -85,6 +86,9 @@ type Broker struct {
 	// set once the listeners are bound (SetListeners).
 	advertised  []config.Listener
 	interBroker string
+	// authz decides requests when authorizer.class.name is set; rebuilt
+	// from the image when ACLs change (acls.go).
+	authz atomic.Pointer[acl.Authorizer]
 	// incarnation identifies this process in its broker registration
 	// (cluster only); random per start.
 	incarnation string
@@ -258,6 +262,7 @@ func Open(cfg Config) (*Broker, error) {
 		b.Close()
 		return nil, fmt.Errorf("load transactions: %w", err)
 	}
+	ctrl.View(b.rebuildAuthorizer)
 	ctrl.SetListener(b.apply)
 	ctrl.View(b.reconcile) // hands the followers opened above to their fetchers
 	b.wg.Add(4)
@@ -493,8 +498,11 @@ func (b *Broker) ownsDir(name string) bool {
 // After the records, the partitions this node serves are reconciled
 // with the leaders the image names.
 func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
+	aclsChanged := false
 	for _, r := range recs {
 		switch {
+		case r.ACL != nil:
+			aclsChanged = true
 		case r.Config != nil:
 			t, _ := im.TopicByID(r.Config.TopicID)
 			b.pmu.Lock()
@@ -530,6 +538,9 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 				os.RemoveAll(b.partitionDir(goneName, p.Index))
 			}
 		}
+	}
+	if aclsChanged {
+		b.rebuildAuthorizer(im)
 	}
 	b.reconcile(im)
 }
@@ -703,6 +714,18 @@ func (b *Broker) allPartitions() []*partition.Partition {
 
 // Handle serves one request; see server.Handler.
 func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) server.Reply {
+	if az := b.authorizer(); az.Enabled() {
+		after, refused, ok := b.authorize(az, c, req)
+		if !ok {
+			return refused
+		}
+		return withAfter(b.handle(ctx, c, req), after)
+	}
+	return b.handle(ctx, c, req)
+}
+
+// handle serves an authorized request.
+func (b *Broker) handle(ctx context.Context, c *server.Conn, req kmsg.Request) server.Reply {
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
 		return b.handleProduce(c, r)
@@ -761,6 +784,12 @@ func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleAlterConfigs(r)
 	case *kmsg.IncrementalAlterConfigsRequest:
 		resp = b.handleIncrementalAlterConfigs(r)
+	case *kmsg.CreateACLsRequest:
+		resp = b.handleCreateAcls(r)
+	case *kmsg.DescribeACLsRequest:
+		resp = b.handleDescribeAcls(r)
+	case *kmsg.DeleteACLsRequest:
+		resp = b.handleDeleteAcls(r)
 	case *kmsg.DescribeUserSCRAMCredentialsRequest:
 		resp = b.handleDescribeUserScramCredentials(r)
 	case *kmsg.AlterUserSCRAMCredentialsRequest:

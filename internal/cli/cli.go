@@ -35,6 +35,7 @@ func AddClientCommands(root *cobra.Command) {
 		newOutboxCommand(conn),
 		newExplainCommand(conn),
 		newUserCommand(conn),
+		newACLCommand(conn),
 	} {
 		conn.register(cmd)
 		root.AddCommand(cmd)

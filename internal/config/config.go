@@ -60,6 +60,9 @@ var brokerDefs = []Def{
 	{Name: "ssl.truststore.location", Type: String, Default: "", Doc: "A PEM file of CA certificates that client certificates (and, between nodes, server certificates) must chain to; the system's roots when empty."},
 	{Name: "ssl.client.auth", Type: String, Default: "none", Doc: "Whether TLS listeners ask clients for a certificate: none, requested or required (mutual TLS).", Valid: oneOf("none", "requested", "required")},
 	{Name: "ssl.principal.mapping.rules", Type: String, Default: "DEFAULT", Doc: "How a client certificate's subject becomes a principal name: RULE:pattern/replacement/[LU],...,DEFAULT.", Valid: func(v string) error { _, err := ParsePrincipalRules(v); return err }},
+	{Name: "authorizer.class.name", Type: String, Default: "", Doc: "Turns ACL enforcement on with Kafka's org.apache.kafka.metadata.authorizer.StandardAuthorizer (ACLs in the metadata log); empty: every client may do everything.", Valid: checkAuthorizer},
+	{Name: "super.users", Type: String, Default: "", Doc: "Principals allowed everything, separated by ';' (User:admin;User:broker)."},
+	{Name: "allow.everyone.if.no.acl.found", Type: Boolean, Default: "false", Doc: "Whether a resource no ACL names is open to every principal."},
 	{Name: "sasl.enabled.mechanisms", Type: List, Default: "SCRAM-SHA-256,SCRAM-SHA-512", Doc: "The SASL mechanisms SASL listeners offer: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN (Kafka's default, GSSAPI, is not served).", Valid: oneOfList("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")},
 	{Name: "sasl.plain.allow.plaintext", Type: Boolean, Default: "false", Doc: "Weir's own: whether PLAIN, which sends the password itself, may be offered on a SASL_PLAINTEXT listener; without it PLAIN is offered on SASL_SSL listeners only."},
 	{Name: "sasl.mechanism.inter.broker.protocol", Type: String, Default: "SCRAM-SHA-512", Doc: "The SASL mechanism nodes authenticate to each other with when the inter-broker listener is SASL (Kafka's default, GSSAPI, is not served).", Valid: oneOf("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")},
@@ -378,4 +381,18 @@ func CheckTopic(name, value string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
+}
+
+// standardAuthorizer is Kafka's authorizer for KRaft clusters, the one
+// authorizer.class.name Weir serves.
+const standardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+func checkAuthorizer(v string) error {
+	switch {
+	case v == "" || v == standardAuthorizer:
+		return nil
+	case strings.HasSuffix(v, "AclAuthorizer"):
+		return fmt.Errorf("%s keeps ACLs in ZooKeeper; use %s, which keeps them in the metadata log", v, standardAuthorizer)
+	}
+	return fmt.Errorf("%s is not served; use %s", v, standardAuthorizer)
 }

@@ -21,10 +21,6 @@ type ScramChange struct {
 // and one planned on an image another change overtook is planned again.
 func (c *Controller) AlterScram(changes []ScramChange) ([]error, error) {
 	errs := make([]error, len(changes))
-	commit := c.store.commit
-	if q, ok := c.store.(*quorum); ok {
-		commit = func(recs []metadata.Record) error { return q.propose(recs, true, nil) }
-	}
 	err := c.changeVia(func(im *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
 		for i, ch := range changes {
@@ -40,7 +36,7 @@ func (c *Controller) AlterScram(changes []ScramChange) ([]error, error) {
 			recs = append(recs, metadata.Record{Scram: rec})
 		}
 		return recs, nil
-	}, commit)
+	}, c.forwarded())
 	return errs, err
 }
 
@@ -59,10 +55,6 @@ func (c *Controller) ScramCredential(user, mechanism string) (metadata.ScramCred
 // find nothing to do. It reports whether this call applied them.
 func (c *Controller) BootstrapScram(recs []metadata.ScramRecord) (bool, error) {
 	applied := false
-	commit := c.store.commit
-	if q, ok := c.store.(*quorum); ok {
-		commit = func(recs []metadata.Record) error { return q.propose(recs, true, nil) }
-	}
 	err := c.changeVia(func(im *metadata.Image) ([]metadata.Record, error) {
 		applied = false
 		if im.CredentialsBootstrapped {
@@ -74,6 +66,6 @@ func (c *Controller) BootstrapScram(recs []metadata.ScramRecord) (bool, error) {
 		}
 		applied = true
 		return out, nil
-	}, commit)
+	}, c.forwarded())
 	return applied && err == nil, err
 }

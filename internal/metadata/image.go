@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+
+	"github.com/weir-broker/weir/internal/acl"
 )
 
 // TopicID is a topic's 16-byte UUID, as Metadata v10+ and Fetch v13+ carry.
@@ -116,6 +118,9 @@ type Image struct {
 	Scram map[string]map[string]ScramCredential
 	// CredentialsBootstrapped is set once bootstrap credentials applied.
 	CredentialsBootstrapped bool
+	// ACLs are the ACL bindings in the order they were created; the slice
+	// is replaced, never changed, when a record applies (acls.go).
+	ACLs []acl.Binding
 }
 
 // NewImage returns an empty image.
@@ -248,6 +253,8 @@ func (im *Image) Apply(r Record) error {
 			Listeners: br.Listeners, Epoch: epoch, Fenced: true}
 	case r.Scram != nil:
 		return im.applyScram(r.Scram)
+	case r.ACL != nil:
+		return im.applyACL(r.ACL)
 	case r.CredentialsBootstrap != nil:
 		if im.CredentialsBootstrapped {
 			return fmt.Errorf("bootstrap credentials were applied already")

@@ -23,6 +23,8 @@ type Record struct {
 	// written with `weir user add --data` before the first start; there is
 	// at most one, so credentials removed later never come back.
 	CredentialsBootstrap *CredentialsBootstrapRecord `json:"credentialsBootstrap,omitempty"`
+	// ACL adds or removes an ACL (acls.go).
+	ACL *ACLRecord `json:"acl,omitempty"`
 }
 
 // TopicRecord creates a topic (its partitions follow as PartitionRecords).

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/weir-broker/weir/internal/acl"
 )
 
 // snapshotForm is the stored form of an image: what a quorum's snapshot
@@ -21,6 +23,8 @@ type snapshotForm struct {
 	Scram []ScramEntry `json:"scram,omitempty"`
 	// CredentialsBootstrapped is Image.CredentialsBootstrapped.
 	CredentialsBootstrapped bool `json:"credentialsBootstrapped,omitempty"`
+	// ACLs is Image.ACLs.
+	ACLs []acl.Binding `json:"acls,omitempty"`
 }
 
 // Learner is a non-voting member of the metadata quorum and the address
@@ -33,7 +37,7 @@ type Learner struct {
 // Encode returns the image's stored form (its offset is kept by the
 // snapshot that holds it).
 func (im *Image) Encode() []byte {
-	f := snapshotForm{NextProducerID: im.NextProducerID, UncleanElections: im.UncleanElections, Scram: im.scramEntries(), CredentialsBootstrapped: im.CredentialsBootstrapped}
+	f := snapshotForm{NextProducerID: im.NextProducerID, UncleanElections: im.UncleanElections, Scram: im.scramEntries(), CredentialsBootstrapped: im.CredentialsBootstrapped, ACLs: im.ACLs}
 	for _, id := range im.BrokerIDs() {
 		f.Brokers = append(f.Brokers, im.Brokers[id])
 	}
@@ -85,6 +89,11 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 	im.NextProducerID = f.NextProducerID
 	im.UncleanElections = f.UncleanElections
 	im.CredentialsBootstrapped = f.CredentialsBootstrapped
+	for _, b := range f.ACLs {
+		if err := im.applyACL(&ACLRecord{Binding: b}); err != nil {
+			return nil, fmt.Errorf("metadata snapshot: %w", err)
+		}
+	}
 	im.Offset = offset
 	return im, nil
 }
@@ -94,6 +103,7 @@ func (im *Image) Clone() *Image {
 	c := NewImage()
 	c.Offset, c.NextProducerID, c.UncleanElections = im.Offset, im.NextProducerID, im.UncleanElections
 	c.CredentialsBootstrapped = im.CredentialsBootstrapped
+	c.ACLs = im.ACLs
 	c.NodeIDs = slices.Clone(im.NodeIDs)
 	maps.Copy(c.Brokers, im.Brokers)
 	maps.Copy(c.Learners, im.Learners)
@@ -206,6 +216,7 @@ func Diff(old, new *Image) []Record {
 		}
 	}
 	recs = append(recs, diffScram(old, new)...)
+	recs = append(recs, diffACLs(old, new)...)
 	if new.CredentialsBootstrapped && !old.CredentialsBootstrapped {
 		recs = append(recs, Record{CredentialsBootstrap: &CredentialsBootstrapRecord{}})
 	}

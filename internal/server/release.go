@@ -24,3 +24,12 @@ func releaseResponse(resp kmsg.Response) {
 		r.release()
 	}
 }
+
+// Unwrap returns the response a WithRelease wrapper holds, or resp
+// itself.
+func Unwrap(resp kmsg.Response) kmsg.Response {
+	if r, ok := resp.(releasing); ok {
+		return r.Response
+	}
+	return resp
+}
