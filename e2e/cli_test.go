@@ -9,7 +9,7 @@ import (
 // runWeir runs the weir binary with args and stdin, and returns its
 // standard output. A failed command returns a *cliError; whatever the test
 // expects of it, its error must read as one line that says nothing twice.
-func runWeir(t *testing.T, stdin string, args ...string) (string, error) {
+func runWeir(t testing.TB, stdin string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(weirBin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -23,7 +23,7 @@ func runWeir(t *testing.T, stdin string, args ...string) (string, error) {
 
 // checkCLIError fails t unless stderr, what a failed weir command printed,
 // is a single line without repeated text.
-func checkCLIError(t *testing.T, args []string, stderr string) {
+func checkCLIError(t testing.TB, args []string, stderr string) {
 	t.Helper()
 	line := strings.TrimSuffix(stderr, "\n")
 	if line == "" || strings.Contains(line, "\n") {

@@ -19,6 +19,7 @@ type brokerProc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	addr   string
+	line   string        // the first line it printed: "weir serving on ADDR[, NAME://ADDR…], data in DIR"
 	exited chan struct{} // closed once the process is reaped
 	logs   *logBuffer    // what it wrote to stderr: its log
 }
@@ -46,6 +47,7 @@ func startProc(t testing.TB, listen, dataDir string, extra ...string) *brokerPro
 		t.Fatalf("weir serve did not start: %v", err)
 	}
 	// "weir serving on ADDR, data in DIR"
+	p.line = line
 	if _, err := fmt.Sscanf(line, "weir serving on %s", &p.addr); err != nil {
 		p.reapAfterFailedStart()
 		t.Fatalf("unexpected first line %q", line)
@@ -131,4 +133,17 @@ type testWriter struct{ t testing.TB }
 func (w *testWriter) Write(b []byte) (int, error) {
 	w.t.Logf("weir: %s", strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// listener is the address of the named listener, from the line weir serve
+// printed.
+func (p *brokerProc) listener(t testing.TB, name string) string {
+	t.Helper()
+	for _, f := range strings.Fields(p.line) {
+		if addr, ok := strings.CutPrefix(strings.TrimSuffix(f, ","), name+"://"); ok {
+			return addr
+		}
+	}
+	t.Fatalf("weir serve printed no %s listener: %q", name, p.line)
+	return ""
 }

@@ -75,13 +75,15 @@ func metadataErr(t *testing.T, addr string, opts ...kgo.Opt) error {
 	return err
 }
 
-// As a new user would: a CA and a certificate made with openssl, the
-// first user written into the data directory before the first start, a
-// broker with only a SASL_SSL listener. Plaintext clients and wrong
-// passwords are refused; the admin adds a user through the API with
-// `weir user add --command-config`; that user produces and consumes with
-// franz-go and kcat; once removed, it is refused.
-func TestSASLSSLBrokerAuthenticatesOnlyItsSCRAMUsers(t *testing.T) {
+// As a new user would, following the security guide: a CA and a
+// certificate made with openssl, the first user written into the data
+// directory before the first start, a broker with only a SASL_SSL
+// listener and ACLs enforced. Plaintext clients and wrong passwords are
+// refused; the admin adds a user through the API; that user can neither
+// write, read nor use a transactional id until `weir acl add` grants each,
+// and can afterwards, with franz-go, kcat and the bench; `weir acl list`
+// shows the grants; once removed, the user is refused.
+func TestSASLSSLBrokerWithACLsAsANewUserWould(t *testing.T) {
 	dir := t.TempDir()
 	ca, keystore := opensslCA(t, dir)
 	data := filepath.Join(dir, "data")
@@ -90,8 +92,11 @@ func TestSASLSSLBrokerAuthenticatesOnlyItsSCRAMUsers(t *testing.T) {
 	}
 	p := startProc(t, "SASL_SSL://127.0.0.1:0", data,
 		"--set", "ssl.keystore.type=PEM", "--set", "ssl.keystore.location="+keystore,
-		"--set", "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512")
+		"--set", "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+		"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+		"--set", "super.users=User:admin", "--set", "allow.everyone.if.no.acl.found=false")
 	tlsOpt := kgo.DialTLSConfig(mustTLSConfig(t, ca))
+	ctx := testCtx(t)
 
 	if err := metadataErr(t, p.addr); err == nil {
 		t.Fatal("a plaintext client was served by the SASL_SSL listener")
@@ -108,39 +113,93 @@ func TestSASLSSLBrokerAuthenticatesOnlyItsSCRAMUsers(t *testing.T) {
 		"sasl.mechanism=SCRAM-SHA-512\n"+
 		`sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";`+"\n"+
 		"ssl.truststore.location="+ca+"\n")
-	if out, err := runWeir(t, "app-secret\n", "user", "add", "app", "--mechanism", "SCRAM-SHA-256", "--password-stdin", "--brokers", p.addr, "--command-config", adminProps); err != nil {
-		t.Fatalf("weir user add app: %v\n%s", err, out)
+	asAdmin := func(stdin string, args ...string) string {
+		t.Helper()
+		out, err := runWeir(t, stdin, append(args, "--brokers", p.addr, "--command-config", adminProps)...)
+		if err != nil {
+			t.Fatalf("weir %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
 	}
-	out, err := runWeir(t, "", "user", "list", "--brokers", p.addr, "--command-config", adminProps)
-	if err != nil || !strings.Contains(out, "admin\tSCRAM-SHA-512(4096)") || !strings.Contains(out, "app\tSCRAM-SHA-256(4096)") {
-		t.Fatalf("weir user list: %v\n%s", err, out)
+	asAdmin("app-secret\n", "user", "add", "app", "--mechanism", "SCRAM-SHA-256", "--password-stdin")
+	if out := asAdmin("", "user", "list"); !strings.Contains(out, "admin\tSCRAM-SHA-512(4096)") || !strings.Contains(out, "app\tSCRAM-SHA-256(4096)") {
+		t.Fatalf("weir user list:\n%s", out)
 	}
+	asAdmin("", "topic", "create", "secured", "--partitions", "1")
 
 	app := kgo.SASL(scram.Auth{User: "app", Pass: "app-secret"}.AsSha256Mechanism())
-	cl := newClient(t, p.addr, tlsOpt, app, kgo.AllowAutoTopicCreation())
-	for i := range 10 {
-		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Topic: "secured", Value: []byte{byte('a' + i)}}).FirstErr(); err != nil {
-			t.Fatal(err)
+	produce := func() error {
+		cl := newClient(t, p.addr, tlsOpt, app, kgo.RequestRetries(0), kgo.RecordRetries(1), kgo.DisableIdempotentWrite())
+		defer cl.Close()
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return cl.ProduceSync(pctx, &kgo.Record{Topic: "secured", Value: []byte("v")}).FirstErr()
+	}
+	transact := func() error {
+		cl := newClient(t, p.addr, tlsOpt, app, kgo.TransactionalID("app-tx"), kgo.RequestRetries(0))
+		defer cl.Close()
+		if err := cl.BeginTransaction(); err != nil {
+			return err
 		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := cl.ProduceSync(pctx, &kgo.Record{Topic: "secured", Value: []byte("t")}).FirstErr()
+		if err == nil {
+			return cl.EndTransaction(ctx, kgo.TryCommit)
+		}
+		cl.EndTransaction(ctx, kgo.TryAbort)
+		return err
 	}
-	if recs := consumeAll(t, p.addr, "secured", 10, tlsOpt, app); len(recs) != 10 {
-		t.Fatalf("franz-go as app read %d records, want 10", len(recs))
+	kcatRead := func(user, pass string) ([]byte, error) {
+		return runKcat(t, "", "-C", "-b", p.addr, "-t", "secured", "-o", "beginning", "-e", "-q",
+			"-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=SCRAM-SHA-256",
+			"-X", "sasl.username="+user, "-X", "sasl.password="+pass, "-X", "ssl.ca.location="+ca)
 	}
-	kout, err := runKcat(t, "", "-C", "-b", p.addr, "-t", "secured", "-o", "beginning", "-e", "-q",
-		"-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=SCRAM-SHA-256",
-		"-X", "sasl.username=app", "-X", "sasl.password=app-secret", "-X", "ssl.ca.location="+ca)
-	if err != nil || len(strings.Fields(string(kout))) != 10 {
-		t.Fatalf("kcat as app: %v\n%s", err, kout)
+	if err := produce(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("app writing without an ACL: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
-	kout, err = runKcat(t, "", "-L", "-b", p.addr, "-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=SCRAM-SHA-256",
-		"-X", "sasl.username=app", "-X", "sasl.password=wrong", "-X", "ssl.ca.location="+ca, "-m", "5")
-	if err == nil {
-		t.Fatalf("kcat with a wrong password listed metadata:\n%s", kout)
+	if err := transact(); !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		t.Fatalf("app using a transactional id without an ACL: %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err)
+	}
+	if out, err := kcatRead("app", "app-secret"); err == nil {
+		t.Fatalf("kcat as app read without an ACL:\n%s", out)
 	}
 
-	if out, err := runWeir(t, "", "user", "remove", "app", "--brokers", p.addr, "--command-config", adminProps); err != nil {
-		t.Fatalf("weir user remove: %v\n%s", err, out)
+	asAdmin("", "acl", "add", "--allow-principal", "User:app", "--operation", "write", "--operation", "read", "--topic", "secured")
+	asAdmin("", "acl", "add", "--allow-principal", "User:app", "--operation", "write", "--transactional-id", "app-tx")
+	asAdmin("", "acl", "add", "--allow-principal", "User:app", "--operation", "all", "--topic", "bench-", "--resource-pattern-type", "prefixed")
+	if err := produce(); err != nil {
+		t.Fatalf("app writing with WRITE granted: %v", err)
 	}
+	if err := transact(); err != nil {
+		t.Fatalf("app's transaction with WRITE on its transactional id: %v", err)
+	}
+	if recs := consumeAll(t, p.addr, "secured", 2, tlsOpt, app, kgo.FetchIsolationLevel(kgo.ReadCommitted())); len(recs) != 2 {
+		t.Fatalf("franz-go as app read %d records, want 2", len(recs))
+	}
+	if out, err := kcatRead("app", "app-secret"); err != nil || len(strings.Fields(string(out))) != 2 {
+		t.Fatalf("kcat as app with READ granted: %v\n%s", err, out)
+	}
+	if out, err := kcatRead("app", "wrong"); err == nil {
+		t.Fatalf("kcat with a wrong password read:\n%s", out)
+	}
+	list := asAdmin("", "acl", "list")
+	for _, want := range []string{"User:app\tALLOW\tTOPIC:secured\tLITERAL\tWRITE", "User:app\tALLOW\tTOPIC:secured\tLITERAL\tREAD", "User:app\tALLOW\tTRANSACTIONAL_ID:app-tx\tLITERAL\tWRITE"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("weir acl list lacks %q:\n%s", want, list)
+		}
+	}
+
+	// The bench's own clients take the same settings.
+	appProps := writeFile(t, filepath.Join(dir, "app.properties"), "security.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-256\n"+
+		"sasl.username=app\nsasl.password=app-secret\nssl.ca.location="+ca+"\n")
+	for _, sub := range []string{"produce", "consume"} {
+		if out, err := runWeir(t, "", "bench", sub, "--topic", "bench-secured", "--records", "1000", "--brokers", p.addr, "--command-config", appProps); err != nil {
+			t.Fatalf("weir bench %s over SASL_SSL: %v\n%s", sub, err, out)
+		}
+	}
+
+	asAdmin("", "user", "remove", "app")
 	if err := metadataErr(t, p.addr, tlsOpt, app); err == nil {
 		t.Fatal("a removed user was served")
 	}

@@ -53,6 +53,9 @@ func newBenchProduceCommand(conn *connFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if opts.ClientOpts, err = conn.securityOpts(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			res, err := bench.Produce(ctx, seeds, opts)
@@ -92,6 +95,9 @@ throughput. The topic must already hold that many records: run
 			}
 			seeds, err := conn.seeds()
 			if err != nil {
+				return err
+			}
+			if opts.ClientOpts, err = conn.securityOpts(); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)

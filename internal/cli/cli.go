@@ -70,11 +70,17 @@ func (c *connFlags) baseOpts() ([]kgo.Opt, error) {
 	if err != nil {
 		return nil, err
 	}
-	sec, err := clientSecurity(c.commandConfig)
+	sec, err := c.securityOpts()
 	if err != nil {
 		return nil, err
 	}
 	return append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, sec...), nil
+}
+
+// securityOpts are the --command-config security settings alone, for
+// commands whose workloads build their own clients from the seeds.
+func (c *connFlags) securityOpts() ([]kgo.Opt, error) {
+	return clientSecurity(c.commandConfig)
 }
 
 // seeds returns the parsed --brokers list.
