@@ -256,3 +256,43 @@ func consumeQuiet(t *testing.T, addr, topic string, quiet time.Duration, opts ..
 		out = append(out, recs...)
 	}
 }
+
+// weir lab runs against a secured broker with its clients' security
+// settings from --command-config, as a user holding only the ACLs the
+// scenarios need (its topics, groups and transactional ids, all named
+// weir-lab-…), for a producer, a consumer and an end-to-end scenario;
+// each guarantee it claims holds.
+func TestLabRunsAgainstASecuredBrokerWithCommandConfig(t *testing.T) {
+	addr, _, _ := aclBroker(t)
+	props := adminProps(t)
+	for _, grant := range [][]string{
+		{"--operation", "all", "--topic", "weir-lab-", "--resource-pattern-type", "prefixed"},
+		{"--operation", "all", "--group", "weir-lab-", "--resource-pattern-type", "prefixed"},
+		{"--operation", "all", "--transactional-id", "weir-lab-", "--resource-pattern-type", "prefixed"},
+	} {
+		if out, err := runWeir(t, "", append(append([]string{"acl", "add", "--allow-principal", "User:app"}, grant...), "--brokers", addr, "--command-config", props)...); err != nil {
+			t.Fatalf("weir acl add: %v\n%s", err, out)
+		}
+	}
+	appProps := writeFile(t, filepath.Join(t.TempDir(), "app.properties"), "security.protocol=SASL_PLAINTEXT\n"+
+		"sasl.mechanism=SCRAM-SHA-512\nsasl.username=app\nsasl.password=app-pw\n")
+	out, err := runWeir(t, "", "lab", "--brokers", addr, "--command-config", appProps, "--report", "",
+		"--records", "300", "--consumer-records", "300", "--seed", "3",
+		"--only", "producer / acks=all idempotent / no fault",
+		"--only", "consumer / process then commit",
+		"--only", "end to end / consume-transform-produce / worker killed")
+	if err != nil {
+		t.Fatalf("weir lab against the secured broker: %v\n%s", err, out)
+	}
+	for _, row := range []string{"acks=all idempotent", "process then commit", "consume-transform-produce"} {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, row) && strings.Contains(line, "holds") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no row for %q that holds:\n%s", row, out)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -71,6 +72,14 @@ fault schedule.`,
 					return err
 				}
 				cfg.Brokers = seeds
+				if cfg.ClientOpts, err = conn.securityOpts(); err != nil {
+					return err
+				}
+				if cfg.CommandConfig, err = absPath(conn.commandConfig); err != nil {
+					return err
+				}
+			} else if conn.commandConfig != "" {
+				return errors.New("--command-config applies to an external cluster given with --brokers; the lab's own brokers need none")
 			}
 			if cfg.Cluster != 0 && cfg.Cluster != 3 {
 				return fmt.Errorf("--cluster %d: the broker layer's rows need three nodes (replication factor 3); use --cluster 3", cfg.Cluster)
@@ -163,6 +172,13 @@ func newLabWorkerCommand() *cobra.Command {
 			if w.Brokers, err = parseBrokers(brokers); err != nil {
 				return err
 			}
+			commandConfig, err := cmd.Flags().GetString("command-config")
+			if err != nil {
+				return err
+			}
+			if w.ClientOpts, err = clientSecurity(commandConfig); err != nil {
+				return err
+			}
 			if w.Topic == "" || w.Group == "" || w.Instance == "" {
 				return errors.New("lab worker: --topic, --group and --instance are required")
 			}
@@ -181,4 +197,13 @@ func newLabWorkerCommand() *cobra.Command {
 	f.StringVar(&w.Effects, "effects", "", "file recording processed records")
 	f.IntVar(&w.KillAfter, "kill-after", 0, "SIGKILL this process after so many records (eos: produce batches)")
 	return cmd
+}
+
+// absPath makes a file name absolute, so a child process running in
+// another directory finds it; "" stays "".
+func absPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	return filepath.Abs(p)
 }

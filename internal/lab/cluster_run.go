@@ -40,9 +40,8 @@ type pacedProducer struct {
 	sendStart time.Time
 }
 
-func startPacedProducer(ctx context.Context, seeds []string, topic, clientID string, acks kgo.Acks) (*pacedProducer, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(seeds...),
+func startPacedProducer(ctx context.Context, bk brokers, topic, clientID string, acks kgo.Acks) (*pacedProducer, error) {
+	cl, err := bk.client(append([]kgo.Opt{
 		kgo.ClientID(clientID),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(acks),
@@ -163,7 +162,7 @@ func runClusterRow(ctx context.Context, e *env, m clusterMode, fault string) (*m
 			followers = append(followers, i)
 		}
 	}
-	p, err := startPacedProducer(ctx, lc.seeds(), e.topic, clientID, m.acks)
+	p, err := startPacedProducer(ctx, brokers{addrs: lc.seeds()}, e.topic, clientID, m.acks)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +202,7 @@ func runClusterRow(ctx context.Context, e *env, m clusterMode, fault string) (*m
 	}
 	p.mu.Unlock()
 	meas.p50, meas.p99 = percentiles(lat, h.Acked)
-	log, err := readBack(ctx, lc.seeds(), e.topic, 1)
+	log, err := readBack(ctx, brokers{addrs: lc.seeds()}, e.topic, 1)
 	if err != nil {
 		return nil, err
 	}

@@ -16,11 +16,10 @@ import (
 
 // prefill writes ConsumerRecords records to topic with an idempotent
 // acks=all producer and no fault: every one of them is acknowledged.
-func prefill(ctx context.Context, e *env, seeds []string, topic string) (History, error) {
+func prefill(ctx context.Context, e *env, bk brokers, topic string) (History, error) {
 	n := e.cfg.ConsumerRecords
 	h := History{Sent: n, Acked: make([]bool, n)}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(seeds...),
+	cl, err := bk.client(append([]kgo.Opt{
 		kgo.DefaultProduceTopic(topic),
 		kgo.AllowAutoTopicCreation(),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -50,22 +49,22 @@ func prefill(ctx context.Context, e *env, seeds []string, topic string) (History
 // last runs until everything is committed. What was processed is read
 // from the workers' effects.
 func runConsumer(ctx context.Context, e *env, mode consumerMode) (*measure, error) {
-	seeds, b, err := e.cluster(ctx, "")
+	bk, b, err := e.cluster(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	if b != nil {
 		defer b.stop()
 	}
-	if err := createTopic(ctx, seeds, e.topic, e.cfg.Partitions); err != nil {
+	if err := createTopic(ctx, bk, e.topic, e.cfg.Partitions); err != nil {
 		return nil, err
 	}
-	h, err := prefill(ctx, e, seeds, e.topic)
+	h, err := prefill(ctx, e, bk, e.topic)
 	if err != nil {
 		return nil, err
 	}
 	effects := e.workDir + "/effects"
-	w := WorkerConfig{Brokers: seeds, Role: mode.worker, Topic: e.topic, Group: e.topic + "-group",
+	w := WorkerConfig{Brokers: bk.addrs, Role: mode.worker, Topic: e.topic, Group: e.topic + "-group",
 		Instance: "lab-worker", Effects: effects}
 	start := time.Now()
 	kills, err := runGenerations(ctx, e, w, e.kills)

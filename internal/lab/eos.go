@@ -15,7 +15,7 @@ import (
 // replacement with the same transactional id takes over, and the frozen
 // one is thawed once the replacement has committed: it must be fenced.
 func runEOS(ctx context.Context, e *env, zombie bool) (*measure, error) {
-	seeds, b, err := e.cluster(ctx, "")
+	bk, b, err := e.cluster(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -24,15 +24,15 @@ func runEOS(ctx context.Context, e *env, zombie bool) (*measure, error) {
 	}
 	in, out := e.topic, e.topic+"-out"
 	for _, t := range []string{in, out} {
-		if err := createTopic(ctx, seeds, t, e.cfg.Partitions); err != nil {
+		if err := createTopic(ctx, bk, t, e.cfg.Partitions); err != nil {
 			return nil, err
 		}
 	}
-	h, err := prefill(ctx, e, seeds, in)
+	h, err := prefill(ctx, e, bk, in)
 	if err != nil {
 		return nil, err
 	}
-	w := WorkerConfig{Brokers: seeds, Role: workerEOS, Topic: in, Output: out, Group: e.topic + "-group", Instance: "lab-eos"}
+	w := WorkerConfig{Brokers: bk.addrs, Role: workerEOS, Topic: in, Output: out, Group: e.topic + "-group", Instance: "lab-eos"}
 	start := time.Now()
 	var note string
 	if zombie {
@@ -46,7 +46,7 @@ func runEOS(ctx context.Context, e *env, zombie bool) (*measure, error) {
 		return nil, err
 	}
 	elapsed := time.Since(start)
-	log, err := readBack(ctx, seeds, out, e.cfg.Partitions)
+	log, err := readBack(ctx, bk, out, e.cfg.Partitions)
 	if err != nil {
 		return nil, err
 	}

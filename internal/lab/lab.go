@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"io"
 	"math/rand"
 	"os"
@@ -42,6 +43,11 @@ type Config struct {
 	// on a fresh cluster of this many `weir serve` nodes (3, for a
 	// replication factor of 3).
 	Cluster int
+	// ClientOpts are the security options (TLS, SASL) of the external
+	// cluster's clients; CommandConfig is the --command-config file they
+	// came from, handed to the worker processes.
+	ClientOpts    []kgo.Opt
+	CommandConfig string
 }
 
 func (c *Config) setDefaults() {

@@ -63,8 +63,8 @@ func clientTimeouts() []kgo.Opt {
 }
 
 // createTopic makes the scenario's topic.
-func createTopic(ctx context.Context, seeds []string, topic string, partitions int32) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, clientTimeouts()...)...)
+func createTopic(ctx context.Context, bk brokers, topic string, partitions int32) error {
+	cl, err := bk.client(clientTimeouts()...)
 	if err != nil {
 		return err
 	}
@@ -83,14 +83,14 @@ func createTopic(ctx context.Context, seeds []string, topic string, partitions i
 // reads the topic back.
 func runProducer(ctx context.Context, e *env, mode producerMode) (*measure, error) {
 	kill := len(e.kills) > 0
-	seeds, b, err := e.cluster(ctx, e.spec)
+	bk, b, err := e.cluster(ctx, e.spec)
 	if err != nil {
 		return nil, err
 	}
 	if b != nil {
 		defer b.stop()
 	}
-	if err := createTopic(ctx, seeds, e.topic, e.cfg.Partitions); err != nil {
+	if err := createTopic(ctx, bk, e.topic, e.cfg.Partitions); err != nil {
 		return nil, err
 	}
 	n := e.cfg.Records
@@ -143,8 +143,7 @@ func runProducer(ctx context.Context, e *env, mode producerMode) (*measure, erro
 		}
 	}
 
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(seeds...),
+	opts := bk.opts(append([]kgo.Opt{
 		kgo.DefaultProduceTopic(e.topic),
 		// As Kafka's producer does; against an external cluster its
 		// auto.create.topics.enable decides.
@@ -153,7 +152,7 @@ func runProducer(ctx context.Context, e *env, mode producerMode) (*measure, erro
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(batchMaxBytes),
 		kgo.RecordDeliveryTimeout(40 * time.Second),
-	}, clientTimeouts()...)
+	}, clientTimeouts()...)...)
 	if !mode.idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
@@ -199,7 +198,7 @@ func runProducer(ctx context.Context, e *env, mode producerMode) (*measure, erro
 		m.throughput = float64(n) / elapsed.Seconds()
 	}
 	m.p50, m.p99 = percentiles(lat, h.Acked)
-	log, err := readBack(ctx, seeds, e.topic, e.cfg.Partitions)
+	log, err := readBack(ctx, bk, e.topic, e.cfg.Partitions)
 	if err != nil {
 		return nil, err
 	}

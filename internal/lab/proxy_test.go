@@ -34,7 +34,7 @@ func proxiedBroker(t *testing.T, tally *errorTally, settings map[string]string) 
 	t.Cleanup(func() { b.Close() })
 	p.setTarget(b.Addr())
 	for _, topic := range []string{"cut", "big"} {
-		if err := createTopic(context.Background(), []string{p.addr()}, topic, 1); err != nil {
+		if err := createTopic(context.Background(), brokers{addrs: []string{p.addr()}}, topic, 1); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -54,10 +54,10 @@ type logView struct {
 // marker (or stableWait has passed): a record counts against
 // read_committed only if its transaction aborted or never ended, not if
 // it committed with its marker written a moment after it was served.
-func readBack(ctx context.Context, seeds []string, topic string, partitions int32) (*logView, error) {
+func readBack(ctx context.Context, bk brokers, topic string, partitions int32) (*logView, error) {
 	ctx, cancel := context.WithTimeout(ctx, readBackTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, clientTimeouts()...)...)
+	cl, err := bk.client(clientTimeouts()...)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func readBack(ctx context.Context, seeds []string, topic string, partitions int3
 	if err != nil {
 		return nil, fmt.Errorf("read back %s: %w", topic, err)
 	}
-	committed, err := readUpTo(ctx, seeds, topic, offsetsByPartition(lso), kgo.ReadCommitted())
+	committed, err := readUpTo(ctx, bk, topic, offsetsByPartition(lso), kgo.ReadCommitted())
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func readBack(ctx context.Context, seeds []string, topic string, partitions int3
 		if err != nil {
 			return nil, fmt.Errorf("read back %s: high watermarks: %w", topic, err)
 		}
-		all, err := readUpTo(ctx, seeds, topic, offsetsByPartition(hw), kgo.ReadUncommitted())
+		all, err := readUpTo(ctx, bk, topic, offsetsByPartition(hw), kgo.ReadUncommitted())
 		if err != nil {
 			return nil, err
 		}
@@ -132,7 +132,7 @@ func servedEarly(v *logView, markerAt map[PartOffset]int64, lso map[int32]int64)
 
 // readUpTo consumes every partition from the start until it has seen the
 // record just below its end offset, control records included.
-func readUpTo(ctx context.Context, seeds []string, topic string, ends map[int32]int64, iso kgo.IsolationLevel) ([]*kgo.Record, error) {
+func readUpTo(ctx context.Context, bk brokers, topic string, ends map[int32]int64, iso kgo.IsolationLevel) ([]*kgo.Record, error) {
 	offsets := map[int32]kgo.Offset{}
 	left := 0
 	for p, end := range ends {
@@ -144,8 +144,7 @@ func readUpTo(ctx context.Context, seeds []string, topic string, ends map[int32]
 	if left == 0 {
 		return nil, nil
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(seeds...),
+	cl, err := bk.client(append([]kgo.Opt{
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchIsolationLevel(iso),
 		kgo.KeepControlRecords(),

@@ -134,15 +134,15 @@ func joinSpec(specs ...string) string {
 
 // cluster gives the scenario its brokers: a fresh Weir child with spec
 // (plus the configured extra faults), or the external cluster (b nil).
-func (e *env) cluster(ctx context.Context, spec string) (seeds []string, b *brokerProc, err error) {
+func (e *env) cluster(ctx context.Context, spec string) (bk brokers, b *brokerProc, err error) {
 	if len(e.cfg.Brokers) > 0 {
-		return e.cfg.Brokers, nil, nil
+		return brokers{addrs: e.cfg.Brokers, sec: e.cfg.ClientOpts}, nil, nil
 	}
 	b, err = startBroker(ctx, e.cfg.Exe, e.workDir+"/broker", joinSpec(spec, e.cfg.ExtraFaults), e.faultSeed)
 	if err != nil {
-		return nil, nil, err
+		return brokers{}, nil, err
 	}
-	return []string{b.addr}, b, nil
+	return brokers{addrs: []string{b.addr}}, b, nil
 }
 
 // consumerKills draws where the first two worker generations die: after

@@ -57,7 +57,12 @@ type WorkerConfig struct {
 	// Status receives progress lines the lab watches: "batch" per produce
 	// batch written, "commit" per committed transaction.
 	Status io.Writer
+	// ClientOpts are the security options of --command-config.
+	ClientOpts []kgo.Opt
 }
+
+// brokers is where the worker's clients connect.
+func (w WorkerConfig) brokers() brokers { return brokers{addrs: w.Brokers, sec: w.ClientOpts} }
 
 // killSelf ends the process as a crash would.
 func killSelf() {
@@ -79,7 +84,7 @@ func RunWorker(ctx context.Context, w WorkerConfig) error {
 	if w.Role == workerEOS && w.Output == "" || w.Role != workerEOS && w.Effects == "" {
 		return fmt.Errorf("worker role %s needs --output (eos) or --effects (consumers)", w.Role)
 	}
-	ends, err := endOffsets(ctx, w.Brokers, w.Topic)
+	ends, err := endOffsets(ctx, w.brokers(), w.Topic)
 	if err != nil {
 		return err
 	}
@@ -89,8 +94,8 @@ func RunWorker(ctx context.Context, w WorkerConfig) error {
 	return runConsumerWorker(ctx, w, ends)
 }
 
-func endOffsets(ctx context.Context, seeds []string, topic string) (map[int32]int64, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, clientTimeouts()...)...)
+func endOffsets(ctx context.Context, bk brokers, topic string) (map[int32]int64, error) {
+	cl, err := bk.client(clientTimeouts()...)
 	if err != nil {
 		return nil, err
 	}
@@ -175,15 +180,14 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 		sink = fileSink{f}
 	}
 	defer sink.close()
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(w.Brokers...),
+	opts := w.brokers().opts(append([]kgo.Opt{
 		kgo.ConsumerGroup(w.Group),
 		kgo.ConsumeTopics(w.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.InstanceID(w.Instance),
 		kgo.SessionTimeout(6 * time.Second),
 		kgo.FetchMaxWait(200 * time.Millisecond),
-	}, clientTimeouts()...)
+	}, clientTimeouts()...)...)
 	if w.Role == workerAutoCommit {
 		opts = append(opts, kgo.AutoCommitInterval(100*time.Millisecond))
 	} else {

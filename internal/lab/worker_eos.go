@@ -53,7 +53,7 @@ func runEOSWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64) err
 			kgo.ProducerBatchMaxBytes(batchMaxBytes),
 			kgo.FetchMaxWait(200 * time.Millisecond),
 			kgo.WithHooks(hook),
-		}, clientTimeouts()...),
+		}, append(clientTimeouts(), w.ClientOpts...)...),
 	}, func(_ context.Context, in *kgo.Record) ([]*kgo.Record, error) {
 		// The output keeps the id and the partition, so the checker
 		// can match it to the input and see ordering.
@@ -65,7 +65,7 @@ func runEOSWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64) err
 	defer p.Close()
 	// Stop once the group's committed offsets cover the input.
 	go func() {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.Brokers...)}, clientTimeouts()...)...)
+		cl, err := w.brokers().client(clientTimeouts()...)
 		if err != nil {
 			return
 		}

@@ -39,6 +39,9 @@ func startWorker(e *env, w WorkerConfig) (*worker, error) {
 	if w.Effects != "" {
 		args = append(args, "--effects", w.Effects)
 	}
+	if e.cfg.CommandConfig != "" && len(e.cfg.Brokers) > 0 {
+		args = append(args, "--command-config", e.cfg.CommandConfig)
+	}
 	cmd := exec.Command(e.cfg.Exe, args...)
 	wk := &worker{cmd: cmd, stderr: newTailBuffer(4096), lines: make(chan string, 1024), exited: make(chan struct{})}
 	cmd.Stderr = wk.stderr
