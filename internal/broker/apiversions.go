@@ -50,6 +50,8 @@ var served = []apiRange{
 	{45, 0, 0}, // AlterPartitionReassignments (active controller only)
 	{46, 0, 0}, // ListPartitionReassignments (active controller only)
 	{47, 0, 0}, // OffsetDelete
+	{48, 0, 1}, // DescribeClientQuotas
+	{49, 0, 1}, // AlterClientQuotas (forwarded to the metadata quorum's leader)
 	{50, 0, 0}, // DescribeUserScramCredentials
 	{51, 0, 0}, // AlterUserScramCredentials (forwarded to the metadata quorum's leader)
 	{55, 0, 2}, // DescribeQuorum

@@ -201,6 +201,26 @@ func init() {
 			return resp
 		}),
 		47: authzOffsetDelete,
+		48: clusterOp(opDescribeConfigs, func(r kmsg.Request) kmsg.Response {
+			resp := r.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
+			resp.ErrorCode = codeCluster
+			return resp
+		}),
+		49: clusterOp(opAlterConfigs, func(r kmsg.Request) kmsg.Response {
+			req := r.(*kmsg.AlterClientQuotasRequest)
+			resp := req.ResponseKind().(*kmsg.AlterClientQuotasResponse)
+			for _, e := range req.Entries {
+				x := kmsg.NewAlterClientQuotasResponseEntry()
+				for _, p := range e.Entity {
+					xe := kmsg.NewAlterClientQuotasResponseEntryEntity()
+					xe.Type, xe.Name = p.Type, p.Name
+					x.Entity = append(x.Entity, xe)
+				}
+				x.ErrorCode = codeCluster
+				resp.Entries = append(resp.Entries, x)
+			}
+			return resp
+		}),
 		50: clusterOp(opDescribe, func(r kmsg.Request) kmsg.Response {
 			resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
 			resp.ErrorCode = codeCluster

@@ -32,6 +32,7 @@ import (
 	wlog "github.com/weir-broker/weir/internal/log"
 	"github.com/weir-broker/weir/internal/metadata"
 	"github.com/weir-broker/weir/internal/partition"
+	"github.com/weir-broker/weir/internal/quota"
 	"github.com/weir-broker/weir/internal/server"
 )
 
@@ -89,6 +90,11 @@ type Broker struct {
 	// authz decides requests when authorizer.class.name is set; rebuilt
 	// from the image when ACLs change (acls.go).
 	authz atomic.Pointer[acl.Authorizer]
+	// quotas are the client quotas, rebuilt from the image when they
+	// change; sensors measure the clients' rates against them
+	// (client_quotas.go).
+	quotas  atomic.Pointer[quota.Set]
+	sensors *quota.Sensors
 	// incarnation identifies this process in its broker registration
 	// (cluster only); random per start.
 	incarnation string
@@ -190,6 +196,8 @@ func Open(cfg Config) (*Broker, error) {
 		incarnation:  newIncarnation(),
 		closing:      map[partitionKey]struct{}{},
 		followers:    map[partitionKey]*follower{},
+		sensors: quota.NewSensors(int(cfg.Settings.Int("quota.window.num")),
+			time.Duration(cfg.Settings.Int("quota.window.size.seconds"))*time.Second),
 	}
 	b.fetchers = newReplicaFetchers(b)
 	var openErr error
@@ -263,6 +271,7 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("load transactions: %w", err)
 	}
 	ctrl.View(b.rebuildAuthorizer)
+	ctrl.View(b.rebuildQuotas)
 	ctrl.SetListener(b.apply)
 	ctrl.View(b.reconcile) // hands the followers opened above to their fetchers
 	b.wg.Add(4)
@@ -498,11 +507,13 @@ func (b *Broker) ownsDir(name string) bool {
 // After the records, the partitions this node serves are reconciled
 // with the leaders the image names.
 func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
-	aclsChanged := false
+	aclsChanged, quotasChanged := false, false
 	for _, r := range recs {
 		switch {
 		case r.ACL != nil:
 			aclsChanged = true
+		case r.Quota != nil:
+			quotasChanged = true
 		case r.Config != nil:
 			t, _ := im.TopicByID(r.Config.TopicID)
 			b.pmu.Lock()
@@ -541,6 +552,9 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 	}
 	if aclsChanged {
 		b.rebuildAuthorizer(im)
+	}
+	if quotasChanged {
+		b.rebuildQuotas(im)
 	}
 	b.reconcile(im)
 }
@@ -714,14 +728,19 @@ func (b *Broker) allPartitions() []*partition.Partition {
 
 // Handle serves one request; see server.Handler.
 func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) server.Reply {
+	var after func(kmsg.Response)
 	if az := b.authorizer(); az.Enabled() {
-		after, refused, ok := b.authorize(az, c, req)
-		if !ok {
+		var refused server.Reply
+		var ok bool
+		if after, refused, ok = b.authorize(az, c, req); !ok {
 			return refused
 		}
-		return withAfter(b.handle(ctx, c, req), after)
 	}
-	return b.handle(ctx, c, req)
+	reply := withAfter(b.handle(ctx, c, req), after)
+	if qs := b.quotaSet(); len(qs) > 0 {
+		reply = b.throttled(qs, c, req, reply)
+	}
+	return reply
 }
 
 // handle serves an authorized request.
@@ -784,6 +803,10 @@ func (b *Broker) handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleAlterConfigs(r)
 	case *kmsg.IncrementalAlterConfigsRequest:
 		resp = b.handleIncrementalAlterConfigs(r)
+	case *kmsg.DescribeClientQuotasRequest:
+		resp = b.handleDescribeClientQuotas(r)
+	case *kmsg.AlterClientQuotasRequest:
+		resp = b.handleAlterClientQuotas(r)
 	case *kmsg.CreateACLsRequest:
 		resp = b.handleCreateAcls(r)
 	case *kmsg.DescribeACLsRequest:

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"github.com/weir-broker/weir/internal/acl"
+	"github.com/weir-broker/weir/internal/quota"
 )
 
 // TopicID is a topic's 16-byte UUID, as Metadata v10+ and Fetch v13+ carry.
@@ -121,6 +122,9 @@ type Image struct {
 	// ACLs are the ACL bindings in the order they were created; the slice
 	// is replaced, never changed, when a record applies (acls.go).
 	ACLs []acl.Binding
+	// Quotas are the client quotas by entity; the map is replaced, never
+	// changed, when a record applies (quotas.go).
+	Quotas quota.Set
 }
 
 // NewImage returns an empty image.
@@ -255,6 +259,8 @@ func (im *Image) Apply(r Record) error {
 		return im.applyScram(r.Scram)
 	case r.ACL != nil:
 		return im.applyACL(r.ACL)
+	case r.Quota != nil:
+		return im.applyQuota(r.Quota)
 	case r.CredentialsBootstrap != nil:
 		if im.CredentialsBootstrapped {
 			return fmt.Errorf("bootstrap credentials were applied already")

@@ -25,6 +25,8 @@ type Record struct {
 	CredentialsBootstrap *CredentialsBootstrapRecord `json:"credentialsBootstrap,omitempty"`
 	// ACL adds or removes an ACL (acls.go).
 	ACL *ACLRecord `json:"acl,omitempty"`
+	// Quota sets or removes a client quota (quotas.go).
+	Quota *QuotaRecord `json:"quota,omitempty"`
 }
 
 // TopicRecord creates a topic (its partitions follow as PartitionRecords).

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/weir-broker/weir/internal/acl"
+	"github.com/weir-broker/weir/internal/quota"
 )
 
 // snapshotForm is the stored form of an image: what a quorum's snapshot
@@ -25,6 +26,8 @@ type snapshotForm struct {
 	CredentialsBootstrapped bool `json:"credentialsBootstrapped,omitempty"`
 	// ACLs is Image.ACLs.
 	ACLs []acl.Binding `json:"acls,omitempty"`
+	// Quotas is Image.Quotas.
+	Quotas []quota.Entry `json:"quotas,omitempty"`
 }
 
 // Learner is a non-voting member of the metadata quorum and the address
@@ -37,7 +40,7 @@ type Learner struct {
 // Encode returns the image's stored form (its offset is kept by the
 // snapshot that holds it).
 func (im *Image) Encode() []byte {
-	f := snapshotForm{NextProducerID: im.NextProducerID, UncleanElections: im.UncleanElections, Scram: im.scramEntries(), CredentialsBootstrapped: im.CredentialsBootstrapped, ACLs: im.ACLs}
+	f := snapshotForm{NextProducerID: im.NextProducerID, UncleanElections: im.UncleanElections, Scram: im.scramEntries(), CredentialsBootstrapped: im.CredentialsBootstrapped, ACLs: im.ACLs, Quotas: im.quotaEntries()}
 	for _, id := range im.BrokerIDs() {
 		f.Brokers = append(f.Brokers, im.Brokers[id])
 	}
@@ -89,6 +92,13 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 	im.NextProducerID = f.NextProducerID
 	im.UncleanElections = f.UncleanElections
 	im.CredentialsBootstrapped = f.CredentialsBootstrapped
+	for _, q := range f.Quotas {
+		for k, v := range q.Values {
+			if err := im.applyQuota(&QuotaRecord{Entity: q.Entity, Key: k, Value: &v}); err != nil {
+				return nil, fmt.Errorf("metadata snapshot: %w", err)
+			}
+		}
+	}
 	for _, b := range f.ACLs {
 		if err := im.applyACL(&ACLRecord{Binding: b}); err != nil {
 			return nil, fmt.Errorf("metadata snapshot: %w", err)
@@ -104,6 +114,7 @@ func (im *Image) Clone() *Image {
 	c.Offset, c.NextProducerID, c.UncleanElections = im.Offset, im.NextProducerID, im.UncleanElections
 	c.CredentialsBootstrapped = im.CredentialsBootstrapped
 	c.ACLs = im.ACLs
+	c.Quotas = im.Quotas
 	c.NodeIDs = slices.Clone(im.NodeIDs)
 	maps.Copy(c.Brokers, im.Brokers)
 	maps.Copy(c.Learners, im.Learners)
@@ -217,6 +228,7 @@ func Diff(old, new *Image) []Record {
 	}
 	recs = append(recs, diffScram(old, new)...)
 	recs = append(recs, diffACLs(old, new)...)
+	recs = append(recs, diffQuotas(old, new)...)
 	if new.CredentialsBootstrapped && !old.CredentialsBootstrapped {
 		recs = append(recs, Record{CredentialsBootstrap: &CredentialsBootstrapRecord{}})
 	}

@@ -26,6 +26,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -76,6 +77,26 @@ type Conn struct {
 	Principal string
 
 	sasl saslState // read and written by the connection's reader only, but authed
+
+	// muteUntil (Unix nanoseconds) holds back the connection's next
+	// request while a quota throttles it (Mute).
+	muteUntil atomic.Int64
+}
+
+// Mute stops reading the connection's requests for d, as Kafka mutes a
+// throttled client's channel (KIP-219): the answer that says so goes out
+// at once, the requests behind it wait. Safe from any goroutine.
+func (c *Conn) Mute(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	until := time.Now().Add(d).UnixNano()
+	for {
+		old := c.muteUntil.Load()
+		if old >= until || c.muteUntil.CompareAndSwap(old, until) {
+			return
+		}
+	}
 }
 
 // Anonymous is the principal of a client nothing has authenticated.
@@ -259,6 +280,15 @@ func (s *Server) read(ctx context.Context, nc net.Conn, c *Conn, replies chan<- 
 	br := bufio.NewReaderSize(nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		if until := c.muteUntil.Load(); until != 0 {
+			if wait := time.Until(time.Unix(0, until)); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			return err
 		}
