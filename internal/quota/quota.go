@@ -111,7 +111,6 @@ type Resolution struct {
 // is false when none sets it.
 func (s Set) Resolve(key, user, clientID string) (Resolution, bool) {
 	u, c := &user, &clientID
-	type cand struct{ user, client *string }
 	order := []struct {
 		hasUser, userDefault, hasClient, clientDefault bool
 	}{

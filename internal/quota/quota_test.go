@@ -9,7 +9,9 @@ func ptr(s string) *string { return &s }
 
 func TestQuotasResolveFromTheMostSpecificEntityAsKafkaDoes(t *testing.T) {
 	s := Set{}
-	put := func(e Entity, v float64) { s[e.Key()] = Entry{Entity: e, Values: map[string]float64{ProducerByteRate: v}} }
+	put := func(e Entity, v float64) {
+		s[e.Key()] = Entry{Entity: e, Values: map[string]float64{ProducerByteRate: v}}
+	}
 	put(Entity{{Type: ClientID}}, 1)                                                     // default client
 	put(Entity{{Type: ClientID, Name: ptr("app")}}, 2)                                   // client app
 	put(Entity{{Type: User}}, 3)                                                         // default user
