@@ -409,7 +409,7 @@ func TestClusterNodesAuthenticateToEachOtherWithSCRAMOverTLS(t *testing.T) {
 		}
 	}
 	c, err := testsvc.StartCluster(weirBin, dir, 3,
-		"--set", "listener.security.protocol.map=PLAINTEXT:SASL_SSL",
+		"--set", "listener.security.protocol.map=PLAINTEXT:SASL_SSL,CONTROLLER:SSL",
 		"--set", "ssl.keystore.location="+f.keystore,
 		"--set", "ssl.truststore.location="+f.truststore,
 		"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",

@@ -242,7 +242,7 @@ func TestClusterReplicatesOverMutualTLSBetweenBrokers(t *testing.T) {
 	dir := t.TempDir()
 	f := newTLSFiles(t, dir)
 	c, err := testsvc.StartCluster(weirBin, t.TempDir(), 3,
-		"--set", "listener.security.protocol.map=PLAINTEXT:SSL",
+		"--set", "listener.security.protocol.map=PLAINTEXT:SSL,CONTROLLER:SSL",
 		"--set", "ssl.keystore.location="+f.keystore,
 		"--set", "ssl.truststore.location="+f.truststore,
 		"--set", "ssl.client.auth=required",

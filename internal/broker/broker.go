@@ -6,11 +6,11 @@ package broker
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,9 +62,9 @@ type Config struct {
 	Settings *config.Broker
 	Logger   *slog.Logger
 	Faults   *faults.Injector // nil: none
-	// PeerTLS, when set, is the TLS configuration other nodes are dialled
-	// with: the inter-broker listener is SSL or SASL_SSL.
-	PeerTLS *tls.Config
+	// PeerDial, when set, dials other nodes: the inter-broker listener is
+	// SSL or SASL_SSL.
+	PeerDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// PeerSASL, when set, is how this node authenticates to the others:
 	// the inter-broker listener is SASL_PLAINTEXT or SASL_SSL.
 	PeerSASL sasl.Mechanism

@@ -63,8 +63,8 @@ func (b *Broker) peers() (*kgo.Client, error) {
 // it names itself, and speaks TLS when the inter-broker listener does.
 func (b *Broker) peerOpts(extra ...kgo.Opt) []kgo.Opt {
 	opts := []kgo.Opt{kgo.ClientID("weir-broker-" + strconv.Itoa(int(b.cfg.NodeID)))}
-	if b.cfg.PeerTLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(b.cfg.PeerTLS.Clone()))
+	if b.cfg.PeerDial != nil {
+		opts = append(opts, kgo.Dialer(b.cfg.PeerDial))
 	}
 	if b.cfg.PeerSASL != nil {
 		opts = append(opts, kgo.SASL(b.cfg.PeerSASL))

@@ -69,6 +69,7 @@ var brokerDefs = []Def{
 	{Name: "sasl.plain.allow.plaintext", Type: Boolean, Default: "false", Doc: "Weir's own: whether PLAIN, which sends the password itself, may be offered on a SASL_PLAINTEXT listener; without it PLAIN is offered on SASL_SSL listeners only."},
 	{Name: "sasl.mechanism.inter.broker.protocol", Type: String, Default: "SCRAM-SHA-512", Doc: "The SASL mechanism nodes authenticate to each other with when the inter-broker listener is SASL (Kafka's default, GSSAPI, is not served).", Valid: oneOf("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")},
 	{Name: "sasl.jaas.config", Type: Password, Default: "", Doc: "The node's own credentials on a SASL inter-broker listener, as a JAAS entry: org.apache.kafka.common.security.scram.ScramLoginModule required username=\"NAME\" password=\"SECRET\";"},
+	{Name: "sasl.server.max.receive.size", Type: Int, Default: "524288", Doc: "The largest frame a client may send before it has authenticated; a larger one closes the connection.", Valid: atLeast(1024)},
 	{Name: "connections.max.reauth.ms", Type: Long, Default: "0", Doc: "The lifetime of a SASL session: a client must re-authenticate within it or its connection closes at its next request (KIP-368); 0 for none.", Valid: atLeast(0)},
 	{Name: "connection.failed.authentication.delay.ms", Type: Int, Default: "100", Doc: "How long the answer to a failed authentication waits before the connection closes, slowing down password guessing.", Valid: atLeast(0)},
 	{Name: "ssl.endpoint.identification.algorithm", Type: String, Default: "https", Doc: "Between nodes, whether a peer's certificate must name the address dialled: https or empty.", Valid: oneOf("https", "")},
@@ -125,6 +126,7 @@ var brokerDefs = []Def{
 	// The metadata quorum (quorum.go). Empty voters: one node with a local
 	// metadata log.
 	{Name: "controller.quorum.voters", Type: List, Default: "", Doc: "The metadata quorum's voters as id@host:port,...; empty for a single node.", Valid: checkVoters},
+	{Name: "controller.listener.names", Type: String, Default: "CONTROLLER", Doc: "The name of the metadata quorum's listener, whose protocol listener.security.protocol.map gives (PLAINTEXT when it names none; SSL for mutual TLS)."},
 	{Name: "controller.listeners", Type: String, Default: "", Doc: "host:port this node's controller listens on for the quorum (Kafka names it through controller.listener.names and listeners).", Valid: checkHostPort},
 	{Name: "metadata.log.max.record.bytes.between.snapshots", Type: Long, Default: "20971520", Doc: "Record bytes a cluster node applies from the metadata log before it snapshots its image and trims the log.", Valid: atLeast(1)},
 	{Name: "controller.quorum.election.timeout.ms", Type: Int, Default: "1000", Doc: "How long a voter waits without hearing from a leader before it starts an election.", Valid: atLeast(200)},

@@ -29,6 +29,10 @@ type Quorum struct {
 	// the metadata log as a learner (a non-voting member) and never votes
 	// nor becomes the controller.
 	BrokerOnly bool
+	// Protocol is the controller listener's security protocol: PLAINTEXT,
+	// or SSL (mutual TLS), from listener.security.protocol.map's entry for
+	// controller.listener.names.
+	Protocol string
 }
 
 // Enabled reports whether a quorum is configured.
@@ -99,7 +103,18 @@ func (b *Broker) Quorum() (Quorum, error) {
 	if err != nil {
 		return Quorum{}, fmt.Errorf("controller.quorum.voters: %w", err)
 	}
-	q := Quorum{Voters: voters, Listen: b.Get("controller.listeners"), NodeID: int32(b.Int("node.id"))}
+	q := Quorum{Voters: voters, Listen: b.Get("controller.listeners"), NodeID: int32(b.Int("node.id")), Protocol: Plaintext}
+	protocols, err := parseProtocolMap(b.Get("listener.security.protocol.map"))
+	if err != nil {
+		return Quorum{}, err
+	}
+	name := strings.ToUpper(strings.TrimSpace(b.Get("controller.listener.names")))
+	if p, ok := protocols[name]; ok {
+		if p != Plaintext && p != SSL {
+			return Quorum{}, fmt.Errorf("controller listener %s maps to %s: the metadata quorum's listener is PLAINTEXT or SSL (mutual TLS)", name, p)
+		}
+		q.Protocol = p
+	}
 	if len(voters) == 0 {
 		if q.Listen != "" {
 			return Quorum{}, fmt.Errorf("controller.listeners is set but controller.quorum.voters is empty: a controller needs the list of voters")
@@ -123,7 +138,29 @@ func (b *Broker) Quorum() (Quorum, error) {
 	case q.Listen == "":
 		return Quorum{}, fmt.Errorf("node.id %d is a voter but controller.listeners (--controller-listen) is not set", q.NodeID)
 	}
+	if q.Protocol == Plaintext && b.clientsAuthenticate() {
+		return Quorum{}, fmt.Errorf("the Kafka listeners authenticate clients, but the metadata quorum's listener (controller.listeners) is plaintext, where anyone who reaches it could write the metadata, users and ACLs among it: map it to SSL with listener.security.protocol.map=...,%s:SSL (mutual TLS; needs ssl.keystore.location and ssl.truststore.location)", strings.ToUpper(b.Get("controller.listener.names")))
+	}
 	return q, nil
+}
+
+// clientsAuthenticate reports whether this node's Kafka listeners make
+// clients prove who they are (SASL, or TLS requiring client
+// certificates) or enforce ACLs.
+func (b *Broker) clientsAuthenticate() bool {
+	if b.Get("authorizer.class.name") != "" {
+		return true
+	}
+	ls, err := b.Listeners()
+	if err != nil {
+		return false
+	}
+	for _, l := range ls {
+		if l.SASL() || (l.TLS() && b.Get("ssl.client.auth") == "required") {
+			return true
+		}
+	}
+	return false
 }
 
 // checkDialable refuses a listener address other nodes could not dial:

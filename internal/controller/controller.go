@@ -7,6 +7,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/weir-broker/weir/internal/config"
 	"github.com/weir-broker/weir/internal/metadata"
+	"github.com/weir-broker/weir/internal/security"
 )
 
 // maxPartitions bounds the partitions of one topic.
@@ -66,6 +68,10 @@ type Controller struct {
 	placeNext int
 	// live is the active controller's liveness table (heartbeats.go).
 	live livenessState
+	// transportTLS secures the quorum's listener when it is SSL;
+	// stopTLSWatch stops reloading its files. Both nil otherwise.
+	transportTLS *TransportTLS
+	stopTLSWatch context.CancelFunc
 }
 
 // store is where committed records come from: the local metadata log of
@@ -95,12 +101,20 @@ func Open(dataDir string, nodeID int32, cfg *config.Broker, logger *slog.Logger)
 		return nil, err
 	}
 	c := &Controller{image: metadata.NewImage(), nodeID: nodeID, cfg: cfg, logger: logger}
+	if q.Enabled() && q.Protocol == config.SSL {
+		if err := c.secureTransport(); err != nil {
+			return nil, err
+		}
+	}
 	if q.Enabled() {
 		c.store, err = openQuorum(c, dataDir, q)
 	} else {
 		c.store, err = openLocal(c, dataDir)
 	}
 	if err != nil {
+		if c.stopTLSWatch != nil {
+			c.stopTLSWatch()
+		}
 		return nil, err
 	}
 	return c, nil
@@ -131,6 +145,9 @@ func (c *Controller) ControllerID() int32 { return c.store.controllerID() }
 
 // Close stops the controller and closes its storage.
 func (c *Controller) Close() error {
+	if c.stopTLSWatch != nil {
+		c.stopTLSWatch()
+	}
 	return c.store.close()
 }
 
@@ -544,3 +561,22 @@ func (c *Controller) AllocateProducerIDs(size int64) (int64, error) {
 
 // IsCode reports whether err carries the Kafka error code.
 func IsCode(err error, code *kerr.Error) bool { return errors.Is(err, code) }
+
+// secureTransport makes the quorum's listener and its connections to the
+// peers mutual TLS, from the node's ssl.* files, reloaded when they
+// change.
+func (c *Controller) secureTransport() error {
+	t, err := security.NewTLS(c.cfg, c.logger)
+	if err != nil {
+		return fmt.Errorf("controller listener: %w", err)
+	}
+	server, err := t.MutualServer()
+	if err != nil {
+		return fmt.Errorf("controller listener: %w", err)
+	}
+	c.transportTLS = &TransportTLS{Server: server, Dial: t.Dialer(c.cfg.Get("ssl.endpoint.identification.algorithm") == "https")}
+	ctx, stop := context.WithCancel(context.Background())
+	c.stopTLSWatch = stop
+	go t.Watch(ctx)
+	return nil
+}

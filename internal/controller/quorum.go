@@ -163,7 +163,7 @@ func openQuorum(c *Controller, dataDir string, qc config.Quorum) (*quorum, error
 	for _, v := range qc.Voters {
 		peers[uint64(v.ID)] = v.Addr
 	}
-	q.tr, err = newTransport(q.id, qc.Listen, q.voters, peers, q.deliver, q.reportPeer, c.logger)
+	q.tr, err = newTransport(q.id, qc.Listen, c.transportTLS, q.voters, peers, q.deliver, q.reportPeer, c.logger)
 	if err != nil {
 		q.store.close()
 		return nil, err

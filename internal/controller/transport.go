@@ -3,6 +3,8 @@ package controller
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -73,7 +75,23 @@ type transport struct {
 	// blocked, set only by tests, holds peers whose messages to and from
 	// this node are dropped: a network partition.
 	blocked atomic.Pointer[map[uint64]bool]
+
+	// dial opens the connection to a peer: TCP, or TLS when the
+	// controller listener is SSL (then the listener requires the peer's
+	// certificate too: only holders of a key pair the truststore's CA
+	// signed reach the quorum).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
+
+// TransportTLS secures the controller listener: Server wraps the
+// listener (requiring client certificates), Dial reaches the peers.
+type TransportTLS struct {
+	Server *tls.Config
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// handshakeTimeout bounds a peer's TLS handshake.
+const handshakeTimeout = 10 * time.Second
 
 // isBlocked reports whether a test cut this node off from peer id.
 func (t *transport) isBlocked(id uint64) bool {
@@ -92,13 +110,19 @@ type peer struct {
 // newTransport listens on listen and sends to peers (id → address): the
 // voters, and the learners the image knows. voters are the quorum's
 // voters, whose messages are always accepted.
-func newTransport(self uint64, listen string, voters []uint64, peers map[uint64]string, deliver func(*pb.Message), report func(peerReport), logger *slog.Logger) (*transport, error) {
+func newTransport(self uint64, listen string, sec *TransportTLS, voters []uint64, peers map[uint64]string, deliver func(*pb.Message), report func(peerReport), logger *slog.Logger) (*transport, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("controller listener: %w", err)
 	}
+	var d net.Dialer
+	dial := d.DialContext
+	if sec != nil {
+		ln = tls.NewListener(ln, sec.Server)
+		dial = sec.Dial
+	}
 	t := &transport{self: self, ln: ln, voters: make(map[uint64]bool), peers: make(map[uint64]*peer), deliver: deliver, report: report, logger: logger,
-		stop: make(chan struct{}), conns: make(map[net.Conn]struct{})}
+		stop: make(chan struct{}), conns: make(map[net.Conn]struct{}), dial: dial}
 	for _, id := range voters {
 		t.voters[id] = true
 	}
@@ -184,7 +208,9 @@ func (t *transport) sendLoop(p *peer) {
 				t.failed(p, m)
 				continue
 			}
-			c, err := net.DialTimeout("tcp", *p.addr.Load(), dialTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+			c, err := t.dial(ctx, "tcp", *p.addr.Load())
+			cancel()
 			if err != nil {
 				retryAt = time.Now().Add(redialBackoff)
 				t.failed(p, m)
@@ -266,6 +292,15 @@ func (t *transport) readLoop(c net.Conn) {
 		t.mu.Unlock()
 		c.Close()
 	}()
+	if tc, ok := c.(*tls.Conn); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			t.logger.Warn("controller listener: TLS handshake refused", "remote", c.RemoteAddr().String(), "err", err)
+			return
+		}
+	}
 	br := bufio.NewReader(c)
 	var hdr [4]byte
 	for {

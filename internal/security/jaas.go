@@ -35,7 +35,10 @@ func JAASCredentials(entry string) (user, password string, err error) {
 		key = strings.TrimSpace(key)
 		after = strings.TrimSpace(after)
 		if !ok || key == "" || !strings.HasPrefix(after, `"`) {
-			return "", "", fmt.Errorf("sasl.jaas.config: expected name=\"value\" at %q", abbreviate(rest))
+			if !ok || key == "" || strings.ContainsAny(key, "\" ;") {
+				return "", "", fmt.Errorf("sasl.jaas.config: expected name=\"value\" options after the login module")
+			}
+			return "", "", fmt.Errorf("sasl.jaas.config: the value of %s must be in double quotes", key)
 		}
 		var b strings.Builder
 		i := 1
@@ -55,13 +58,4 @@ func JAASCredentials(entry string) (user, password string, err error) {
 		return "", "", fmt.Errorf("sasl.jaas.config: username and password must both be set")
 	}
 	return opts["username"], opts["password"], nil
-}
-
-// abbreviate keeps a message about a secret-bearing setting short and
-// free of most of the secret.
-func abbreviate(s string) string {
-	if len(s) > 12 {
-		return s[:12] + "…"
-	}
-	return s
 }

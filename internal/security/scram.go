@@ -129,6 +129,10 @@ func (e *scramExchange) Step(in []byte) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v", server.ErrBadCredentials, err)
 	}
+	if z := e.conv.AuthzID(); z != "" && z != e.conv.Username() {
+		// As Kafka: a client may not ask to act as another user.
+		return nil, "", fmt.Errorf("%w: authorization id %q differs from the user", server.ErrBadCredentials, z)
+	}
 	e.clientFirst, e.serverFirst = string(in), out
 	return []byte(out), "", nil
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync/atomic"
 	"time"
@@ -159,34 +160,66 @@ func (t *TLS) Server() *tls.Config {
 	}
 }
 
-// Client is the configuration a node dials its peers' TLS listeners
-// with: the truststore's CAs (the system's when unset) verify the peer,
+// MutualServer is the configuration of a listener only the holders of a
+// key pair the truststore's CA signed may use (the metadata quorum's): TLS
+// 1.2 at least and a client certificate required, whatever
+// ssl.client.auth says.
+func (t *TLS) MutualServer() (*tls.Config, error) {
+	if t.truststore == "" {
+		return nil, errors.New("an SSL controller listener requires client certificates, which needs ssl.truststore.location: the CA the nodes' key pairs chain to")
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			st := t.cur.Load()
+			return &tls.Config{
+				MinVersion:   tls.VersionTLS12,
+				Certificates: []tls.Certificate{*st.cert},
+				ClientCAs:    st.roots,
+				ClientAuth:   tls.RequireAndVerifyClientCert,
+			}, nil
+		},
+	}, nil
+}
+
+// Dialer dials peers' TLS listeners, the way a node reaches the other
+// nodes: the truststore's CAs (the system's when unset) verify the peer,
 // and the node presents its own key pair, which a peer requiring client
 // certificates checks. verifyHost is ssl.endpoint.identification.algorithm
-// being https.
-func (t *TLS) Client(verifyHost bool) *tls.Config {
-	c := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return t.cur.Load().cert, nil
-		},
-	}
-	if !verifyHost {
-		// The chain is still verified against the CAs; only the host name
-		// is not compared.
-		c.InsecureSkipVerify = true
-		c.VerifyConnection = func(cs tls.ConnectionState) error {
-			opts := x509.VerifyOptions{Roots: t.cur.Load().roots, Intermediates: x509.NewCertPool()}
-			for _, ic := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(ic)
-			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
-			return err
+// being https: the peer's certificate must also name the address dialled.
+// The key pair and the CAs are read at each dial, so a reload applies to
+// new connections.
+func (t *TLS) Dialer(verifyHost bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		st := t.cur.Load()
+		conf := &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			RootCAs:    st.roots,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return st.cert, nil
+			},
 		}
-		return c
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			conf.ServerName = host
+		}
+		if !verifyHost {
+			// The chain is still verified; only the name is not compared.
+			conf.InsecureSkipVerify = true
+			conf.VerifyConnection = func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return errors.New("the peer presented no certificate")
+				}
+				opts := x509.VerifyOptions{Roots: st.roots, Intermediates: x509.NewCertPool()}
+				for _, ic := range cs.PeerCertificates[1:] {
+					opts.Intermediates.AddCert(ic)
+				}
+				_, err := cs.PeerCertificates[0].Verify(opts)
+				return err
+			}
+		}
+		d := tls.Dialer{Config: conf}
+		return d.DialContext(ctx, network, addr)
 	}
-	c.RootCAs = t.cur.Load().roots
-	return c
 }
 
 // SubjectOf is how a certificate's subject is written before the mapping

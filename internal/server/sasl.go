@@ -56,6 +56,9 @@ type SASLSettings struct {
 	FailureDelay time.Duration
 	// Timeout is how long a new connection has to authenticate.
 	Timeout time.Duration
+	// MaxReceive is sasl.server.max.receive.size: the largest frame a
+	// client may send before it has authenticated.
+	MaxReceive int32
 }
 
 // saslState is a connection's authentication.
@@ -133,6 +136,16 @@ func (s *Server) handleSASL(c *Conn, req kmsg.Request) Reply {
 			c.sasl.failed = true
 			return answer(resp)
 		}
+		if s.authFailures.backlogged(hostOf(c.Remote), time.Now()) {
+			// The source's failures are queued far ahead: refuse without
+			// spending the exchange's work (PLAIN derives the key).
+			c.sasl.ex = nil
+			c.sasl.failed = true
+			resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+			msg := "too many failed authentications from this address; try again later"
+			resp.ErrorMessage = &msg
+			return answer(resp)
+		}
 		out, principal, err := c.sasl.ex.Step(r.SASLAuthBytes)
 		if err != nil {
 			c.sasl.ex = nil
@@ -141,7 +154,7 @@ func (s *Server) handleSASL(c *Conn, req kmsg.Request) Reply {
 			msg := fmt.Sprintf("Authentication failed with SASL mechanism %s: %v", c.sasl.mechanism, publicReason(err))
 			resp.ErrorMessage = &msg
 			s.authFailures.note(s, c, err)
-			delay := s.listener.Auth.FailureDelay
+			delay := s.authFailures.pace(hostOf(c.Remote), s.listener.Auth.FailureDelay, time.Now())
 			return func() (kmsg.Response, error) {
 				time.Sleep(delay)
 				return resp, nil
@@ -199,17 +212,41 @@ type authFailureLog struct {
 type hostFailures struct {
 	logged  time.Time
 	skipped int
+	// next is when the source's next failed attempt may be answered:
+	// failures from one address are answered one per delay, however many
+	// connections it opens.
+	next time.Time
 }
 
-const authFailureLogEvery = time.Minute
+// maxFailureBacklog is how far ahead a source's failures may be queued;
+// beyond it new attempts are refused without being checked.
+const maxFailureBacklog = 10 * time.Second
 
-func (l *authFailureLog) note(s *Server, c *Conn, err error) {
-	host := c.Remote.String()
-	if h, _, splitErr := net.SplitHostPort(host); splitErr == nil {
-		host = h
-	}
-	now := time.Now()
+// pace returns how long the answer to a failed attempt from host waits:
+// one delay after the source's previous failure answer.
+func (l *authFailureLog) pace(host string, delay time.Duration, now time.Time) time.Duration {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	hf := l.hostLocked(host)
+	at := now
+	if hf.next.After(at) {
+		at = hf.next
+	}
+	at = at.Add(delay)
+	hf.next = at
+	return at.Sub(now)
+}
+
+// backlogged reports whether host's failures are queued more than
+// maxFailureBacklog ahead.
+func (l *authFailureLog) backlogged(host string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	hf := l.hosts[host]
+	return hf != nil && hf.next.Sub(now) > maxFailureBacklog
+}
+
+func (l *authFailureLog) hostLocked(host string) *hostFailures {
 	if l.hosts == nil {
 		l.hosts = make(map[string]*hostFailures)
 	}
@@ -218,6 +255,16 @@ func (l *authFailureLog) note(s *Server, c *Conn, err error) {
 		hf = &hostFailures{}
 		l.hosts[host] = hf
 	}
+	return hf
+}
+
+const authFailureLogEvery = time.Minute
+
+func (l *authFailureLog) note(s *Server, c *Conn, err error) {
+	host := hostOf(c.Remote)
+	now := time.Now()
+	l.mu.Lock()
+	hf := l.hostLocked(host)
 	logIt := now.Sub(hf.logged) >= authFailureLogEvery
 	skipped := hf.skipped
 	if logIt {
@@ -228,7 +275,7 @@ func (l *authFailureLog) note(s *Server, c *Conn, err error) {
 	if len(l.hosts) > 10000 {
 		// Bounded memory under a spray of source addresses.
 		for h, f := range l.hosts {
-			if now.Sub(f.logged) >= authFailureLogEvery {
+			if now.Sub(f.logged) >= authFailureLogEvery && now.After(f.next) {
 				delete(l.hosts, h)
 			}
 		}

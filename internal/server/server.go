@@ -293,14 +293,20 @@ func (s *Server) read(ctx context.Context, nc net.Conn, c *Conn, replies chan<- 
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 0 || size > s.limits.MaxFrameBytes {
+		limit, limitName := s.limits.MaxFrameBytes, "socket.request.max.bytes"
+		if s.listener.SASL != nil && !c.sasl.authed.Load() {
+			// A client still authenticating is a stranger: its frames are
+			// bounded far lower, as Kafka bounds them.
+			limit, limitName = s.listener.Auth.MaxReceive, "sasl.server.max.receive.size"
+		}
+		if size < 0 || size > limit {
 			// Name the API when its header has already arrived; never
 			// wait for more of a frame that is refused.
 			key, version := int16(-1), int16(-1)
 			if b, err := br.Peek(min(4, br.Buffered())); err == nil && len(b) == 4 {
 				key, version = int16(binary.BigEndian.Uint16(b)), int16(binary.BigEndian.Uint16(b[2:]))
 			}
-			return reject(reasonTooLarge, key, version, "frame of %d bytes is outside 0..%d (socket.request.max.bytes)", size, s.limits.MaxFrameBytes)
+			return reject(reasonTooLarge, key, version, "frame of %d bytes is outside 0..%d (%s)", size, limit, limitName)
 		}
 		frame, err := readFrame(br, int(size))
 		if err != nil {

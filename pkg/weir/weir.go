@@ -115,9 +115,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		}
 	}
 	interBroker := settings.InterBrokerListener(ls)
-	var peerTLS *tls.Config
+	var peerDial func(context.Context, string, string) (net.Conn, error)
 	if ib := ls[indexOf(ls, interBroker)]; ib.TLS() {
-		peerTLS = tlsConf.Client(settings.Get("ssl.endpoint.identification.algorithm") == "https")
+		peerDial = tlsConf.Dialer(settings.Get("ssl.endpoint.identification.algorithm") == "https")
 	}
 	peerSASL, err := interBrokerSASL(settings, ls[indexOf(ls, interBroker)])
 	if err != nil {
@@ -130,7 +130,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		Settings: settings,
 		Logger:   logger,
 		Faults:   cfg.Faults,
-		PeerTLS:  peerTLS,
+		PeerDial: peerDial,
 		PeerSASL: peerSASL,
 		Abort:    ctx.Done(),
 	})
@@ -163,6 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 				Reauth:       time.Duration(settings.Int("connections.max.reauth.ms")) * time.Millisecond,
 				FailureDelay: time.Duration(settings.Int("connection.failed.authentication.delay.ms")) * time.Millisecond,
 				Timeout:      saslTimeout,
+				MaxReceive:   int32(settings.Int("sasl.server.max.receive.size")),
 			}
 		}
 		wb.srvs = append(wb.srvs, server.NewListener(ln, sl, b, limits, logger, cfg.Faults))
