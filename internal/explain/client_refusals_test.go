@@ -116,3 +116,16 @@ func TestExplainExplainsProducersWithMoreThanFiveRequestsInFlight(t *testing.T) 
 		}
 	}
 }
+
+// kgo.NewClient refuses an empty transactional id ("invalid empty
+// TransactionalID"). explain reads TransactionalID= as no transactions at
+// all and explains a producer franz-go does not start.
+func TestExplainAcceptsAnEmptyFranzGoTransactionalIDThatFranzGoRefuses(t *testing.T) {
+	kerr := kgoAccepts(t, kgo.TransactionalID(""))
+	if kerr == nil {
+		t.Fatal("premise: franz-go starts with TransactionalID(\"\")")
+	}
+	if _, err := Explain(Input{Client: FranzGo, Producer: map[string]string{"TransactionalID": ""}, Topic: props(safeTopic)}); err == nil {
+		t.Errorf("TransactionalID=\"\": franz-go refuses to start (%v), explain explains it", kerr)
+	}
+}
