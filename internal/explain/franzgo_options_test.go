@@ -1,0 +1,33 @@
+package explain
+
+import (
+	"strings"
+	"testing"
+)
+
+// kgo.AllowIdempotentProduceCancellation "permits cancellation of
+// in-flight idempotent records, at the cost of breaking idempotency's
+// duplicate-avoidance guarantee": with it, RecordDeliveryTimeout,
+// RecordRetries and context cancellation fail records the broker may
+// already hold, and a record the application produces again may be
+// stored twice (kgo config.go). explain files the option under "no
+// bearing on the guarantee" and keeps calling the producer exactly-once.
+func TestExplainIgnoresTheFranzGoOptionThatBreaksIdempotentDeduplication(t *testing.T) {
+	plain, err := Explain(Input{Client: FranzGo, Producer: props("RecordDeliveryTimeout=5s"), Consumer: props("DisableAutoCommit=true"), Topic: props(safeTopic)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelling, err := Explain(Input{Client: FranzGo, Producer: props("RecordDeliveryTimeout=5s AllowIdempotentProduceCancellation=true"), Consumer: props("DisableAutoCommit=true"), Topic: props(safeTopic)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ig := range cancelling.Config.Ignored {
+		if strings.Contains(ig, "AllowIdempotentProduceCancellation") {
+			t.Errorf("AllowIdempotentProduceCancellation is ignored as having no bearing on the guarantee")
+		}
+	}
+	if cancelling.layer(Producer).Guarantee == ExactlyOnce {
+		t.Errorf("producer with AllowIdempotentProduceCancellation: %s, as without it (%s); kgo documents that it breaks duplicate avoidance",
+			cancelling.layer(Producer).Guarantee, plain.layer(Producer).Guarantee)
+	}
+}
