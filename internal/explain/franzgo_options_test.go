@@ -31,3 +31,25 @@ func TestExplainIgnoresTheFranzGoOptionThatBreaksIdempotentDeduplication(t *test
 			cancelling.layer(Producer).Guarantee, plain.layer(Producer).Guarantee)
 	}
 }
+
+// franz-go has no properties, only kgo options (client.go accepts their
+// names as keys). The changes explain suggests to a franz-go user are
+// spelled as Java properties: "set acks=all", "set
+// enable.auto.commit=false". Neither is a kgo option; the changes a
+// franz-go user can make are kgo.RequiredAcks(kgo.AllISRAcks()) and
+// kgo.DisableAutoCommit().
+func TestExplainSuggestsJavaPropertiesToFranzGoUsers(t *testing.T) {
+	ex, err := Explain(Input{Client: FranzGo, Producer: props("RequiredAcks=LeaderAck DisableIdempotentWrite=true"), Topic: props(safeTopic)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex.Changes) == 0 {
+		t.Fatal("premise: no change suggested")
+	}
+	for _, ch := range ex.Changes {
+		if _, franz := aliases[FranzGo][ch.Key]; franz || strings.HasPrefix(ch.Key, "weir.") {
+			continue
+		}
+		t.Errorf("suggested to a franz-go user: %s %s, which is no kgo option", ch.Layer, ch.Setting)
+	}
+}
