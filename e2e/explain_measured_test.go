@@ -181,3 +181,35 @@ func TestExplainNamesALabScenarioForReadUncommittedThatCannotShowIt(t *testing.T
 		}
 	}
 }
+
+// acks=1 loses a record when the leader dies after answering and before a
+// follower copies it (Kafka producer configuration, acks). explain names
+// "producer / acks=1 / broker killed" first among the scenarios that show
+// it, for every topic, and for a replication factor of 1 it is the only
+// one. That scenario runs one broker: with no follower, acks=1 waits for
+// exactly what acks=all waits for (the leader's own log), and a broker
+// killed and restarted keeps what it acknowledged. Measured: lost 0 over
+// seeds 1-3 (1000 records, two kills each).
+func TestAcksOneRuleNamesASingleBrokerScenarioThatCannotShowTheLoss(t *testing.T) {
+	ex, err := explain.Explain(explain.Input{Client: explain.Librdkafka, Producer: map[string]string{"acks": "1"}, Consumer: map[string]string{"enable.auto.commit": "false", "weir.dedup": "true"}, Topic: map[string]string{"replication.factor": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scenarios []string
+	for _, r := range ex.Failures {
+		if r.ID == "acks-1" {
+			scenarios = r.Lab(&ex.Config.Config)
+		}
+	}
+	if len(scenarios) != 1 || !strings.HasPrefix(scenarios[0], "producer / ") {
+		t.Fatalf("premise: acks-1 names %v on a one-replica topic", scenarios)
+	}
+	lost := 0
+	for _, seed := range []string{"1", "2", "3"} {
+		l, _ := lostAndDuplicated(t, labLine(t, scenarios[0], "--seed", seed, "--records", "1000"))
+		lost += l
+	}
+	if lost == 0 {
+		t.Errorf("%q, named to show acks=1 losing acknowledged records, lost none over three runs (six broker kills)", scenarios[0])
+	}
+}
