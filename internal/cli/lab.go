@@ -189,7 +189,7 @@ func newLabWorkerCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&w.Role, "role", "", "auto-commit, commit-before, commit-after, dedup or eos")
+	f.StringVar(&w.Role, "role", "", "auto-commit, greedy-auto-commit, commit-before, commit-after, dedup or eos")
 	f.StringVar(&w.Topic, "topic", "", "input topic")
 	f.StringVar(&w.Output, "output", "", "output topic (eos)")
 	f.StringVar(&w.Group, "group", "", "consumer group")

@@ -27,7 +27,9 @@ const sideCluster = "cluster"
 const (
 	faultLeaderKilled = "leader killed"
 	faultLeaderFrozen = "leader frozen"
-	faultFollowersLag = "followers lag, leader killed"
+	// No fault name holds a comma: `weir lab --only` takes a
+	// comma-separated list, and `weir explain` prints --only commands.
+	faultFollowersLag = "followers lag then leader killed"
 	faultTwoLost      = "two nodes lost"
 )
 

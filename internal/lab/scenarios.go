@@ -53,9 +53,16 @@ type consumerMode struct {
 }
 
 var consumerModes = []consumerMode{
-	// kgo's auto-commit commits what was polled on a timer, processed or
-	// not: a kill can lose records and redeliver others.
-	{name: "auto-commit", worker: workerAutoCommit, guarantee: NoGuarantee},
+	// kgo's default auto-commit commits, on a timer, what earlier polls
+	// returned (kgo consumer_group.go: the one-poll lag "is what makes
+	// default autocommit at-least-once"): a worker that processes each
+	// poll before the next loses nothing; a kill redelivers what was
+	// processed since the last commit.
+	{name: "auto-commit", worker: workerAutoCommit, guarantee: AtLeastOnce},
+	// GreedyAutoCommit commits everything polled, processed or not, as
+	// librdkafka does with enable.auto.offset.store=true: a kill can lose
+	// records and redeliver others.
+	{name: "greedy auto-commit", worker: workerGreedyCommit, guarantee: NoGuarantee},
 	{name: "commit before processing", worker: workerCommitBefore, guarantee: AtMostOnce},
 	{name: "process then commit", worker: workerCommitAfter, guarantee: AtLeastOnce},
 	{name: "idempotent (dedup store)", worker: workerDedup, guarantee: ExactlyOnce},

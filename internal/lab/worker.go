@@ -22,6 +22,7 @@ import (
 // consume-transform-produce worker.
 const (
 	workerAutoCommit   = "auto-commit"
+	workerGreedyCommit = "greedy-auto-commit"
 	workerCommitBefore = "commit-before"
 	workerCommitAfter  = "commit-after"
 	workerDedup        = "dedup"
@@ -30,6 +31,10 @@ const (
 
 // pollRecords is the batch a consumer worker processes between commits.
 const pollRecords = 100
+
+// greedyProcessing is the greedy auto-commit worker's time per record: a
+// batch takes longer than the 100 ms auto-commit interval.
+const greedyProcessing = 2 * time.Millisecond
 
 // effectsBucket holds a dedup worker's effects, written in the same bbolt
 // transaction that records the idempotency key.
@@ -77,7 +82,7 @@ func RunWorker(ctx context.Context, w WorkerConfig) error {
 		w.Status = io.Discard
 	}
 	switch w.Role {
-	case workerEOS, workerAutoCommit, workerCommitBefore, workerCommitAfter, workerDedup:
+	case workerEOS, workerAutoCommit, workerGreedyCommit, workerCommitBefore, workerCommitAfter, workerDedup:
 	default:
 		return fmt.Errorf("unknown worker role %q", w.Role)
 	}
@@ -188,9 +193,13 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 		kgo.SessionTimeout(6 * time.Second),
 		kgo.FetchMaxWait(200 * time.Millisecond),
 	}, clientTimeouts()...)...)
-	if w.Role == workerAutoCommit {
+	autoCommit := w.Role == workerAutoCommit || w.Role == workerGreedyCommit
+	switch {
+	case w.Role == workerGreedyCommit:
+		opts = append(opts, kgo.AutoCommitInterval(100*time.Millisecond), kgo.GreedyAutoCommit())
+	case autoCommit:
 		opts = append(opts, kgo.AutoCommitInterval(100*time.Millisecond))
-	} else {
+	default:
 		opts = append(opts, kgo.DisableAutoCommit())
 	}
 	cl, err := kgo.NewClient(opts...)
@@ -218,7 +227,7 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 		}
 		recs := fs.Records()
 		if len(recs) == 0 {
-			if w.Role == workerAutoCommit {
+			if autoCommit {
 				if err := cl.CommitUncommittedOffsets(ctx); err != nil {
 					return err
 				}
@@ -238,6 +247,13 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 			}
 		}
 		for _, r := range recs {
+			if w.Role == workerGreedyCommit {
+				// Processing that takes a while, as it does in the
+				// applications greedy committing hurts: the timer fires
+				// in the middle of a batch, as it would with librdkafka's
+				// offsets stored when consume() hands a message over.
+				time.Sleep(greedyProcessing)
+			}
 			if err := sink.apply(r); err != nil {
 				return err
 			}
