@@ -142,7 +142,7 @@ func runExplain(cmd *cobra.Command, conn *connFlags, fl *explainFlags) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	writeExplanation(out, ex, topicFrom, fl.assume)
+	writeExplanation(out, ex, fl.topic, topicFrom, fl.assume)
 	if !fl.verify {
 		return nil
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -36,7 +37,21 @@ func layerSettings(c *explain.Config, l explain.Layer) string {
 	return fmt.Sprintf("enable.auto.commit=%v weir.commit=%s weir.dedup=%v isolation.level=%s", c.AutoCommit, c.Commit, c.Dedup, iso)
 }
 
-func writeExplanation(w io.Writer, ex *explain.Explanation, topicFrom string, assumed []string) {
+// reassignCommand is the `weir topic reassign` command that gives topic
+// rf replicas, with placeholders for what only the operator knows.
+func reassignCommand(topic, rf string) string {
+	if topic == "" {
+		topic = "TOPIC"
+	}
+	n, _ := strconv.Atoi(rf)
+	brokers := make([]string, max(n, 1))
+	for i := range brokers {
+		brokers[i] = "BROKER"
+	}
+	return fmt.Sprintf("weir topic reassign --wait %s:PARTITION=%s (once per partition)", topic, strings.Join(brokers, ","))
+}
+
+func writeExplanation(w io.Writer, ex *explain.Explanation, topic, topicFrom string, assumed []string) {
 	c := &ex.Config.Config
 	src := "topic settings assumed"
 	if topicFrom != "" {
@@ -78,7 +93,7 @@ func writeExplanation(w io.Writer, ex *explain.Explanation, topicFrom string, as
 				fmt.Fprintf(w, "      shown by: weir lab %s--only '%s'\n", clusterFlag(s), s)
 			}
 			if len(r.Lab(c)) == 0 {
-				fmt.Fprintln(w, "      shown by: no weir lab scenario")
+				fmt.Fprintln(w, "      shown by: not shown by the lab (no weir lab scenario injects this failure with these settings)")
 			}
 			fmt.Fprintf(w, "      source: %s\n", r.Source)
 		}
@@ -93,13 +108,22 @@ func writeExplanation(w io.Writer, ex *explain.Explanation, topicFrom string, as
 			ch := ex.Changes[i]
 			var sets []string
 			for ; i < len(ex.Changes) && ex.Changes[i].Because == ch.Because && ex.Changes[i].Layer == ch.Layer; i++ {
+				if s := ex.Changes[i].Setting; s.Layer == explain.Topic && s.Key == "replication.factor" {
+					// Not a topic config (Kafka refuses to alter it):
+					// replicas change by reassignment (KIP-455).
+					fmt.Fprintf(w, "  - topic: raise the replication factor to %s by reassigning each partition to %s brokers (KIP-455; replication.factor is no topic config): %s (against: %s)\n",
+						s.Value, s.Value, reassignCommand(topic, s.Value), ch.Because.Cause)
+					continue
+				}
 				sets = append(sets, ex.Changes[i].Setting.String())
 			}
-			where := ""
-			if ch.Layer == explain.Topic {
-				where = " on the topic"
+			if len(sets) > 0 {
+				where := ""
+				if ch.Layer == explain.Topic {
+					where = " on the topic"
+				}
+				fmt.Fprintf(w, "  - %s: set %s%s (against: %s)\n", ch.Layer, strings.Join(sets, ", "), where, ch.Because.Cause)
 			}
-			fmt.Fprintf(w, "  - %s: set %s%s (against: %s)\n", ch.Layer, strings.Join(sets, ", "), where, ch.Because.Cause)
 			if ch.Because.Cost != "" {
 				fmt.Fprintf(w, "      cost: %s\n", ch.Because.Cost)
 			}

@@ -2,7 +2,9 @@ package explain
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Client is the client family whose property spellings and defaults a
@@ -54,6 +56,11 @@ const (
 	keyDeliveryTimeout = "delivery.timeout.ms"
 	keyMaxInFlight     = "max.in.flight.requests.per.connection"
 	keyTransactionalID = "transactional.id"
+	// The three that decide whether a delivery timeout leaves time for a
+	// retry (KIP-91).
+	keyLinger         = "linger.ms"
+	keyRequestTimeout = "request.timeout.ms"
+	keyRetryBackoff   = "retry.backoff.ms"
 
 	keyReplicationFactor = "replication.factor"
 	keyMinISR            = "min.insync.replicas"
@@ -72,6 +79,14 @@ const (
 	// keyAutoCommitMarks is franz-go's AutoCommitMarks: auto-commit commits
 	// only the records the application marked.
 	keyAutoCommitMarks = "AutoCommitMarks"
+	// keyGreedyAutoCommit is franz-go's GreedyAutoCommit: auto-commit
+	// commits everything polled, not only what earlier polls returned.
+	keyGreedyAutoCommit = "GreedyAutoCommit"
+	// keyAllowCancel is franz-go's AllowIdempotentProduceCancellation:
+	// records already sent may be failed, and the idempotent producer no
+	// longer keeps a record the application produces again from being
+	// stored twice.
+	keyAllowCancel = "AllowIdempotentProduceCancellation"
 )
 
 // alias is one spelling of a canonical property; invert means the
@@ -90,16 +105,20 @@ type alias struct {
 // librdkafka: CONFIGURATION.md names request.required.acks (acks is its
 // alias), message.send.max.retries (retries), message.timeout.ms
 // (delivery.timeout.ms) and max.in.flight (max.in.flight.requests.per.connection).
+// librdkafka's queue.buffering.max.ms is its name for linger.ms.
+//
 // franz-go has no properties, only kgo options; their names are accepted
 // as keys: RequiredAcks, DisableIdempotentWrite, TransactionalID,
 // RecordRetries, RecordDeliveryTimeout, MaxProduceRequestsInflightPerBroker,
-// DisableAutoCommit, AutoCommitMarks, FetchIsolationLevel.
+// ProducerLinger, ProduceRequestTimeout, AllowIdempotentProduceCancellation,
+// DisableAutoCommit, AutoCommitMarks, GreedyAutoCommit, FetchIsolationLevel.
 var aliases = map[Client]map[string]alias{
 	Librdkafka: {
 		"request.required.acks":    {key: keyAcks},
 		"message.send.max.retries": {key: keyRetries},
 		"message.timeout.ms":       {key: keyDeliveryTimeout},
 		"max.in.flight":            {key: keyMaxInFlight},
+		"queue.buffering.max.ms":   {key: keyLinger},
 		keyAutoOffsetStore:         {key: keyAutoOffsetStore},
 	},
 	FranzGo: {
@@ -109,8 +128,12 @@ var aliases = map[Client]map[string]alias{
 		"RecordRetries":                       {key: keyRetries},
 		"RecordDeliveryTimeout":               {key: keyDeliveryTimeout, duration: true},
 		"MaxProduceRequestsInflightPerBroker": {key: keyMaxInFlight},
+		"ProducerLinger":                      {key: keyLinger, duration: true},
+		"ProduceRequestTimeout":               {key: keyRequestTimeout, duration: true},
+		keyAllowCancel:                        {key: keyAllowCancel},
 		"DisableAutoCommit":                   {key: keyAutoCommit, invert: true},
 		"AutoCommitMarks":                     {key: keyAutoCommitMarks},
+		keyGreedyAutoCommit:                   {key: keyGreedyAutoCommit},
 		"FetchIsolationLevel":                 {key: keyIsolation},
 	},
 }
@@ -119,8 +142,24 @@ var aliases = map[Client]map[string]alias{
 var canonicalKeys = map[string]Layer{
 	keyAcks: Producer, keyIdempotence: Producer, keyRetries: Producer,
 	keyDeliveryTimeout: Producer, keyMaxInFlight: Producer, keyTransactionalID: Producer,
+	keyLinger: Producer, keyRequestTimeout: Producer, keyRetryBackoff: Producer,
 	keyReplicationFactor: Topic, keyMinISR: Topic, keyUnclean: Topic,
 	keyAutoCommit: Consumer, keyIsolation: Consumer, keyCommit: Consumer, keyDedup: Consumer,
+}
+
+// clientOnlyKeys are canonical names one client alone has, by layer.
+var clientOnlyKeys = map[string]Layer{
+	keyAutoOffsetStore: Consumer, keyAutoCommitMarks: Consumer, keyGreedyAutoCommit: Consumer,
+	keyAllowCancel: Producer,
+}
+
+// layerOf is the layer a canonical name belongs to.
+func layerOf(key string) (Layer, bool) {
+	if l, ok := canonicalKeys[key]; ok {
+		return l, true
+	}
+	l, ok := clientOnlyKeys[key]
+	return l, ok
 }
 
 // canonical resolves a spelling for client c.
@@ -141,35 +180,44 @@ func canonical(c Client, key string) (alias, bool) {
 // default since 3.0 (KIP-679; the idempotence default took effect in
 // 3.0.1/3.1.1/3.2.0, KAFKA-13598, per Kafka's 3.0 upgrade notes);
 // retries=2147483647 and delivery.timeout.ms=120000 (KIP-91);
-// max.in.flight.requests.per.connection=5; enable.auto.commit=true;
-// isolation.level=read_uncommitted (KIP-98).
+// max.in.flight.requests.per.connection=5; linger.ms=0 (5 from Kafka
+// 4.0, KIP-1030), request.timeout.ms=30000, retry.backoff.ms=100;
+// enable.auto.commit=true; isolation.level=read_uncommitted (KIP-98).
 //
 // librdkafka (CONFIGURATION.md): request.required.acks=-1 (all),
 // enable.idempotence=false, message.send.max.retries=2147483647,
-// message.timeout.ms=300000, max.in.flight=1000000,
+// message.timeout.ms=300000, max.in.flight=1000000, linger.ms=5,
+// request.timeout.ms=30000, retry.backoff.ms=100,
 // enable.auto.commit=true, enable.auto.offset.store=true,
 // isolation.level=read_committed.
 //
 // franz-go (kgo v1.22 config.go defaults): RequiredAcks(AllISRAcks()),
 // idempotent writes on unless DisableIdempotentWrite, RecordRetries
-// unbounded, no RecordDeliveryTimeout, five requests in flight when
-// idempotent (one when not), auto-commit every 5s of what was polled,
-// FetchIsolationLevel(ReadUncommitted()).
+// unbounded, no RecordDeliveryTimeout, MaxProduceRequestsInflightPerBroker
+// 1 (the only value kgo accepts when idempotent), ProducerLinger 10ms,
+// a produce request read limit of ProduceRequestTimeout 10s plus
+// RequestTimeoutOverhead 10s, a first retry backoff of 250ms, auto-commit
+// every 5s of what earlier polls returned (GreedyAutoCommit: of what was
+// polled), FetchIsolationLevel(ReadUncommitted()).
 var defaults = map[Client]map[string]string{
 	Java: {
 		keyAcks: "all", keyIdempotence: "true", keyRetries: "2147483647",
 		keyDeliveryTimeout: "120000", keyMaxInFlight: "5",
+		keyLinger: "0", keyRequestTimeout: "30000", keyRetryBackoff: "100",
 		keyAutoCommit: "true", keyIsolation: "read_uncommitted",
 	},
 	Librdkafka: {
 		keyAcks: "all", keyIdempotence: "false", keyRetries: "2147483647",
 		keyDeliveryTimeout: "300000", keyMaxInFlight: "1000000",
+		keyLinger: "5", keyRequestTimeout: "30000", keyRetryBackoff: "100",
 		keyAutoCommit: "true", keyAutoOffsetStore: "true", keyIsolation: "read_committed",
 	},
 	FranzGo: {
 		keyAcks: "all", keyIdempotence: "true", keyRetries: "9223372036854775807",
-		keyDeliveryTimeout: "0", keyMaxInFlight: "5",
-		keyAutoCommit: "true", keyIsolation: "read_uncommitted",
+		keyDeliveryTimeout: "0", keyMaxInFlight: "1",
+		keyLinger: "10", keyRequestTimeout: "20000", keyRetryBackoff: "250",
+		keyAutoCommit: "true", keyGreedyAutoCommit: "false", keyAllowCancel: "false",
+		keyIsolation: "read_uncommitted",
 	},
 }
 
@@ -179,4 +227,63 @@ var defaults = map[Client]map[string]string{
 // broker configuration documentation).
 var topicDefaults = map[string]string{
 	keyReplicationFactor: "1", keyMinISR: "1", keyUnclean: "false",
+}
+
+// franzGoSpelling is the kgo option that sets each canonical producer and
+// consumer property, and its value for a canonical value: franz-go users
+// change options, not properties.
+var franzGoSpelling = map[string]struct {
+	option string
+	value  func(string) string
+}{
+	keyAcks: {"RequiredAcks", func(v string) string {
+		return map[string]string{"all": "AllISRAcks", "-1": "AllISRAcks", "1": "LeaderAck", "0": "NoAck"}[v]
+	}},
+	keyIdempotence:      {"DisableIdempotentWrite", negate},
+	keyRetries:          {"RecordRetries", same},
+	keyDeliveryTimeout:  {"RecordDeliveryTimeout", msDuration},
+	keyMaxInFlight:      {"MaxProduceRequestsInflightPerBroker", same},
+	keyLinger:           {"ProducerLinger", msDuration},
+	keyRequestTimeout:   {"ProduceRequestTimeout", msDuration},
+	keyTransactionalID:  {"TransactionalID", same},
+	keyAllowCancel:      {keyAllowCancel, same},
+	keyAutoCommit:       {"DisableAutoCommit", negate},
+	keyAutoCommitMarks:  {keyAutoCommitMarks, same},
+	keyGreedyAutoCommit: {keyGreedyAutoCommit, same},
+	keyIsolation: {"FetchIsolationLevel", func(v string) string {
+		if v == "read_committed" {
+			return "ReadCommitted"
+		}
+		return "ReadUncommitted"
+	}},
+}
+
+func same(v string) string { return v }
+
+func negate(v string) string {
+	if v == "true" {
+		return "false"
+	}
+	return "true"
+}
+
+// msDuration writes milliseconds as a Go duration, as kgo options take.
+func msDuration(v string) string {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return v
+	}
+	return (time.Duration(n) * time.Millisecond).String()
+}
+
+// spell writes a canonical setting as client c spells it. Topic settings
+// and weir.* keep their names: they are no client's.
+func spell(c Client, s Setting) Setting {
+	if c != FranzGo || s.Layer == Topic {
+		return s
+	}
+	if f, ok := franzGoSpelling[s.Key]; ok {
+		s.Key, s.Value = f.option, f.value(s.Value)
+	}
+	return s
 }

@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -61,15 +62,25 @@ type Config struct {
 	Retries         int64
 	DeliveryTimeout int64 // milliseconds; 0: none
 	MaxInFlight     int64
+	// Linger, RequestTimeout and RetryBackoff (milliseconds) decide how
+	// long one retry takes (KIP-91).
+	Linger, RequestTimeout, RetryBackoff int64
+	// AllowCancel is franz-go's AllowIdempotentProduceCancellation.
+	AllowCancel bool
 
 	ReplicationFactor int
 	MinInsyncReplicas int
 	UncleanElection   bool
 
-	AutoCommit    bool
-	Commit        Commit
-	Dedup         bool
-	ReadCommitted bool
+	AutoCommit bool
+	// AutoCommitsUnprocessed: auto-commit commits records as soon as
+	// they are handed to the application, processed or not (librdkafka
+	// with enable.auto.offset.store=true, franz-go's GreedyAutoCommit),
+	// rather than what earlier polls returned (Java, franz-go's default).
+	AutoCommitsUnprocessed bool
+	Commit                 Commit
+	Dedup                  bool
+	ReadCommitted          bool
 
 	// Notes are assumptions made and adjustments a client makes on its own.
 	Notes []string
@@ -83,6 +94,26 @@ func (c *Config) AcksName() string {
 	return strconv.Itoa(c.Acks)
 }
 
+// OneRetryMs is the shortest delivery timeout that leaves time for one
+// retry after an unanswered request: request.timeout.ms +
+// retry.backoff.ms + linger.ms (KIP-91). franz-go's idempotent producer
+// never fails a record that is in flight unless AllowCancel: only one
+// answered with an error, so there a retry needs only its backoff and
+// linger.
+func (c *Config) OneRetryMs() int64 {
+	if c.Client == FranzGo && c.Idempotent && !c.AllowCancel {
+		return c.RetryBackoff + c.Linger
+	}
+	return c.RequestTimeout + c.RetryBackoff + c.Linger
+}
+
+// NoRetryInTime reports whether the delivery timeout runs out before a
+// record can be retried once: the producer then fails records as with
+// retries=0.
+func (c *Config) NoRetryInTime() bool {
+	return c.DeliveryTimeout > 0 && c.DeliveryTimeout < c.OneRetryMs()
+}
+
 // layerProps is one layer's properties in canonical spelling, and which
 // of them were given rather than defaulted.
 type layerProps struct {
@@ -92,7 +123,12 @@ type layerProps struct {
 
 // normalize maps a layer's properties to canonical names. Unknown names
 // go to ignored: most of a client's properties have no bearing on the
-// guarantee (serializers, buffer sizes).
+// guarantee (serializers, buffer sizes). So do the other client's
+// settings: one client.properties is often handed to both, and the
+// clients start with it (librdkafka warns "is a consumer property and
+// will be ignored by this producer instance"; Java logs "supplied but
+// isn't a known config"). librdkafka refuses a name it does not know at
+// all, so for it such a name is an error.
 func normalize(c Client, layer Layer, in map[string]string) (layerProps, []string, error) {
 	p := layerProps{v: map[string]string{}, given: map[string]bool{}}
 	var ignored []string
@@ -101,11 +137,18 @@ func normalize(c Client, layer Layer, in map[string]string) (layerProps, []strin
 		raw := strings.TrimSpace(in[k])
 		a, ok := canonical(c, k)
 		if !ok {
+			if _, known := librdkafkaProperties[k]; c == Librdkafka && !known && layer != Topic {
+				return p, nil, fmt.Errorf("no such configuration property %s: librdkafka refuses to start with it", k)
+			}
 			ignored = append(ignored, k)
 			continue
 		}
-		if l, known := canonicalKeys[a.key]; known && l != layer {
-			return p, nil, fmt.Errorf("%s is a %s setting, not a %s one", k, l, layer)
+		if l, known := layerOf(a.key); known && l != layer {
+			if layer == Topic {
+				return p, nil, fmt.Errorf("%s is a %s setting, not a %s one", k, l, layer)
+			}
+			ignored = append(ignored, fmt.Sprintf("%s (a %s setting)", k, l))
+			continue
 		}
 		v := raw
 		switch {
@@ -250,16 +293,30 @@ func (r *Resolved) resolveProducer(p layerProps, get func(string) string) error 
 	if r.Idempotent, err = parseBool(keyIdempotence, get(keyIdempotence)); err != nil {
 		return err
 	}
-	if r.Retries, err = parseCount(keyRetries, get(keyRetries)); err != nil {
+	for _, n := range []struct {
+		key  string
+		into *int64
+	}{
+		{keyRetries, &r.Retries}, {keyDeliveryTimeout, &r.DeliveryTimeout}, {keyMaxInFlight, &r.MaxInFlight},
+		{keyLinger, &r.Linger}, {keyRequestTimeout, &r.RequestTimeout}, {keyRetryBackoff, &r.RetryBackoff},
+	} {
+		if *n.into, err = parseCount(n.key, get(n.key)); err != nil {
+			return err
+		}
+	}
+	if v := get(keyAllowCancel); v != "" {
+		if r.AllowCancel, err = parseBool(keyAllowCancel, v); err != nil {
+			return err
+		}
+	}
+	txnID := strings.TrimSpace(get(keyTransactionalID))
+	r.Transactional = txnID != ""
+	if r.Client == FranzGo && p.given[keyTransactionalID] && txnID == "" {
+		return errors.New("TransactionalID is empty: franz-go refuses to start (\"invalid empty transactional id\"); leave it out for no transactions")
+	}
+	if err := r.checkDeliveryTimeout(p); err != nil {
 		return err
 	}
-	if r.DeliveryTimeout, err = parseCount(keyDeliveryTimeout, get(keyDeliveryTimeout)); err != nil {
-		return err
-	}
-	if r.MaxInFlight, err = parseCount(keyMaxInFlight, get(keyMaxInFlight)); err != nil {
-		return err
-	}
-	r.Transactional = strings.TrimSpace(get(keyTransactionalID)) != ""
 	explicit := p.given[keyIdempotence]
 	// Only settings the configuration gives can conflict: each client
 	// adjusts its own defaults (librdkafka's max.in.flight of 1000000
@@ -268,8 +325,14 @@ func (r *Resolved) resolveProducer(p layerProps, get func(string) string) error 
 	switch {
 	case p.given[keyAcks] && r.Acks != -1:
 		conflict = "acks=" + r.AcksName()
-	case p.given[keyRetries] && r.Retries == 0:
+	case p.given[keyRetries] && r.Retries == 0 && r.Client != FranzGo:
+		// kgo enforces RecordRetries on an idempotent producer only where
+		// it is safe, and starts with RecordRetries(0).
 		conflict = "retries=0"
+	case p.given[keyMaxInFlight] && r.Client == FranzGo && r.MaxInFlight != 1:
+		// kgo refuses any other value when idempotent ("invalid usage of
+		// MaxProduceRequestsInflightPerBroker with idempotency enabled").
+		conflict = fmt.Sprintf("MaxProduceRequestsInflightPerBroker=%d", r.MaxInFlight)
 	case p.given[keyMaxInFlight] && r.MaxInFlight > 5:
 		conflict = fmt.Sprintf("%s=%d", keyMaxInFlight, r.MaxInFlight)
 	}
@@ -297,8 +360,40 @@ func (r *Resolved) resolveProducer(p layerProps, get func(string) string) error 
 	if r.Transactional && !r.Idempotent {
 		return fmt.Errorf("a transactional.id needs enable.idempotence=true (KIP-98)")
 	}
+	if r.AllowCancel && r.Transactional {
+		return errors.New("AllowIdempotentProduceCancellation cannot be combined with a TransactionalID: franz-go refuses to start")
+	}
+	if r.Client == Java && r.Idempotent && !explicit {
+		r.note("enable.idempotence=true is the Java client's default from 3.0.1, 3.1.1 and 3.2.0; 3.0.0 and 3.1.0 leave it off (KAFKA-13598): set it to be sure")
+	}
 	if r.Idempotent && r.MaxInFlight > 5 {
 		r.MaxInFlight = 5
+	}
+	return nil
+}
+
+// checkDeliveryTimeout refuses the delivery timeouts each client refuses
+// to start with.
+func (r *Resolved) checkDeliveryTimeout(p layerProps) error {
+	dt := r.DeliveryTimeout
+	switch r.Client {
+	case FranzGo:
+		// kgo validates "record timeout ... is less than allowed 1s".
+		if dt > 0 && dt < 1000 {
+			return fmt.Errorf("RecordDeliveryTimeout %dms is below franz-go's minimum of 1s: franz-go refuses to start", dt)
+		}
+	case Java:
+		// KIP-91: a delivery.timeout.ms set below linger.ms +
+		// request.timeout.ms is a ConfigException (KAFKA-7705).
+		if p.given[keyDeliveryTimeout] && dt < r.Linger+r.RequestTimeout {
+			return fmt.Errorf("delivery.timeout.ms=%d is below linger.ms + request.timeout.ms (%d): the Java client refuses to start (KIP-91)", dt, r.Linger+r.RequestTimeout)
+		}
+	case Librdkafka:
+		// "`message.timeout.ms` must be greater than `linger.ms`"; 0 is
+		// no timeout.
+		if dt > 0 && dt <= r.Linger {
+			return fmt.Errorf("message.timeout.ms=%d must be greater than linger.ms=%d: librdkafka refuses to start", dt, r.Linger)
+		}
 	}
 	return nil
 }
@@ -340,19 +435,39 @@ func (r *Resolved) resolveConsumer(p layerProps, get func(string) string) error 
 			return err
 		}
 	}
-	stored := true // auto-commit commits what the client fetched
-	switch {
-	case r.Client == Librdkafka:
+	// stored: auto-commit commits what the client handed over; the
+	// Java client and franz-go by default commit what earlier polls
+	// returned instead (franz-go: offsets become committable at the next
+	// poll, which is what makes its default at-least-once).
+	stored := true
+	switch r.Client {
+	case Java:
+		stored = false
+	case Librdkafka:
 		if stored, err = parseBool(keyAutoOffsetStore, get(keyAutoOffsetStore)); err != nil {
 			return err
 		}
-	case r.Client == FranzGo && p.v[keyAutoCommitMarks] != "":
-		marks, err := parseBool(keyAutoCommitMarks, p.v[keyAutoCommitMarks])
+	case FranzGo:
+		greedy, err := parseBool(keyGreedyAutoCommit, get(keyGreedyAutoCommit))
 		if err != nil {
 			return err
 		}
-		stored = !marks
+		stored = greedy
+		if v := p.v[keyAutoCommitMarks]; v != "" {
+			marks, err := parseBool(keyAutoCommitMarks, v)
+			if err != nil {
+				return err
+			}
+			// Marks commit only what the application marked processed.
+			stored = stored && !marks
+		}
 	}
+	// autoHandsOver: auto-commit runs and commits what it commits without
+	// regard to processing (librdkafka's stored offsets, a greedy kgo);
+	// with enable.auto.offset.store=false or AutoCommitMarks it commits
+	// what the application stored or marked, so weir.commit decides.
+	autoHandsOver := r.AutoCommit && (stored || r.Client == Java || r.Client == FranzGo && p.v[keyAutoCommitMarks] == "")
+	r.AutoCommitsUnprocessed = r.AutoCommit && stored
 	commitGiven := p.v[keyCommit] != ""
 	var commit Commit
 	if commitGiven {
@@ -365,10 +480,22 @@ func (r *Resolved) resolveConsumer(p layerProps, get func(string) string) error 
 		return fmt.Errorf("weir.commit=transaction needs enable.auto.commit=false: offsets go in the producer's transaction")
 	case commit == CommitInTransaction && !r.Transactional:
 		return fmt.Errorf("weir.commit=transaction needs a transactional producer (transactional.id)")
-	case r.AutoCommit && stored:
+	case autoHandsOver && commit == CommitBefore:
+		// Auto-commit does not stop the application committing too: a
+		// commit before processing (Java's commitSync() after poll(),
+		// librdkafka's commit(), kgo's CommitRecords) commits past what
+		// is not yet processed, whatever the timer does.
+		r.Commit = CommitBefore
+		r.AutoCommitsUnprocessed = false
+		r.note("enable.auto.commit=true commits on its timer as well; the commits before processing decide what a crash skips")
+	case autoHandsOver:
 		r.Commit = CommitAuto
 		if commitGiven && commit != CommitAuto {
-			r.note("weir.commit=%s has no effect: enable.auto.commit=true commits what was fetched, processed or not", commit)
+			if r.AutoCommitsUnprocessed {
+				r.note("weir.commit=%s does not help: enable.auto.commit=true also commits what was handed over, processed or not", commit)
+			} else {
+				r.note("weir.commit=%s: auto-commit commits what earlier polls returned, as committing after processing does", commit)
+			}
 		}
 	case commitGiven && commit != CommitAuto:
 		r.Commit = commit

@@ -143,6 +143,7 @@ func Explain(in Input) (*Explanation, error) {
 				continue
 			}
 			for _, s := range rule.Fix(&r.Config) {
+				s = spell(in.Client, s)
 				if slices.ContainsFunc(ex.Changes, func(c Change) bool { return c.Setting == s }) {
 					continue
 				}
@@ -184,8 +185,12 @@ func (in Input) with(s Setting) Input {
 	if *target == nil {
 		*target = map[string]string{}
 	}
+	key := s.Key
+	if a, ok := canonical(in.Client, s.Key); ok {
+		key = a.key
+	}
 	for k := range *target {
-		if a, ok := canonical(in.Client, k); ok && a.key == s.Key {
+		if a, ok := canonical(in.Client, k); ok && a.key == key {
 			delete(*target, k)
 		}
 	}

@@ -109,9 +109,12 @@ var classifications = []struct {
 		want: AtLeastOnce, weakest: []Layer{Consumer}, failures: []string{"commit-after-redelivers"},
 	},
 	{
+		// The dedup store skips the rewritten copy of an aborted record,
+		// not the aborted record itself (KIP-98: read_uncommitted returns
+		// records of aborted transactions).
 		name: "transactional producer, read_uncommitted consumer with a dedup store", client: Java,
 		producer: "transactional.id=t1", consumer: "enable.auto.commit=false weir.dedup=true isolation.level=read_uncommitted", topic: safeTopic,
-		want: ExactlyOnce,
+		want: AtLeastOnce, weakest: []Layer{Consumer}, failures: []string{"read-uncommitted"},
 	},
 	{
 		name: "transactional producer, read_uncommitted consumer committing before processing", client: Java,
@@ -119,9 +122,31 @@ var classifications = []struct {
 		want: None, weakest: []Layer{Consumer}, failures: []string{"commit-before-processing", "read-uncommitted"},
 	},
 	{
-		name: "franz-go defaults: auto-commit on a timer", client: FranzGo,
-		topic: safeTopic, want: None, weakest: []Layer{Consumer},
+		// kgo's default auto-commit commits what earlier polls returned
+		// (consumer_group.go: the one-poll lag makes it at-least-once).
+		name: "franz-go defaults: auto-commit of earlier polls", client: FranzGo,
+		topic: safeTopic, want: AtLeastOnce, weakest: []Layer{Consumer},
+		failures: []string{"auto-commit-redelivers"},
+	},
+	{
+		name: "franz-go GreedyAutoCommit commits what was polled, processed or not", client: FranzGo,
+		consumer: "GreedyAutoCommit=true", topic: safeTopic, want: None, weakest: []Layer{Consumer},
 		failures: []string{"auto-commit-skips", "auto-commit-redelivers"},
+	},
+	{
+		name: "Java auto-commit with commits of its own before processing", client: Java,
+		consumer: "enable.auto.commit=true weir.commit=before-processing", topic: safeTopic,
+		want: AtMostOnce, weakest: []Layer{Consumer}, failures: []string{"commit-before-processing"},
+	},
+	{
+		name: "librdkafka message.timeout.ms shorter than one retry", client: Librdkafka,
+		producer: "enable.idempotence=true message.timeout.ms=1000", consumer: "enable.auto.commit=false weir.dedup=true", topic: safeTopic,
+		want: AtMostOnce, weakest: []Layer{Producer}, failures: []string{"delivery-timeout-no-retry"},
+	},
+	{
+		name: "franz-go AllowIdempotentProduceCancellation gives up duplicate avoidance", client: FranzGo,
+		producer: "AllowIdempotentProduceCancellation=true", consumer: "DisableAutoCommit=true", topic: safeTopic,
+		want: AtLeastOnce, weakest: []Layer{Producer, Consumer}, failures: []string{"idempotent-cancellation", "commit-after-redelivers"},
 	},
 	{
 		name: "franz-go leader acks without idempotence, process then commit", client: FranzGo,
@@ -308,7 +333,10 @@ func TestExplainRefusesWhatTheClientRefuses(t *testing.T) {
 		{Java, "", "enable.auto.commit=false weir.commit=transaction", "", "needs a transactional producer"},
 		{Java, "transactional.id=t", "weir.commit=transaction", "", "needs enable.auto.commit=false"},
 		{Java, "", "weir.commit=sometimes", "", "invalid weir.commit"},
-		{Java, "", "acks=all", "", "acks is a producer setting"},
+		{Java, "", "", "acks=all", "acks is a producer setting"},
+		{Librdkafka, "enable.idempotance=true", "", "", "no such configuration property enable.idempotance"},
+		{Librdkafka, "message.timeout.ms=5", "", "", "must be greater than linger.ms"},
+		{FranzGo, "TransactionalID=t AllowIdempotentProduceCancellation=true", "", "", "cannot be combined with a TransactionalID"},
 		{Java, "", "", "replication.factor=0", "invalid replication.factor"},
 		{Java, "", "", "retention.ms=1", "unknown setting retention.ms"},
 		{Librdkafka, "acks=1 request.required.acks=all", "", "", "both set acks"},
@@ -364,7 +392,7 @@ func TestVerifyPlansTheLabScenariosOfExactlyTheseSettings(t *testing.T) {
 			Librdkafka, "acks=all", "enable.auto.commit=false weir.commit=after-processing", safeTopic,
 			[]string{
 				"producer / acks=all / lost acks", "producer / acks=all / connection drops", "producer / acks=all / broker killed",
-				"cluster / acks=all min.insync=2 unclean=off / leader killed", "cluster / acks=all min.insync=2 unclean=off / followers lag, leader killed",
+				"cluster / acks=all min.insync=2 unclean=off / leader killed", "cluster / acks=all min.insync=2 unclean=off / followers lag then leader killed",
 				"consumer / process then commit / consumer killed mid-batch",
 			}, nil,
 		},
@@ -372,7 +400,7 @@ func TestVerifyPlansTheLabScenariosOfExactlyTheseSettings(t *testing.T) {
 			Java, "acks=1", "", "replication.factor=3 min.insync.replicas=2 unclean.leader.election.enable=true",
 			[]string{
 				"producer / acks=1 / lost acks", "producer / acks=1 / connection drops", "producer / acks=1 / broker killed",
-				"cluster / acks=1 min.insync=1 unclean=on / followers lag, leader killed",
+				"cluster / acks=1 min.insync=1 unclean=on / followers lag then leader killed",
 			}, []Layer{Consumer},
 		},
 		{
@@ -406,5 +434,47 @@ func TestVerifyPlansTheLabScenariosOfExactlyTheseSettings(t *testing.T) {
 		if !slices.Equal(got, tc.want) || !slices.Equal(layers, tc.skipped) {
 			t.Errorf("%v %q %q %q:\n got %q, skipped %v\nwant %q, skipped %v", tc.client, tc.producer, tc.consumer, tc.topic, got, layers, tc.want, tc.skipped)
 		}
+	}
+}
+
+// One client.properties is often given to both clients, which start
+// with it: the other client's settings are listed as ignored, not
+// refused and not applied.
+func TestSettingsOfTheOtherClientAreIgnoredAsTheClientsDo(t *testing.T) {
+	shared := props("acks=1 enable.auto.commit=true isolation.level=read_committed")
+	r, err := Resolve(Input{Client: Java, Producer: shared, Consumer: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Acks != 1 || !r.AutoCommit || !r.ReadCommitted {
+		t.Errorf("acks %d auto-commit %v read_committed %v, want each taken by its own layer", r.Acks, r.AutoCommit, r.ReadCommitted)
+	}
+	for _, want := range []string{"producer enable.auto.commit (a consumer setting)", "consumer acks (a producer setting)"} {
+		if !slices.Contains(r.Ignored, want) {
+			t.Errorf("ignored %q, want it to list %q", r.Ignored, want)
+		}
+	}
+}
+
+// franz-go users change kgo options: the changes are spelled as options
+// and read back by Explain to the same settings.
+func TestChangesForFranzGoAreKgoOptionsThatReachTheTarget(t *testing.T) {
+	ex, err := Explain(Input{Client: FranzGo, Producer: props("RequiredAcks=LeaderAck DisableIdempotentWrite=true MaxProduceRequestsInflightPerBroker=10"), Consumer: props("GreedyAutoCommit=true"), Topic: props(safeTopic)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range ex.Changes {
+		got = append(got, c.String())
+	}
+	if want := []string{"RequiredAcks=AllISRAcks", "GreedyAutoCommit=false"}; !slices.Equal(got, want) {
+		t.Errorf("changes %v, want %v", got, want)
+	}
+	after, err := Explain(ex.Improved)
+	if err != nil || after.Guarantee != AtLeastOnce {
+		t.Fatalf("after %v: %v %v, want at-least-once", got, after, err)
+	}
+	if len(after.Changes) == 0 || after.Changes[0].String() != "DisableIdempotentWrite=false" {
+		t.Errorf("towards exactly-once: %v, want DisableIdempotentWrite=false first", after.Changes)
 	}
 }

@@ -107,11 +107,45 @@ func set(l Layer, kv ...string) []Setting {
 
 // autoCommitLoses reports whether the client's auto-commit commits
 // records before they are processed: librdkafka (with
-// enable.auto.offset.store=true) and franz-go commit what was handed to
-// the application on a timer. Java's commits, inside poll(), the
-// positions of what the previous poll() returned, which the application
-// has processed if it processes in the poll loop.
-func autoCommitLoses(c *Config) bool { return c.Commit == CommitAuto && c.Client != Java }
+// enable.auto.offset.store=true) and franz-go's GreedyAutoCommit commit
+// what was handed to the application. Java's commits, inside poll(), the
+// positions of what the previous poll() returned, and franz-go's default
+// what earlier polls returned: both processed, if the application
+// processes in the poll loop.
+func autoCommitLoses(c *Config) bool { return c.Commit == CommitAuto && c.AutoCommitsUnprocessed }
+
+// Lab rows and faults the rules name (internal/lab scenarios.go and
+// cluster_scenarios.go); TestEveryRuleNamesItsSourceAndARunnableLabScenario
+// checks them against the lab's plan.
+const (
+	faultLeaderKilled   = "leader killed"
+	faultFollowersLag   = "followers lag then leader killed"
+	labAutoCommit       = "consumer / auto-commit / consumer killed mid-batch"
+	labGreedyAutoCommit = "consumer / greedy auto-commit / consumer killed mid-batch"
+	labWorkerKilledTxn  = "end to end / consume-transform-produce / worker killed mid-transaction"
+)
+
+// autoCommitLab is the lab row whose worker commits as c's client does,
+// or "" where none does (Java's commit inside poll()).
+func autoCommitLab(c *Config) string {
+	switch {
+	case c.AutoCommitsUnprocessed:
+		return labGreedyAutoCommit
+	case c.Client == FranzGo:
+		return labAutoCommit
+	}
+	return ""
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // Rules is every way a configuration loses or duplicates records: the one
 // table Explain and the tests read.
@@ -133,13 +167,16 @@ var Rules = []Rule{
 		Applies: func(c *Config) bool { return c.Acks == 1 },
 		Failure: "acks=1: the leader answers once the record is in its own log, before any follower has copied it; if the leader dies then, a replica without the record becomes leader and the acknowledged record is lost",
 		Lab: func(c *Config) []string {
-			// The lab runs unclean election only where it can act: when
-			// the followers fell behind.
-			fault := "leader killed"
+			// Only a cluster can show it: on the lab's single broker
+			// acks=1 waits for what acks=all waits for, the leader's own
+			// log, which a killed broker keeps. The lab runs unclean
+			// election only where it can act: when the followers fell
+			// behind.
+			fault := faultLeaderKilled
 			if c.UncleanElection {
-				fault = "followers lag, leader killed"
+				fault = faultFollowersLag
 			}
-			return append([]string{producerScenario(c, "broker killed")}, clusterScenarios(c, fault)...)
+			return clusterScenarios(c, fault)
 		},
 		Fix:    func(*Config) []Setting { return set(Producer, keyAcks, "all") },
 		Source: "Kafka producer configuration: acks",
@@ -154,6 +191,17 @@ var Rules = []Rule{
 		Source:  "Kafka producer configuration: retries; KIP-91",
 	},
 	{
+		ID: "delivery-timeout-no-retry", Layer: Producer, Harm: Loss,
+		Cause:   "delivery.timeout.ms too short for one retry",
+		Applies: func(c *Config) bool { return c.Acks != 0 && c.Retries > 0 && c.NoRetryInTime() },
+		Failure: "delivery.timeout.ms is shorter than one retry takes (request.timeout.ms + retry.backoff.ms + linger.ms): the record's time runs out before it can be sent again, so a passing error fails it as retries=0 would; unless the application resends it, it is lost",
+		Lab:     func(*Config) []string { return nil },
+		Fix: func(c *Config) []Setting {
+			return set(Producer, keyDeliveryTimeout, defaults[c.Client][keyDeliveryTimeout])
+		},
+		Source: "KIP-91 (delivery.timeout.ms: at least request.timeout.ms + retry.backoff.ms + linger.ms for one retry)",
+	},
+	{
 		ID: "retry-duplicates", Layer: Producer, Harm: Duplicates,
 		Cause:   "enable.idempotence=false",
 		Applies: func(c *Config) bool { return c.Acks != 0 && c.Retries > 0 && !c.Idempotent },
@@ -162,13 +210,32 @@ var Rules = []Rule{
 			return []string{producerScenario(c, "lost acks"), producerScenario(c, "connection drops")}
 		},
 		Fix: func(c *Config) []Setting {
+			var out []Setting
 			if c.Acks != -1 {
-				return set(Producer, keyAcks, "all", keyIdempotence, "true")
+				out = set(Producer, keyAcks, "all")
 			}
-			return set(Producer, keyIdempotence, "true")
+			out = append(out, set(Producer, keyIdempotence, "true")...)
+			// Each client refuses idempotence with more requests in
+			// flight than it can keep in order: five (KIP-98), one for kgo.
+			switch {
+			case c.Client == FranzGo && c.MaxInFlight != 1:
+				out = append(out, set(Producer, keyMaxInFlight, "1")...)
+			case c.MaxInFlight > 5:
+				out = append(out, set(Producer, keyMaxInFlight, "5")...)
+			}
+			return out
 		},
 		Cost:   costIdempotence,
 		Source: "KIP-98 (idempotent producer: producer id, epoch and per-partition sequence numbers)",
+	},
+	{
+		ID: "idempotent-cancellation", Layer: Producer, Harm: Duplicates,
+		Cause:   "AllowIdempotentProduceCancellation",
+		Applies: func(c *Config) bool { return c.Idempotent && c.AllowCancel },
+		Failure: "AllowIdempotentProduceCancellation lets a cancelled context, RecordDeliveryTimeout or RecordRetries fail records already sent: the broker may hold them, and a record the application produces again is stored twice, which idempotence no longer prevents",
+		Lab:     func(*Config) []string { return nil },
+		Fix:     func(*Config) []Setting { return set(Producer, keyAllowCancel, "false") },
+		Source:  "franz-go kgo documentation: AllowIdempotentProduceCancellation",
 	},
 	{
 		ID: "single-replica", Layer: Topic, Harm: Loss,
@@ -188,10 +255,11 @@ var Rules = []Rule{
 		Applies: func(c *Config) bool {
 			return c.ReplicationFactor > 1 && c.MinInsyncReplicas < 2 && c.Acks == -1
 		},
-		Failure: "min.insync.replicas=1: once the followers fall behind and leave the ISR, the leader acknowledges acks=all writes alone; if it then dies, a follower without those writes becomes leader and they are lost",
-		Lab: func(c *Config) []string {
-			return clusterScenarios(c, "followers lag, leader killed")
-		},
+		Failure: "min.insync.replicas=1: once the followers fall behind and leave the ISR, the leader acknowledges acks=all writes alone, and until the followers catch up those writes are on one broker: losing its disk loses them (with Kafka, which answers before the write reaches the disk, so does a power cut), as does electing a follower that lacks them to bring the partition back (unclean election)",
+		// The lab kills processes, not disks: with unclean election off
+		// the partition waits for the killed leader and its writes, and
+		// the lab's row loses nothing.
+		Lab: func(*Config) []string { return nil },
 		Fix: func(c *Config) []Setting {
 			if c.ReplicationFactor < 3 {
 				return set(Topic, keyReplicationFactor, "3", keyMinISR, "2")
@@ -206,7 +274,15 @@ var Rules = []Rule{
 		Applies: func(c *Config) bool { return c.ReplicationFactor > 1 && c.UncleanElection },
 		Failure: "unclean.leader.election.enable=true: when no in-sync replica is left, a replica that fell behind may become leader, and the acknowledged records it lacks are lost",
 		Lab: func(c *Config) []string {
-			return clusterScenarios(c, "followers lag, leader killed")
+			// The lab's row cuts both followers off: with acks=all and
+			// min.insync.replicas=2 the leader then refuses writes, and
+			// the follower elected lacks nothing acknowledged. Losing
+			// writes at min.insync=2 takes one follower behind and the
+			// leader and the other follower lost, which it does not run.
+			if c.Acks == -1 && c.MinInsyncReplicas >= 2 {
+				return nil
+			}
+			return clusterScenarios(c, faultFollowersLag)
 		},
 		Fix:    func(*Config) []Setting { return set(Topic, keyUnclean, "false") },
 		Source: "Kafka topic configuration: unclean.leader.election.enable",
@@ -216,23 +292,24 @@ var Rules = []Rule{
 		Cause:   "enable.auto.commit=true",
 		Applies: autoCommitLoses,
 		Failure: "enable.auto.commit=true commits, on a timer, the offsets of records handed to the application, processed or not: a consumer that dies after such a commit and before processing those records skips them",
-		Lab:     func(*Config) []string { return []string{"consumer / auto-commit / consumer killed mid-batch"} },
-		Fix: func(*Config) []Setting {
+		Lab:     func(*Config) []string { return []string{labGreedyAutoCommit} },
+		Fix: func(c *Config) []Setting {
+			if c.Client == FranzGo {
+				// franz-go's default auto-commit waits a poll.
+				return set(Consumer, keyGreedyAutoCommit, "false")
+			}
 			return set(Consumer, keyAutoCommit, "false", keyCommit, "after-processing")
 		},
-		Source: "librdkafka CONFIGURATION.md (enable.auto.offset.store); Kafka consumer configuration: enable.auto.commit",
+		Source: "librdkafka CONFIGURATION.md (enable.auto.offset.store); franz-go kgo documentation: GreedyAutoCommit; Kafka consumer configuration: enable.auto.commit",
 	},
 	{
 		ID: "auto-commit-redelivers", Layer: Consumer, Harm: Duplicates,
 		Cause:   "enable.auto.commit=true",
 		Applies: func(c *Config) bool { return c.Commit == CommitAuto && !c.Dedup },
 		Failure: "enable.auto.commit=true commits every few seconds (auto.commit.interval.ms): records processed since the last commit are delivered again to whoever takes the partition after a crash or a rebalance (the Java client's commit in poll() is at-least-once only if every record is processed before the next poll)",
-		Lab: func(c *Config) []string {
-			if c.Client == Java {
-				return nil // the lab's auto-commit is franz-go's timer, not poll()
-			}
-			return []string{"consumer / auto-commit / consumer killed mid-batch"}
-		},
+		// The lab's auto-commit workers are franz-go's timer, not the
+		// Java client's poll().
+		Lab:    func(c *Config) []string { return nonEmpty(autoCommitLab(c)) },
 		Fix:    func(*Config) []Setting { return set(Consumer, keyDedup, "true") },
 		Source: "Kafka consumer documentation (KafkaConsumer: offsets and consumer position)",
 	},
@@ -260,12 +337,16 @@ var Rules = []Rule{
 		ID: "read-uncommitted", Layer: Consumer, Harm: Duplicates,
 		Cause: "isolation.level=read_uncommitted",
 		Applies: func(c *Config) bool {
-			return c.Transactional && !c.ReadCommitted && !c.Dedup && c.Commit != CommitInTransaction
+			return c.Transactional && !c.ReadCommitted && c.Commit != CommitInTransaction
 		},
-		Failure: "isolation.level=read_uncommitted reads records of transactions that later abort: the producer writes them again in its next transaction, so they are processed twice",
-		Lab:     func(c *Config) []string { return []string{producerScenario(c, "connection drops")} },
-		Fix:     func(*Config) []Setting { return set(Consumer, keyIsolation, "read_committed") },
-		Source:  "KIP-98 (transactions; isolation.level)",
+		Failure: "isolation.level=read_uncommitted reads records of transactions that later abort: they were never written as far as Kafka is concerned, yet they are processed, and again when the producer writes them in its next transaction (a dedup store skips that second copy, not the record of an abandoned transaction)",
+		// The row's killed workers leave aborted transactions in the
+		// log ("log holds N aborted"): each record of them is one a
+		// read_uncommitted consumer receives; the row itself reads
+		// read_committed.
+		Lab:    func(*Config) []string { return []string{labWorkerKilledTxn} },
+		Fix:    func(*Config) []Setting { return set(Consumer, keyIsolation, "read_committed") },
+		Source: "KIP-98 (transactions; isolation.level)",
 	},
 	{
 		ID: "txn-offsets-uncommitted-input", Layer: Consumer, Harm: Duplicates,

@@ -36,7 +36,7 @@ type planned struct {
 // Faults run against each layer: those that make it lose or duplicate.
 var (
 	producerFaults = []string{"lost acks", "connection drops", "broker killed"}
-	clusterFaults  = []string{"leader killed", "followers lag, leader killed"}
+	clusterFaults  = []string{faultLeaderKilled, faultFollowersLag}
 )
 
 // VerifyPlan lists the lab scenarios that run ex's settings, and the
@@ -62,9 +62,14 @@ func plan(ex *Explanation) ([]planned, []Skipped) {
 
 	// Producer layer: the lab's single durable broker, so only what the
 	// producer settings do shows.
-	if c.Acks != 0 && c.Retries == 0 {
+	switch {
+	case c.Acks != 0 && c.Retries == 0:
 		skipped = append(skipped, Skipped{Producer, "the lab's producers retry; retries=0 is not reproduced"})
-	} else {
+	case c.Acks != 0 && c.NoRetryInTime():
+		skipped = append(skipped, Skipped{Producer, fmt.Sprintf("the lab's producers have no delivery timeout; delivery.timeout.ms=%d is not reproduced", c.DeliveryTimeout)})
+	case c.AllowCancel:
+		skipped = append(skipped, Skipped{Producer, "the lab's idempotent producer does not cancel records in flight; AllowIdempotentProduceCancellation is not reproduced"})
+	default:
 		g := ex.layer(Producer).Guarantee
 		for _, f := range producerFaults {
 			add(planned{scenario: producerScenario(c, f), layer: Producer, predicted: g})
@@ -95,10 +100,13 @@ func plan(ex *Explanation) ([]planned, []Skipped) {
 	// Consumer layer: the lab's workers, killed mid-batch.
 	g := ex.layer(Consumer).Guarantee
 	switch {
-	case c.Commit == CommitAuto && c.Client == Java:
+	case c.Commit == CommitAuto && autoCommitLab(c) == "":
 		skipped = append(skipped, Skipped{Consumer, "the Java client's auto-commit in poll() is not reproduced (the lab's auto-commit is franz-go's timer)"})
 	case c.Commit == CommitAuto && !c.Dedup:
-		add(planned{scenario: "consumer / auto-commit / consumer killed mid-batch", layer: Consumer, predicted: g})
+		// The row whose worker commits as this client does: franz-go's
+		// default waits a poll; librdkafka's stored offsets and a greedy
+		// kgo commit what was handed over.
+		add(planned{scenario: autoCommitLab(c), layer: Consumer, predicted: g})
 	case c.Commit == CommitBefore && !c.Dedup:
 		add(planned{scenario: "consumer / commit before processing / consumer killed mid-batch", layer: Consumer, predicted: g})
 	case c.Commit == CommitAfter && !c.Dedup:
