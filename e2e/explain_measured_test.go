@@ -201,6 +201,11 @@ func TestAcksOneRuleNamesASingleBrokerScenarioThatCannotShowTheLoss(t *testing.T
 			scenarios = r.Lab(&ex.Config.Config)
 		}
 	}
+	if len(scenarios) == 0 {
+		// A rule may instead say that no lab row shows its failure.
+		requireNotShownByTheLab(t, "producer, loss: acks=1", "--client", "librdkafka", "--producer-set", "acks=1", "--assume", "replication.factor=1")
+		return
+	}
 	if len(scenarios) != 1 || !strings.HasPrefix(scenarios[0], "producer / ") {
 		t.Fatalf("premise: acks-1 names %v on a one-replica topic", scenarios)
 	}

@@ -106,7 +106,7 @@ func writeExplanation(w io.Writer, ex *explain.Explanation, topic, topicFrom str
 		// One line per failure removed, with the settings that remove it.
 		for i := 0; i < len(ex.Changes); {
 			ch := ex.Changes[i]
-			var sets []string
+			var sets, kgo []string
 			for ; i < len(ex.Changes) && ex.Changes[i].Because == ch.Because && ex.Changes[i].Layer == ch.Layer; i++ {
 				if s := ex.Changes[i].Setting; s.Layer == explain.Topic && s.Key == "replication.factor" {
 					// Not a topic config (Kafka refuses to alter it):
@@ -116,6 +116,9 @@ func writeExplanation(w io.Writer, ex *explain.Explanation, topic, topicFrom str
 					continue
 				}
 				sets = append(sets, ex.Changes[i].Setting.String())
+				if k := explain.KgoOption(ex.Changes[i].Setting); k != "" {
+					kgo = append(kgo, k)
+				}
 			}
 			if len(sets) > 0 {
 				where := ""
@@ -123,6 +126,11 @@ func writeExplanation(w io.Writer, ex *explain.Explanation, topic, topicFrom str
 					where = " on the topic"
 				}
 				fmt.Fprintf(w, "  - %s: set %s%s (against: %s)\n", ch.Layer, strings.Join(sets, ", "), where, ch.Because.Cause)
+			}
+			if c.Client == explain.FranzGo {
+				for _, k := range kgo {
+					fmt.Fprintf(w, "      kgo: %s\n", k)
+				}
 			}
 			if ch.Because.Cost != "" {
 				fmt.Fprintf(w, "      cost: %s\n", ch.Because.Cost)

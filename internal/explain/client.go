@@ -287,3 +287,29 @@ func spell(c Client, s Setting) Setting {
 	}
 	return s
 }
+
+// KgoOption says how a franz-go user makes change s: the kgo option to
+// add, or to leave out where the setting is kgo's default.
+func KgoOption(s Setting) string {
+	switch s.Key {
+	case "RequiredAcks", "FetchIsolationLevel":
+		return fmt.Sprintf("kgo.%s(kgo.%s())", s.Key, s.Value)
+	case "RecordRetries", "MaxProduceRequestsInflightPerBroker":
+		if s.Key == "MaxProduceRequestsInflightPerBroker" && s.Value == "1" {
+			return "leave out kgo.MaxProduceRequestsInflightPerBroker (1 is its default)"
+		}
+		return fmt.Sprintf("kgo.%s(%s)", s.Key, s.Value)
+	case "RecordDeliveryTimeout", "ProducerLinger", "ProduceRequestTimeout", "TransactionalID":
+		if s.Key == "RecordDeliveryTimeout" && s.Value == "0s" {
+			return "leave out kgo.RecordDeliveryTimeout (no timeout is its default)"
+		}
+		return fmt.Sprintf("kgo.%s(%q)", s.Key, s.Value)
+	}
+	if _, ok := aliases[FranzGo][s.Key]; !ok {
+		return ""
+	}
+	if s.Value == "true" {
+		return fmt.Sprintf("kgo.%s()", s.Key)
+	}
+	return fmt.Sprintf("leave out kgo.%s()", s.Key)
+}

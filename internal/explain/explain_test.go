@@ -470,6 +470,13 @@ func TestChangesForFranzGoAreKgoOptionsThatReachTheTarget(t *testing.T) {
 	if want := []string{"RequiredAcks=AllISRAcks", "GreedyAutoCommit=false"}; !slices.Equal(got, want) {
 		t.Errorf("changes %v, want %v", got, want)
 	}
+	var opts []string
+	for _, c := range ex.Changes {
+		opts = append(opts, KgoOption(c.Setting))
+	}
+	if want := []string{"kgo.RequiredAcks(kgo.AllISRAcks())", "leave out kgo.GreedyAutoCommit()"}; !slices.Equal(opts, want) {
+		t.Errorf("kgo options %q, want %q", opts, want)
+	}
 	after, err := Explain(ex.Improved)
 	if err != nil || after.Guarantee != AtLeastOnce {
 		t.Fatalf("after %v: %v %v, want at-least-once", got, after, err)
