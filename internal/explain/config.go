@@ -137,7 +137,7 @@ func normalize(c Client, layer Layer, in map[string]string) (layerProps, []strin
 		raw := strings.TrimSpace(in[k])
 		a, ok := canonical(c, k)
 		if !ok {
-			if _, known := librdkafkaProperties[k]; c == Librdkafka && !known && layer != Topic {
+			if c == Librdkafka && !librdkafkaKnows(k) && layer != Topic {
 				return p, nil, fmt.Errorf("no such configuration property %s: librdkafka refuses to start with it", k)
 			}
 			ignored = append(ignored, k)
@@ -172,6 +172,17 @@ func normalize(c Client, layer Layer, in map[string]string) (layerProps, []strin
 		p.v[a.key], p.given[a.key] = v, true
 	}
 	return p, ignored, nil
+}
+
+// librdkafkaKnows reports whether a librdkafka-based client accepts the
+// property name k: librdkafka's own, or one of the settings the Go and
+// .NET wrappers read themselves (go.delivery.reports,
+// dotnet.producer.enable.delivery.reports) before handing the rest on.
+func librdkafkaKnows(k string) bool {
+	if _, ok := librdkafkaProperties[k]; ok {
+		return true
+	}
+	return strings.HasPrefix(k, "go.") || strings.HasPrefix(k, "dotnet.")
 }
 
 func parseBool(key, s string) (bool, error) {
@@ -462,11 +473,11 @@ func (r *Resolved) resolveConsumer(p layerProps, get func(string) string) error 
 			stored = stored && !marks
 		}
 	}
-	// autoHandsOver: auto-commit runs and commits what it commits without
-	// regard to processing (librdkafka's stored offsets, a greedy kgo);
-	// with enable.auto.offset.store=false or AutoCommitMarks it commits
-	// what the application stored or marked, so weir.commit decides.
-	autoHandsOver := r.AutoCommit && (stored || r.Client == Java || r.Client == FranzGo && p.v[keyAutoCommitMarks] == "")
+	// timerDecides: the auto-commit timer decides what is committed.
+	// With librdkafka's enable.auto.offset.store=false or kgo's
+	// AutoCommitMarks it commits only what the application stored or
+	// marked, so weir.commit says when that is.
+	timerDecides := r.AutoCommit && (stored || r.Client == Java || r.Client == FranzGo && p.v[keyAutoCommitMarks] == "")
 	r.AutoCommitsUnprocessed = r.AutoCommit && stored
 	commitGiven := p.v[keyCommit] != ""
 	var commit Commit
@@ -480,7 +491,7 @@ func (r *Resolved) resolveConsumer(p layerProps, get func(string) string) error 
 		return fmt.Errorf("weir.commit=transaction needs enable.auto.commit=false: offsets go in the producer's transaction")
 	case commit == CommitInTransaction && !r.Transactional:
 		return fmt.Errorf("weir.commit=transaction needs a transactional producer (transactional.id)")
-	case autoHandsOver && commit == CommitBefore:
+	case timerDecides && commit == CommitBefore:
 		// Auto-commit does not stop the application committing too: a
 		// commit before processing (Java's commitSync() after poll(),
 		// librdkafka's commit(), kgo's CommitRecords) commits past what
@@ -488,7 +499,7 @@ func (r *Resolved) resolveConsumer(p layerProps, get func(string) string) error 
 		r.Commit = CommitBefore
 		r.AutoCommitsUnprocessed = false
 		r.note("enable.auto.commit=true commits on its timer as well; the commits before processing decide what a crash skips")
-	case autoHandsOver:
+	case timerDecides:
 		r.Commit = CommitAuto
 		if commitGiven && commit != CommitAuto {
 			if r.AutoCommitsUnprocessed {
