@@ -417,6 +417,23 @@ func TestVerifyPlansTheLabScenariosOfExactlyTheseSettings(t *testing.T) {
 			[]Layer{Topic, Consumer},
 		},
 		{
+			// librdkafka's auto-commit commits what consume() handed
+			// over: the greedy worker's, not kgo's default.
+			Librdkafka, "", "", "replication.factor=1",
+			[]string{"producer / acks=all / lost acks", "producer / acks=all / connection drops", "producer / acks=all / broker killed", "consumer / greedy auto-commit / consumer killed mid-batch"},
+			[]Layer{Topic},
+		},
+		{
+			FranzGo, "", "", "replication.factor=1",
+			[]string{"producer / acks=all idempotent / lost acks", "producer / acks=all idempotent / connection drops", "producer / acks=all idempotent / broker killed", "consumer / auto-commit / consumer killed mid-batch"},
+			[]Layer{Topic},
+		},
+		{
+			Librdkafka, "enable.idempotence=true message.timeout.ms=1000", "enable.auto.commit=false", "replication.factor=1",
+			[]string{"consumer / process then commit / consumer killed mid-batch"},
+			[]Layer{Producer, Topic},
+		},
+		{
 			Java, "retries=0", "enable.auto.commit=false weir.commit=before-processing", "replication.factor=1",
 			[]string{"consumer / commit before processing / consumer killed mid-batch"},
 			[]Layer{Producer, Topic},
