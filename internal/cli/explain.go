@@ -127,7 +127,11 @@ func runExplain(cmd *cobra.Command, conn *connFlags, fl *explainFlags) error {
 		if err != nil {
 			return err
 		}
-		if err := readTopicSettings(contextOf(cmd), seeds, fl.topic, in.Topic); err != nil {
+		sec, err := conn.securityOpts()
+		if err != nil {
+			return err
+		}
+		if err := readTopicSettings(contextOf(cmd), append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, sec...), fl.topic, in.Topic); err != nil {
 			return err
 		}
 		topicFrom = fmt.Sprintf("topic %s on %s", fl.topic, strings.Join(seeds, ","))
@@ -212,8 +216,8 @@ func parsePairs(flag string, kvs []string, m map[string]string) error {
 
 // readTopicSettings reads the topic's replication factor (its smallest
 // partition's replica count), min.insync.replicas and unclean election.
-func readTopicSettings(ctx context.Context, seeds []string, topic string, into map[string]string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequestRetries(2))
+func readTopicSettings(ctx context.Context, base []kgo.Opt, topic string, into map[string]string) error {
+	cl, err := kgo.NewClient(append(base, kgo.RequestRetries(2))...)
 	if err != nil {
 		return fmt.Errorf("--topic: %w", err)
 	}
