@@ -19,6 +19,7 @@ import (
 func newServeCommand() *cobra.Command {
 	var (
 		listen, dataDir, propsFile, logLevel, faultSpec string
+		adminListen                                     string
 		controllerListen, voters                        string
 		sets                                            []string
 		faultSeed                                       int64
@@ -109,7 +110,16 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 			if _, err := settings.Listeners(); err != nil {
 				return err
 			}
-			b, err := weir.Start(ctx, weir.Config{DataDir: settings.Get("log.dirs"), Broker: settings, Logger: logger, Faults: inj})
+			wc := weir.Config{DataDir: settings.Get("log.dirs"), Broker: settings, Logger: logger, Faults: inj}
+			switch {
+			case cmd.Flags().Changed("admin-listen"):
+				wc.AdminListen = adminListen
+			case !settings.IsSet("admin.listeners"):
+				// The default address: a second broker on this machine
+				// finds it taken and starts without metrics.
+				wc.AdminListen, wc.AdminBestEffort = adminListen, true
+			}
+			b, err := weir.Start(ctx, wc)
 			if err != nil {
 				return err
 			}
@@ -129,6 +139,7 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "host:port, or NAME://host:port,... with NAME in listener.security.protocol.map (listeners)")
 	cmd.Flags().StringVar(&dataDir, "data", "./weir-data", "data directory (log.dirs)")
+	cmd.Flags().StringVar(&adminListen, "admin-listen", "127.0.0.1:9644", "host:port of the admin listener: /metrics, /healthz, /readyz, /debug/pprof/ (admin.listeners)")
 	cmd.Flags().Int32Var(&nodeID, "node-id", 1, "this node's id (node.id)")
 	cmd.Flags().StringVar(&controllerListen, "controller-listen", "", "host:port the metadata quorum listens on (controller.listeners)")
 	cmd.Flags().StringVar(&voters, "voters", "", "the metadata quorum as id@host:port,... (controller.quorum.voters)")

@@ -60,6 +60,8 @@ var brokerDefs = []Def{
 	{Name: "ssl.truststore.location", Type: String, Default: "", Doc: "A PEM file of CA certificates that client certificates (and, between nodes, server certificates) must chain to; the system's roots when empty."},
 	{Name: "ssl.client.auth", Type: String, Default: "none", Doc: "Whether TLS listeners ask clients for a certificate: none, requested or required (mutual TLS).", Valid: oneOf("none", "requested", "required")},
 	{Name: "ssl.principal.mapping.rules", Type: String, Default: "DEFAULT", Doc: "How a client certificate's subject becomes a principal name: RULE:pattern/replacement/[LU],...,DEFAULT.", Valid: func(v string) error { _, err := ParsePrincipalRules(v); return err }},
+	{Name: "admin.listeners", Type: String, Default: "", Doc: "host:port of the admin listener (Prometheus /metrics, /healthz, /readyz, /debug/pprof/); weir serve's --admin-listen, 127.0.0.1:9644 by default."},
+	{Name: "metrics.partition.enable", Type: Boolean, Default: "true", Doc: "Weir's own: whether /metrics has a series per led partition (offsets, producers); off for clusters of many partitions."},
 	{Name: "quota.window.num", Type: Int, Default: "11", Doc: "Samples a client's byte rate is measured over, for its quotas.", Valid: atLeast(2)},
 	{Name: "quota.window.size.seconds", Type: Int, Default: "1", Doc: "Length of each quota sample.", Valid: atLeast(1)},
 	{Name: "authorizer.class.name", Type: String, Default: "", Doc: "Turns ACL enforcement on with Kafka's org.apache.kafka.metadata.authorizer.StandardAuthorizer (ACLs in the metadata log); empty: every client may do everything.", Valid: checkAuthorizer},

@@ -154,6 +154,9 @@ func (s *Server) handleSASL(c *Conn, req kmsg.Request) Reply {
 			msg := fmt.Sprintf("Authentication failed with SASL mechanism %s: %v", c.sasl.mechanism, publicReason(err))
 			resp.ErrorMessage = &msg
 			s.authFailures.note(s, c, err)
+			if s.observer != nil {
+				s.observer.AuthenticationFailed()
+			}
 			delay := s.authFailures.pace(hostOf(c.Remote), s.listener.Auth.FailureDelay, time.Now())
 			return func() (kmsg.Response, error) {
 				time.Sleep(delay)

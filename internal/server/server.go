@@ -78,6 +78,10 @@ type Conn struct {
 
 	sasl saslState // read and written by the connection's reader only, but authed
 
+	// followerFetch marks the request just dispatched as a follower's
+	// fetch, for the observer (set and read by the reader only).
+	followerFetch bool
+
 	// muteUntil (Unix nanoseconds) holds back the connection's next
 	// request while a quota throttles it (Mute).
 	muteUntil atomic.Int64
@@ -119,6 +123,9 @@ type Listener struct {
 	SASL SASL
 	// Auth bounds the SASL exchange.
 	Auth SASLSettings
+	// Observer, when set, is told of requests, connections and failed
+	// authentications (metrics).
+	Observer Observer
 }
 
 // Server accepts Kafka connections on one listener.
@@ -138,6 +145,7 @@ type Server struct {
 	faults   *faults.Injector
 	listener Listener
 	rejects  *rejectLog
+	observer Observer // nil: none
 	// authFailures rate-limits the log lines of failed authentications.
 	authFailures authFailureLog
 }
@@ -157,7 +165,7 @@ func NewListener(ln net.Listener, l Listener, h Handler, limits Limits, logger *
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		ln: ln, h: h, limits: limits, logger: logger, listener: l,
+		ln: ln, h: h, limits: limits, logger: logger, listener: l, observer: l.Observer,
 		slots: make(chan struct{}, limits.MaxConnections),
 		ctx:   ctx, cancel: cancel,
 		conns:    make(map[net.Conn]struct{}),
@@ -216,6 +224,9 @@ func (s *Server) accept() {
 			return
 		}
 		s.conns[nc] = struct{}{}
+		if s.observer != nil {
+			s.observer.Connections(1)
+		}
 		s.mu.Unlock()
 		s.wg.Add(1)
 		go s.serve(nc)
@@ -227,6 +238,9 @@ func (s *Server) serve(nc net.Conn) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, nc)
+		if s.observer != nil {
+			s.observer.Connections(-1)
+		}
 		s.mu.Unlock()
 		nc.Close()
 		<-s.slots
@@ -273,6 +287,11 @@ type pending struct {
 	key           int16
 	correlationID int32
 	reply         Reply
+	// For the observer: when the request arrived, its size, and whether
+	// it is a follower's fetch.
+	arrived  time.Time
+	size     int
+	follower bool
 }
 
 // read handles frames until the connection fails or a frame is bad.
@@ -321,12 +340,13 @@ func (s *Server) read(ctx context.Context, nc net.Conn, c *Conn, replies chan<- 
 			return reject(reasonMalformed, key, version, "request header: %v", err)
 		}
 		c.ClientID = h.clientID
+		arrived := time.Now()
 		reply, err := s.dispatch(ctx, c, h, body)
 		if err != nil {
 			return err
 		}
 		select {
-		case replies <- pending{key: h.key, correlationID: h.correlationID, reply: reply}:
+		case replies <- pending{key: h.key, correlationID: h.correlationID, reply: reply, arrived: arrived, size: int(size) + 4, follower: c.followerFetch}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -365,6 +385,11 @@ func (s *Server) dispatch(ctx context.Context, c *Conn, h header, body []byte) (
 	}
 	if isSASLKey(h.key) {
 		return s.handleSASL(c, req), nil
+	}
+	if f, ok := req.(*kmsg.FetchRequest); ok {
+		c.followerFetch = f.ReplicaID >= 0 || (f.Version >= 15 && f.ReplicaState.ID >= 0)
+	} else {
+		c.followerFetch = false
 	}
 	return s.h.Handle(ctx, c, req), nil
 }
@@ -438,6 +463,9 @@ func (s *Server) write(nc net.Conn, replies <-chan pending) {
 			failed = true
 			nc.Close()
 			continue
+		}
+		if s.observer != nil {
+			s.observer.Request(p.key, p.follower, time.Since(p.arrived), p.size, len(buf))
 		}
 		if closeAfter {
 			failed = true

@@ -34,7 +34,9 @@ type Node struct {
 	// Addr is the Kafka listener (host:port); ControllerAddr the
 	// metadata quorum's.
 	Addr, ControllerAddr string
-	DataDir              string
+	// AdminAddr is the admin listener: /metrics, /healthz, /readyz.
+	AdminAddr string
+	DataDir   string
 	// LogPath collects the process's standard error across restarts.
 	LogPath string
 	// BrokerOnly says the node is not among the voters.
@@ -90,10 +92,15 @@ func startClusterOnce(bin, dir string, n, brokersOnly int, extra ...string) (*Cl
 		if err != nil {
 			return nil, err
 		}
+		ap, err := freePort()
+		if err != nil {
+			return nil, err
+		}
 		nd := &Node{
 			ID:             int32(i),
 			Addr:           "127.0.0.1:" + strconv.Itoa(kp),
 			ControllerAddr: "127.0.0.1:" + strconv.Itoa(cp),
+			AdminAddr:      "127.0.0.1:" + strconv.Itoa(ap),
 			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
 			LogPath:        filepath.Join(dir, fmt.Sprintf("node-%d.log", i)),
 			BrokerOnly:     i > n,
@@ -143,6 +150,7 @@ func (c *Cluster) Start(i int) error {
 	args := append([]string{"serve",
 		"--node-id", strconv.Itoa(int(nd.ID)), "--listen", nd.Addr, "--data", nd.DataDir,
 		"--controller-listen", nd.ControllerAddr, "--voters", c.voters, "--log-level", "info",
+		"--admin-listen", nd.AdminAddr,
 	}, c.extra...)
 	cmd := exec.Command(c.bin, args...)
 	if nd.netns != "" {

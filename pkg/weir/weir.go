@@ -27,6 +27,7 @@ import (
 	"github.com/weir-broker/weir/internal/broker"
 	"github.com/weir-broker/weir/internal/config"
 	"github.com/weir-broker/weir/internal/faults"
+	"github.com/weir-broker/weir/internal/metrics"
 	"github.com/weir-broker/weir/internal/security"
 	"github.com/weir-broker/weir/internal/server"
 )
@@ -49,6 +50,12 @@ type Config struct {
 	// Faults, when set, injects faults (see internal/faults): for tests
 	// and the lab, never for production.
 	Faults *faults.Injector
+	// AdminListen, when set, is the admin listener's host:port (metrics,
+	// health, profiling); the admin.listeners setting when empty.
+	// AdminBestEffort lets the broker start without it when the address
+	// is taken (the default address of `weir serve`).
+	AdminListen     string
+	AdminBestEffort bool
 }
 
 // Broker is a running broker.
@@ -57,6 +64,7 @@ type Broker struct {
 	srvs      []*server.Server // one per listener, in listeners' order
 	bound     []config.Listener
 	stopWatch context.CancelFunc // stops reloading the TLS files; nil without TLS
+	admin     *adminServer       // nil without an admin listener
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -151,8 +159,10 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		MaxInflightReqs: int(settings.Int("queued.max.requests")),
 	}
 	wb := &Broker{b: b, bound: bound}
+	m := metrics.New()
+	m.Registry.MustRegister(b.Collector(settings.Bool("metrics.partition.enable")))
 	for i, ln := range nls {
-		sl := server.Listener{Name: bound[i].Name, Principal: principalOf(rules)}
+		sl := server.Listener{Name: bound[i].Name, Principal: principalOf(rules), Observer: m}
 		if bound[i].SASL() {
 			if sl.SASL, err = authenticator(settings, bound[i], b.ScramCredential); err != nil {
 				b.Close()
@@ -175,6 +185,23 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	for _, l := range bound {
 		logger.Info("weir serving", "listener", l.Name, "protocol", l.Protocol, "addr", l.Addr(), "data", cfg.DataDir)
+	}
+	adminAddr := cfg.AdminListen
+	if adminAddr == "" {
+		adminAddr = settings.Get("admin.listeners")
+	}
+	if adminAddr != "" {
+		a, err := startAdmin(adminAddr, m, b, logger)
+		switch {
+		case err == nil:
+			wb.admin = a
+			logger.Info("admin listener serving", "addr", a.ln.Addr().String(), "endpoints", "/metrics /healthz /readyz /debug/pprof/")
+		case cfg.AdminBestEffort:
+			logger.Warn("admin listener not started: metrics and health are not served", "addr", adminAddr, "err", err)
+		default:
+			wb.Close()
+			return nil, fmt.Errorf("weir: admin listener %s: %w", adminAddr, err)
+		}
 	}
 	return wb, nil
 }
@@ -298,6 +325,14 @@ func (b *Broker) ListenerAddr(name string) string {
 	return ""
 }
 
+// AdminAddr is the admin listener's bound address, or "" without one.
+func (b *Broker) AdminAddr() string {
+	if b.admin == nil {
+		return ""
+	}
+	return b.admin.ln.Addr().String()
+}
+
 // Listeners are the broker's listeners with the addresses they are bound
 // to.
 func (b *Broker) Listeners() []config.Listener { return append([]config.Listener(nil), b.bound...) }
@@ -312,6 +347,9 @@ func (b *Broker) Close() error {
 		b.b.BeginShutdown()
 		if b.stopWatch != nil {
 			b.stopWatch()
+		}
+		if b.admin != nil {
+			b.admin.close()
 		}
 		for _, srv := range b.srvs {
 			if err := srv.Close(); b.closeErr == nil {
