@@ -67,7 +67,6 @@ type ledPartition struct {
 	topic    string
 	p        *partition.Partition
 	replicas int
-	minISR   int
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -56,7 +57,7 @@ func New() *Metrics {
 	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "connections", Help: "Open client connections."})
 	m.authFails = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "authentication_failures_total", Help: "Failed SASL authentications."})
 	m.Registry.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.conns, m.authFails,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for k := range m.byKey {
 		name := kmsg.NameForKey(int16(k))
 		if name == "" || strings.HasPrefix(name, "Unknown") {
