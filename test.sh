@@ -33,10 +33,15 @@ fi
 # KafkaJS at the version its package-lock.json pins.
 npm ci --prefix e2e/testdata/kafkajs --no-audit --no-fund --loglevel=error
 
-# The tree stays clean: go.mod as `go mod tidy` leaves it, go vet, and
+# The tree stays clean: go.mod as `go mod tidy` leaves it, gofmt, go vet, and
 # staticcheck's default checks at a pinned version (fetched by the go
 # command, so go.mod carries none of its dependencies).
 go mod tidy -diff
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted:" $unformatted >&2
+  exit 1
+fi
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -race -count=1 -timeout 20m ./... "$@"
