@@ -81,7 +81,8 @@ func httpStatus(t *testing.T, url string) int {
 
 // The admin listener serves /metrics with Kafka's meanings: request
 // latency histograms for Produce and for consumers' Fetch, each led
-// partition's high watermark as ListOffsets gives it, and the open
+// partition's high watermark as ListOffsets gives it, a group's lag as
+// `weir group describe` gives it, and the open
 // transaction that holds read_committed consumers back, its age rising
 // while it is held open and gone once it aborts; /healthz, /readyz and
 // /debug/pprof/ answer.
@@ -124,6 +125,39 @@ func TestMetricsShowRequestLatencyPartitionOffsetsAndAHangingTransaction(t *test
 	}
 	if v, ok := metricValue(fams, "weir_active_controller", nil); !ok || v != 1 {
 		t.Fatalf("a single node must report itself the active controller: %v %v", v, ok)
+	}
+
+	// A group that consumed and committed the 20 records, then 5 more
+	// written: its lag is 5, as `weir group describe` says.
+	grp := newClient(t, b.Addr(), kgo.ConsumerGroup("watchers"), kgo.ConsumeTopics("watched"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	for got := 0; got < 20; {
+		fs := grp.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		got += fs.NumRecords()
+	}
+	if err := grp.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint("more", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := runWeir(t, "", "group", "describe", "watchers", "--brokers", b.Addr())
+	if err != nil {
+		t.Fatalf("weir group describe: %v\n%s", err, out)
+	}
+	cliLag := -1
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && f[0] == "watched" && f[1] == "0" {
+			fmt.Sscan(f[4], &cliLag)
+		}
+	}
+	lag, ok := metricValue(scrape(t, admin), "weir_consumer_group_lag", map[string]string{"group": "watchers", "topic": "watched", "partition": "0"})
+	if !ok || int(lag) != cliLag || cliLag != 5 {
+		t.Fatalf("group lag metric %v (%v), weir group describe says %d, want both 5:\n%s", lag, ok, cliLag, out)
 	}
 
 	txn := newClient(t, b.Addr(), kgo.TransactionalID("hanging"), kgo.DefaultProduceTopic("watched"))

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-broker/weir/internal/group"
 	"github.com/weir-broker/weir/internal/metadata"
 	"github.com/weir-broker/weir/internal/metrics"
 	"github.com/weir-broker/weir/internal/partition"
@@ -57,7 +59,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	if c.perPartition {
-		for _, d := range []*prometheus.Desc{descLogStart, descLogEnd, descHW, descLSO, descLSOLag, descProducers} {
+		for _, d := range []*prometheus.Desc{descLogStart, descLogEnd, descHW, descLSO, descLSOLag, descProducers, descGroupCommitted, descGroupLag} {
 			ch <- d
 		}
 	}
@@ -111,7 +113,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	b.pmu.RUnlock()
 	under, underMin, atMin := 0, 0, 0
+	hws := make(map[partitionKey]int64, len(led))
 	for _, lp := range led {
+		hws[partitionKey{lp.topic, lp.p.Index}] = lp.p.HighWatermark()
 		isr := len(lp.p.ISR())
 		minISR := b.minISR(configs[lp.topic])
 		if lp.replicas > 0 && isr < lp.replicas {
@@ -134,6 +138,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLSO, float64(lso), labels...)
 		gauge(descLSOLag, float64(max(0, hw-lso)), labels...)
 		gauge(descProducers, float64(len(lp.p.Producers())), labels...)
+	}
+	if c.perPartition {
+		c.collectGroupLag(ch, hws)
 	}
 	gauge(descLeaderPartitions, float64(len(led)))
 	gauge(descUnderReplicated, float64(under))
@@ -179,4 +186,54 @@ func (b *Broker) Ready() (ready bool, why string) {
 		return false, "this node is fenced: it has not caught up with the metadata or its heartbeats lapsed"
 	}
 	return true, ""
+}
+
+var (
+	descGroupCommitted = desc("consumer_group_committed_offset", "A group's committed offset of a partition this node leads.", "group", "topic", "partition")
+	descGroupLag       = desc("consumer_group_lag", "A group's lag on a partition this node leads: high watermark minus committed offset, as kadm's Lag and `weir group describe` compute it (what Kafka needs Burrow for).", "group", "topic", "partition")
+)
+
+// groupLagTimeout bounds the questions a scrape asks the group
+// coordinator.
+const groupLagTimeout = 2 * time.Second
+
+// collectGroupLag asks each group coordinator shard this node runs for
+// its groups and their committed offsets, through the shard's state
+// machine like any OffsetFetch, and reports the lag on the partitions
+// this node leads (whose high watermark it knows).
+func (c *collector) collectGroupLag(ch chan<- prometheus.Metric, hw map[partitionKey]int64) {
+	deadline := time.After(groupLagTimeout)
+	await := func(rc <-chan kmsg.Response) kmsg.Response {
+		select {
+		case r := <-rc:
+			return r
+		case <-deadline:
+			return nil
+		}
+	}
+	for _, s := range c.b.groups.set.loaded() {
+		lg, ok := await(s.step(group.Input{Req: kmsg.NewPtrListGroupsRequest()})).(*kmsg.ListGroupsResponse)
+		if !ok {
+			return
+		}
+		for _, g := range lg.Groups {
+			req := kmsg.NewPtrOffsetFetchRequest()
+			req.Version, req.Group = 7, g.Group
+			of, ok := await(s.step(group.Input{Req: req})).(*kmsg.OffsetFetchResponse)
+			if !ok {
+				return
+			}
+			for _, t := range of.Topics {
+				for _, p := range t.Partitions {
+					high, led := hw[partitionKey{t.Topic, p.Partition}]
+					if p.ErrorCode != 0 || p.Offset < 0 || !led {
+						continue
+					}
+					labels := []string{g.Group, t.Topic, strconv.Itoa(int(p.Partition))}
+					ch <- prometheus.MustNewConstMetric(descGroupCommitted, prometheus.GaugeValue, float64(p.Offset), labels...)
+					ch <- prometheus.MustNewConstMetric(descGroupLag, prometheus.GaugeValue, float64(max(0, high-p.Offset)), labels...)
+				}
+			}
+		}
+	}
 }
