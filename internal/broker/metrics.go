@@ -19,8 +19,14 @@ import (
 	"github.com/weir-broker/weir/internal/txn"
 )
 
+// metricNames are the names of the collector's metrics, for the checks
+// of dashboards against them.
+var metricNames []string
+
 func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "", name), help, labels, nil)
+	fq := prometheus.BuildFQName(metrics.Namespace, "", name)
+	metricNames = append(metricNames, fq)
+	return prometheus.NewDesc(fq, help, labels, nil)
 }
 
 var (
