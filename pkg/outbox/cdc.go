@@ -25,6 +25,14 @@ import (
 // transactional id of a relay in change-data-capture mode.
 const CDCTransactionalIDPrefix = "weir-outbox-cdc-"
 
+// ErrSourceChanged is returned by CDCRelay.Run when the database no longer
+// holds the history the relay's progress was recorded against: its slot
+// is gone, or its WAL is not the one the recorded transactions are in
+// (the database was restored from a backup, or failed over to a standby
+// that lacked them). Streaming on could lose events, so the relay refuses
+// to start; the error says what it found and what to do.
+var ErrSourceChanged = errors.New("outbox: the database is not the one the relay's change-data-capture progress was recorded in")
+
 // Progress keys of the change-data-capture relay (see the package doc).
 const (
 	cdcKeyPrefix      = "cdc/"
@@ -57,13 +65,6 @@ type CDCRelay struct {
 	// crashAt, when set, is called at each crash point with the event ids
 	// in hand. Only tests set it.
 	crashAt func(point string, ids []int64)
-}
-
-// cdcProgress is the value of a change-data-capture progress record.
-type cdcProgress struct {
-	Relay     string `json:"relay"`
-	CommitLSN string `json:"commit_lsn,omitempty"`
-	EndLSN    string `json:"end_lsn,omitempty"`
 }
 
 // NewCDCRelay checks cfg and returns a relay reading the outbox table of
@@ -133,6 +134,9 @@ func (r *CDCRelay) Run(ctx context.Context) error {
 		if isFenced(err) {
 			return fmt.Errorf("%w: %w", ErrFenced, err)
 		}
+		if errors.Is(err, ErrSourceChanged) {
+			return err
+		}
 		if !started && !slotInUse(err) {
 			return err
 		}
@@ -156,7 +160,11 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := r.setup(ctx, conn); err != nil {
+	src, err := identifySource(ctx, conn, r.n.table)
+	if err != nil {
+		return err
+	}
+	if err := r.ensurePublication(ctx, conn); err != nil {
 		return err
 	}
 	cl, err := kgo.NewClient(r.clientOpts()...)
@@ -171,9 +179,24 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
-	last, err := r.readProgress(ctx, fence)
+	last, err := readCDCProgress(ctx, r.cfg, src.progressKey(r.cfg.RelayID), fence)
 	if err != nil {
 		return err
+	}
+	slot, err := lookUpSlot(ctx, conn, r.slot)
+	if err != nil {
+		return err
+	}
+	verify, err := resumeCheck(src, r.slot, slot, last)
+	if err != nil {
+		return err
+	}
+	if !slot.exists {
+		// No progress for this source: nothing was published from it,
+		// and the new slot streams what commits from now on.
+		if err := r.createSlot(ctx, conn); err != nil {
+			return err
+		}
 	}
 	if err := pglogrepl.StartReplication(ctx, conn, r.slot, 0, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + r.pub + "'"},
@@ -181,8 +204,13 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 		return fmt.Errorf("outbox: start replication from slot %s: %w", r.slot, err)
 	}
 	*started = true
-	r.log.Info("outbox cdc relay started", "slot", r.slot, "resume_after", last.commit)
-	return r.stream(ctx, conn, cl, last)
+	resume := "the slot's confirmed position"
+	if last != nil {
+		resume = last.CommitLSN
+	}
+	r.log.Info("outbox cdc relay started", "slot", r.slot, "system", src.systemID, "timeline", src.timeline,
+		"database_oid", src.dbOID, "table", src.qualified(), "resume_after", resume, "recheck_last", verify != nil)
+	return r.stream(ctx, conn, cl, src, last, verify)
 }
 
 // connect opens a replication connection to the database.
@@ -199,35 +227,40 @@ func (r *CDCRelay) connect(ctx context.Context) (*pgconn.PgConn, error) {
 	return conn, nil
 }
 
-// setup creates the publication (inserts into the outbox table only) and
-// the relay's slot unless they exist.
+// setup creates the publication and the relay's slot unless they exist.
 func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
-	exists := func(q string) (bool, error) {
-		res, err := conn.Exec(ctx, q).ReadAll()
-		if err != nil {
-			return false, err
-		}
-		return len(res) == 1 && len(res[0].Rows) > 0, nil
+	if err := r.ensurePublication(ctx, conn); err != nil {
+		return err
 	}
-	ok, err := exists(`SELECT 1 FROM pg_publication WHERE pubname = '` + r.pub + `'`)
+	slot, err := lookUpSlot(ctx, conn, r.slot)
+	if err != nil || slot.exists {
+		return err
+	}
+	return r.createSlot(ctx, conn)
+}
+
+// ensurePublication creates the publication (inserts into the outbox
+// table only) unless it exists.
+func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn) error {
+	row, err := queryRow(ctx, conn, `SELECT 1 FROM pg_publication WHERE pubname = `+quoteLiteral(r.pub))
 	if err != nil {
 		return fmt.Errorf("outbox: look up publication %s: %w", r.pub, err)
 	}
-	if !ok {
+	if row == nil {
 		_, err := conn.Exec(ctx, `CREATE PUBLICATION `+r.pub+` FOR TABLE `+r.n.table+` WITH (publish = 'insert')`).ReadAll()
 		if err != nil && !isDuplicate(err) {
 			return fmt.Errorf("outbox: create publication %s: %w", r.pub, err)
 		}
 	}
-	ok, err = exists(`SELECT 1 FROM pg_replication_slots WHERE slot_name = '` + r.slot + `'`)
-	if err != nil {
-		return fmt.Errorf("outbox: look up slot %s: %w", r.slot, err)
-	}
-	if !ok {
-		_, err := pglogrepl.CreateReplicationSlot(ctx, conn, r.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{})
-		if err != nil && !isDuplicate(err) {
-			return fmt.Errorf("outbox: create replication slot %s: %w", r.slot, err)
-		}
+	return nil
+}
+
+// createSlot creates the relay's slot; another process of the relay id
+// may have created it first.
+func (r *CDCRelay) createSlot(ctx context.Context, conn *pgconn.PgConn) error {
+	_, err := pglogrepl.CreateReplicationSlot(ctx, conn, r.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{})
+	if err != nil && !isDuplicate(err) {
+		return fmt.Errorf("outbox: create replication slot %s: %w", r.slot, err)
 	}
 	return nil
 }
@@ -249,54 +282,36 @@ func (r *CDCRelay) clientOpts() []kgo.Opt {
 // InitProducerId, which fences the previous incarnation and aborts its
 // open transaction.
 func (r *CDCRelay) writeFence(ctx context.Context, cl *kgo.Client) (int64, error) {
-	v, err := json.Marshal(cdcProgress{Relay: r.cfg.RelayID})
+	v, err := json.Marshal(map[string]string{"relay": r.cfg.RelayID})
 	if err != nil {
 		return 0, err
 	}
 	return commitFence(ctx, cl, &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(cdcFenceKeyPrefix + r.cfg.RelayID), Value: v})
 }
 
-// position is the last source transaction committed to Kafka.
-type position struct {
-	commit, end pglogrepl.LSN
-}
-
-// readProgress reads the progress topic read_committed up to the fence
-// record at fenceOffset (see readProgress of the polling relay for why the
-// fence makes the answer complete) and returns the last recorded position.
-func (r *CDCRelay) readProgress(ctx context.Context, fenceOffset int64) (position, error) {
-	var last position
-	err := scanProgress(ctx, r.cfg, cdcKeyPrefix+r.cfg.RelayID, fenceOffset, func(offset int64, value []byte) error {
-		var p cdcProgress
-		if err := json.Unmarshal(value, &p); err != nil {
-			return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
-		}
-		c, err1 := pglogrepl.ParseLSN(p.CommitLSN)
-		e, err2 := pglogrepl.ParseLSN(p.EndLSN)
-		if err := errors.Join(err1, err2); err != nil {
-			return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
-		}
-		last = position{commit: c, end: e}
-		return nil
-	})
-	if err != nil {
-		return position{}, err
-	}
-	return last, nil
-}
-
 // sourceTxn is one source transaction's outbox inserts.
 type sourceTxn struct {
+	xid    uint32
 	events []claimed
 }
 
 // stream receives the replication stream and publishes each source
-// transaction whose commit comes after last.
-func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Client, last position) error {
+// transaction with outbox events, in commit order.
+//
+// last is the relay's last progress record for src (nil if none). If
+// verify is not nil, the slot was confirmed before that transaction (see
+// resumeCheck): the transactions streamed before it were published
+// already, and it must come next, the same transaction at the same
+// position, or the server's history is not the recorded one and the
+// relay stops with ErrSourceChanged. Nothing is confirmed until then.
+//
+// The slot is only ever confirmed at the end of a transaction it streamed
+// and that is committed in Kafka.
+func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Client, src cdcSource, last, verify *cdcProgress) error {
 	rels := map[uint32]*pglogrepl.RelationMessage{}
 	types := pgtype.NewMap()
 	var txn *sourceTxn
-	acked := last.end // what PostgreSQL may forget
+	var acked pglogrepl.LSN // 0 confirms nothing: PostgreSQL ignores it
 	nextStatus := time.Now().Add(cdcStatusInterval)
 	status := func() error {
 		err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
@@ -366,7 +381,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 		case *pglogrepl.RelationMessage:
 			rels[m.RelationID] = m
 		case *pglogrepl.BeginMessage:
-			txn = &sourceTxn{}
+			txn = &sourceTxn{xid: m.Xid}
 		case *pglogrepl.InsertMessage:
 			if txn == nil {
 				return errors.New("outbox: insert outside a transaction in the replication stream")
@@ -386,24 +401,53 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			}
 			t := txn
 			txn = nil
-			// The slot's confirmed position may lag the progress
-			// topic (the status update follows the Kafka commit):
-			// what the topic records is published already.
-			if m.CommitLSN <= last.commit || len(t.events) == 0 {
+			if verify != nil {
+				switch {
+				case m.CommitLSN < verify.commit:
+					// Published before the recorded transaction; its
+					// confirmation was lost with the previous process.
+					continue
+				case m.CommitLSN == verify.commit && t.xid == verify.XID && digestEvents(t.events) == verify.Digest:
+					verify = nil
+					acked = m.TransactionEndLSN
+					if err := status(); err != nil {
+						return err
+					}
+					continue
+				}
+				return fmt.Errorf("%w: the slot streamed transaction xid %d committed at %s where the progress topic records "+
+					"the last published transaction, xid %d committed at %s (timeline %d), and this server is at timeline %d: "+
+					"the database's history is not the one the relay published from (restored or failed over); "+
+					"publish the outbox rows committed after that transaction some other way (or accept their loss), "+
+					"then start the relay under a new --relay-id",
+					ErrSourceChanged, t.xid, m.CommitLSN, verify.XID, verify.CommitLSN, verify.Timeline, src.timeline)
+			}
+			if last != nil && m.CommitLSN <= last.commit {
+				// resumeCheck lets no slot through that streams this.
+				return fmt.Errorf("%w: the slot streamed transaction xid %d committed at %s, not after the last published one at %s",
+					ErrSourceChanged, t.xid, m.CommitLSN, last.CommitLSN)
+			}
+			if len(t.events) == 0 {
 				continue
 			}
-			pos := position{commit: m.CommitLSN, end: m.TransactionEndLSN}
+			rec := &cdcProgress{
+				Relay: r.cfg.RelayID, SystemID: src.systemID, Timeline: src.timeline, Database: src.dbOID,
+				Table: src.qualified(), Slot: r.slot,
+				CommitLSN: m.CommitLSN.String(), EndLSN: m.TransactionEndLSN.String(),
+				XID: t.xid, Digest: digestEvents(t.events),
+				commit: m.CommitLSN, end: m.TransactionEndLSN,
+			}
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
-			err := r.publish(bctx, cl, t, pos)
+			err := r.publish(bctx, cl, src, t, rec)
 			cancel()
 			if err != nil {
 				return err
 			}
-			last = pos
+			last = rec
 			r.published.Add(int64(len(t.events)))
 			r.batches.Add(1)
 			r.hook(crashCDCBeforeAck, t)
-			acked = pos.end
+			acked = rec.end
 			if err := status(); err != nil {
 				return err
 			}
@@ -411,10 +455,10 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 	}
 }
 
-// publish produces a source transaction's events and the progress record
-// naming its commit in one Kafka transaction and commits it.
-func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, t *sourceTxn, pos position) error {
-	v, err := json.Marshal(cdcProgress{Relay: r.cfg.RelayID, CommitLSN: pos.commit.String(), EndLSN: pos.end.String()})
+// publish produces a source transaction's events and its progress record
+// rec in one Kafka transaction and commits it.
+func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, src cdcSource, t *sourceTxn, rec *cdcProgress) error {
+	v, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
@@ -422,16 +466,16 @@ func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, t *sourceTxn, po
 	for _, e := range t.events {
 		recs = append(recs, eventRecord(e))
 	}
-	recs = append(recs, &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(cdcKeyPrefix + r.cfg.RelayID), Value: v})
+	recs = append(recs, &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(src.progressKey(r.cfg.RelayID)), Value: v})
 	if err := cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("outbox: begin transaction: %w", err)
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return errors.Join(fmt.Errorf("outbox: publish transaction %s: %w", pos.commit, err), abort(ctx, cl))
+		return errors.Join(fmt.Errorf("outbox: publish transaction %s: %w", rec.CommitLSN, err), abort(ctx, cl))
 	}
 	r.hook(crashCDCBeforeCommit, t)
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("outbox: commit transaction %s: %w", pos.commit, err)
+		return fmt.Errorf("outbox: commit transaction %s: %w", rec.CommitLSN, err)
 	}
 	return nil
 }

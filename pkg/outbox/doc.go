@@ -202,31 +202,63 @@
 // The slot streams committed transactions in commit order. The relay
 // gathers each source transaction's outbox inserts and publishes them in
 // one Kafka transaction (transactional id weir-outbox-cdc-RELAY-ID),
-// together with a record in the progress topic under the key
-// cdc/RELAY-ID that holds the source transaction's commit LSN. Only after
-// the Kafka commit does it tell PostgreSQL (a standby status update) that
-// it flushed up to the transaction's end, which lets the slot advance and
-// the server recycle WAL.
+// together with a progress record naming the source transaction: its
+// commit and end LSN, its transaction id and a digest of its events.
+// Only after the Kafka commit does it confirm to PostgreSQL (a standby
+// status update) the transaction's end, which lets the slot advance and
+// the server recycle WAL. It confirms nothing else: a slot is only ever
+// confirmed at the end of a transaction it streamed and that is in
+// Kafka.
+//
+// Progress is tied to the database it describes. Its key is
+// cdc/SYSTEM-ID/DATABASE-OID/SCHEMA.TABLE/RELAY-ID, where SYSTEM-ID is
+// the cluster's system identifier (drawn by initdb) and DATABASE-OID the
+// database's oid, so LSNs recorded against one database are never read
+// as positions in another:
+//
+//   - Another cluster (a new initdb, or a pg_dump restored into one) or a
+//     database dropped and created again (a new oid) has no progress:
+//     the relay creates its slot there and publishes every transaction
+//     the slot streams, each once. Rows restored by pg_dump into a
+//     database whose slot exists are new inserts to it and are published
+//     again.
+//   - A standby or a base backup keeps the system identifier and the oid
+//     but no logical slot, and may have a shorter history than the one
+//     progress was recorded in. The relay refuses to start, with an
+//     error wrapping ErrSourceChanged that says what it found, when its
+//     slot is missing while progress exists; when the server's WAL ends
+//     before the last published transaction; when the slot is confirmed
+//     beyond that transaction (another slot under the same name); or
+//     when the slot, confirmed before that transaction, streams at its
+//     position a transaction with another transaction id or other
+//     events. In each case transactions may have been committed that no
+//     slot will ever stream, or positions the progress covers now hold
+//     other transactions; the relay cannot tell which events are
+//     published, so it does not guess. Publish the rows committed after
+//     the transaction the error names some other way, or accept their
+//     loss, and start the relay under a new relay id.
 //
 // At start the relay commits a fence record (cdc-fence/RELAY-ID): its
 // InitProducerId fences the previous incarnation and aborts its open
 // transaction. It then reads the progress topic read_committed up to the
-// fence, as the polling relay does, which gives the commit LSN of the
-// last source transaction whose events are committed in Kafka; any later
-// transaction of ours is aborted. It streams from the slot's confirmed
-// position and skips every transaction whose commit LSN is not after the
-// recorded one. Correctness:
+// fence, as the polling relay does, which gives the last source
+// transaction whose events are committed in Kafka; any later transaction
+// of ours is aborted. It streams from the slot's confirmed position.
+// Correctness:
 //
 //   - Nothing is lost: the slot confirms only positions whose transactions
 //     are committed in Kafka, and keeps everything after its confirmed
 //     position, so every transaction not yet committed to Kafka is
 //     streamed again.
 //   - Nothing is published twice: a transaction is committed in Kafka
-//     only together with the progress record naming its commit LSN, and
-//     transactions are published in commit order, so every transaction at
-//     or before the recorded LSN is in Kafka and every later one is not.
-//     The slot may lag the progress topic (a crash between the Kafka
-//     commit and the status update); the skip covers that gap.
+//     only together with the progress record naming it, and transactions
+//     are published in commit order, so every transaction up to the
+//     recorded one is in Kafka and every later one is not. The slot may
+//     lag the progress topic (a crash between the Kafka commit and the
+//     confirmation): it then streams again transactions up to the
+//     recorded one, which the relay skips after checking that the
+//     recorded one is streamed at its position with the same
+//     transaction id and events.
 //   - A zombie cannot publish: the fence aborted its open transaction and
 //     makes its next commit fail; and a slot streams to one connection
 //     at a time, so a new relay waits (retrying every second) until the

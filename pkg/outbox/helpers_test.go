@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-broker/weir/internal/testsvc"
 	"github.com/weir-broker/weir/pkg/weir"
 )
 
@@ -47,8 +48,14 @@ func newEnv(t testing.TB) *env {
 // topic as the events topic.
 func newEnvOn(t testing.TB, brokers, topic string) *env {
 	t.Helper()
+	return newEnvAt(t, pg, brokers, topic)
+}
+
+// newEnvAt is newEnvOn with a database of the PostgreSQL server srv.
+func newEnvAt(t testing.TB, srv *testsvc.Postgres, brokers, topic string) *env {
+	t.Helper()
 	ctx := testCtx(t)
-	dsn, err := pg.NewDatabase(ctx)
+	dsn, err := srv.NewDatabase(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

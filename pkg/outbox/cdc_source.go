@@ -1,0 +1,249 @@
+package outbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// cdcSource is the database a change-data-capture relay streams from, as
+// PostgreSQL identifies it. Progress records are keyed by the system
+// identifier, the database oid and the table, so that progress recorded
+// against one database is never read as progress in another: a cluster
+// created by another initdb has another system identifier, a database
+// dropped and created again another oid. A standby and a base backup keep
+// both (they are the same database, with a possibly shorter history);
+// what the relay checks for them is described at resumeCheck.
+type cdcSource struct {
+	systemID string        // drawn by initdb; kept by standbys and base backups
+	timeline int32         // a new one after a promotion or an archive recovery
+	walEnd   pglogrepl.LSN // the server's WAL position when the relay started
+	dbOID    uint32
+	schema   string // the outbox table as PostgreSQL resolved it
+	table    string
+	tableOID uint32
+}
+
+// qualified is the table's schema-qualified name, unquoted.
+func (s cdcSource) qualified() string { return s.schema + "." + s.table }
+
+// progressKey is the key of the relay's progress records for this source.
+func (s cdcSource) progressKey(relayID string) string {
+	return cdcKeyPrefix + s.systemID + "/" + strconv.FormatUint(uint64(s.dbOID), 10) + "/" + s.qualified() + "/" + relayID
+}
+
+// identifySource asks the server on the replication connection conn who
+// it is, and resolves table (a quoted, possibly qualified name) to its
+// schema and oid.
+func identifySource(ctx context.Context, conn *pgconn.PgConn, table string) (cdcSource, error) {
+	sys, err := pglogrepl.IdentifySystem(ctx, conn)
+	if err != nil {
+		return cdcSource{}, fmt.Errorf("outbox: identify system: %w", err)
+	}
+	src := cdcSource{systemID: sys.SystemID, timeline: sys.Timeline, walEnd: sys.XLogPos}
+	row, err := queryRow(ctx, conn, `SELECT d.oid, n.nspname, c.relname, c.oid
+		FROM pg_database d, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE d.datname = current_database() AND c.oid = to_regclass(`+quoteLiteral(table)+`)`)
+	if err != nil {
+		return cdcSource{}, fmt.Errorf("outbox: look up table %s: %w", table, err)
+	}
+	if row == nil {
+		return cdcSource{}, fmt.Errorf("outbox: table %s not found (run weir outbox migrate)", table)
+	}
+	db, err1 := strconv.ParseUint(row[0], 10, 32)
+	tab, err2 := strconv.ParseUint(row[3], 10, 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return cdcSource{}, fmt.Errorf("outbox: look up table %s: %w", table, err)
+	}
+	src.dbOID, src.schema, src.table, src.tableOID = uint32(db), row[1], row[2], uint32(tab)
+	return src, nil
+}
+
+// queryRow runs q, a query of at most one row, on conn and returns its
+// row as text (nil if none; NULLs become "").
+func queryRow(ctx context.Context, conn *pgconn.PgConn, q string) ([]string, error) {
+	res, err := conn.Exec(ctx, q).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != 1 || len(res[0].Rows) == 0 {
+		return nil, nil
+	}
+	row := make([]string, len(res[0].Rows[0]))
+	for i, v := range res[0].Rows[0] {
+		row[i] = string(v)
+	}
+	return row, nil
+}
+
+// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings on).
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// slotState is a replication slot as pg_replication_slots shows it.
+type slotState struct {
+	exists    bool
+	confirmed pglogrepl.LSN // confirmed_flush_lsn: transactions committed before it are not streamed again
+}
+
+// lookUpSlot returns the state of the slot named slot.
+func lookUpSlot(ctx context.Context, conn *pgconn.PgConn, slot string) (slotState, error) {
+	row, err := queryRow(ctx, conn, `SELECT coalesce(confirmed_flush_lsn::text, ''), slot_type, coalesce(plugin, ''), database = current_database()
+		FROM pg_replication_slots WHERE slot_name = `+quoteLiteral(slot))
+	if err != nil {
+		return slotState{}, fmt.Errorf("outbox: look up slot %s: %w", slot, err)
+	}
+	if row == nil {
+		return slotState{}, nil
+	}
+	if row[1] != "logical" || row[2] != "pgoutput" || row[3] != "t" {
+		return slotState{}, fmt.Errorf("outbox: slot %s exists but is not a pgoutput slot of this database (type %s, plugin %s)", slot, row[1], row[2])
+	}
+	st := slotState{exists: true}
+	if row[0] != "" {
+		if st.confirmed, err = pglogrepl.ParseLSN(row[0]); err != nil {
+			return slotState{}, fmt.Errorf("outbox: slot %s: %w", slot, err)
+		}
+	}
+	return st, nil
+}
+
+// cdcProgress is the value of a change-data-capture progress record: the
+// last source transaction the relay committed to Kafka, and where it is.
+type cdcProgress struct {
+	Relay     string `json:"relay"`
+	SystemID  string `json:"system_id"`
+	Timeline  int32  `json:"timeline"`
+	Database  uint32 `json:"database_oid"`
+	Table     string `json:"table"`
+	Slot      string `json:"slot"`
+	CommitLSN string `json:"commit_lsn"`
+	EndLSN    string `json:"end_lsn"`
+	// XID and Digest fingerprint the transaction: its transaction id
+	// and a hash of its events. A restored or failed-over database can
+	// hold a different transaction at the same position.
+	XID    uint32 `json:"xid"`
+	Digest string `json:"digest"`
+
+	commit, end pglogrepl.LSN // parsed CommitLSN and EndLSN
+}
+
+// parse fills in the parsed positions.
+func (p *cdcProgress) parse() error {
+	var err1, err2 error
+	p.commit, err1 = pglogrepl.ParseLSN(p.CommitLSN)
+	p.end, err2 = pglogrepl.ParseLSN(p.EndLSN)
+	return errors.Join(err1, err2)
+}
+
+// digestEvents hashes a source transaction's events (ids, topics, keys,
+// payloads, headers) in stream order.
+func digestEvents(events []claimed) string {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	for _, e := range events {
+		binary.BigEndian.PutUint64(n[:], uint64(e.id))
+		h.Write(n[:])
+		field([]byte(e.topic))
+		field(e.key)
+		field(e.payload)
+		keys := make([]string, 0, len(e.headers))
+		for k := range e.headers {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			field([]byte(k))
+			field([]byte(e.headers[k]))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// readCDCProgress reads the progress topic up to the fence record at
+// fenceOffset (see readProgress for why the fence makes the answer
+// complete) and returns the last progress recorded under key, or nil.
+func readCDCProgress(ctx context.Context, cfg RelayConfig, key string, fenceOffset int64) (*cdcProgress, error) {
+	var last *cdcProgress
+	err := scanProgress(ctx, cfg, key, fenceOffset, func(offset int64, value []byte) error {
+		var p cdcProgress
+		if err := json.Unmarshal(value, &p); err != nil {
+			return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
+		}
+		if err := p.parse(); err != nil {
+			return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
+		}
+		last = &p
+		return nil
+	})
+	return last, err
+}
+
+// resumeCheck decides, before streaming, whether the slot and the server
+// can continue the history that last (the relay's last progress record
+// for this source, nil if none) was recorded in. It returns the recorded
+// transaction if the stream must deliver it again before anything else
+// is published (see CDCRelay.stream), or an error wrapping
+// ErrSourceChanged.
+//
+// The relay confirms to its slot only the end of transactions it
+// committed to Kafka (or found recorded there), so the slot of the same
+// history is confirmed at most up to last's end. Three things betray
+// another history:
+//   - the slot is missing: it was dropped, or the database comes from a
+//     base backup or a standby (neither copies logical slots), and the
+//     transactions committed since the last one published may never be
+//     streamed;
+//   - the server's WAL ends before last's end: the database went back in
+//     time (a restore, or a failover to a standby that had not received
+//     it), and new transactions will reuse positions the progress covers;
+//   - the slot is confirmed beyond last's end: it is not the slot that
+//     progress was recorded with (dropped and created again).
+//
+// A slot confirmed exactly at last's end streams only later
+// transactions. A slot confirmed before it (the relay stopped between a
+// Kafka commit and its confirmation) streams last's transaction again,
+// and the stream checks that it is the same one before going on.
+func resumeCheck(src cdcSource, slotName string, slot slotState, last *cdcProgress) (*cdcProgress, error) {
+	if last == nil {
+		return nil, nil
+	}
+	where := fmt.Sprintf("its last published transaction committed at %s (xid %d, timeline %d) of system %s, database oid %d, table %s",
+		last.CommitLSN, last.XID, last.Timeline, last.SystemID, last.Database, last.Table)
+	const remedy = "; events committed since then may never be streamed, and the relay will not guess. " +
+		"Publish the outbox rows committed after that transaction some other way (or accept their loss), " +
+		"then start the relay under a new --relay-id: its slot starts from that moment"
+	switch {
+	case !slot.exists:
+		return nil, fmt.Errorf("%w: replication slot %s is missing, but the progress topic records %s "+
+			"(the slot was dropped, or the database was restored from a base backup or failed over to a standby, neither of which keeps logical slots)%s",
+			ErrSourceChanged, slotName, where, remedy)
+	case src.walEnd < last.end:
+		return nil, fmt.Errorf("%w: the server's WAL ends at %s (timeline %d), before the end %s of %s "+
+			"(the database was restored to an earlier point or failed over to a standby that had not received it)%s",
+			ErrSourceChanged, src.walEnd, src.timeline, last.EndLSN, where, remedy)
+	case slot.confirmed > last.end:
+		return nil, fmt.Errorf("%w: replication slot %s is confirmed at %s, beyond the end %s of %s: "+
+			"it is not the slot the progress was recorded with (dropped and created again?)%s",
+			ErrSourceChanged, slotName, slot.confirmed, last.EndLSN, where, remedy)
+	case slot.confirmed < last.end:
+		return last, nil
+	}
+	return nil, nil
+}
