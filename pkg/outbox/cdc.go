@@ -2,19 +2,17 @@ package outbox
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -56,7 +54,7 @@ type CDCRelay struct {
 	dsn  string
 	n    names
 	log  *slog.Logger
-	slot string
+	slot string // set at each start from the database's names (cdcNames)
 	pub  string
 
 	published atomic.Int64
@@ -75,8 +73,7 @@ func NewCDCRelay(dsn string, cfg RelayConfig) (*CDCRelay, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc, err := pgconn.ParseConfig(dsn)
-	if err != nil {
+	if _, err := pgconn.ParseConfig(dsn); err != nil {
 		return nil, fmt.Errorf("outbox: database address: %w", err)
 	}
 	n, _ := tableNames(cfg.Table)
@@ -84,27 +81,12 @@ func NewCDCRelay(dsn string, cfg RelayConfig) (*CDCRelay, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	base := cfg.Table[strings.LastIndex(cfg.Table, ".")+1:]
 	return &CDCRelay{
-		cfg:  cfg,
-		dsn:  dsn,
-		n:    n,
-		log:  logger.With("relay", cfg.RelayID, "mode", "cdc"),
-		slot: CDCSlotName(pc.Database, cfg.Table, cfg.RelayID),
-		pub:  strings.ToLower(base) + "_cdc",
+		cfg: cfg,
+		dsn: dsn,
+		n:   n,
+		log: logger.With("relay", cfg.RelayID, "mode", "cdc"),
 	}, nil
-}
-
-// CDCSlotName is the replication slot a change-data-capture relay with
-// this relay id uses for this outbox table of this database. Slot names
-// are unique in the whole server and allow only a-z, 0-9 and _, so the
-// three are hashed.
-func CDCSlotName(database, table, relayID string) string {
-	if table == "" {
-		table = DefaultTable
-	}
-	h := sha256.Sum256([]byte(database + "\x00" + table + "\x00" + relayID))
-	return "weir_outbox_cdc_" + hex.EncodeToString(h[:12])
 }
 
 // Stats returns the relay's counters.
@@ -134,7 +116,7 @@ func (r *CDCRelay) Run(ctx context.Context) error {
 		if isFenced(err) {
 			return fmt.Errorf("%w: %w", ErrFenced, err)
 		}
-		if errors.Is(err, ErrSourceChanged) {
+		if errors.Is(err, ErrSourceChanged) || isStop(err) {
 			return err
 		}
 		if !started && !slotInUse(err) {
@@ -145,6 +127,18 @@ func (r *CDCRelay) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// stopError is a failure that starting over cannot mend (a publication
+// that streams another table): Run returns it.
+type stopError struct{ err error }
+
+func (e stopError) Error() string { return e.err.Error() }
+func (e stopError) Unwrap() error { return e.err }
+
+func isStop(err error) bool {
+	var s stopError
+	return errors.As(err, &s)
 }
 
 // slotInUse says whether err is PostgreSQL's object_in_use: another
@@ -160,11 +154,11 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	src, err := identifySource(ctx, conn, r.n.table)
+	src, err := r.identify(ctx, conn)
 	if err != nil {
 		return err
 	}
-	if err := r.ensurePublication(ctx, conn); err != nil {
+	if err := r.ensurePublication(ctx, conn, src); err != nil {
 		return err
 	}
 	cl, err := kgo.NewClient(r.clientOpts()...)
@@ -227,9 +221,24 @@ func (r *CDCRelay) connect(ctx context.Context) (*pgconn.PgConn, error) {
 	return conn, nil
 }
 
+// identify identifies the source and sets the relay's slot and
+// publication names from it.
+func (r *CDCRelay) identify(ctx context.Context, conn *pgconn.PgConn) (cdcSource, error) {
+	src, err := identifySource(ctx, conn, r.n.table)
+	if err != nil {
+		return cdcSource{}, err
+	}
+	r.slot, r.pub = cdcNames(src, r.cfg.RelayID)
+	return src, nil
+}
+
 // setup creates the publication and the relay's slot unless they exist.
 func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
-	if err := r.ensurePublication(ctx, conn); err != nil {
+	src, err := r.identify(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := r.ensurePublication(ctx, conn, src); err != nil {
 		return err
 	}
 	slot, err := lookUpSlot(ctx, conn, r.slot)
@@ -240,17 +249,22 @@ func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
 }
 
 // ensurePublication creates the publication (inserts into the outbox
-// table only) unless it exists.
-func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn) error {
+// table only) unless it exists, and checks that it publishes exactly
+// that.
+func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn, src cdcSource) error {
 	row, err := queryRow(ctx, conn, `SELECT 1 FROM pg_publication WHERE pubname = `+quoteLiteral(r.pub))
 	if err != nil {
 		return fmt.Errorf("outbox: look up publication %s: %w", r.pub, err)
 	}
 	if row == nil {
-		_, err := conn.Exec(ctx, `CREATE PUBLICATION `+r.pub+` FOR TABLE `+r.n.table+` WITH (publish = 'insert')`).ReadAll()
+		table := pgx.Identifier{src.schema, src.table}.Sanitize()
+		_, err := conn.Exec(ctx, `CREATE PUBLICATION `+r.pub+` FOR TABLE `+table+` WITH (publish = 'insert')`).ReadAll()
 		if err != nil && !isDuplicate(err) {
 			return fmt.Errorf("outbox: create publication %s: %w", r.pub, err)
 		}
+	}
+	if err := checkPublication(ctx, conn, r.pub, src); err != nil {
+		return stopError{err}
 	}
 	return nil
 }
@@ -389,6 +403,11 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			rel, ok := rels[m.RelationID]
 			if !ok {
 				return fmt.Errorf("outbox: insert into unknown relation %d", m.RelationID)
+			}
+			if rel.RelationID != src.tableOID || rel.Namespace != src.schema || rel.RelationName != src.table {
+				return stopError{fmt.Errorf("outbox: publication %s streamed a row of %s.%s (oid %d); the relay publishes only %s (oid %d): "+
+					"drop the publication (DROP PUBLICATION %s) and the relay creates it again",
+					r.pub, rel.Namespace, rel.RelationName, rel.RelationID, src.qualified(), src.tableOID, r.pub)}
 			}
 			ev, err := decodeInsert(types, rel, m.Tuple)
 			if err != nil {

@@ -64,7 +64,7 @@ func (e *env) slotConfirmed(relayID string) (pglogrepl.LSN, bool) {
 	e.t.Helper()
 	var s *string
 	err := e.pool.QueryRow(testCtx(e.t), `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`,
-		e.cdcRelay(relayID).slot).Scan(&s)
+		e.slotName(relayID)).Scan(&s)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false
 	}
@@ -107,6 +107,27 @@ func reopenEnv(t *testing.T, e *env, topic string) *env {
 		t.Fatal(err)
 	}
 	return &n
+}
+
+// slotName is the slot of relayID's relay on the default table.
+func (e *env) slotName(relayID string) string {
+	e.t.Helper()
+	slot, _ := e.cdcNames(e.config(relayID, 0))
+	return slot
+}
+
+// cdcNames are the slot and publication of the relay configured by cfg.
+func (e *env) cdcNames(cfg RelayConfig) (slot, pub string) {
+	e.t.Helper()
+	r, err := NewCDCRelay(e.dsn, cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	slot, pub, err = r.Names(testCtx(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return slot, pub
 }
 
 // cdcRelay returns a change-data-capture relay for this environment,
@@ -202,7 +223,7 @@ func TestCDCRecreatedDatabasePublishesItsEvents(t *testing.T) {
 	}
 	ctx := testCtx(t)
 	name := a.pool.Config().ConnConfig.Database
-	slot := a.cdcRelay("c1").slot
+	slot := a.slotName("c1")
 	a.pool.Close()
 	admin, err := pgx.Connect(ctx, srv.DSN("postgres"))
 	if err != nil {
@@ -244,13 +265,14 @@ func TestCDCRefusesToStartWhenItsSlotIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.cdcRelay("c1")
-	if _, err := e.pool.Exec(testCtx(t), `SELECT pg_drop_replication_slot($1)`, r.slot); err != nil {
+	slot := e.slotName("c1")
+	if _, err := e.pool.Exec(testCtx(t), `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
 		t.Fatal(err)
 	}
 	e.placeOrdersInTxns(2, 1) // lost to this relay: no slot saw them
 	err := runUntilRefused(t, r, 30*time.Second)
-	if !errors.Is(err, ErrSourceChanged) || !strings.Contains(err.Error(), r.slot) {
-		t.Fatalf("run: %v; want %v naming slot %s", err, ErrSourceChanged, r.slot)
+	if !errors.Is(err, ErrSourceChanged) || !strings.Contains(err.Error(), slot) {
+		t.Fatalf("run: %v; want %v naming slot %s", err, ErrSourceChanged, slot)
 	}
 	if _, ok := e.slotConfirmed("c1"); ok {
 		t.Fatal("the refusing relay created a new slot")

@@ -41,8 +41,14 @@ func newCDCEnv(t *testing.T) *env {
 // first start does: events committed from here on are the relay's.
 func (e *env) cdcSetup(relayID string) {
 	e.t.Helper()
+	e.cdcSetupWith(e.config(relayID, 0))
+}
+
+// cdcSetupWith is cdcSetup for a relay configured by cfg.
+func (e *env) cdcSetupWith(cfg RelayConfig) {
+	e.t.Helper()
 	ctx := testCtx(e.t)
-	r, err := NewCDCRelay(e.dsn, e.config(relayID, 0))
+	r, err := NewCDCRelay(e.dsn, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -59,7 +65,14 @@ func (e *env) cdcSetup(relayID string) {
 // startCDC runs a change-data-capture relay in this process.
 func (e *env) startCDC(relayID string) (*CDCRelay, func() error) {
 	e.t.Helper()
-	r, err := NewCDCRelay(e.dsn, e.config(relayID, 0))
+	return e.startCDCWith(e.config(relayID, 0))
+}
+
+// startCDCWith runs a change-data-capture relay configured by cfg in
+// this process.
+func (e *env) startCDCWith(cfg RelayConfig) (*CDCRelay, func() error) {
+	e.t.Helper()
+	r, err := NewCDCRelay(e.dsn, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

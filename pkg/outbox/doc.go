@@ -192,9 +192,18 @@
 // CDCRelay (weir outbox relay --mode cdc) reads the outbox through
 // PostgreSQL logical replication instead of polling. It needs
 // wal_level=logical and a role allowed to replicate. At its first start it
-// creates a publication of the table's inserts (named after the table,
-// TABLE_cdc) and a logical replication slot (pgoutput) for its relay id
-// (CDCSlotName): events committed before the slot exists are not its to
+// creates a publication of the table's inserts and a logical replication
+// slot (pgoutput), both its own: their names (CDCRelay.Names) are
+// weir_SCHEMA_TABLE_RELAY-ID, with the table schema-qualified as
+// PostgreSQL resolves it, lowercased and cut to fit PostgreSQL's 63-byte
+// limit, followed by a hash of the exact schema, table and relay id (and,
+// for the slot, the database oid, since slot names are unique in the
+// whole server). Relays of tables with the same name in two schemas, or
+// of one table under two relay ids, share nothing. An existing
+// publication of that name must publish exactly the inserts of the
+// table, every row and column, and every streamed insert must be a row
+// of the table; otherwise the relay stops with an error naming what it
+// found. Events committed before the slot exists are not its to
 // publish, so create the slot (start the relay once) before the
 // application writes, or publish the older rows with the polling relay
 // first.

@@ -1,0 +1,110 @@
+package outbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// maxIdentifierBytes is PostgreSQL's limit on names (NAMEDATALEN - 1);
+// longer names are silently truncated, which could make two relays share
+// one.
+const maxIdentifierBytes = 63
+
+// cdcNames returns the replication slot and the publication of relay
+// relayID for src's table. Both start with a readable part (weir_,
+// schema, table, relay id; lowercased, other characters than a-z, 0-9
+// and _ replaced, cut to fit) and end with a hash of the exact names,
+// which keeps them distinct when the readable parts are not. Slot names
+// are unique in the whole server, so the slot's hash also covers the
+// database oid; publications belong to one database.
+func cdcNames(src cdcSource, relayID string) (slot, pub string) {
+	readable := "weir_" + src.schema + "_" + src.table + "_" + relayID
+	db := strconv.FormatUint(uint64(src.dbOID), 10)
+	return hashedName(readable, "slot", db, src.schema, src.table, relayID),
+		hashedName(readable, "publication", src.schema, src.table, relayID)
+}
+
+// hashedName is readable, made a valid slot name and cut to fit, followed
+// by a hash of parts, within maxIdentifierBytes.
+func hashedName(readable string, parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	suffix := "_" + hex.EncodeToString(h[:6])
+	b := []byte(strings.ToLower(readable))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			b[i] = '_'
+		}
+	}
+	if n := maxIdentifierBytes - len(suffix); len(b) > n {
+		b = b[:n]
+	}
+	return string(b) + suffix
+}
+
+// Names returns the replication slot and the publication the relay uses
+// (or would create) in its database, for instance to drop an unused slot
+// with pg_drop_replication_slot. It connects to the database to resolve
+// the table's schema and the database's oid.
+func (r *CDCRelay) Names(ctx context.Context) (slot, publication string, err error) {
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	src, err := identifySource(ctx, conn, r.n.table)
+	if err != nil {
+		return "", "", err
+	}
+	slot, publication = cdcNames(src, r.cfg.RelayID)
+	return slot, publication, nil
+}
+
+// checkPublication verifies that the publication pub, which exists,
+// publishes inserts of src's table and of nothing else, all rows and all
+// columns: the relay would otherwise publish another table's rows (a
+// publication created for another table under this name) or miss some of
+// its own.
+func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub string, src cdcSource) error {
+	row, err := queryRow(ctx, conn, `SELECT p.puballtables, p.pubinsert,
+			(SELECT coalesce(string_agg(t.schemaname || '.' || t.tablename, ', ' ORDER BY 1), '')
+			 FROM pg_publication_tables t WHERE t.pubname = p.pubname),
+			current_setting('server_version_num')::int >= 150000
+		FROM pg_publication p WHERE p.pubname = `+quoteLiteral(pub))
+	if err != nil {
+		return fmt.Errorf("outbox: look up publication %s: %w", pub, err)
+	}
+	if row == nil {
+		return fmt.Errorf("outbox: publication %s vanished", pub)
+	}
+	want := src.qualified()
+	if row[0] == "t" || row[1] != "t" || row[2] != want {
+		return fmt.Errorf("outbox: publication %s publishes %s (all tables %s, inserts %s), not the inserts of exactly %s: "+
+			"drop it (DROP PUBLICATION %s) and the relay creates it again", pub, orNone(row[2]), row[0], row[1], want, pub)
+	}
+	if row[3] != "t" {
+		return nil // no row filters or column lists before PostgreSQL 15
+	}
+	row, err = queryRow(ctx, conn, `SELECT count(*) FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+		WHERE p.pubname = `+quoteLiteral(pub)+` AND (r.prqual IS NOT NULL OR r.prattrs IS NOT NULL)`)
+	if err != nil {
+		return fmt.Errorf("outbox: look up publication %s: %w", pub, err)
+	}
+	if row != nil && row[0] != "0" {
+		return fmt.Errorf("outbox: publication %s has a row filter or a column list on %s: the relay must see every row whole; "+
+			"drop it (DROP PUBLICATION %s) and the relay creates it again", pub, want, pub)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no table"
+	}
+	return s
+}
