@@ -157,6 +157,104 @@ wal_level=logical) instead of polling, and leaves the rows pending.`,
 	relay.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "compacted topic recording published batches")
 	relay.Flags().StringVar(&mode, "mode", "poll", "how the relay reads the outbox: poll (claim rows) or cdc (logical replication)")
 
-	cmd.AddCommand(migrate, relay)
+	cmd.AddCommand(migrate, relay, newOutboxSkipCommand(conn))
 	return cmd
+}
+
+// newOutboxSkipCommand is `weir outbox skip`: the way past an event Kafka
+// refuses, which otherwise blocks its relay for ever.
+func newOutboxSkipCommand(conn *connFlags) *cobra.Command {
+	var (
+		dsn, table, relayID, mode, lsn, reason, progressTopic string
+		id                                                    int64
+	)
+	skip := &cobra.Command{
+		Use:   "skip",
+		Short: "Record that a relay must not publish an event Kafka refuses",
+		Long: `An event Kafka refuses (its topic does not exist, or it exceeds the topic's
+max.message.bytes) fails its Kafka transaction every time and blocks its
+relay, which logs the event's id (and in cdc mode the commit LSN of its
+source transaction). This command records in the progress topic that the
+relay must not publish it; the relay, which starts over after each failed
+attempt, then publishes everything else. The skipped event reaches no
+consumer.
+
+  --id N     the event with id N; its row must still be in the table (in
+             poll mode, pending or claimed). The polling relay marks the
+             row sent without publishing it.
+  --lsn LSN  (cdc mode) every event of the source transaction committed at
+             LSN, for instance one whose row was deleted: in cdc mode
+             deleting a row does not unblock the relay, as the slot streams
+             the insert again.
+
+The skip is tied to the relay id and to this database (a restored or
+recreated database does not inherit it). With several polling relays on
+one table, skip the event for each relay id that reports it.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case dsn == "":
+				return fmt.Errorf("%s: --dsn is required (or set %s)", cmd.CommandPath(), outboxDSNEnv)
+			case relayID == "":
+				return errors.New("--relay-id: required: the relay that reports the event")
+			case mode != "poll" && mode != "cdc":
+				return fmt.Errorf("--mode %q: want poll or cdc", mode)
+			case (id > 0) == (lsn != ""):
+				return errors.New("give exactly one of --id (a positive event id) and --lsn")
+			case lsn != "" && mode != "cdc":
+				return errors.New("--lsn: only in cdc mode (the polling relay skips by --id)")
+			case progressTopic == "":
+				return errors.New("--progress-topic: must not be empty")
+			}
+			if err := outbox.CheckTableName(table); err != nil {
+				return fmt.Errorf("--table: %w", err)
+			}
+			seeds, err := conn.seeds()
+			if err != nil {
+				return err
+			}
+			ctx := contextOf(cmd)
+			rcfg := outbox.RelayConfig{RelayID: relayID, Brokers: seeds, ProgressTopic: progressTopic, Table: table}
+			what := fmt.Sprintf("event %d", id)
+			if mode == "cdc" {
+				r, err := outbox.NewCDCRelay(dsn, rcfg)
+				if err != nil {
+					return err
+				}
+				if lsn != "" {
+					what = "the source transaction committed at " + lsn
+					err = r.SkipTransaction(ctx, lsn, reason)
+				} else {
+					err = r.SkipEvent(ctx, id, reason)
+				}
+				if err != nil {
+					return err
+				}
+			} else {
+				pool, err := pgxpool.New(ctx, dsn)
+				if err != nil {
+					return fmt.Errorf("database: %w", err)
+				}
+				defer pool.Close()
+				r, err := outbox.NewRelay(pool, rcfg)
+				if err != nil {
+					return err
+				}
+				if err := r.Skip(ctx, id, reason); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "relay %s will skip %s\n", relayID, what)
+			return nil
+		},
+	}
+	skip.Flags().StringVar(&dsn, "dsn", os.Getenv(outboxDSNEnv), "PostgreSQL connection string (env "+outboxDSNEnv+")")
+	skip.Flags().StringVar(&table, "table", outbox.DefaultTable, "outbox table, optionally schema-qualified")
+	skip.Flags().StringVar(&relayID, "relay-id", "", "the relay that reports the refused event (required)")
+	skip.Flags().StringVar(&mode, "mode", "poll", "the relay's mode: poll or cdc")
+	skip.Flags().Int64Var(&id, "id", 0, "id of the event to skip")
+	skip.Flags().StringVar(&lsn, "lsn", "", "cdc mode: commit LSN of the source transaction to skip whole (e.g. 0/1A2B3C8)")
+	skip.Flags().StringVar(&reason, "reason", "", "why, kept in the skip record")
+	skip.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "the relay's progress topic")
+	return skip
 }

@@ -23,6 +23,12 @@ func TestOutboxRejectsBadFlags(t *testing.T) {
 		{[]string{"outbox", "migrate", "--dsn", dsn, "--table", "a;b"}, "invalid table name"},
 		{[]string{"outbox", "relay", "--dsn", "::not a dsn::"}, "database:"},
 		{[]string{"outbox", "relay", "--dsn", dsn, "extra"}, "no arguments"},
+		{[]string{"outbox", "skip", "--id", "3"}, "--dsn is required"},
+		{[]string{"outbox", "skip", "--dsn", dsn, "--id", "3"}, "--relay-id: required"},
+		{[]string{"outbox", "skip", "--dsn", dsn, "--relay-id", "r"}, "exactly one of --id"},
+		{[]string{"outbox", "skip", "--dsn", dsn, "--relay-id", "r", "--id", "3", "--lsn", "0/1"}, "exactly one of --id"},
+		{[]string{"outbox", "skip", "--dsn", dsn, "--relay-id", "r", "--lsn", "0/1"}, "only in cdc mode"},
+		{[]string{"outbox", "skip", "--dsn", dsn, "--relay-id", "r", "--id", "3", "--mode", "x"}, `--mode "x"`},
 	} {
 		r := run(t, "127.0.0.1:1", "", tc.args...)
 		if r.err == nil || !strings.Contains(r.err.Error(), tc.want) {

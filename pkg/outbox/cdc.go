@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,7 @@ var ErrSourceChanged = errors.New("outbox: the database is not the one the relay
 const (
 	cdcKeyPrefix      = "cdc/"
 	cdcFenceKeyPrefix = "cdc-fence/"
+	cdcSkipKeyPrefix  = "cdc-skip/"
 )
 
 // Crash points of the change-data-capture relay.
@@ -173,7 +175,7 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
-	last, err := readCDCProgress(ctx, r.cfg, src.progressKey(r.cfg.RelayID), fence)
+	last, skipped, err := readCDCProgress(ctx, r.cfg, src, fence)
 	if err != nil {
 		return err
 	}
@@ -204,7 +206,7 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	}
 	r.log.Info("outbox cdc relay started", "slot", r.slot, "system", src.systemID, "timeline", src.timeline,
 		"database_oid", src.dbOID, "table", src.qualified(), "resume_after", resume, "recheck_last", verify != nil)
-	return r.stream(ctx, conn, cl, src, last, verify)
+	return r.stream(ctx, conn, cl, src, last, verify, skipped)
 }
 
 // connect opens a replication connection to the database.
@@ -305,8 +307,9 @@ func (r *CDCRelay) writeFence(ctx context.Context, cl *kgo.Client) (int64, error
 
 // sourceTxn is one source transaction's outbox inserts.
 type sourceTxn struct {
-	xid    uint32
-	events []claimed
+	xid       uint32
+	events    []claimed
+	decodeErr error // the first row that could not be read as an event
 }
 
 // stream receives the replication stream and publishes each source
@@ -320,8 +323,10 @@ type sourceTxn struct {
 // relay stops with ErrSourceChanged. Nothing is confirmed until then.
 //
 // The slot is only ever confirmed at the end of a transaction it streamed
-// and that is committed in Kafka.
-func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Client, src cdcSource, last, verify *cdcProgress) error {
+// and that is committed in Kafka. Events and transactions in skipped are
+// left out of the Kafka transaction, whose progress record still names
+// the source transaction.
+func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Client, src cdcSource, last, verify *cdcProgress, skipped *skips) error {
 	rels := map[uint32]*pglogrepl.RelationMessage{}
 	types := pgtype.NewMap()
 	var txn *sourceTxn
@@ -411,7 +416,9 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			}
 			ev, err := decodeInsert(types, rel, m.Tuple)
 			if err != nil {
-				return err
+				// Reported at the commit, unless the transaction is skipped.
+				txn.decodeErr = cmp.Or(txn.decodeErr, err)
+				continue
 			}
 			txn.events = append(txn.events, ev)
 		case *pglogrepl.CommitMessage:
@@ -446,7 +453,12 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				return fmt.Errorf("%w: the slot streamed transaction xid %d committed at %s, not after the last published one at %s",
 					ErrSourceChanged, t.xid, m.CommitLSN, last.CommitLSN)
 			}
-			if len(t.events) == 0 {
+			skipTxn := skipped.txn(m.CommitLSN)
+			if t.decodeErr != nil && !skipTxn {
+				return fmt.Errorf("%w (source transaction committed at %s; skip it with weir outbox skip --mode cdc --relay-id %s --lsn %s)",
+					t.decodeErr, m.CommitLSN, r.cfg.RelayID, m.CommitLSN)
+			}
+			if len(t.events) == 0 && !skipTxn {
 				continue
 			}
 			rec := &cdcProgress{
@@ -456,14 +468,22 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				XID: t.xid, Digest: digestEvents(t.events),
 				commit: m.CommitLSN, end: m.TransactionEndLSN,
 			}
+			var publish []claimed
+			for _, e := range t.events {
+				if skipTxn || skipped.event(e) {
+					r.log.Warn("outbox event skipped as a skip record in the progress topic says", "id", e.id, "topic", e.topic, "commit_lsn", rec.CommitLSN)
+					continue
+				}
+				publish = append(publish, e)
+			}
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
-			err := r.publish(bctx, cl, src, t, rec)
+			err := r.publish(bctx, cl, src, publish, rec)
 			cancel()
 			if err != nil {
 				return err
 			}
 			last = rec
-			r.published.Add(int64(len(t.events)))
+			r.published.Add(int64(len(publish)))
 			r.batches.Add(1)
 			r.hook(crashCDCBeforeAck, t)
 			acked = rec.end
@@ -474,25 +494,31 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 	}
 }
 
-// publish produces a source transaction's events and its progress record
-// rec in one Kafka transaction and commits it.
-func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, src cdcSource, t *sourceTxn, rec *cdcProgress) error {
+// publish produces events of a source transaction and its progress
+// record rec in one Kafka transaction and commits it.
+func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, src cdcSource, events []claimed, rec *cdcProgress) error {
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	recs := make([]*kgo.Record, 0, len(t.events)+1)
-	for _, e := range t.events {
+	recs := make([]*kgo.Record, 0, len(events)+1)
+	for _, e := range events {
 		recs = append(recs, eventRecord(e))
 	}
 	recs = append(recs, &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(src.progressKey(r.cfg.RelayID)), Value: v})
 	if err := cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("outbox: begin transaction: %w", err)
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return errors.Join(fmt.Errorf("outbox: publish transaction %s: %w", rec.CommitLSN, err), abort(ctx, cl))
+	if rs := cl.ProduceSync(ctx, recs...); rs.FirstErr() != nil {
+		if id, topic, why, ok := refusedEvent(rs); ok {
+			r.log.Warn("outbox event refused by Kafka; its source transaction is retried until the cause is fixed or the event skipped (deleting the row changes nothing)",
+				"id", id, "topic", topic, "commit_lsn", rec.CommitLSN, "err", why,
+				"skip", fmt.Sprintf("weir outbox skip --mode cdc --table %s --relay-id %s --id %d (or --lsn %s for the whole transaction)",
+					r.cfg.Table, r.cfg.RelayID, id, rec.CommitLSN))
+		}
+		return errors.Join(fmt.Errorf("outbox: publish transaction %s: %w", rec.CommitLSN, rs.FirstErr()), abort(ctx, cl))
 	}
-	r.hook(crashCDCBeforeCommit, t)
+	r.hook(crashCDCBeforeCommit, &sourceTxn{events: events})
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("outbox: commit transaction %s: %w", rec.CommitLSN, err)
 	}

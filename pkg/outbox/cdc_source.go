@@ -42,6 +42,12 @@ func (s cdcSource) progressKey(relayID string) string {
 	return cdcKeyPrefix + s.systemID + "/" + strconv.FormatUint(uint64(s.dbOID), 10) + "/" + s.qualified() + "/" + relayID
 }
 
+// skipPrefix starts the keys of the records that skip events of this
+// source (see skip.go).
+func (s cdcSource) skipPrefix(relayID string) string {
+	return cdcSkipKeyPrefix + s.systemID + "/" + strconv.FormatUint(uint64(s.dbOID), 10) + "/" + s.qualified() + "/" + relayID + "/"
+}
+
 // identifySource asks the server on the replication connection conn who
 // it is, and resolves table (a quoted, possibly qualified name) to its
 // schema and oid.
@@ -178,10 +184,16 @@ func digestEvents(events []claimed) string {
 
 // readCDCProgress reads the progress topic up to the fence record at
 // fenceOffset (see readProgress for why the fence makes the answer
-// complete) and returns the last progress recorded under key, or nil.
-func readCDCProgress(ctx context.Context, cfg RelayConfig, key string, fenceOffset int64) (*cdcProgress, error) {
+// complete) and returns the last progress recorded for src, or nil, and
+// the events and transactions of src skipped by hand.
+func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceOffset int64) (*cdcProgress, *skips, error) {
 	var last *cdcProgress
-	err := scanProgress(ctx, cfg, key, fenceOffset, func(offset int64, value []byte) error {
+	sk := &skips{}
+	key, skipPrefix := src.progressKey(cfg.RelayID), src.skipPrefix(cfg.RelayID)
+	err := scanProgress(ctx, cfg, func(k string) bool { return k == key || strings.HasPrefix(k, skipPrefix) }, fenceOffset, func(offset int64, k string, value []byte) error {
+		if k != key {
+			return sk.add(offset, value)
+		}
 		var p cdcProgress
 		if err := json.Unmarshal(value, &p); err != nil {
 			return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
@@ -192,7 +204,10 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, key string, fenceOffs
 		last = &p
 		return nil
 	})
-	return last, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return last, sk, nil
 }
 
 // resumeCheck decides, before streaming, whether the slot and the server

@@ -166,11 +166,37 @@
 //
 // An event Kafka refuses (its topic does not exist and is not
 // auto-created, or the record exceeds the topic's max.message.bytes, 1 MB
-// by default) fails its batch each time. The relay restarts, releases the
-// batch and claims the oldest pending rows again, which include that
-// event: it stops all publishing from the relay's table until the row is
-// fixed or deleted (each attempt is logged at warning level). A row whose
-// headers cannot be read as strings stops the relay the same way.
+// by default) fails its Kafka transaction each time, and the relay
+// cannot go past it. The polling relay restarts, releases the batch and
+// claims the oldest pending rows again, which include that event; the
+// change-data-capture relay restarts and the slot streams the same
+// transaction again. Each attempt is logged at warning level with the
+// event's id (and, in change-data-capture mode, its source transaction's
+// commit LSN) and the command that skips it. There are two ways on:
+//
+//   - Fix the cause (create the topic, raise its max.message.bytes); the
+//     next attempt publishes the event. In polling mode, fixing or
+//     deleting the row also works. In change-data-capture mode it does
+//     not: the slot streams the insert as it was committed.
+//   - Skip the event: weir outbox skip --relay-id ID --id EVENT-ID (add
+//     --mode cdc for a change-data-capture relay, which also takes --lsn
+//     COMMIT-LSN to skip a whole source transaction, for instance one
+//     whose row was deleted); in Go, Relay.Skip, CDCRelay.SkipEvent and
+//     CDCRelay.SkipTransaction. The skip is recorded in the progress
+//     topic under the relay id and this database's identity, and read by
+//     the relay when it starts over after the failed attempt. The
+//     skipped event reaches no consumer; every other event is still
+//     published exactly once. A polling relay marks the skipped row sent;
+//     the record in the progress topic is what tells it from a published
+//     one. A skip by id names the event's id and a digest of its row, so
+//     it cannot apply to another event given the same id later. With
+//     several polling relays on one table, skip the event for each relay
+//     id that reports it.
+//
+// A row whose headers cannot be read as strings stops the polling relay
+// until the row is fixed or deleted; in change-data-capture mode it is
+// reported with its source transaction's commit LSN, to be skipped by
+// --lsn.
 //
 // A relay holds one batch in memory: up to BatchSize events, keys and
 // payloads included, plus the Kafka client's encoded copy while it

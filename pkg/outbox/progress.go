@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -131,27 +132,33 @@ func commitFence(ctx context.Context, cl *kgo.Client, rec *kgo.Record) (int64, e
 // InitProducerId settled every earlier transaction of this relay id, and
 // a read_committed fetch returns it only once every transaction before it
 // in the partition, ours or other relays', is settled.
-func readProgress(ctx context.Context, cfg RelayConfig, token string, fenceOffset int64) (*progress, error) {
+func readProgress(ctx context.Context, cfg RelayConfig, token string, fenceOffset int64) (*progress, *skips, error) {
 	var last *progress
-	err := scanProgress(ctx, cfg, string(batchKey(cfg.RelayID, token)), fenceOffset, func(offset int64, value []byte) error {
-		var p progress
-		if err := json.Unmarshal(value, &p); err != nil {
-			return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
-		}
-		last = &p
-		return nil
-	})
+	sk := &skips{}
+	key, skipPrefix := string(batchKey(cfg.RelayID, token)), pollSkipPrefix(cfg.RelayID, token)
+	err := scanProgress(ctx, cfg, func(k string) bool { return k == key || strings.HasPrefix(k, skipPrefix) }, fenceOffset,
+		func(offset int64, k string, value []byte) error {
+			if k != key {
+				return sk.add(offset, value)
+			}
+			var p progress
+			if err := json.Unmarshal(value, &p); err != nil {
+				return fmt.Errorf("outbox: progress record at offset %d: %w", offset, err)
+			}
+			last = &p
+			return nil
+		})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return last, nil
+	return last, sk, nil
 }
 
 // scanProgress reads the progress topic, read_committed, from its start
 // up to the fence record at fenceOffset and calls apply, in order, with
-// every record under key before the fence. An error from apply ends the
-// scan.
-func scanProgress(ctx context.Context, cfg RelayConfig, key string, fenceOffset int64, apply func(offset int64, value []byte) error) error {
+// every record before the fence whose key match accepts. An error from
+// apply ends the scan.
+func scanProgress(ctx context.Context, cfg RelayConfig, match func(key string) bool, fenceOffset int64, apply func(offset int64, key string, value []byte) error) error {
 	cl, err := kgo.NewClient(progressReaderOpts(cfg)...)
 	if err != nil {
 		return fmt.Errorf("outbox: progress reader: %w", err)
@@ -174,10 +181,10 @@ func scanProgress(ctx context.Context, cfg RelayConfig, key string, fenceOffset 
 			if r.Offset >= fenceOffset {
 				done = true
 			}
-			if done || scanErr != nil || string(r.Key) != key {
+			if done || scanErr != nil || !match(string(r.Key)) {
 				return
 			}
-			scanErr = apply(r.Offset, r.Value)
+			scanErr = apply(r.Offset, string(r.Key), r.Value)
 		})
 		if scanErr != nil || done {
 			return scanErr

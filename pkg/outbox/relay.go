@@ -196,7 +196,7 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 	if err != nil {
 		return err
 	}
-	last, err := readProgress(ctx, r.cfg, token, fence)
+	last, skipped, err := readProgress(ctx, r.cfg, token, fence)
 	if err != nil {
 		return err
 	}
@@ -204,6 +204,10 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 	rec, err := r.store.reconcile(ctx, inc, token, last)
 	if err != nil {
 		return err
+	}
+	if rec.token != token {
+		// Skips name event ids of the history the old token stood for.
+		skipped = &skips{}
 	}
 	token = rec.token
 	*started = true
@@ -247,7 +251,7 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 		}
 		// The batch is claimed: publish it even if ctx ends now.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
-		err = r.publish(bctx, cl, inc, token, b)
+		err = r.publish(bctx, cl, inc, token, b, skipped)
 		cancel()
 		if err != nil {
 			return err
@@ -285,11 +289,17 @@ func transactionalClientOpts(cfg RelayConfig, txnID string) []kgo.Opt {
 }
 
 // publish produces batch b and its progress record in one Kafka
-// transaction and commits it.
-func (r *Relay) publish(ctx context.Context, cl *kgo.Client, inc int64, token string, b *batch) error {
+// transaction and commits it. Events skipped by hand are left out; the
+// progress record names them with the others, so that they are marked
+// sent.
+func (r *Relay) publish(ctx context.Context, cl *kgo.Client, inc int64, token string, b *batch, skipped *skips) error {
 	r.hook(crashBeforePublish, b)
 	recs := make([]*kgo.Record, 0, len(b.events)+1)
 	for _, e := range b.events {
+		if skipped.event(e) {
+			r.log.Warn("outbox event skipped as a skip record in the progress topic says; its row is marked sent unpublished", "id", e.id, "topic", e.topic)
+			continue
+		}
 		recs = append(recs, eventRecord(e))
 	}
 	pr, err := progressRecord(r.cfg.ProgressTopic, r.cfg.RelayID, token, inc, b)
@@ -300,8 +310,13 @@ func (r *Relay) publish(ctx context.Context, cl *kgo.Client, inc int64, token st
 	if err := cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("outbox: begin transaction: %w", err)
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return errors.Join(fmt.Errorf("outbox: publish batch %d: %w", b.number, err), abort(ctx, cl))
+	if rs := cl.ProduceSync(ctx, recs...); rs.FirstErr() != nil {
+		if id, topic, why, ok := refusedEvent(rs); ok {
+			r.log.Warn("outbox event refused by Kafka; its batch is retried until the cause is fixed, the row deleted, or the event skipped",
+				"id", id, "topic", topic, "err", why,
+				"skip", fmt.Sprintf("weir outbox skip --table %s --relay-id %s --id %d", r.cfg.Table, r.cfg.RelayID, id))
+		}
+		return errors.Join(fmt.Errorf("outbox: publish batch %d: %w", b.number, rs.FirstErr()), abort(ctx, cl))
 	}
 	r.hook(crashBeforeCommit, b)
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {

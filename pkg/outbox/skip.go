@@ -1,0 +1,228 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// An event Kafka refuses (its topic does not exist, or it is larger than
+// the topic's max.message.bytes) fails its Kafka transaction every time,
+// and the relay, which publishes in order, cannot go past it. The relay
+// logs the event's id (and in change-data-capture mode its source
+// transaction's commit LSN) and the command that skips it. A skip is an
+// operator's decision, recorded in the progress topic next to the relay's
+// own progress and under the same identity (the polling relay's token;
+// the change-data-capture relay's system identifier, database oid and
+// table), so that it never applies to another database's event with the
+// same id:
+//
+//	skip/TOKEN/RELAY-ID/ID                               polling relay
+//	cdc-skip/SYSTEM-ID/DATABASE-OID/SCHEMA.TABLE/RELAY-ID/id/ID    change data capture, one event
+//	cdc-skip/SYSTEM-ID/DATABASE-OID/SCHEMA.TABLE/RELAY-ID/lsn/LSN  change data capture, a source transaction
+//
+// A skip by id carries a digest of the event as the table held it, and
+// the relay skips only an event with that id and that digest, so that a
+// sequence reset by hand cannot make it skip a new event with an old id.
+// The relay reads skips when it starts, and starts over after each failed
+// publication, so a skip takes effect within a second or so.
+const pollSkipKeyPrefix = "skip/"
+
+// pollSkipPrefix starts the keys of the polling relay's skip records.
+func pollSkipPrefix(relayID, token string) string {
+	return pollSkipKeyPrefix + token + "/" + relayID + "/"
+}
+
+// skipRecord is the value of a skip record.
+type skipRecord struct {
+	Relay     string    `json:"relay"`
+	ID        int64     `json:"id,omitempty"`
+	Digest    string    `json:"digest,omitempty"` // of the event (digestEvents) as the table held it
+	CommitLSN string    `json:"commit_lsn,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// skips are the events and source transactions a relay was told to skip.
+type skips struct {
+	events map[int64]string // event id: digest
+	txns   map[pglogrepl.LSN]bool
+}
+
+// add records the skip record value read at offset.
+func (s *skips) add(offset int64, value []byte) error {
+	var rec skipRecord
+	if err := json.Unmarshal(value, &rec); err != nil {
+		return fmt.Errorf("outbox: skip record at offset %d: %w", offset, err)
+	}
+	if rec.ID != 0 {
+		if s.events == nil {
+			s.events = map[int64]string{}
+		}
+		s.events[rec.ID] = rec.Digest
+	}
+	if rec.CommitLSN != "" {
+		lsn, err := pglogrepl.ParseLSN(rec.CommitLSN)
+		if err != nil {
+			return fmt.Errorf("outbox: skip record at offset %d: %w", offset, err)
+		}
+		if s.txns == nil {
+			s.txns = map[pglogrepl.LSN]bool{}
+		}
+		s.txns[lsn] = true
+	}
+	return nil
+}
+
+// event says whether e is skipped: its id and its digest were recorded.
+func (s *skips) event(e claimed) bool {
+	if s == nil {
+		return false
+	}
+	d, ok := s.events[e.id]
+	return ok && d == digestEvents([]claimed{e})
+}
+
+// txn says whether the source transaction committed at lsn is skipped.
+func (s *skips) txn(lsn pglogrepl.LSN) bool { return s != nil && s.txns[lsn] }
+
+// Skip records that the relay must not publish event id, which Kafka
+// refuses: the relay marks its row sent without publishing it (the skip
+// record in the progress topic is what says it was skipped). The row must
+// be pending or claimed, and the relay id known to the database. With
+// several polling relays on one table, skip the event for each relay id
+// that reports it. Use it only for an event that can never be published:
+// it is lost to consumers.
+func (r *Relay) Skip(ctx context.Context, id int64, reason string) error {
+	var token string
+	err := r.store.pool.QueryRow(ctx, `SELECT token FROM `+r.store.n.relays+` WHERE relay_id = $1`, r.cfg.RelayID).Scan(&token)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("outbox: relay id %q has never run on %s in this database", r.cfg.RelayID, r.cfg.Table)
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: read relay %q: %w", r.cfg.RelayID, err)
+	}
+	var e claimed
+	var state string
+	err = r.store.pool.QueryRow(ctx, `SELECT id, topic, key, payload, headers, state FROM `+r.store.n.table+` WHERE id = $1`, id).
+		Scan(&e.id, &e.topic, &e.key, &e.payload, &e.headers, &state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("outbox: no event %d in %s", id, r.cfg.Table)
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: read event %d: %w", id, err)
+	}
+	if state == StateSent {
+		return fmt.Errorf("outbox: event %d is already sent", id)
+	}
+	rec := skipRecord{Relay: r.cfg.RelayID, ID: id, Digest: digestEvents([]claimed{e}), Reason: reason, At: time.Now().UTC()}
+	return writeSkip(ctx, r.cfg, pollSkipPrefix(r.cfg.RelayID, token)+strconv.FormatInt(id, 10), rec)
+}
+
+// SkipEvent records that the change-data-capture relay must not publish
+// event id, which Kafka refuses; the other events of its source
+// transaction are published. The row must still be in the table (its
+// digest is recorded); if the application deleted it, skip its source
+// transaction with SkipTransaction. Use it only for an event that can
+// never be published: it is lost to consumers.
+func (r *CDCRelay) SkipEvent(ctx context.Context, id int64, reason string) error {
+	src, err := r.identifyOnce(ctx)
+	if err != nil {
+		return err
+	}
+	db, err := pgx.Connect(ctx, r.dsn)
+	if err != nil {
+		return fmt.Errorf("outbox: database: %w", err)
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	var e claimed
+	err = db.QueryRow(ctx, `SELECT id, topic, key, payload, headers FROM `+pgx.Identifier{src.schema, src.table}.Sanitize()+` WHERE id = $1`, id).
+		Scan(&e.id, &e.topic, &e.key, &e.payload, &e.headers)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("outbox: no event %d in %s: if its row was deleted, skip its source transaction by commit LSN (the relay logs it)", id, src.qualified())
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: read event %d: %w", id, err)
+	}
+	rec := skipRecord{Relay: r.cfg.RelayID, ID: id, Digest: digestEvents([]claimed{e}), Reason: reason, At: time.Now().UTC()}
+	return writeSkip(ctx, r.cfg, src.skipPrefix(r.cfg.RelayID)+"id/"+strconv.FormatInt(id, 10), rec)
+}
+
+// SkipTransaction records that the change-data-capture relay must not
+// publish any event of the source transaction committed at commitLSN (as
+// the relay logs it, e.g. 0/1A2B3C8). Use it only for events that can
+// never be published: they are lost to consumers.
+func (r *CDCRelay) SkipTransaction(ctx context.Context, commitLSN, reason string) error {
+	lsn, err := pglogrepl.ParseLSN(commitLSN)
+	if err != nil {
+		return fmt.Errorf("outbox: commit LSN %q: %w", commitLSN, err)
+	}
+	src, err := r.identifyOnce(ctx)
+	if err != nil {
+		return err
+	}
+	rec := skipRecord{Relay: r.cfg.RelayID, CommitLSN: lsn.String(), Reason: reason, At: time.Now().UTC()}
+	return writeSkip(ctx, r.cfg, src.skipPrefix(r.cfg.RelayID)+"lsn/"+lsn.String(), rec)
+}
+
+// identifyOnce identifies the relay's source on a connection of its own.
+func (r *CDCRelay) identifyOnce(ctx context.Context) (cdcSource, error) {
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return cdcSource{}, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return identifySource(ctx, conn, r.n.table)
+}
+
+// writeSkip writes a skip record to partition 0 of the progress topic,
+// where the relay reads its progress, and waits until it is replicated.
+func writeSkip(ctx context.Context, cfg RelayConfig, key string, rec skipRecord) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)
+	cl, err := kgo.NewClient(append(opts,
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(partitioner{progressTopic: cfg.ProgressTopic, events: kgo.StickyKeyPartitioner(nil)}),
+	)...)
+	if err != nil {
+		return fmt.Errorf("outbox: kafka client: %w", err)
+	}
+	defer cl.Close()
+	if err := ensureProgressTopic(ctx, cl, cfg.ProgressTopic); err != nil {
+		return err
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.ProgressTopic, Key: []byte(key), Value: v}).FirstErr(); err != nil {
+		return fmt.Errorf("outbox: write skip record: %w", err)
+	}
+	return nil
+}
+
+// refusedEvent returns the id and topic of the first event Kafka refused
+// among rs, and why.
+func refusedEvent(rs kgo.ProduceResults) (id int64, topic string, why error, ok bool) {
+	for _, r := range rs {
+		if r.Err == nil || r.Record == nil {
+			continue
+		}
+		// The relay's id header comes after the event's own.
+		for i := len(r.Record.Headers) - 1; i >= 0; i-- {
+			if h := r.Record.Headers[i]; h.Key == EventIDHeader {
+				if id, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil {
+					return id, r.Record.Topic, r.Err, true
+				}
+				break
+			}
+		}
+	}
+	return 0, "", nil, false
+}
