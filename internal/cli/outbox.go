@@ -157,7 +157,7 @@ wal_level=logical) instead of polling, and leaves the rows pending.`,
 	relay.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "compacted topic recording published batches")
 	relay.Flags().StringVar(&mode, "mode", "poll", "how the relay reads the outbox: poll (claim rows) or cdc (logical replication)")
 
-	cmd.AddCommand(migrate, relay, newOutboxSkipCommand(conn))
+	cmd.AddCommand(migrate, relay, newOutboxSkipCommand(conn), newOutboxDropSlotCommand())
 	return cmd
 }
 
@@ -257,4 +257,54 @@ one table, skip the event for each relay id that reports it.`,
 	skip.Flags().StringVar(&reason, "reason", "", "why, kept in the skip record")
 	skip.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "the relay's progress topic")
 	return skip
+}
+
+// newOutboxDropSlotCommand is `weir outbox drop-slot`: an unused slot
+// keeps WAL on the database server for ever.
+func newOutboxDropSlotCommand() *cobra.Command {
+	var dsn, table, relayID string
+	drop := &cobra.Command{
+		Use:   "drop-slot",
+		Short: "Drop a retired cdc relay's replication slot and publication",
+		Long: `A cdc relay's replication slot keeps the WAL its relay has not confirmed, for
+ever if the relay never runs again. This drops the slot and the publication
+of relay --relay-id on --table. Events committed since the relay last
+published are then never published by it, and the relay id refuses to
+start again (its progress names a slot that is gone): start a new relay
+under another relay id. It fails while a relay streams from the slot.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case dsn == "":
+				return fmt.Errorf("%s: --dsn is required (or set %s)", cmd.CommandPath(), outboxDSNEnv)
+			case relayID == "":
+				return errors.New("--relay-id: required: the relay whose slot to drop")
+			}
+			if err := outbox.CheckTableName(table); err != nil {
+				return fmt.Errorf("--table: %w", err)
+			}
+			// The relay is only used to name and drop its objects.
+			r, err := outbox.NewCDCRelay(dsn, outbox.RelayConfig{RelayID: relayID, Brokers: []string{"unused:0"}, Table: table})
+			if err != nil {
+				return err
+			}
+			slot, pub, err := r.DropSlot(contextOf(cmd))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "slot %s, publication %s dropped\n", orNone(slot), orNone(pub))
+			return nil
+		},
+	}
+	drop.Flags().StringVar(&dsn, "dsn", os.Getenv(outboxDSNEnv), "PostgreSQL connection string (env "+outboxDSNEnv+")")
+	drop.Flags().StringVar(&table, "table", outbox.DefaultTable, "outbox table, optionally schema-qualified")
+	drop.Flags().StringVar(&relayID, "relay-id", "", "the retired relay (required)")
+	return drop
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }

@@ -254,6 +254,9 @@ func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
 // table only) unless it exists, and checks that it publishes exactly
 // that.
 func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn, src cdcSource) error {
+	if err := checkOtherRelays(ctx, conn, r.pub, src); err != nil {
+		return stopError{err}
+	}
 	row, err := queryRow(ctx, conn, `SELECT 1 FROM pg_publication WHERE pubname = `+quoteLiteral(r.pub))
 	if err != nil {
 		return fmt.Errorf("outbox: look up publication %s: %w", r.pub, err)

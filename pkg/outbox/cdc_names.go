@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -107,4 +108,63 @@ func orNone(s string) string {
 		return "no table"
 	}
 	return s
+}
+
+// DropSlot drops the relay's replication slot and publication, for a
+// relay id that will not run again: an unused slot keeps WAL on the
+// server for ever. Events committed since the relay last published are
+// then never published by it; the progress topic still names the relay's
+// last transaction, so the relay id refuses to start again (see
+// ErrSourceChanged). It returns the names of what it dropped (empty for
+// what did not exist), and fails if a relay is streaming from the slot.
+func (r *CDCRelay) DropSlot(ctx context.Context) (slot, publication string, err error) {
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := r.identify(ctx, conn); err != nil {
+		return "", "", err
+	}
+	st, err := lookUpSlot(ctx, conn, r.slot)
+	if err != nil {
+		return "", "", err
+	}
+	if st.exists {
+		if err := pglogrepl.DropReplicationSlot(ctx, conn, r.slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+			return "", "", fmt.Errorf("outbox: drop slot %s: %w", r.slot, err)
+		}
+		slot = r.slot
+	}
+	row, err := queryRow(ctx, conn, `SELECT 1 FROM pg_publication WHERE pubname = `+quoteLiteral(r.pub))
+	if err != nil {
+		return slot, "", fmt.Errorf("outbox: look up publication %s: %w", r.pub, err)
+	}
+	if row != nil {
+		if _, err := conn.Exec(ctx, `DROP PUBLICATION IF EXISTS `+r.pub).ReadAll(); err != nil {
+			return slot, "", fmt.Errorf("outbox: drop publication %s: %w", r.pub, err)
+		}
+		publication = r.pub
+	}
+	return slot, publication, nil
+}
+
+// checkOtherRelays refuses a table that another change-data-capture
+// relay id streams: each relay id has its own slot, every slot streams
+// every insert, so each relay would publish every event. Several
+// processes with one relay id are the way to fail over.
+func checkOtherRelays(ctx context.Context, conn *pgconn.PgConn, pub string, src cdcSource) error {
+	row, err := queryRow(ctx, conn, `SELECT coalesce(string_agg(pubname, ', ' ORDER BY pubname), '') FROM pg_publication_tables
+		WHERE schemaname = `+quoteLiteral(src.schema)+` AND tablename = `+quoteLiteral(src.table)+`
+		AND pubname <> `+quoteLiteral(pub)+` AND pubname ~ '^weir_[a-z0-9_]*_[0-9a-f]{12}$'`)
+	if err != nil {
+		return fmt.Errorf("outbox: look up publications of %s: %w", src.qualified(), err)
+	}
+	if row != nil && row[0] != "" {
+		return fmt.Errorf("outbox: table %s is streamed by another change-data-capture relay id (publication %s): "+
+			"both would publish every event; run one relay id per table (several processes with one relay id fail over), "+
+			"or drop the other relay's slot and publication (weir outbox drop-slot --relay-id ID) if it will not run again",
+			src.qualified(), row[0])
+	}
+	return nil
 }

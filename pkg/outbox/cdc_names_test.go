@@ -133,3 +133,40 @@ func TestCDCRefusesAPublicationOfOtherTables(t *testing.T) {
 		t.Fatalf("run: %v; want a refusal naming publication %s", err, pubName)
 	}
 }
+
+// TestCDCSecondRelayIDOnATableRefusesToStart starts a relay under a
+// second relay id on a table a relay already streams: each slot streams
+// every insert, so both would publish every event. The second refuses to
+// start, naming the first one's publication, and the first publishes
+// each event once.
+func TestCDCSecondRelayIDOnATableRefusesToStart(t *testing.T) {
+	e := newCDCEnv(t)
+	e.cdcSetup("c1")
+	ids := e.placeOrdersInTxns(2, 1)
+	_, stop := e.startCDC("c1")
+	e.waitPublished(ids)
+	_, pub1 := e.cdcNames(e.config("c1", 0))
+	err := runUntilRefused(t, e.cdcRelay("c2"), 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), pub1) {
+		t.Fatalf("second relay id: %v; want a refusal naming %s", err, pub1)
+	}
+	more := e.placeOrdersInTxns(2, 1)
+	e.waitPublishedWithin(append(ids, more...), 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Once the first relay's slot and publication are dropped, the
+	// second may take over the table.
+	slot, pub, err := e.cdcRelay("c1").DropSlot(testCtx(t))
+	if err != nil || pub != pub1 || slot != e.slotName("c1") {
+		t.Fatalf("drop: slot %s, publication %s, %v", slot, pub, err)
+	}
+	e.cdcSetup("c2")
+	last := e.placeOrdersInTxns(1, 1)
+	_, stop2 := e.startCDC("c2")
+	e.waitPublishedWithin(append(append(ids, more...), last...), 30*time.Second)
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -300,10 +300,16 @@
 //     old one's connection is gone.
 //
 // In this mode rows are neither claimed nor marked: they stay pending,
-// and the application deletes them when it no longer needs them. The
+// and the application deletes them when it no longer needs them. One
+// relay id streams a table: each relay id has its own slot, every slot
+// streams every insert, so two relay ids would each publish every event.
+// A relay whose table another relay id's publication covers refuses to
+// start (several processes with one relay id are the way to fail over;
+// several relays sharing a table's work is the polling mode's). The
 // polling relay must not run on the same table at the same time (it would
-// publish the same rows again). An idle relay confirms nothing, so other
-// write activity in the database keeps WAL on the server until the next
-// outbox transaction; a slot that is no longer used must be dropped
-// (pg_drop_replication_slot), or it keeps WAL for ever.
+// publish the same rows again); nothing checks this. An idle relay
+// confirms nothing, so other write activity in the database keeps WAL on
+// the server until the next outbox transaction; a slot that is no longer
+// used must be dropped (weir outbox drop-slot, CDCRelay.DropSlot), or it
+// keeps WAL for ever.
 package outbox
