@@ -2,6 +2,7 @@ package testsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,11 +24,14 @@ type Postgres struct {
 	// Port is the loopback TCP port it listens on.
 	Port int
 
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	logf   string
-	next   atomic.Int64
+	dir      string // owned by the test; removed by Stop
+	data     string // the data directory, under dir
+	postgres string // the server binary
+	who      *unprivileged
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logf     string
+	next     atomic.Int64
 }
 
 // StartPostgres creates a fresh cluster in a temporary directory and runs
@@ -40,7 +44,30 @@ func StartPostgres() (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	postgres, err := findBinary("postgres", filepath.Dir(initdb))
+	p, err := newPostgres(filepath.Dir(initdb))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(p.data, 0o700); err != nil {
+		return p.fail(err)
+	}
+	if err := p.who.chownAll(p.dir); err != nil {
+		return p.fail(err)
+	}
+	init := p.who.command(initdb, "-D", p.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+	if out, err := init.CombinedOutput(); err != nil {
+		return p.fail(fmt.Errorf("initdb: %v\n%s", err, out))
+	}
+	if err := p.Start(); err != nil {
+		return p.fail(err)
+	}
+	return p, nil
+}
+
+// newPostgres prepares the directory of a server whose binaries are in
+// bin; the data directory is not created yet.
+func newPostgres(bin string) (*Postgres, error) {
+	postgres, err := findBinary("postgres", bin)
 	if err != nil {
 		return nil, err
 	}
@@ -53,46 +80,119 @@ func StartPostgres() (*Postgres, error) {
 		return nil, err
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
-	}
-	p := &Postgres{dir: dir, exited: make(chan struct{}), logf: filepath.Join(dir, "server.log")}
-	fail := func(err error) (*Postgres, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		return fail(err)
+	return &Postgres{dir: dir, data: filepath.Join(dir, "data"), postgres: postgres, who: who, logf: filepath.Join(dir, "server.log")}, nil
+}
+
+func (p *Postgres) fail(err error) (*Postgres, error) {
+	os.RemoveAll(p.dir)
+	return nil, err
+}
+
+// Start runs the server on its data directory: on its port again after
+// Halt, on a free one the first time.
+func (p *Postgres) Start() error {
+	if p.Port == 0 {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		p.Port = port
 	}
-	if err := who.chownAll(dir); err != nil {
-		return fail(err)
-	}
-	init := who.command(initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-	if out, err := init.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("initdb: %v\n%s", err, out))
-	}
-	if p.Port, err = freePort(); err != nil {
-		return fail(err)
-	}
-	logFile, err := os.Create(p.logf)
+	logFile, err := os.OpenFile(p.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	p.cmd = who.command(postgres, "-D", data,
-		"-p", strconv.Itoa(p.Port), "-h", "127.0.0.1", "-k", dir,
+	p.exited = make(chan struct{})
+	p.cmd = p.who.command(p.postgres, "-D", p.data,
+		"-p", strconv.Itoa(p.Port), "-h", "127.0.0.1", "-k", p.dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "wal_level=logical", "-c", "max_replication_slots=10", "-c", "max_wal_senders=10")
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		logFile.Close()
-		return fail(err)
+		return err
 	}
-	go func() { p.cmd.Wait(); logFile.Close(); close(p.exited) }()
+	exited := p.exited
+	cmd := p.cmd
+	go func() { cmd.Wait(); logFile.Close(); close(exited) }()
 	if err := p.waitReady(30 * time.Second); err != nil {
-		p.Stop()
+		p.Halt()
+		return err
+	}
+	return nil
+}
+
+// Halt shuts the server down (fast mode: a clean shutdown with a
+// checkpoint) and keeps its directory, for Start or Copy.
+func (p *Postgres) Halt() {
+	if p.cmd != nil {
+		stopProcess(p.cmd, p.exited, syscall.SIGINT)
+		p.cmd = nil
+	}
+}
+
+// Copy copies the data directory of a halted server, as a file-system
+// level backup does (PostgreSQL's docs, "File System Level Backup"):
+// replication slots included. The copy is not started.
+func (p *Postgres) Copy() (*Postgres, error) {
+	c, err := newPostgres(filepath.Dir(p.postgres))
+	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	if out, err := exec.Command("cp", "-a", p.data, c.data).CombinedOutput(); err != nil {
+		return c.fail(fmt.Errorf("copy data directory: %v\n%s", err, out))
+	}
+	if err := c.who.chownAll(c.dir); err != nil {
+		return c.fail(err)
+	}
+	return c, nil
+}
+
+// BaseBackup takes a base backup of the running server with pg_basebackup,
+// its WAL streamed along; pg_basebackup leaves replication slots out. With
+// standby, the backup is configured to follow this server as a streaming
+// standby (-R). The backup is not started.
+func (p *Postgres) BaseBackup(standby bool) (*Postgres, error) {
+	bin, err := findBinary("pg_basebackup", filepath.Dir(p.postgres))
+	if err != nil {
+		return nil, err
+	}
+	c, err := newPostgres(filepath.Dir(p.postgres))
+	if err != nil {
+		return nil, err
+	}
+	if err := c.who.chownAll(c.dir); err != nil {
+		return c.fail(err)
+	}
+	args := []string{"-D", c.data, "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "postgres", "-X", "stream", "-c", "fast", "--no-sync"}
+	if standby {
+		args = append(args, "-R")
+	}
+	if out, err := c.who.command(bin, args...).CombinedOutput(); err != nil {
+		return c.fail(fmt.Errorf("pg_basebackup: %v\n%s", err, out))
+	}
+	return c, nil
+}
+
+// Promote ends the recovery of a standby (pg_promote) and waits until it
+// accepts writes.
+func (p *Postgres) Promote(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, p.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_promote(true, 60)`).Scan(&ok); err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	if !ok {
+		return errors.New("promote: not promoted within 60 seconds")
+	}
+	return nil
 }
 
 // waitReady waits until the server accepts a query.
@@ -140,8 +240,6 @@ func (p *Postgres) NewDatabase(ctx context.Context) (string, error) {
 
 // Stop shuts the server down (fast mode) and removes its directory.
 func (p *Postgres) Stop() {
-	if p.cmd != nil {
-		stopProcess(p.cmd, p.exited, syscall.SIGINT)
-	}
+	p.Halt()
 	os.RemoveAll(p.dir)
 }
