@@ -41,8 +41,12 @@ const (
 
 // Crash points of the change-data-capture relay.
 const (
-	crashCDCBeforeCommit = "cdc-before-commit" // source transaction produced in an open Kafka transaction
-	crashCDCBeforeAck    = "cdc-before-ack"    // Kafka transaction committed, slot not yet told
+	crashCDCBeforeFence   = "cdc-before-fence"   // at start: source identified, Kafka not yet fenced
+	crashCDCBeforeStream  = "cdc-before-stream"  // at start: fenced and progress read, nothing streamed
+	crashCDCBeforePublish = "cdc-before-publish" // source transaction received, nothing produced
+	crashCDCBeforeCommit  = "cdc-before-commit"  // source transaction produced in an open Kafka transaction
+	crashCDCBeforeAck     = "cdc-before-ack"     // Kafka transaction committed, slot not yet told
+	crashCDCStreaming     = "cdc-streaming"      // at start: replication started
 )
 
 // cdcStatusInterval is how often the relay reports its position to
@@ -171,6 +175,7 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err := ensureProgressTopic(ctx, cl, r.cfg.ProgressTopic); err != nil {
 		return err
 	}
+	r.hook(crashCDCBeforeFence, &sourceTxn{})
 	fence, err := r.writeFence(ctx, cl)
 	if err != nil {
 		return err
@@ -179,6 +184,7 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
+	r.hook(crashCDCBeforeStream, &sourceTxn{})
 	slot, err := lookUpSlot(ctx, conn, r.slot)
 	if err != nil {
 		return err
@@ -200,6 +206,7 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 		return fmt.Errorf("outbox: start replication from slot %s: %w", r.slot, err)
 	}
 	*started = true
+	r.hook(crashCDCStreaming, &sourceTxn{})
 	resume := "the slot's confirmed position"
 	if last != nil {
 		resume = last.CommitLSN
@@ -504,6 +511,7 @@ func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, src cdcSource, e
 	if err != nil {
 		return err
 	}
+	r.hook(crashCDCBeforePublish, &sourceTxn{events: events})
 	recs := make([]*kgo.Record, 0, len(events)+1)
 	for _, e := range events {
 		recs = append(recs, eventRecord(e))

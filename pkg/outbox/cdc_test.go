@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
@@ -202,17 +203,23 @@ func TestCDCPublishesEachEventOnceInCommitOrder(t *testing.T) {
 }
 
 // TestCDCCrashPublishesEachEventOnce kills a relay process with SIGKILL
-// in its second source transaction, before the Kafka commit and after it
-// (before PostgreSQL is told), restarts the relay and checks that every
-// event is in Kafka exactly once (read_committed).
+// at each crash point (at start, before fencing and before streaming; in
+// its second source transaction, before producing, before the Kafka
+// commit and after it, before PostgreSQL is told), restarts the relay and
+// checks that every event is in Kafka exactly once (read_committed).
 func TestCDCCrashPublishesEachEventOnce(t *testing.T) {
-	for _, point := range []string{crashCDCBeforeCommit, crashCDCBeforeAck} {
+	for _, point := range []string{crashCDCBeforeFence, crashCDCBeforeStream, crashCDCBeforePublish, crashCDCBeforeCommit, crashCDCBeforeAck} {
 		t.Run(point, func(t *testing.T) {
 			e := newCDCEnv(t)
 			ctx := testCtx(t)
 			e.cdcSetup("k1")
 			ids := e.placeOrdersInTxns(20, 5)
-			c := e.startCDCChild("k1", point, 2)
+			atStart := point == crashCDCBeforeFence || point == crashCDCBeforeStream
+			nth := 2
+			if atStart {
+				nth = 1
+			}
+			c := e.startCDCChild("k1", point, nth)
 			killed, err := c.wait(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -221,26 +228,169 @@ func TestCDCCrashPublishesEachEventOnce(t *testing.T) {
 				t.Fatalf("child exited with %v, not SIGKILL; stdout %q", c.cmd.ProcessState, c.output())
 			}
 			crash := parseCrash(t, c.output())
-			if crash.point != point || !slices.Equal(crash.ids, ids[5:10]) {
-				t.Fatalf("crash report %+v, want point %s with events %v", crash, point, ids[5:10])
+			want := ids[5:10]
+			if atStart {
+				want = nil
 			}
-			// The first transaction is committed and the crashed one is
-			// in the log: open before the Kafka commit (the restart
-			// aborts it), committed after it.
-			level := kgo.ReadCommitted()
-			if point == crashCDCBeforeCommit {
+			if crash.point != point || !slices.Equal(crash.ids, want) {
+				t.Fatalf("crash report %+v, want point %s with events %v", crash, point, want)
+			}
+			// Where the crash was shows in the log: nothing yet, the first
+			// transaction committed, the crashed one open (the restart
+			// aborts it) or committed.
+			level, inLog := kgo.ReadCommitted(), 5
+			switch point {
+			case crashCDCBeforeFence, crashCDCBeforeStream:
+				inLog = 0
+			case crashCDCBeforeCommit:
 				// read_committed would wait for the open transaction.
-				level = kgo.ReadUncommitted()
+				level, inLog = kgo.ReadUncommitted(), 10
+			case crashCDCBeforeAck:
+				inLog = 10
 			}
-			if seen := idsOf(e.readTopic(level)); len(seen) != 10 {
-				t.Fatalf("after the crash %d events in the log, want 10", len(seen))
+			if seen := idsOf(e.readTopic(level)); len(seen) != inLog {
+				t.Fatalf("after the crash %d events in the log, want %d", len(seen), inLog)
 			}
-			_, stop := e.startCDC("k1")
+			r, stop := e.startCDC("k1")
 			e.waitPublished(ids)
 			if err := stop(); err != nil {
 				t.Fatalf("run: %v", err)
 			}
+			if got, want := r.Stats().Events, int64(len(ids)-min(inLog, 5)); point != crashCDCBeforeAck && got != want {
+				t.Errorf("restarted relay published %d events, want %d", got, want)
+			}
+			if got, want := r.Stats().Events, int64(len(ids)-10); point == crashCDCBeforeAck && got != want {
+				t.Errorf("restarted relay published %d events, want %d", got, want)
+			}
 		})
+	}
+}
+
+// TestCDCCrashDuringRecoveryPublishesEachEventOnce kills a relay after a
+// Kafka commit it had not yet confirmed to its slot, then its successor
+// after it fenced and read the progress but before it streamed, and
+// checks that a third relay still publishes nothing twice.
+func TestCDCCrashDuringRecoveryPublishesEachEventOnce(t *testing.T) {
+	e := newCDCEnv(t)
+	ctx := testCtx(t)
+	e.cdcSetup("k1")
+	ids := e.placeOrdersInTxns(20, 5)
+	for _, step := range []struct {
+		point string
+		nth   int
+	}{{crashCDCBeforeAck, 2}, {crashCDCBeforeStream, 1}} {
+		c := e.startCDCChild("k1", step.point, step.nth)
+		if killed, err := c.wait(ctx); err != nil || !killed {
+			t.Fatalf("%s: killed %v, err %v, state %v", step.point, killed, err, c.cmd.ProcessState)
+		}
+		if crash := parseCrash(t, c.output()); crash.point != step.point {
+			t.Fatalf("crashed at %s, want %s", crash.point, step.point)
+		}
+	}
+	r, stop := e.startCDC("k1")
+	e.waitPublished(ids)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Stats().Events; got != int64(len(ids)-10) {
+		t.Errorf("last relay published %d events, want %d", got, len(ids)-10)
+	}
+}
+
+// TestCDCRelayKilledAtRandomUnderLoadPublishesEachEventOnce writes events
+// continuously while a change-data-capture relay process is SIGKILLed at
+// random moments and restarted, then lets a last relay catch up and
+// checks that every event is in Kafka exactly once. -outbox.long runs
+// many more kills.
+func TestCDCRelayKilledAtRandomUnderLoadPublishesEachEventOnce(t *testing.T) {
+	kills := 6
+	if *longRuns {
+		kills = 60
+	}
+	const writers = 3
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	e := newCDCEnv(t)
+	e.cdcSetup("k1")
+	ctx := testCtx(t)
+	stopWriters := make(chan struct{})
+	type result struct {
+		ids []int64
+		err error
+	}
+	results := make(chan result, writers)
+	for w := range writers {
+		go func() {
+			var res result
+			for i := 0; ; i++ {
+				select {
+				case <-stopWriters:
+					results <- res
+					return
+				default:
+				}
+				// Source transactions of one to three events.
+				err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+					for range 1 + i%3 {
+						id, err := Write(ctx, tx, Event{Topic: e.topic, Key: []byte("w" + strconv.Itoa(w)), Payload: []byte(strconv.Itoa(i))})
+						if err != nil {
+							return err
+						}
+						res.ids = append(res.ids, id)
+					}
+					return nil
+				})
+				if err != nil {
+					res.err = err
+					results <- res
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	for i := range kills {
+		c := e.startCDCChild("k1", "", 0)
+		// Most kills come while the relay streams and publishes, some
+		// while it starts (it may wait for the slot to be released by
+		// the process killed before it).
+		if rng.IntN(4) != 0 {
+			c.waitOutput(t, "streaming")
+		}
+		time.Sleep(time.Duration(rng.IntN(600)) * time.Millisecond)
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		if killed, err := c.wait(ctx); err != nil || !killed {
+			t.Fatalf("relay %d: killed %v, err %v, state %v", i, killed, err, c.cmd.ProcessState)
+		}
+	}
+	close(stopWriters)
+	var ids []int64
+	for range writers {
+		res := <-results
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		ids = append(ids, res.ids...)
+	}
+	r, stop := e.startCDC("k1")
+	e.waitPublished(ids)
+	t.Logf("%d events; the last relay published %d", len(ids), r.Stats().Events)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertKeyOrder(t, e.assertExactlyOnce(ids))
+}
+
+// waitOutput waits until the child has printed line.
+func (c *child) waitOutput(t *testing.T, line string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(c.output(), line+"\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("child printed no %q line in 30s: %q", line, c.output())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -280,6 +430,9 @@ func TestCDCRelayProcess(t *testing.T) {
 	at, _ := strconv.Atoi(os.Getenv("WEIR_OUTBOX_CRASH_BATCH"))
 	seen := 0
 	r.crashAt = func(p string, ids []int64) {
+		if p == crashCDCStreaming {
+			fmt.Fprintln(os.Stdout, "streaming")
+		}
 		if p != point {
 			return
 		}
@@ -289,6 +442,9 @@ func TestCDCRelayProcess(t *testing.T) {
 		s := make([]string, len(ids))
 		for i, id := range ids {
 			s[i] = strconv.FormatInt(id, 10)
+		}
+		if len(s) == 0 {
+			s = []string{"-"}
 		}
 		fmt.Fprintf(os.Stdout, "crash %s 0 %s\n", p, strings.Join(s, ","))
 		os.Stdout.Sync()

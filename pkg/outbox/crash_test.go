@@ -153,9 +153,14 @@ func TestCrashAtEveryPointPublishesEachEventOnce(t *testing.T) {
 // TestRelayKilledAtRandomUnderLoadPublishesEachEventOnce writes orders
 // continuously while a relay process is SIGKILLed at random moments and
 // restarted, then lets a last relay drain the outbox and checks that
-// every event is in Kafka exactly once.
+// every event is in Kafka exactly once. -outbox.long runs many more
+// kills.
 func TestRelayKilledAtRandomUnderLoadPublishesEachEventOnce(t *testing.T) {
-	const kills, writers = 8, 3
+	kills := 8
+	if *longRuns {
+		kills = 80
+	}
+	const writers = 3
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed))

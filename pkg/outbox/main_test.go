@@ -3,6 +3,7 @@ package outbox
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -19,6 +20,9 @@ import (
 // The relay runs as a child process (this test binary re-executed) in the
 // tests that kill it; childRoleEnv selects that role.
 const childRoleEnv = "WEIR_OUTBOX_CHILD"
+
+// longRuns makes the randomized kill tests run many more rounds.
+var longRuns = flag.Bool("outbox.long", false, "run the randomized kill tests for many rounds")
 
 // pg is the PostgreSQL server of this test binary.
 var pg *testsvc.Postgres
