@@ -109,7 +109,7 @@ func (p *Postgres) Start() error {
 	p.cmd = p.who.command(p.postgres, "-D", p.data,
 		"-p", strconv.Itoa(p.Port), "-h", "127.0.0.1", "-k", p.dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=200", "-c", "wal_level=logical", "-c", "max_replication_slots=10", "-c", "max_wal_senders=10")
+		"-c", "max_connections=200", "-c", "wal_level=logical", "-c", "max_replication_slots=40", "-c", "max_wal_senders=10")
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		logFile.Close()

@@ -1,7 +1,6 @@
 package outbox
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,8 +71,10 @@ type CDCRelay struct {
 }
 
 // NewCDCRelay checks cfg and returns a relay reading the outbox table of
-// the database at dsn through logical replication. BatchSize and
-// PollInterval are not used. Nothing happens until Run.
+// the database at dsn through logical replication. BatchSize bounds the
+// events of one Kafka transaction (a larger source transaction is
+// published in parts); PollInterval is not used. Nothing happens until
+// Run.
 func NewCDCRelay(dsn string, cfg RelayConfig) (*CDCRelay, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -317,9 +318,18 @@ func (r *CDCRelay) writeFence(ctx context.Context, cl *kgo.Client) (int64, error
 
 // sourceTxn is one source transaction's outbox inserts.
 type sourceTxn struct {
-	xid       uint32
-	events    []claimed
-	decodeErr error // the first row that could not be read as an event
+	xid     uint32
+	commit  pglogrepl.LSN // its commit LSN, known from its first message
+	skip    bool          // a skip record names the whole transaction
+	replay  bool          // published before the transaction the relay resumes after
+	covered int           // its first events in Kafka already (progress of a part)
+	seen    int           // its events streamed so far
+	hash    eventHash     // of the events streamed so far
+	pending []claimed     // streamed, not yet published: at most BatchSize
+
+	recorded *cdcProgress // the progress record of the last part published
+	last     *sourceTxn   // the events of that part, for the crash hooks
+	events   []claimed    // the events in hand at a crash hook
 }
 
 // stream receives the replication stream and publishes each source
@@ -410,7 +420,22 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 		case *pglogrepl.RelationMessage:
 			rels[m.RelationID] = m
 		case *pglogrepl.BeginMessage:
-			txn = &sourceTxn{xid: m.Xid}
+			t := &sourceTxn{xid: m.Xid, commit: m.FinalLSN, skip: skipped.txn(m.FinalLSN), hash: newEventHash()}
+			switch {
+			case verify != nil && m.FinalLSN < verify.commit:
+				// Published before the recorded transaction; its
+				// confirmation was lost with the previous process.
+				t.replay = true
+			case verify != nil && m.FinalLSN == verify.commit && m.Xid == verify.XID:
+				t.covered = verify.Events
+			case verify != nil:
+				return r.historyChanged(src, verify, m.Xid, m.FinalLSN)
+			case last != nil && m.FinalLSN <= last.commit:
+				// resumeCheck lets no slot through that streams this.
+				return fmt.Errorf("%w: the slot streamed transaction xid %d committed at %s, not after the last published one at %s",
+					ErrSourceChanged, m.Xid, m.FinalLSN, last.CommitLSN)
+			}
+			txn = t
 		case *pglogrepl.InsertMessage:
 			if txn == nil {
 				return errors.New("outbox: insert outside a transaction in the replication stream")
@@ -424,84 +449,115 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 					"drop the publication (DROP PUBLICATION %s) and the relay creates it again",
 					r.pub, rel.Namespace, rel.RelationName, rel.RelationID, src.qualified(), src.tableOID, r.pub)}
 			}
-			ev, err := decodeInsert(types, rel, m.Tuple)
-			if err != nil {
-				// Reported at the commit, unless the transaction is skipped.
-				txn.decodeErr = cmp.Or(txn.decodeErr, err)
+			t := txn
+			if t.replay {
 				continue
 			}
-			txn.events = append(txn.events, ev)
+			ev, err := decodeInsert(types, rel, m.Tuple)
+			if err != nil {
+				if t.skip {
+					continue
+				}
+				return fmt.Errorf("%w (source transaction committed at %s; skip it with weir outbox skip --mode cdc --relay-id %s --lsn %s)",
+					err, t.commit, r.cfg.RelayID, t.commit)
+			}
+			t.seen++
+			t.hash.add(ev)
+			if t.seen <= t.covered {
+				// In Kafka already (the recorded part of a transaction
+				// published in parts): checked once all of it is seen.
+				if t.seen == t.covered && verify.Partial {
+					if t.hash.sum() != verify.Digest {
+						return r.historyChanged(src, verify, t.xid, t.commit)
+					}
+					verify = nil
+				}
+				continue
+			}
+			if t.skip || skipped.event(ev) {
+				r.log.Warn("outbox event skipped as a skip record in the progress topic says", "id", ev.id, "topic", ev.topic, "commit_lsn", t.commit)
+			} else {
+				t.pending = append(t.pending, ev)
+			}
+			if len(t.pending) >= r.cfg.BatchSize {
+				if err := r.publishPart(ctx, cl, src, t, 0); err != nil {
+					return err
+				}
+				last = t.recorded
+			}
 		case *pglogrepl.CommitMessage:
 			if txn == nil {
 				return errors.New("outbox: commit outside a transaction in the replication stream")
 			}
 			t := txn
 			txn = nil
-			if verify != nil {
-				switch {
-				case m.CommitLSN < verify.commit:
-					// Published before the recorded transaction; its
-					// confirmation was lost with the previous process.
-					continue
-				case m.CommitLSN == verify.commit && t.xid == verify.XID && digestEvents(t.events) == verify.Digest:
-					verify = nil
-					acked = m.TransactionEndLSN
-					if err := status(); err != nil {
-						return err
-					}
-					continue
-				}
-				return fmt.Errorf("%w: the slot streamed transaction xid %d committed at %s where the progress topic records "+
-					"the last published transaction, xid %d committed at %s (timeline %d), and this server is at timeline %d: "+
-					"the database's history is not the one the relay published from (restored or failed over); "+
-					"publish the outbox rows committed after that transaction some other way (or accept their loss), "+
-					"then start the relay under a new --relay-id",
-					ErrSourceChanged, t.xid, m.CommitLSN, verify.XID, verify.CommitLSN, verify.Timeline, src.timeline)
-			}
-			if last != nil && m.CommitLSN <= last.commit {
-				// resumeCheck lets no slot through that streams this.
-				return fmt.Errorf("%w: the slot streamed transaction xid %d committed at %s, not after the last published one at %s",
-					ErrSourceChanged, t.xid, m.CommitLSN, last.CommitLSN)
-			}
-			skipTxn := skipped.txn(m.CommitLSN)
-			if t.decodeErr != nil && !skipTxn {
-				return fmt.Errorf("%w (source transaction committed at %s; skip it with weir outbox skip --mode cdc --relay-id %s --lsn %s)",
-					t.decodeErr, m.CommitLSN, r.cfg.RelayID, m.CommitLSN)
-			}
-			if len(t.events) == 0 && !skipTxn {
+			if t.replay {
 				continue
 			}
-			rec := &cdcProgress{
-				Relay: r.cfg.RelayID, SystemID: src.systemID, Timeline: src.timeline, Database: src.dbOID,
-				Table: src.qualified(), Slot: r.slot,
-				CommitLSN: m.CommitLSN.String(), EndLSN: m.TransactionEndLSN.String(),
-				XID: t.xid, Digest: digestEvents(t.events),
-				commit: m.CommitLSN, end: m.TransactionEndLSN,
-			}
-			var publish []claimed
-			for _, e := range t.events {
-				if skipTxn || skipped.event(e) {
-					r.log.Warn("outbox event skipped as a skip record in the progress topic says", "id", e.id, "topic", e.topic, "commit_lsn", rec.CommitLSN)
-					continue
+			if verify != nil {
+				// The recorded transaction, published whole: it must be
+				// the same one.
+				if verify.Partial || t.seen != verify.Events || t.hash.sum() != verify.Digest {
+					return r.historyChanged(src, verify, t.xid, t.commit)
 				}
-				publish = append(publish, e)
+				verify = nil
+				acked = m.TransactionEndLSN
+				if err := status(); err != nil {
+					return err
+				}
+				continue
 			}
-			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
-			err := r.publish(bctx, cl, src, publish, rec)
-			cancel()
-			if err != nil {
+			if t.seen == 0 {
+				continue
+			}
+			if err := r.publishPart(ctx, cl, src, t, m.TransactionEndLSN); err != nil {
 				return err
 			}
-			last = rec
-			r.published.Add(int64(len(publish)))
-			r.batches.Add(1)
-			r.hook(crashCDCBeforeAck, t)
-			acked = rec.end
+			last = t.recorded
+			r.hook(crashCDCBeforeAck, t.last)
+			acked = m.TransactionEndLSN
 			if err := status(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// historyChanged is the error of a slot that streams, where the progress
+// records transaction verify, transaction xid committed at commit.
+func (r *CDCRelay) historyChanged(src cdcSource, verify *cdcProgress, xid uint32, commit pglogrepl.LSN) error {
+	return fmt.Errorf("%w: the slot streamed transaction xid %d committed at %s where the progress topic records "+
+		"the last published transaction, xid %d committed at %s (timeline %d), and this server is at timeline %d: "+
+		"the database's history is not the one the relay published from (restored or failed over); "+
+		"publish the outbox rows committed after that transaction some other way (or accept their loss), "+
+		"then start the relay under a new --relay-id",
+		ErrSourceChanged, xid, commit, verify.XID, verify.CommitLSN, verify.Timeline, src.timeline)
+}
+
+// publishPart publishes t's pending events with a progress record naming
+// every event of t streamed so far: the whole transaction if end (its end
+// LSN) is set, else a part of it.
+func (r *CDCRelay) publishPart(ctx context.Context, cl *kgo.Client, src cdcSource, t *sourceTxn, end pglogrepl.LSN) error {
+	rec := &cdcProgress{
+		Relay: r.cfg.RelayID, SystemID: src.systemID, Timeline: src.timeline, Database: src.dbOID,
+		Table: src.qualified(), Slot: r.slot,
+		CommitLSN: t.commit.String(), XID: t.xid, Events: t.seen, Digest: t.hash.sum(),
+		commit: t.commit, end: t.commit,
+	}
+	if end != 0 {
+		rec.EndLSN, rec.end = end.String(), end
+	} else {
+		rec.Partial = true
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
+	defer cancel()
+	if err := r.publish(bctx, cl, src, t.pending, rec); err != nil {
+		return err
+	}
+	r.published.Add(int64(len(t.pending)))
+	r.batches.Add(1)
+	t.recorded, t.last, t.pending = rec, &sourceTxn{events: t.pending}, nil
+	return nil
 }
 
 // publish produces events of a source transaction and its progress

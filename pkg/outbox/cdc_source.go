@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,51 +136,76 @@ type cdcProgress struct {
 	Table     string `json:"table"`
 	Slot      string `json:"slot"`
 	CommitLSN string `json:"commit_lsn"`
-	EndLSN    string `json:"end_lsn"`
+	// EndLSN is the end of the transaction's commit record; empty for
+	// a part.
+	EndLSN string `json:"end_lsn,omitempty"`
 	// XID and Digest fingerprint the transaction: its transaction id
-	// and a hash of its events. A restored or failed-over database can
-	// hold a different transaction at the same position.
+	// and a hash of its first Events events in stream order. A restored
+	// or failed-over database can hold a different transaction at the
+	// same position.
 	XID    uint32 `json:"xid"`
+	Events int    `json:"events"`
 	Digest string `json:"digest"`
+	// Partial says that only the first Events events of the transaction
+	// are in Kafka: it is published in parts of at most BatchSize events.
+	Partial bool `json:"partial,omitempty"`
 
-	commit, end pglogrepl.LSN // parsed CommitLSN and EndLSN
+	commit pglogrepl.LSN // parsed CommitLSN
+	end    pglogrepl.LSN // parsed EndLSN; the commit LSN for a part
 }
 
 // parse fills in the parsed positions.
 func (p *cdcProgress) parse() error {
-	var err1, err2 error
-	p.commit, err1 = pglogrepl.ParseLSN(p.CommitLSN)
-	p.end, err2 = pglogrepl.ParseLSN(p.EndLSN)
-	return errors.Join(err1, err2)
+	var err error
+	if p.commit, err = pglogrepl.ParseLSN(p.CommitLSN); err != nil {
+		return err
+	}
+	if p.Partial {
+		p.end = p.commit
+		return nil
+	}
+	p.end, err = pglogrepl.ParseLSN(p.EndLSN)
+	return err
 }
 
-// digestEvents hashes a source transaction's events (ids, topics, keys,
-// payloads, headers) in stream order.
-func digestEvents(events []claimed) string {
-	h := sha256.New()
+// eventHash hashes events (ids, topics, keys, payloads, headers) in
+// stream order; sum may be taken at any point and more added after.
+type eventHash struct{ h hash.Hash }
+
+func newEventHash() eventHash { return eventHash{sha256.New()} }
+
+func (d eventHash) add(e claimed) {
 	var n [8]byte
 	field := func(b []byte) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
+		d.h.Write(n[:])
+		d.h.Write(b)
 	}
+	binary.BigEndian.PutUint64(n[:], uint64(e.id))
+	d.h.Write(n[:])
+	field([]byte(e.topic))
+	field(e.key)
+	field(e.payload)
+	keys := make([]string, 0, len(e.headers))
+	for k := range e.headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		field([]byte(k))
+		field([]byte(e.headers[k]))
+	}
+}
+
+func (d eventHash) sum() string { return hex.EncodeToString(d.h.Sum(nil)[:16]) }
+
+// digestEvents is the eventHash sum of events.
+func digestEvents(events []claimed) string {
+	d := newEventHash()
 	for _, e := range events {
-		binary.BigEndian.PutUint64(n[:], uint64(e.id))
-		h.Write(n[:])
-		field([]byte(e.topic))
-		field(e.key)
-		field(e.payload)
-		keys := make([]string, 0, len(e.headers))
-		for k := range e.headers {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			field([]byte(k))
-			field([]byte(e.headers[k]))
-		}
+		d.add(e)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	return d.sum()
 }
 
 // readCDCProgress reads the progress topic up to the fence record at
@@ -257,7 +283,9 @@ func resumeCheck(src cdcSource, slotName string, slot slotState, last *cdcProgre
 		return nil, fmt.Errorf("%w: replication slot %s is confirmed at %s, beyond the end %s of %s: "+
 			"it is not the slot the progress was recorded with (dropped and created again?)%s",
 			ErrSourceChanged, slotName, slot.confirmed, last.EndLSN, where, remedy)
-	case slot.confirmed < last.end:
+	case slot.confirmed < last.end || last.Partial:
+		// A part of a transaction is never confirmed: the slot streams
+		// the transaction again.
 		return last, nil
 	}
 	return nil, nil

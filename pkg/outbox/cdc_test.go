@@ -61,6 +61,19 @@ func (e *env) cdcSetupWith(cfg RelayConfig) {
 	if err := r.setup(ctx, conn); err != nil {
 		e.t.Fatal(err)
 	}
+	// Slots are few in a server: drop this one when the test is over
+	// (after its relays stopped; a killed relay's connection may take a
+	// moment to go).
+	e.t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, _, err := r.DropSlot(context.Background())
+			if !slotInUse(err) || time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }
 
 // startCDC runs a change-data-capture relay in this process.
@@ -395,8 +408,9 @@ func (c *child) waitOutput(t *testing.T, line string) {
 }
 
 // startCDCChild runs a change-data-capture relay process that kills
-// itself at point in its nth source transaction.
-func (e *env) startCDCChild(relayID, point string, nth int) *child {
+// itself at point the nth time it reaches it; env adds settings
+// (WEIR_OUTBOX_BATCH=N).
+func (e *env) startCDCChild(relayID, point string, nth int, env ...string) *child {
 	e.t.Helper()
 	c := &child{exited: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^TestCDCRelayProcess$")
@@ -408,6 +422,7 @@ func (e *env) startCDCChild(relayID, point string, nth int) *child {
 		"WEIR_OUTBOX_CRASH_POINT="+point,
 		"WEIR_OUTBOX_CRASH_BATCH="+strconv.Itoa(nth),
 	)
+	c.cmd.Env = append(c.cmd.Env, env...)
 	return e.runChild(c)
 }
 
@@ -419,9 +434,11 @@ func TestCDCRelayProcess(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
+	size, _ := strconv.Atoi(os.Getenv("WEIR_OUTBOX_BATCH"))
 	r, err := NewCDCRelay(os.Getenv("WEIR_OUTBOX_DSN"), RelayConfig{
-		RelayID: os.Getenv("WEIR_OUTBOX_RELAY"),
-		Brokers: []string{os.Getenv("WEIR_OUTBOX_BROKERS")},
+		RelayID:   os.Getenv("WEIR_OUTBOX_RELAY"),
+		Brokers:   []string{os.Getenv("WEIR_OUTBOX_BROKERS")},
+		BatchSize: size,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -453,5 +470,64 @@ func TestCDCRelayProcess(t *testing.T) {
 	}
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCDCLargeSourceTransactionIsPublishedInBoundedKafkaTransactions
+// writes one source transaction of 25 events with a batch size of 10: it
+// is published in Kafka transactions of at most 10 events (so its
+// produce time and the relay's memory are bounded by the batch size, not
+// by the source transaction), each event once, in order. A relay killed
+// after two of those Kafka transactions committed, and one killed inside
+// the third, are followed by one that publishes only the rest.
+func TestCDCLargeSourceTransactionIsPublishedInBoundedKafkaTransactions(t *testing.T) {
+	e := newCDCEnv(t)
+	ctx := testCtx(t)
+	e.cdcSetup("big")
+	large := e.placeOrdersInTxns(25, 25)
+	small := e.placeOrdersInTxns(1, 1)
+	all := append(append([]int64{}, large...), small...)
+
+	// The first process dies before producing the third part; the second,
+	// which resumes after the second part, before committing it.
+	for _, step := range []struct {
+		point string
+		nth   int
+	}{{crashCDCBeforePublish, 3}, {crashCDCBeforeCommit, 1}} {
+		point := step.point
+		c := e.startCDCChild("big", point, step.nth, "WEIR_OUTBOX_BATCH=10")
+		if killed, err := c.wait(ctx); err != nil || !killed {
+			t.Fatalf("%s: killed %v, err %v, state %v, output %q", point, killed, err, c.cmd.ProcessState, c.output())
+		}
+		crash := parseCrash(t, c.output())
+		if crash.point != point || !slices.Equal(crash.ids, large[20:]) {
+			t.Fatalf("crash %+v, want %s holding the third part %v", crash, point, large[20:])
+		}
+		// The first two parts are committed; the third is not in the log
+		// yet, or in it in an open transaction (which read_committed
+		// would wait for).
+		level, want := kgo.ReadCommitted(), 20
+		if point == crashCDCBeforeCommit {
+			level, want = kgo.ReadUncommitted(), 25
+		}
+		if seen := idsOf(e.readTopic(level)); len(seen) != want {
+			t.Fatalf("after the crash at %s, %d events in the log, want %d", point, len(seen), want)
+		}
+	}
+	cfg := e.config("big", 10)
+	r, stop := e.startCDCWith(cfg)
+	got := e.waitPublished(all)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var order []int64
+	for _, p := range got {
+		order = append(order, p.id)
+	}
+	if !slices.Equal(order, all) {
+		t.Fatalf("published order %v, want %v", order, all)
+	}
+	if s := r.Stats(); s.Events != 6 || s.Batches != 2 {
+		t.Fatalf("last relay: %+v, want the third part (5 events) and the small transaction in 2 Kafka transactions", s)
 	}
 }

@@ -200,7 +200,8 @@
 //
 // A relay holds one batch in memory: up to BatchSize events, keys and
 // payloads included, plus the Kafka client's encoded copy while it
-// produces them. Lower BatchSize when events are large.
+// produces them (in change-data-capture mode, one part of a source
+// transaction). Lower BatchSize when events are large.
 //
 // The progress topic is read from its start at every start; it is created
 // compacted with 16 MiB segments, so that stays short. A topic created
@@ -235,13 +236,20 @@
 // first.
 //
 // The slot streams committed transactions in commit order. The relay
-// gathers each source transaction's outbox inserts and publishes them in
-// one Kafka transaction (transactional id weir-outbox-cdc-RELAY-ID),
-// together with a progress record naming the source transaction: its
-// commit and end LSN, its transaction id and a digest of its events.
-// Only after the Kafka commit does it confirm to PostgreSQL (a standby
-// status update) the transaction's end, which lets the slot advance and
-// the server recycle WAL. It confirms nothing else: a slot is only ever
+// publishes each source transaction's outbox inserts in one Kafka
+// transaction (transactional id weir-outbox-cdc-RELAY-ID), together with
+// a progress record naming the source transaction: its commit and end
+// LSN, its transaction id, how many of its events are published and a
+// digest of them. A source transaction of more than BatchSize events
+// (--batch-size) is published in parts of at most BatchSize events, each
+// in its own Kafka transaction with a progress record naming the part
+// (the first N events of the transaction, in stream order), so that
+// memory and the time a produce takes are bounded by the batch size; a
+// read_committed consumer then sees such a transaction part by part,
+// not all at once. Only after the Kafka commit of a whole source
+// transaction does the relay confirm to PostgreSQL (a standby status
+// update) the transaction's end, which lets the slot advance and the
+// server recycle WAL. It confirms nothing else: a slot is only ever
 // confirmed at the end of a transaction it streamed and that is in
 // Kafka.
 //
@@ -293,7 +301,9 @@
 //     confirmation): it then streams again transactions up to the
 //     recorded one, which the relay skips after checking that the
 //     recorded one is streamed at its position with the same
-//     transaction id and events.
+//     transaction id and events. After a part, the slot streams that
+//     transaction again; the relay checks its first N events against
+//     the record and publishes from the next one on.
 //   - A zombie cannot publish: the fence aborted its open transaction and
 //     makes its next commit fail; and a slot streams to one connection
 //     at a time, so a new relay waits (retrying every second) until the
