@@ -157,7 +157,7 @@ wal_level=logical) instead of polling, and leaves the rows pending.`,
 	relay.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "compacted topic recording published batches")
 	relay.Flags().StringVar(&mode, "mode", "poll", "how the relay reads the outbox: poll (claim rows) or cdc (logical replication)")
 
-	cmd.AddCommand(migrate, relay, newOutboxSkipCommand(conn), newOutboxDropSlotCommand())
+	cmd.AddCommand(migrate, relay, newOutboxSkipCommand(conn), newOutboxDropSlotCommand(), newOutboxReleaseCommand(conn))
 	return cmd
 }
 
@@ -307,4 +307,60 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// newOutboxReleaseCommand is `weir outbox release`: the safe way to hand
+// a dead polling relay's claimed rows to the others.
+func newOutboxReleaseCommand(conn *connFlags) *cobra.Command {
+	var dsn, table, relayID, progressTopic string
+	release := &cobra.Command{
+		Use:   "release",
+		Short: "Settle the rows a polling relay that will not run again left claimed",
+		Long: `Rows claimed by a polling relay id that never comes back stay claimed. This
+does for relay --relay-id what its restart would do before claiming
+anything: fence it (a process still running under that id stops), read
+its last committed batch from the progress topic, mark that batch's rows
+sent and put its other claimed rows back to pending, for relays with other
+ids to publish. Releasing the rows with an UPDATE instead would publish
+again a batch that committed before its rows were marked.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case dsn == "":
+				return fmt.Errorf("%s: --dsn is required (or set %s)", cmd.CommandPath(), outboxDSNEnv)
+			case relayID == "":
+				return errors.New("--relay-id: required: the relay whose rows to release")
+			case progressTopic == "":
+				return errors.New("--progress-topic: must not be empty")
+			}
+			if err := outbox.CheckTableName(table); err != nil {
+				return fmt.Errorf("--table: %w", err)
+			}
+			seeds, err := conn.seeds()
+			if err != nil {
+				return err
+			}
+			ctx := contextOf(cmd)
+			pool, err := pgxpool.New(ctx, dsn)
+			if err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			defer pool.Close()
+			r, err := outbox.NewRelay(pool, outbox.RelayConfig{RelayID: relayID, Brokers: seeds, ProgressTopic: progressTopic, Table: table})
+			if err != nil {
+				return err
+			}
+			sent, released, err := r.Release(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "relay %s: %d rows of its committed batch marked sent, %d rows released\n", relayID, sent, released)
+			return nil
+		},
+	}
+	release.Flags().StringVar(&dsn, "dsn", os.Getenv(outboxDSNEnv), "PostgreSQL connection string (env "+outboxDSNEnv+")")
+	release.Flags().StringVar(&table, "table", outbox.DefaultTable, "outbox table, optionally schema-qualified")
+	release.Flags().StringVar(&relayID, "relay-id", "", "the relay that will not run again (required)")
+	release.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "the relay's progress topic")
+	return release
 }

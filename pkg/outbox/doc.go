@@ -122,9 +122,12 @@
 // in step d of the next incarnation if the relay died first), or does not,
 // and the next incarnation releases the row to be claimed again. Rows
 // claimed by a relay id that never comes back stay claimed: start a relay
-// with that id (anywhere) to finish them, or release them by hand once
-// that relay is certainly gone (UPDATE weir_outbox SET state = 'pending',
-// relay_id = NULL, batch = NULL WHERE relay_id = 'gone' AND state = 'claimed').
+// with that id (anywhere) to finish them, or release them with weir
+// outbox release --relay-id GONE (Relay.Release), which settles them as
+// that relay's restart would (its committed batch sent, the rest
+// pending) and fences it should it still run. Do not release them with
+// an UPDATE back to pending: a batch that committed in Kafka before its
+// rows were marked would be published again.
 //
 // Zombies. Two processes with the same relay id: the later one's steps a
 // and b fence the earlier. In Kafka the earlier one's commits fail with

@@ -178,38 +178,14 @@ func (r *Relay) judgeFailure(ctx context.Context, inc int64, err error) (fenced,
 // session is one incarnation: start, reconcile, then claim, publish and
 // mark batches until ctx ends or something fails.
 func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
-	inc, token, err := r.store.startIncarnation(ctx)
+	st, err := r.start(ctx, incp)
+	if st.cl != nil {
+		defer st.cl.Close()
+	}
 	if err != nil {
 		return err
 	}
-	*incp = inc
-	cl, err := kgo.NewClient(r.clientOpts()...)
-	if err != nil {
-		return fmt.Errorf("outbox: kafka client: %w", err)
-	}
-	defer cl.Close()
-	if err := ensureProgressTopic(ctx, cl, r.cfg.ProgressTopic); err != nil {
-		return err
-	}
-	r.hook(crashBeforeFence, &batch{})
-	fence, err := writeFence(ctx, cl, r.cfg.ProgressTopic, r.cfg.RelayID, token, inc)
-	if err != nil {
-		return err
-	}
-	last, skipped, err := readProgress(ctx, r.cfg, token, fence)
-	if err != nil {
-		return err
-	}
-	r.hook(crashBeforeReconcile, &batch{})
-	rec, err := r.store.reconcile(ctx, inc, token, last)
-	if err != nil {
-		return err
-	}
-	if rec.token != token {
-		// Skips name event ids of the history the old token stood for.
-		skipped = &skips{}
-	}
-	token = rec.token
+	inc, token, cl, skipped, rec := st.inc, st.token, st.cl, st.skipped, st.rec
 	*started = true
 	if rec.restored != "" {
 		r.log.Warn("outbox database restored from a backup: progress from before the restore ignored, claimed rows released and published again", "why", rec.restored, "released", rec.released)
@@ -261,6 +237,73 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 		r.hook(crashBeforeMarkSent, b)
 		done = b
 	}
+}
+
+// opened is what a new incarnation has once it reconciled.
+type opened struct {
+	inc     int64
+	token   string
+	cl      *kgo.Client // the transactional client; the caller closes it
+	skipped *skips
+	rec     reconciled
+}
+
+// start is steps a to d of the package doc: register a new incarnation,
+// fence the previous one in Kafka, read the progress topic and reconcile
+// the table. *incp is set as soon as the incarnation is registered.
+func (r *Relay) start(ctx context.Context, incp *int64) (opened, error) {
+	var st opened
+	inc, token, err := r.store.startIncarnation(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.inc, *incp = inc, inc
+	if st.cl, err = kgo.NewClient(r.clientOpts()...); err != nil {
+		return st, fmt.Errorf("outbox: kafka client: %w", err)
+	}
+	if err := ensureProgressTopic(ctx, st.cl, r.cfg.ProgressTopic); err != nil {
+		return st, err
+	}
+	r.hook(crashBeforeFence, &batch{})
+	fence, err := writeFence(ctx, st.cl, r.cfg.ProgressTopic, r.cfg.RelayID, token, inc)
+	if err != nil {
+		return st, err
+	}
+	last, skipped, err := readProgress(ctx, r.cfg, token, fence)
+	if err != nil {
+		return st, err
+	}
+	r.hook(crashBeforeReconcile, &batch{})
+	if st.rec, err = r.store.reconcile(ctx, inc, token, last); err != nil {
+		return st, err
+	}
+	if st.rec.token != token {
+		// Skips name event ids of the history the old token stood for.
+		skipped = &skips{}
+	}
+	st.token, st.skipped = st.rec.token, skipped
+	return st, nil
+}
+
+// Release settles the rows of a relay id that will not run again, so
+// that relays with other ids publish them: it does what a restart of that
+// relay does before claiming anything (fence its earlier incarnations in
+// the database and in Kafka, read its last committed batch from the
+// progress topic, mark that batch's rows sent and put its other claimed
+// rows back to pending), then returns how many rows it marked sent and
+// released. A process of the relay id that still runs is fenced and
+// stops. Releasing rows by hand instead would publish again a batch that
+// committed before its rows were marked.
+func (r *Relay) Release(ctx context.Context) (sent, released int64, err error) {
+	var inc int64
+	st, err := r.start(ctx, &inc)
+	if st.cl != nil {
+		defer st.cl.Close()
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return st.rec.sent, st.rec.released, nil
 }
 
 // clientOpts are the options of the relay's transactional Kafka client.
