@@ -70,6 +70,7 @@ func newOutboxCommand(conn *connFlags) *cobra.Command {
 		pollInterval  time.Duration
 		progressTopic string
 		mode          string
+		txnTimeout    time.Duration
 	)
 	relay := &cobra.Command{
 		Use:   "relay",
@@ -80,10 +81,30 @@ in the compacted progress topic, then marks the rows sent. After a crash it
 reconciles the table from the progress topic before publishing anything,
 so nothing is published twice. Every record carries the event id in the
 header weir-event-id. Run the table's migration first (weir outbox migrate).
+It logs a line at start and one per published batch (info level), and a
+warning for each failure.
+
+Relay ids must be unique per outbox table and database: the id names the
+Kafka transactional id and the relay's progress, so two relays sharing one
+fence each other. Keep the id across restarts. Several polling relays with
+different ids may share a table; several processes with one id fail over.
+A relay that will not run again leaves rows claimed: hand them over with
+weir outbox release.
 
 With --mode cdc the relay reads the table's inserts through PostgreSQL
-logical replication (a publication and a replication slot it creates;
-wal_level=logical) instead of polling, and leaves the rows pending.`,
+logical replication instead of polling, and leaves the rows pending. It
+needs wal_level=logical and a role with the REPLICATION attribute that
+may connect for replication (pg_hba.conf); at its first start the role
+must own the outbox table (the relay creates a publication of it), and
+the server needs a free slot (max_replication_slots). One cdc relay id
+per table: a second one refuses
+to start. Its slot keeps WAL on the server until the relay confirms it; a
+relay id that will not run again must have its slot dropped (weir outbox
+drop-slot), or the server keeps WAL for ever. A large source transaction
+is published in Kafka transactions of at most --batch-size events.
+
+An event Kafka refuses (missing topic, over max.message.bytes) blocks the
+relay, which logs its id; skip it with weir outbox skip.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := needDSN(cmd); err != nil {
@@ -100,11 +121,19 @@ wal_level=logical) instead of polling, and leaves the rows pending.`,
 				return errors.New("--relay-id: must not be empty")
 			case mode != "poll" && mode != "cdc":
 				return fmt.Errorf("--mode %q: want poll or cdc", mode)
+			case progressTopic == "":
+				return errors.New("--progress-topic: must not be empty")
+			case txnTimeout < outbox.MinTxnTimeout:
+				return fmt.Errorf("--transaction-timeout: transaction timeout %v is under %v", txnTimeout, outbox.MinTxnTimeout)
 			}
 			if err := outbox.CheckTableName(table); err != nil {
 				return fmt.Errorf("--table: %w", err)
 			}
 			seeds, err := conn.seeds()
+			if err != nil {
+				return err
+			}
+			security, err := conn.securityOpts()
 			if err != nil {
 				return err
 			}
@@ -117,7 +146,9 @@ wal_level=logical) instead of polling, and leaves the rows pending.`,
 				PollInterval:  pollInterval,
 				ProgressTopic: progressTopic,
 				Table:         table,
-				Logger:        slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+				TxnTimeout:    txnTimeout,
+				ClientOpts:    security,
+				Logger:        slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 			}
 			var r interface {
 				Run(context.Context) error
@@ -156,6 +187,8 @@ wal_level=logical) instead of polling, and leaves the rows pending.`,
 	relay.Flags().DurationVar(&pollInterval, "poll-interval", outbox.DefaultPollInterval, "wait between polls of an empty outbox")
 	relay.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "compacted topic recording published batches")
 	relay.Flags().StringVar(&mode, "mode", "poll", "how the relay reads the outbox: poll (claim rows) or cdc (logical replication)")
+	relay.Flags().DurationVar(&txnTimeout, "transaction-timeout", outbox.DefaultTxnTimeout,
+		fmt.Sprintf("Kafka transaction timeout (at least %v, at most the brokers' transaction.max.timeout.ms); a batch's produce is given half of it", outbox.MinTxnTimeout))
 
 	cmd.AddCommand(migrate, relay, newOutboxSkipCommand(conn), newOutboxDropSlotCommand(), newOutboxReleaseCommand(conn))
 	return cmd
@@ -213,8 +246,12 @@ one table, skip the event for each relay id that reports it.`,
 			if err != nil {
 				return err
 			}
+			security, err := conn.securityOpts()
+			if err != nil {
+				return err
+			}
 			ctx := contextOf(cmd)
-			rcfg := outbox.RelayConfig{RelayID: relayID, Brokers: seeds, ProgressTopic: progressTopic, Table: table}
+			rcfg := outbox.RelayConfig{RelayID: relayID, Brokers: seeds, ProgressTopic: progressTopic, Table: table, ClientOpts: security}
 			what := fmt.Sprintf("event %d", id)
 			if mode == "cdc" {
 				r, err := outbox.NewCDCRelay(dsn, rcfg)
@@ -340,13 +377,17 @@ again a batch that committed before its rows were marked.`,
 			if err != nil {
 				return err
 			}
+			security, err := conn.securityOpts()
+			if err != nil {
+				return err
+			}
 			ctx := contextOf(cmd)
 			pool, err := pgxpool.New(ctx, dsn)
 			if err != nil {
 				return fmt.Errorf("database: %w", err)
 			}
 			defer pool.Close()
-			r, err := outbox.NewRelay(pool, outbox.RelayConfig{RelayID: relayID, Brokers: seeds, ProgressTopic: progressTopic, Table: table})
+			r, err := outbox.NewRelay(pool, outbox.RelayConfig{RelayID: relayID, Brokers: seeds, ProgressTopic: progressTopic, Table: table, ClientOpts: security})
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,9 @@ func TestOutboxRejectsBadFlags(t *testing.T) {
 		{[]string{"outbox", "migrate", "--dsn", dsn, "--table", "a;b"}, "invalid table name"},
 		{[]string{"outbox", "relay", "--dsn", "::not a dsn::"}, "database:"},
 		{[]string{"outbox", "relay", "--dsn", dsn, "extra"}, "no arguments"},
+		{[]string{"outbox", "relay", "--dsn", dsn, "--progress-topic", ""}, "--progress-topic: must not be empty"},
+		{[]string{"outbox", "relay", "--dsn", dsn, "--transaction-timeout", "1s"}, "transaction timeout 1s is under 2s"},
+		{[]string{"outbox", "relay", "--dsn", dsn, "--command-config", "/nonexistent/client.properties"}, "client.properties"},
 		{[]string{"outbox", "skip", "--id", "3"}, "--dsn is required"},
 		{[]string{"outbox", "skip", "--dsn", dsn, "--id", "3"}, "--relay-id: required"},
 		{[]string{"outbox", "skip", "--dsn", dsn, "--relay-id", "r"}, "exactly one of --id"},
@@ -37,6 +40,30 @@ func TestOutboxRejectsBadFlags(t *testing.T) {
 		}
 		if strings.Contains(r.err.Error(), "\n") {
 			t.Errorf("weir %s: error spans lines: %q", strings.Join(tc.args, " "), r.err)
+		}
+	}
+}
+
+// The relay's help says what an operator must know before running it:
+// relay ids unique per table and database, what change data capture
+// needs from PostgreSQL, and how to retire a slot.
+func TestOutboxRelayHelpSaysWhatItNeeds(t *testing.T) {
+	r := run(t, "127.0.0.1:1", "", "outbox", "relay", "--help")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	help := strings.Join(strings.Fields(r.stdout), " ") // as one line
+	for _, want := range []string{
+		"unique per outbox table and database",
+		"REPLICATION",
+		"must own the outbox table",
+		"weir outbox drop-slot",
+		"weir outbox skip",
+		"--transaction-timeout",
+		"--command-config",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help of weir outbox relay lacks %q:\n%s", want, r.stdout)
 		}
 	}
 }

@@ -556,6 +556,7 @@ func (r *CDCRelay) publishPart(ctx context.Context, cl *kgo.Client, src cdcSourc
 	}
 	r.published.Add(int64(len(t.pending)))
 	r.batches.Add(1)
+	r.log.Info("outbox source transaction published", "commit_lsn", rec.CommitLSN, "xid", rec.XID, "events", len(t.pending), "whole", !rec.Partial)
 	t.recorded, t.last, t.pending = rec, &sourceTxn{events: t.pending}, nil
 	return nil
 }

@@ -118,4 +118,11 @@ func TestCLIMigratesAndRelays(t *testing.T) {
 	if !strings.Contains(res.out, "published 30 events in 5 transactions") {
 		t.Errorf("relay printed %q", res.out)
 	}
+	// Info-level lines: one at start, one per batch.
+	if n := strings.Count(res.out, `level=INFO msg="outbox relay started"`); n != 1 {
+		t.Errorf("relay logged %d start lines, want 1: %q", n, res.out)
+	}
+	if n := strings.Count(res.out, `level=INFO msg="outbox batch published"`); n != 5 {
+		t.Errorf("relay logged %d batch lines, want 5: %q", n, res.out)
+	}
 }

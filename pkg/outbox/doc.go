@@ -49,8 +49,12 @@
 // --table (default weir_outbox), --relay-id (default "default"; keep it
 // across restarts), --batch-size (events per Kafka transaction, default
 // 500, at most 10000), --poll-interval (wait when the outbox is empty,
-// default 500ms) and --progress-topic (default weir.outbox.progress);
-// the transaction timeout is a minute (RelayConfig.TxnTimeout in Go).
+// default 500ms), --progress-topic (default weir.outbox.progress),
+// --transaction-timeout (default a minute; RelayConfig.TxnTimeout) and
+// --command-config (the client's security settings in Kafka's names, as
+// every client command takes). It logs at info level a line at start and
+// one per published batch, and warns of each failure. Relay ids must be
+// unique per outbox table and database (see RelayConfig.RelayID).
 // It loops:
 //
 //  1. claim: in its own committed transaction, mark up to BatchSize of the

@@ -234,6 +234,7 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 		}
 		r.published.Add(int64(len(b.events)))
 		r.batches.Add(1)
+		r.log.Info("outbox batch published", "batch", b.number, "events", len(b.events), "first_id", b.events[0].id)
 		r.hook(crashBeforeMarkSent, b)
 		done = b
 	}
