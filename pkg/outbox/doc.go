@@ -155,18 +155,24 @@
 //
 // # Ordering
 //
-// With one relay, events are published in id order, and an event is only
-// claimed once its transaction has committed. So two events of one key
-// appear in their partition in the order of their transactions when the
-// transactions conflict (the second waits for the first's lock, as
-// updates of one business row do) and each writes its event after the
-// conflicting change, as in the example above: the event id is drawn at
-// Write, so an event written before the lock wait could get the smaller
-// id and be published first. A released batch is claimed again before
-// anything newer. With several relays, batches are published
-// concurrently and a released batch may be published after newer ones:
-// per-key order is then not guaranteed. Run one relay per outbox table where order matters
-// (several relay processes with the same id give failover, not
+// Ids do not give the order: an id is drawn at Write, so a transaction
+// that draws a lower id and commits later is published after a higher
+// one. What holds with one polling relay: an event is claimed only once
+// its transaction committed, the relay claims the lowest pending ids
+// first, and a released batch is claimed again before anything newer. So
+// if event A's transaction commits before event B is written, A is
+// published before B (in an earlier Kafka transaction, or earlier in the
+// same one), and events of one key appear in their partition in that
+// order. Updates of one business row give exactly that when each writes
+// its event after the update, as in the example above: the second
+// waits for the first's lock, so its Write comes after the first's
+// commit. Events of transactions that overlap have no order. The
+// change-data-capture relay publishes in commit order, so there the same
+// holds for every two transactions that commit one after the other.
+// With several polling relays, batches are published concurrently and a
+// released batch may be published after newer ones: per-key order is
+// then not guaranteed. Run one relay id per outbox table where order
+// matters (several relay processes with the same id give failover, not
 // parallelism).
 //
 // # Limits
