@@ -113,6 +113,7 @@
 //		kgo.SeedBrokers(brokers...),
 //		kgo.ConsumerGroup("inventory"),
 //		kgo.ConsumeTopics("orders"),
+//		kgo.FetchIsolationLevel(kgo.ReadCommitted()), // never apply records of aborted transactions
 //		kgo.DisableAutoCommit(),
 //		kgo.AdjustFetchOffsetsFn(store.AdjustOffsets("inventory")),
 //	)
@@ -150,7 +151,9 @@
 //
 // A key is remembered until it expires. Each store's TTL says how long a
 // key is kept: BoltStore.Purge(now) and PGStore.Purge(ctx, now) delete
-// keys recorded before now-TTL, and PurgeEvery runs a purge on a schedule
+// keys recorded before now-TTL (PGStore stamps keys and takes now from
+// the database's clock, so consumers and purgers on hosts whose clocks
+// disagree agree on a key's age), and PurgeEvery runs a purge on a schedule
 // (BoltPurger adapts a BoltStore to it); Redis expires RedisStore's keys
 // by itself, so it needs no purge. MarkProcessed of a key already
 // recorded restarts its TTL; a duplicate that Process or ProcessTx skips

@@ -63,10 +63,10 @@ func (s *PGStore) ProcessRecordTx(ctx context.Context, group string, keyFn KeyFu
 // unless a later one is stored already.
 func (s *PGStore) storeOffset(ctx context.Context, tx pgx.Tx, group, topic string, partition int32, next int64) error {
 	_, err := tx.Exec(ctx, `INSERT INTO `+s.offsets+` AS o (consumer_group, topic, partition, next_offset, updated_at)
-		VALUES ($1, $2, $3, $4, $5)
+		VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, now()))
 		ON CONFLICT (consumer_group, topic, partition) DO UPDATE
 		SET next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset), updated_at = EXCLUDED.updated_at`,
-		group, topic, partition, next, s.opts.Now())
+		group, topic, partition, next, s.stamp())
 	if err != nil {
 		return fmt.Errorf("dedup: store offset %s %s[%d]=%d: %w", group, topic, partition, next, err)
 	}
@@ -121,6 +121,7 @@ func (s *PGStore) Offsets(ctx context.Context, group string, topics ...string) (
 //		kgo.SeedBrokers(brokers...),
 //		kgo.ConsumerGroup(group),
 //		kgo.ConsumeTopics(topic),
+//		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 //		kgo.DisableAutoCommit(),
 //		kgo.AdjustFetchOffsetsFn(store.AdjustOffsets(group)),
 //	)

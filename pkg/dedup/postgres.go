@@ -47,7 +47,11 @@ type PGOptions struct {
 	// offsets never expire.
 	TTL time.Duration
 
-	// Now gives the time a key is recorded at; time.Now when nil.
+	// Now, when set, gives the time a key is recorded at and Purge's
+	// now is used as given: for tests that move time. When nil (the
+	// default) the database's clock stamps keys (now()) and sets Purge's
+	// cutoff, so that hosts whose clocks disagree by more than the TTL
+	// neither write keys that are purged at once nor purge fresh ones.
 	Now func() time.Time
 }
 
@@ -81,9 +85,6 @@ func NewPGStore(ctx context.Context, pool *pgxpool.Pool, opts PGOptions) (*PGSto
 	}
 	if opts.OffsetsTable == "" {
 		opts.OffsetsTable = DefaultPGOffsetsTable
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	for _, name := range []string{opts.Table, opts.OffsetsTable} {
 		if !tableName.MatchString(name) {
@@ -183,8 +184,8 @@ func (s *PGStore) MarkProcessedContext(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.keys+` (key, processed_at) VALUES ($1, $2)
-		ON CONFLICT (key) DO UPDATE SET processed_at = EXCLUDED.processed_at`, []byte(key), s.opts.Now())
+	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.keys+` (key, processed_at) VALUES ($1, coalesce($2::timestamptz, now()))
+		ON CONFLICT (key) DO UPDATE SET processed_at = EXCLUDED.processed_at`, []byte(key), s.stamp())
 	if err != nil {
 		return fmt.Errorf("dedup: mark %q: %w", key, err)
 	}
@@ -248,8 +249,8 @@ func (s *PGStore) inTx(ctx context.Context, key string, body func(tx pgx.Tx, fre
 	}
 	// Rollback after a successful commit is a no-op.
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	tag, err := tx.Exec(ctx, `INSERT INTO `+s.keys+` (key, processed_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
-		[]byte(key), s.opts.Now())
+	tag, err := tx.Exec(ctx, `INSERT INTO `+s.keys+` (key, processed_at) VALUES ($1, coalesce($2::timestamptz, now())) ON CONFLICT (key) DO NOTHING`,
+		[]byte(key), s.stamp())
 	if err != nil {
 		return fmt.Errorf("dedup: record %q: %w", key, err)
 	}
@@ -262,19 +263,34 @@ func (s *PGStore) inTx(ctx context.Context, key string, body func(tx pgx.Tx, fre
 	return nil
 }
 
+// stamp is the time to record a key at: nil means the database's clock.
+func (s *PGStore) stamp() any {
+	if s.opts.Now == nil {
+		return nil
+	}
+	return s.opts.Now()
+}
+
 // Purge deletes the keys recorded before now minus the TTL and returns how
-// many it deleted. A duplicate of a purged key is processed again. With no
-// TTL it deletes nothing. It deletes in batches, each its own
+// many it deleted; now is the database's clock (the argument is ignored)
+// unless PGOptions.Now is set. A duplicate of a purged key is processed
+// again. With no TTL it deletes nothing. It deletes in batches, each its own
 // transaction, so a large purge holds no long locks.
 func (s *PGStore) Purge(ctx context.Context, now time.Time) (int, error) {
 	if s.opts.TTL == 0 {
 		return 0, nil
 	}
-	cutoff := now.Add(-s.opts.TTL)
+	// The cutoff is the database's now() minus the TTL unless a clock
+	// was given (see PGOptions.Now).
+	var cutoff any
+	if s.opts.Now != nil {
+		cutoff = now.Add(-s.opts.TTL)
+	}
 	total := 0
 	for {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM `+s.keys+` WHERE key IN (
-			SELECT key FROM `+s.keys+` WHERE processed_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, cutoff, purgeBatch)
+			SELECT key FROM `+s.keys+` WHERE processed_at < coalesce($1::timestamptz, now() - make_interval(secs => $3))
+			LIMIT $2 FOR UPDATE SKIP LOCKED)`, cutoff, purgeBatch, s.opts.TTL.Seconds())
 		if err != nil {
 			return total, fmt.Errorf("dedup: purge: %w", err)
 		}

@@ -464,3 +464,26 @@ func TestPGStoresStartingTogetherShareTheirTables(t *testing.T) {
 		}
 	}
 }
+
+// TestPGPurgeGoesByTheDatabaseClock: keys are stamped, and purged, by
+// the database's clock, so a consumer or purging host whose clock is off
+// by more than the TTL neither writes keys that are purged at once nor
+// purges fresh ones.
+func TestPGPurgeGoesByTheDatabaseClock(t *testing.T) {
+	ctx := testCtx(t)
+	s := newPGStore(t, newPool(t, newDatabase(t)), PGOptions{TTL: time.Hour})
+	if err := s.MarkProcessed("k"); err != nil {
+		t.Fatal(err)
+	}
+	// A purging host whose clock runs two hours ahead.
+	if n, err := s.Purge(ctx, time.Now().Add(2*time.Hour)); n != 0 || err != nil {
+		t.Fatalf("Purge by a clock two hours ahead = %d, %v; want nothing purged", n, err)
+	}
+	if ran, err := s.Process("k", func() error { return nil }); ran || err != nil {
+		t.Fatalf("key processed again (ran=%v, err=%v) after a purge by a skewed clock", ran, err)
+	}
+	var fresh bool
+	if err := s.Pool().QueryRow(ctx, `SELECT abs(extract(epoch FROM now() - processed_at)) < 60 FROM weir_dedup_keys WHERE key = 'k'`).Scan(&fresh); err != nil || !fresh {
+		t.Fatalf("key not stamped by the database's clock (fresh %v, %v)", fresh, err)
+	}
+}
