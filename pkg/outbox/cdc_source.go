@@ -168,7 +168,7 @@ func (p *cdcProgress) parse() error {
 	return err
 }
 
-// eventHash hashes events (ids, topics, keys, payloads, headers) in
+// eventHash hashes events (ids, UUIDs, topics, keys, payloads, headers) in
 // stream order; sum may be taken at any point and more added after.
 type eventHash struct{ h hash.Hash }
 
@@ -183,6 +183,7 @@ func (d eventHash) add(e claimed) {
 	}
 	binary.BigEndian.PutUint64(n[:], uint64(e.id))
 	d.h.Write(n[:])
+	field([]byte(e.uuid))
 	field([]byte(e.topic))
 	field(e.key)
 	field(e.payload)

@@ -29,6 +29,7 @@
 //	  relay_id    text         the relay that claimed it
 //	  batch       bigint       the batch it was claimed for (kept once sent)
 //	  sent_at     timestamptz  when its batch was known committed
+//	  event_uuid  uuid         drawn by the database; sent as header weir-event-uuid
 //
 // plus weir_outbox_relays (one row per relay id: its incarnation, bumped
 // at every start, and a random token naming this database's history of
@@ -39,8 +40,17 @@
 // rows with Write: a row written by hand whose headers are not an object
 // of strings cannot be claimed, and stops the relay (see Limits).
 //
-// Every published record carries the header weir-event-id (EventIDHeader)
-// holding the event id in decimal, after the event's own headers.
+// Every published record carries, after the event's own headers, the
+// header weir-event-id (EventIDHeader) holding the event id in decimal,
+// and weir-event-uuid (EventUUIDHeader) holding the row's event_uuid.
+// Deduplicate on the UUID, not the id: ids are a per-table sequence, and
+// another table, another database or a restored one issues them again
+// to other events. The UUID catches what the relay itself may publish
+// twice (a restored database's window, see below); it does not catch an
+// application that writes one business event as two rows, for which a
+// consumer needs a business key of the application's own (with
+// pkg/dedup, KeyFromHeader). Migrate adds the column to tables created
+// before it, rewriting them once.
 //
 // # The relay
 //

@@ -378,11 +378,12 @@ func eventRecord(e claimed) *kgo.Record {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	hs := make([]kgo.RecordHeader, 0, len(keys)+1)
+	hs := make([]kgo.RecordHeader, 0, len(keys)+2)
 	for _, k := range keys {
 		hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(e.headers[k])})
 	}
-	hs = append(hs, kgo.RecordHeader{Key: EventIDHeader, Value: []byte(strconv.FormatInt(e.id, 10))})
+	hs = append(hs, kgo.RecordHeader{Key: EventIDHeader, Value: []byte(strconv.FormatInt(e.id, 10))},
+		kgo.RecordHeader{Key: EventUUIDHeader, Value: []byte(e.uuid)})
 	return &kgo.Record{Topic: e.topic, Key: e.key, Value: e.payload, Headers: hs}
 }
 

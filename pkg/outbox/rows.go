@@ -19,6 +19,7 @@ var ErrFenced = errors.New("outbox: relay fenced by a newer incarnation with the
 // claimed is one row a relay claimed.
 type claimed struct {
 	id      int64
+	uuid    string // event_uuid, text form
 	topic   string
 	key     []byte
 	payload []byte
@@ -187,14 +188,14 @@ func (s *store) claim(ctx context.Context, inc int64, done *batch, n int) (*batc
 			 )
 			 UPDATE `+s.n.table+` t SET state = 'claimed', relay_id = $1, batch = (SELECT nextval('`+s.n.batchSeq+`'))
 			 FROM c WHERE t.id = c.id
-			 RETURNING t.batch, t.id, t.topic, t.key, t.payload, t.headers`, s.relayID, n)
+			 RETURNING t.batch, t.id, t.event_uuid::text, t.topic, t.key, t.payload, t.headers`, s.relayID, n)
 		if err != nil {
 			return fmt.Errorf("outbox: claim: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var e claimed
-			if err := rows.Scan(&b.number, &e.id, &e.topic, &e.key, &e.payload, &e.headers); err != nil {
+			if err := rows.Scan(&b.number, &e.id, &e.uuid, &e.topic, &e.key, &e.payload, &e.headers); err != nil {
 				return fmt.Errorf("outbox: claim: %w", err)
 			}
 			b.events = append(b.events, e)

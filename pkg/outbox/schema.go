@@ -93,8 +93,12 @@ func MigrateTable(ctx context.Context, db Execer, table string) error {
 			state      text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'claimed', 'sent')),
 			relay_id   text,
 			batch      bigint,
-			sent_at    timestamptz
+			sent_at    timestamptz,
+			event_uuid uuid NOT NULL DEFAULT gen_random_uuid()
 		)`,
+		// Tables created before the column: adding it draws a UUID for
+		// every existing row (the table is rewritten once).
+		`ALTER TABLE ` + n.table + ` ADD COLUMN IF NOT EXISTS event_uuid uuid NOT NULL DEFAULT gen_random_uuid()`,
 		// The relay claims the oldest pending rows; sent rows, the bulk
 		// of the table, stay out of this index.
 		`CREATE INDEX IF NOT EXISTS ` + n.pendingIdx + ` ON ` + n.table + ` (id) WHERE state = 'pending'`,

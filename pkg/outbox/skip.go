@@ -111,8 +111,8 @@ func (r *Relay) Skip(ctx context.Context, id int64, reason string) error {
 	}
 	var e claimed
 	var state string
-	err = r.store.pool.QueryRow(ctx, `SELECT id, topic, key, payload, headers, state FROM `+r.store.n.table+` WHERE id = $1`, id).
-		Scan(&e.id, &e.topic, &e.key, &e.payload, &e.headers, &state)
+	err = r.store.pool.QueryRow(ctx, `SELECT id, event_uuid::text, topic, key, payload, headers, state FROM `+r.store.n.table+` WHERE id = $1`, id).
+		Scan(&e.id, &e.uuid, &e.topic, &e.key, &e.payload, &e.headers, &state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("outbox: no event %d in %s", id, r.cfg.Table)
 	}
@@ -143,8 +143,8 @@ func (r *CDCRelay) SkipEvent(ctx context.Context, id int64, reason string) error
 	}
 	defer db.Close(context.WithoutCancel(ctx))
 	var e claimed
-	err = db.QueryRow(ctx, `SELECT id, topic, key, payload, headers FROM `+pgx.Identifier{src.schema, src.table}.Sanitize()+` WHERE id = $1`, id).
-		Scan(&e.id, &e.topic, &e.key, &e.payload, &e.headers)
+	err = db.QueryRow(ctx, `SELECT id, event_uuid::text, topic, key, payload, headers FROM `+pgx.Identifier{src.schema, src.table}.Sanitize()+` WHERE id = $1`, id).
+		Scan(&e.id, &e.uuid, &e.topic, &e.key, &e.payload, &e.headers)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("outbox: no event %d in %s: if its row was deleted, skip its source transaction by commit LSN (the relay logs it)", id, src.qualified())
 	}

@@ -10,9 +10,21 @@ import (
 )
 
 // EventIDHeader is the Kafka record header in which the relay puts the
-// event's id (the outbox row's id, in decimal). Consumers deduplicate on
-// it if anything upstream of the outbox may write an event twice.
+// event's id (the outbox row's id, in decimal). It is a value of the
+// table's sequence: another table, another database, or the same one
+// restored from a backup, issues the same ids to other events, so it is
+// no deduplication key; use EventUUIDHeader.
 const EventIDHeader = "weir-event-id"
+
+// EventUUIDHeader is the Kafka record header in which the relay puts the
+// event's UUID (the row's event_uuid, drawn by the database when the row
+// is written; text form). It is the deduplication key to use for what
+// the relay may publish more than once: the events a database restored
+// from a backup publishes again (see the package doc), or a row published
+// again by hand. It does not catch an application that writes one
+// business event twice, as two rows: deduplicate those on a business key
+// the application puts in a header of its own.
+const EventUUIDHeader = "weir-event-uuid"
 
 // Event is one message to publish.
 type Event struct {
@@ -26,7 +38,7 @@ type Event struct {
 	// tombstone on a compacted topic).
 	Payload []byte
 	// Headers become record headers, in key order, followed by
-	// EventIDHeader, which they may not contain.
+	// EventIDHeader and EventUUIDHeader, which they may not contain.
 	Headers map[string]string
 }
 
@@ -56,8 +68,10 @@ func WriteTable(ctx context.Context, tx pgx.Tx, table string, ev Event) (int64, 
 		return 0, fmt.Errorf("%w: topic %q: Kafka allows 1 to %d of the characters a-z A-Z 0-9 . _ -, and not . or .. alone",
 			ErrInvalidEvent, ev.Topic, maxTopicLen)
 	}
-	if _, ok := ev.Headers[EventIDHeader]; ok {
-		return 0, fmt.Errorf("%w: header %s is set by the relay", ErrInvalidEvent, EventIDHeader)
+	for _, h := range []string{EventIDHeader, EventUUIDHeader} {
+		if _, ok := ev.Headers[h]; ok {
+			return 0, fmt.Errorf("%w: header %s is set by the relay", ErrInvalidEvent, h)
+		}
 	}
 	n, err := tableNames(table)
 	if err != nil {
