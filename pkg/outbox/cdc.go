@@ -463,6 +463,11 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			}
 			t.seen++
 			t.hash.add(ev)
+			if verify != nil && t.seen > t.covered {
+				// More events than the recorded whole transaction: not
+				// the same one. Nothing of it may be published.
+				return r.historyChanged(src, verify, t.xid, t.commit)
+			}
 			if t.seen <= t.covered {
 				// In Kafka already (the recorded part of a transaction
 				// published in parts): checked once all of it is seen.

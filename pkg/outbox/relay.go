@@ -232,7 +232,6 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 		if err != nil {
 			return err
 		}
-		r.published.Add(int64(len(b.events)))
 		r.batches.Add(1)
 		r.log.Info("outbox batch published", "batch", b.number, "events", len(b.events), "first_id", b.events[0].id)
 		r.hook(crashBeforeMarkSent, b)
@@ -346,6 +345,7 @@ func (r *Relay) publish(ctx context.Context, cl *kgo.Client, inc int64, token st
 		}
 		recs = append(recs, eventRecord(e))
 	}
+	events := int64(len(recs))
 	pr, err := progressRecord(r.cfg.ProgressTopic, r.cfg.RelayID, token, inc, b)
 	if err != nil {
 		return err
@@ -368,6 +368,7 @@ func (r *Relay) publish(ctx context.Context, cl *kgo.Client, inc int64, token st
 		// from the progress topic.
 		return fmt.Errorf("outbox: commit batch %d: %w", b.number, err)
 	}
+	r.published.Add(events) // skipped events are not counted
 	return nil
 }
 

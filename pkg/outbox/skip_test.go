@@ -134,6 +134,9 @@ func TestPollSkippedEventUnblocksTheRelay(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
+	if got := r.r.Stats().Events; got != int64(len(before)+len(after)) {
+		t.Errorf("relay counts %d events published, want %d (the skipped one is not)", got, len(before)+len(after))
+	}
 	e.assertExactlyOnce(append(before, after...))
 	tiny := *e
 	tiny.topic, tiny.parts = "orders-tiny", 1
