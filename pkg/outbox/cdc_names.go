@@ -123,28 +123,30 @@ func (r *CDCRelay) DropSlot(ctx context.Context) (slot, publication string, err 
 		return "", "", err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := r.identify(ctx, conn); err != nil {
+	src, err := identifySource(ctx, conn, r.n.table)
+	if err != nil {
 		return "", "", err
 	}
-	st, err := lookUpSlot(ctx, conn, r.slot)
+	slotName, pubName := cdcNames(src, r.cfg.RelayID)
+	st, err := lookUpSlot(ctx, conn, slotName)
 	if err != nil {
 		return "", "", err
 	}
 	if st.exists {
-		if err := pglogrepl.DropReplicationSlot(ctx, conn, r.slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
-			return "", "", fmt.Errorf("outbox: drop slot %s: %w", r.slot, err)
+		if err := pglogrepl.DropReplicationSlot(ctx, conn, slotName, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+			return "", "", fmt.Errorf("outbox: drop slot %s: %w", slotName, err)
 		}
-		slot = r.slot
+		slot = slotName
 	}
-	row, err := queryRow(ctx, conn, `SELECT 1 FROM pg_publication WHERE pubname = `+quoteLiteral(r.pub))
+	row, err := queryRow(ctx, conn, `SELECT 1 FROM pg_publication WHERE pubname = `+quoteLiteral(pubName))
 	if err != nil {
-		return slot, "", fmt.Errorf("outbox: look up publication %s: %w", r.pub, err)
+		return slot, "", fmt.Errorf("outbox: look up publication %s: %w", pubName, err)
 	}
 	if row != nil {
-		if _, err := conn.Exec(ctx, `DROP PUBLICATION IF EXISTS `+r.pub).ReadAll(); err != nil {
-			return slot, "", fmt.Errorf("outbox: drop publication %s: %w", r.pub, err)
+		if _, err := conn.Exec(ctx, `DROP PUBLICATION IF EXISTS `+pubName).ReadAll(); err != nil {
+			return slot, "", fmt.Errorf("outbox: drop publication %s: %w", pubName, err)
 		}
-		publication = r.pub
+		publication = pubName
 	}
 	return slot, publication, nil
 }
