@@ -36,8 +36,9 @@ type RelayConfig struct {
 	// died finishes what that one left. Two live relays must not share
 	// an id (the later fences the earlier), even on different databases
 	// or outbox tables: they share the transactional id, fence each
-	// other, and after a few rounds one stops with ErrFenced. Default
-	// DefaultRelayID.
+	// other, and after a few rounds one stops with ErrFenced. A
+	// change-data-capture relay id is the only one on its table: a
+	// second refuses to start. Default DefaultRelayID.
 	RelayID string
 	// Brokers are the seed brokers; required.
 	Brokers []string

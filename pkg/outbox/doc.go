@@ -241,7 +241,10 @@
 //
 // CDCRelay (weir outbox relay --mode cdc) reads the outbox through
 // PostgreSQL logical replication instead of polling. It needs
-// wal_level=logical and a role allowed to replicate. At its first start it
+// wal_level=logical, a role with the REPLICATION attribute that may
+// connect for replication, ownership of the outbox table at its first
+// start (to create the publication) and a free replication slot on the
+// server. At its first start it
 // creates a publication of the table's inserts and a logical replication
 // slot (pgoutput), both its own: their names (CDCRelay.Names) are
 // weir_SCHEMA_TABLE_RELAY-ID, with the table schema-qualified as
@@ -289,8 +292,10 @@
 //     database whose slot exists are new inserts to it and are published
 //     again.
 //   - A standby or a base backup keeps the system identifier and the oid
-//     but no logical slot, and may have a shorter history than the one
-//     progress was recorded in. The relay refuses to start, with an
+//     but no logical slot (before PostgreSQL 17's failover slots), and
+//     may have a shorter history than the one progress was recorded in;
+//     a file-system copy, or a standby with a synchronized slot, keeps
+//     the slot as it was then. The relay refuses to start, with an
 //     error wrapping ErrSourceChanged that says what it found, when its
 //     slot is missing while progress exists; when the server's WAL ends
 //     before the last published transaction; when the slot is confirmed
