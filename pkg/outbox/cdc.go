@@ -190,7 +190,7 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
-	verify, err := resumeCheck(src, r.slot, slot, last)
+	verify, err := resumeCheck(src, r.cfg.RelayID, r.slot, slot, last)
 	if err != nil {
 		return err
 	}
@@ -535,8 +535,8 @@ func (r *CDCRelay) historyChanged(src cdcSource, verify *cdcProgress, xid uint32
 		"the last published transaction, xid %d committed at %s (timeline %d), and this server is at timeline %d: "+
 		"the database's history is not the one the relay published from (restored or failed over); "+
 		"publish the outbox rows committed after that transaction some other way (or accept their loss), "+
-		"then start the relay under a new --relay-id",
-		ErrSourceChanged, xid, commit, verify.XID, verify.CommitLSN, verify.Timeline, src.timeline)
+		"then drop this relay id's publication and slot (weir outbox drop-slot --relay-id %s) and start the relay under a new --relay-id",
+		ErrSourceChanged, xid, commit, verify.XID, verify.CommitLSN, verify.Timeline, src.timeline, r.cfg.RelayID)
 }
 
 // publishPart publishes t's pending events with a progress record naming

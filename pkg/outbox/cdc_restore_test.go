@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/weir-broker/weir/internal/testsvc"
 )
@@ -101,6 +102,34 @@ func TestCDCRefusesAfterFailoverToALaggingStandby(t *testing.T) {
 	b.placeOrdersInTxns(2, 1)
 	b.assertRefused("is missing")
 	b.assertExactlyOnce(all)
+
+	// The way on the error gives: drop the relay id's objects, start a
+	// new relay id; it publishes what is written from then on, once.
+	if _, _, err := b.cdcRelay("c1").DropSlot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := attachEnv(t, a, standby)
+	next.topic = "orders-after-failover"
+	next.createTopic()
+	next.cdcSetup("c2")
+	ids := next.placeOrdersInTxns(2, 1)
+	_, stop := next.startCDC("c2")
+	next.waitPublishedWithin(ids, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createTopic creates e's events topic.
+func (e *env) createTopic() {
+	e.t.Helper()
+	resp, err := kadm.NewClient(e.client()).CreateTopic(testCtx(e.t), e.parts, 1, nil, e.topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // TestCDCRefusesAfterRestoreFromABaseBackup restores a database from a

@@ -262,15 +262,16 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceO
 // transactions. A slot confirmed before it (the relay stopped between a
 // Kafka commit and its confirmation) streams last's transaction again,
 // and the stream checks that it is the same one before going on.
-func resumeCheck(src cdcSource, slotName string, slot slotState, last *cdcProgress) (*cdcProgress, error) {
+func resumeCheck(src cdcSource, relayID, slotName string, slot slotState, last *cdcProgress) (*cdcProgress, error) {
 	if last == nil {
 		return nil, nil
 	}
 	where := fmt.Sprintf("its last published transaction committed at %s (xid %d, timeline %d) of system %s, database oid %d, table %s",
 		last.CommitLSN, last.XID, last.Timeline, last.SystemID, last.Database, last.Table)
-	const remedy = "; events committed since then may never be streamed, and the relay will not guess. " +
+	remedy := "; events committed since then may never be streamed, and the relay will not guess. " +
 		"Publish the outbox rows committed after that transaction some other way (or accept their loss), " +
-		"then start the relay under a new --relay-id: its slot starts from that moment"
+		"then drop this relay id's publication and slot (weir outbox drop-slot --relay-id " + relayID + ") " +
+		"and start the relay under a new --relay-id: its slot starts from that moment"
 	switch {
 	case !slot.exists:
 		return nil, fmt.Errorf("%w: replication slot %s is missing, but the progress topic records %s "+

@@ -307,7 +307,9 @@
 //     other transactions; the relay cannot tell which events are
 //     published, so it does not guess. Publish the rows committed after
 //     the transaction the error names some other way, or accept their
-//     loss, and start the relay under a new relay id.
+//     loss, drop the relay id's publication and slot (weir outbox
+//     drop-slot), and start the relay under a new relay id, whose slot
+//     starts from that moment.
 //
 // At start the relay commits a fence record (cdc-fence/RELAY-ID): its
 // InitProducerId fences the previous incarnation and aborts its open
