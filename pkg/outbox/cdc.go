@@ -279,6 +279,12 @@ func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn, s
 	if err := checkPublication(ctx, conn, r.pub, src); err != nil {
 		return stopError{err}
 	}
+	// Again, now that ours exists: two relay ids starting together on a
+	// table each saw no other publication before creating its own; this
+	// way both stop rather than both publish every event.
+	if err := checkOtherRelays(ctx, conn, r.pub, src); err != nil {
+		return stopError{err}
+	}
 	return nil
 }
 

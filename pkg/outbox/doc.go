@@ -211,8 +211,8 @@
 //     skipped event reaches no consumer; every other event is still
 //     published exactly once. A polling relay marks the skipped row sent;
 //     the record in the progress topic is what tells it from a published
-//     one. A skip by id names the event's id and a digest of its row, so
-//     it cannot apply to another event given the same id later. With
+//     one. A skip by id names the event's id and UUID, so it cannot
+//     apply to another event given the same id later. With
 //     several polling relays on one table, skip the event for each relay
 //     id that reports it.
 //
@@ -232,7 +232,10 @@
 // the relay refuses any other, since retention could delete the record of
 // a committed batch. The progress topic is the record of what was
 // published: deleting it while rows are claimed makes their relay
-// release, and so publish again, batches that had committed. At start a
+// release, and so publish again, batches that had committed; deleting it
+// (or naming another one) under a change-data-capture relay makes it
+// publish again the transactions its slot had not confirmed yet (at
+// most those of its last moments before a crash). At start a
 // relay waits for every open transaction on the progress topic to end
 // (its read is read_committed), at most the longest transaction timeout
 // of the relays sharing the topic.

@@ -28,9 +28,10 @@ import (
 //	cdc-skip/SYSTEM-ID/DATABASE-OID/SCHEMA.TABLE/RELAY-ID/id/ID    change data capture, one event
 //	cdc-skip/SYSTEM-ID/DATABASE-OID/SCHEMA.TABLE/RELAY-ID/lsn/LSN  change data capture, a source transaction
 //
-// A skip by id carries a digest of the event as the table held it, and
-// the relay skips only an event with that id and that digest, so that a
-// sequence reset by hand cannot make it skip a new event with an old id.
+// A skip by id carries the event's UUID (its event_uuid, drawn by the
+// database), and the relay skips only an event with that id and that
+// UUID, so that a sequence reset by hand cannot make it skip a new event
+// with an old id.
 // The relay reads skips when it starts, and starts over after each failed
 // publication, so a skip takes effect within a second or so.
 const pollSkipKeyPrefix = "skip/"
@@ -44,7 +45,7 @@ func pollSkipPrefix(relayID, token string) string {
 type skipRecord struct {
 	Relay     string    `json:"relay"`
 	ID        int64     `json:"id,omitempty"`
-	Digest    string    `json:"digest,omitempty"` // of the event (digestEvents) as the table held it
+	UUID      string    `json:"uuid,omitempty"` // the event's event_uuid
 	CommitLSN string    `json:"commit_lsn,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	At        time.Time `json:"at"`
@@ -52,7 +53,7 @@ type skipRecord struct {
 
 // skips are the events and source transactions a relay was told to skip.
 type skips struct {
-	events map[int64]string // event id: digest
+	events map[int64]string // event id: event_uuid
 	txns   map[pglogrepl.LSN]bool
 }
 
@@ -66,7 +67,7 @@ func (s *skips) add(offset int64, value []byte) error {
 		if s.events == nil {
 			s.events = map[int64]string{}
 		}
-		s.events[rec.ID] = rec.Digest
+		s.events[rec.ID] = rec.UUID
 	}
 	if rec.CommitLSN != "" {
 		lsn, err := pglogrepl.ParseLSN(rec.CommitLSN)
@@ -81,13 +82,13 @@ func (s *skips) add(offset int64, value []byte) error {
 	return nil
 }
 
-// event says whether e is skipped: its id and its digest were recorded.
+// event says whether e is skipped: its id and its UUID were recorded.
 func (s *skips) event(e claimed) bool {
 	if s == nil {
 		return false
 	}
 	d, ok := s.events[e.id]
-	return ok && d == digestEvents([]claimed{e})
+	return ok && d == e.uuid
 }
 
 // txn says whether the source transaction committed at lsn is skipped.
@@ -111,8 +112,8 @@ func (r *Relay) Skip(ctx context.Context, id int64, reason string) error {
 	}
 	var e claimed
 	var state string
-	err = r.store.pool.QueryRow(ctx, `SELECT id, event_uuid::text, topic, key, payload, headers, state FROM `+r.store.n.table+` WHERE id = $1`, id).
-		Scan(&e.id, &e.uuid, &e.topic, &e.key, &e.payload, &e.headers, &state)
+	err = r.store.pool.QueryRow(ctx, `SELECT event_uuid::text, state FROM `+r.store.n.table+` WHERE id = $1`, id).
+		Scan(&e.uuid, &state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("outbox: no event %d in %s", id, r.cfg.Table)
 	}
@@ -122,14 +123,14 @@ func (r *Relay) Skip(ctx context.Context, id int64, reason string) error {
 	if state == StateSent {
 		return fmt.Errorf("outbox: event %d is already sent", id)
 	}
-	rec := skipRecord{Relay: r.cfg.RelayID, ID: id, Digest: digestEvents([]claimed{e}), Reason: reason, At: time.Now().UTC()}
+	rec := skipRecord{Relay: r.cfg.RelayID, ID: id, UUID: e.uuid, Reason: reason, At: time.Now().UTC()}
 	return writeSkip(ctx, r.cfg, pollSkipPrefix(r.cfg.RelayID, token)+strconv.FormatInt(id, 10), rec)
 }
 
 // SkipEvent records that the change-data-capture relay must not publish
 // event id, which Kafka refuses; the other events of its source
 // transaction are published. The row must still be in the table (its
-// digest is recorded); if the application deleted it, skip its source
+// UUID is recorded); if the application deleted it, skip its source
 // transaction with SkipTransaction. Use it only for an event that can
 // never be published: it is lost to consumers.
 func (r *CDCRelay) SkipEvent(ctx context.Context, id int64, reason string) error {
@@ -143,15 +144,15 @@ func (r *CDCRelay) SkipEvent(ctx context.Context, id int64, reason string) error
 	}
 	defer db.Close(context.WithoutCancel(ctx))
 	var e claimed
-	err = db.QueryRow(ctx, `SELECT id, event_uuid::text, topic, key, payload, headers FROM `+pgx.Identifier{src.schema, src.table}.Sanitize()+` WHERE id = $1`, id).
-		Scan(&e.id, &e.uuid, &e.topic, &e.key, &e.payload, &e.headers)
+	err = db.QueryRow(ctx, `SELECT event_uuid::text FROM `+pgx.Identifier{src.schema, src.table}.Sanitize()+` WHERE id = $1`, id).
+		Scan(&e.uuid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("outbox: no event %d in %s: if its row was deleted, skip its source transaction by commit LSN (the relay logs it)", id, src.qualified())
 	}
 	if err != nil {
 		return fmt.Errorf("outbox: read event %d: %w", id, err)
 	}
-	rec := skipRecord{Relay: r.cfg.RelayID, ID: id, Digest: digestEvents([]claimed{e}), Reason: reason, At: time.Now().UTC()}
+	rec := skipRecord{Relay: r.cfg.RelayID, ID: id, UUID: e.uuid, Reason: reason, At: time.Now().UTC()}
 	return writeSkip(ctx, r.cfg, src.skipPrefix(r.cfg.RelayID)+"id/"+strconv.FormatInt(id, 10), rec)
 }
 
