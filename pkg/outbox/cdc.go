@@ -610,7 +610,9 @@ func decodeInsert(types *pgtype.Map, rel *pglogrepl.RelationMessage, tuple *pglo
 	if tuple == nil {
 		return ev, errors.New("outbox: insert without a row")
 	}
-	var haveID, haveTopic, haveUUID bool
+	// A row inserted before Migrate added event_uuid is streamed
+	// without it, and published without the header.
+	var haveID, haveTopic bool
 	for i, col := range tuple.Columns {
 		if i >= len(rel.Columns) {
 			return ev, fmt.Errorf("outbox: row of %s has more columns than its relation", rel.RelationName)
@@ -629,7 +631,7 @@ func decodeInsert(types *pgtype.Map, rel *pglogrepl.RelationMessage, tuple *pglo
 		case "topic":
 			ev.topic, haveTopic = string(col.Data), true
 		case "event_uuid":
-			ev.uuid, haveUUID = string(col.Data), true
+			ev.uuid = string(col.Data)
 		case "key":
 			err = types.Scan(pgtype.ByteaOID, pgtype.TextFormatCode, col.Data, &ev.key)
 		case "payload":
@@ -643,9 +645,6 @@ func decodeInsert(types *pgtype.Map, rel *pglogrepl.RelationMessage, tuple *pglo
 	}
 	if !haveID || !haveTopic {
 		return ev, fmt.Errorf("outbox: row of %s without id or topic", rel.RelationName)
-	}
-	if !haveUUID {
-		return ev, fmt.Errorf("outbox: row %d of %s without event_uuid: run weir outbox migrate", ev.id, rel.RelationName)
 	}
 	return ev, nil
 }

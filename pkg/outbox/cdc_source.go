@@ -73,6 +73,13 @@ func identifySource(ctx context.Context, conn *pgconn.PgConn, table string) (cdc
 		return cdcSource{}, fmt.Errorf("outbox: look up table %s: %w", table, err)
 	}
 	src.dbOID, src.schema, src.table, src.tableOID = uint32(db), row[1], row[2], uint32(tab)
+	row, err = queryRow(ctx, conn, `SELECT 1 FROM pg_attribute WHERE attrelid = `+row[3]+` AND attname = 'event_uuid' AND NOT attisdropped`)
+	if err != nil {
+		return cdcSource{}, fmt.Errorf("outbox: look up table %s: %w", table, err)
+	}
+	if row == nil {
+		return cdcSource{}, fmt.Errorf("outbox: table %s has no event_uuid column: run weir outbox migrate (it adds the column)", src.qualified())
+	}
 	return src, nil
 }
 

@@ -50,7 +50,9 @@
 // application that writes one business event as two rows, for which a
 // consumer needs a business key of the application's own (with
 // pkg/dedup, KeyFromHeader). Migrate adds the column to tables created
-// before it, rewriting them once.
+// before it, rewriting them once; a change-data-capture relay publishes
+// rows inserted before that (and streamed after it) without the UUID
+// header.
 //
 // # The relay
 //

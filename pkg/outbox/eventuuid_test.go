@@ -1,7 +1,9 @@
 package outbox
 
 import (
+	"context"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +54,28 @@ func TestEventUUIDTellsApartEventsWithTheSameID(t *testing.T) {
 	}
 	if u0 == u1 || got[0].headers[EventIDHeader] != got[1].headers[EventIDHeader] {
 		t.Fatalf("headers %v and %v: want the same event id and different uuids", got[0].headers, got[1].headers)
+	}
+}
+
+// TestRelaysRefuseATableWithoutEventUUID runs both relays on an outbox
+// table that predates event_uuid: each refuses to start, saying to run
+// the migration, rather than retry for ever.
+func TestRelaysRefuseATableWithoutEventUUID(t *testing.T) {
+	e := newCDCEnv(t)
+	if _, err := e.pool.Exec(testCtx(t), `ALTER TABLE weir_outbox DROP COLUMN event_uuid`); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRelay(e.pool, e.config("r1", 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Run(ctx); err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "weir outbox migrate") {
+		t.Fatalf("polling relay: %v (deadline passed: %v); want a refusal saying to migrate", err, ctx.Err() != nil)
+	}
+	err = runUntilRefused(t, e.cdcRelay("c1"), 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "weir outbox migrate") {
+		t.Fatalf("cdc relay: %v; want a refusal saying to migrate", err)
 	}
 }

@@ -253,6 +253,9 @@ type opened struct {
 // the table. *incp is set as soon as the incarnation is registered.
 func (r *Relay) start(ctx context.Context, incp *int64) (opened, error) {
 	var st opened
+	if err := r.store.checkColumns(ctx); err != nil {
+		return st, err
+	}
 	inc, token, err := r.store.startIncarnation(ctx)
 	if err != nil {
 		return st, err
@@ -383,8 +386,10 @@ func eventRecord(e claimed) *kgo.Record {
 	for _, k := range keys {
 		hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(e.headers[k])})
 	}
-	hs = append(hs, kgo.RecordHeader{Key: EventIDHeader, Value: []byte(strconv.FormatInt(e.id, 10))},
-		kgo.RecordHeader{Key: EventUUIDHeader, Value: []byte(e.uuid)})
+	hs = append(hs, kgo.RecordHeader{Key: EventIDHeader, Value: []byte(strconv.FormatInt(e.id, 10))})
+	if e.uuid != "" {
+		hs = append(hs, kgo.RecordHeader{Key: EventUUIDHeader, Value: []byte(e.uuid)})
+	}
 	return &kgo.Record{Topic: e.topic, Key: e.key, Value: e.payload, Headers: hs}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -68,6 +69,24 @@ func (s *store) startIncarnation(ctx context.Context) (inc int64, token string, 
 		return 0, "", fmt.Errorf("outbox: register relay %q: %w", s.relayID, err)
 	}
 	return inc, token, nil
+}
+
+// checkColumns fails with a clear error if the table predates a column
+// the relay reads (event_uuid, added by Migrate).
+func (s *store) checkColumns(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `SELECT event_uuid FROM `+s.n.table+` LIMIT 0`)
+	if err == nil {
+		rows.Close()
+		err = rows.Err()
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42703" { // undefined_column
+		return fmt.Errorf("outbox: table %s has no event_uuid column: run weir outbox migrate (it adds the column)", s.n.table)
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: read table %s: %w", s.n.table, err)
+	}
+	return nil
 }
 
 // currentIncarnation returns the relay id's latest incarnation.
