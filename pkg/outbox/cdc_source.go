@@ -207,15 +207,6 @@ func (d eventHash) add(e claimed) {
 
 func (d eventHash) sum() string { return hex.EncodeToString(d.h.Sum(nil)[:16]) }
 
-// digestEvents is the eventHash sum of events.
-func digestEvents(events []claimed) string {
-	d := newEventHash()
-	for _, e := range events {
-		d.add(e)
-	}
-	return d.sum()
-}
-
 // readCDCProgress reads the progress topic up to the fence record at
 // fenceOffset (see readProgress for why the fence makes the answer
 // complete) and returns the last progress recorded for src, or nil, and
