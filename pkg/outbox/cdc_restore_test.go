@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-broker/weir/internal/testsvc"
 )
@@ -202,4 +204,52 @@ func TestCDCRefusesAfterRestoreOfACopyWithItsSlot(t *testing.T) {
 	b.placeOrdersInTxns(2, 1)
 	b.assertRefused("is not the one the relay published from")
 	b.assertExactlyOnce(all)
+}
+
+// TestCDCRefusesWhenTheRecordedTransactionDiffers kills a relay after a
+// Kafka commit it had not confirmed to its slot, so that the next relay
+// must find the recorded transaction streamed again at its position;
+// the record is then replaced by one with the same position and
+// transaction id but other events, as a database with another history
+// would present. The relay refuses rather than skip the transaction it
+// is streamed.
+func TestCDCRefusesWhenTheRecordedTransactionDiffers(t *testing.T) {
+	e := newCDCEnv(t)
+	ctx := testCtx(t)
+	e.cdcSetup("c1")
+	e.placeOrdersInTxns(4, 2)
+	c := e.startCDCChild("c1", crashCDCBeforeAck, 1)
+	if killed, err := c.wait(ctx); err != nil || !killed {
+		t.Fatalf("child: killed %v, err %v", killed, err)
+	}
+
+	// The last progress record, with a digest of other events.
+	cl := e.client(kgo.ConsumeTopics(DefaultProgressTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	var key, value []byte
+	for key == nil {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("no progress record")
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if strings.HasPrefix(string(r.Key), cdcKeyPrefix) {
+				key, value = r.Key, r.Value
+			}
+		})
+	}
+	var p cdcProgress
+	if err := json.Unmarshal(value, &p); err != nil {
+		t.Fatal(err)
+	}
+	p.Digest = strings.Repeat("0", len(p.Digest))
+	forged, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: DefaultProgressTopic, Partition: 0, Key: key, Value: forged}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.assertRefused("is not the one the relay published from")
 }
