@@ -154,19 +154,24 @@ func (r *CDCRelay) DropSlot(ctx context.Context) (slot, publication string, err 
 // checkOtherRelays refuses a table that another change-data-capture
 // relay id streams: each relay id has its own slot, every slot streams
 // every insert, so each relay would publish every event. Several
-// processes with one relay id are the way to fail over.
+// processes with one relay id are the way to fail over. Earlier versions
+// named their publication TABLE_cdc; one of those counts too, as its
+// slot still streams the table.
 func checkOtherRelays(ctx context.Context, conn *pgconn.PgConn, pub string, src cdcSource) error {
 	row, err := queryRow(ctx, conn, `SELECT coalesce(string_agg(pubname, ', ' ORDER BY pubname), '') FROM pg_publication_tables
 		WHERE schemaname = `+quoteLiteral(src.schema)+` AND tablename = `+quoteLiteral(src.table)+`
-		AND pubname <> `+quoteLiteral(pub)+` AND pubname ~ '^weir_[a-z0-9_]*_[0-9a-f]{12}$'`)
+		AND pubname <> `+quoteLiteral(pub)+`
+		AND (pubname ~ '^weir_[a-z0-9_]*_[0-9a-f]{12}$' OR pubname = `+quoteLiteral(strings.ToLower(src.table)+"_cdc")+`)`)
 	if err != nil {
 		return fmt.Errorf("outbox: look up publications of %s: %w", src.qualified(), err)
 	}
 	if row != nil && row[0] != "" {
 		return fmt.Errorf("outbox: table %s is streamed by another change-data-capture relay id (publication %s): "+
 			"both would publish every event; run one relay id per table (several processes with one relay id fail over), "+
-			"or drop the other relay's slot and publication (weir outbox drop-slot --relay-id ID) if it will not run again",
-			src.qualified(), row[0])
+			"or drop the other relay's slot and publication (weir outbox drop-slot --relay-id ID) if it will not run again; "+
+			"%s_cdc is an earlier version's publication: once its relay has published everything, drop it (DROP PUBLICATION) "+
+			"and that relay's slot (pg_drop_replication_slot, weir_outbox_cdc_...)",
+			src.qualified(), row[0], strings.ToLower(src.table))
 	}
 	return nil
 }

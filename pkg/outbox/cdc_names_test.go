@@ -170,3 +170,17 @@ func TestCDCSecondRelayIDOnATableRefusesToStart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCDCRefusesATableAnEarlierVersionStreams finds the publication an
+// earlier version created for the table (weir_outbox_cdc): its slot
+// still streams the table, so the relay refuses to start beside it.
+func TestCDCRefusesATableAnEarlierVersionStreams(t *testing.T) {
+	e := newCDCEnv(t)
+	if _, err := e.pool.Exec(testCtx(t), `CREATE PUBLICATION weir_outbox_cdc FOR TABLE weir_outbox WITH (publish = 'insert')`); err != nil {
+		t.Fatal(err)
+	}
+	err := runUntilRefused(t, e.cdcRelay("c1"), 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "weir_outbox_cdc") {
+		t.Fatalf("run: %v; want a refusal naming weir_outbox_cdc", err)
+	}
+}
