@@ -107,8 +107,12 @@ func (r *CDCRelay) Stats() Stats {
 // done; it then returns nil.
 //
 // Run returns an error if the first start fails (bad table, unreachable
-// database or brokers), or one wrapping ErrFenced if another relay with
-// the same relay id took over. While the slot is still held by a previous
+// database or brokers), one wrapping ErrFenced if another relay with the
+// same relay id took over, and, at any start, one wrapping
+// ErrSourceChanged if the database's history no longer holds what the
+// progress records (see the package doc), or an error naming the
+// publication if it, or another relay id's publication, does not leave
+// the table to this relay alone. While the slot is still held by a previous
 // process (one that died and whose server connection PostgreSQL has not
 // closed yet, or a live relay that the new one fenced in Kafka and that
 // stops at its next publish), and after later failures, it waits a second
