@@ -316,9 +316,12 @@ func TestCDCCrashDuringRecoveryPublishesEachEventOnce(t *testing.T) {
 // checks that every event is in Kafka exactly once. -outbox.long runs
 // many more kills.
 func TestCDCRelayKilledAtRandomUnderLoadPublishesEachEventOnce(t *testing.T) {
-	kills := 6
+	// The relay publishes one Kafka transaction per source transaction:
+	// the long run writes more slowly so that the last relay catches up
+	// within the test's deadline.
+	kills, pause := 6, 5*time.Millisecond
 	if *longRuns {
-		kills = 60
+		kills, pause = 60, 25*time.Millisecond
 	}
 	const writers = 3
 	seed := uint64(time.Now().UnixNano())
@@ -359,7 +362,7 @@ func TestCDCRelayKilledAtRandomUnderLoadPublishesEachEventOnce(t *testing.T) {
 					results <- res
 					return
 				}
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(pause)
 			}
 		}()
 	}
