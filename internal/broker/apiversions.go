@@ -61,6 +61,8 @@ var served = []apiRange{
 	{63, 0, 2}, // BrokerHeartbeat (active controller only)
 	{65, 0, 0}, // DescribeTransactions
 	{66, 0, 1}, // ListTransactions
+	{68, 0, 1}, // ConsumerGroupHeartbeat (KIP-848)
+	{69, 0, 1}, // ConsumerGroupDescribe (KIP-848)
 }
 
 // APIVersions implements server.Handler.

@@ -774,6 +774,10 @@ func (b *Broker) handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		return b.handleListGroups(ctx, c, r)
 	case *kmsg.DeleteGroupsRequest:
 		return b.handleDeleteGroups(ctx, c, r)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		return b.handleConsumerGroupHeartbeat(ctx, c, r)
+	case *kmsg.ConsumerGroupDescribeRequest:
+		return b.handleConsumerGroupDescribe(ctx, c, r)
 	}
 	var resp kmsg.Response
 	switch r := req.(type) {

@@ -31,7 +31,12 @@ func (b *Broker) stepGroup(ctx context.Context, c *server.Conn, groupID string, 
 
 // stepOn steps req on s, or on an empty shard when s is nil.
 func (b *Broker) stepOn(s *groupShard, c *server.Conn, req kmsg.Request) <-chan kmsg.Response {
-	in := group.Input{ClientID: c.ClientID, ClientHost: clientHost(c), Req: req}
+	return b.stepOnWith(s, c, nil, req)
+}
+
+// stepOnWith is stepOn with the cluster's topics for the shard.
+func (b *Broker) stepOnWith(s *groupShard, c *server.Conn, topics map[string]group.TopicInfo, req kmsg.Request) <-chan kmsg.Response {
+	in := group.Input{ClientID: c.ClientID, ClientHost: clientHost(c), Req: req, Topics: topics}
 	if s == nil {
 		ch := make(chan kmsg.Response, 1)
 		rd := group.NewShard(b.groups.cfg).Step(nowMs(), in)
@@ -89,6 +94,10 @@ func coordinatorUnavailable(req kmsg.Request, code int16) kmsg.Response {
 		return resp
 	case *kmsg.TxnOffsetCommitRequest:
 		return txnOffsetCommitError(r, code)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		resp := r.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+		resp.ErrorCode = code
+		return resp
 	case *kmsg.SyncGroupRequest:
 		resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = code
@@ -132,6 +141,13 @@ func coordinatorUnavailable(req kmsg.Request, code int16) kmsg.Response {
 // every shard. Before __consumer_offsets exists an empty shard answers.
 func (b *Broker) fanOut(ctx context.Context, c *server.Conn, ids []string, final kmsg.Response,
 	build func(idx []int) kmsg.Request, merge func(resp kmsg.Response, idx []int), fail func(i int, code int16)) server.Reply {
+	return b.fanOutWith(ctx, c, nil, ids, final, build, merge, fail)
+}
+
+// fanOutWith is fanOut for requests that carry the cluster's topics to
+// the shards (the consumer group protocol's).
+func (b *Broker) fanOutWith(ctx context.Context, c *server.Conn, topics map[string]group.TopicInfo, ids []string, final kmsg.Response,
+	build func(idx []int) kmsg.Request, merge func(resp kmsg.Response, idx []int), fail func(i int, code int16)) server.Reply {
 	type part struct {
 		idx []int
 		ch  <-chan kmsg.Response
@@ -154,7 +170,7 @@ func (b *Broker) fanOut(ctx context.Context, c *server.Conn, ids []string, final
 	}
 	parts := make([]part, len(order))
 	for i, s := range order {
-		parts[i] = part{idx: byShard[s], ch: b.stepOn(s, c, build(byShard[s]))}
+		parts[i] = part{idx: byShard[s], ch: b.stepOnWith(s, c, topics, build(byShard[s]))}
 	}
 	return func() (kmsg.Response, error) {
 		for _, p := range parts {

@@ -62,6 +62,10 @@ func newGroupCoordinator(b *Broker) *groupCoordinator {
 		RetentionCheckMs:        s.Int("offsets.retention.check.interval.ms"),
 		MaxMetadataBytes:        int(s.Int("offset.metadata.max.bytes")),
 		NewID:                   newMemberIDSuffix,
+
+		ConsumerSessionTimeoutMs:    s.Int("group.consumer.session.timeout.ms"),
+		ConsumerHeartbeatIntervalMs: s.Int("group.consumer.heartbeat.interval.ms"),
+		ConsumerAssignors:           consumerAssignors(s.Get("group.consumer.assignors")),
 	}}
 	gc.set = newShardSet(b, internalTopic{
 		name:              group.OffsetsTopic,

@@ -121,6 +121,10 @@ var brokerDefs = []Def{
 	{Name: "group.min.session.timeout.ms", Type: Int, Default: "6000", Doc: "Smallest session timeout a member may ask for.", Valid: atLeast(1)},
 	{Name: "group.max.session.timeout.ms", Type: Int, Default: "1800000", Doc: "Largest session timeout a member may ask for.", Valid: atLeast(1)},
 	{Name: "group.max.size", Type: Int, Default: "2147483647", Doc: "Most members one group may have.", Valid: atLeast(1)},
+	// Consumer groups of the consumer protocol (KIP-848).
+	{Name: "group.consumer.session.timeout.ms", Type: Int, Default: "45000", Doc: "How long a consumer-protocol member may go without a heartbeat before it is removed.", Valid: atLeast(1)},
+	{Name: "group.consumer.heartbeat.interval.ms", Type: Int, Default: "5000", Doc: "How often consumer-protocol members are told to heartbeat.", Valid: atLeast(1)},
+	{Name: "group.consumer.assignors", Type: List, Default: "org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor", Doc: "The server-side assignors, the first the default: uniform and range, by Kafka's class name or short name.", Valid: checkAssignors},
 	// Log compaction (cleanup.policy=compact).
 	{Name: "log.cleaner.enable", Type: Boolean, Default: "true", Doc: "Run the cleaner that compacts topics with cleanup.policy=compact."},
 	{Name: "log.cleaner.backoff.ms", Type: Long, Default: "15000", Doc: "How often the cleaner looks for compacted topics to clean.", Valid: atLeast(1)},
@@ -401,4 +405,27 @@ func checkAuthorizer(v string) error {
 		return fmt.Errorf("%s keeps ACLs in ZooKeeper; use %s, which keeps them in the metadata log", v, standardAuthorizer)
 	}
 	return fmt.Errorf("%s is not served; use %s", v, standardAuthorizer)
+}
+
+// AssignorName maps a group.consumer.assignors entry, a short name or
+// Kafka's class name (org.apache.kafka.coordinator.group.assignor.UniformAssignor),
+// to the short name clients send: uniform, range.
+func AssignorName(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '.'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.ToLower(strings.TrimSuffix(s, "Assignor"))
+}
+
+func checkAssignors(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("at least one assignor is needed")
+	}
+	for _, part := range strings.Split(v, ",") {
+		if n := AssignorName(part); n != "uniform" && n != "range" {
+			return fmt.Errorf("%q is not an assignor served (uniform, range)", strings.TrimSpace(part))
+		}
+	}
+	return nil
 }

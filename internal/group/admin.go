@@ -6,7 +6,7 @@ package group
 // from v6 with GROUP_ID_NOT_FOUND. Members' subscriptions and assignments
 // are shown only for a Stable group, as in Kafka. v4+ shows
 // group.instance.id. ListGroups: v4+ filters by state (case-insensitive),
-// v5+ by type; every group here is of type "classic". DeleteGroups
+// v5+ by type: "classic", or "consumer" for a consumer group (KIP-848). DeleteGroups
 // deletes only empty groups: their offsets and membership are tombstoned
 // and the answer waits until that is durable.
 
@@ -17,8 +17,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// groupType is what ListGroups v5+ reports for every group here.
-const groupType = "classic"
+// Group types as ListGroups v5+ reports them.
+const (
+	groupType         = "classic"
+	consumerGroupType = "consumer"
+)
 
 func (s *Shard) describeGroups(in Input, req *kmsg.DescribeGroupsRequest) {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
@@ -26,7 +29,9 @@ func (s *Shard) describeGroups(in Input, req *kmsg.DescribeGroupsRequest) {
 		dg := kmsg.NewDescribeGroupsResponseGroup()
 		dg.Group = id
 		g := s.groups[id]
-		if g == nil || g.state == Dead {
+		if g == nil || g.state == Dead || g.cg != nil {
+			// A consumer group (KIP-848) is described by
+			// ConsumerGroupDescribe; here it is not found, as in Kafka.
 			dg.State = Dead.String()
 			if req.Version >= 6 {
 				dg.ErrorCode = kerr.GroupIDNotFound.Code
@@ -63,11 +68,15 @@ func (s *Shard) listGroups(in Input, req *kmsg.ListGroupsRequest) {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 	for _, id := range s.groupIDs() {
 		g := s.groups[id]
-		if g.state == Dead || !matchesAny(req.StatesFilter, g.state.String()) || !matchesAny(req.TypesFilter, groupType) {
+		typ, protocolType, state := groupType, g.protocolType, g.state.String()
+		if g.cg != nil {
+			typ, protocolType, state = consumerGroupType, consumerGroupType, g.cg.stateName()
+		}
+		if g.state == Dead || !matchesAny(req.StatesFilter, state) || !matchesAny(req.TypesFilter, typ) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
-		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = id, g.protocolType, g.state.String(), groupType
+		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = id, protocolType, state, typ
 		resp.Groups = append(resp.Groups, lg)
 	}
 	s.respond(in.Token, resp)
@@ -101,7 +110,7 @@ func (s *Shard) deleteGroups(in Input, req *kmsg.DeleteGroupsRequest) {
 			dg.ErrorCode = kerr.InvalidGroupID.Code
 		case g == nil || g.state == Dead:
 			dg.ErrorCode = kerr.GroupIDNotFound.Code
-		case g.state != Empty || len(g.pending) > 0:
+		case g.state != Empty || g.hasMembers():
 			dg.ErrorCode = kerr.NonEmptyGroup.Code
 		default:
 			// Tombstones for the pending transactional offsets too, so that
@@ -119,6 +128,9 @@ func (s *Shard) deleteGroups(in Input, req *kmsg.DeleteGroupsRequest) {
 			for tp := range tps {
 				recs = append(recs, Record{Key: offsetKey(id, tp)})
 				s.nextSeq()
+			}
+			if g.cg != nil {
+				recs = append(recs, Record{Key: consumerGroupKey(id)})
 			}
 			recs = append(recs, Record{Key: groupKey(id)})
 			g.state = Dead // refuses commits and joins until it is gone

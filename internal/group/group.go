@@ -159,6 +159,17 @@ type group struct {
 	delayLimit   int64 // how far new members may extend the initial delay
 	syncDeadline int64 // CompletingRebalance: when the leader's SyncGroup is due
 	storing      bool  // CompletingRebalance: the leader's assignment is being written
+
+	// cg is set when the group uses the consumer protocol (KIP-848);
+	// the classic fields above then stay empty. cgStored is its record
+	// as last written, so unchanged state is not written again.
+	cg       *consumerGroup
+	cgStored []byte
+}
+
+// hasMembers reports whether the group has members of either protocol.
+func (g *group) hasMembers() bool {
+	return len(g.members) > 0 || len(g.pending) > 0 || (g.cg != nil && len(g.cg.members) > 0)
 }
 
 func newGroup(id string, nowMs int64) *group {

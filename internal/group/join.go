@@ -49,6 +49,17 @@ func (s *Shard) joinGroup(nowMs int64, in Input, req *kmsg.JoinGroupRequest) {
 		fail(kerr.CoordinatorNotAvailable)
 		return
 	}
+	if g.cg != nil {
+		if len(g.cg.members) > 0 {
+			// A classic member cannot join a consumer group with members.
+			fail(kerr.InconsistentGroupProtocol)
+			return
+		}
+		// An empty consumer group converts to the classic protocol
+		// (KIP-848), keeping its offsets.
+		g.cg, g.cgStored = nil, nil
+		s.append([]Record{{Key: consumerGroupKey(g.id)}}, func(int64, error) {})
+	}
 	if !g.accepts(req.ProtocolType, protocols) {
 		fail(kerr.InconsistentGroupProtocol)
 		return

@@ -107,6 +107,11 @@ func (s *Shard) fetchOffsets(in Input, req *kmsg.OffsetFetchRequest) {
 	for _, rg := range req.Groups {
 		og := kmsg.NewOffsetFetchResponseGroup()
 		og.Group = rg.Group
+		if code := s.fetchMemberCheck(rg); code != 0 {
+			og.ErrorCode = code
+			resp.Groups = append(resp.Groups, og)
+			continue
+		}
 		var topics []requestedTopic
 		if rg.Topics != nil {
 			topics = []requestedTopic{}
@@ -129,4 +134,22 @@ func (s *Shard) fetchOffsets(in Input, req *kmsg.OffsetFetchRequest) {
 		resp.Groups = append(resp.Groups, og)
 	}
 	s.respond(in.Token, resp)
+}
+
+// fetchMemberCheck is OffsetFetch v9+'s check of a consumer group member
+// (KIP-848): a request naming a member must come from a current member at
+// its current epoch. A request naming none (an admin's) is not checked.
+func (s *Shard) fetchMemberCheck(rg kmsg.OffsetFetchRequestGroup) int16 {
+	g := s.groups[rg.Group]
+	if rg.MemberID == nil || *rg.MemberID == "" || g == nil || g.cg == nil {
+		return 0
+	}
+	m := g.cg.members[*rg.MemberID]
+	switch {
+	case m == nil:
+		return kerr.UnknownMemberID.Code
+	case rg.MemberEpoch != m.epoch:
+		return kerr.StaleMemberEpoch.Code
+	}
+	return 0
 }

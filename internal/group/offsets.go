@@ -60,7 +60,13 @@ func (s *Shard) commitOffsets(nowMs int64, in Input, req *kmsg.OffsetCommitReque
 		g = newGroup(req.Group, nowMs)
 		s.groups[req.Group] = g
 	}
-	if code := s.commitCheck(nowMs, g, generation, memberID, req.InstanceID, false); code != 0 {
+	committed := assignment{}
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			committed.add(t.Topic, p.Partition)
+		}
+	}
+	if code := s.commitCheck(nowMs, g, generation, memberID, req.InstanceID, false, committed); code != 0 {
 		setAll(code)
 		answer()
 		return
@@ -124,11 +130,16 @@ func (s *Shard) commitOffsets(nowMs int64, in Input, req *kmsg.OffsetCommitReque
 // OffsetCommit's, except that it is not refused while the group
 // completes a rebalance, since it is only applied once the transaction
 // commits.
-func (s *Shard) commitCheck(nowMs int64, g *group, generation int32, memberID string, instanceID *string, transactional bool) int16 {
+//
+// committed are the partitions being committed; a consumer group
+// (KIP-848) checks them against the member's assignment.
+func (s *Shard) commitCheck(nowMs int64, g *group, generation int32, memberID string, instanceID *string, transactional bool, committed assignment) int16 {
 	anonymous := generation < 0 && memberID == "" && (instanceID == nil || *instanceID == "")
 	switch {
 	case g.state == Dead:
 		return kerr.CoordinatorNotAvailable.Code
+	case g.cg != nil:
+		return consumerCommitCheck(g.cg, generation, memberID, transactional && anonymous, committed)
 	case g.fenced(instanceID, memberID):
 		return kerr.FencedInstanceID.Code
 	case generation < 0 && g.state == Empty:
@@ -151,6 +162,33 @@ func (s *Shard) commitCheck(nowMs int64, g *group, generation int32, memberID st
 	return 0
 }
 
+// consumerCommitCheck is commitCheck for a consumer group (KIP-848): the
+// generation is the member epoch. A commit naming no member (epoch -1, no
+// member id) is an admin's or a consumer's outside the group: it may
+// commit only while the group has no members, except a transactional
+// one, which its transaction fences. A member commits at its current
+// epoch; at an older epoch (a commit sent before a heartbeat moved the
+// member on) it may still commit partitions it holds now, which no other
+// member can own. Anything else is STALE_MEMBER_EPOCH.
+func consumerCommitCheck(cg *consumerGroup, epoch int32, memberID string, anonymousTxn bool, committed assignment) int16 {
+	if memberID == "" && epoch < 0 {
+		if len(cg.members) == 0 || anonymousTxn {
+			return 0
+		}
+		return kerr.UnknownMemberID.Code
+	}
+	m := cg.members[memberID]
+	switch {
+	case m == nil:
+		return kerr.UnknownMemberID.Code
+	case epoch == m.epoch:
+		return 0
+	case epoch < m.epoch && committed.subsetOf(m.assigned.union(m.revoking)):
+		return 0
+	}
+	return kerr.StaleMemberEpoch.Code
+}
+
 // OffsetDelete v0: an empty group's offsets can all go; a consumer group
 // with members keeps those of topics it subscribes to
 // (GROUP_SUBSCRIBED_TO_TOPIC); another group with members keeps all
@@ -171,6 +209,20 @@ func (s *Shard) deleteOffsets(in Input, req *kmsg.OffsetDeleteRequest) {
 	subscribed := map[string]bool{}
 	if g.state != Empty {
 		subscribed = g.subscribedTopics()
+	}
+	if g.cg != nil {
+		// A consumer group's subscribed topics are those its members'
+		// target assignments hold (regex subscriptions resolved).
+		for _, a := range g.cg.target {
+			for t := range a {
+				subscribed[t] = true
+			}
+		}
+		for _, m := range g.cg.members {
+			for _, t := range m.subscribedNames {
+				subscribed[t] = true
+			}
+		}
 	}
 	var recs []Record
 	type tombstone struct {
@@ -238,7 +290,7 @@ func (g *group) subscribedTopics() map[string]bool {
 func (s *Shard) expireOffsets(nowMs int64) {
 	for _, id := range s.groupIDs() {
 		g := s.groups[id]
-		if g.state != Empty || g.inflight > 0 || len(g.pending) > 0 {
+		if g.state != Empty || g.inflight > 0 || g.hasMembers() {
 			continue
 		}
 		var recs []Record
@@ -251,6 +303,9 @@ func (s *Shard) expireOffsets(nowMs int64) {
 			}
 		}
 		if len(g.offsets) == 0 && len(g.txnOffsets) == 0 {
+			if g.cg != nil {
+				recs = append(recs, Record{Key: consumerGroupKey(g.id)})
+			}
 			recs = append(recs, Record{Key: groupKey(g.id)})
 			delete(s.groups, id)
 		}

@@ -99,6 +99,8 @@ func (s *Shard) Replay(key, value []byte) error {
 		return s.replayOffset(key, value)
 	case 2:
 		return s.replayGroup(key, value)
+	case consumerGroupKeyVersion:
+		return s.replayConsumerGroup(key, value)
 	default:
 		return fmt.Errorf("group: unknown record key version %d", version)
 	}
@@ -143,6 +145,11 @@ func (s *Shard) replayGroup(key, value []byte) error {
 	g := newGroup(k.Group, 0)
 	if old != nil {
 		g.offsets, g.txnOffsets = old.offsets, old.txnOffsets
+		if value == nil {
+			// The classic record's tombstone, as a group converts to the
+			// consumer protocol: a consumer group stored before it stays.
+			g.cg, g.cgStored = old.cg, old.cgStored
+		}
 	}
 	s.groups[k.Group] = g
 	if value == nil {
@@ -184,7 +191,7 @@ func (s *Shard) replayGroup(key, value []byte) error {
 
 // dropIfUnused forgets a replayed group that holds nothing any more.
 func (s *Shard) dropIfUnused(g *group) {
-	if len(g.members) == 0 && len(g.offsets) == 0 && len(g.txnOffsets) == 0 && g.generation == 0 && g.protocolType == "" {
+	if g.cg == nil && len(g.members) == 0 && len(g.offsets) == 0 && len(g.txnOffsets) == 0 && g.generation == 0 && g.protocolType == "" {
 		delete(s.groups, g.id)
 	}
 }

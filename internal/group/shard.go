@@ -2,6 +2,7 @@ package group
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -17,6 +18,10 @@ type Config struct {
 	OffsetsRetentionMs      int64 // offsets.retention.minutes, in ms
 	RetentionCheckMs        int64 // offsets.retention.check.interval.ms
 	MaxMetadataBytes        int   // offset.metadata.max.bytes
+	// The consumer group protocol (KIP-848).
+	ConsumerSessionTimeoutMs    int64    // group.consumer.session.timeout.ms
+	ConsumerHeartbeatIntervalMs int64    // group.consumer.heartbeat.interval.ms
+	ConsumerAssignors           []string // group.consumer.assignors, short names; the first is the default
 	// NewID returns a fresh unique suffix for a member id. The driver
 	// passes random UUIDs; tests pass a counter.
 	NewID func() string
@@ -33,6 +38,10 @@ func DefaultConfig() Config {
 		OffsetsRetentionMs:      7 * 24 * 60 * 60 * 1000,
 		RetentionCheckMs:        600000,
 		MaxMetadataBytes:        4096,
+
+		ConsumerSessionTimeoutMs:    45000,
+		ConsumerHeartbeatIntervalMs: 5000,
+		ConsumerAssignors:           []string{AssignorUniform, AssignorRange},
 		NewID:                   func() string { n++; return fmt.Sprint(n) },
 	}
 }
@@ -43,6 +52,10 @@ type Input struct {
 	ClientID   string // of the connection, for new member ids and DescribeGroups
 	ClientHost string
 	Req        kmsg.Request
+	// Topics are the cluster's topics by name, for the requests of the
+	// consumer group protocol (assignments name topics by id, and
+	// subscriptions are resolved against them); nil for the others.
+	Topics map[string]TopicInfo
 }
 
 // Response is a response to send for the request that carried Token.
@@ -97,6 +110,11 @@ type Shard struct {
 	inflight        []*inflightAppend // in append order
 	nextRetentionMs int64
 
+	// topics are the cluster's topics as the latest consumer group
+	// request brought them; regexes caches compiled subscriptions.
+	topics  map[string]TopicInfo
+	regexes map[string]*regexp.Regexp
+
 	out Ready
 }
 
@@ -109,7 +127,10 @@ type inflightAppend struct {
 
 // NewShard returns an empty shard; Replay loads it, Loaded starts it.
 func NewShard(cfg Config) *Shard {
-	return &Shard{cfg: cfg, groups: map[string]*group{}}
+	if len(cfg.ConsumerAssignors) == 0 {
+		cfg.ConsumerAssignors = []string{AssignorUniform, AssignorRange}
+	}
+	return &Shard{cfg: cfg, groups: map[string]*group{}, regexes: map[string]*regexp.Regexp{}}
 }
 
 // Step handles one request.
@@ -137,6 +158,10 @@ func (s *Shard) Step(nowMs int64, in Input) Ready {
 		s.listGroups(in, r)
 	case *kmsg.DeleteGroupsRequest:
 		s.deleteGroups(in, r)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		s.consumerGroupHeartbeat(nowMs, in, r)
+	case *kmsg.ConsumerGroupDescribeRequest:
+		s.consumerGroupDescribe(in, r)
 	default:
 		panic(fmt.Sprintf("group: %s is not a group request", kmsg.NameForKey(in.Req.Key())))
 	}
@@ -147,7 +172,11 @@ func (s *Shard) Step(nowMs int64, in Input) Ready {
 // session expiry, and offset expiration.
 func (s *Shard) Tick(nowMs int64) Ready {
 	for _, id := range s.groupIDs() {
-		s.expireMembers(nowMs, s.groups[id])
+		if g := s.groups[id]; g.cg != nil {
+			s.expireConsumerMembers(nowMs, g)
+		} else {
+			s.expireMembers(nowMs, g)
+		}
 	}
 	switch {
 	case s.nextRetentionMs == 0: // not Loaded: start the clock now
@@ -187,6 +216,14 @@ func (s *Shard) Loaded(nowMs int64) Ready {
 			g.state = Stable
 		}
 		g.each(func(m *member) { m.deadline = nowMs + m.sessionTimeoutMs })
+		if g.cg != nil {
+			for _, m := range g.cg.members {
+				m.deadline = nowMs + s.cfg.ConsumerSessionTimeoutMs
+				if m.state == memberUnrevokedPartitions {
+					m.revokeDeadline = nowMs + m.rebalanceTimeoutMs
+				}
+			}
+		}
 	}
 	s.nextRetentionMs = nowMs + s.cfg.RetentionCheckMs
 	return s.ready()
@@ -246,6 +283,12 @@ func (s *Shard) deadline() int64 {
 		})
 		for _, exp := range g.pending {
 			consider(exp)
+		}
+		if g.cg != nil {
+			for _, m := range g.cg.members {
+				consider(m.deadline)
+				consider(m.revokeDeadline)
+			}
 		}
 	}
 	if len(s.groups) > 0 {

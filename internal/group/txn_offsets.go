@@ -49,7 +49,13 @@ func (s *Shard) txnCommitOffsets(nowMs int64, in Input, req *kmsg.TxnOffsetCommi
 		g = newGroup(req.Group, nowMs)
 		s.groups[req.Group] = g
 	}
-	if code := s.commitCheck(nowMs, g, generation, memberID, instanceID, true); code != 0 {
+	committed := assignment{}
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			committed.add(t.Topic, p.Partition)
+		}
+	}
+	if code := s.commitCheck(nowMs, g, generation, memberID, instanceID, true, committed); code != 0 {
 		answer(all(code))
 		return
 	}

@@ -1,0 +1,201 @@
+package e2e
+
+// The consumer group protocol (KIP-848) with franz-go's kgo as the member
+// (kgo.ServerSideBalancer): the broker assigns partitions, members
+// reconcile incrementally, and no partition is owned by two live members
+// at once.
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// fast848 makes the coordinator's timers short enough for tests.
+var fast848 = map[string]string{
+	"group.consumer.heartbeat.interval.ms": "200",
+	"group.consumer.session.timeout.ms":    "3000",
+}
+
+// ownership records which member owns which partition, as the members'
+// own callbacks report it, and every moment two members owned the same
+// partition.
+type ownership struct {
+	mu         sync.Mutex
+	owner      map[int32]string
+	violations []string
+}
+
+func newOwnership() *ownership { return &ownership{owner: map[int32]string{}} }
+
+func (o *ownership) assigned(member string, ps []int32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, p := range ps {
+		if cur, ok := o.owner[p]; ok && cur != member {
+			o.violations = append(o.violations, fmt.Sprintf("partition %d given to %s while %s owns it", p, member, cur))
+		}
+		o.owner[p] = member
+	}
+}
+
+func (o *ownership) released(member string, ps []int32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, p := range ps {
+		if o.owner[p] == member {
+			delete(o.owner, p)
+		}
+	}
+}
+
+// byMember is the current ownership as member -> sorted partitions.
+func (o *ownership) byMember() map[string][]int32 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string][]int32{}
+	for p, m := range o.owner {
+		out[m] = append(out[m], p)
+	}
+	for _, ps := range out {
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	}
+	return out
+}
+
+func (o *ownership) errs() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.violations...)
+}
+
+// member848 is an in-process consumer-protocol member that polls until
+// stopped.
+type member848 struct {
+	name string
+	cl   *kgo.Client
+	done chan struct{}
+	stop context.CancelFunc
+}
+
+func startMember848(t *testing.T, addr, group, topic, name string, own *ownership, opts ...kgo.Opt) *member848 {
+	t.Helper()
+	m := &member848{name: name, done: make(chan struct{})}
+	base := []kgo.Opt{
+		kgo.SeedBrokers(addr),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.ServerSideBalancer(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { own.assigned(name, a[topic]) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { own.released(name, r[topic]) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { own.released(name, l[topic]) }),
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cl = cl
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	go func() {
+		defer close(m.done)
+		for ctx.Err() == nil {
+			cl.PollFetches(ctx)
+		}
+	}()
+	t.Cleanup(m.close)
+	return m
+}
+
+// close leaves the group (kgo's Close sends the leave heartbeat).
+func (m *member848) close() {
+	select {
+	case <-m.done:
+		return
+	default:
+	}
+	m.stop()
+	<-m.done
+	m.cl.Close()
+}
+
+// waitOwnership polls until the members' ownership satisfies ok.
+func waitOwnership(t *testing.T, own *ownership, what string, ok func(map[string][]int32) bool) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		cur := own.byMember()
+		if ok(cur) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: ownership never settled; last %v", what, cur)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// balanced reports whether exactly the named members own partitions,
+// together all n of them, each within one of the others.
+func balanced(n int, members ...string) func(map[string][]int32) bool {
+	return func(cur map[string][]int32) bool {
+		if len(cur) != len(members) {
+			return false
+		}
+		total, lo, hi := 0, n, 0
+		for _, name := range members {
+			ps := cur[name]
+			total += len(ps)
+			lo, hi = min(lo, len(ps)), max(hi, len(ps))
+		}
+		return total == n && hi-lo <= 1
+	}
+}
+
+func describe848(t *testing.T, cl *kgo.Client, group string) kmsg.ConsumerGroupDescribeResponseGroup {
+	t.Helper()
+	req := kmsg.NewPtrConsumerGroupDescribeRequest()
+	req.Groups = []string{group}
+	resp, err := req.RequestWith(testCtx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Groups[0]
+}
+
+func TestConsumerGroup848MembersJoiningAndLeavingGetDisjointCoveringAssignments(t *testing.T) {
+	b, _ := startBroker(t, fast848)
+	addr := b.Addr()
+	adm := newAdmin(t, addr)
+	const topic, group, n = "cg848-join-leave", "cg848-join-leave-g", 6
+	createTopic(t, adm, topic, n, nil)
+	own := newOwnership()
+
+	a := startMember848(t, addr, group, topic, "a", own)
+	waitOwnership(t, own, "one member", balanced(n, "a"))
+	bm := startMember848(t, addr, group, topic, "b", own)
+	waitOwnership(t, own, "two members", balanced(n, "a", "b"))
+	startMember848(t, addr, group, topic, "c", own)
+	waitOwnership(t, own, "three members", balanced(n, "a", "b", "c"))
+
+	g := describe848(t, newClient(t, addr), group)
+	if g.ErrorCode != 0 || len(g.Members) != 3 || g.AssignorName != "uniform" {
+		t.Fatalf("ConsumerGroupDescribe: code %d, %d members, assignor %q; want 3 members of a uniform group", g.ErrorCode, len(g.Members), g.AssignorName)
+	}
+
+	a.close()
+	waitOwnership(t, own, "after a left", balanced(n, "b", "c"))
+	bm.close()
+	waitOwnership(t, own, "after b left", balanced(n, "c"))
+	if v := own.errs(); len(v) > 0 {
+		t.Fatalf("a partition was owned by two members at once: %v", v)
+	}
+}
