@@ -79,8 +79,11 @@ func (s *Shard) consumerGroupHeartbeat(nowMs int64, in Input, req *kmsg.Consumer
 		s.storeConsumerGroup(g, recs, nil)
 		fail(e, msg)
 	}
-	m, e, msg := s.consumerMember(nowMs, in, g, req)
+	m, changed, e, msg := s.consumerMember(nowMs, in, g, req)
 	if e != nil {
+		if changed {
+			s.refreshTarget(cg, true)
+		}
 		failStored(e, msg)
 		return
 	}
@@ -99,7 +102,6 @@ func (s *Shard) consumerGroupHeartbeat(nowMs int64, in Input, req *kmsg.Consumer
 	}
 
 	// The member's subscription and settings.
-	changed := false
 	if req.SubscribedTopicNames != nil {
 		names := slices.Clone(req.SubscribedTopicNames)
 		slices.Sort(names)
@@ -122,10 +124,7 @@ func (s *Shard) consumerGroupHeartbeat(nowMs int64, in Input, req *kmsg.Consumer
 	}
 	m.clientID, m.clientHost = in.ClientID, in.ClientHost
 	m.deadline = nowMs + s.cfg.ConsumerSessionTimeoutMs
-	if changed {
-		cg.epoch++
-	}
-	s.refreshTarget(cg)
+	s.refreshTarget(cg, changed)
 
 	prev := m.assigned
 	s.reconcileMember(nowMs, cg, m, owned)
@@ -177,8 +176,9 @@ func (s *Shard) validateConsumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatReques
 	return nil, ""
 }
 
-// consumerMember finds or adds the member a non-leaving heartbeat is for.
-func (s *Shard) consumerMember(nowMs int64, in Input, g *group, req *kmsg.ConsumerGroupHeartbeatRequest) (*consumerMember, *kerr.Error, string) {
+// consumerMember finds or adds the member a non-leaving heartbeat is for;
+// changed reports a change of membership, which needs a new group epoch.
+func (s *Shard) consumerMember(nowMs int64, in Input, g *group, req *kmsg.ConsumerGroupHeartbeatRequest) (m *consumerMember, changed bool, e *kerr.Error, msg string) {
 	cg := g.cg
 	id := req.MemberID
 	if id == "" {
@@ -187,9 +187,9 @@ func (s *Shard) consumerMember(nowMs int64, in Input, g *group, req *kmsg.Consum
 	if req.MemberEpoch != 0 {
 		m := cg.members[id]
 		if m == nil {
-			return nil, kerr.UnknownMemberID, ""
+			return nil, false, kerr.UnknownMemberID, ""
 		}
-		return m, nil, ""
+		return m, false, nil, ""
 	}
 	instance := ""
 	if req.InstanceID != nil {
@@ -200,7 +200,7 @@ func (s *Shard) consumerMember(nowMs int64, in Input, g *group, req *kmsg.Consum
 		if oldID, ok := cg.static[instance]; ok && oldID != id {
 			old := cg.members[oldID]
 			if !old.left {
-				return nil, kerr.UnreleasedInstanceID, fmt.Sprintf("instance %s is held by member %s", instance, oldID)
+				return nil, false, kerr.UnreleasedInstanceID, fmt.Sprintf("instance %s is held by member %s", instance, oldID)
 			}
 			inherit = old
 		}
@@ -208,12 +208,12 @@ func (s *Shard) consumerMember(nowMs int64, in Input, g *group, req *kmsg.Consum
 	if old := cg.members[id]; old != nil {
 		// Rejoining with epoch 0: the member gave up what it had.
 		cg.removeMember(old)
-		cg.epoch++
+		changed = true
 	}
 	if inherit == nil && len(cg.members) >= s.cfg.MaxGroupSize {
-		return nil, kerr.GroupMaxSizeReached, ""
+		return nil, changed, kerr.GroupMaxSizeReached, ""
 	}
-	m := &consumerMember{id: id, instanceID: instance, rebalanceTimeoutMs: int64(req.RebalanceTimeoutMillis),
+	m = &consumerMember{id: id, instanceID: instance, rebalanceTimeoutMs: int64(req.RebalanceTimeoutMillis),
 		memberAssignment: memberAssignment{assigned: assignment{}, revoking: assignment{}}}
 	if inherit != nil {
 		// The static member's new incarnation takes its place: its
@@ -225,13 +225,13 @@ func (s *Shard) consumerMember(nowMs int64, in Input, g *group, req *kmsg.Consum
 		cg.removeMember(inherit)
 		cg.target[id] = target
 	} else {
-		cg.epoch++
+		changed = true
 	}
 	cg.members[id] = m
 	if instance != "" {
 		cg.static[instance] = id
 	}
-	return m, nil, ""
+	return m, changed, nil, ""
 }
 
 // consumerLeave handles epoch -1 (leave) and -2 (a static member leaving
@@ -261,19 +261,22 @@ func (s *Shard) consumerLeave(nowMs int64, in Input, g *group, req *kmsg.Consume
 func (s *Shard) dropConsumerMember(nowMs int64, g *group, m *consumerMember) {
 	cg := g.cg
 	cg.removeMember(m)
-	cg.epoch++
 	if len(cg.members) == 0 {
 		g.setState(Empty, nowMs) // offsets expire counting from now
 	}
-	s.refreshTarget(cg)
+	s.refreshTarget(cg, true)
 }
 
-// refreshTarget bumps the group epoch when the subscribed topics changed
-// and computes the target assignment when it is behind the group epoch.
+// refreshTarget bumps the group epoch, once, when bump says the
+// membership or a subscription changed or the subscribed topics did, and
+// computes the target assignment when it is behind the group epoch.
 // Without the cluster's topics (a shard just loaded, before any heartbeat)
-// it waits.
-func (s *Shard) refreshTarget(cg *consumerGroup) {
+// the target waits for them.
+func (s *Shard) refreshTarget(cg *consumerGroup, bump bool) {
 	if s.topics == nil {
+		if bump {
+			cg.epoch++
+		}
 		return
 	}
 	subs := map[string][]string{}
@@ -285,7 +288,7 @@ func (s *Shard) refreshTarget(cg *consumerGroup) {
 			parts[t] = s.topics[t].Partitions
 		}
 	}
-	if !maps.Equal(parts, cg.topics) {
+	if bump || !maps.Equal(parts, cg.topics) {
 		cg.epoch++
 	}
 	if cg.assignmentEpoch >= cg.epoch {

@@ -42,7 +42,7 @@ func DefaultConfig() Config {
 		ConsumerSessionTimeoutMs:    45000,
 		ConsumerHeartbeatIntervalMs: 5000,
 		ConsumerAssignors:           []string{AssignorUniform, AssignorRange},
-		NewID:                   func() string { n++; return fmt.Sprint(n) },
+		NewID:                       func() string { n++; return fmt.Sprint(n) },
 	}
 }
 
