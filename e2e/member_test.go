@@ -40,6 +40,8 @@ func runChild(role string) int {
 		return runEOSWorker()
 	case "dedup-consumer":
 		return runDedupConsumer()
+	case "member848":
+		return runMember848()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
 		return 2
