@@ -329,3 +329,38 @@ func TestConsumerGroupSurvivesReplay(t *testing.T) {
 		t.Fatalf("described after replay: %+v", g)
 	}
 }
+
+func TestConsumerGroupTxnOffsetCommitsAreCheckedByMemberEpochUnlessAnonymous(t *testing.T) {
+	h := newHarness(t, testConfig())
+	a := h.cgJoin("g", "a", "t")
+	code := func(member string, epoch int32) int16 {
+		r := txnCommitReq("g", 7, "t", 0, 5)
+		r.MemberID, r.Generation = member, epoch
+		return h.cgStep(r).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	wantCode(t, "a member's transactional commit at its epoch", code("a", a.epoch), nil)
+	wantCode(t, "a member's transactional commit at a future epoch", code("a", a.epoch+1), kerr.StaleMemberEpoch)
+	wantCode(t, "a transactional commit by an unknown member", code("x", a.epoch), kerr.UnknownMemberID)
+	wantCode(t, "a transactional commit naming no member (KIP-447: fenced by the transaction)", code("", -1), nil)
+}
+
+func TestConsumerGroupIsListedAsConsumerTypeAndDeletedOnlyWhenEmpty(t *testing.T) {
+	h := newHarness(t, testConfig())
+	a := h.cgJoin("g", "a", "t")
+	list := kmsg.NewPtrListGroupsRequest()
+	list.Version = 5
+	lg := h.cgStep(list).(*kmsg.ListGroupsResponse).Groups
+	if len(lg) != 1 || lg[0].GroupType != "consumer" || lg[0].GroupState != "Stable" {
+		t.Fatalf("ListGroups: %+v", lg)
+	}
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Groups = []string{"g"}
+	wantCode(t, "deleting a consumer group with members", h.cgStep(del).(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode, kerr.NonEmptyGroup)
+	leave := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	leave.Version, leave.Group, leave.MemberID, leave.MemberEpoch = 1, "g", a.id, -1
+	h.cgStep(leave)
+	wantCode(t, "deleting the emptied consumer group", h.cgStep(del).(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode, nil)
+	if h2 := replayed(t, h); len(h2.s.groups) != 0 {
+		t.Fatalf("a deleted consumer group came back on replay: %v", h2.s.groups)
+	}
+}

@@ -1,5 +1,7 @@
-// Package group is the group coordinator of the classic consumer-group
-// protocol: membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup),
+// Package group is the group coordinator: membership of the classic
+// consumer-group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup)
+// and of the consumer group protocol of KIP-848 (ConsumerGroupHeartbeat,
+// ConsumerGroupDescribe; consumer_*.go, assignor.go, reconcile.go),
 // committed offsets (OffsetCommit, OffsetFetch, OffsetDelete) and group
 // administration (DescribeGroups, ListGroups, DeleteGroups).
 //
