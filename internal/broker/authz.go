@@ -269,6 +269,8 @@ func init() {
 		}),
 		65: authzDescribeTransactions,
 		66: authzListTransactions,
+		68: groupRule(func(r kmsg.Request) string { return r.(*kmsg.ConsumerGroupHeartbeatRequest).Group }, opRead),
+		69: authzConsumerGroupDescribe,
 	} {
 		rules[k] = r
 	}
@@ -290,6 +292,8 @@ func groupRule(group func(kmsg.Request) string, op kmsg.ACLOperation) rule {
 		case *kmsg.LeaveGroupResponse:
 			r.ErrorCode = codeGroup
 		case *kmsg.SyncGroupResponse:
+			r.ErrorCode = codeGroup
+		case *kmsg.ConsumerGroupHeartbeatResponse:
 			r.ErrorCode = codeGroup
 		}
 		return verdict{deny: resp}

@@ -313,6 +313,23 @@ func authzDescribeGroups(_ *Broker, a access, r kmsg.Request) verdict {
 	}}
 }
 
+// ConsumerGroupDescribe needs DESCRIBE on each group (KIP-848).
+func authzConsumerGroupDescribe(_ *Broker, a access, r kmsg.Request) verdict {
+	req := r.(*kmsg.ConsumerGroupDescribeRequest)
+	refused := split(&req.Groups, func(g string) bool { return a.may(opDescribe, acl.Group, g) })
+	if refused == nil {
+		return verdict{}
+	}
+	return verdict{after: func(resp kmsg.Response) {
+		dr := resp.(*kmsg.ConsumerGroupDescribeResponse)
+		for _, g := range refused {
+			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
+			rg.Group, rg.ErrorCode = g, codeGroup
+			dr.Groups = append(dr.Groups, rg)
+		}
+	}}
+}
+
 // ListGroups lists every group with DESCRIBE on the cluster, else those
 // the principal may DESCRIBE.
 func authzListGroups(_ *Broker, a access, _ kmsg.Request) verdict {
