@@ -148,7 +148,7 @@ func (s *Shard) consumerGroupHeartbeat(nowMs int64, in Input, req *kmsg.Consumer
 func (s *Shard) validateConsumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest) (*kerr.Error, string) {
 	switch {
 	case req.Group == "":
-		return kerr.InvalidGroupID, "the group id is empty"
+		return kerr.InvalidRequest, "the group id is empty"
 	case req.MemberID == "" && (req.Version >= 1 || req.MemberEpoch != 0):
 		return kerr.InvalidRequest, "the member id is empty"
 	case req.MemberEpoch < -2:

@@ -364,3 +364,22 @@ func TestConsumerGroupIsListedAsConsumerTypeAndDeletedOnlyWhenEmpty(t *testing.T
 		t.Fatalf("a deleted consumer group came back on replay: %v", h2.s.groups)
 	}
 }
+
+func TestEmptyClassicGroupConvertedToConsumerKeepsItsOffsetsAcrossReplay(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ids, gen := h.stableGroup("g", 1)
+	h.commit("g", ids[0], gen, "t", 0, 42)
+	lv := kmsg.NewPtrLeaveGroupRequest()
+	lv.Group, lv.MemberID = "g", ids[0]
+	h.step("client", lv)
+	a := h.cgJoin("g", "a", "t")
+	h2 := replayed(t, h)
+	if got := h2.fetched("g", "t", 0); got != 42 {
+		t.Fatalf("offset after conversion and replay: %d, want 42", got)
+	}
+	a.h = h2
+	wantCode(t, "the consumer member's heartbeat after replay", a.beat().ErrorCode, nil)
+	if g := h2.s.groups["g"]; g.cg == nil || len(g.members) != 0 {
+		t.Fatalf("replayed group is not the consumer group alone: %+v", g)
+	}
+}
