@@ -47,7 +47,8 @@ func (s *Shard) consumerGroupHeartbeat(nowMs int64, in Input, req *kmsg.Consumer
 	case g != nil && g.cg == nil && (len(g.members) > 0 || len(g.pending) > 0 || g.state != Empty):
 		fail(kerr.GroupIDNotFound, fmt.Sprintf("group %s is a classic group with members", req.Group))
 		return
-	case g == nil && req.MemberEpoch != 0:
+	case (g == nil || g.cg == nil) && req.MemberEpoch != 0:
+		// Only a join creates or converts a group.
 		fail(kerr.UnknownMemberID, "")
 		return
 	}
