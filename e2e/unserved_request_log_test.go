@@ -12,14 +12,14 @@ import (
 
 // A client whose request the broker does not serve sees only the
 // connection end ("unexpected EOF"); the broker's log says why, once.
-// DescribeAcls (key 29) is not served: asked twice, it is logged once,
+// CreateDelegationToken (key 38) is not served: asked twice, it is logged once,
 // naming the API. Metadata v99, a frame larger than
 // socket.request.max.bytes and a truncated header each get their own line.
 func TestUnservedRequestLeavesOneLogLineNamingIt(t *testing.T) {
 	p := startProc(t, "127.0.0.1:0", t.TempDir(), "--log-level", "info")
-	describeACLs := rawRequest(29, 0)
+	createToken := rawRequest(38, 0)
 	for range 2 {
-		sendUnserved(t, p.addr, describeACLs)
+		sendUnserved(t, p.addr, createToken)
 	}
 	sendUnserved(t, p.addr, rawRequest(3, 99))
 	tooLarge := binary.BigEndian.AppendUint32(nil, 200<<20)
@@ -33,7 +33,7 @@ func TestUnservedRequestLeavesOneLogLineNamingIt(t *testing.T) {
 	}
 	logs := p.logs.String()
 	for _, want := range [][]string{
-		{`reason="unsupported api"`, "api_key=29", "api=DescribeACLs", "api_version=0", "remote=127.0.0.1:", "client=raw-client"},
+		{`reason="unsupported api"`, "api_key=38", "api=CreateDelegationToken", "api_version=0", "remote=127.0.0.1:", "client=raw-client"},
 		{`reason="unsupported version"`, "api_key=3", "api=Metadata", "api_version=99"},
 		{`reason="too large"`, "api_key=0", "api=Produce", "api_version=9", "socket.request.max.bytes"},
 		{"reason=malformed", "api_key=18", "api=ApiVersions", "api_version=3"},
