@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"net"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -51,6 +52,7 @@ func New(s Settings, bindings []Binding) *Authorizer {
 		a.super[p] = true
 	}
 	for _, b := range bindings {
+		b.Host = CanonicalHost(b.Host)
 		if b.PatternType == Prefixed {
 			a.prefixed[b.ResourceType] = append(a.prefixed[b.ResourceType], b)
 			continue
@@ -63,6 +65,24 @@ func New(s Settings, bindings []Binding) *Authorizer {
 		m[b.ResourceName] = append(m[b.ResourceName], b)
 	}
 	return a
+}
+
+// CanonicalHost writes an IP address one way (Java spells ::1 as
+// 0:0:0:0:0:0:0:1, and ACLs are written either way), so that an ACL's
+// host matches the client's address however either is spelled; other
+// strings ("*") are kept.
+func CanonicalHost(h string) string {
+	if ip := net.ParseIP(h); ip != nil {
+		return ip.String()
+	}
+	return h
+}
+
+// SuperUsersOnly is the authorizer of a node that has not caught up with
+// the metadata yet: its ACLs may be stale, so only super users are
+// allowed anything (Kafka's authorizer refuses until its initial load).
+func (a *Authorizer) SuperUsersOnly() *Authorizer {
+	return &Authorizer{settings: Settings{Enabled: a.settings.Enabled}, super: a.super}
 }
 
 // Enabled reports whether requests are checked at all.
@@ -139,8 +159,17 @@ func (a *Authorizer) AllowedAny(principal, host string, op kmsg.ACLOperation, rt
 			return true
 		}
 	}
-	return check(a.prefixed[rt])
+	if check(a.prefixed[rt]) {
+		return true
+	}
+	// As Kafka's authorizeByResourceType: a resource of a name no ACL
+	// names (none but the wildcard's) may be open to everyone.
+	return a.settings.AllowIfNoACL && a.Allowed(principal, host, op, rt, unnamedResource)
 }
+
+// unnamedResource is a resource name no ACL can name (ACL names are
+// validated non-empty and printable): only wildcard ACLs cover it.
+const unnamedResource = "\x00"
 
 // sampleName is a resource name the binding's pattern covers.
 func sampleName(b Binding) string { return b.ResourceName }

@@ -69,7 +69,7 @@ func (b *Broker) authorize(az *acl.Authorizer, c *server.Conn, req kmsg.Request)
 		err := fmt.Errorf("%s has no authorization rule: refused", kmsg.NameForKey(req.Key()))
 		return nil, func() (kmsg.Response, error) { return nil, err }, false
 	}
-	a := access{az: az, principal: c.Principal, host: hostOf(c.Remote)}
+	a := access{az: az, principal: c.Principal, host: acl.CanonicalHost(hostOf(c.Remote))}
 	v := r(b, a, req)
 	if v.deny != nil {
 		return nil, func() (kmsg.Response, error) { return v.deny, nil }, false
@@ -256,11 +256,7 @@ func init() {
 			resp.ErrorCode = codeCluster
 			return resp
 		}),
-		60: clusterOp(opDescribe, func(r kmsg.Request) kmsg.Response {
-			resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
-			resp.ErrorCode = codeCluster
-			return resp
-		}),
+		60: always, // Kafka answers DescribeCluster to anyone (only the authorized operations need DESCRIBE)
 		61: authzDescribeProducers,
 		63: clusterOp(opClusterAction, func(r kmsg.Request) kmsg.Response {
 			resp := r.ResponseKind().(*kmsg.BrokerHeartbeatResponse)

@@ -243,10 +243,28 @@ func authzOffsetFetch(_ *Broker, a access, r kmsg.Request) verdict {
 		}}
 	}
 	refusedGroups := split(&req.Groups, func(g kmsg.OffsetFetchRequestGroup) bool { return a.may(opDescribe, acl.Group, g.Group) })
+	refusedTopics := map[string][]kmsg.OffsetFetchRequestGroupTopic{}
+	for i := range req.Groups {
+		g := &req.Groups[i]
+		if g.Topics != nil {
+			refusedTopics[g.Group] = split(&g.Topics, func(t kmsg.OffsetFetchRequestGroupTopic) bool { return a.may(opDescribe, acl.Topic, t.Topic) })
+		}
+	}
 	return verdict{after: func(resp kmsg.Response) {
 		fr := resp.(*kmsg.OffsetFetchResponse)
 		for i := range fr.Groups {
-			split(&fr.Groups[i].Topics, func(t kmsg.OffsetFetchResponseGroupTopic) bool { return a.may(opDescribe, acl.Topic, t.Topic) })
+			g := &fr.Groups[i]
+			split(&g.Topics, func(t kmsg.OffsetFetchResponseGroupTopic) bool { return a.may(opDescribe, acl.Topic, t.Topic) })
+			for _, t := range refusedTopics[g.Group] {
+				rt := kmsg.NewOffsetFetchResponseGroupTopic()
+				rt.Topic = t.Topic
+				for _, p := range t.Partitions {
+					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = p, -1, -1, codeTopic
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				g.Topics = append(g.Topics, rt)
+			}
 		}
 		for _, g := range refusedGroups {
 			rg := kmsg.NewOffsetFetchResponseGroup()
@@ -345,15 +363,19 @@ func authzListGroups(_ *Broker, a access, _ kmsg.Request) verdict {
 // CreateTopics needs CREATE on the cluster or on each topic.
 func authzCreateTopics(_ *Broker, a access, r kmsg.Request) verdict {
 	req := r.(*kmsg.CreateTopicsRequest)
-	if a.cluster(opCreate) {
-		return verdict{}
-	}
-	refused := split(&req.Topics, func(t kmsg.CreateTopicsRequestTopic) bool { return a.may(opCreate, acl.Topic, t.Topic) })
-	if refused == nil {
-		return verdict{}
+	var refused []kmsg.CreateTopicsRequestTopic
+	if !a.cluster(opCreate) {
+		refused = split(&req.Topics, func(t kmsg.CreateTopicsRequestTopic) bool { return a.may(opCreate, acl.Topic, t.Topic) })
 	}
 	return verdict{after: func(resp kmsg.Response) {
 		cr := resp.(*kmsg.CreateTopicsResponse)
+		// A created topic's configs are told only with DESCRIBE_CONFIGS
+		// on it, as Kafka answers.
+		for i := range cr.Topics {
+			if t := &cr.Topics[i]; !a.may(opDescribeConfigs, acl.Topic, t.Topic) {
+				t.Configs, t.ConfigErrorCode = nil, codeTopic
+			}
+		}
 		for _, t := range refused {
 			rt := kmsg.NewCreateTopicsResponseTopic()
 			rt.Topic, rt.ErrorCode, rt.NumPartitions, rt.ReplicationFactor = t.Topic, codeTopic, -1, -1
@@ -759,11 +781,15 @@ func authzDescribeProducers(_ *Broker, a access, r kmsg.Request) verdict {
 func authzDescribeTransactions(_ *Broker, a access, r kmsg.Request) verdict {
 	req := r.(*kmsg.DescribeTransactionsRequest)
 	refused := split(&req.TransactionalIDs, func(id string) bool { return a.may(opDescribe, acl.TransactionalID, id) })
-	if refused == nil {
-		return verdict{}
-	}
 	return verdict{after: func(resp kmsg.Response) {
 		dr := resp.(*kmsg.DescribeTransactionsResponse)
+		// The topics a transaction writes are shown only if the principal
+		// may describe them.
+		for i := range dr.TransactionStates {
+			split(&dr.TransactionStates[i].Topics, func(t kmsg.DescribeTransactionsResponseTransactionStateTopic) bool {
+				return a.may(opDescribe, acl.Topic, t.Topic)
+			})
+		}
 		for _, id := range refused {
 			st := kmsg.NewDescribeTransactionsResponseTransactionState()
 			st.TransactionalID, st.ErrorCode = id, codeTxnID

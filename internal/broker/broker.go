@@ -90,6 +90,11 @@ type Broker struct {
 	// authz decides requests when authorizer.class.name is set; rebuilt
 	// from the image when ACLs change (acls.go).
 	authz atomic.Pointer[acl.Authorizer]
+	// caughtUp is set once this node has caught up with the metadata (a
+	// single node at once; a node of a cluster once its registration is
+	// unfenced): before that its ACLs may be stale, and only super users
+	// are served.
+	caughtUp atomic.Bool
 	// quotas are the client quotas, rebuilt from the image when they
 	// change; sensors measure the clients' rates against them
 	// (client_quotas.go).
@@ -295,6 +300,7 @@ func (b *Broker) SetAdvertised(host string, port int32) {
 func (b *Broker) SetListeners(advertised []config.Listener, interBroker string) {
 	b.advertised, b.interBroker = advertised, interBroker
 	if !b.ctrl.Clustered() {
+		b.caughtUp.Store(true) // its own metadata log is all there is
 		b.bootstrapCredentials()
 		return
 	}
@@ -553,6 +559,11 @@ func (b *Broker) apply(im *metadata.Image, recs []metadata.Record) {
 	if aclsChanged {
 		b.rebuildAuthorizer(im)
 	}
+	if !b.caughtUp.Load() {
+		if reg, ok := im.Brokers[b.cfg.NodeID]; ok && reg.Incarnation == b.incarnation && !reg.Fenced {
+			b.caughtUp.Store(true)
+		}
+	}
 	if quotasChanged {
 		b.rebuildQuotas(im)
 	}
@@ -730,6 +741,9 @@ func (b *Broker) allPartitions() []*partition.Partition {
 func (b *Broker) Handle(ctx context.Context, c *server.Conn, req kmsg.Request) server.Reply {
 	var after func(kmsg.Response)
 	if az := b.authorizer(); az.Enabled() {
+		if !b.caughtUp.Load() {
+			az = az.SuperUsersOnly()
+		}
 		var refused server.Reply
 		var ok bool
 		if after, refused, ok = b.authorize(az, c, req); !ok {

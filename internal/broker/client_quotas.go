@@ -68,6 +68,31 @@ func (b *Broker) throttled(qs quota.Set, c *server.Conn, req kmsg.Request, reply
 	if !ok {
 		return reply
 	}
+	if f, isFetch := req.(*kmsg.FetchRequest); isFetch {
+		if d := b.sensors.Throttle(res, time.Now()); d > 0 {
+			// Over its quota already (on this connection or another of the
+			// same client): the fetch is answered empty, with the throttle,
+			// as Kafka answers it, so reconnecting reads nothing more.
+			resp := f.ResponseKind().(*kmsg.FetchResponse)
+			resp.ThrottleMillis = int32(d.Milliseconds())
+			c.Mute(d)
+			return func() (kmsg.Response, error) { return resp, nil }
+		}
+		// No fetch brings more than the quota lets through in its window
+		// (Kafka's getMaxValueInQuotaWindow); KIP-74 still gives at least
+		// one batch.
+		window := int32(min(res.Limit*b.sensors.MaxThrottle().Seconds(), float64(1<<31-1)))
+		if f.MaxBytes <= 0 || f.MaxBytes > window {
+			f.MaxBytes = window
+		}
+		for i := range f.Topics {
+			for j := range f.Topics[i].Partitions {
+				if p := &f.Topics[i].Partitions[j]; p.PartitionMaxBytes > window {
+					p.PartitionMaxBytes = window
+				}
+			}
+		}
+	}
 	return func() (kmsg.Response, error) {
 		resp, err := reply()
 		if err != nil {

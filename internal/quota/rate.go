@@ -70,6 +70,12 @@ func NewSensors(samples int, window time.Duration) *Sensors {
 	return &Sensors{m: make(map[string]*rate), samples: samples, window: window}
 }
 
+// Throttle is how long the client of res is throttled at now without
+// anything more recorded: positive while it is over its quota.
+func (s *Sensors) Throttle(res Resolution, now time.Time) time.Duration {
+	return s.Record(res, now, 0)
+}
+
 // MaxThrottle is the longest throttle Record returns: the span of the
 // samples, as Kafka bounds a throttle by its quota window.
 func (s *Sensors) MaxThrottle() time.Duration { return time.Duration(s.samples) * s.window }
