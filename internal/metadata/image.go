@@ -208,14 +208,18 @@ func (im *Image) Apply(r Record) error {
 		if !ok {
 			return fmt.Errorf("config record for unknown topic %s", c.TopicID)
 		}
-		if c.Value == nil {
-			delete(t.Configs, c.Name)
-		} else {
-			if t.Configs == nil {
-				t.Configs = make(map[string]string)
-			}
-			t.Configs[c.Name] = *c.Value
+		// The map is replaced, never changed: readers take it under the
+		// controller's read lock and may read it after releasing it.
+		configs := copyMap(t.Configs)
+		if configs == nil {
+			configs = make(map[string]string)
 		}
+		if c.Value == nil {
+			delete(configs, c.Name)
+		} else {
+			configs[c.Name] = *c.Value
+		}
+		t.Configs = configs
 	case r.RemoveTopic != nil:
 		t, ok := im.byID[r.RemoveTopic.TopicID]
 		if !ok {
