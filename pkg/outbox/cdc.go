@@ -468,6 +468,14 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				if t.skip {
 					continue
 				}
+				if errors.Is(err, errNoEventUUID) {
+					// The column was dropped under the relay (it refuses to
+					// start on such a table): starting over cannot mend it.
+					return stopError{fmt.Errorf("outbox: an insert into %s committed at %s has no event_uuid (the column was dropped?): "+
+						"run weir outbox migrate to add it again, then skip the transaction (weir outbox skip --mode cdc --relay-id %s --lsn %s) "+
+						"or publish it some other way; no event is published without %s",
+						src.qualified(), t.commit, r.cfg.RelayID, t.commit, EventUUIDHeader)}
+				}
 				return fmt.Errorf("%w (source transaction committed at %s; skip it with weir outbox skip --mode cdc --relay-id %s --lsn %s)",
 					err, t.commit, r.cfg.RelayID, t.commit)
 			}
@@ -608,14 +616,15 @@ func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, src cdcSource, e
 	return nil
 }
 
+// errNoEventUUID is decodeInsert's error for a row without event_uuid.
+var errNoEventUUID = errors.New("outbox: row without event_uuid")
+
 // decodeInsert turns an inserted outbox row (text format) into an event.
 func decodeInsert(types *pgtype.Map, rel *pglogrepl.RelationMessage, tuple *pglogrepl.TupleData) (claimed, error) {
 	var ev claimed
 	if tuple == nil {
 		return ev, errors.New("outbox: insert without a row")
 	}
-	// A row inserted before Migrate added event_uuid is streamed
-	// without it, and published without the header.
 	var haveID, haveTopic bool
 	for i, col := range tuple.Columns {
 		if i >= len(rel.Columns) {
@@ -649,6 +658,11 @@ func decodeInsert(types *pgtype.Map, rel *pglogrepl.RelationMessage, tuple *pglo
 	}
 	if !haveID || !haveTopic {
 		return ev, fmt.Errorf("outbox: row of %s without id or topic", rel.RelationName)
+	}
+	if ev.uuid == "" {
+		// Published without weir-event-uuid, the event could not be
+		// deduplicated by the key the package doc promises.
+		return ev, errNoEventUUID
 	}
 	return ev, nil
 }

@@ -50,9 +50,11 @@
 // application that writes one business event as two rows, for which a
 // consumer needs a business key of the application's own (with
 // pkg/dedup, KeyFromHeader). Migrate adds the column to tables created
-// before it, rewriting them once; a change-data-capture relay publishes
-// rows inserted before that (and streamed after it) without the UUID
-// header.
+// before it, rewriting them once. No record is published without the
+// UUID: a change-data-capture relay that streams a row without it (one
+// inserted before Migrate, or after the column was dropped under the
+// relay) stops with an error naming the source transaction, to be
+// skipped (weir outbox skip --lsn) or published some other way.
 //
 // # The relay
 //
