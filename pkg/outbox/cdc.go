@@ -20,8 +20,14 @@ import (
 )
 
 // CDCTransactionalIDPrefix followed by the relay id is the Kafka
-// transactional id of a relay in change-data-capture mode.
-const CDCTransactionalIDPrefix = "weir-outbox-cdc-"
+// transactional id of a relay in change-data-capture mode. It does not
+// begin with TransactionalIDPrefix, so no polling relay's transactional
+// id equals a change-data-capture relay's (with "weir-outbox-cdc-", the
+// polling relay "cdc-orders" would fence the change-data-capture relay
+// "orders"); within a mode the id follows the fixed prefix, so distinct
+// relay ids give distinct transactional ids, and a relay's next
+// incarnation fences its zombie.
+const CDCTransactionalIDPrefix = "weir-outbox.cdc-"
 
 // ErrSourceChanged is returned by CDCRelay.Run when the database no longer
 // holds the history the relay's progress was recorded against: its slot

@@ -270,7 +270,8 @@
 //
 // The slot streams committed transactions in commit order. The relay
 // publishes each source transaction's outbox inserts in one Kafka
-// transaction (transactional id weir-outbox-cdc-RELAY-ID), together with
+// transaction (transactional id weir-outbox.cdc-RELAY-ID, never the
+// transactional id of a polling relay), together with
 // a progress record naming the source transaction: its commit and end
 // LSN, its transaction id, how many of its events are published and a
 // digest of them. A source transaction of more than BatchSize events
