@@ -354,8 +354,13 @@
 // A relay whose table another relay id's publication covers refuses to
 // start (several processes with one relay id are the way to fail over;
 // several relays sharing a table's work is the polling mode's). The
-// polling relay must not run on the same table at the same time (it would
-// publish the same rows again); nothing checks this. An idle relay
+// polling relay refuses to start on a table that a change-data-capture
+// relay's publication covers, running or stopped, since it would publish
+// those pending rows again. To switch a table from change-data-capture
+// to polling, let the relay publish what was written, stop it, mark the
+// rows it published sent (UPDATE ... SET state = 'sent'), then drop its
+// slot and publication (weir outbox drop-slot): the polling relay
+// publishes every row left pending. An idle relay
 // confirms nothing, so other write activity in the database keeps WAL on
 // the server until the next outbox transaction; a slot that is no longer
 // used must be dropped (weir outbox drop-slot, CDCRelay.DropSlot), or it

@@ -256,6 +256,9 @@ func (r *Relay) start(ctx context.Context, incp *int64) (opened, error) {
 	if err := r.store.checkColumns(ctx); err != nil {
 		return st, err
 	}
+	if err := r.store.checkNoCDCRelay(ctx); err != nil {
+		return st, err
+	}
 	inc, token, err := r.store.startIncarnation(ctx)
 	if err != nil {
 		return st, err

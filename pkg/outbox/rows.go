@@ -89,6 +89,29 @@ func (s *store) checkColumns(ctx context.Context) error {
 	return nil
 }
 
+// checkNoCDCRelay fails with a clear error if a change-data-capture
+// relay's publication covers the table (its relay running or stopped):
+// that relay leaves the rows it publishes pending, so the polling relay
+// would publish them again. The publications are recognised by the
+// names cdcNames gives them (and an earlier version's TABLE_cdc).
+func (s *store) checkNoCDCRelay(ctx context.Context) error {
+	var pubs string
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(string_agg(pubname, ', ' ORDER BY pubname), '') FROM pg_publication_tables
+		WHERE format('%I.%I', schemaname, tablename)::regclass = to_regclass($1)
+		AND (pubname ~ '^weir_[a-z0-9_]*_[0-9a-f]{12}$' OR pubname = lower(tablename) || '_cdc')`, s.n.table).Scan(&pubs)
+	if err != nil {
+		return fmt.Errorf("outbox: look up publications of %s: %w", s.n.table, err)
+	}
+	if pubs != "" {
+		return fmt.Errorf("outbox: table %s is streamed by a change-data-capture relay (publication %s), which leaves the rows it "+
+			"publishes pending: the polling relay would publish them again. To switch to polling, let that relay publish "+
+			"everything written so far, stop it, mark those rows sent (UPDATE %s SET state = 'sent' WHERE state = 'pending' "+
+			"AND id <= the last published id), then drop its slot and publication (weir outbox drop-slot --relay-id ID)",
+			s.n.table, pubs, s.n.table)
+	}
+	return nil
+}
+
 // currentIncarnation returns the relay id's latest incarnation.
 func (s *store) currentIncarnation(ctx context.Context) (int64, error) {
 	var cur int64
