@@ -190,7 +190,7 @@ relay, which logs its id; skip it with weir outbox skip.`,
 	relay.Flags().DurationVar(&txnTimeout, "transaction-timeout", outbox.DefaultTxnTimeout,
 		fmt.Sprintf("Kafka transaction timeout (at least %v, at most the brokers' transaction.max.timeout.ms); a batch's produce is given half of it", outbox.MinTxnTimeout))
 
-	cmd.AddCommand(migrate, relay, newOutboxSkipCommand(conn), newOutboxDropSlotCommand(), newOutboxReleaseCommand(conn))
+	cmd.AddCommand(migrate, relay, newOutboxSkipCommand(conn), newOutboxDropSlotCommand(conn), newOutboxReleaseCommand(conn))
 	return cmd
 }
 
@@ -298,17 +298,19 @@ one table, skip the event for each relay id that reports it.`,
 
 // newOutboxDropSlotCommand is `weir outbox drop-slot`: an unused slot
 // keeps WAL on the database server for ever.
-func newOutboxDropSlotCommand() *cobra.Command {
-	var dsn, table, relayID string
+func newOutboxDropSlotCommand(conn *connFlags) *cobra.Command {
+	var dsn, table, relayID, progressTopic string
 	drop := &cobra.Command{
 		Use:   "drop-slot",
 		Short: "Drop a retired cdc relay's replication slot and publication",
 		Long: `A cdc relay's replication slot keeps the WAL its relay has not confirmed, for
 ever if the relay never runs again. This drops the slot and the publication
 of relay --relay-id on --table. Events committed since the relay last
-published are then never published by it, and the relay id refuses to
-start again (its progress names a slot that is gone): start a new relay
-under another relay id. It fails while a relay streams from the slot.`,
+published are then never published by it. Before dropping the slot it
+records the drop in the progress topic (--brokers, --progress-topic), so
+that the relay id refuses to start again on this database, even if it had
+published nothing yet: start a new relay under another relay id. It fails,
+dropping nothing, while a relay streams from the slot.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -320,8 +322,18 @@ under another relay id. It fails while a relay streams from the slot.`,
 			if err := outbox.CheckTableName(table); err != nil {
 				return fmt.Errorf("--table: %w", err)
 			}
-			// The relay is only used to name and drop its objects.
-			r, err := outbox.NewCDCRelay(dsn, outbox.RelayConfig{RelayID: relayID, Brokers: []string{"unused:0"}, Table: table})
+			if progressTopic == "" {
+				return errors.New("--progress-topic: must not be empty")
+			}
+			seeds, err := conn.seeds()
+			if err != nil {
+				return err
+			}
+			security, err := conn.securityOpts()
+			if err != nil {
+				return err
+			}
+			r, err := outbox.NewCDCRelay(dsn, outbox.RelayConfig{RelayID: relayID, Brokers: seeds, ProgressTopic: progressTopic, Table: table, ClientOpts: security})
 			if err != nil {
 				return err
 			}
@@ -336,6 +348,7 @@ under another relay id. It fails while a relay streams from the slot.`,
 	drop.Flags().StringVar(&dsn, "dsn", os.Getenv(outboxDSNEnv), "PostgreSQL connection string (env "+outboxDSNEnv+")")
 	drop.Flags().StringVar(&table, "table", outbox.DefaultTable, "outbox table, optionally schema-qualified")
 	drop.Flags().StringVar(&relayID, "relay-id", "", "the retired relay (required)")
+	drop.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "the relay's progress topic, where the drop is recorded")
 	return drop
 }
 

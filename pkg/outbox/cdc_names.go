@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // maxIdentifierBytes is PostgreSQL's limit on names (NAMEDATALEN - 1);
@@ -113,10 +115,15 @@ func orNone(s string) string {
 // DropSlot drops the relay's replication slot and publication, for a
 // relay id that will not run again: an unused slot keeps WAL on the
 // server for ever. Events committed since the relay last published are
-// then never published by it; the progress topic still names the relay's
-// last transaction, so the relay id refuses to start again (see
-// ErrSourceChanged). It returns the names of what it dropped (empty for
-// what did not exist), and fails if a relay is streaming from the slot.
+// then never published by it. Before dropping an existing slot it
+// commits a record to the progress topic, under the relay id and the
+// database's identity, saying so (in the relay's Kafka transaction, which
+// also fences a stalled process of the relay id): the relay id then
+// refuses to start again on this database (see ErrSourceChanged), also
+// when it had published nothing yet, rather than create a new slot and
+// carry on without the events the dropped one held. It returns the names
+// of what it dropped (empty for what did not exist), and fails, dropping
+// nothing, while a relay is streaming from the slot.
 func (r *CDCRelay) DropSlot(ctx context.Context) (slot, publication string, err error) {
 	conn, err := r.connect(ctx)
 	if err != nil {
@@ -133,6 +140,9 @@ func (r *CDCRelay) DropSlot(ctx context.Context) (slot, publication string, err 
 		return "", "", err
 	}
 	if st.exists {
+		if err := r.recordDropped(ctx, conn, src, slotName); err != nil {
+			return "", "", err
+		}
 		if err := pglogrepl.DropReplicationSlot(ctx, conn, slotName, pglogrepl.DropReplicationSlotOptions{}); err != nil {
 			return "", "", fmt.Errorf("outbox: drop slot %s: %w", slotName, err)
 		}
@@ -149,6 +159,38 @@ func (r *CDCRelay) DropSlot(ctx context.Context) (slot, publication string, err 
 		publication = pubName
 	}
 	return slot, publication, nil
+}
+
+// recordDropped commits the progress record saying that slot is about to
+// be dropped, unless a relay streams from it.
+func (r *CDCRelay) recordDropped(ctx context.Context, conn *pgconn.PgConn, src cdcSource, slot string) error {
+	row, err := queryRow(ctx, conn, `SELECT active FROM pg_replication_slots WHERE slot_name = `+quoteLiteral(slot))
+	if err != nil {
+		return fmt.Errorf("outbox: look up slot %s: %w", slot, err)
+	}
+	if row != nil && row[0] == "t" {
+		return fmt.Errorf("outbox: drop slot %s: a relay is streaming from it; stop it first", slot)
+	}
+	v, err := json.Marshal(cdcProgress{
+		Relay: r.cfg.RelayID, SystemID: src.systemID, Timeline: src.timeline, Database: src.dbOID,
+		Table: src.qualified(), Slot: slot, Dropped: true,
+	})
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(r.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("outbox: kafka client: %w", err)
+	}
+	defer cl.Close()
+	if err := ensureProgressTopic(ctx, cl, r.cfg.ProgressTopic); err != nil {
+		return err
+	}
+	rec := &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(src.progressKey(r.cfg.RelayID)), Value: v}
+	if _, err := commitFence(ctx, cl, rec); err != nil {
+		return fmt.Errorf("outbox: record the drop of slot %s in progress topic %s (nothing dropped): %w", slot, r.cfg.ProgressTopic, err)
+	}
+	return nil
 }
 
 // checkOtherRelays refuses a table that another change-data-capture

@@ -156,6 +156,11 @@ type cdcProgress struct {
 	// Partial says that only the first Events events of the transaction
 	// are in Kafka: it is published in parts of at most BatchSize events.
 	Partial bool `json:"partial,omitempty"`
+	// Dropped says that DropSlot dropped the relay's slot (Slot): the
+	// relay id is retired on this database, since events committed while
+	// the slot held them are never streamed again. Only the identity
+	// fields are set.
+	Dropped bool `json:"dropped,omitempty"`
 
 	commit pglogrepl.LSN // parsed CommitLSN
 	end    pglogrepl.LSN // parsed EndLSN; the commit LSN for a part
@@ -163,6 +168,9 @@ type cdcProgress struct {
 
 // parse fills in the parsed positions.
 func (p *cdcProgress) parse() error {
+	if p.Dropped {
+		return nil
+	}
 	var err error
 	if p.commit, err = pglogrepl.ParseLSN(p.CommitLSN); err != nil {
 		return err
@@ -263,6 +271,13 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceO
 func resumeCheck(src cdcSource, relayID, slotName string, slot slotState, last *cdcProgress) (*cdcProgress, error) {
 	if last == nil {
 		return nil, nil
+	}
+	if last.Dropped {
+		return nil, fmt.Errorf("%w: the progress topic records that replication slot %s of relay id %s on system %s, database oid %d, "+
+			"table %s was dropped (weir outbox drop-slot): events committed while it held them are never streamed again, "+
+			"so the relay id is retired on this database; publish those outbox rows some other way (or accept their loss) "+
+			"and start the relay under a new --relay-id: its slot starts from that moment",
+			ErrSourceChanged, last.Slot, relayID, last.SystemID, last.Database, last.Table)
 	}
 	where := fmt.Sprintf("its last published transaction committed at %s (xid %d, timeline %d) of system %s, database oid %d, table %s",
 		last.CommitLSN, last.XID, last.Timeline, last.SystemID, last.Database, last.Table)

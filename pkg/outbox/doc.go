@@ -318,6 +318,10 @@
 //     loss, drop the relay id's publication and slot (weir outbox
 //     drop-slot), and start the relay under a new relay id, whose slot
 //     starts from that moment.
+//   - weir outbox drop-slot (CDCRelay.DropSlot) first records the drop
+//     under this key: the relay id then refuses to start again on this
+//     database, with ErrSourceChanged, also if it had published nothing,
+//     since the events the dropped slot held are never streamed again.
 //
 // At start the relay commits a fence record (cdc-fence/RELAY-ID): its
 // InitProducerId fences the previous incarnation and aborts its open
