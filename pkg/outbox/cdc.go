@@ -610,8 +610,7 @@ func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, src cdcSource, e
 		if id, topic, why, ok := refusedEvent(rs); ok {
 			r.log.Warn("outbox event refused by Kafka; its source transaction is retried until the cause is fixed or the event skipped (deleting the row changes nothing)",
 				"id", id, "topic", topic, "commit_lsn", rec.CommitLSN, "err", why,
-				"skip", fmt.Sprintf("weir outbox skip --mode cdc --table %s --relay-id %s --id %d (or --lsn %s for the whole transaction)",
-					r.cfg.Table, r.cfg.RelayID, id, rec.CommitLSN))
+				"skip", skipHint(r.cfg, id, rec, len(events)))
 		}
 		return errors.Join(fmt.Errorf("outbox: publish transaction %s: %w", rec.CommitLSN, rs.FirstErr()), abort(ctx, cl))
 	}
@@ -624,6 +623,17 @@ func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, src cdcSource, e
 
 // errNoEventUUID is decodeInsert's error for a row without event_uuid.
 var errNoEventUUID = errors.New("outbox: row without event_uuid")
+
+// skipHint is the command that skips event id, refused in a Kafka
+// transaction of n events recorded by rec. A transaction an earlier part
+// of which went to Kafka cannot be skipped whole (SkipTransaction).
+func skipHint(cfg RelayConfig, id int64, rec *cdcProgress, n int) string {
+	hint := fmt.Sprintf("weir outbox skip --mode cdc --table %s --relay-id %s --id %d", cfg.Table, cfg.RelayID, id)
+	if rec.Events > n {
+		return hint + " (an earlier part of its source transaction is published: it cannot be skipped whole)"
+	}
+	return hint + " (or --lsn " + rec.CommitLSN + " for the whole transaction)"
+}
 
 // decodeInsert turns an inserted outbox row (text format) into an event.
 func decodeInsert(types *pgtype.Map, rel *pglogrepl.RelationMessage, tuple *pglogrepl.TupleData) (claimed, error) {

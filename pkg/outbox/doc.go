@@ -208,8 +208,10 @@
 //   - Skip the event: weir outbox skip --relay-id ID --id EVENT-ID (add
 //     --mode cdc for a change-data-capture relay, which also takes --lsn
 //     COMMIT-LSN to skip a whole source transaction, for instance one
-//     whose row was deleted); in Go, Relay.Skip, CDCRelay.SkipEvent and
-//     CDCRelay.SkipTransaction. The skip is recorded in the progress
+//     whose row was deleted, unless a part of it is published already:
+//     a transaction published in parts, see below, whose refused event
+//     is in a later part; that skip is refused, skip by id instead); in
+//     Go, Relay.Skip, CDCRelay.SkipEvent and CDCRelay.SkipTransaction. The skip is recorded in the progress
 //     topic under the relay id and this database's identity, and read by
 //     the relay when it starts over after the failed attempt. The
 //     skipped event reaches no consumer; every other event is still

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -160,6 +161,11 @@ func (r *CDCRelay) SkipEvent(ctx context.Context, id int64, reason string) error
 // publish any event of the source transaction committed at commitLSN (as
 // the relay logs it, e.g. 0/1A2B3C8). Use it only for events that can
 // never be published: they are lost to consumers.
+//
+// It refuses a transaction of which a part is already published (the
+// relay's last progress record names a part of it): consumers have seen
+// those events, so the transaction cannot be skipped whole; skip the
+// refused event by id (SkipEvent) instead.
 func (r *CDCRelay) SkipTransaction(ctx context.Context, commitLSN, reason string) error {
 	lsn, err := pglogrepl.ParseLSN(commitLSN)
 	if err != nil {
@@ -169,8 +175,81 @@ func (r *CDCRelay) SkipTransaction(ctx context.Context, commitLSN, reason string
 	if err != nil {
 		return err
 	}
+	last, err := lastCDCProgress(ctx, r.cfg, src)
+	if err != nil {
+		return err
+	}
+	if last != nil && last.Partial && last.commit == lsn {
+		return fmt.Errorf("outbox: source transaction %s cannot be skipped whole: its first %d events are published already "+
+			"(the relay publishes a transaction of more than %d events in parts); skip the refused event instead "+
+			"(weir outbox skip --mode cdc --relay-id %s --id EVENT-ID)", lsn, last.Events, r.cfg.BatchSize, r.cfg.RelayID)
+	}
 	rec := skipRecord{Relay: r.cfg.RelayID, CommitLSN: lsn.String(), Reason: reason, At: time.Now().UTC()}
 	return writeSkip(ctx, r.cfg, src.skipPrefix(r.cfg.RelayID)+"lsn/"+lsn.String(), rec)
+}
+
+// lastCDCProgress reads the progress topic, read_committed, up to its
+// last stable offset, and returns the last progress recorded for src by
+// the relay (nil if none). A relay running meanwhile may record more.
+func lastCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource) (*cdcProgress, error) {
+	adm, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: kafka client: %w", err)
+	}
+	defer adm.Close()
+	if err := ensureProgressTopic(ctx, adm, cfg.ProgressTopic); err != nil {
+		return nil, err
+	}
+	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, cfg.ProgressTopic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("outbox: end of progress topic %s: %w", cfg.ProgressTopic, err)
+	}
+	end, ok := ends.Lookup(cfg.ProgressTopic, 0)
+	if !ok || end.Offset <= 0 {
+		return nil, nil
+	}
+	// Control records are kept so that the scan sees the offset just
+	// before the end even when a transaction marker holds it.
+	cl, err := kgo.NewClient(append(progressReaderOpts(cfg), kgo.KeepControlRecords())...)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: progress reader: %w", err)
+	}
+	defer cl.Close()
+	key := src.progressKey(cfg.RelayID)
+	var last *cdcProgress
+	for next := int64(0); next < end.Offset; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var scanErr error
+		fs.EachError(func(t string, p int32, err error) {
+			scanErr = errors.Join(scanErr, fmt.Errorf("outbox: read progress %s/%d: %w", t, p, err))
+		})
+		fs.EachRecord(func(rec *kgo.Record) {
+			next = max(next, rec.Offset+1)
+			if scanErr != nil || rec.Offset >= end.Offset || rec.Attrs.IsControl() || string(rec.Key) != key {
+				return
+			}
+			var p cdcProgress
+			if err := json.Unmarshal(rec.Value, &p); err != nil {
+				scanErr = fmt.Errorf("outbox: progress record at offset %d: %w", rec.Offset, err)
+				return
+			}
+			if err := p.parse(); err != nil {
+				scanErr = fmt.Errorf("outbox: progress record at offset %d: %w", rec.Offset, err)
+				return
+			}
+			last = &p
+		})
+		if scanErr != nil {
+			return nil, scanErr
+		}
+	}
+	return last, nil
 }
 
 // identifyOnce identifies the relay's source on a connection of its own.
