@@ -25,6 +25,21 @@ func split[T any](xs *[]T, allowed func(T) bool) []T {
 	return refused
 }
 
+// refuseEach takes out of *xs the elements allowed says no to, and
+// answers each of them with answer (which appends its refusal to the
+// response) once the handler has answered the rest.
+func refuseEach[T any](xs *[]T, allowed func(T) bool, answer func(resp kmsg.Response, refused T)) verdict {
+	refused := split(xs, allowed)
+	if refused == nil {
+		return verdict{}
+	}
+	return verdict{after: func(resp kmsg.Response) {
+		for _, x := range refused {
+			answer(resp, x)
+		}
+	}}
+}
+
 // Produce needs WRITE on each topic, and a transactional producer WRITE
 // on its transactional id (else every partition gets
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
@@ -317,35 +332,25 @@ func coordinatorErrors(keys []string, code int16) []kmsg.FindCoordinatorResponse
 // DescribeGroups needs DESCRIBE on each group.
 func authzDescribeGroups(_ *Broker, a access, r kmsg.Request) verdict {
 	req := r.(*kmsg.DescribeGroupsRequest)
-	refused := split(&req.Groups, func(g string) bool { return a.may(opDescribe, acl.Group, g) })
-	if refused == nil {
-		return verdict{}
-	}
-	return verdict{after: func(resp kmsg.Response) {
-		dr := resp.(*kmsg.DescribeGroupsResponse)
-		for _, g := range refused {
+	return refuseEach(&req.Groups, func(g string) bool { return a.may(opDescribe, acl.Group, g) },
+		func(resp kmsg.Response, g string) {
 			rg := kmsg.NewDescribeGroupsResponseGroup()
 			rg.Group, rg.ErrorCode = g, codeGroup
+			dr := resp.(*kmsg.DescribeGroupsResponse)
 			dr.Groups = append(dr.Groups, rg)
-		}
-	}}
+		})
 }
 
 // ConsumerGroupDescribe needs DESCRIBE on each group (KIP-848).
 func authzConsumerGroupDescribe(_ *Broker, a access, r kmsg.Request) verdict {
 	req := r.(*kmsg.ConsumerGroupDescribeRequest)
-	refused := split(&req.Groups, func(g string) bool { return a.may(opDescribe, acl.Group, g) })
-	if refused == nil {
-		return verdict{}
-	}
-	return verdict{after: func(resp kmsg.Response) {
-		dr := resp.(*kmsg.ConsumerGroupDescribeResponse)
-		for _, g := range refused {
+	return refuseEach(&req.Groups, func(g string) bool { return a.may(opDescribe, acl.Group, g) },
+		func(resp kmsg.Response, g string) {
 			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
 			rg.Group, rg.ErrorCode = g, codeGroup
+			dr := resp.(*kmsg.ConsumerGroupDescribeResponse)
 			dr.Groups = append(dr.Groups, rg)
-		}
-	}}
+		})
 }
 
 // ListGroups lists every group with DESCRIBE on the cluster, else those
@@ -621,8 +626,8 @@ func deniedWriteTxnMarkers(r kmsg.Request) kmsg.Response {
 	return resp
 }
 
-// configResource names the ACL resource of a config resource: a topic,
-// or the cluster for broker configs.
+// configResource names the ACL resource of a config resource (a topic,
+// or the cluster for broker configs) and the code refusing it.
 func configResource(rt kmsg.ConfigResourceType, name string) (kmsg.ACLResourceType, string, int16) {
 	if rt == kmsg.ConfigResourceTypeTopic {
 		return acl.Topic, name, codeTopic
@@ -630,102 +635,80 @@ func configResource(rt kmsg.ConfigResourceType, name string) (kmsg.ACLResourceTy
 	return acl.Cluster, acl.ClusterName, codeCluster
 }
 
+// mayConfig reports whether the principal holds op on a config resource.
+func (a access) mayConfig(op kmsg.ACLOperation, rt kmsg.ConfigResourceType, name string) bool {
+	art, aname, _ := configResource(rt, name)
+	return a.may(op, art, aname)
+}
+
+// configCode is the code refusing a config resource.
+func configCode(rt kmsg.ConfigResourceType, name string) int16 {
+	_, _, code := configResource(rt, name)
+	return code
+}
+
 // DescribeConfigs needs DESCRIBE_CONFIGS on each topic, or on the cluster
 // for broker configs.
 func authzDescribeConfigs(_ *Broker, a access, r kmsg.Request) verdict {
 	req := r.(*kmsg.DescribeConfigsRequest)
-	refused := split(&req.Resources, func(res kmsg.DescribeConfigsRequestResource) bool {
-		rt, name, _ := configResource(res.ResourceType, res.ResourceName)
-		return a.may(opDescribeConfigs, rt, name)
-	})
-	if refused == nil {
-		return verdict{}
-	}
-	return verdict{after: func(resp kmsg.Response) {
+	return refuseEach(&req.Resources, func(res kmsg.DescribeConfigsRequestResource) bool {
+		return a.mayConfig(opDescribeConfigs, res.ResourceType, res.ResourceName)
+	}, func(resp kmsg.Response, res kmsg.DescribeConfigsRequestResource) {
+		rr := kmsg.NewDescribeConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, configCode(res.ResourceType, res.ResourceName)
 		dr := resp.(*kmsg.DescribeConfigsResponse)
-		for _, res := range refused {
-			_, _, code := configResource(res.ResourceType, res.ResourceName)
-			rr := kmsg.NewDescribeConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
-			dr.Resources = append(dr.Resources, rr)
-		}
-	}}
+		dr.Resources = append(dr.Resources, rr)
+	})
 }
 
 // AlterConfigs needs ALTER_CONFIGS on each resource.
 func authzAlterConfigs(_ *Broker, a access, r kmsg.Request) verdict {
 	req := r.(*kmsg.AlterConfigsRequest)
-	refused := split(&req.Resources, func(res kmsg.AlterConfigsRequestResource) bool {
-		rt, name, _ := configResource(res.ResourceType, res.ResourceName)
-		return a.may(opAlterConfigs, rt, name)
-	})
-	if refused == nil {
-		return verdict{}
-	}
-	return verdict{after: func(resp kmsg.Response) {
+	return refuseEach(&req.Resources, func(res kmsg.AlterConfigsRequestResource) bool {
+		return a.mayConfig(opAlterConfigs, res.ResourceType, res.ResourceName)
+	}, func(resp kmsg.Response, res kmsg.AlterConfigsRequestResource) {
+		rr := kmsg.NewAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, configCode(res.ResourceType, res.ResourceName)
 		ar := resp.(*kmsg.AlterConfigsResponse)
-		for _, res := range refused {
-			_, _, code := configResource(res.ResourceType, res.ResourceName)
-			rr := kmsg.NewAlterConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
-			ar.Resources = append(ar.Resources, rr)
-		}
-	}}
+		ar.Resources = append(ar.Resources, rr)
+	})
 }
 
 // IncrementalAlterConfigs needs ALTER_CONFIGS on each resource.
 func authzIncrementalAlterConfigs(_ *Broker, a access, r kmsg.Request) verdict {
 	req := r.(*kmsg.IncrementalAlterConfigsRequest)
-	refused := split(&req.Resources, func(res kmsg.IncrementalAlterConfigsRequestResource) bool {
-		rt, name, _ := configResource(res.ResourceType, res.ResourceName)
-		return a.may(opAlterConfigs, rt, name)
-	})
-	if refused == nil {
-		return verdict{}
-	}
-	return verdict{after: func(resp kmsg.Response) {
+	return refuseEach(&req.Resources, func(res kmsg.IncrementalAlterConfigsRequestResource) bool {
+		return a.mayConfig(opAlterConfigs, res.ResourceType, res.ResourceName)
+	}, func(resp kmsg.Response, res kmsg.IncrementalAlterConfigsRequestResource) {
+		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, configCode(res.ResourceType, res.ResourceName)
 		ar := resp.(*kmsg.IncrementalAlterConfigsResponse)
-		for _, res := range refused {
-			_, _, code := configResource(res.ResourceType, res.ResourceName)
-			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
-			ar.Resources = append(ar.Resources, rr)
-		}
-	}}
+		ar.Resources = append(ar.Resources, rr)
+	})
 }
 
 // CreatePartitions needs ALTER on each topic.
 func authzCreatePartitions(_ *Broker, a access, r kmsg.Request) verdict {
 	req := r.(*kmsg.CreatePartitionsRequest)
-	refused := split(&req.Topics, func(t kmsg.CreatePartitionsRequestTopic) bool { return a.may(opAlter, acl.Topic, t.Topic) })
-	if refused == nil {
-		return verdict{}
-	}
-	return verdict{after: func(resp kmsg.Response) {
-		cr := resp.(*kmsg.CreatePartitionsResponse)
-		for _, t := range refused {
+	return refuseEach(&req.Topics, func(t kmsg.CreatePartitionsRequestTopic) bool { return a.may(opAlter, acl.Topic, t.Topic) },
+		func(resp kmsg.Response, t kmsg.CreatePartitionsRequestTopic) {
 			rt := kmsg.NewCreatePartitionsResponseTopic()
 			rt.Topic, rt.ErrorCode = t.Topic, codeTopic
+			cr := resp.(*kmsg.CreatePartitionsResponse)
 			cr.Topics = append(cr.Topics, rt)
-		}
-	}}
+		})
 }
 
 // DeleteGroups needs DELETE on each group.
 func authzDeleteGroups(_ *Broker, a access, r kmsg.Request) verdict {
 	req := r.(*kmsg.DeleteGroupsRequest)
-	refused := split(&req.Groups, func(g string) bool { return a.may(opDelete, acl.Group, g) })
-	if refused == nil {
-		return verdict{}
-	}
-	return verdict{after: func(resp kmsg.Response) {
-		dr := resp.(*kmsg.DeleteGroupsResponse)
-		for _, g := range refused {
+	return refuseEach(&req.Groups, func(g string) bool { return a.may(opDelete, acl.Group, g) },
+		func(resp kmsg.Response, g string) {
 			rg := kmsg.NewDeleteGroupsResponseGroup()
 			rg.Group, rg.ErrorCode = g, codeGroup
+			dr := resp.(*kmsg.DeleteGroupsResponse)
 			dr.Groups = append(dr.Groups, rg)
-		}
-	}}
+		})
 }
 
 // OffsetDelete needs DELETE on the group and READ on each topic.
