@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,6 +69,9 @@ func TestVerifyJudgesLibrdkafkaAutoCommitByAWorkerThatCannotLose(t *testing.T) {
 		if killAfter == "0" && err != nil {
 			t.Fatalf("last generation: %v\n%s", err, out)
 		}
+		if killAfter != "0" && !killedBySIGKILL(err) {
+			t.Fatalf("premise: the generation to be killed after %s records was not killed mid-batch after a commit: %v\n%s", killAfter, err, out)
+		}
 	}
 	b, err := os.ReadFile(effects)
 	if err != nil {
@@ -93,4 +98,15 @@ func TestVerifyJudgesLibrdkafkaAutoCommitByAWorkerThatCannotLose(t *testing.T) {
 	if labLost == 0 {
 		t.Errorf("librdkafka's auto-commit lost %d of %d records; the scenario --verify runs for it, %q, lost 0: it does not reproduce these settings", lost, records, consumerScenario)
 	}
+}
+
+// killedBySIGKILL reports whether a command's error says its process was
+// ended by SIGKILL.
+func killedBySIGKILL(err error) bool {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return false
+	}
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
