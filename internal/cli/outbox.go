@@ -68,6 +68,7 @@ func newOutboxCommand(conn *connFlags) *cobra.Command {
 		relayID       string
 		batchSize     int
 		pollInterval  time.Duration
+		heartbeat     time.Duration
 		progressTopic string
 		mode          string
 		txnTimeout    time.Duration
@@ -117,6 +118,8 @@ relay, which logs its id; skip it with weir outbox skip.`,
 				return fmt.Errorf("--batch-size: batch size %d out of range 1..%d", batchSize, outbox.MaxBatchSize)
 			case pollInterval <= 0:
 				return fmt.Errorf("--poll-interval %v: want a positive duration", pollInterval)
+			case heartbeat <= 0:
+				return fmt.Errorf("--heartbeat-interval %v: want a positive duration", heartbeat)
 			case relayID == "":
 				return errors.New("--relay-id: must not be empty")
 			case mode != "poll" && mode != "cdc":
@@ -140,15 +143,16 @@ relay, which logs its id; skip it with weir outbox skip.`,
 			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rcfg := outbox.RelayConfig{
-				RelayID:       relayID,
-				Brokers:       seeds,
-				BatchSize:     batchSize,
-				PollInterval:  pollInterval,
-				ProgressTopic: progressTopic,
-				Table:         table,
-				TxnTimeout:    txnTimeout,
-				ClientOpts:    security,
-				Logger:        slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})),
+				RelayID:           relayID,
+				Brokers:           seeds,
+				BatchSize:         batchSize,
+				PollInterval:      pollInterval,
+				HeartbeatInterval: heartbeat,
+				ProgressTopic:     progressTopic,
+				Table:             table,
+				TxnTimeout:        txnTimeout,
+				ClientOpts:        security,
+				Logger:            slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 			}
 			var r interface {
 				Run(context.Context) error
@@ -185,6 +189,8 @@ relay, which logs its id; skip it with weir outbox skip.`,
 	relay.Flags().StringVar(&relayID, "relay-id", outbox.DefaultRelayID, "stable name of this relay; a restarted relay must keep it")
 	relay.Flags().IntVar(&batchSize, "batch-size", outbox.DefaultBatchSize, fmt.Sprintf("events per Kafka transaction (1..%d)", outbox.MaxBatchSize))
 	relay.Flags().DurationVar(&pollInterval, "poll-interval", outbox.DefaultPollInterval, "wait between polls of an empty outbox")
+	relay.Flags().DurationVar(&heartbeat, "heartbeat-interval", outbox.DefaultHeartbeatInterval,
+		"cdc mode: how often an idle relay records the server's position and confirms it to its slot, so other tables' writes do not pile up WAL")
 	relay.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "compacted topic recording published batches")
 	relay.Flags().StringVar(&mode, "mode", "poll", "how the relay reads the outbox: poll (claim rows) or cdc (logical replication)")
 	relay.Flags().DurationVar(&txnTimeout, "transaction-timeout", outbox.DefaultTxnTimeout,

@@ -286,7 +286,7 @@ func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn, s
 			return fmt.Errorf("outbox: create publication %s: %w", r.pub, err)
 		}
 	}
-	if err := checkPublication(ctx, conn, r.pub, src); err != nil {
+	if err := checkPublication(ctx, conn, r.pub, r.cfg.RelayID, src); err != nil {
 		return stopError{err}
 	}
 	// Again, now that ours exists: two relay ids starting together on a
@@ -359,7 +359,8 @@ type sourceTxn struct {
 // relay stops with ErrSourceChanged. Nothing is confirmed until then.
 //
 // The slot is only ever confirmed at the end of a transaction it streamed
-// and that is committed in Kafka. Events and transactions in skipped are
+// and that is committed in Kafka, or at a heartbeat's position once the
+// heartbeat is committed (see heartbeat). Events and transactions in skipped are
 // left out of the Kafka transaction, whose progress record still names
 // the source transaction.
 func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Client, src cdcSource, last, verify *cdcProgress, skipped *skips) error {
@@ -367,6 +368,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 	types := pgtype.NewMap()
 	var txn *sourceTxn
 	var acked pglogrepl.LSN // 0 confirms nothing: PostgreSQL ignores it
+	recorded := time.Now()  // when the last progress record was written
 	nextStatus := time.Now().Add(cdcStatusInterval)
 	status := func() error {
 		err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
@@ -378,13 +380,44 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 		nextStatus = time.Now().Add(cdcStatusInterval)
 		return nil
 	}
+	// idle is the latest position the server reported while no
+	// transaction was streaming: every transaction committed before it
+	// was streamed. It is recorded (heartbeat) at most every
+	// HeartbeatInterval, then confirmed.
+	var idle pglogrepl.LSN
+	watch := &tableWatch{dsn: r.dsn, pub: r.pub, src: src}
+	defer watch.close(context.WithoutCancel(ctx))
 	for {
+		if err := watch.check(ctx, r.cfg.RelayID); err != nil {
+			return stopError{err}
+		}
+		wait := nextStatus
+		if txn == nil && idle > acked && (last == nil || idle > last.end) {
+			due := recorded.Add(r.cfg.HeartbeatInterval)
+			if !time.Now().Before(due) {
+				rec, err := r.heartbeat(ctx, cl, src, idle)
+				if err != nil {
+					return err
+				}
+				last, recorded, acked = rec, time.Now(), rec.end
+				if err := status(); err != nil {
+					return err
+				}
+				continue
+			}
+			if due.Before(wait) {
+				wait = due
+			}
+		}
 		if time.Now().After(nextStatus) {
 			if err := status(); err != nil {
 				return err
 			}
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		if watch.next.Before(wait) {
+			wait = watch.next
+		}
+		rctx, cancel := context.WithDeadline(ctx, wait)
 		msg, err := conn.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
@@ -414,6 +447,19 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			if err != nil {
 				return fmt.Errorf("outbox: keepalive: %w", err)
 			}
+			switch {
+			case txn != nil:
+			case verify != nil && verify.Idle && ka.ServerWALEnd >= verify.end:
+				// Every transaction before the recorded heartbeat has
+				// been streamed again: the slot may move up to it.
+				acked, verify = verify.end, nil
+				if err := status(); err != nil {
+					return err
+				}
+				continue
+			case verify == nil:
+				idle = max(idle, ka.ServerWALEnd)
+			}
 			if ka.ReplyRequested {
 				if err := status(); err != nil {
 					return err
@@ -437,7 +483,16 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			rels[m.RelationID] = m
 		case *pglogrepl.BeginMessage:
 			t := &sourceTxn{xid: m.Xid, commit: m.FinalLSN, skip: skipped.txn(m.FinalLSN), hash: newEventHash()}
+			if verify != nil && verify.Idle {
+				// A heartbeat names no transaction to check: those
+				// before it were published, the others are new.
+				t.replay = verify.published(m.FinalLSN)
+				if !t.replay {
+					verify = nil
+				}
+			}
 			switch {
+			case t.replay:
 			case verify != nil && m.FinalLSN < verify.commit:
 				// Published before the recorded transaction; its
 				// confirmation was lost with the previous process.
@@ -446,7 +501,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				t.covered = verify.Events
 			case verify != nil:
 				return r.historyChanged(src, verify, m.Xid, m.FinalLSN)
-			case last != nil && m.FinalLSN <= last.commit:
+			case last != nil && last.published(m.FinalLSN):
 				// resumeCheck lets no slot through that streams this.
 				return fmt.Errorf("%w: the slot streamed transaction xid %d committed at %s, not after the last published one at %s",
 					ErrSourceChanged, m.Xid, m.FinalLSN, last.CommitLSN)
@@ -542,7 +597,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			if err := r.publishPart(ctx, cl, src, t, m.TransactionEndLSN); err != nil {
 				return err
 			}
-			last = t.recorded
+			last, recorded = t.recorded, time.Now()
 			r.hook(crashCDCBeforeAck, t.last)
 			acked = m.TransactionEndLSN
 			if err := status(); err != nil {
@@ -569,7 +624,7 @@ func (r *CDCRelay) historyChanged(src cdcSource, verify *cdcProgress, xid uint32
 func (r *CDCRelay) publishPart(ctx context.Context, cl *kgo.Client, src cdcSource, t *sourceTxn, end pglogrepl.LSN) error {
 	rec := &cdcProgress{
 		Relay: r.cfg.RelayID, SystemID: src.systemID, Timeline: src.timeline, Database: src.dbOID,
-		Table: src.qualified(), Slot: r.slot,
+		Table: src.qualified(), TableOID: src.tableOID, Slot: r.slot,
 		CommitLSN: t.commit.String(), XID: t.xid, Events: t.seen, Digest: t.hash.sum(),
 		commit: t.commit, end: t.commit,
 	}
@@ -588,6 +643,27 @@ func (r *CDCRelay) publishPart(ctx context.Context, cl *kgo.Client, src cdcSourc
 	r.log.Info("outbox source transaction published", "commit_lsn", rec.CommitLSN, "xid", rec.XID, "events", len(t.pending), "whole", !rec.Partial)
 	t.recorded, t.last, t.pending = rec, &sourceTxn{events: t.pending}, nil
 	return nil
+}
+
+// heartbeat records that the slot has streamed every transaction
+// committed before lsn, a position the server reported while no
+// transaction was streaming, with nothing left to publish; the relay may
+// then confirm lsn to the slot and keep the history checks of
+// resumeCheck, which hold the slot to the recorded progress.
+func (r *CDCRelay) heartbeat(ctx context.Context, cl *kgo.Client, src cdcSource, lsn pglogrepl.LSN) (*cdcProgress, error) {
+	rec := &cdcProgress{
+		Relay: r.cfg.RelayID, SystemID: src.systemID, Timeline: src.timeline, Database: src.dbOID,
+		Table: src.qualified(), TableOID: src.tableOID, Slot: r.slot,
+		CommitLSN: lsn.String(), EndLSN: lsn.String(), Idle: true,
+		commit: lsn, end: lsn,
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
+	defer cancel()
+	if err := r.publish(bctx, cl, src, nil, rec); err != nil {
+		return nil, err
+	}
+	r.log.Debug("outbox cdc relay idle: position recorded", "lsn", rec.EndLSN)
+	return rec, nil
 }
 
 // publish produces events of a source transaction and its progress

@@ -73,7 +73,7 @@ func (r *CDCRelay) Names(ctx context.Context) (slot, publication string, err err
 // columns: the relay would otherwise publish another table's rows (a
 // publication created for another table under this name) or miss some of
 // its own.
-func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub string, src cdcSource) error {
+func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub, relayID string, src cdcSource) error {
 	row, err := queryRow(ctx, conn, `SELECT p.puballtables, p.pubinsert,
 			(SELECT coalesce(string_agg(t.schemaname || '.' || t.tablename, ', ' ORDER BY 1), '')
 			 FROM pg_publication_tables t WHERE t.pubname = p.pubname),
@@ -86,6 +86,12 @@ func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub string, src 
 		return fmt.Errorf("outbox: publication %s vanished", pub)
 	}
 	want := src.qualified()
+	if row[0] != "t" && row[2] == "" {
+		// Its table was dropped: DROP TABLE takes it out of every
+		// publication.
+		return tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since the publication was created, "+
+			"and perhaps created again", pub, want), relayID)
+	}
 	if row[0] == "t" || row[1] != "t" || row[2] != want {
 		return fmt.Errorf("outbox: publication %s publishes %s (all tables %s, inserts %s), not the inserts of exactly %s: "+
 			"drop it (DROP PUBLICATION %s) and the relay creates it again", pub, orNone(row[2]), row[0], row[1], want, pub)

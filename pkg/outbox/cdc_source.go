@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -109,12 +110,13 @@ func quoteLiteral(s string) string {
 type slotState struct {
 	exists    bool
 	confirmed pglogrepl.LSN // confirmed_flush_lsn: transactions committed before it are not streamed again
+	lost      bool          // wal_status lost: the server removed WAL the slot still needed
 }
 
 // lookUpSlot returns the state of the slot named slot.
 func lookUpSlot(ctx context.Context, conn *pgconn.PgConn, slot string) (slotState, error) {
-	row, err := queryRow(ctx, conn, `SELECT coalesce(confirmed_flush_lsn::text, ''), slot_type, coalesce(plugin, ''), database = current_database()
-		FROM pg_replication_slots WHERE slot_name = `+quoteLiteral(slot))
+	row, err := queryRow(ctx, conn, `SELECT coalesce(confirmed_flush_lsn::text, ''), slot_type, coalesce(plugin, ''), database = current_database(),
+		coalesce(wal_status, '') = 'lost' FROM pg_replication_slots WHERE slot_name = `+quoteLiteral(slot))
 	if err != nil {
 		return slotState{}, fmt.Errorf("outbox: look up slot %s: %w", slot, err)
 	}
@@ -124,7 +126,7 @@ func lookUpSlot(ctx context.Context, conn *pgconn.PgConn, slot string) (slotStat
 	if row[1] != "logical" || row[2] != "pgoutput" || row[3] != "t" {
 		return slotState{}, fmt.Errorf("outbox: slot %s exists but is not a pgoutput slot of this database (type %s, plugin %s)", slot, row[1], row[2])
 	}
-	st := slotState{exists: true}
+	st := slotState{exists: true, lost: row[4] == "t"}
 	if row[0] != "" {
 		if st.confirmed, err = pglogrepl.ParseLSN(row[0]); err != nil {
 			return slotState{}, fmt.Errorf("outbox: slot %s: %w", slot, err)
@@ -161,9 +163,29 @@ type cdcProgress struct {
 	// the slot held them are never streamed again. Only the identity
 	// fields are set.
 	Dropped bool `json:"dropped,omitempty"`
+	// Idle says that the record names no transaction but a position,
+	// CommitLSN and EndLSN alike, up to which the slot streamed every
+	// committed transaction with nothing left to publish: a heartbeat
+	// of an idle relay (RelayConfig.HeartbeatInterval). A transaction
+	// committed at that position or later is not published yet.
+	Idle bool `json:"idle,omitempty"`
+	// TableOID is the outbox table's oid. A table dropped and created
+	// again has another, and rows written to it before a publication
+	// covered it are never streamed (see tableReplaced).
+	TableOID uint32 `json:"table_oid,omitempty"`
 
 	commit pglogrepl.LSN // parsed CommitLSN
 	end    pglogrepl.LSN // parsed EndLSN; the commit LSN for a part
+}
+
+// published says whether a transaction committed at lsn is in Kafka by
+// this record: at or before its transaction, or before its heartbeat
+// position.
+func (p *cdcProgress) published(lsn pglogrepl.LSN) bool {
+	if p.Idle {
+		return lsn < p.end
+	}
+	return lsn <= p.commit
 }
 
 // parse fills in the parsed positions.
@@ -250,8 +272,9 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceO
 // is published (see CDCRelay.stream), or an error wrapping
 // ErrSourceChanged.
 //
-// The relay confirms to its slot only the end of transactions it
-// committed to Kafka (or found recorded there), so the slot of the same
+// The relay confirms to its slot only positions recorded in the progress
+// topic (the end of a transaction it committed to Kafka or found
+// recorded there, or a heartbeat's position), so the slot of the same
 // history is confirmed at most up to last's end. Three things betray
 // another history:
 //   - the slot is missing: it was dropped, or the database comes from a
@@ -269,8 +292,19 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceO
 // Kafka commit and its confirmation) streams last's transaction again,
 // and the stream checks that it is the same one before going on.
 func resumeCheck(src cdcSource, relayID, slotName string, slot slotState, last *cdcProgress) (*cdcProgress, error) {
+	if slot.lost {
+		return nil, fmt.Errorf("%w: replication slot %s was invalidated: the server removed WAL it still needed "+
+			"(it kept more than max_slot_wal_keep_size allows, or idle_replication_slot_timeout passed), so transactions committed "+
+			"after its confirmed position %s are never streamed. Publish the outbox rows committed since then some other way "+
+			"(or accept their loss), then drop this relay id's publication and slot (weir outbox drop-slot --relay-id %s) "+
+			"and start the relay under a new --relay-id: its slot starts from that moment",
+			ErrSourceChanged, slotName, slot.confirmed, relayID)
+	}
 	if last == nil {
 		return nil, nil
+	}
+	if !last.Dropped && last.TableOID != 0 && last.TableOID != src.tableOID {
+		return nil, tableReplaced(src, relayID, last.TableOID)
 	}
 	if last.Dropped {
 		return nil, fmt.Errorf("%w: the progress topic records that replication slot %s of relay id %s on system %s, database oid %d, "+
@@ -304,4 +338,80 @@ func resumeCheck(src cdcSource, relayID, slotName string, slot slotState, last *
 		return last, nil
 	}
 	return nil, nil
+}
+
+// tableReplaced is the error of a relay whose outbox table is no longer
+// the one (oid was) its publication covered: the table was dropped, and
+// maybe created again. Rows written to a new table before a publication
+// covers it are never streamed, by any slot, so the relay id is retired
+// and the polling relay, which reads the table itself, publishes what is
+// pending.
+func tableReplaced(src cdcSource, relayID string, was uint32) error {
+	what := fmt.Sprintf("the outbox table %s (oid %d) was dropped", src.qualified(), was)
+	if src.tableOID != 0 && src.tableOID != was {
+		what += fmt.Sprintf(" and created again (oid %d)", src.tableOID)
+	}
+	return tableGone(what, relayID)
+}
+
+// tableGone is tableReplaced's error for what happened to the table.
+func tableGone(what, relayID string) error {
+	return fmt.Errorf("%w: %s: rows written to a table before a publication covers it are never streamed. "+
+		"Retire this relay id: weir outbox drop-slot --relay-id %s (it drops the slot and the publication); "+
+		"then weir outbox relay --mode poll publishes every row pending in the table, each once",
+		ErrSourceChanged, what, relayID)
+}
+
+// tableWatch checks, every cdcTableCheckInterval while the relay
+// streams, that the publication still covers the outbox table it
+// started with. A dropped table leaves the publication silently, and
+// the stream then carries nothing of a table written in its place. The
+// replication connection cannot run queries while it streams, so the
+// watch has a connection of its own.
+type tableWatch struct {
+	dsn  string
+	pub  string
+	src  cdcSource
+	conn *pgconn.PgConn
+	next time.Time
+}
+
+// cdcTableCheckInterval is how often tableWatch looks.
+const cdcTableCheckInterval = 2 * time.Second
+
+// check returns tableReplaced's error once the table has left the
+// publication. Failing to look is not an error: the next look may
+// succeed, and the stream reports a lost server itself.
+func (w *tableWatch) check(ctx context.Context, relayID string) error {
+	if time.Now().Before(w.next) {
+		return nil
+	}
+	w.next = time.Now().Add(cdcTableCheckInterval)
+	if w.conn == nil || w.conn.IsClosed() {
+		conn, err := pgconn.Connect(ctx, w.dsn)
+		if err != nil {
+			return nil
+		}
+		w.conn = conn
+	}
+	qctx, cancel := context.WithTimeout(ctx, cdcTableCheckInterval)
+	defer cancel()
+	row, err := queryRow(qctx, w.conn, `SELECT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+		WHERE p.pubname = `+quoteLiteral(w.pub)+` AND r.prrelid = `+strconv.FormatUint(uint64(w.src.tableOID), 10)+`),
+		(SELECT coalesce(max(c.oid::bigint), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE n.nspname = `+quoteLiteral(w.src.schema)+` AND c.relname = `+quoteLiteral(w.src.table)+`)`)
+	if err != nil || row == nil || row[0] == "t" {
+		return nil
+	}
+	now, _ := strconv.ParseUint(row[1], 10, 32)
+	src := w.src
+	src.tableOID = uint32(now)
+	return tableReplaced(src, relayID, w.src.tableOID)
+}
+
+// close closes the watch's connection.
+func (w *tableWatch) close(ctx context.Context) {
+	if w.conn != nil {
+		w.conn.Close(ctx)
+	}
 }

@@ -18,7 +18,10 @@ const (
 	// event ids) well under the brokers' default 1 MB message limit.
 	MaxBatchSize        = 10_000
 	DefaultPollInterval = 500 * time.Millisecond
-	DefaultTxnTimeout   = time.Minute
+	// DefaultHeartbeatInterval is how often an idle change-data-capture
+	// relay records and confirms the server's position by default.
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultTxnTimeout        = time.Minute
 	// MinTxnTimeout is the shortest TxnTimeout: a produce is given half
 	// the transaction timeout, and Kafka clients allow no less than a
 	// second for it.
@@ -48,6 +51,16 @@ type RelayConfig struct {
 	// PollInterval is how long the relay waits when the outbox is empty;
 	// default DefaultPollInterval.
 	PollInterval time.Duration
+	// HeartbeatInterval is, for a change-data-capture relay, how often
+	// it records in the progress topic the position up to which the
+	// server has streamed everything while the outbox is idle, and
+	// then confirms that position to its slot; default
+	// DefaultHeartbeatInterval. Without it the slot would keep, and the
+	// server could not recycle, all WAL that other tables write until
+	// the next outbox event, and a server that caps what a slot may
+	// keep (max_slot_wal_keep_size) would invalidate the slot. The
+	// polling relay does not use it.
+	HeartbeatInterval time.Duration
 	// ProgressTopic is the compacted topic in which relays record the
 	// batches they published; created (one partition, compacted) if
 	// missing. Default DefaultProgressTopic.
@@ -98,6 +111,12 @@ func (cfg RelayConfig) withDefaults() (RelayConfig, error) {
 		cfg.PollInterval = DefaultPollInterval
 	case cfg.PollInterval < 0:
 		return cfg, fmt.Errorf("outbox: negative poll interval %v", cfg.PollInterval)
+	}
+	switch {
+	case cfg.HeartbeatInterval == 0:
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	case cfg.HeartbeatInterval < 0:
+		return cfg, fmt.Errorf("outbox: negative heartbeat interval %v", cfg.HeartbeatInterval)
 	}
 	switch {
 	case cfg.TxnTimeout == 0:

@@ -285,9 +285,13 @@
 // not all at once. Only after the Kafka commit of a whole source
 // transaction does the relay confirm to PostgreSQL (a standby status
 // update) the transaction's end, which lets the slot advance and the
-// server recycle WAL. It confirms nothing else: a slot is only ever
-// confirmed at the end of a transaction it streamed and that is in
-// Kafka.
+// server recycle WAL. While the outbox is idle and other tables write,
+// the server reports how far it has streamed; every HeartbeatInterval
+// (--heartbeat-interval, 10 s) the relay commits a heartbeat progress
+// record naming that position and then confirms it, so that the slot
+// does not keep the other tables' WAL. A slot is only ever confirmed at
+// a position recorded in the progress topic: the end of a transaction
+// in Kafka, or a heartbeat before which every transaction was streamed.
 //
 // Progress is tied to the database it describes. Its key is
 // cdc/SYSTEM-ID/DATABASE-OID/SCHEMA.TABLE/RELAY-ID, where SYSTEM-ID is
@@ -366,9 +370,10 @@
 // to polling, let the relay publish what was written, stop it, mark the
 // rows it published sent (UPDATE ... SET state = 'sent'), then drop its
 // slot and publication (weir outbox drop-slot): the polling relay
-// publishes every row left pending. An idle relay
-// confirms nothing, so other write activity in the database keeps WAL on
-// the server until the next outbox transaction; a slot that is no longer
-// used must be dropped (weir outbox drop-slot, CDCRelay.DropSlot), or it
-// keeps WAL for ever.
+// publishes every row left pending. A slot whose relay is stopped keeps
+// WAL; one that is no longer used must be dropped (weir outbox
+// drop-slot, CDCRelay.DropSlot), or it keeps WAL for ever. A server that
+// caps what a slot may keep (max_slot_wal_keep_size) invalidates a slot
+// left behind, and the events it held are never streamed: the relay
+// then refuses to start with ErrSourceChanged, naming the invalidation.
 package outbox
