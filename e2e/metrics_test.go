@@ -123,6 +123,14 @@ func TestMetricsShowRequestLatencyPartitionOffsetsAndAHangingTransaction(t *test
 	if hw, ok := metricValue(fams, "weir_partition_high_watermark", map[string]string{"topic": "watched", "partition": "0"}); !ok || int64(hw) != end.Offset {
 		t.Fatalf("high watermark metric %v (%v), ListOffsets says %d", hw, ok, end.Offset)
 	}
+	// Every acks=all write waited for an fsync: the flush histograms
+	// saw fsyncs covering at least the 20 records.
+	if n, _ := metricValue(fams, "weir_log_flush_duration_seconds", nil); n == 0 {
+		t.Errorf("no fsync observed after 20 acks=all writes")
+	}
+	if f := fams["weir_log_flush_offsets"]; f == nil || len(f.Metric) != 1 || f.Metric[0].GetHistogram().GetSampleSum() < 20 {
+		t.Errorf("fsyncs made fewer than the 20 written records durable: %v", f)
+	}
 	if v, ok := metricValue(fams, "weir_active_controller", nil); !ok || v != 1 {
 		t.Fatalf("a single node must report itself the active controller: %v %v", v, ok)
 	}
@@ -244,11 +252,42 @@ func TestClusterMetricsReportAPartitionUnderReplicatedWhileAFollowerIsDown(t *te
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+	counter := func(admin, name string) float64 {
+		t.Helper()
+		v, ok := metricValue(scrape(t, admin), name, nil)
+		if !ok {
+			t.Fatalf("no %s metric", name)
+		}
+		return v
+	}
 	wait("all in sync", 0, 0)
+	shrinks, expands := counter(leaderAdmin, "weir_isr_shrinks"), counter(leaderAdmin, "weir_isr_expands")
 	tc.c.Kill(follower)
 	wait("a follower killed", 1, 1)
+	if v := counter(leaderAdmin, "weir_isr_shrinks"); v <= shrinks {
+		t.Errorf("a follower left the ISR, but weir_isr_shrinks stayed at %v (was %v)", v, shrinks)
+	}
 	if err := tc.c.Start(follower); err != nil {
 		t.Fatal(err)
 	}
 	wait("the follower back", 0, 0)
+	if v := counter(leaderAdmin, "weir_isr_expands"); v <= expands {
+		t.Errorf("the follower came back into the ISR, but weir_isr_expands stayed at %v (was %v)", v, expands)
+	}
+
+	// The leader killed: another node is elected, and the survivors
+	// count one more election, none of them unclean.
+	other := tc.c.Nodes[follower].AdminAddr
+	elections := counter(other, "weir_leader_elections")
+	tc.c.Kill(int(leader - 1))
+	deadline = time.Now().Add(60 * time.Second)
+	for counter(other, "weir_leader_elections") <= elections {
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader was killed, but weir_leader_elections stayed at %v", elections)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if v := counter(other, "weir_unclean_leader_elections"); v != 0 {
+		t.Errorf("a clean election counted as unclean: weir_unclean_leader_elections %v", v)
+	}
 }

@@ -72,6 +72,9 @@ type Config struct {
 	// coordinators' recovery stops waiting on other brokers, and Open
 	// fails. Nil: never.
 	Abort <-chan struct{}
+	// OnLogSync, when set, is told of each fsync of a partition's log:
+	// its duration and the offsets it made durable (wlog.Config.OnSync).
+	OnLogSync func(d time.Duration, offsets int64)
 }
 
 // Broker serves the Kafka API over its partitions.
@@ -609,6 +612,7 @@ func (b *Broker) logConfig(overrides map[string]string) wlog.Config {
 	c.RetentionMs = num("retention.ms")
 	c.RetentionBytes = num("retention.bytes")
 	c.IndexIntervalBytes = int(num("index.interval.bytes"))
+	c.OnSync = b.cfg.OnLogSync
 	if !strings.Contains(tc["cleanup.policy"], "delete") {
 		c.RetentionMs, c.RetentionBytes = -1, -1
 	}

@@ -36,6 +36,9 @@ var (
 	descAtMinISR         = desc("at_min_isr_partitions", "Partitions this node leads whose ISR is exactly min.insync.replicas: one more lost replica stops acks=all writes (AtMinIsrPartitionCount).")
 	descOffline          = desc("offline_partitions", "Partitions without a leader, reported by the active controller only (OfflinePartitionsCount).")
 	descUnclean          = desc("unclean_leader_elections", "Unclean leader elections the cluster has committed, counted from the metadata log (UncleanLeaderElectionsPerSec as a total).")
+	descElections        = desc("leader_elections", "Leader changes the cluster has committed, unclean ones included, counted from the metadata log (LeaderElectionRateAndTimeMs's count).")
+	descISRShrinks       = desc("isr_shrinks", "ISR changes the cluster has committed that took replicas out, counted from the metadata log (IsrShrinksPerSec as a total).")
+	descISRExpands       = desc("isr_expands", "ISR changes the cluster has committed that put replicas in, counted from the metadata log (IsrExpandsPerSec as a total).")
 	descLeaderPartitions = desc("leader_partitions", "Partitions this node leads (LeaderCount).")
 	descLogStart         = desc("partition_log_start_offset", "A led partition's log start offset.", "topic", "partition")
 	descLogEnd           = desc("partition_log_end_offset", "A led partition's log end offset.", "topic", "partition")
@@ -61,7 +64,7 @@ func (b *Broker) Collector(perPartition bool) prometheus.Collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descActiveController, descUnderReplicated, descUnderMinISR, descAtMinISR, descOffline,
-		descUnclean, descLeaderPartitions, descOpenTxns, descOldestTxn} {
+		descUnclean, descElections, descISRShrinks, descISRExpands, descLeaderPartitions, descOpenTxns, descOldestTxn} {
 		ch <- d
 	}
 	if c.perPartition {
@@ -90,9 +93,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	replicas := map[partitionKey]int{}
 	configs := map[string]map[string]string{}
 	offline := 0
-	var unclean int64
+	var unclean, elections, shrinks, expands int64
 	b.ctrl.View(func(im *metadata.Image) {
-		unclean = im.UncleanElections
+		unclean, elections, shrinks, expands = im.UncleanElections, im.LeaderElections, im.ISRShrinks, im.ISRExpands
 		for name, t := range im.Topics {
 			configs[name] = t.Configs
 			for i, p := range t.Partitions {
@@ -106,7 +109,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if active {
 		gauge(descOffline, float64(offline))
 	}
-	ch <- prometheus.MustNewConstMetric(descUnclean, prometheus.CounterValue, float64(unclean))
+	for d, v := range map[*prometheus.Desc]int64{descUnclean: unclean, descElections: elections, descISRShrinks: shrinks, descISRExpands: expands} {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
 
 	var led []ledPartition
 	b.pmu.RLock()

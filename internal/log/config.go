@@ -32,6 +32,10 @@ type Config struct {
 	FS                 FS               // nil means OSFS
 	Now                func() time.Time // nil means time.Now
 	Logger             *slog.Logger     // nil means slog.Default(); recovery and I/O trouble are logged
+	// OnSync, when set, is told after each fsync that made appended
+	// data durable how long the fsyncs took and how many offsets they
+	// covered (for the flush metrics); it must not block.
+	OnSync func(d time.Duration, offsets int64)
 }
 
 // DefaultConfig returns Kafka's defaults on the real file system.

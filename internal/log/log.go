@@ -230,8 +230,10 @@ func (l *Log) syncLocked() (int64, error) {
 	l.dirDirty = false
 	rp := l.recoveryPointLocked(active.base)
 	start := l.start
+	onSync, from := l.cfg.OnSync, l.flushed
 	l.mu.Unlock()
 
+	began := time.Now()
 	var err error
 	for _, f := range files {
 		if err = f.Sync(); err != nil {
@@ -242,6 +244,9 @@ func (l *Log) syncLocked() (int64, error) {
 		err = l.fs.SyncDir(l.dir)
 	}
 	closeAll(idxFiles)
+	if err == nil && onSync != nil && end > from {
+		onSync(time.Since(began), end-from)
+	}
 
 	l.mu.Lock()
 	if err != nil {
@@ -409,12 +414,12 @@ func (l *Log) recomputeMaxTsLocked() {
 }
 
 // SetConfig changes the segment and retention settings of a running log
-// (AlterConfigs). The file system, clock and logger stay those given to Open. The
+// (AlterConfigs). The file system, clock, logger and OnSync stay those given to Open. The
 // new settings apply from the next Append or EnforceRetention.
 func (l *Log) SetConfig(c Config) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c.FS, c.Now, c.Logger = l.cfg.FS, l.cfg.Now, l.cfg.Logger
+	c.FS, c.Now, c.Logger, c.OnSync = l.cfg.FS, l.cfg.Now, l.cfg.Logger, l.cfg.OnSync
 	l.cfg = c.normalized()
 }
 

@@ -113,6 +113,13 @@ type Image struct {
 	// records as they apply, not carried by one, so every node counts the
 	// same, and snapshots keep it.
 	UncleanElections int64
+	// LeaderElections counts the partition changes that gave a partition
+	// a leader other than the one it had (unclean ones included; a
+	// partition created with its first leader is not counted), and
+	// ISRShrinks and ISRExpands the changes that took replicas out of an
+	// ISR and put replicas into one (Kafka's IsrShrinksPerSec and
+	// IsrExpandsPerSec, cluster-wide). Derived like UncleanElections.
+	LeaderElections, ISRShrinks, ISRExpands int64
 	// Scram holds the users' SCRAM credentials by user and mechanism
 	// (scram.go). An inner map is replaced, never changed, when a record
 	// applies, so clones may share them.
@@ -328,6 +335,15 @@ func (im *Image) changePartition(t *Topic, p *PartitionRecord) error {
 	// assignment: the replica is in sync, and the change is clean.
 	if p.Leader != -1 && p.Leader != cur.Leader && !slices.Contains(cur.ISR, p.Leader) && !p.StatesAssignment() {
 		im.UncleanElections++
+	}
+	if p.Leader != -1 && p.Leader != cur.Leader {
+		im.LeaderElections++
+	}
+	if slices.ContainsFunc(cur.ISR, func(r int32) bool { return !slices.Contains(p.ISR, r) }) {
+		im.ISRShrinks++
+	}
+	if slices.ContainsFunc(p.ISR, func(r int32) bool { return !slices.Contains(cur.ISR, r) }) {
+		im.ISRExpands++
 	}
 	cur.Leader, cur.LeaderEpoch, cur.ISR, cur.PartitionEpoch = p.Leader, p.LeaderEpoch, slices.Clone(p.ISR), next
 	cur.Replicas, cur.AddingReplicas, cur.RemovingReplicas = replicas, adding, removing

@@ -20,6 +20,11 @@ type snapshotForm struct {
 	// UncleanElections is Image.UncleanElections; a snapshot written
 	// before it was counted reads as 0.
 	UncleanElections int64 `json:"uncleanElections,omitempty"`
+	// LeaderElections, ISRShrinks and ISRExpands are the Image's; a
+	// snapshot written before they were counted reads as 0.
+	LeaderElections int64 `json:"leaderElections,omitempty"`
+	ISRShrinks      int64 `json:"isrShrinks,omitempty"`
+	ISRExpands      int64 `json:"isrExpands,omitempty"`
 	// Scram is every SCRAM credential; absent before credentials existed.
 	Scram []ScramEntry `json:"scram,omitempty"`
 	// CredentialsBootstrapped is Image.CredentialsBootstrapped.
@@ -40,7 +45,8 @@ type Learner struct {
 // Encode returns the image's stored form (its offset is kept by the
 // snapshot that holds it).
 func (im *Image) Encode() []byte {
-	f := snapshotForm{NextProducerID: im.NextProducerID, UncleanElections: im.UncleanElections, Scram: im.scramEntries(), CredentialsBootstrapped: im.CredentialsBootstrapped, ACLs: im.ACLs, Quotas: im.quotaEntries()}
+	f := snapshotForm{NextProducerID: im.NextProducerID, UncleanElections: im.UncleanElections,
+		LeaderElections: im.LeaderElections, ISRShrinks: im.ISRShrinks, ISRExpands: im.ISRExpands, Scram: im.scramEntries(), CredentialsBootstrapped: im.CredentialsBootstrapped, ACLs: im.ACLs, Quotas: im.quotaEntries()}
 	for _, id := range im.BrokerIDs() {
 		f.Brokers = append(f.Brokers, im.Brokers[id])
 	}
@@ -91,6 +97,7 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 	}
 	im.NextProducerID = f.NextProducerID
 	im.UncleanElections = f.UncleanElections
+	im.LeaderElections, im.ISRShrinks, im.ISRExpands = f.LeaderElections, f.ISRShrinks, f.ISRExpands
 	im.CredentialsBootstrapped = f.CredentialsBootstrapped
 	for _, q := range f.Quotas {
 		for k, v := range q.Values {
@@ -112,6 +119,7 @@ func DecodeImage(b []byte, offset int64) (*Image, error) {
 func (im *Image) Clone() *Image {
 	c := NewImage()
 	c.Offset, c.NextProducerID, c.UncleanElections = im.Offset, im.NextProducerID, im.UncleanElections
+	c.LeaderElections, c.ISRShrinks, c.ISRExpands = im.LeaderElections, im.ISRShrinks, im.ISRExpands
 	c.CredentialsBootstrapped = im.CredentialsBootstrapped
 	c.ACLs = im.ACLs
 	c.Quotas = im.Quotas

@@ -33,6 +33,8 @@ type Metrics struct {
 	bytesOut  prometheus.Counter
 	conns     prometheus.Gauge
 	authFails prometheus.Counter
+	flushTime prometheus.Histogram
+	flushSize prometheus.Histogram
 
 	// byKey caches each API's series, [0] for clients and [1] for
 	// followers' fetches, so a request touches no map.
@@ -56,7 +58,11 @@ func New() *Metrics {
 	m.bytesOut = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "response_bytes_total", Help: "Bytes of answers sent."})
 	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "connections", Help: "Open client connections."})
 	m.authFails = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "authentication_failures_total", Help: "Failed SASL authentications."})
-	m.Registry.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.conns, m.authFails,
+	m.flushTime = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "log_flush_duration_seconds",
+		Help: "Time of each fsync that makes a partition's appended records durable (Kafka's LogFlushRateAndTimeMs); acks=all waits for one.", Buckets: latencyBuckets})
+	m.flushSize = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "log_flush_offsets",
+		Help: "Offsets (records) each fsync made durable: how many writes share one fsync.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)})
+	m.Registry.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.conns, m.authFails, m.flushTime, m.flushSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for k := range m.byKey {
 		name := kmsg.NameForKey(int16(k))
@@ -101,3 +107,10 @@ func (m *Metrics) Connections(delta int) { m.conns.Add(float64(delta)) }
 
 // AuthenticationFailed implements server.Observer.
 func (m *Metrics) AuthenticationFailed() { m.authFails.Inc() }
+
+// LogSync records one fsync of a partition's log: its duration and the
+// offsets it made durable (broker.Config.OnLogSync).
+func (m *Metrics) LogSync(d time.Duration, offsets int64) {
+	m.flushTime.Observe(d.Seconds())
+	m.flushSize.Observe(float64(offsets))
+}

@@ -132,15 +132,17 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		closeAll()
 		return nil, fmt.Errorf("weir: %w", err)
 	}
+	m := metrics.New()
 	b, err := broker.Open(broker.Config{
-		NodeID:   int32(settings.Int("node.id")),
-		DataDir:  cfg.DataDir,
-		Settings: settings,
-		Logger:   logger,
-		Faults:   cfg.Faults,
-		PeerDial: peerDial,
-		PeerSASL: peerSASL,
-		Abort:    ctx.Done(),
+		NodeID:    int32(settings.Int("node.id")),
+		DataDir:   cfg.DataDir,
+		Settings:  settings,
+		Logger:    logger,
+		Faults:    cfg.Faults,
+		PeerDial:  peerDial,
+		PeerSASL:  peerSASL,
+		Abort:     ctx.Done(),
+		OnLogSync: m.LogSync,
 	})
 	if err != nil {
 		closeAll()
@@ -159,7 +161,6 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		MaxInflightReqs: int(settings.Int("queued.max.requests")),
 	}
 	wb := &Broker{b: b, bound: bound}
-	m := metrics.New()
 	m.Registry.MustRegister(b.Collector(settings.Bool("metrics.partition.enable")))
 	for i, ln := range nls {
 		sl := server.Listener{Name: bound[i].Name, Principal: principalOf(rules), Observer: m}
