@@ -10,7 +10,9 @@ package broker
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-broker/weir/internal/acl"
 	"github.com/weir-broker/weir/internal/txn"
 )
 
@@ -23,4 +25,11 @@ func (b *Broker) AbortTransaction(id string, producerID int64, epoch int16) erro
 		return kerr.ErrorForCode(code)
 	}
 	return s.do(txn.Abort{TransactionalID: id, ProducerID: producerID, ProducerEpoch: epoch}).Err
+}
+
+// Allowed reports whether principal, connecting from host, may do op on
+// the resource under the ACLs in force: always, when no authorizer is
+// configured. The console asks it for what it does in-process.
+func (b *Broker) Allowed(principal, host string, op kmsg.ACLOperation, rt kmsg.ACLResourceType, name string) bool {
+	return b.authorizer().Allowed(principal, acl.CanonicalHost(host), op, rt, name)
 }

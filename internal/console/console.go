@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/weir-broker/weir/internal/metadata"
@@ -28,6 +29,9 @@ type Node interface {
 	AbortTransaction(id string, producerID int64, epoch int16) error
 	// ScramCredential is user's stored credential for a SCRAM mechanism.
 	ScramCredential(user, mechanism string) (metadata.ScramCredential, bool)
+	// Allowed reports whether principal at host may do op on a resource
+	// under the ACLs in force.
+	Allowed(principal, host string, op kmsg.ACLOperation, rt kmsg.ACLResourceType, name string) bool
 }
 
 // Config configures a Console.
@@ -244,8 +248,11 @@ func (c *Console) page(h func(ctx context.Context, s *session, r *http.Request) 
 		if err != nil {
 			status := http.StatusBadGateway
 			var bad badRequest
-			if errors.As(err, &bad) {
+			switch {
+			case errors.As(err, &bad):
 				status = http.StatusBadRequest
+			case isDenied(err):
+				status = http.StatusForbidden
 			}
 			c.render(w, status, view{name: "error", title: "Error"}, s, err)
 			return

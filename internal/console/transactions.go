@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // openStates are the states of a transaction that holds read_committed
@@ -124,7 +126,7 @@ func (c *Console) abort(ctx context.Context, s *session, r *http.Request) (view,
 	if id == "" || err1 != nil || err2 != nil {
 		return view{}, badRequestf("a transactional id, producer id and epoch are required")
 	}
-	if err := c.mayAbort(ctx, s, id); err != nil {
+	if err := c.mayAbort(ctx, s, r, id); err != nil {
 		return view{}, err
 	}
 	if r.PostForm.Get("confirm") != "yes" {
@@ -139,9 +141,23 @@ func (c *Console) abort(ctx context.Context, s *session, r *http.Request) (view,
 	return view{redirect: "/transactions?aborted=" + url.QueryEscape(id)}, nil
 }
 
-// mayAbort checks that the user may see the transactional id: its
-// describe goes through the broker's ACLs like any client's.
-func (c *Console) mayAbort(ctx context.Context, s *session, id string) error {
+// errDenied is an action the user's ACLs do not allow.
+var errDenied = errors.New("not allowed by the ACLs")
+
+// mayAbort checks that the user may see the transactional id (its
+// describe goes through the broker's ACLs like any client's) and, with a
+// login, may write it: Write on the TransactionalId is what its producer
+// needs to end the transaction, or to fence it with a new
+// InitProducerId, and Kafka lets no other operation be granted on one.
+// The abort runs in-process, so this check is made here, for the
+// browser's host.
+func (c *Console) mayAbort(ctx context.Context, s *session, r *http.Request, id string) error {
+	if len(c.cfg.Login) > 0 {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		if !c.cfg.Node.Allowed("User:"+s.user, host, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, id) {
+			return fmt.Errorf("user %s may not abort %q: it needs Write on the TransactionalId: %w", s.user, id, errDenied)
+		}
+	}
 	described, err := s.adm.DescribeTransactions(ctx, id)
 	if err != nil {
 		return err
