@@ -18,7 +18,8 @@ import (
 // to the broker as that user, and so shows and does only what the user's
 // ACLs allow: a wrong password or no login gets 401, a topic the user may
 // not describe is not listed, and aborting a transaction needs Write on
-// its TransactionalId.
+// its TransactionalId. A form posted from another origin is refused, so a
+// page elsewhere cannot use a logged-in browser to abort.
 func TestConsoleLogsInAsAScramUserAndHonoursItsACLs(t *testing.T) {
 	dir := t.TempDir()
 	for _, u := range []string{"admin", "viewer"} {
@@ -58,7 +59,7 @@ func TestConsoleLogsInAsAScramUserAndHonoursItsACLs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	page := func(method, path, user, pass string, form url.Values) (int, string) {
+	page := func(method, path, user, pass string, form url.Values, origin ...string) (int, string) {
 		t.Helper()
 		var body io.Reader
 		if form != nil {
@@ -73,6 +74,9 @@ func TestConsoleLogsInAsAScramUserAndHonoursItsACLs(t *testing.T) {
 		}
 		if user != "" {
 			req.SetBasicAuth(user, pass)
+		}
+		for _, o := range origin {
+			req.Header.Set("Origin", o)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -106,6 +110,12 @@ func TestConsoleLogsInAsAScramUserAndHonoursItsACLs(t *testing.T) {
 	}
 	abort := url.Values{"id": {"held"}, "producer_id": {strconv.FormatInt(d["held"].ProducerID, 10)},
 		"epoch": {strconv.Itoa(int(d["held"].ProducerEpoch))}, "confirm": {"yes"}}
+	if code, body := page("POST", "/transactions/abort", "admin", "admin-pw", abort, "http://elsewhere.example"); code != http.StatusForbidden {
+		t.Errorf("admin's abort posted from another origin: %d, want 403:\n%s", code, body)
+	}
+	if state := txnState(t, addr, "held"); state != "Ongoing" {
+		t.Fatalf("after a cross-origin abort the transaction is %s, want Ongoing", state)
+	}
 	if code, body := page("POST", "/transactions/abort", "viewer", "viewer-pw", abort); code != http.StatusForbidden {
 		t.Errorf("viewer, with Describe only, aborting: %d, want 403:\n%s", code, body)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -253,6 +254,8 @@ func (c *Console) page(h func(ctx context.Context, s *session, r *http.Request) 
 				status = http.StatusBadRequest
 			case isDenied(err):
 				status = http.StatusForbidden
+			case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, kerr.TransactionalIDNotFound):
+				status = http.StatusNotFound
 			}
 			c.render(w, status, view{name: "error", title: "Error"}, s, err)
 			return

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -143,7 +144,7 @@ func (c *Console) consume(ctx context.Context, s *session, topic string, partiti
 		cancel()
 		got := false
 		for _, fe := range fs.Errors() {
-			if fe.Err != context.DeadlineExceeded && fe.Err != context.Canceled {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) && !errors.Is(fe.Err, context.Canceled) {
 				return nil, fe.Err
 			}
 		}
