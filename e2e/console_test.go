@@ -28,9 +28,11 @@ func startConsoleBroker(t *testing.T) (addr, admin string) {
 // Kafka's own tools report: a new topic's partitions with their high
 // watermarks, a group's lag as `weir group describe` prints it, an open
 // transaction with its age until the abort button (after its
-// confirmation) aborts it, an offset reset after its confirmation, and a
+// confirmation) aborts it, an offset reset after its confirmation, a
 // partition as read_committed and read_uncommitted consumers see it,
-// aborted records in the second only. No page writes to the browser
+// aborted records in the second only, and a hanging transaction ended at
+// its partition with an ABORT marker as kafka-transactions.sh abort ends
+// it. No page writes to the browser
 // console or asks another host for anything.
 func TestConsoleShowsTheClusterAsKafkaToolsReportIt(t *testing.T) {
 	addr, admin := startConsoleBroker(t)
@@ -274,6 +276,37 @@ func TestConsoleShowsTheClusterAsKafkaToolsReportIt(t *testing.T) {
 		if !has(uncommitted, "control:ABORT") || !has(uncommitted, "control:COMMIT") || !has(committed, "control:COMMIT") {
 			t.Errorf("control markers not shown:\nread_committed %v\nread_uncommitted %v", committed, uncommitted)
 		}
+	})
+
+	t.Run("hanging transaction aborted at its partition as kafka-transactions abort does", func(t *testing.T) {
+		const stuck = "console-stuck"
+		createTopic(t, adm, stuck, 1, nil)
+		hanging := newClient(t, addr, kgo.TransactionalID(stuck), kgo.DefaultProduceTopic(stuck), kgo.TransactionTimeout(60*time.Second))
+		if err := hanging.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := hanging.ProduceSync(ctx, &kgo.Record{Value: []byte("stuck")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		b.open("/topic?name=" + stuck)
+		if got := eval[string](b, `document.querySelector('#producers .txn-start')?.textContent ?? ''`); got != "0" {
+			t.Fatalf("producers table shows an open transaction from %q, want 0", got)
+		}
+		b.do(chromedp.Click(chromedp.CSS(`#producers button.abort`)), chromedp.WaitVisible(chromedp.ID("confirm")))
+		b.shot("partition-abort-confirm")
+		b.do(chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("notice")))
+		stable, err1 := adm.ListCommittedOffsets(ctx, stuck)
+		ends, err2 := adm.ListEndOffsets(ctx, stuck)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if s, e := stable[stuck][0].Offset, ends[stuck][0].Offset; s != 2 || e != 2 {
+			t.Errorf("after the abort marker LSO %d and high watermark %d, want 2 and 2 (the record and the marker)", s, e)
+		}
+		if got := eval[string](b, `document.querySelector('#producers .txn-start')?.textContent ?? ''`); got != "-" {
+			t.Errorf("producers table still shows an open transaction from %q", got)
+		}
+		b.shot("topic-after-partition-abort")
 	})
 
 	b.assertClean()

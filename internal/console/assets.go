@@ -20,7 +20,7 @@ import (
 var assets embed.FS
 
 // pageNames are the pages, one template file each beside the layout.
-var pageNames = []string{"cluster", "topics", "topic", "groups", "group", "reset", "transactions", "abort", "records", "error"}
+var pageNames = []string{"cluster", "topics", "topic", "groups", "group", "reset", "transactions", "abort", "partabort", "records", "error"}
 
 var funcs = template.FuncMap{
 	"ids": joinIDs,

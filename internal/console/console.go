@@ -85,6 +85,7 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("GET /{$}", c.page(c.cluster))
 	c.mux.HandleFunc("GET /topics", c.page(c.topics))
 	c.mux.HandleFunc("GET /topic", c.page(c.topic))
+	c.mux.HandleFunc("POST /topic/abort", c.page(c.partitionAbort))
 	c.mux.HandleFunc("GET /groups", c.page(c.groups))
 	c.mux.HandleFunc("GET /group", c.page(c.group))
 	c.mux.HandleFunc("POST /group/reset", c.page(c.groupReset))
@@ -303,7 +304,7 @@ func (c *Console) render(w http.ResponseWriter, status int, v view, s *session, 
 
 func navOf(page string) string {
 	switch page {
-	case "topics", "topic", "records":
+	case "topics", "topic", "records", "partabort":
 		return "topics"
 	case "groups", "group", "reset":
 		return "groups"

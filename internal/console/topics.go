@@ -59,6 +59,7 @@ func (c *Console) topics(ctx context.Context, s *session, _ *http.Request) (view
 // them.
 type topicPage struct {
 	Name       string
+	Notice     string
 	Partitions []partitionRow
 	Producers  []kadm.DescribedProducer
 }
@@ -108,6 +109,9 @@ func (c *Console) topic(ctx context.Context, s *session, r *http.Request) (view,
 		return view{}, err
 	}
 	p := topicPage{Name: name}
+	if at := r.URL.Query().Get("aborted"); at != "" {
+		p.Notice = "Wrote an ABORT marker for the transaction open since offset " + at + "."
+	}
 	set := kadm.TopicsSet{}
 	for _, pd := range t.Partitions.Sorted() {
 		row := partitionRow{Partition: pd.Partition, Leader: pd.Leader, LeaderEpoch: pd.LeaderEpoch, Replicas: pd.Replicas, ISR: pd.ISR,
