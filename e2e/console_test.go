@@ -57,7 +57,9 @@ func TestConsoleShowsTheClusterAsKafkaToolsReportIt(t *testing.T) {
 	if nodes := eval[int](b, `document.querySelectorAll('#nodes tr[data-node]').length`); nodes != 1 {
 		t.Errorf("cluster page lists %d nodes, want 1", nodes)
 	}
-	b.shot("cluster")
+	if got := healthShown(b, "weir_active_controller"); got != "1" {
+		t.Errorf("cluster page shows weir_active_controller %q, want 1", got)
+	}
 
 	t.Run("topic lists its partitions and high watermarks", func(t *testing.T) {
 		b.open("/topics")
@@ -217,6 +219,12 @@ func TestConsoleShowsTheClusterAsKafkaToolsReportIt(t *testing.T) {
 			t.Errorf("partitions shown %q, want %s:0", got, txnTopic)
 		}
 		b.shot("transactions")
+		b.open("/")
+		if got := healthShown(b, "weir_open_transactions"); got != "1" {
+			t.Errorf("cluster page shows weir_open_transactions %q while one is held open, want 1", got)
+		}
+		b.shot("cluster")
+		b.open("/transactions")
 		b.do(chromedp.Click(chromedp.CSS(row+` button.abort`)), chromedp.WaitVisible(chromedp.ID("confirm")))
 		b.shot("transaction-abort-confirm")
 		if d, err := adm.DescribeTransactions(ctx, "console-hanging"); err != nil || d["console-hanging"].State != "Ongoing" {
@@ -310,6 +318,13 @@ func TestConsoleShowsTheClusterAsKafkaToolsReportIt(t *testing.T) {
 	})
 
 	b.assertClean()
+}
+
+// healthShown is the value the cluster page shows for one of this node's
+// health metrics.
+func healthShown(b *consoleBrowser, metric string) string {
+	b.t.Helper()
+	return eval[string](b, `document.querySelector('#health tr[data-metric="`+metric+`"] td.n')?.textContent ?? ''`)
 }
 
 // describeGroupLag runs `weir group describe` and returns its lag table

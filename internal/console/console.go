@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,6 +51,10 @@ type Config struct {
 	// authentication) and the console's client logs in with them, by the
 	// first mechanism the user has a credential for.
 	Login []string
+	// Health, when set, gathers this node's health gauges (the broker's
+	// Prometheus collector without its per-partition series), shown on
+	// the cluster page as /metrics reports them.
+	Health prometheus.Gatherer
 	// Logger receives failures nobody sees on a page.
 	Logger *slog.Logger
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weir-broker/weir/internal/broker"
@@ -81,7 +82,9 @@ func (a *adminServer) close() {
 // uses a SASL_PLAINTEXT one and asks every user to log in as a SCRAM
 // user, so the broker applies that user's ACLs to what the console does.
 func consoleConfig(settings *config.Broker, bound []config.Listener, b *broker.Broker, logger *slog.Logger) console.Config {
-	cc := console.Config{NodeID: int32(settings.Int("node.id")), Node: b, Logger: logger}
+	health := prometheus.NewRegistry()
+	health.MustRegister(b.Collector(false))
+	cc := console.Config{NodeID: int32(settings.Int("node.id")), Node: b, Health: health, Logger: logger}
 	secured := false
 	for _, l := range bound {
 		secured = secured || l.SASL()
