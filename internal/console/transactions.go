@@ -126,7 +126,8 @@ func (c *Console) abort(ctx context.Context, s *session, r *http.Request) (view,
 	if id == "" || err1 != nil || err2 != nil {
 		return view{}, badRequestf("a transactional id, producer id and epoch are required")
 	}
-	if err := c.mayAbort(ctx, s, r, id); err != nil {
+	coordinator, err := c.mayAbort(ctx, s, r, id)
+	if err != nil {
 		return view{}, err
 	}
 	if r.PostForm.Get("confirm") != "yes" {
@@ -134,7 +135,7 @@ func (c *Console) abort(ctx context.Context, s *session, r *http.Request) (view,
 	}
 	if err := c.cfg.Node.AbortTransaction(id, pid, int16(epoch)); err != nil {
 		if errors.Is(err, kerr.NotCoordinator) {
-			return view{}, fmt.Errorf("another node coordinates %q: abort it from that node's console (%w)", id, err)
+			return view{}, fmt.Errorf("node %d coordinates %q: abort it from that node's console, or end it at each partition from the topic pages (%w)", coordinator, id, err)
 		}
 		return view{}, err
 	}
@@ -151,23 +152,24 @@ var errDenied = errors.New("not allowed by the ACLs")
 // InitProducerId, and Kafka lets no other operation be granted on one.
 // The abort runs in-process, so this check is made here, for the
 // browser's host.
-func (c *Console) mayAbort(ctx context.Context, s *session, r *http.Request, id string) error {
+// It returns the node that coordinates id.
+func (c *Console) mayAbort(ctx context.Context, s *session, r *http.Request, id string) (int32, error) {
 	if len(c.cfg.Login) > 0 {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		if !c.cfg.Node.Allowed("User:"+s.user, host, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, id) {
-			return fmt.Errorf("user %s may not abort %q: it needs Write on the TransactionalId: %w", s.user, id, errDenied)
+			return -1, fmt.Errorf("user %s may not abort %q: it needs Write on the TransactionalId: %w", s.user, id, errDenied)
 		}
 	}
 	described, err := s.adm.DescribeTransactions(ctx, id)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	d, ok := described[id]
 	switch {
 	case !ok:
-		return badRequestf("transactional id %q is not in the response", id)
+		return -1, badRequestf("transactional id %q is not in the response", id)
 	case d.Err != nil:
-		return d.Err
+		return -1, d.Err
 	}
-	return nil
+	return d.Coordinator, nil
 }
