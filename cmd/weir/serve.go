@@ -139,7 +139,7 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "host:port, or NAME://host:port,... with NAME in listener.security.protocol.map (listeners)")
 	cmd.Flags().StringVar(&dataDir, "data", "./weir-data", "data directory (log.dirs)")
-	cmd.Flags().StringVar(&adminListen, "admin-listen", "127.0.0.1:9644", "host:port of the admin listener: /metrics, /healthz, /readyz, /debug/pprof/ (admin.listeners)")
+	cmd.Flags().StringVar(&adminListen, "admin-listen", "127.0.0.1:9644", "host:port of the admin listener: the web console at /, /metrics, /healthz, /readyz, /debug/pprof/ (admin.listeners)")
 	cmd.Flags().Int32Var(&nodeID, "node-id", 1, "this node's id (node.id)")
 	cmd.Flags().StringVar(&controllerListen, "controller-listen", "", "host:port the metadata quorum listens on (controller.listeners)")
 	cmd.Flags().StringVar(&voters, "voters", "", "the metadata quorum as id@host:port,... (controller.quorum.voters)")

@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// Request is one of InitProducerID, AddPartitions or End.
+// Request is one of InitProducerID, AddPartitions, End or Abort.
 type Request interface{ transactionalID() string }
 
 // InitProducerID is InitProducerId with a transactional id. ProducerID
@@ -40,9 +40,21 @@ type End struct {
 	Commit          bool
 }
 
+// Abort is an operator's abort of a hanging transaction (the console's
+// abort button): the transaction open under ProducerID and ProducerEpoch
+// is aborted as a timed-out one is, at a bumped epoch that fences the
+// producer. The pair names the transaction the operator saw, so a newer
+// one opened since is not aborted in its place.
+type Abort struct {
+	TransactionalID string
+	ProducerID      int64
+	ProducerEpoch   int16
+}
+
 func (r InitProducerID) transactionalID() string { return r.TransactionalID }
 func (r AddPartitions) transactionalID() string  { return r.TransactionalID }
 func (r End) transactionalID() string            { return r.TransactionalID }
+func (r Abort) transactionalID() string          { return r.TransactionalID }
 
 // Input is one request; Token, chosen by the driver, comes back with its
 // Response.
@@ -422,6 +434,8 @@ func (c *Coordinator) run(nowMs int64, p parked) {
 		c.addPartitions(nowMs, p, r)
 	case End:
 		c.end(nowMs, p, r)
+	case Abort:
+		c.abort(nowMs, p, r)
 	default:
 		panic(fmt.Sprintf("txn: unknown request %T", p.in.Req))
 	}

@@ -1,6 +1,10 @@
 package txn
 
-import "github.com/twmb/franz-go/pkg/kerr"
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
 
 // The requests. Each runs while its id is idle, and may span several
 // effects; the id stays busy until the last one is reported.
@@ -194,6 +198,26 @@ func (c *Coordinator) end(nowMs int64, p parked, r End) {
 			c.completeInBackground(r.TransactionalID, prepared, "complete")
 		}
 	})
+}
+
+// abort serves an operator's Abort: it answers once the abort markers are
+// durable everywhere, so the transaction is gone from the coordinator's
+// open ones and every partition's LSO has moved past it.
+func (c *Coordinator) abort(nowMs int64, p parked, r Abort) {
+	m, ok := c.txns[r.TransactionalID]
+	switch {
+	case !ok:
+		c.respond(p.in.Token, kerr.TransactionalIDNotFound)
+		return
+	case preparing(m.Status):
+		c.concurrent(nowMs, p)
+		return
+	case m.Status != Ongoing || m.ProducerID != r.ProducerID || m.ProducerEpoch != r.ProducerEpoch:
+		c.respond(p.in.Token, fmt.Errorf("%w: %q has no open transaction under producer %d epoch %d",
+			kerr.InvalidTxnState, r.TransactionalID, r.ProducerID, r.ProducerEpoch))
+		return
+	}
+	c.abortFencing(nowMs, m, nil, func(_ int64, err error) { c.respond(p.in.Token, err) })
 }
 
 // prepare makes PrepareCommit or PrepareAbort durable.

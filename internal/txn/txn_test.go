@@ -348,3 +348,32 @@ func TestRecoveryThatCannotCompleteLeavesItPreparedForTick(t *testing.T) {
 		t.Fatalf("after Tick: %s, markers %v", got, c.markers)
 	}
 }
+
+// An operator's abort aborts the transaction it names at a bumped epoch,
+// answers once the markers are written, fences the producer, and refuses
+// a transaction other than the open one it names.
+func TestOperatorAbortFencesTheOpenTransaction(t *testing.T) {
+	c := newCoordinator(t)
+	pid, epoch, _ := c.InitProducerID("a", 60000, -1, -1, 0)
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 100); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.do(200, Abort{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch + 1}); !errors.Is(r.Err, kerr.InvalidTxnState) {
+		t.Fatalf("abort naming another epoch: %v", r.Err)
+	}
+	if r := c.do(200, Abort{TransactionalID: "nope", ProducerID: pid, ProducerEpoch: epoch}); !errors.Is(r.Err, kerr.TransactionalIDNotFound) {
+		t.Fatalf("abort of an unknown id: %v", r.Err)
+	}
+	if r := c.do(300, Abort{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch}); r.Err != nil {
+		t.Fatalf("abort: %v", r.Err)
+	}
+	if len(c.markers) != 1 || c.markers[0] != "abort" {
+		t.Fatalf("markers after the abort: %v", c.markers)
+	}
+	if m := c.c.Describe([]string{"a"})["a"]; m.Status != CompleteAbort || m.ProducerEpoch != epoch+1 {
+		t.Fatalf("state after the abort: %s epoch %d", m.Status, m.ProducerEpoch)
+	}
+	if err := c.End("a", pid, epoch, true, 400); !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("commit after the operator's abort: %v", err)
+	}
+}

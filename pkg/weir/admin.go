@@ -1,8 +1,9 @@
 package weir
 
 // The admin listener: Prometheus metrics (/metrics), liveness (/healthz),
-// readiness (/readyz) and the Go profiler (/debug/pprof/), over HTTP on an
-// address of its own, apart from the Kafka listeners.
+// readiness (/readyz), the Go profiler (/debug/pprof/) and the web
+// console (/, internal/console), over HTTP on an address of its own,
+// apart from the Kafka listeners.
 
 import (
 	"context"
@@ -12,26 +13,38 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weir-broker/weir/internal/broker"
+	"github.com/weir-broker/weir/internal/config"
+	"github.com/weir-broker/weir/internal/console"
 	"github.com/weir-broker/weir/internal/metrics"
+	"github.com/weir-broker/weir/internal/security"
 )
 
 // adminServer serves the admin endpoints.
 type adminServer struct {
-	srv *http.Server
-	ln  net.Listener
+	srv     *http.Server
+	ln      net.Listener
+	console *console.Console
 }
 
-func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, logger *slog.Logger) (*adminServer, error) {
+func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Config, logger *slog.Logger) (*adminServer, error) {
+	con, err := console.New(cc)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/", con)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -48,7 +61,7 @@ func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, logger *slog.
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	a := &adminServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln}
+	a := &adminServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln, console: con}
 	go func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("admin listener", "err", err)
@@ -61,4 +74,41 @@ func (a *adminServer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(ctx)
+	a.console.Close()
+}
+
+// consoleConfig points the console at a listener of this node it can
+// reach without TLS. With any SASL listener, security is on: the console
+// uses a SASL_PLAINTEXT one and asks every user to log in as a SCRAM
+// user, so the broker applies that user's ACLs to what the console does.
+func consoleConfig(settings *config.Broker, bound []config.Listener, b *broker.Broker, logger *slog.Logger) console.Config {
+	health := prometheus.NewRegistry()
+	health.MustRegister(b.Collector(false))
+	cc := console.Config{NodeID: int32(settings.Int("node.id")), Node: b, Health: health, Logger: logger}
+	secured := false
+	for _, l := range bound {
+		secured = secured || l.SASL()
+	}
+	for _, l := range bound {
+		if l.TLS() || l.SASL() != secured {
+			continue
+		}
+		host := l.Host
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+		}
+		cc.Bootstrap = net.JoinHostPort(host, strconv.Itoa(int(l.Port)))
+		break
+	}
+	if secured {
+		for _, m := range strings.Split(settings.Get("sasl.enabled.mechanisms"), ",") {
+			if m = strings.TrimSpace(m); m == security.ScramSHA512 || m == security.ScramSHA256 {
+				cc.Login = append(cc.Login, m)
+			}
+		}
+		if len(cc.Login) == 0 {
+			cc.Bootstrap = "" // no SCRAM: the console cannot log a user in
+		}
+	}
+	return cc
 }

@@ -192,11 +192,11 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		adminAddr = settings.Get("admin.listeners")
 	}
 	if adminAddr != "" {
-		a, err := startAdmin(adminAddr, m, b, logger)
+		a, err := startAdmin(adminAddr, m, b, consoleConfig(settings, bound, b, logger), logger)
 		switch {
 		case err == nil:
 			wb.admin = a
-			logger.Info("admin listener serving", "addr", a.ln.Addr().String(), "endpoints", "/metrics /healthz /readyz /debug/pprof/")
+			logger.Info("admin listener serving", "addr", a.ln.Addr().String(), "endpoints", "/ (console) /metrics /healthz /readyz /debug/pprof/")
 		case cfg.AdminBestEffort:
 			logger.Warn("admin listener not started: metrics and health are not served", "addr", adminAddr, "err", err)
 		default:
