@@ -42,6 +42,7 @@ var served = []apiRange{
 	{31, 0, 3}, // DeleteAcls (forwarded to the metadata quorum's leader)
 	{32, 1, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
+	{35, 0, 4}, // DescribeLogDirs
 	{36, 0, 2}, // SaslAuthenticate (answered by internal/server)
 	{37, 0, 3}, // CreatePartitions
 	{42, 0, 2}, // DeleteGroups

@@ -182,6 +182,12 @@ func init() {
 		32: authzDescribeConfigs,
 		33: authzAlterConfigs,
 		36: always,
+		35: clusterOp(opDescribe, func(r kmsg.Request) kmsg.Response {
+			// Kafka answers no directories, and from v3 the error.
+			resp := r.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+			resp.ErrorCode = codeCluster
+			return resp
+		}),
 		37: authzCreatePartitions,
 		42: authzDeleteGroups,
 		43: clusterOp(opAlter, func(r kmsg.Request) kmsg.Response {

@@ -851,6 +851,8 @@ func (b *Broker) handle(ctx context.Context, c *server.Conn, req kmsg.Request) s
 		resp = b.handleInitProducerID(r)
 	case *kmsg.DescribeProducersRequest:
 		resp = b.handleDescribeProducers(r)
+	case *kmsg.DescribeLogDirsRequest:
+		resp = b.handleDescribeLogDirs(r)
 	case *kmsg.AddPartitionsToTxnRequest:
 		resp = b.handleAddPartitionsToTxn(r)
 	case *kmsg.AddOffsetsToTxnRequest:
