@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,29 @@ func TestDescribeLogDirsReportsEveryReplicaWithItsSize(t *testing.T) {
 			t.Fatalf("after 50 KB of records the replicas' sizes went from %v to %v", before, after)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// CreateTopics answers the replication factor the topic got, as `weir
+// topic create` and kafka-topics.sh print it: the one asked for, or the
+// cluster's default.replication.factor when the request leaves it to the
+// broker (-1).
+func TestCreateTopicsAnswersTheReplicationFactorTheTopicGot(t *testing.T) {
+	tc := startCluster(t, 3, "--set", "default.replication.factor=3")
+	adm := kadm.NewClient(newClient(t, strings.Join(tc.seeds(), ","), kgo.SeedBrokers(tc.seeds()...)))
+	ctx := testCtx(t)
+	for _, rf := range []int16{3, -1} {
+		topic := fmt.Sprintf("rf%d", rf)
+		resp, err := adm.CreateTopic(ctx, 1, rf, nil, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ReplicationFactor != 3 {
+			t.Errorf("CreateTopics with replication factor %d answered %d; the topic has 3 replicas", rf, resp.ReplicationFactor)
+		}
+		td, err := adm.ListTopics(ctx, topic)
+		if err != nil || len(td[topic].Partitions) != 1 || len(td[topic].Partitions[0].Replicas) != 3 {
+			t.Fatalf("topic %s: %+v (%v); want one partition of 3 replicas", topic, td[topic], err)
+		}
 	}
 }

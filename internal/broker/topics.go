@@ -54,9 +54,14 @@ func (b *Broker) handleCreateTopics(req *kmsg.CreateTopicsRequest) kmsg.Response
 				})
 				if err == nil {
 					rt.TopicID = id
-					rt.NumPartitions, rt.ReplicationFactor = parts, 1
-					if len(assignment) > 0 {
+					// The replication factor the topic got: the one
+					// asked for, the assignment's, or the default.
+					rt.NumPartitions, rt.ReplicationFactor = parts, t.ReplicationFactor
+					switch {
+					case len(assignment) > 0:
 						rt.ReplicationFactor = int16(len(assignment[0]))
+					case t.ReplicationFactor == -1:
+						rt.ReplicationFactor = int16(b.settings.Int("default.replication.factor"))
 					}
 					rt.Configs = createdConfigs(b.settings.Topic(configs), configs)
 				}
