@@ -16,10 +16,32 @@ import (
 // newBenchCommand returns `weir bench` and its produce and consume
 // subcommands, thin wrappers over package bench.
 func newBenchCommand(conn *connFlags) *cobra.Command {
+	var (
+		load    loadFlags
+		pid     int
+		jsonOut bool
+		report  string
+	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure produce and consume throughput against any Kafka-compatible cluster",
+		Short: "Load-test any Kafka-compatible cluster: fixed-rate producers and consumers, end-to-end latency",
+		Long: `Run producers at a fixed total rate and consumers in one group against any
+Kafka-compatible cluster, and report end-to-end latency (send to consume)
+and acknowledgement latency percentiles, throughput per second and, when
+the broker is a process on this machine, its CPU time per record. Records
+sent during --warmup are left out of the figures.
+
+'weir bench produce' and 'weir bench consume' measure one client's peak
+throughput instead; 'weir bench compare' runs this workload against two
+clusters in turn.`,
+		Args: cobra.NoArgs,
+		RunE: newBenchLoadRunE(conn, &load, &pid, &jsonOut, &report),
 	}
+	f := cmd.Flags()
+	addLoadFlags(f, &load)
+	f.IntVar(&pid, "broker-pid", 0, "local broker process to read CPU time of from /proc; 0 finds it by the first broker's port, -1 measures none")
+	f.BoolVar(&jsonOut, "json", false, "print the result as one JSON document")
+	f.StringVar(&report, "report", "", "also write a self-contained HTML report with latency and throughput charts to this file")
 	produce, consume := newBenchProduceCommand(conn), newBenchConsumeCommand(conn)
 	cmd.AddCommand(produce, consume)
 	silence(cmd, produce, consume)
