@@ -42,9 +42,9 @@ clusters in turn.`,
 	f.IntVar(&pid, "broker-pid", 0, "local broker process to read CPU time of from /proc; 0 finds it by the first broker's port, -1 measures none")
 	f.BoolVar(&jsonOut, "json", false, "print the result as one JSON document")
 	f.StringVar(&report, "report", "", "also write a self-contained HTML report with latency and throughput charts to this file")
-	produce, consume := newBenchProduceCommand(conn), newBenchConsumeCommand(conn)
-	cmd.AddCommand(produce, consume)
-	silence(cmd, produce, consume)
+	produce, consume, compare := newBenchProduceCommand(conn), newBenchConsumeCommand(conn), newBenchCompareCommand(conn)
+	cmd.AddCommand(produce, consume, compare)
+	silence(cmd, produce, consume, compare)
 	return cmd
 }
 

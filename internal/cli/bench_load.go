@@ -91,3 +91,57 @@ func newBenchLoadRunE(conn *connFlags, l *loadFlags, pid *int, jsonOut *bool, re
 		return runErr
 	}
 }
+
+func newBenchCompareCommand(conn *connFlags) *cobra.Command {
+	var (
+		load    loadFlags
+		rounds  int
+		jsonOut bool
+	)
+	cmd := &cobra.Command{
+		Use:   "compare ADDR_A ADDR_B",
+		Short: "Run the same load against two clusters in alternating rounds and print ratios B/A",
+		Long: `Run the 'weir bench' workload against cluster A, then B, --rounds times
+(A, B, A, B, ...), and print every metric's figure per round, the medians
+and the ratio of the medians B/A. Each address is a comma-separated seed
+list; --command-config applies to both. A local broker process is found by
+each address's port for CPU per record.`,
+		Args: exactArgs(2, "two cluster addresses, A and B"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := load.options(cmd)
+			if err != nil {
+				return err
+			}
+			if rounds < 1 {
+				return fmt.Errorf("invalid --rounds %d: want at least 1", rounds)
+			}
+			a, err := parseBrokers(args[0])
+			if err != nil {
+				return fmt.Errorf("ADDR_A: %w", err)
+			}
+			b, err := parseBrokers(args[1])
+			if err != nil {
+				return fmt.Errorf("ADDR_B: %w", err)
+			}
+			if o.ClientOpts, err = conn.securityOpts(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			res, runErr := bench.Compare(ctx, a, b, o, rounds, cmd.ErrOrStderr())
+			if runErr != nil {
+				return runErr
+			}
+			if jsonOut {
+				return bench.WriteJSON(cmd.OutOrStdout(), res)
+			}
+			res.WriteText(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	addLoadFlags(f, &load)
+	f.IntVar(&rounds, "rounds", 3, "rounds; each runs the workload against A, then B")
+	f.BoolVar(&jsonOut, "json", false, "print the comparison, with every run's result, as one JSON document")
+	return cmd
+}
