@@ -183,7 +183,10 @@ func (r *loadRun) newProducers(ctx context.Context, brokers []string) ([]*kgo.Cl
 			kgo.DefaultProduceTopic(o.Topic),
 			kgo.ProducerLinger(o.Linger),
 			kgo.ProducerBatchCompression(kgo.NoCompression()),
-			kgo.MaxBufferedRecords(DefaultMaxBufferedRecords),
+			// The producers share one client's buffer between them, so
+			// many producers sending as fast as possible do not hold
+			// gigabytes of records in the client.
+			kgo.MaxBufferedRecords(max(DefaultMaxBufferedRecords/o.Producers, 10_000)),
 		}
 		opts = append(opts, ackOpts...)
 		if o.Transactional {
