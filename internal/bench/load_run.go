@@ -21,6 +21,9 @@ type loadRun struct {
 	start    time.Time
 	warmupAt int64 // Unix nanoseconds: records sent from here on are measured
 	endAt    int64 // Unix nanoseconds: producers stop sending here
+	// started is set once the three above are, before any producer
+	// starts; consumers, already polling, read them only after seeing it.
+	started atomic.Bool
 
 	e2e, ack, commits latencyHistogram
 	seconds           []loadSlot
@@ -107,6 +110,7 @@ func Load(ctx context.Context, brokers []string, o LoadOptions) (*LoadResult, er
 	r.start = time.Now()
 	r.warmupAt = r.start.Add(o.Warmup).UnixNano()
 	r.endAt = r.start.Add(o.Warmup + o.Duration).UnixNano()
+	r.started.Store(true)
 	var cpu cpuWindow
 	if pid > 0 {
 		cpu.measure(pid, r.start.Add(o.Warmup), r.start.Add(o.Warmup+o.Duration))
@@ -262,6 +266,9 @@ func (r *loadRun) consume(ctx context.Context, cl *kgo.Client) {
 	defer r.consumersDone.Done()
 	for ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
+		if !r.started.Load() {
+			continue // no record of this run exists before the clock starts
+		}
 		now := time.Now().UnixNano()
 		slot := r.slot(now)
 		r.seen.mu.Lock()
