@@ -26,6 +26,7 @@ type benchLoadResult struct {
 	EndToEnd      benchPercentiles  `json:"end_to_end"`
 	Ack           benchPercentiles  `json:"ack"`
 	Commits       *benchPercentiles `json:"commits"`
+	SendDelay     *benchPercentiles `json:"send_delay"`
 	BrokerPID     int               `json:"broker_pid"`
 	CPUPerRecord  float64           `json:"broker_cpu_ns_per_record"`
 	Timeline      []benchLoadSecond `json:"timeline"`
@@ -92,6 +93,11 @@ func TestBenchLoadConsumesEveryRecordProducedAfterTheWarmup(t *testing.T) {
 	checkOrdered(t, "ack", res.Ack)
 	if res.Commits != nil {
 		t.Errorf("commit latency reported for an idempotent run: %+v", res.Commits)
+	}
+	// At a fixed rate the generator reports its own lag for every record
+	// it sent in the window.
+	if res.SendDelay == nil || res.SendDelay.Count != uint64(res.Produced) || res.SendDelay.P50 > res.SendDelay.Max {
+		t.Errorf("send delay %+v: want one per record of the window (%d), ordered", res.SendDelay, res.Produced)
 	}
 	// The broker runs on this machine, so bench finds it by its port.
 	if res.BrokerPID != p.cmd.Process.Pid || res.CPUPerRecord <= 0 {

@@ -78,6 +78,9 @@ func WriteLoadHTML(w io.Writer, r *LoadResult) error {
 	if r.Commits != nil {
 		row("commit latency", fmt.Sprintf("%s (%d commits)", r.Commits, r.Commits.Count))
 	}
+	if r.SendDelay != nil {
+		row("sent behind schedule", r.SendDelay.String())
+	}
 	if r.BrokerPID > 0 {
 		row("broker CPU", fmt.Sprintf("%.0f ns/record (pid %d, %v over the window)", r.BrokerCPUPerRecord, r.BrokerPID, r.BrokerCPU))
 	}

@@ -66,6 +66,12 @@ type LoadResult struct {
 	// record; Ack from the same send to the producer's acknowledgement.
 	EndToEnd Percentiles `json:"end_to_end"`
 	Ack      Percentiles `json:"ack"`
+	// SendDelay is how late, against the producers' schedule, the
+	// records of the window were sent (only at a fixed rate). A large
+	// one means the generator could not keep the rate (its buffer was
+	// full, or it had no CPU), and the latencies then leave out the time
+	// the records should already have been on their way.
+	SendDelay *Percentiles `json:"send_delay,omitempty"`
 	// Commits is the time of each commit in the window (flush and
 	// EndTransaction), when the run is transactional.
 	Commits *Percentiles `json:"commits,omitempty"`
@@ -91,6 +97,9 @@ func (r *LoadResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "ack latency:        %s\n", r.Ack)
 	if r.Commits != nil {
 		fmt.Fprintf(w, "commit latency:     %s (%d commits)\n", r.Commits, r.Commits.Count)
+	}
+	if r.SendDelay != nil {
+		fmt.Fprintf(w, "sent behind schedule: %s\n", r.SendDelay)
 	}
 	if r.BrokerPID > 0 {
 		fmt.Fprintf(w, "broker CPU: %.0f ns/record (pid %d, %v over the window)\n", r.BrokerCPUPerRecord, r.BrokerPID, r.BrokerCPU)

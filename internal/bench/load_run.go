@@ -26,7 +26,11 @@ type loadRun struct {
 	started atomic.Bool
 
 	e2e, ack, commits latencyHistogram
-	seconds           []loadSlot
+	// sendDelay is how late paced records were sent against their
+	// schedule: the generator's own lag, which the latencies above do not
+	// show because each record is stamped when it is actually sent.
+	sendDelay latencyHistogram
+	seconds   []loadSlot
 
 	ackedAll, ackedWindow atomic.Int64 // acknowledged records, whole run and window
 	failed                atomic.Int64
@@ -336,7 +340,11 @@ func (r *loadRun) produce(ctx context.Context, idx int, cl *kgo.Client) {
 			if seq%64 == 0 && !time.Now().Before(end) {
 				break
 			}
-			r.send(ctx, cl, idx, seq)
+			sent := r.send(ctx, cl, idx, seq)
+			if sent >= r.warmupAt {
+				scheduled := r.start.UnixNano() + int64(float64(seq)/perProducer*1e9)
+				r.sendDelay.Record(time.Duration(sent - scheduled))
+			}
 		}
 		select {
 		case <-tick.C:
@@ -352,8 +360,9 @@ func (r *loadRun) produce(ctx context.Context, idx int, cl *kgo.Client) {
 	}
 }
 
-// send hands one record to the client, stamped with the time now.
-func (r *loadRun) send(ctx context.Context, cl *kgo.Client, idx int, seq uint64) {
+// send hands one record to the client, stamped with the time now, and
+// returns that time (Unix nanoseconds).
+func (r *loadRun) send(ctx context.Context, cl *kgo.Client, idx int, seq uint64) int64 {
 	v := make([]byte, r.o.RecordSize)
 	copy(v[loadHeaderSize:], r.payload.value(int(seq))[loadHeaderSize:])
 	sent := time.Now().UnixNano()
@@ -371,6 +380,7 @@ func (r *loadRun) send(ctx context.Context, cl *kgo.Client, idx int, seq uint64)
 			r.ack.Record(time.Duration(now - sent))
 		}
 	})
+	return sent
 }
 
 // commit flushes and commits the open transaction, then begins the next
@@ -437,6 +447,10 @@ func (r *loadRun) result(brokers []string) *LoadResult {
 	}
 	res.ProducedPerSec = perSec(float64(res.Produced), res.Measured)
 	res.ConsumedPerSec = perSec(float64(res.Consumed), res.Measured)
+	if r.o.Rate > 0 {
+		d := percentilesOf(&r.sendDelay)
+		res.SendDelay = &d
+	}
 	if r.o.Transactional {
 		c := percentilesOf(&r.commits)
 		res.Commits = &c
