@@ -198,6 +198,12 @@ func TestSASLSSLBrokerWithACLsAsANewUserWould(t *testing.T) {
 			t.Fatalf("weir bench %s over SASL_SSL: %v\n%s", sub, err, out)
 		}
 	}
+	// So does the load generator, whose consumers join a group of their own.
+	asAdmin("", "acl", "add", "--allow-principal", "User:app", "--operation", "read", "--group", "weir-bench-", "--resource-pattern-type", "prefixed")
+	if out, err := runWeir(t, "", "bench", "--topic", "bench-load-secured", "--rate", "200", "--duration", "500ms", "--warmup", "0s",
+		"--brokers", p.addr, "--command-config", appProps); err != nil || !strings.Contains(out, "missing 0") {
+		t.Fatalf("weir bench load over SASL_SSL: %v\n%s", err, out)
+	}
 
 	asAdmin("", "user", "remove", "app")
 	if err := metadataErr(t, p.addr, tlsOpt, app); err == nil {

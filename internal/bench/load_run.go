@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -39,8 +41,9 @@ type loadRun struct {
 	seen                         *seenSet // guarded by seen.mu, as are the three below
 	consumedAll, consumedWindow  int64
 	duplicates                   int64
-	consumedAllAtomic            atomic.Int64 // consumedAll, for the drain's polling
-	assigned                     atomic.Int64 // partitions assigned across the group
+	consumedAllAtomic            atomic.Int64          // consumedAll, for the drain's polling
+	assigned                     atomic.Int64          // partitions assigned across the group
+	consumeErr                   atomic.Pointer[error] // the last error a poll returned
 	payload                      payloadPool
 	producersDone, consumersDone sync.WaitGroup
 }
@@ -253,8 +256,18 @@ func (r *loadRun) startConsumers(ctx context.Context, brokers []string) ([]*kgo.
 	}
 	deadline := time.Now().Add(loadJoinTimeout)
 	for r.assigned.Load() < int64(o.Partitions) {
+		// An error the client will not retry (an authorization
+		// failure, say) ends the wait at once.
+		var last error
+		if p := r.consumeErr.Load(); p != nil {
+			last = *p
+			var ke *kerr.Error
+			if errors.As(last, &ke) && !ke.Retriable {
+				return clients, fmt.Errorf("consumer group %s: %w", group, last)
+			}
+		}
 		if time.Now().After(deadline) {
-			return clients, fmt.Errorf("consumer group %s was assigned %d of %d partitions after %v", group, r.assigned.Load(), o.Partitions, loadJoinTimeout)
+			return clients, fmt.Errorf("consumer group %s was assigned %d of %d partitions after %v (last error: %v)", group, r.assigned.Load(), o.Partitions, loadJoinTimeout, last)
 		}
 		select {
 		case <-ctx.Done():
@@ -270,6 +283,15 @@ func (r *loadRun) consume(ctx context.Context, cl *kgo.Client) {
 	defer r.consumersDone.Done()
 	for ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
+		for _, fe := range fs.Errors() {
+			if ctx.Err() == nil {
+				err := fe.Err
+				if fe.Topic != "" {
+					err = fmt.Errorf("consume %s: %w", fe.Topic, fe.Err)
+				}
+				r.consumeErr.Store(&err)
+			}
+		}
 		if !r.started.Load() {
 			continue // no record of this run exists before the clock starts
 		}
