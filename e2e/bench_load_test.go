@@ -227,3 +227,19 @@ func TestBenchLoadRefusesBadFlagsWithOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchLoadFailsNonZeroWhenTheBrokerRefusesItsRecords(t *testing.T) {
+	p := startProc(t, "127.0.0.1:0", t.TempDir())
+	if _, err := runWeir(t, "", "topic", "create", "small-records", "--partitions", "2", "--config", "max.message.bytes=300", "--brokers", p.addr); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runWeir(t, "", "bench", "--brokers", p.addr, "--topic", "small-records", "--record-size", "1000",
+		"--rate", "100", "--duration", "500ms", "--warmup", "0s")
+	ce, ok := err.(*cliError)
+	if !ok || !strings.Contains(ce.stderr, "MESSAGE_TOO_LARGE") {
+		t.Fatalf("a run whose every record was refused: err %v, want a non-zero exit naming MESSAGE_TOO_LARGE\n%s", err, out)
+	}
+	if !strings.Contains(out, "produced 0 records") || strings.Contains(out, "produce errors 0") {
+		t.Errorf("the result printed before the error should count the refused records:\n%s", out)
+	}
+}

@@ -65,9 +65,10 @@ func (r *loadRun) slot(t int64) *loadSlot {
 // figures. The topic is created if missing. Consumers join one new group
 // and are assigned every partition before the clock starts; they start at
 // the records stamped from then on, so older records on the topic are not
-// read. The run fails if the clients cannot be set up, or if records
-// acknowledged under acks=all are not all consumed within 30 s after the
-// producers stop (the result is returned too).
+// read. The run fails if the clients cannot be set up, if any record or
+// commit fails, or if records acknowledged under acks=all are not all
+// consumed within 30 s after the producers stop (the result is returned
+// too).
 func Load(ctx context.Context, brokers []string, o LoadOptions) (*LoadResult, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -140,6 +141,9 @@ func Load(ctx context.Context, brokers []string, o LoadOptions) (*LoadResult, er
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err
+	}
+	if res.ProduceErrors > 0 {
+		return res, fmt.Errorf("%d records (or commits) failed; the first: %s", res.ProduceErrors, res.FirstProduceError)
 	}
 	if res.Missing > 0 && o.Acks == AcksAll {
 		return res, fmt.Errorf("%d acknowledged records were not consumed within %v after the producers stopped", res.Missing, loadDrainTimeout)
@@ -357,7 +361,8 @@ func (r *loadRun) produce(ctx context.Context, idx int, cl *kgo.Client) {
 			seq++
 			continue
 		}
-		due := uint64(now.Sub(r.start).Seconds() * perProducer)
+		// Record k falls due at k/perProducer seconds after the start.
+		due := uint64(now.Sub(r.start).Seconds()*perProducer) + 1
 		for ; seq < due && ctx.Err() == nil; seq++ {
 			if seq%64 == 0 && !time.Now().Before(end) {
 				break
