@@ -1,20 +1,3 @@
-// Package eos runs consume-transform-produce in Kafka transactions: every
-// output record and the input offsets that produced it commit together,
-// or none of them does (KIP-98, KIP-447). It works against Weir and any
-// Kafka cluster.
-//
-// The user supplies a Transform from one input record to output records;
-// the Processor polls, begins a transaction, produces the outputs, commits
-// the input offsets inside the same transaction and ends it. A rebalance
-// in the middle aborts the transaction and the records are consumed again
-// by whoever owns them next. A processor that is fenced — a newer
-// instance with the same transactional id started, or the transaction
-// outlived its timeout — stops with the error: run one transactional id
-// per worker and restart the worker, which fences its predecessor at
-// start.
-//
-// Consumers of the output must read with isolation level read_committed
-// to see only committed transactions.
 package eos
 
 import (

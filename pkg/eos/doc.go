@@ -1,0 +1,67 @@
+// Package eos runs consume-transform-produce in Kafka transactions: every
+// output record and the input offsets that produced it commit together,
+// or none of them does (KIP-98, KIP-447). It works against Weir and any
+// Kafka cluster: it uses only the Kafka protocol through franz-go.
+//
+// The user supplies a Transform from one input record to output records;
+// the Processor polls, begins a transaction, produces the outputs, commits
+// the input offsets inside the same transaction and ends it. A rebalance
+// in the middle aborts the transaction and the records are consumed again
+// by whoever owns them next. A processor that is fenced — a newer
+// instance with the same transactional id started, or the transaction
+// outlived its timeout — stops with the error: run one transactional id
+// per worker and restart the worker, which fences its predecessor at
+// start.
+//
+// Consumers of the output must read with isolation level read_committed
+// to see only committed transactions.
+//
+// # State stores
+//
+// NewStateful adds a key-value store to the processor, the Go counterpart
+// of a Kafka Streams state store under processing.guarantee=exactly_once_v2.
+// There is one store per input partition number (a task; input topics must
+// have the same partition count, as Kafka Streams requires of co-partitioned
+// inputs). Every change the Process function makes is also written to the
+// compacted changelog topic "<group>-<store>-changelog", partition for
+// partition, in the same transaction as the outputs and the input offsets.
+// The changelog is the store's truth; the local copy on disk is a cache of
+// it, and these rules keep the cache equal to the committed changelog:
+//
+//   - Writes are buffered in memory during a transaction and applied to the
+//     local store only after the transaction commits. An aborted
+//     transaction (a Process error, a rebalance, a fenced zombie) drops the
+//     buffer, so the local store is never ahead of the committed changelog
+//     and an aborted transaction's writes never reach it.
+//   - A worker SIGKILLed between producing the changelog and committing
+//     leaves an open transaction; its successor with the same transactional
+//     id aborts it at start (InitProducerId), and whoever owns the partition
+//     next restores from the changelog read_committed, which skips it.
+//   - A zombie — a worker that lost its partitions in a rebalance but still
+//     runs — is fenced by the group generation its offset commit carries
+//     (KIP-447) or by the producer epoch of a restarted instance; its
+//     transaction aborts and it never applies the buffer.
+//   - A crash after the transaction commits but before the local store is
+//     written leaves the local store behind the changelog. The checkpoint
+//     file (the next changelog offset the local store has not applied) is
+//     written only on a clean close and deleted as soon as the store is
+//     opened, so after a crash there is no checkpoint and the store is
+//     rebuilt from the start of the changelog.
+//   - On every assignment of a partition the store is brought up to the end
+//     of its changelog before any input of that partition is processed:
+//     read_committed from the checkpoint (or from the last offset this
+//     worker applied, or from the start) until the high watermark seen when
+//     the restore began. Reading to the high watermark, not the last stable
+//     offset, waits out a transaction still open on the changelog (a
+//     crashed or fenced owner's), whose outcome decides both the changelog
+//     and the committed input offsets (fetched with require_stable).
+//
+// The local store is bbolt (go.etcd.io/bbolt), one file per task. bbolt is
+// a single B+tree file with serializable transactions and no background
+// compaction or write-ahead log to tune; pebble's strengths (write
+// throughput under an LSM, large stores) matter less here because the
+// store only receives writes that already committed to Kafka, in one bbolt
+// transaction per Kafka transaction. The file is opened without fsync on
+// commit: a crash discards it anyway (no checkpoint), and a clean close
+// syncs it before writing the checkpoint.
+package eos
