@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -15,31 +17,71 @@ import (
 // stops the processor; the input is consumed again after a restart.
 type Transform func(ctx context.Context, in *kgo.Record) ([]*kgo.Record, error)
 
+// Process is a Transform with a state store: the store of the input's
+// partition, whose changes commit in the same transaction as the outputs.
+type Process func(ctx context.Context, in *kgo.Record, store Store) ([]*kgo.Record, error)
+
 // Config configures a Processor.
 type Config struct {
 	Brokers         []string
 	TransactionalID string // one per worker instance, stable across its restarts
-	Group           string
+	Group           string // also the application id that names changelogs
 	InputTopics     []string
 	OutputTopic     string        // default topic of outputs
 	MaxPerTxn       int           // input records per transaction; default 500
 	TxnTimeout      time.Duration // transaction.timeout.ms; default 60s
+	// Store names the state store of a stateful processor (NewStateful);
+	// its changelog is ChangelogTopic(Group, Store).
+	Store string
+	// StateDir holds a stateful processor's local stores, one bbolt file
+	// per input partition; one directory per worker instance.
+	StateDir string
+	// Registerer, when set, receives the processor's metrics: restore
+	// progress and commit latency.
+	Registerer prometheus.Registerer
 	// OnCommit, when set, is called after each committed transaction with
 	// the number of input records it covered.
 	OnCommit func(inputs int)
-	// ClientOpts are added last to the client's options.
+	// ClientOpts are added last to the client's options (and to the
+	// restore consumer's: TLS, SASL). A partitioner given here must send
+	// changelog records to the partition they name.
 	ClientOpts []kgo.Opt
 }
 
 // Processor is one consume-transform-produce worker.
 type Processor struct {
-	cfg  Config
-	fn   Transform
-	sess *kgo.GroupTransactSession
+	cfg       Config
+	fn        Process
+	stateful  bool
+	changelog string
+	sess      *kgo.GroupTransactSession
+	adm       *kadm.Client
+	metrics   *metrics
+
+	mu    sync.RWMutex // guards tasks and each task's restore and serving flags
+	tasks map[int32]*task
 }
 
-// New creates a processor; nothing is consumed until Run.
+// New creates a stateless processor; nothing is consumed until Run.
 func New(cfg Config, fn Transform) (*Processor, error) {
+	return newProcessor(cfg, func(ctx context.Context, in *kgo.Record, _ Store) ([]*kgo.Record, error) {
+		return fn(ctx, in)
+	}, false)
+}
+
+// NewStateful creates a processor whose Process function keeps state in
+// the store Config.Store, kept exactly-once through its changelog topic.
+func NewStateful(cfg Config, fn Process) (*Processor, error) {
+	switch {
+	case cfg.Store == "":
+		return nil, errors.New("eos: a store name is required")
+	case cfg.StateDir == "":
+		return nil, errors.New("eos: a state directory is required")
+	}
+	return newProcessor(cfg, fn, true)
+}
+
+func newProcessor(cfg Config, fn Process, stateful bool) (*Processor, error) {
 	switch {
 	case cfg.TransactionalID == "":
 		return nil, errors.New("eos: a transactional id is required")
@@ -54,6 +96,11 @@ func New(cfg Config, fn Transform) (*Processor, error) {
 	if cfg.TxnTimeout <= 0 {
 		cfg.TxnTimeout = time.Minute
 	}
+	m, err := newMetrics(cfg.Registerer, cfg.Group)
+	if err != nil {
+		return nil, fmt.Errorf("eos: metrics: %w", err)
+	}
+	p := &Processor{cfg: cfg, fn: fn, stateful: stateful, metrics: m, tasks: map[int32]*task{}}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.TransactionalID(cfg.TransactionalID),
@@ -66,19 +113,77 @@ func New(cfg Config, fn Transform) (*Processor, error) {
 	if cfg.OutputTopic != "" {
 		opts = append(opts, kgo.DefaultProduceTopic(cfg.OutputTopic))
 	}
+	if stateful {
+		p.changelog = ChangelogTopic(cfg.Group, cfg.Store)
+		opts = append(opts,
+			kgo.RecordPartitioner(changelogPartitioner{kgo.UniformBytesPartitioner(64<<10, true, true, nil)}),
+			kgo.OnPartitionsAssigned(p.assigned),
+			kgo.OnPartitionsRevoked(p.revoked),
+			kgo.OnPartitionsLost(p.revoked),
+		)
+	}
 	sess, err := kgo.NewGroupTransactSession(append(opts, cfg.ClientOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("eos: %w", err)
 	}
-	return &Processor{cfg: cfg, fn: fn, sess: sess}, nil
+	p.sess, p.adm = sess, kadm.NewClient(sess.Client())
+	return p, nil
 }
 
-// Close leaves the group and closes the client.
-func (p *Processor) Close() { p.sess.Close() }
+// assigned marks newly assigned partitions for a restore: another worker
+// may have changed their changelog since this one last held them. It runs
+// before the partitions' offsets are fetched, so before any of their
+// records is polled.
+func (p *Processor) assigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ps := range parts {
+		for _, part := range ps {
+			if t := p.tasks[part]; t != nil {
+				t.restore, t.serving = true, false
+			}
+		}
+	}
+}
+
+// revoked stops queries of partitions this worker no longer owns.
+func (p *Processor) revoked(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ps := range parts {
+		for _, part := range ps {
+			if t := p.tasks[part]; t != nil {
+				t.serving = false
+			}
+		}
+	}
+}
+
+// Close leaves the group, closes the client and closes the stores,
+// writing their checkpoints: the local stores hold only committed
+// changes, so the next start restores nothing it already has.
+func (p *Processor) Close() {
+	p.sess.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for part, t := range p.tasks {
+		_ = t.close(true)
+		delete(p.tasks, part)
+	}
+}
 
 // Run processes until ctx ends (nil) or the processor fails: fenced,
 // a transform error, or a produce error (the error).
 func (p *Processor) Run(ctx context.Context) error {
+	if p.stateful {
+		n, err := inputPartitions(ctx, p.adm, p.cfg.InputTopics)
+		if err != nil {
+			return err
+		}
+		if err := ensureChangelog(ctx, p.adm, p.changelog, n); err != nil {
+			return err
+		}
+	}
 	// Fence the previous instance at once: InitProducerId aborts what it
 	// left open, so its pending offsets do not hold the group back until
 	// its transaction times out.
@@ -105,6 +210,14 @@ func (p *Processor) Run(ctx context.Context) error {
 		if fs.Empty() {
 			continue
 		}
+		if p.stateful {
+			if err := p.prepareTasks(ctx, fs); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
 		committed, n, err := p.transact(ctx, fs)
 		if err != nil {
 			return err
@@ -115,14 +228,62 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
+// prepareTasks opens and restores the store of every partition in fs
+// that has none or was assigned anew, before its records are processed.
+func (p *Processor) prepareTasks(ctx context.Context, fs kgo.Fetches) error {
+	var err error
+	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+		if err != nil || len(ftp.Records) == 0 {
+			return
+		}
+		err = p.prepareTask(ctx, ftp.Partition)
+	})
+	return err
+}
+
+func (p *Processor) prepareTask(ctx context.Context, part int32) error {
+	p.mu.RLock()
+	t := p.tasks[part]
+	need := t == nil || t.restore
+	p.mu.RUnlock()
+	if !need {
+		return nil
+	}
+	if t == nil {
+		var err error
+		if t, err = openTask(p.cfg.StateDir, p.cfg.Store, part); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.tasks[part] = t
+		p.mu.Unlock()
+	}
+	// Clear the flag before reading: an assignment during the restore
+	// sets it again and the next batch restores once more.
+	p.mu.Lock()
+	t.restore = false
+	p.mu.Unlock()
+	if err := p.restoreTask(ctx, t); err != nil {
+		p.mu.Lock()
+		t.restore = true
+		p.mu.Unlock()
+		return err
+	}
+	p.mu.Lock()
+	t.serving = !t.restore
+	p.mu.Unlock()
+	return nil
+}
+
 // transact runs one transaction over the polled records.
 func (p *Processor) transact(ctx context.Context, fs kgo.Fetches) (committed bool, inputs int, err error) {
 	if err := p.sess.Begin(); err != nil {
 		return false, 0, fmt.Errorf("eos: begin: %w", err)
 	}
 	var (
-		mu     sync.Mutex // guards failed: produce callbacks run elsewhere
-		failed error
+		mu      sync.Mutex // guards failed and lastLog: produce callbacks run elsewhere
+		failed  error
+		lastLog = map[int32]int64{} // offset of each task's last changelog record
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -131,8 +292,17 @@ func (p *Processor) transact(ctx context.Context, fs kgo.Fetches) (committed boo
 		}
 		mu.Unlock()
 	}
+	used := map[int32]*task{}
 	for _, in := range fs.Records() {
-		outs, err := p.fn(ctx, in)
+		var st Store
+		if p.stateful {
+			p.mu.RLock()
+			t := p.tasks[in.Partition]
+			p.mu.RUnlock()
+			used[in.Partition] = t
+			st = txnStore{t}
+		}
+		outs, err := p.fn(ctx, in, st)
 		if err != nil {
 			fail(fmt.Errorf("eos: transform %s/%d@%d: %w", in.Topic, in.Partition, in.Offset, err))
 			break
@@ -146,21 +316,60 @@ func (p *Processor) transact(ctx context.Context, fs kgo.Fetches) (committed boo
 		}
 		inputs++
 	}
+	// One changelog record per changed key: the last write of the
+	// transaction is all a restore needs.
+	for part, t := range used {
+		for k, c := range t.pending {
+			r := &kgo.Record{Topic: p.changelog, Partition: part, Key: []byte(k), Value: c.value}
+			p.sess.Produce(ctx, r, func(r *kgo.Record, err error) {
+				if err != nil {
+					fail(fmt.Errorf("eos: produce changelog: %w", err))
+					return
+				}
+				mu.Lock()
+				lastLog[r.Partition] = max(lastLog[r.Partition], r.Offset)
+				mu.Unlock()
+			})
+		}
+	}
+	defer func() {
+		// Committed or not, the buffers are done with: applied below if
+		// the transaction committed, dropped otherwise.
+		for _, t := range used {
+			clear(t.pending)
+		}
+	}()
 	if err := p.sess.Client().Flush(ctx); err != nil {
 		fail(fmt.Errorf("eos: flush: %w", err))
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if failed != nil {
-		// Abort: neither the outputs nor the offsets commit.
+		// Abort: neither the outputs, the changelog nor the offsets commit.
+		p.metrics.aborted()
 		if _, err := p.sess.End(ctx, kgo.TryAbort); err != nil {
 			return false, 0, errors.Join(failed, err)
 		}
 		return false, 0, failed
 	}
+	start := time.Now()
 	committed, err = p.sess.End(ctx, kgo.TryCommit)
 	if err != nil {
 		return false, 0, fmt.Errorf("eos: end: %w", err)
 	}
-	return committed, inputs, nil
+	if !committed {
+		p.metrics.aborted()
+		return false, 0, nil
+	}
+	p.metrics.committed(time.Since(start).Seconds())
+	for part, t := range used {
+		next := t.applied
+		if off, ok := lastLog[part]; ok {
+			next = off + 1
+		}
+		if err := t.apply(t.pending, next); err != nil {
+			return true, inputs, err
+		}
+	}
+	return true, inputs, nil
 }

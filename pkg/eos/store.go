@@ -1,0 +1,233 @@
+package eos
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Store is a task's key-value store as a Process function sees it: its
+// reads see the committed state plus the current transaction's own
+// writes, and its writes commit with the transaction or not at all.
+type Store interface {
+	// Get returns key's value, or nil when the key is absent.
+	Get(key []byte) ([]byte, error)
+	// Put sets key's value (a nil value is stored as empty).
+	Put(key, value []byte) error
+	// Delete removes key; its changelog record is a tombstone.
+	Delete(key []byte) error
+}
+
+// maxKeyBytes bounds a store key: bbolt refuses keys above 32 KiB.
+const maxKeyBytes = bolt.MaxKeySize
+
+var dataBucket = []byte("data")
+
+// change is one key's pending write; a nil value is a deletion.
+type change struct{ value []byte }
+
+// task is one input partition number's store: the committed state in a
+// bbolt file and the open transaction's writes in memory. Only the
+// processing loop touches pending and applied; queries read db, whose
+// lifetime mu in Processor guards.
+type task struct {
+	partition int32
+	path      string // the bbolt file
+	db        *bolt.DB
+	applied   int64             // next changelog offset the file has not applied
+	pending   map[string]change // this transaction's writes, by key
+	restore   bool              // assigned anew: catch up with the changelog first
+	serving   bool              // restored and assigned: answers queries
+}
+
+// openTask opens partition p's store under dir. A checkpoint, written
+// only by a clean close, says up to where the file is the changelog; it
+// is removed at once, so after a crash from now on the file is rebuilt
+// from the start of the changelog.
+func openTask(dir, store string, p int32) (*task, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("eos: state directory: %w", err)
+	}
+	path := filepath.Join(dir, store+"-"+strconv.Itoa(int(p))+".db")
+	cp := path + ".checkpoint"
+	applied, ok := readCheckpoint(cp)
+	if _, err := os.Stat(path); err != nil {
+		ok = false
+	}
+	if !ok {
+		applied = 0
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("eos: discarding store %s: %w", path, err)
+		}
+	}
+	if err := os.Remove(cp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("eos: removing checkpoint: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	// No fsync per commit: without a checkpoint the file is discarded
+	// after a crash, and a clean close syncs before it writes one.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoSync: true, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("eos: opening store %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(dataBucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("eos: opening store %s: %w", path, err)
+	}
+	return &task{partition: p, path: path, db: db, applied: applied, pending: map[string]change{}, restore: true}, nil
+}
+
+// wipe empties the store: its file is not a prefix of the changelog.
+func (t *task) wipe() error {
+	t.applied = 0
+	return t.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(dataBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(dataBucket)
+		return err
+	})
+}
+
+// apply writes committed changes and records the next changelog offset.
+func (t *task) apply(changes map[string]change, next int64) error {
+	if len(changes) > 0 {
+		if err := t.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(dataBucket)
+			for k, c := range changes {
+				var err error
+				if c.value == nil {
+					err = b.Delete([]byte(k))
+				} else {
+					err = b.Put([]byte(k), c.value)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("eos: applying to %s: %w", t.path, err)
+		}
+	}
+	if next > t.applied {
+		t.applied = next
+	}
+	return nil
+}
+
+// get reads key's committed value.
+func (t *task) get(key []byte) ([]byte, error) {
+	var v []byte
+	err := t.db.View(func(tx *bolt.Tx) error {
+		if got := tx.Bucket(dataBucket).Get(key); got != nil {
+			v = bytes.Clone(got)
+		}
+		return nil
+	})
+	return v, err
+}
+
+// close syncs the file and, if clean, writes the checkpoint that lets the
+// next open skip the restore.
+func (t *task) close(clean bool) error {
+	err := t.db.Sync()
+	err = errors.Join(err, t.db.Close())
+	if err == nil && clean {
+		err = writeCheckpoint(t.path+".checkpoint", t.applied)
+	}
+	return err
+}
+
+// txnStore is the Store a Process call sees.
+type txnStore struct{ t *task }
+
+func (s txnStore) Get(key []byte) ([]byte, error) {
+	if c, ok := s.t.pending[string(key)]; ok {
+		return bytes.Clone(c.value), nil
+	}
+	return s.t.get(key)
+}
+
+func (s txnStore) Put(key, value []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	s.t.pending[string(key)] = change{value: bytes.Clone(value)}
+	return nil
+}
+
+func (s txnStore) Delete(key []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	s.t.pending[string(key)] = change{}
+	return nil
+}
+
+func checkKey(key []byte) error {
+	if len(key) == 0 || len(key) > maxKeyBytes {
+		return fmt.Errorf("eos: store key of %d bytes: want 1 to %d", len(key), maxKeyBytes)
+	}
+	return nil
+}
+
+func readCheckpoint(path string) (int64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	off, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
+	if err != nil || off < 0 {
+		return 0, false
+	}
+	return off, true
+}
+
+// writeCheckpoint replaces the checkpoint atomically: a torn checkpoint
+// would skip changelog records.
+func writeCheckpoint(path string, off int64) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("eos: checkpoint: %w", err)
+	}
+	_, err = f.WriteString(strconv.FormatInt(off, 10) + "\n")
+	err = errors.Join(err, f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return fmt.Errorf("eos: checkpoint: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("eos: state directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("eos: state directory: %w", err)
+	}
+	return nil
+}
