@@ -58,8 +58,9 @@ type Processor struct {
 	adm       *kadm.Client
 	metrics   *metrics
 
-	mu    sync.RWMutex // guards tasks and each task's restore and serving flags
-	tasks map[int32]*task
+	mu     sync.RWMutex // guards tasks, each task's restore and serving flags, and toOpen
+	tasks  map[int32]*task
+	toOpen map[int32]bool // assigned partitions whose store is not open yet
 }
 
 // New creates a stateless processor; nothing is consumed until Run.
@@ -100,7 +101,7 @@ func newProcessor(cfg Config, fn Process, stateful bool) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eos: metrics: %w", err)
 	}
-	p := &Processor{cfg: cfg, fn: fn, stateful: stateful, metrics: m, tasks: map[int32]*task{}}
+	p := &Processor{cfg: cfg, fn: fn, stateful: stateful, metrics: m, tasks: map[int32]*task{}, toOpen: map[int32]bool{}}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.TransactionalID(cfg.TransactionalID),
@@ -141,6 +142,8 @@ func (p *Processor) assigned(_ context.Context, _ *kgo.Client, parts map[string]
 		for _, part := range ps {
 			if t := p.tasks[part]; t != nil {
 				t.restore, t.serving = true, false
+			} else {
+				p.toOpen[part] = true
 			}
 		}
 	}
@@ -152,6 +155,7 @@ func (p *Processor) revoked(_ context.Context, _ *kgo.Client, parts map[string][
 	defer p.mu.Unlock()
 	for _, ps := range parts {
 		for _, part := range ps {
+			delete(p.toOpen, part)
 			if t := p.tasks[part]; t != nil {
 				t.serving = false
 			}
@@ -194,21 +198,18 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("eos: initial abort: %w", err)
 	}
 	for {
-		fs := p.sess.PollRecords(ctx, p.cfg.MaxPerTxn)
+		fs := p.poll(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return nil
 		}
 		var fetchErr error
 		fs.EachError(func(t string, part int32, err error) {
-			if fetchErr == nil {
+			if fetchErr == nil && !errors.Is(err, context.DeadlineExceeded) {
 				fetchErr = fmt.Errorf("eos: fetch %s/%d: %w", t, part, err)
 			}
 		})
 		if fetchErr != nil {
 			return fetchErr
-		}
-		if fs.Empty() {
-			continue
 		}
 		if p.stateful {
 			if err := p.prepareTasks(ctx, fs); err != nil {
@@ -217,6 +218,9 @@ func (p *Processor) Run(ctx context.Context) error {
 				}
 				return err
 			}
+		}
+		if fs.Empty() {
+			continue
 		}
 		committed, n, err := p.transact(ctx, fs)
 		if err != nil {
@@ -228,17 +232,42 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
+// pollWake bounds a stateful processor's wait for records, so that the
+// stores of newly assigned partitions without new input are restored and
+// answer queries.
+const pollWake = 500 * time.Millisecond
+
+func (p *Processor) poll(ctx context.Context) kgo.Fetches {
+	if !p.stateful {
+		return p.sess.PollRecords(ctx, p.cfg.MaxPerTxn)
+	}
+	pctx, cancel := context.WithTimeout(ctx, pollWake)
+	defer cancel()
+	return p.sess.PollRecords(pctx, p.cfg.MaxPerTxn)
+}
+
 // prepareTasks opens and restores the store of every partition in fs
-// that has none or was assigned anew, before its records are processed.
+// and every newly assigned partition that has none or was assigned anew,
+// before their records are processed.
 func (p *Processor) prepareTasks(ctx context.Context, fs kgo.Fetches) error {
-	var err error
+	parts := map[int32]bool{}
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
-		if err != nil || len(ftp.Records) == 0 {
-			return
+		if len(ftp.Records) > 0 {
+			parts[ftp.Partition] = true
 		}
-		err = p.prepareTask(ctx, ftp.Partition)
 	})
-	return err
+	p.mu.Lock()
+	for part := range p.toOpen {
+		parts[part] = true
+	}
+	clear(p.toOpen)
+	p.mu.Unlock()
+	for part := range parts {
+		if err := p.prepareTask(ctx, part); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *Processor) prepareTask(ctx context.Context, part int32) error {

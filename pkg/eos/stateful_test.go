@@ -1,0 +1,443 @@
+package eos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-broker/weir/pkg/weir"
+)
+
+// The SIGKILL test runs a worker in a child process: this test binary,
+// started again with workerEnv set.
+const workerEnv = "WEIR_EOS_TEST_WORKER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) != "" {
+		os.Exit(runChildWorker())
+	}
+	os.Exit(m.Run())
+}
+
+// runChildWorker counts input records per key, slowly, until killed.
+func runChildWorker() int {
+	p, err := NewStateful(childConfig(os.Getenv("BROKER"), os.Getenv("STATE_DIR")), slowCount())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer p.Close()
+	if err := p.Run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func childConfig(broker, dir string) Config {
+	return Config{Brokers: []string{broker}, TransactionalID: "counter-0", Group: "counter",
+		InputTopics: []string{"in"}, OutputTopic: "out", MaxPerTxn: 10,
+		Store: "counts", StateDir: dir,
+		// Static membership: a restarted worker takes its partitions
+		// back at once instead of waiting out its dead session.
+		ClientOpts: []kgo.Opt{kgo.InstanceID("counter-0")}}
+}
+
+// slowCount is Count with a pause per record, so that a SIGKILL lands
+// inside transactions.
+func slowCount() Process {
+	count := Count()
+	return func(ctx context.Context, in *kgo.Record, s Store) ([]*kgo.Record, error) {
+		time.Sleep(2 * time.Millisecond)
+		return count(ctx, in, s)
+	}
+}
+
+type rig struct {
+	t    *testing.T
+	ctx  context.Context
+	addr string
+	cl   *kgo.Client
+	adm  *kadm.Client
+}
+
+func newRig(t *testing.T, partitions int32) *rig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	b, err := weir.Start(ctx, weir.Config{DataDir: t.TempDir(), Settings: map[string]string{"group.initial.rebalance.delay.ms": "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	r := &rig{t: t, ctx: ctx, addr: b.Addr(), cl: cl, adm: kadm.NewClient(cl)}
+	for _, topic := range []string{"in", "out"} {
+		if _, err := r.adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// produce writes one record per key, in order, and returns how many of
+// each it wrote.
+func (r *rig) produce(keys ...string) map[string]int64 {
+	r.t.Helper()
+	n := map[string]int64{}
+	rs := make([]*kgo.Record, len(keys))
+	for i, k := range keys {
+		rs[i] = &kgo.Record{Key: []byte(k), Value: []byte(strconv.Itoa(i))}
+		n[k]++
+	}
+	if err := r.cl.ProduceSync(r.ctx, rs...).FirstErr(); err != nil {
+		r.t.Fatal(err)
+	}
+	return n
+}
+
+// committedInput sums the group's committed offsets over the input.
+func (r *rig) committedInput(group string) int64 {
+	r.t.Helper()
+	offs, err := r.adm.FetchOffsets(r.ctx, group)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == "in" && o.At > 0 {
+			sum += o.At
+		}
+	})
+	return sum
+}
+
+// readLog reads a topic to its end with the isolation level given and
+// returns the last value per key, plus how many data records it read.
+func (r *rig) readLog(topic string, iso kgo.IsolationLevel) (map[string]string, int) {
+	r.t.Helper()
+	ends, err := r.adm.ListEndOffsets(r.ctx, topic)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	parts := map[int32]kgo.Offset{}
+	remaining := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			parts[o.Partition] = kgo.NewOffset().AtStart()
+			remaining[o.Partition] = o.Offset
+		}
+	})
+	last := map[string]string{}
+	if len(parts) == 0 {
+		return last, 0
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.addr), kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer cl.Close()
+	n := 0
+	for len(remaining) > 0 {
+		fs := cl.PollFetches(r.ctx)
+		if err := fs.Err(); err != nil {
+			r.t.Fatalf("reading %s: %v", topic, err)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if rec.Offset+1 >= remaining[rec.Partition] {
+				delete(remaining, rec.Partition)
+			}
+			if rec.Attrs.IsControl() {
+				return
+			}
+			n++
+			if rec.Value == nil {
+				delete(last, string(rec.Key))
+			} else {
+				last[string(rec.Key)] = string(rec.Value)
+			}
+		})
+	}
+	return last, n
+}
+
+// runUntil runs p until cond holds, then stops it cleanly.
+func (r *rig) runUntil(p *Processor, what string, cond func() bool) {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for !cond() {
+		select {
+		case err := <-done:
+			r.t.Fatalf("processor stopped before %s: %v", what, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if r.ctx.Err() != nil {
+			cancel()
+			r.t.Fatalf("no %s before the deadline", what)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		r.t.Fatalf("Run: %v", err)
+	}
+	p.Close()
+}
+
+func restoredRecords(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == "weir_eos_restore_records_total" {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func query(t *testing.T, p *Processor, store, key string) (string, int) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	p.QueryHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/stores/"+store+"/"+key, nil))
+	b, _ := io.ReadAll(rec.Body)
+	return string(b), rec.Code
+}
+
+func wantCounts(t *testing.T, p *Processor, want map[string]int64) {
+	t.Helper()
+	for k, n := range want {
+		if got, code := query(t, p, "counts", k); code != 200 || got != strconv.FormatInt(n, 10) {
+			t.Errorf("store count of %s: %q (HTTP %d), want %d", k, got, code, n)
+		}
+	}
+}
+
+// A clean stop writes checkpoints: the next start on the same state
+// directory restores nothing from the changelog, and its store still
+// holds every count.
+func TestRestartAfterCleanStopRestoresNothing(t *testing.T) {
+	r := newRig(t, 2)
+	dir := t.TempDir()
+	cfg := Config{Brokers: []string{r.addr}, TransactionalID: "c1", Group: "counter",
+		InputTopics: []string{"in"}, OutputTopic: "out", MaxPerTxn: 7, Store: "counts", StateDir: dir}
+	want := r.produce(strings.Split("a b c a b a d e a c f g a b", " ")...)
+
+	reg1 := prometheus.NewRegistry()
+	cfg.Registerer = reg1
+	p1, err := NewStateful(cfg, Count())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.runUntil(p1, "all inputs committed", func() bool { return r.committedInput("counter") == 14 })
+	if n := restoredRecords(t, reg1); n != 0 {
+		t.Fatalf("a first start restored %v records from an empty changelog", n)
+	}
+	for _, part := range []string{"0", "1"} {
+		if _, err := os.Stat(filepath.Join(dir, "counts-"+part+".db.checkpoint")); err != nil {
+			t.Fatalf("no checkpoint after a clean stop: %v", err)
+		}
+	}
+
+	more := r.produce("a", "z")
+	want["a"] += more["a"]
+	want["z"] += more["z"]
+	reg2 := prometheus.NewRegistry()
+	cfg.Registerer = reg2
+	p2, err := NewStateful(cfg, Count())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- p2.Run(ctx) }()
+	for r.committedInput("counter") < 16 {
+		if r.ctx.Err() != nil {
+			t.Fatal("the new inputs were not committed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wantCounts(t, p2, want)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	p2.Close()
+	if n := restoredRecords(t, reg2); n != 0 {
+		t.Fatalf("a start after a clean stop restored %v changelog records, want none", n)
+	}
+	// The changelog agrees with the store.
+	log, _ := r.readLog(ChangelogTopic("counter", "counts"), kgo.ReadCommitted())
+	for k, n := range want {
+		if log[k] != strconv.FormatInt(n, 10) {
+			t.Errorf("changelog count of %s: %q, want %d", k, log[k], n)
+		}
+	}
+}
+
+// A worker SIGKILLed mid-stream — inside a transaction or between a
+// commit and its local write — leaves no checkpoint; its restart rebuilds
+// the store from the committed changelog and ends with every key counted
+// exactly once.
+func TestRestoreAfterWorkerSIGKILLEqualsTheCommittedState(t *testing.T) {
+	r := newRig(t, 2)
+	dir := t.TempDir()
+	keys := make([]string, 600)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i%13)
+	}
+	want := r.produce(keys...)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), workerEnv+"=1", "BROKER="+r.addr, "STATE_DIR="+dir)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for r.committedInput("counter") < 100 {
+		if r.ctx.Err() != nil {
+			_ = cmd.Process.Kill()
+			t.Fatalf("worker committed nothing:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	committed := r.committedInput("counter")
+	if committed >= int64(len(keys)) {
+		t.Fatalf("the worker finished (%d inputs committed) before it was killed", committed)
+	}
+	// The changelog's committed state is the count of the committed
+	// inputs, whatever the kill interrupted.
+	log, _ := r.readLog(ChangelogTopic("counter", "counts"), kgo.ReadCommitted())
+	var inLog int64
+	for _, v := range log {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		inLog += n
+	}
+	if inLog != committed {
+		t.Fatalf("committed changelog counts %d inputs, the group committed %d", inLog, committed)
+	}
+	for _, part := range []string{"0", "1"} {
+		if _, err := os.Stat(filepath.Join(dir, "counts-"+part+".db.checkpoint")); err == nil {
+			t.Fatal("a checkpoint survived a SIGKILL: the restart would trust a store that may be behind")
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	cfg := childConfig(r.addr, dir)
+	cfg.Registerer = reg
+	p, err := NewStateful(cfg, Count())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for r.committedInput("counter") < int64(len(keys)) {
+		if r.ctx.Err() != nil {
+			t.Fatalf("restarted worker did not finish the input (%d of %d)", r.committedInput("counter"), len(keys))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wantCounts(t, p, want)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if n := restoredRecords(t, reg); n < float64(len(log)) {
+		t.Fatalf("the restart restored %v changelog records, want at least the %d keys committed", n, len(log))
+	}
+}
+
+// A transaction that aborts after its changelog records were written
+// leaves those records in the log, but neither the local store nor a
+// store rebuilt from the changelog ever shows them.
+func TestAbortedChangelogWritesNeverReachTheStore(t *testing.T) {
+	r := newRig(t, 1)
+	keys := strings.Split("a b a c a b boom a c", " ")
+	all := r.produce(keys...)
+	boom := errors.New("boom")
+	failing := true
+	process := func(ctx context.Context, in *kgo.Record, s Store) ([]*kgo.Record, error) {
+		if failing && string(in.Key) == "boom" {
+			return nil, boom
+		}
+		if string(in.Key) == "boom" {
+			return nil, nil
+		}
+		return Count()(ctx, in, s)
+	}
+	cfg := Config{Brokers: []string{r.addr}, TransactionalID: "c1", Group: "counter",
+		InputTopics: []string{"in"}, OutputTopic: "out", MaxPerTxn: 4, Store: "counts", StateDir: t.TempDir()}
+	p1, err := NewStateful(cfg, process)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Run(r.ctx); !errors.Is(err, boom) {
+		t.Fatalf("Run: %v, want the Process error", err)
+	}
+	committed := r.committedInput("counter")
+	if committed >= 6 {
+		t.Fatalf("committed input offset %d: the failing transaction committed", committed)
+	}
+	before := map[string]int64{}
+	for _, k := range keys[:committed] {
+		before[k]++
+	}
+	// The aborted transaction wrote changelog records: the uncommitted
+	// read shows more than the committed one.
+	_, uncommitted := r.readLog(ChangelogTopic("counter", "counts"), kgo.ReadUncommitted())
+	_, committedLog := r.readLog(ChangelogTopic("counter", "counts"), kgo.ReadCommitted())
+	if uncommitted <= committedLog {
+		t.Fatalf("changelog holds %d records read uncommitted, %d read committed: the abort wrote nothing to test", uncommitted, committedLog)
+	}
+	wantCounts(t, p1, before)
+	p1.Close()
+
+	// Rebuild from the changelog alone, in a fresh directory, and finish.
+	failing = false
+	cfg.StateDir = t.TempDir()
+	cfg.TransactionalID = "c2"
+	p2, err := NewStateful(cfg, process)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(all, "boom")
+	r.runUntil(p2, "all inputs committed", func() bool {
+		if r.committedInput("counter") < int64(len(keys)) {
+			return false
+		}
+		wantCounts(t, p2, all)
+		return true
+	})
+}
