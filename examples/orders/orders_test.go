@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-broker/weir/examples/internal/exampletest"
 	"github.com/weir-broker/weir/examples/orders/model"
 	"github.com/weir-broker/weir/internal/testsvc"
 )
@@ -77,21 +77,21 @@ func TestEveryOrderAppliedOnceAcrossKills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := exampletest.FreeAddr(t)
 	const totalOrders = 1000
 
-	broker := newService("broker", weirBin, "serve", "--listen", addr, "--data", t.TempDir())
-	orders := newService("orderservice", orderBin, "--dsn", ordersDSN, "--orders", strconv.Itoa(totalOrders), "--pace", "4ms")
-	relay := newService("relay", weirBin, "outbox", "relay", "--dsn", ordersDSN, "--brokers", addr, "--relay-id", "orders-example")
-	inventory := newService("inventory", inventoryBin, "--dsn", inventoryDSN, "--brokers", addr)
-	all := []*service{broker, orders, relay, inventory}
+	broker := exampletest.NewService("broker", weirBin, "serve", "--listen", addr, "--data", t.TempDir())
+	orders := exampletest.NewService("orderservice", orderBin, "--dsn", ordersDSN, "--orders", strconv.Itoa(totalOrders), "--pace", "4ms")
+	relay := exampletest.NewService("relay", weirBin, "outbox", "relay", "--dsn", ordersDSN, "--brokers", addr, "--relay-id", "orders-example")
+	inventory := exampletest.NewService("inventory", inventoryBin, "--dsn", inventoryDSN, "--brokers", addr)
+	all := []*exampletest.Service{broker, orders, relay, inventory}
 	t.Cleanup(func() {
 		for _, s := range all {
-			s.stop()
+			s.Stop()
 		}
 		if t.Failed() {
 			for _, s := range all {
-				t.Logf("%s output:\n%s", s.name, s.log())
+				t.Logf("%s output:\n%s", s.Name, s.Log())
 			}
 		}
 	})
@@ -99,13 +99,13 @@ func TestEveryOrderAppliedOnceAcrossKills(t *testing.T) {
 	if out, err := exec.Command(weirBin, "outbox", "migrate", "--dsn", ordersDSN).CombinedOutput(); err != nil {
 		t.Fatalf("weir outbox migrate: %v\n%s", err, out)
 	}
-	broker.start(t)
-	waitListening(t, addr)
+	broker.Start(t)
+	exampletest.WaitListening(t, addr)
 	if out, err := exec.Command(weirBin, "topic", "create", model.Topic, "--partitions", "3", "--brokers", addr).CombinedOutput(); err != nil {
 		t.Fatalf("weir topic create: %v\n%s", err, out)
 	}
 	for _, s := range all[1:] {
-		s.start(t)
+		s.Start(t)
 	}
 
 	// Three rounds in which each process is killed once, in a random
@@ -114,26 +114,26 @@ func TestEveryOrderAppliedOnceAcrossKills(t *testing.T) {
 		for _, i := range rng.Perm(len(all)) {
 			time.Sleep(time.Duration(150+rng.IntN(450)) * time.Millisecond)
 			s := all[i]
-			if !s.kill() {
+			if !s.Kill() {
 				continue // the order service finished its orders
 			}
 			time.Sleep(time.Duration(50+rng.IntN(200)) * time.Millisecond)
-			s.start(t)
+			s.Start(t)
 			if s == broker {
-				waitListening(t, addr)
+				exampletest.WaitListening(t, addr)
 			}
 		}
 	}
-	for _, s := range []*service{broker, relay, inventory} {
-		if s.kills == 0 {
-			t.Fatalf("%s was never killed", s.name)
+	for _, s := range []*exampletest.Service{broker, relay, inventory} {
+		if s.Kills() == 0 {
+			t.Fatalf("%s was never killed", s.Name)
 		}
 	}
 	for _, s := range all {
-		t.Logf("%s: killed %d times, restarted %d times after failing on its own", s.name, s.kills, s.restarts)
+		t.Logf("%s: killed %d times, restarted %d times after failing on its own", s.Name, s.Kills(), s.Restarts())
 	}
 
-	if err := orders.waitSuccess(time.Minute); err != nil {
+	if err := orders.WaitSuccess(time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	ordersDB := connect(t, ctx, ordersDSN)
@@ -275,27 +275,4 @@ func connect(t *testing.T, ctx context.Context, dsn string) *pgx.Conn {
 	}
 	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitListening(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("broker not listening on %s", addr)
 }
