@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -100,17 +101,32 @@ func (t *task) wipe() error {
 	})
 }
 
+// applyChunk bounds the changes one bbolt transaction applies: bbolt
+// splits nodes only at commit, so a node grows with every insert of a
+// transaction and each insert moves what the node holds; with the keys
+// sorted and the transactions bounded, the cost stays linear.
+const applyChunk = 10_000
+
 // apply writes committed changes and records the next changelog offset.
+// A failure part way leaves some of the changes applied and applied
+// unchanged: replaying committed changes again is harmless.
 func (t *task) apply(changes map[string]change, next int64) error {
-	if len(changes) > 0 {
+	keys := make([]string, 0, len(changes))
+	for k := range changes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), applyChunk)]
+		keys = keys[len(chunk):]
 		if err := t.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(dataBucket)
-			for k, c := range changes {
+			for _, k := range chunk {
 				var err error
-				if c.value == nil {
+				if v := changes[k].value; v == nil {
 					err = b.Delete([]byte(k))
 				} else {
-					err = b.Put([]byte(k), c.value)
+					err = b.Put([]byte(k), v)
 				}
 				if err != nil {
 					return err
