@@ -221,6 +221,20 @@ func restoredRecords(t *testing.T, reg *prometheus.Registry) float64 {
 	return sum
 }
 
+func commitsTimed(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "weir_eos_commit_seconds" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
+
 func query(t *testing.T, p *Processor, store, key string) (string, int) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -257,6 +271,9 @@ func TestRestartAfterCleanStopRestoresNothing(t *testing.T) {
 	r.runUntil(p1, "all inputs committed", func() bool { return r.committedInput("counter") == 14 })
 	if n := restoredRecords(t, reg1); n != 0 {
 		t.Fatalf("a first start restored %v records from an empty changelog", n)
+	}
+	if n := commitsTimed(t, reg1); n == 0 {
+		t.Fatal("no commit latency recorded for the committed transactions")
 	}
 	for _, part := range []string{"0", "1"} {
 		if _, err := os.Stat(filepath.Join(dir, "counts-"+part+".db.checkpoint")); err != nil {
@@ -440,4 +457,52 @@ func TestAbortedChangelogWritesNeverReachTheStore(t *testing.T) {
 		wantCounts(t, p2, all)
 		return true
 	})
+}
+
+// Windowed counts go by event time: records count in their own window
+// even out of order, until stream time passes the window's end plus the
+// grace period; a later record for that window is dropped.
+func TestWindowedCountDropsRecordsAfterTheGracePeriod(t *testing.T) {
+	r := newRig(t, 1)
+	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
+	at := func(key string, offset time.Duration) *kgo.Record {
+		return &kgo.Record{Key: []byte(key), Timestamp: base.Add(offset)}
+	}
+	rs := []*kgo.Record{
+		at("a", 10*time.Second), at("a", 50*time.Second), at("b", 20*time.Second),
+		at("a", 70*time.Second),  // next window; stream time 1m10s
+		at("a", 30*time.Second),  // out of order, within grace: counts
+		at("b", 140*time.Second), // stream time 2m20s: the first window's grace is over
+		at("a", 40*time.Second),  // late: dropped
+		at("a", 100*time.Second), // second window still open (ends 2m, grace to 2m30s)
+		at("c", -5*time.Second),  // the window before base: closed long ago
+	}
+	if err := r.cl.ProduceSync(r.ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fn, err := WindowedCount(time.Minute, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewStateful(Config{Brokers: []string{r.addr}, TransactionalID: "w", Group: "windows",
+		InputTopics: []string{"in"}, OutputTopic: "out", Store: "counts", StateDir: t.TempDir()}, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		string(WindowKey([]byte("a"), base)):                    "3",
+		string(WindowKey([]byte("b"), base)):                    "1",
+		string(WindowKey([]byte("a"), base.Add(time.Minute))):   "2",
+		string(WindowKey([]byte("b"), base.Add(2*time.Minute))): "1",
+	}
+	r.runUntil(p, "all inputs committed", func() bool { return r.committedInput("windows") == int64(len(rs)) })
+	got, _ := r.readLog("out", kgo.ReadCommitted())
+	if len(got) != len(want) {
+		t.Errorf("windows emitted %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("window %s: %q, want %s", k, got[k], v)
+		}
+	}
 }
