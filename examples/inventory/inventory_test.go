@@ -50,8 +50,8 @@ func runTests(m *testing.M) int {
 var items = []string{"apple", "bolt", "cable", "drill", "easel", "funnel", "glove", "hammer", "ink", "jack", "kettle", "ladder"}
 
 // TestStockIsExactAcrossWorkerAndBrokerKills runs the inventory
-// aggregator as three worker processes while order and restock events
-// flow, SIGKILLs the workers at random moments (restarting each shortly
+// aggregator as three worker processes (the third joining late, which
+// moves partitions) while order and restock events flow, SIGKILLs the workers at random moments (restarting each shortly
 // after) and the broker once. Every item's final stock, read_committed
 // from the output topic and from the workers' interactive queries, must
 // be its initial stock plus its restocks minus its orders: no event lost,
@@ -108,9 +108,10 @@ func TestStockIsExactAcrossWorkerAndBrokerKills(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, w := range workers {
-		w.Start(t)
-	}
+	// Two workers first; the third joins once events flow, so partitions
+	// move between workers (a rebalance, stores restored on assignment).
+	workers[0].Start(t)
+	workers[1].Start(t)
 
 	// The events, produced idempotently while the kills happen; what the
 	// input topic holds at the end decides the expected stock.
@@ -149,16 +150,27 @@ func TestStockIsExactAcrossWorkerAndBrokerKills(t *testing.T) {
 	// Kill a random worker every so often; kill the broker once, a third
 	// of the way in.
 	brokerKilled := false
+	time.Sleep(time.Second)
+	workers[2].Start(t)
 	for start := time.Now(); time.Since(start) < killFor; {
 		time.Sleep(time.Duration(300+rng.IntN(900)) * time.Millisecond)
 		s := workers[rng.IntN(len(workers))]
+		down := time.Duration(50+rng.IntN(300)) * time.Millisecond
+		if *longRun && rng.IntN(6) == 0 {
+			// Longer than the session timeout: the group gives the
+			// worker's partitions to the others, and back later.
+			down = 12 * time.Second
+		}
 		if !brokerKilled && time.Since(start) > killFor/3 {
 			s, brokerKilled = broker, true
 		}
 		if !s.Kill() {
 			continue // between a failure and its restart
 		}
-		time.Sleep(time.Duration(50+rng.IntN(300)) * time.Millisecond)
+		if s == broker {
+			down = time.Duration(50+rng.IntN(300)) * time.Millisecond
+		}
+		time.Sleep(down)
 		s.Start(t)
 		if s == broker {
 			exampletest.WaitListening(t, addr)
@@ -208,6 +220,7 @@ func TestStockIsExactAcrossWorkerAndBrokerKills(t *testing.T) {
 	}
 	// The interactive query: the worker that owns an item's partition
 	// answers with the same stock; no worker answers another.
+	hosts := map[string]int{}
 	for _, item := range items {
 		for {
 			answers, last := queryAll(httpAddrs, item)
@@ -216,6 +229,9 @@ func TestStockIsExactAcrossWorkerAndBrokerKills(t *testing.T) {
 				ok = ok && a == strconv.FormatInt(want[item], 10)
 			}
 			if ok {
+				for a := range answers {
+					hosts[a]++
+				}
 				break
 			}
 			if ctx.Err() != nil {
@@ -224,6 +240,7 @@ func TestStockIsExactAcrossWorkerAndBrokerKills(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	t.Logf("items answered by each worker's query: %v", hosts)
 }
 
 // expectedStock reads every event read_committed, checks each was written
@@ -321,9 +338,10 @@ func readAll(t *testing.T, ctx context.Context, addr, topic string, fn func(*kgo
 }
 
 // queryAll asks every worker for item's stock and returns the answers of
-// those that hold it.
-func queryAll(addrs []string, item string) (answers []string, last string) {
+// those that hold it, by worker address, and the last refusal or error.
+func queryAll(addrs []string, item string) (answers map[string]string, last string) {
 	hc := &http.Client{Timeout: 2 * time.Second}
+	answers = map[string]string{}
 	for _, a := range addrs {
 		resp, err := hc.Get("http://" + a + "/stores/" + inventory.StoreName + "/" + item)
 		if err != nil {
@@ -333,7 +351,7 @@ func queryAll(addrs []string, item string) (answers []string, last string) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
-			answers = append(answers, string(b))
+			answers[a] = string(b)
 		} else {
 			last = fmt.Sprintf("%s: %d %s", a, resp.StatusCode, b)
 		}
