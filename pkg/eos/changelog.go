@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -62,10 +61,13 @@ func ensureChangelog(ctx context.Context, adm *kadm.Client, topic string, partit
 
 // changelogPartitioner sends changelog records to the partition they name
 // (the task's) and everything else through the default partitioner.
-type changelogPartitioner struct{ dflt kgo.Partitioner }
+type changelogPartitioner struct {
+	changelog string
+	dflt      kgo.Partitioner
+}
 
 func (c changelogPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	if strings.HasSuffix(topic, "-changelog") {
+	if topic == c.changelog {
 		return manualPartitioner{}
 	}
 	return c.dflt.ForTopic(topic)

@@ -117,7 +117,7 @@ func newProcessor(cfg Config, fn Process, stateful bool) (*Processor, error) {
 	if stateful {
 		p.changelog = ChangelogTopic(cfg.Group, cfg.Store)
 		opts = append(opts,
-			kgo.RecordPartitioner(changelogPartitioner{kgo.UniformBytesPartitioner(64<<10, true, true, nil)}),
+			kgo.RecordPartitioner(changelogPartitioner{p.changelog, kgo.UniformBytesPartitioner(64<<10, true, true, nil)}),
 			kgo.OnPartitionsAssigned(p.assigned),
 			kgo.OnPartitionsRevoked(p.revoked),
 			kgo.OnPartitionsLost(p.revoked),
@@ -165,7 +165,8 @@ func (p *Processor) revoked(_ context.Context, _ *kgo.Client, parts map[string][
 
 // Close leaves the group, closes the client and closes the stores,
 // writing their checkpoints: the local stores hold only committed
-// changes, so the next start restores nothing it already has.
+// changes, so the next start restores nothing it already has. Call it
+// after Run has returned.
 func (p *Processor) Close() {
 	p.sess.Close()
 	p.mu.Lock()
