@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -205,7 +206,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		var fetchErr error
 		fs.EachError(func(t string, part int32, err error) {
-			if fetchErr == nil && !errors.Is(err, context.DeadlineExceeded) {
+			if fetchErr == nil && !errors.Is(err, context.DeadlineExceeded) && !membershipLost(err) {
 				fetchErr = fmt.Errorf("eos: fetch %s/%d: %w", t, part, err)
 			}
 		})
@@ -231,6 +232,16 @@ func (p *Processor) Run(ctx context.Context) error {
 			p.cfg.OnCommit(n)
 		}
 	}
+}
+
+// membershipLost reports the errors of a member the group dropped (its
+// session expired while it was stalled, say). The client rejoins by
+// itself, and the session aborts the transaction of a member that lost
+// its partitions: carrying on is how a stalled worker recovers, as a
+// Kafka consumer rejoins after a rebalance.
+func membershipLost(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress)
 }
 
 // pollWake bounds a stateful processor's wait for records, so that the

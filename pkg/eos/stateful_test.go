@@ -8,9 +8,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,15 +35,25 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChildWorker counts input records per key, slowly, until killed.
+// runChildWorker counts input records per key, slowly, until killed or
+// stopped with SIGTERM (a clean stop). It prints a line per commit.
 func runChildWorker() int {
-	p, err := NewStateful(childConfig(os.Getenv("BROKER"), os.Getenv("STATE_DIR")), slowCount())
+	cfg := childConfig(os.Getenv("BROKER"), os.Getenv("STATE_DIR"))
+	if ms, _ := strconv.Atoi(os.Getenv("SESSION_MS")); ms > 0 {
+		// A dynamic member with a short session: the group moves its
+		// partitions soon after it stops answering.
+		cfg.ClientOpts = []kgo.Opt{kgo.SessionTimeout(time.Duration(ms) * time.Millisecond)}
+	}
+	cfg.OnCommit = func(n int) { fmt.Printf("committed %d\n", n) }
+	p, err := NewStateful(cfg, slowCount())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer p.Close()
-	if err := p.Run(context.Background()); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := p.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -503,6 +515,120 @@ func TestWindowedCountDropsRecordsAfterTheGracePeriod(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("window %s: %q, want %s", k, got[k], v)
+		}
+	}
+}
+
+// syncBuffer collects a child process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// A worker frozen past its session timeout loses its partitions to
+// another worker; when it wakes, the transaction it had open cannot
+// commit (its generation is gone, KIP-447), and when the group gives it
+// partitions again it first restores what the other worker committed.
+// Every count, in the changelog and in the output, ends exact.
+func TestZombieWorkerNeitherCommitsNorKeepsStaleState(t *testing.T) {
+	r := newRig(t, 2)
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i%11)
+	}
+	want := r.produce(keys...)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), workerEnv+"=1", "BROKER="+r.addr, "STATE_DIR="+t.TempDir(), "SESSION_MS=6000")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("zombie worker output:\n%s", out.String())
+		}
+	}()
+	for r.committedInput("counter") < 50 {
+		if r.ctx.Err() != nil {
+			t.Fatal("the first worker committed nothing")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozenAt := r.committedInput("counter")
+
+	// A second worker takes over once the frozen one's session expires.
+	cfg := childConfig(r.addr, t.TempDir())
+	cfg.TransactionalID, cfg.ClientOpts = "counter-1", []kgo.Opt{kgo.SessionTimeout(6 * time.Second)}
+	p, err := NewStateful(cfg, slowCount())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		p.Close()
+	}()
+	for r.committedInput("counter") < int64(len(keys)) {
+		if r.ctx.Err() != nil {
+			t.Fatalf("the second worker did not take over (committed %d of %d)", r.committedInput("counter"), len(keys))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if frozenAt >= int64(len(keys)) {
+		t.Fatal("the first worker finished before it was frozen")
+	}
+
+	// Wake the zombie, then give the group more to do: the rebalance its
+	// return causes hands it partitions again.
+	commitsBefore := strings.Count(out.String(), "committed")
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	more := make([]string, 300)
+	for i := range more {
+		more[i] = "k" + strconv.Itoa(i%7)
+	}
+	for k, n := range r.produce(more...) {
+		want[k] += n
+	}
+	total := int64(len(keys) + len(more))
+	for r.committedInput("counter") < total {
+		if r.ctx.Err() != nil {
+			t.Fatalf("the workers did not finish (committed %d of %d)", r.committedInput("counter"), total)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Count(out.String(), "committed") == commitsBefore {
+		t.Fatal("the woken worker committed nothing after it rejoined: the test did not exercise its restore")
+	}
+	log, _ := r.readLog(ChangelogTopic("counter", "counts"), kgo.ReadCommitted())
+	outs, _ := r.readLog("out", kgo.ReadCommitted())
+	for k, n := range want {
+		w := strconv.FormatInt(n, 10)
+		if log[k] != w || outs[k] != w {
+			t.Errorf("count of %s: changelog %q, output %q, want %s", k, log[k], outs[k], w)
 		}
 	}
 }
