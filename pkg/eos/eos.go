@@ -38,7 +38,7 @@ type Config struct {
 	// per input partition; one directory per worker instance.
 	StateDir string
 	// Registerer, when set, receives the processor's metrics: restore
-	// progress and commit latency.
+	// progress, commit latency, aborts and input lag.
 	Registerer prometheus.Registerer
 	// OnCommit, when set, is called after each committed transaction with
 	// the number of input records it covered.
@@ -224,6 +224,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		if fs.Empty() {
 			continue
 		}
+		p.metrics.polled(fs)
 		committed, n, err := p.transact(ctx, fs)
 		if err != nil {
 			return err

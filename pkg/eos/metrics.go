@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // metrics are a processor's Prometheus series; a nil *metrics (no
@@ -13,6 +14,7 @@ type metrics struct {
 	restoreLag      *prometheus.GaugeVec
 	commitSeconds   prometheus.Histogram
 	aborts          prometheus.Counter
+	inputLag        *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, group string) (*metrics, error) {
@@ -38,8 +40,12 @@ func newMetrics(reg prometheus.Registerer, group string) (*metrics, error) {
 			Name: "weir_eos_aborted_transactions_total", ConstLabels: labels,
 			Help: "Transactions aborted: by a rebalance, a Process error or a failed produce.",
 		}),
+		inputLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_eos_input_lag_offsets", ConstLabels: labels,
+			Help: "Input offsets behind the partition's high watermark after the last polled record.",
+		}, []string{"topic", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.restoredRecords, m.restoreLag, m.commitSeconds, m.aborts} {
+	for _, c := range []prometheus.Collector{m.restoredRecords, m.restoreLag, m.commitSeconds, m.aborts, m.inputLag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -73,4 +79,18 @@ func (m *metrics) aborted() {
 	if m != nil {
 		m.aborts.Inc()
 	}
+}
+
+// polled records each partition's lag behind its high watermark as of the
+// fetch that returned its records.
+func (m *metrics) polled(fs kgo.Fetches) {
+	if m == nil {
+		return
+	}
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			lag := p.HighWatermark - p.Records[n-1].Offset - 1
+			m.inputLag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(lag, 0)))
+		}
+	})
 }

@@ -247,6 +247,23 @@ func commitsTimed(t *testing.T, reg *prometheus.Registry) uint64 {
 	return 0
 }
 
+// gauge sums a gauge's series.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) (sum float64, found bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum, found = sum+m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return sum, found
+}
+
 func query(t *testing.T, p *Processor, store, key string) (string, int) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -286,6 +303,9 @@ func TestRestartAfterCleanStopRestoresNothing(t *testing.T) {
 	}
 	if n := commitsTimed(t, reg1); n == 0 {
 		t.Fatal("no commit latency recorded for the committed transactions")
+	}
+	if lag, ok := gauge(t, reg1, "weir_eos_input_lag_offsets"); !ok || lag != 0 {
+		t.Fatalf("input lag %v (recorded: %v) once every input is committed, want 0", lag, ok)
 	}
 	for _, part := range []string{"0", "1"} {
 		if _, err := os.Stat(filepath.Join(dir, "counts-"+part+".db.checkpoint")); err != nil {
