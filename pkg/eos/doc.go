@@ -56,6 +56,15 @@
 //     crashed or fenced owner's), whose outcome decides both the changelog
 //     and the committed input offsets (fetched with require_stable).
 //
+// Count, Sum, Latest and WindowedCount are Process functions for the
+// common aggregates; GetInt64, PutInt64 and AddInt64 help write others.
+// QueryHandler serves a worker's stores over HTTP (interactive queries of
+// the partitions it owns), and Config.Registerer receives restore
+// progress, commit latency, aborts and input lag. Only Kafka APIs are
+// used: the changelog is created with the cluster's default replication
+// factor (-1, KIP-464: Kafka 2.4 and later), so the processor runs the
+// same against Apache Kafka.
+//
 // The local store is bbolt (go.etcd.io/bbolt), one file per task. bbolt is
 // a single B+tree file with serializable transactions and no background
 // compaction or write-ahead log to tune; pebble's strengths (write
