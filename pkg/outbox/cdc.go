@@ -175,8 +175,12 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
+	emptied := false
 	if err := r.ensurePublication(ctx, conn, src); err != nil {
-		return err
+		if !errors.Is(err, errPublicationEmpty) {
+			return err
+		}
+		emptied = true
 	}
 	cl, err := kgo.NewClient(r.clientOpts()...)
 	if err != nil {
@@ -200,9 +204,23 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
-	verify, err := resumeCheck(src, r.cfg.RelayID, r.slot, slot, last)
+	plan, err := resumeCheck(src, r.cfg.RelayID, r.slot, slot, last)
 	if err != nil {
 		return err
+	}
+	// An outbox table dropped (the publication covers nothing) or
+	// replaced (another oid than the progress records): the slot still
+	// holds what was committed to the old table before; publish it, then
+	// stop (see drain). The progress goes on naming the old table.
+	var out *drain
+	switch {
+	case emptied && !slot.exists:
+		return stopError{tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
+	case plan.replacedOID != 0:
+		out = &drain{to: src.walEnd, err: tableReplaced(src, r.cfg.RelayID, plan.replacedOID)}
+		src.tableOID = plan.replacedOID
+	case emptied:
+		out = &drain{to: src.walEnd, err: tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
 	}
 	if !slot.exists {
 		// No progress for this source: nothing was published from it,
@@ -220,11 +238,12 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	r.hook(crashCDCStreaming, &sourceTxn{})
 	resume := "the slot's confirmed position"
 	if last != nil {
-		resume = last.CommitLSN
+		resume = last.through().String()
 	}
 	r.log.Info("outbox cdc relay started", "slot", r.slot, "system", src.systemID, "timeline", src.timeline,
-		"database_oid", src.dbOID, "table", src.qualified(), "resume_after", resume, "recheck_last", verify != nil)
-	return r.stream(ctx, conn, cl, src, last, verify, skipped)
+		"database_oid", src.dbOID, "table", src.qualified(), "resume_after", resume, "recheck_last", plan.verify != nil,
+		"recheck_heartbeat", plan.quietUntil != 0, "draining", out != nil)
+	return r.stream(ctx, conn, cl, src, last, plan, skipped, out)
 }
 
 // connect opens a replication connection to the database.
@@ -259,6 +278,9 @@ func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
 		return err
 	}
 	if err := r.ensurePublication(ctx, conn, src); err != nil {
+		if errors.Is(err, errPublicationEmpty) {
+			return stopError{tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
+		}
 		return err
 	}
 	slot, err := lookUpSlot(ctx, conn, r.slot)
@@ -271,6 +293,10 @@ func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
 // ensurePublication creates the publication (inserts into the outbox
 // table only) unless it exists, and checks that it publishes exactly
 // that.
+//
+// It answers errPublicationEmpty, unwrapped, when the publication covers
+// no table: its table was dropped, and the relay drains what its slot
+// holds before it stops (see drain).
 func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn, src cdcSource) error {
 	if err := checkOtherRelays(ctx, conn, r.pub, src); err != nil {
 		return stopError{err}
@@ -286,7 +312,10 @@ func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn, s
 			return fmt.Errorf("outbox: create publication %s: %w", r.pub, err)
 		}
 	}
-	if err := checkPublication(ctx, conn, r.pub, r.cfg.RelayID, src); err != nil {
+	if err := checkPublication(ctx, conn, r.pub, src); err != nil {
+		if errors.Is(err, errPublicationEmpty) {
+			return err
+		}
 		return stopError{err}
 	}
 	// Again, now that ours exists: two relay ids starting together on a
@@ -338,6 +367,7 @@ type sourceTxn struct {
 	commit  pglogrepl.LSN // its commit LSN, known from its first message
 	skip    bool          // a skip record names the whole transaction
 	replay  bool          // published before the transaction the relay resumes after
+	quiet   bool          // before the recorded heartbeat: may hold no outbox event
 	covered int           // its first events in Kafka already (progress of a part)
 	seen    int           // its events streamed so far
 	hash    eventHash     // of the events streamed so far
@@ -351,19 +381,27 @@ type sourceTxn struct {
 // stream receives the replication stream and publishes each source
 // transaction with outbox events, in commit order.
 //
-// last is the relay's last progress record for src (nil if none). If
-// verify is not nil, the slot was confirmed before that transaction (see
-// resumeCheck): the transactions streamed before it were published
+// last is the relay's last progress record for src (nil if none); plan
+// says what of it the slot streams again (see resumeCheck). If
+// plan.verify is not nil, the slot was confirmed before that
+// transaction: the transactions streamed before it were published
 // already, and it must come next, the same transaction at the same
 // position, or the server's history is not the recorded one and the
-// relay stops with ErrSourceChanged. Nothing is confirmed until then.
+// relay stops with ErrSourceChanged. If plan.quietUntil is set, the
+// transactions streamed before it must hold no outbox event, or the
+// relay stops the same way. Nothing is confirmed until then.
+//
+// With out set (and once the table watch finds the outbox table
+// replaced), the relay publishes what the slot streams up to out.to and
+// then stops with out.err.
 //
 // The slot is only ever confirmed at the end of a transaction it streamed
 // and that is committed in Kafka, or at a heartbeat's position once the
 // heartbeat is committed (see heartbeat). Events and transactions in skipped are
 // left out of the Kafka transaction, whose progress record still names
 // the source transaction.
-func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Client, src cdcSource, last, verify *cdcProgress, skipped *skips) error {
+func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Client, src cdcSource, last *cdcProgress, plan resumePlan, skipped *skips, out *drain) error {
+	verify, quietUntil := plan.verify, plan.quietUntil
 	rels := map[uint32]*pglogrepl.RelationMessage{}
 	types := pgtype.NewMap()
 	var txn *sourceTxn
@@ -388,18 +426,24 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 	watch := &tableWatch{dsn: r.dsn, pub: r.pub, src: src}
 	defer watch.close(context.WithoutCancel(ctx))
 	for {
-		if err := watch.check(ctx, r.cfg.RelayID); err != nil {
-			return stopError{err}
+		if out == nil {
+			out = watch.check(ctx, r.cfg.RelayID)
+		}
+		checked := verify == nil && quietUntil == 0 // what the slot streams again is checked
+		if out != nil && txn == nil && checked && max(idle, acked) >= out.to {
+			// Everything committed before the table was replaced is
+			// published.
+			return stopError{out.err}
 		}
 		wait := nextStatus
-		if txn == nil && idle > acked && (last == nil || idle > last.end) {
+		if txn == nil && checked && idle > acked && (last == nil || idle > last.through()) {
 			due := recorded.Add(r.cfg.HeartbeatInterval)
 			if !time.Now().Before(due) {
-				rec, err := r.heartbeat(ctx, cl, src, idle)
+				rec, err := r.heartbeat(ctx, cl, src, last, idle)
 				if err != nil {
 					return err
 				}
-				last, recorded, acked = rec, time.Now(), rec.end
+				last, recorded, acked = rec, time.Now(), rec.heartbeat
 				if err := status(); err != nil {
 					return err
 				}
@@ -414,7 +458,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				return err
 			}
 		}
-		if watch.next.Before(wait) {
+		if out == nil && watch.next.Before(wait) {
 			wait = watch.next
 		}
 		rctx, cancel := context.WithDeadline(ctx, wait)
@@ -448,16 +492,17 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				return fmt.Errorf("outbox: keepalive: %w", err)
 			}
 			switch {
-			case txn != nil:
-			case verify != nil && verify.Idle && ka.ServerWALEnd >= verify.end:
+			case txn != nil || verify != nil:
+			case quietUntil != 0 && ka.ServerWALEnd >= quietUntil:
 				// Every transaction before the recorded heartbeat has
-				// been streamed again: the slot may move up to it.
-				acked, verify = verify.end, nil
+				// been streamed again, none with an outbox event: the
+				// slot may move up to it.
+				acked, quietUntil = quietUntil, 0
 				if err := status(); err != nil {
 					return err
 				}
 				continue
-			case verify == nil:
+			case quietUntil == 0:
 				idle = max(idle, ka.ServerWALEnd)
 			}
 			if ka.ReplyRequested {
@@ -483,16 +528,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			rels[m.RelationID] = m
 		case *pglogrepl.BeginMessage:
 			t := &sourceTxn{xid: m.Xid, commit: m.FinalLSN, skip: skipped.txn(m.FinalLSN), hash: newEventHash()}
-			if verify != nil && verify.Idle {
-				// A heartbeat names no transaction to check: those
-				// before it were published, the others are new.
-				t.replay = verify.published(m.FinalLSN)
-				if !t.replay {
-					verify = nil
-				}
-			}
 			switch {
-			case t.replay:
 			case verify != nil && m.FinalLSN < verify.commit:
 				// Published before the recorded transaction; its
 				// confirmation was lost with the previous process.
@@ -501,6 +537,10 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				t.covered = verify.Events
 			case verify != nil:
 				return r.historyChanged(src, verify, m.Xid, m.FinalLSN)
+			case m.FinalLSN < quietUntil:
+				// Before the recorded heartbeat: it must hold no
+				// outbox event (checked at its inserts).
+				t.quiet = true
 			case last != nil && last.published(m.FinalLSN):
 				// resumeCheck lets no slot through that streams this.
 				return fmt.Errorf("%w: the slot streamed transaction xid %d committed at %s, not after the last published one at %s",
@@ -515,7 +555,11 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			if !ok {
 				return fmt.Errorf("outbox: insert into unknown relation %d", m.RelationID)
 			}
-			if rel.RelationID != src.tableOID || rel.Namespace != src.schema || rel.RelationName != src.table {
+			// While draining a replaced table of unknown oid (no
+			// progress recorded it), its name at the time is the check:
+			// the publication never covered another table.
+			sameName := rel.Namespace == src.schema && rel.RelationName == src.table
+			if !sameName || rel.RelationID != src.tableOID && out == nil {
 				return stopError{fmt.Errorf("outbox: publication %s streamed a row of %s.%s (oid %d); the relay publishes only %s (oid %d): "+
 					"drop the publication (DROP PUBLICATION %s) and the relay creates it again",
 					r.pub, rel.Namespace, rel.RelationName, rel.RelationID, src.qualified(), src.tableOID, r.pub)}
@@ -523,6 +567,9 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			t := txn
 			if t.replay {
 				continue
+			}
+			if t.quiet {
+				return r.quietBroken(src, last, t.xid, t.commit)
 			}
 			ev, err := decodeInsert(types, rel, m.Tuple)
 			if err != nil {
@@ -618,6 +665,19 @@ func (r *CDCRelay) historyChanged(src cdcSource, verify *cdcProgress, xid uint32
 		ErrSourceChanged, xid, commit, verify.XID, verify.CommitLSN, verify.Timeline, src.timeline, r.cfg.RelayID)
 }
 
+// quietBroken is the error of a slot that streams, before the position
+// of the recorded heartbeat last, where every transaction had been
+// streamed with no outbox event, transaction xid committed at commit
+// with one.
+func (r *CDCRelay) quietBroken(src cdcSource, last *cdcProgress, xid uint32, commit pglogrepl.LSN) error {
+	return fmt.Errorf("%w: the progress topic records a heartbeat at %s (every transaction before it streamed, none with an outbox event), "+
+		"but the slot streams transaction xid %d committed at %s with one; this server is at timeline %d: "+
+		"the database's history is not the one the relay published from (restored or failed over); "+
+		"publish the outbox rows committed after %s some other way (or accept their loss), "+
+		"then drop this relay id's publication and slot (weir outbox drop-slot --relay-id %s) and start the relay under a new --relay-id",
+		ErrSourceChanged, last.Heartbeat, xid, commit, src.timeline, last.lastPublished(), r.cfg.RelayID)
+}
+
 // publishPart publishes t's pending events with a progress record naming
 // every event of t streamed so far: the whole transaction if end (its end
 // LSN) is set, else a part of it.
@@ -650,19 +710,20 @@ func (r *CDCRelay) publishPart(ctx context.Context, cl *kgo.Client, src cdcSourc
 // transaction was streaming, with nothing left to publish; the relay may
 // then confirm lsn to the slot and keep the history checks of
 // resumeCheck, which hold the slot to the recorded progress.
-func (r *CDCRelay) heartbeat(ctx context.Context, cl *kgo.Client, src cdcSource, lsn pglogrepl.LSN) (*cdcProgress, error) {
-	rec := &cdcProgress{
-		Relay: r.cfg.RelayID, SystemID: src.systemID, Timeline: src.timeline, Database: src.dbOID,
-		Table: src.qualified(), TableOID: src.tableOID, Slot: r.slot,
-		CommitLSN: lsn.String(), EndLSN: lsn.String(), Idle: true,
-		commit: lsn, end: lsn,
+func (r *CDCRelay) heartbeat(ctx context.Context, cl *kgo.Client, src cdcSource, last *cdcProgress, lsn pglogrepl.LSN) (*cdcProgress, error) {
+	rec := &cdcProgress{}
+	if last != nil {
+		*rec = *last // its transaction, checked again on a resume
 	}
+	rec.Relay, rec.SystemID, rec.Timeline, rec.Database = r.cfg.RelayID, src.systemID, src.timeline, src.dbOID
+	rec.Table, rec.TableOID, rec.Slot = src.qualified(), src.tableOID, r.slot
+	rec.Heartbeat, rec.heartbeat = lsn.String(), lsn
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
 	defer cancel()
 	if err := r.publish(bctx, cl, src, nil, rec); err != nil {
 		return nil, err
 	}
-	r.log.Debug("outbox cdc relay idle: position recorded", "lsn", rec.EndLSN)
+	r.log.Debug("outbox cdc relay idle: position recorded", "lsn", rec.Heartbeat)
 	return rec, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -68,12 +69,16 @@ func (r *CDCRelay) Names(ctx context.Context) (slot, publication string, err err
 	return slot, publication, nil
 }
 
+// errPublicationEmpty is checkPublication's finding of a publication that
+// covers no table: its table was dropped.
+var errPublicationEmpty = errors.New("outbox: the publication covers no table")
+
 // checkPublication verifies that the publication pub, which exists,
 // publishes inserts of src's table and of nothing else, all rows and all
 // columns: the relay would otherwise publish another table's rows (a
 // publication created for another table under this name) or miss some of
 // its own.
-func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub, relayID string, src cdcSource) error {
+func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub string, src cdcSource) error {
 	row, err := queryRow(ctx, conn, `SELECT p.puballtables, p.pubinsert,
 			(SELECT coalesce(string_agg(t.schemaname || '.' || t.tablename, ', ' ORDER BY 1), '')
 			 FROM pg_publication_tables t WHERE t.pubname = p.pubname),
@@ -89,8 +94,7 @@ func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub, relayID str
 	if row[0] != "t" && row[2] == "" {
 		// Its table was dropped: DROP TABLE takes it out of every
 		// publication.
-		return tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since the publication was created, "+
-			"and perhaps created again", pub, want), relayID)
+		return errPublicationEmpty
 	}
 	if row[0] == "t" || row[1] != "t" || row[2] != want {
 		return fmt.Errorf("outbox: publication %s publishes %s (all tables %s, inserts %s), not the inserts of exactly %s: "+

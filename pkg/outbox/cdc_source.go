@@ -163,29 +163,48 @@ type cdcProgress struct {
 	// the slot held them are never streamed again. Only the identity
 	// fields are set.
 	Dropped bool `json:"dropped,omitempty"`
-	// Idle says that the record names no transaction but a position,
-	// CommitLSN and EndLSN alike, up to which the slot streamed every
-	// committed transaction with nothing left to publish: a heartbeat
-	// of an idle relay (RelayConfig.HeartbeatInterval). A transaction
-	// committed at that position or later is not published yet.
-	Idle bool `json:"idle,omitempty"`
+	// Heartbeat, when set, is a position after the transaction (if any)
+	// up to which the slot streamed every committed transaction and
+	// none held an outbox event: written by an idle relay
+	// (RelayConfig.HeartbeatInterval), with the transaction fields of
+	// the record before it, so that both can be checked on a resume. A
+	// transaction committed at that position or later is not published
+	// yet.
+	Heartbeat string `json:"heartbeat_lsn,omitempty"`
 	// TableOID is the outbox table's oid. A table dropped and created
 	// again has another, and rows written to it before a publication
 	// covered it are never streamed (see tableReplaced).
 	TableOID uint32 `json:"table_oid,omitempty"`
 
-	commit pglogrepl.LSN // parsed CommitLSN
-	end    pglogrepl.LSN // parsed EndLSN; the commit LSN for a part
+	commit    pglogrepl.LSN // parsed CommitLSN; 0 when the record names no transaction
+	end       pglogrepl.LSN // parsed EndLSN; the commit LSN for a part
+	heartbeat pglogrepl.LSN // parsed Heartbeat
 }
 
-// published says whether a transaction committed at lsn is in Kafka by
-// this record: at or before its transaction, or before its heartbeat
-// position.
+// hasTxn says whether the record names a transaction (a heartbeat of a
+// relay that has published nothing yet names none).
+func (p *cdcProgress) hasTxn() bool { return p.CommitLSN != "" }
+
+// through is the position up to which the record covers the stream.
+func (p *cdcProgress) through() pglogrepl.LSN { return max(p.end, p.heartbeat) }
+
+// published says whether a transaction committed at lsn is in Kafka, or
+// had nothing to publish, by this record: at or before its transaction,
+// or before its heartbeat.
 func (p *cdcProgress) published(lsn pglogrepl.LSN) bool {
-	if p.Idle {
-		return lsn < p.end
+	return p.hasTxn() && lsn <= p.commit || lsn < p.heartbeat
+}
+
+// lastPublished describes the record's last transaction for errors.
+func (p *cdcProgress) lastPublished() string {
+	s := "no published transaction"
+	if p.hasTxn() {
+		s = fmt.Sprintf("its last published transaction committed at %s (xid %d, timeline %d)", p.CommitLSN, p.XID, p.Timeline)
 	}
-	return lsn <= p.commit
+	if p.Heartbeat != "" {
+		s += fmt.Sprintf(" and a heartbeat at %s (nothing to publish before it)", p.Heartbeat)
+	}
+	return s
 }
 
 // parse fills in the parsed positions.
@@ -194,6 +213,17 @@ func (p *cdcProgress) parse() error {
 		return nil
 	}
 	var err error
+	if p.Heartbeat != "" {
+		if p.heartbeat, err = pglogrepl.ParseLSN(p.Heartbeat); err != nil {
+			return err
+		}
+	}
+	if !p.hasTxn() {
+		if p.Heartbeat == "" {
+			return errors.New("neither a transaction nor a heartbeat")
+		}
+		return nil
+	}
 	if p.commit, err = pglogrepl.ParseLSN(p.CommitLSN); err != nil {
 		return err
 	}
@@ -265,35 +295,56 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceO
 	return last, sk, nil
 }
 
+// resumePlan is what the stream must check before it publishes anything
+// new (see CDCRelay.stream).
+type resumePlan struct {
+	// verify is the recorded transaction, which the slot streams again
+	// and which must be the same one; nil when the slot is past it.
+	verify *cdcProgress
+	// quietUntil is the recorded heartbeat's position when the slot is
+	// confirmed before it: no transaction the slot streams before it may
+	// hold an outbox event, since none did when it was recorded.
+	quietUntil pglogrepl.LSN
+	// replacedOID is the oid of the outbox table the progress was
+	// recorded for, when the table of that name is now another: the
+	// relay drains what the slot holds of the old one, then stops.
+	replacedOID uint32
+}
+
 // resumeCheck decides, before streaming, whether the slot and the server
 // can continue the history that last (the relay's last progress record
-// for this source, nil if none) was recorded in. It returns the recorded
-// transaction if the stream must deliver it again before anything else
-// is published (see CDCRelay.stream), or an error wrapping
+// for this source, nil if none) was recorded in, and what the stream
+// must check again (resumePlan); or it returns an error wrapping
 // ErrSourceChanged.
 //
 // The relay confirms to its slot only positions recorded in the progress
 // topic (the end of a transaction it committed to Kafka or found
 // recorded there, or a heartbeat's position), so the slot of the same
-// history is confirmed at most up to last's end. Three things betray
-// another history:
+// history is confirmed at most up to what last covers. Four things
+// betray another history, or a slot that lost what it held:
 //   - the slot is missing: it was dropped, or the database comes from a
 //     base backup or a standby (neither copies logical slots), and the
 //     transactions committed since the last one published may never be
 //     streamed;
-//   - the server's WAL ends before last's end: the database went back in
-//     time (a restore, or a failover to a standby that had not received
-//     it), and new transactions will reuse positions the progress covers;
-//   - the slot is confirmed beyond last's end: it is not the slot that
-//     progress was recorded with (dropped and created again).
+//   - the server invalidated the slot (max_slot_wal_keep_size);
+//   - the server's WAL ends before what last covers: the database went
+//     back in time (a restore, or a failover to a standby that had not
+//     received it), and new transactions will reuse positions the
+//     progress covers;
+//   - the slot is confirmed beyond what last covers: it is not the slot
+//     that progress was recorded with (dropped and created again).
 //
-// A slot confirmed exactly at last's end streams only later
-// transactions. A slot confirmed before it (the relay stopped between a
-// Kafka commit and its confirmation) streams last's transaction again,
-// and the stream checks that it is the same one before going on.
-func resumeCheck(src cdcSource, relayID, slotName string, slot slotState, last *cdcProgress) (*cdcProgress, error) {
+// A slot confirmed exactly there streams only later transactions. A slot
+// confirmed before last's transaction (the relay stopped between a Kafka
+// commit and its confirmation) streams it again, and the stream checks
+// that it is the same one; one confirmed before last's heartbeat streams
+// again what came before it, and the stream checks that none of it holds
+// an outbox event (a copy of the database restored to an earlier point
+// commits its own there).
+func resumeCheck(src cdcSource, relayID, slotName string, slot slotState, last *cdcProgress) (resumePlan, error) {
+	var plan resumePlan
 	if slot.lost {
-		return nil, fmt.Errorf("%w: replication slot %s was invalidated: the server removed WAL it still needed "+
+		return plan, fmt.Errorf("%w: replication slot %s was invalidated: the server removed WAL it still needed "+
 			"(it kept more than max_slot_wal_keep_size allows, or idle_replication_slot_timeout passed), so transactions committed "+
 			"after its confirmed position %s are never streamed. Publish the outbox rows committed since then some other way "+
 			"(or accept their loss), then drop this relay id's publication and slot (weir outbox drop-slot --relay-id %s) "+
@@ -301,43 +352,47 @@ func resumeCheck(src cdcSource, relayID, slotName string, slot slotState, last *
 			ErrSourceChanged, slotName, slot.confirmed, relayID)
 	}
 	if last == nil {
-		return nil, nil
-	}
-	if !last.Dropped && last.TableOID != 0 && last.TableOID != src.tableOID {
-		return nil, tableReplaced(src, relayID, last.TableOID)
+		return plan, nil
 	}
 	if last.Dropped {
-		return nil, fmt.Errorf("%w: the progress topic records that replication slot %s of relay id %s on system %s, database oid %d, "+
+		return plan, fmt.Errorf("%w: the progress topic records that replication slot %s of relay id %s on system %s, database oid %d, "+
 			"table %s was dropped (weir outbox drop-slot): events committed while it held them are never streamed again, "+
 			"so the relay id is retired on this database; publish those outbox rows some other way (or accept their loss) "+
 			"and start the relay under a new --relay-id: its slot starts from that moment",
 			ErrSourceChanged, last.Slot, relayID, last.SystemID, last.Database, last.Table)
 	}
-	where := fmt.Sprintf("its last published transaction committed at %s (xid %d, timeline %d) of system %s, database oid %d, table %s",
-		last.CommitLSN, last.XID, last.Timeline, last.SystemID, last.Database, last.Table)
+	where := fmt.Sprintf("%s, of system %s, database oid %d, table %s", last.lastPublished(), last.SystemID, last.Database, last.Table)
 	remedy := "; events committed since then may never be streamed, and the relay will not guess. " +
-		"Publish the outbox rows committed after that transaction some other way (or accept their loss), " +
+		"Publish the outbox rows committed after that some other way (or accept their loss), " +
 		"then drop this relay id's publication and slot (weir outbox drop-slot --relay-id " + relayID + ") " +
 		"and start the relay under a new --relay-id: its slot starts from that moment"
+	through := last.through()
 	switch {
 	case !slot.exists:
-		return nil, fmt.Errorf("%w: replication slot %s is missing, but the progress topic records %s "+
+		return plan, fmt.Errorf("%w: replication slot %s is missing, but the progress topic records %s "+
 			"(the slot was dropped, or the database was restored from a base backup or failed over to a standby, neither of which keeps logical slots)%s",
 			ErrSourceChanged, slotName, where, remedy)
-	case src.walEnd < last.end:
-		return nil, fmt.Errorf("%w: the server's WAL ends at %s (timeline %d), before the end %s of %s "+
+	case src.walEnd < through:
+		return plan, fmt.Errorf("%w: the server's WAL ends at %s (timeline %d), before %s that the progress topic covers with %s "+
 			"(the database was restored to an earlier point or failed over to a standby that had not received it)%s",
-			ErrSourceChanged, src.walEnd, src.timeline, last.EndLSN, where, remedy)
-	case slot.confirmed > last.end:
-		return nil, fmt.Errorf("%w: replication slot %s is confirmed at %s, beyond the end %s of %s: "+
+			ErrSourceChanged, src.walEnd, src.timeline, through, where, remedy)
+	case slot.confirmed > through:
+		return plan, fmt.Errorf("%w: replication slot %s is confirmed at %s, beyond %s that the progress topic covers with %s: "+
 			"it is not the slot the progress was recorded with (dropped and created again?)%s",
-			ErrSourceChanged, slotName, slot.confirmed, last.EndLSN, where, remedy)
-	case slot.confirmed < last.end || last.Partial:
+			ErrSourceChanged, slotName, slot.confirmed, through, where, remedy)
+	}
+	if last.hasTxn() && (slot.confirmed < last.end || last.Partial) {
 		// A part of a transaction is never confirmed: the slot streams
 		// the transaction again.
-		return last, nil
+		plan.verify = last
 	}
-	return nil, nil
+	if slot.confirmed < last.heartbeat {
+		plan.quietUntil = last.heartbeat
+	}
+	if last.TableOID != 0 && last.TableOID != src.tableOID {
+		plan.replacedOID = last.TableOID
+	}
+	return plan, nil
 }
 
 // tableReplaced is the error of a relay whose outbox table is no longer
@@ -357,17 +412,20 @@ func tableReplaced(src cdcSource, relayID string, was uint32) error {
 // tableGone is tableReplaced's error for what happened to the table.
 func tableGone(what, relayID string) error {
 	return fmt.Errorf("%w: %s: rows written to a table before a publication covers it are never streamed. "+
-		"Retire this relay id: weir outbox drop-slot --relay-id %s (it drops the slot and the publication); "+
-		"then weir outbox relay --mode poll publishes every row pending in the table, each once",
+		"Every event the slot held of the old table is published. Retire this relay id: weir outbox drop-slot --relay-id %s "+
+		"(it drops the slot and the publication); rows copied into the table from the old one were published from it, "+
+		"so mark them sent (UPDATE ... SET state = 'sent') or delete them; then weir outbox relay --mode poll publishes "+
+		"every row left pending, each once",
 		ErrSourceChanged, what, relayID)
 }
 
 // tableWatch checks, every cdcTableCheckInterval while the relay
 // streams, that the publication still covers the outbox table it
-// started with. A dropped table leaves the publication silently, and
-// the stream then carries nothing of a table written in its place. The
-// replication connection cannot run queries while it streams, so the
-// watch has a connection of its own.
+// started with and that the table's name still names it. A dropped
+// table leaves the publication silently, a table moved aside stays in it
+// under another name, and in both cases the stream carries nothing of a
+// table created in its place. The replication connection cannot run
+// queries while it streams, so the watch has a connection of its own.
 type tableWatch struct {
 	dsn  string
 	pub  string
@@ -379,10 +437,21 @@ type tableWatch struct {
 // cdcTableCheckInterval is how often tableWatch looks.
 const cdcTableCheckInterval = 2 * time.Second
 
-// check returns tableReplaced's error once the table has left the
-// publication. Failing to look is not an error: the next look may
-// succeed, and the stream reports a lost server itself.
-func (w *tableWatch) check(ctx context.Context, relayID string) error {
+// drain is a relay's way out once its outbox table is replaced: it
+// publishes what the slot streams up to position to (the server's WAL
+// end when the replacement was seen, so every event committed to the
+// old table is in it), then stops with err.
+type drain struct {
+	to  pglogrepl.LSN
+	err error
+}
+
+// check returns the drain to start once the table was replaced, nil
+// while it was not. Failing to look is not a finding: the next look may
+// succeed, and the stream reports a lost server itself. A name that
+// names no table (moved aside for a moment) is not one either: nothing
+// can be written to it.
+func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 	if time.Now().Before(w.next) {
 		return nil
 	}
@@ -399,14 +468,22 @@ func (w *tableWatch) check(ctx context.Context, relayID string) error {
 	row, err := queryRow(qctx, w.conn, `SELECT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
 		WHERE p.pubname = `+quoteLiteral(w.pub)+` AND r.prrelid = `+strconv.FormatUint(uint64(w.src.tableOID), 10)+`),
 		(SELECT coalesce(max(c.oid::bigint), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE n.nspname = `+quoteLiteral(w.src.schema)+` AND c.relname = `+quoteLiteral(w.src.table)+`)`)
-	if err != nil || row == nil || row[0] == "t" {
+		 WHERE n.nspname = `+quoteLiteral(w.src.schema)+` AND c.relname = `+quoteLiteral(w.src.table)+`),
+		pg_current_wal_lsn()::text`)
+	if err != nil || row == nil {
 		return nil
 	}
 	now, _ := strconv.ParseUint(row[1], 10, 32)
+	if row[0] == "t" && (now == 0 || uint32(now) == w.src.tableOID) {
+		return nil
+	}
+	to, err := pglogrepl.ParseLSN(row[2])
+	if err != nil {
+		return nil
+	}
 	src := w.src
 	src.tableOID = uint32(now)
-	return tableReplaced(src, relayID, w.src.tableOID)
+	return &drain{to: to, err: tableReplaced(src, relayID, w.src.tableOID)}
 }
 
 // close closes the watch's connection.
