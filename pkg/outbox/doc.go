@@ -289,7 +289,11 @@
 // the server reports how far it has streamed; every HeartbeatInterval
 // (--heartbeat-interval, 10 s) the relay commits a heartbeat progress
 // record naming that position and then confirms it, so that the slot
-// does not keep the other tables' WAL. A slot is only ever confirmed at
+// does not keep the other tables' WAL. A heartbeat keeps the fields of
+// the transaction record before it; a slot confirmed before the
+// heartbeat streams again what came before it, and none of that may hold
+// an outbox event (a copy of the database restored to an earlier point
+// commits its own there), or the relay stops with ErrSourceChanged. A slot is only ever confirmed at
 // a position recorded in the progress topic: the end of a transaction
 // in Kafka, or a heartbeat before which every transaction was streamed.
 //
@@ -324,6 +328,17 @@
 //     loss, drop the relay id's publication and slot (weir outbox
 //     drop-slot), and start the relay under a new relay id, whose slot
 //     starts from that moment.
+//   - An outbox table dropped, or moved aside, and created again under
+//     the same name is another table (another oid), which the
+//     publication does not cover: rows written to it are never
+//     streamed. The relay watches for this while it streams (every 2 s,
+//     on a connection of its own) and checks it at start (progress
+//     records carry the table's oid; a publication whose table was
+//     dropped covers none). It then publishes what the slot still holds
+//     of the old table, up to the server's WAL position at that moment,
+//     and stops with ErrSourceChanged. The remedy: weir outbox drop-slot,
+//     mark the rows copied from the old table sent (they were published
+//     from it), and run the polling relay on the new table.
 //   - weir outbox drop-slot (CDCRelay.DropSlot) first records the drop
 //     under this key: the relay id then refuses to start again on this
 //     database, with ErrSourceChanged, also if it had published nothing,
