@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weir-broker/weir/internal/lab"
+	"github.com/weir-broker/weir/internal/simulator"
 )
 
 // errGuaranteeBroken makes `weir lab` exit non-zero after printing which
@@ -29,6 +33,8 @@ func newLabCommand(conn *connFlags) *cobra.Command {
 		only       []string
 		timeout    time.Duration
 		planOnly   bool
+		ui         bool
+		uiListen   string
 	)
 	cmd := &cobra.Command{
 		Use:   "lab",
@@ -63,7 +69,13 @@ writes 200 records/s for as long as the fault lasts).
 
 The table goes to the terminal and an HTML report with charts to --report. The
 command exits non-zero when a guarantee is broken. --seed reproduces a run's
-fault schedule.`,
+fault schedule.
+
+With --ui the lab serves the interactive delivery simulator at
+http://--ui-listen/simulator instead: pick a producer's and a consumer's
+settings and a seed, start a session (its own 'weir serve' child and a
+consumer worker process), click faults while records flow and watch each
+record's fate and the checker's verdict.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("brokers") {
@@ -80,6 +92,9 @@ fault schedule.`,
 				}
 			} else if conn.commandConfig != "" {
 				return errors.New("--command-config applies to an external cluster given with --brokers; the lab's own brokers need none")
+			}
+			if ui {
+				return serveSimulator(cmd, uiListen)
 			}
 			if cfg.Cluster != 0 && cfg.Cluster != 3 {
 				return fmt.Errorf("--cluster %d: the broker layer's rows need three nodes (replication factor 3); use --cluster 3", cfg.Cluster)
@@ -148,6 +163,8 @@ fault schedule.`,
 	f.DurationVar(&timeout, "scenario-timeout", 60*time.Second, "longest a scenario may run (with --cluster, at least 2m)")
 	f.IntVar(&cfg.Cluster, "cluster", 0, "measure the broker layer on a cluster of this many nodes (3) instead: acks × min.insync.replicas × unclean election under leader and follower faults")
 	f.StringVar(&cfg.ExtraFaults, "unsafe-broker-faults", "", "extra --unsafe-faults rules for every embedded broker, e.g. producer.dedup=skip to check the checker (never in production)")
+	f.BoolVar(&ui, "ui", false, "serve the interactive delivery simulator instead of running the scenarios (each session starts its own broker)")
+	f.StringVar(&uiListen, "ui-listen", "127.0.0.1:9645", "host:port the simulator is served on, with --ui")
 	worker := newLabWorkerCommand()
 	cmd.AddCommand(worker)
 	silence(cmd, worker)
@@ -158,7 +175,10 @@ fault schedule.`,
 // child process for consumer and end-to-end scenarios, so that it can
 // kill a real process.
 func newLabWorkerCommand() *cobra.Command {
-	var w lab.WorkerConfig
+	var (
+		w            lab.WorkerConfig
+		killOnSignal bool
+	)
 	cmd := &cobra.Command{
 		Use:    "worker",
 		Short:  "Run one consumer or transform worker of a lab scenario",
@@ -183,9 +203,24 @@ func newLabWorkerCommand() *cobra.Command {
 				return errors.New("lab worker: --topic, --group and --instance are required")
 			}
 			w.Status = cmd.OutOrStdout()
+			if killOnSignal {
+				// SIGUSR1 asks for a crash in the middle of the next batch:
+				// the simulator's "kill the consumer" button.
+				usr1 := make(chan os.Signal, 1)
+				signal.Notify(usr1, syscall.SIGUSR1)
+				defer signal.Stop(usr1)
+				kill := make(chan struct{})
+				go func() { <-usr1; close(kill) }()
+				w.KillMidBatch = kill
+				fmt.Fprintln(w.Status, "ready") // the signal is handled from here on
+			}
 			ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return lab.RunWorker(ctx, w)
+			err = lab.RunWorker(ctx, w)
+			if w.Follow && errors.Is(err, context.Canceled) {
+				return nil // stopped, as a follower is
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -196,6 +231,10 @@ func newLabWorkerCommand() *cobra.Command {
 	f.StringVar(&w.Instance, "instance", "", "static group member id")
 	f.StringVar(&w.Effects, "effects", "", "file recording processed records")
 	f.IntVar(&w.KillAfter, "kill-after", 0, "SIGKILL this process after so many records (eos: produce batches)")
+	f.BoolVar(&w.Follow, "follow", false, "keep consuming as records arrive until stopped (consumer roles)")
+	f.BoolVar(&w.ReadCommitted, "read-committed", false, "consume with isolation.level=read_committed")
+	f.BoolVar(&killOnSignal, "kill-mid-batch-on-signal", false, "on SIGUSR1, SIGKILL this process halfway through the next batch")
+	f.BoolVar(&w.EffectLines, "effect-lines", false, "print \"effect PARTITION OFFSET ID\" per record processed")
 	return cmd
 }
 
@@ -206,4 +245,39 @@ func absPath(p string) (string, error) {
 		return "", nil
 	}
 	return filepath.Abs(p)
+}
+
+// serveSimulator serves the delivery simulator until interrupted.
+func serveSimulator(cmd *cobra.Command, addr string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("lab: find the weir binary: %w", err)
+	}
+	sim, err := simulator.New(exe, nil)
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--ui-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/simulator", sim)
+	mux.Handle("/simulator/", sim)
+	mux.Handle("/{$}", http.RedirectHandler("/simulator", http.StatusSeeOther))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(contextOf(cmd), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(cmd.OutOrStdout(), "weir lab: delivery simulator serving on http://%s/simulator\n", ln.Addr())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

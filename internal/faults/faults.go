@@ -18,6 +18,11 @@
 // it fires, and SKIP lets that many matching requests pass first. The
 // random draws come from a seeded source, so a seed reproduces a schedule.
 //
+// The spec "none" turns injection on with no rule yet: rules are then
+// added while the broker runs (Add, through the admin listener's
+// /unsafe/faults), which is how the delivery simulator drops the next
+// acknowledgement when a person clicks.
+//
 // The point producer.dedup takes one action, skip: a retried idempotent
 // batch is then appended again instead of being recognised as a duplicate.
 // It makes a deliberately broken broker, to test that the lab's checker
@@ -94,6 +99,40 @@ type Injector struct {
 // Parse reads a spec; seed seeds the probability draws.
 func Parse(spec string, seed int64) (*Injector, error) {
 	in := &Injector{rng: rand.New(rand.NewSource(seed))}
+	if strings.TrimSpace(spec) == "none" {
+		return in, nil
+	}
+	if err := in.parseInto(spec); err != nil {
+		return nil, err
+	}
+	if len(in.rules) == 0 {
+		return nil, fmt.Errorf("fault spec %q has no rules", spec)
+	}
+	return in, nil
+}
+
+// Add appends the rules of spec to a running injector: they fire after
+// the rules already there have had their turn, as if they had been in the
+// spec from the start.
+func (in *Injector) Add(spec string) error {
+	if in == nil {
+		return fmt.Errorf("fault injection is off")
+	}
+	add := &Injector{}
+	if err := add.parseInto(spec); err != nil {
+		return err
+	}
+	if len(add.rules) == 0 {
+		return fmt.Errorf("fault spec %q has no rules", spec)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.rules = append(in.rules, add.rules...)
+	return nil
+}
+
+// parseInto appends spec's rules to in.
+func (in *Injector) parseInto(spec string) error {
 	for _, part := range strings.Split(spec, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -101,14 +140,11 @@ func Parse(spec string, seed int64) (*Injector, error) {
 		}
 		r, err := parseRule(part)
 		if err != nil {
-			return nil, fmt.Errorf("fault %q: %w", part, err)
+			return fmt.Errorf("fault %q: %w", part, err)
 		}
 		in.rules = append(in.rules, r)
 	}
-	if len(in.rules) == 0 {
-		return nil, fmt.Errorf("fault spec %q has no rules", spec)
-	}
-	return in, nil
+	return nil
 }
 
 func parseRule(s string) (*rule, error) {

@@ -73,3 +73,30 @@ func TestFireFollowsSkipTimesAndSeed(t *testing.T) {
 		t.Fatal("nil injector fired")
 	}
 }
+
+// "none" starts with nothing armed; a rule added later fires from the
+// next request on, as many times as it says, and a bad one is refused.
+func TestNoneFiresNothingUntilARuleIsAdded(t *testing.T) {
+	in, err := Parse("none", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := in.Fire("produce.response").Kind; k != None {
+		t.Fatalf("empty injector fired %v", k)
+	}
+	if err := in.Add("produce.response=drop#1"); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := in.Fire("produce.response").Kind, in.Fire("produce.response").Kind; a != Drop || b != None {
+		t.Fatalf("added one-shot rule fired %v then %v, want drop then none", a, b)
+	}
+	for _, bad := range []string{"", "produce.response=explode"} {
+		if err := in.Add(bad); err == nil {
+			t.Errorf("Add(%q) accepted", bad)
+		}
+	}
+	var off *Injector
+	if err := off.Add("produce.response=drop#1"); err == nil {
+		t.Error("Add on a broker without fault injection accepted")
+	}
+}

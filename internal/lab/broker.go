@@ -8,6 +8,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -38,8 +39,9 @@ type brokerProc struct {
 	kills  int
 }
 
-// startBroker runs `exe serve` on dir with the fault spec (may be empty).
-func startBroker(ctx context.Context, exe, dir, faultSpec string, faultSeed int64) (*brokerProc, error) {
+// startBroker runs `exe serve` on dir with the fault spec (may be empty)
+// and any extra arguments.
+func startBroker(ctx context.Context, exe, dir, faultSpec string, faultSeed int64, extra ...string) (*brokerProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -52,6 +54,7 @@ func startBroker(ctx context.Context, exe, dir, faultSpec string, faultSeed int6
 	if faultSpec != "" {
 		b.args = append(b.args, "--unsafe-faults", faultSpec, "--unsafe-faults-seed", strconv.FormatInt(faultSeed, 10))
 	}
+	b.args = append(b.args, extra...)
 	if err := b.start(ctx); err != nil {
 		return nil, err
 	}
@@ -125,6 +128,13 @@ func (b *brokerProc) kill() {
 	b.mu.Unlock()
 	cmd.Process.Signal(syscall.SIGKILL)
 	<-exited
+}
+
+// process is the running broker's process.
+func (b *brokerProc) process() *os.Process {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd.Process
 }
 
 // restart starts the broker again on the same directory and port.

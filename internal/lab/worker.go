@@ -64,6 +64,21 @@ type WorkerConfig struct {
 	Status io.Writer
 	// ClientOpts are the security options of --command-config.
 	ClientOpts []kgo.Opt
+	// Follow keeps a consumer worker reading as records arrive until it
+	// is stopped (SIGTERM) or killed, instead of stopping once the input
+	// as it stood at start is committed: the delivery simulator's
+	// consumer, reading while the producer writes.
+	Follow bool
+	// ReadCommitted reads with isolation.level=read_committed.
+	ReadCommitted bool
+	// KillMidBatch, when set, is a signal after which the worker SIGKILLs
+	// itself in the middle of the next batch of two records or more:
+	// halfway through it, after processing the first half.
+	KillMidBatch <-chan struct{}
+	// Effects, when EffectLines is set, are also reported on Status as
+	// "effect PARTITION OFFSET ID" lines once applied, so that a watcher
+	// sees deliveries as they happen.
+	EffectLines bool
 }
 
 // brokers is where the worker's clients connect.
@@ -88,6 +103,12 @@ func RunWorker(ctx context.Context, w WorkerConfig) error {
 	}
 	if w.Role == workerEOS && w.Output == "" || w.Role != workerEOS && w.Effects == "" {
 		return fmt.Errorf("worker role %s needs --output (eos) or --effects (consumers)", w.Role)
+	}
+	if w.Follow {
+		if w.Role == workerEOS {
+			return errors.New("--follow applies to consumer roles")
+		}
+		return runConsumerWorker(ctx, w, nil)
 	}
 	ends, err := endOffsets(ctx, w.brokers(), w.Topic)
 	if err != nil {
@@ -163,9 +184,22 @@ func committedPast(ctx context.Context, adm *kadm.Client, group string, r *kgo.R
 	return false
 }
 
+// dataRecords drops control records.
+func dataRecords(recs []*kgo.Record) []*kgo.Record {
+	out := recs[:0:0]
+	for _, r := range recs {
+		if !r.Attrs.IsControl() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // effectSink records processed records.
 type effectSink interface {
-	apply(r *kgo.Record) error
+	// apply reports whether the effect was applied (a dedup store skips
+	// a record it has seen).
+	apply(r *kgo.Record) (bool, error)
 	close() error
 }
 
@@ -173,9 +207,9 @@ type fileSink struct{ f *os.File }
 
 // apply writes one line with one write call: a SIGKILL cannot leave
 // half of it, and the page cache keeps it across the kill.
-func (s fileSink) apply(r *kgo.Record) error {
+func (s fileSink) apply(r *kgo.Record) (bool, error) {
 	_, err := fmt.Fprintf(s.f, "%d %d %d\n", r.Partition, r.Offset, parseID(r.Value))
-	return err
+	return err == nil, err
 }
 func (s fileSink) close() error { return s.f.Close() }
 
@@ -183,9 +217,9 @@ func (s fileSink) close() error { return s.f.Close() }
 // the record's id: the effect and the key commit in one transaction.
 type dedupSink struct{ store *dedup.BoltStore }
 
-func (s dedupSink) apply(r *kgo.Record) error {
+func (s dedupSink) apply(r *kgo.Record) (bool, error) {
 	id := parseID(r.Value)
-	_, err := s.store.ProcessTx(strconv.FormatInt(id, 10), func(tx *bolt.Tx) error {
+	return s.store.ProcessTx(strconv.FormatInt(id, 10), func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(effectsBucket)
 		if err != nil {
 			return err
@@ -196,7 +230,6 @@ func (s dedupSink) apply(r *kgo.Record) error {
 		}
 		return b.Put(binary.BigEndian.AppendUint64(nil, seq), fmt.Appendf(nil, "%d %d %d", r.Partition, r.Offset, id))
 	})
-	return err
 }
 func (s dedupSink) close() error { return s.store.Close() }
 
@@ -223,7 +256,13 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 		kgo.InstanceID(w.Instance),
 		kgo.SessionTimeout(6 * time.Second),
 		kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.KeepControlRecords(),
 	}, clientTimeouts()...)...)
+	if w.Follow {
+		// Records trickle in: wait for a few before answering, so that a
+		// batch holds several and can be cut in the middle.
+		opts = append(opts, kgo.FetchMinBytes(2000), kgo.FetchMaxWait(500*time.Millisecond))
+	}
 	autoCommit := w.Role == workerAutoCommit || w.Role == workerGreedyCommit
 	switch {
 	case w.Role == workerGreedyCommit:
@@ -233,6 +272,9 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 	default:
 		opts = append(opts, kgo.DisableAutoCommit())
 	}
+	if w.ReadCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
@@ -240,6 +282,7 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	processed := 0
+	killArmed := false
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		fs := cl.PollRecords(pctx, pollRecords)
@@ -256,8 +299,31 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 		if ferr != nil {
 			return fmt.Errorf("fetch: %w", ferr)
 		}
-		recs := fs.Records()
+		// Control records (transaction markers) come back too, so that the
+		// offsets committed pass them: a group whose input ends with a
+		// marker is then seen to have committed everything. Only data
+		// records are processed.
+		all := fs.Records()
+		recs := dataRecords(all)
+		if !killArmed && w.KillMidBatch != nil {
+			select {
+			case <-w.KillMidBatch:
+				killArmed = true
+			default:
+			}
+		}
+		if len(recs) == 0 && len(all) > 0 {
+			if !autoCommit {
+				if err := cl.CommitRecords(ctx, all...); err != nil {
+					return fmt.Errorf("commit: %w", err)
+				}
+			}
+			continue
+		}
 		if len(recs) == 0 {
+			if w.Follow {
+				continue
+			}
 			if autoCommit {
 				if err := cl.CommitUncommittedOffsets(ctx); err != nil {
 					return err
@@ -273,7 +339,7 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 			continue
 		}
 		if w.Role == workerCommitBefore {
-			if err := cl.CommitRecords(ctx, recs...); err != nil {
+			if err := cl.CommitRecords(ctx, all...); err != nil {
 				return fmt.Errorf("commit: %w", err)
 			}
 		}
@@ -285,10 +351,17 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 				// offsets stored when consume() hands a message over.
 				time.Sleep(greedyProcessing)
 			}
-			if err := sink.apply(r); err != nil {
+			applied, err := sink.apply(r)
+			if err != nil {
 				return err
 			}
+			if applied && w.EffectLines {
+				fmt.Fprintf(w.Status, "effect %d %d %d\n", r.Partition, r.Offset, parseID(r.Value))
+			}
 			processed++
+			if killArmed && len(recs) >= 2 && i == (len(recs)-1)/2 {
+				killSelf()
+			}
 			if w.KillAfter > 0 && processed >= w.KillAfter {
 				if w.Role != workerGreedyCommit || committedPast(ctx, adm, w.Group, r, recs[i+1:]) {
 					killSelf()
@@ -296,7 +369,7 @@ func runConsumerWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64
 			}
 		}
 		if w.Role == workerCommitAfter || w.Role == workerDedup {
-			if err := cl.CommitRecords(ctx, recs...); err != nil {
+			if err := cl.CommitRecords(ctx, all...); err != nil {
 				return fmt.Errorf("commit: %w", err)
 			}
 		}

@@ -39,6 +39,16 @@ func startWorker(e *env, w WorkerConfig) (*worker, error) {
 	if w.Effects != "" {
 		args = append(args, "--effects", w.Effects)
 	}
+	if w.Follow {
+		// A follower can always be told to die mid-batch (SIGUSR1).
+		args = append(args, "--follow", "--kill-mid-batch-on-signal")
+	}
+	if w.ReadCommitted {
+		args = append(args, "--read-committed")
+	}
+	if w.EffectLines {
+		args = append(args, "--effect-lines")
+	}
 	if e.cfg.CommandConfig != "" && len(e.cfg.Brokers) > 0 {
 		args = append(args, "--command-config", e.cfg.CommandConfig)
 	}
@@ -55,6 +65,11 @@ func startWorker(e *env, w WorkerConfig) (*worker, error) {
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			if w.EffectLines {
+				// The watcher counts every effect: never drop one.
+				wk.lines <- sc.Text()
+				continue
+			}
 			select {
 			case wk.lines <- sc.Text():
 			default: // nobody is watching this closely; drop

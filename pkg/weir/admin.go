@@ -1,14 +1,16 @@
 package weir
 
 // The admin listener: Prometheus metrics (/metrics), liveness (/healthz),
-// readiness (/readyz), the Go profiler (/debug/pprof/) and the web
-// console (/, internal/console), over HTTP on an address of its own,
+// readiness (/readyz), the Go profiler (/debug/pprof/), the web
+// console (/, internal/console) and what Config.AdminHandlers adds (the
+// delivery simulator at /simulator, in `weir serve`), over HTTP on an address of its own,
 // apart from the Kafka listeners.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +25,7 @@ import (
 	"github.com/weir-broker/weir/internal/broker"
 	"github.com/weir-broker/weir/internal/config"
 	"github.com/weir-broker/weir/internal/console"
+	"github.com/weir-broker/weir/internal/faults"
 	"github.com/weir-broker/weir/internal/metrics"
 	"github.com/weir-broker/weir/internal/security"
 )
@@ -34,7 +37,7 @@ type adminServer struct {
 	console *console.Console
 }
 
-func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Config, logger *slog.Logger) (*adminServer, error) {
+func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Config, inj *faults.Injector, extra map[string]http.Handler, logger *slog.Logger) (*adminServer, error) {
 	con, err := console.New(cc)
 	if err != nil {
 		return nil, err
@@ -45,6 +48,9 @@ func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Co
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", con)
+	for pattern, h := range extra {
+		mux.Handle(pattern, h)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -56,6 +62,23 @@ func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Co
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if inj != nil {
+		// Only a broker started with --unsafe-faults has this: it adds
+		// rules to the running injector, so that a fault can be injected
+		// at the moment a person (the delivery simulator) chooses.
+		mux.HandleFunc("POST /unsafe/faults", func(w http.ResponseWriter, r *http.Request) {
+			spec, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+			if err == nil {
+				err = inj.Add(string(spec))
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			logger.Warn("fault rules added", "spec", string(spec))
+			fmt.Fprintln(w, "ok")
+		})
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,10 @@ type Config struct {
 	// is taken (the default address of `weir serve`).
 	AdminListen     string
 	AdminBestEffort bool
+	// AdminHandlers are served on the admin listener beside the built-in
+	// endpoints, by ServeMux pattern: `weir serve` mounts the delivery
+	// simulator (internal/simulator) there.
+	AdminHandlers map[string]http.Handler
 }
 
 // Broker is a running broker.
@@ -192,7 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		adminAddr = settings.Get("admin.listeners")
 	}
 	if adminAddr != "" {
-		a, err := startAdmin(adminAddr, m, b, consoleConfig(settings, bound, b, logger), logger)
+		a, err := startAdmin(adminAddr, m, b, consoleConfig(settings, bound, b, logger), cfg.Faults, cfg.AdminHandlers, logger)
 		switch {
 		case err == nil:
 			wb.admin = a
