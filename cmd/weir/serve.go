@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/weir-broker/weir/internal/config"
 	"github.com/weir-broker/weir/internal/faults"
+	"github.com/weir-broker/weir/internal/simulator"
 	"github.com/weir-broker/weir/pkg/weir"
 )
 
@@ -111,6 +113,15 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 				return err
 			}
 			wc := weir.Config{DataDir: settings.Get("log.dirs"), Broker: settings, Logger: logger, Faults: inj}
+			// The delivery simulator runs sessions of its own (a broker
+			// child each, this binary); it does not touch this broker.
+			exe, _ := os.Executable()
+			sim, err := simulator.New(exe, logger)
+			if err != nil {
+				return err
+			}
+			defer sim.Close()
+			wc.AdminHandlers = map[string]http.Handler{"/simulator": sim, "/simulator/": sim}
 			switch {
 			case cmd.Flags().Changed("admin-listen"):
 				wc.AdminListen = adminListen
