@@ -146,7 +146,7 @@ func (s SimSettings) producerOpts() []kgo.Opt {
 	return opts
 }
 
-// simPacing is the producer's pace: a record every simInterval on
+// simInterval is the producer's pace: a record every simInterval on
 // average, each gap drawn from the seed between half and one and a half
 // times that, so a seed repeats the same rhythm.
 const simInterval = 40 * time.Millisecond
