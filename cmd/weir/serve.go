@@ -121,6 +121,16 @@ log.retention.ms), then --set name=value and the flags below; later wins.`,
 				return err
 			}
 			defer sim.Close()
+			if ls, err := settings.Listeners(); err == nil {
+				for _, l := range ls {
+					if l.SASL() {
+						// Sessions start processes on this machine; the
+						// console's logins do not extend to them.
+						sim.Disable("The simulator runs no sessions on a broker with SASL listeners (security on): run `weir lab --ui` instead.")
+						break
+					}
+				}
+			}
 			wc.AdminHandlers = map[string]http.Handler{"/simulator": sim, "/simulator/": sim}
 			switch {
 			case cmd.Flags().Changed("admin-listen"):

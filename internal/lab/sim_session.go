@@ -111,6 +111,9 @@ type SimFinal struct {
 	// store) the worker wrote, read back as a lab scenario reads them.
 	Checker    Result   `json:"checker"`
 	Violations []string `json:"violations"`
+	// ResponsesHit is how many produce responses the broker dropped or
+	// cut after its last start: proof that a clicked fault acted.
+	ResponsesHit int `json:"produceResponsesHit"`
 }
 
 // StartSession starts a session: its broker, topic, producer and
@@ -536,6 +539,23 @@ func (ss *Session) quiet() bool {
 	return true
 }
 
+// responsesHit asks the broker how often its produce.response rules fired.
+func (ss *Session) responsesHit(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ss.adminAddr+"/unsafe/faults?point=produce.response", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	return strconv.Atoi(strings.TrimSpace(line))
+}
+
 // Stop stops sending, lets the consumer read to the end of the log, and
 // judges the session. It returns once the session is done.
 func (ss *Session) Stop(ctx context.Context) {
@@ -605,6 +625,10 @@ func (ss *Session) judge(ctx context.Context) {
 		f.Checker = Check(fromLogs)
 	}
 	f.Violations = f.Tally.Violations(ss.settings.Claim())
+	if n, err := ss.responsesHit(ctx); err == nil {
+		f.ResponsesHit = n
+		ss.event("the broker dropped or cut %d produce responses since its last start", n)
+	}
 	ss.mu.Lock()
 	ss.final = f
 	ss.state = SimDone

@@ -30,6 +30,9 @@ type Simulator struct {
 	page   *template.Template
 	mux    *http.ServeMux
 
+	// off, when set, says why this server runs no sessions.
+	off string
+
 	mu      sync.Mutex
 	session *lab.Session
 	last    lab.SimSettings
@@ -47,7 +50,11 @@ func New(exe string, logger *slog.Logger) (*Simulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulator: %w", err)
 	}
-	s := &Simulator{exe: exe, logger: logger, page: page, mux: http.NewServeMux(),
+	off := ""
+	if exe == "" {
+		off = "This server has no weir binary to run sessions with."
+	}
+	s := &Simulator{exe: exe, off: off, logger: logger, page: page, mux: http.NewServeMux(),
 		last: lab.SimSettings{Acks: "all", Retries: true, Idempotent: true, MaxInFlight: 5, Commit: "after", ReadCommitted: true, Seed: 1}}
 	static, err := fs.Sub(assets, "static")
 	if err != nil {
@@ -61,6 +68,10 @@ func New(exe string, logger *slog.Logger) (*Simulator, error) {
 	s.mux.HandleFunc("POST /simulator/stop", s.stop)
 	return s, nil
 }
+
+// Disable keeps the page but refuses to start sessions, saying why; call
+// it before serving.
+func (s *Simulator) Disable(why string) { s.off = why }
 
 // ServeHTTP serves the simulator. POSTs from another origin are refused:
 // a session starts processes on this machine.
@@ -94,7 +105,7 @@ func (s *Simulator) Close() {
 type pageData struct {
 	Settings lab.SimSettings
 	Faults   []faultButton
-	CanRun   bool
+	Off      string
 	Records  int
 }
 
@@ -109,7 +120,7 @@ var faultLabels = map[string]string{
 
 func (s *Simulator) show(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	d := pageData{Settings: s.last, CanRun: s.exe != "", Records: lab.SimRecords}
+	d := pageData{Settings: s.last, Off: s.off, Records: lab.SimRecords}
 	s.mu.Unlock()
 	for _, k := range lab.SimFaults {
 		d.Faults = append(d.Faults, faultButton{k, faultLabels[k]})
@@ -159,8 +170,8 @@ func settingsOf(r *http.Request) (lab.SimSettings, error) {
 }
 
 func (s *Simulator) start(w http.ResponseWriter, r *http.Request) {
-	if s.exe == "" {
-		s.reply(w, r, http.StatusServiceUnavailable, "this server cannot start sessions: no weir binary to run")
+	if s.off != "" {
+		s.reply(w, r, http.StatusServiceUnavailable, s.off)
 		return
 	}
 	st, err := settingsOf(r)

@@ -66,6 +66,10 @@ func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Co
 		// Only a broker started with --unsafe-faults has this: it adds
 		// rules to the running injector, so that a fault can be injected
 		// at the moment a person (the delivery simulator) chooses.
+		mux.HandleFunc("GET /unsafe/faults", func(w http.ResponseWriter, r *http.Request) {
+			// How often the rules at a point have fired since the start.
+			fmt.Fprintln(w, inj.Fired(r.URL.Query().Get("point")))
+		})
 		mux.HandleFunc("POST /unsafe/faults", func(w http.ResponseWriter, r *http.Request) {
 			spec, err := io.ReadAll(io.LimitReader(r.Body, 4096))
 			if err == nil {

@@ -33,7 +33,10 @@
     $("worker").textContent = st.consumerWorker ? "generation " + st.consumerWorker : "-";
     const done = !!st.final;
     setRow($("page-tally"), st.tally, done, st.stored);
-    if (done) setRow($("checker-tally"), st.final.checker, true);
+    if (done) {
+      setRow($("checker-tally"), st.final.checker, true);
+      $("hit").textContent = String(st.final.produceResponsesHit);
+    }
     const recs = st.records || "";
     if (recs.length < cells.length) {
       grid.textContent = "";

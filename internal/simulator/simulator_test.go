@@ -1,0 +1,100 @@
+package simulator
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func postForm(t *testing.T, u string, form url.Values, origin string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// The page loads nothing from another origin and runs no inline script,
+// under a policy that forbids both; its script is served from the same
+// origin.
+func TestPageNeedsNothingFromAnotherOrigin(t *testing.T) {
+	s, err := New("/nonexistent/weir", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	resp, body := get(t, srv.URL+"/simulator")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("page: %s", resp.Status)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("policy %q allows inline or outside scripts", csp)
+	}
+	if regexp.MustCompile(`<script>|<script [^>]*>[^<]|https?://|style=`).MatchString(body) {
+		t.Errorf("page has inline script or style, or an absolute URL:\n%s", body)
+	}
+	for _, asset := range []string{"/simulator/static/simulator.js", "/simulator/static/simulator.css"} {
+		if r, _ := get(t, srv.URL+asset); r.StatusCode != http.StatusOK {
+			t.Errorf("%s: %s", asset, r.Status)
+		}
+	}
+	r, state := get(t, srv.URL+"/simulator/state")
+	var st struct{ State, Claim string }
+	if err := json.Unmarshal([]byte(state), &st); err != nil || r.StatusCode != http.StatusOK || st.State != "idle" {
+		t.Errorf("state before any session: %s %q (%v)", r.Status, state, err)
+	}
+}
+
+// Settings Kafka's producer refuses are refused with its reason, before
+// any process starts; a post from another origin is refused; a disabled
+// simulator says why.
+func TestStartRefusesWhatKafkaRefusesAndOtherOrigins(t *testing.T) {
+	s, err := New("/nonexistent/weir", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	form := url.Values{"acks": {"1"}, "retries": {"on"}, "idempotence": {"on"}, "maxInFlight": {"5"}, "commit": {"after"}, "seed": {"1"}}
+	code, body := postForm(t, srv.URL+"/simulator/start", form, "")
+	if code != http.StatusBadRequest || !strings.Contains(body, "acks to all in order to use the idempotent producer") {
+		t.Errorf("idempotence with acks=1: %d %s", code, body)
+	}
+	form.Set("acks", "all")
+	if code, body := postForm(t, srv.URL+"/simulator/start", form, "http://elsewhere.example"); code != http.StatusForbidden {
+		t.Errorf("cross-origin start: %d %s", code, body)
+	}
+	if code, body := postForm(t, srv.URL+"/simulator/fault/drop-ack", nil, ""); code != http.StatusConflict || !strings.Contains(body, "start one first") {
+		t.Errorf("fault without a session: %d %s", code, body)
+	}
+	s.Disable("security is on")
+	if code, body := postForm(t, srv.URL+"/simulator/start", form, ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "security is on") {
+		t.Errorf("disabled simulator: %d %s", code, body)
+	}
+}
