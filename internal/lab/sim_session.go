@@ -597,6 +597,14 @@ func (ss *Session) Stop(ctx context.Context) {
 	ss.broker.stop()
 	ss.ackedLog.Close()
 	os.RemoveAll(ss.dir)
+	// Done only now: its processes are gone, a new session may start.
+	ss.mu.Lock()
+	ss.state = SimDone
+	if ss.err != "" {
+		ss.state = SimFailed
+	}
+	ss.mu.Unlock()
+	ss.event("done")
 }
 
 // judge runs the checker twice: over the live tally and over the logs.
@@ -631,12 +639,8 @@ func (ss *Session) judge(ctx context.Context) {
 	}
 	ss.mu.Lock()
 	ss.final = f
-	ss.state = SimDone
-	if ss.err != "" {
-		ss.state = SimFailed
-	}
 	ss.mu.Unlock()
-	ss.event("done: the lab checker over the logs: %s", resultText(f.Checker))
+	ss.event("the lab checker over the logs: %s", resultText(f.Checker))
 }
 
 // historyFromLogs reads the acknowledged ids and the worker's effects back

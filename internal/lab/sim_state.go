@@ -52,7 +52,7 @@ func (ss *Session) Snapshot() SimState {
 			seen[d.ID]++
 		}
 	}
-	done := ss.final != nil
+	done := ss.final != nil // judged; the processes may still be stopping
 	rec := make([]byte, ss.sent)
 	for id := range rec {
 		st.Stored += ss.stored[id]

@@ -180,6 +180,12 @@ func (s *Simulator) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	// A session stopping takes a moment to end its processes: wait.
+	for deadline := time.Now().Add(30 * time.Second); s.busy && time.Now().Before(deadline); {
+		s.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+		s.mu.Lock()
+	}
 	if s.busy {
 		s.mu.Unlock()
 		s.reply(w, r, http.StatusConflict, "a session is starting or stopping; wait for it")
