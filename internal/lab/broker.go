@@ -81,6 +81,7 @@ func freePort() (int, error) {
 func (b *brokerProc) start(ctx context.Context) error {
 	cmd := exec.Command(b.exe, b.args...)
 	cmd.Stderr = b.stderr
+	cmd.SysProcAttr = childAttr()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err

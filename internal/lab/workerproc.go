@@ -53,6 +53,7 @@ func startWorker(e *env, w WorkerConfig) (*worker, error) {
 		args = append(args, "--command-config", e.cfg.CommandConfig)
 	}
 	cmd := exec.Command(e.cfg.Exe, args...)
+	cmd.SysProcAttr = childAttr()
 	wk := &worker{cmd: cmd, stderr: newTailBuffer(4096), lines: make(chan string, 1024), exited: make(chan struct{})}
 	cmd.Stderr = wk.stderr
 	out, err := cmd.StdoutPipe()
