@@ -1,0 +1,99 @@
+package log_test
+
+import (
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/weir-broker/weir/internal/batch"
+	wlog "github.com/weir-broker/weir/internal/log"
+	"github.com/weir-broker/weir/internal/log/logtest"
+)
+
+// readCountingFS counts the bytes read from segment (.log) files, so a
+// test can tell how much of a log recovery had to read.
+type readCountingFS struct {
+	wlog.FS
+	logBytes atomic.Int64
+}
+
+func (fs *readCountingFS) OpenFile(name string, flag int, perm os.FileMode) (wlog.File, error) {
+	f, err := fs.FS.OpenFile(name, flag, perm)
+	if err != nil || !strings.HasSuffix(name, ".log") {
+		return f, err
+	}
+	return &readCountingFile{File: f, n: &fs.logBytes}, nil
+}
+
+type readCountingFile struct {
+	wlog.File
+	n *atomic.Int64
+}
+
+func (f *readCountingFile) ReadAt(b []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(b, off)
+	f.n.Add(int64(n))
+	return n, err
+}
+
+// largeSyncedActiveSegment appends batches of about 64 KiB to one segment,
+// fsyncs them, then appends a few more that are not fsynced. It returns
+// the file system, the model, the number of fsynced batches and the bytes
+// appended after the fsync.
+func largeSyncedActiveSegment(t *testing.T) (*logtest.MemFS, *model, int, int64) {
+	t.Helper()
+	fs := newMem()
+	l := mustOpen(t, memConfig(fs))
+	var m model
+	const synced, unsynced = 160, 3
+	for i := range synced {
+		m.append(t, l, makeBatch(1, 64<<10, int64(i)))
+	}
+	if _, err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var tail int64
+	for i := range unsynced {
+		b := makeBatch(1, 64<<10, int64(synced+i))
+		tail += int64(len(b))
+		m.append(t, l, b)
+	}
+	if got := len(fs.List(dir, ".log")); got != 1 {
+		t.Fatalf("the log has %d segments, want the data in one active segment", got)
+	}
+	return fs, &m, synced, tail
+}
+
+// After a crash, Open trusts the part of the active segment the last fsync
+// covered: it reads that part's batch headers to rebuild the index, and
+// reads in full, with CRC checks, only what was written after the fsync.
+func TestOpenAfterKillReadsOnlyHeadersOfTheFsyncedPartOfTheActiveSegment(t *testing.T) {
+	fs, m, synced, tail := largeSyncedActiveSegment(t)
+	counting := &readCountingFS{FS: fs.Clone()}
+	l := mustOpen(t, memConfig(counting))
+	read := counting.logBytes.Load()
+	// Headers of the fsynced batches, the unsynced tail in full, and the
+	// first batch's header read again to start the segment's age.
+	limit := int64(synced)*batch.HeaderSize + tail + batch.HeaderSize
+	total := l.Size()
+	if read > limit {
+		t.Errorf("Open read %d bytes of a %d-byte segment; want at most %d (headers of %d fsynced batches and the %d bytes after the fsync)", read, total, limit, synced, tail)
+	}
+	equalBatches(t, readAll(t, l), m.batches)
+	l.Close()
+}
+
+// After a power loss only the fsynced part exists, and Open reads no more
+// than its headers.
+func TestOpenAfterPowerLossReadsOnlyHeadersOfTheFsyncedActiveSegment(t *testing.T) {
+	fs, m, synced, _ := largeSyncedActiveSegment(t)
+	counting := &readCountingFS{FS: fs.Crash(nil)}
+	l := mustOpen(t, memConfig(counting))
+	read := counting.logBytes.Load()
+	if limit := int64(synced+1) * batch.HeaderSize; read > limit {
+		t.Errorf("Open read %d bytes of a %d-byte segment; want at most %d (headers of %d fsynced batches)", read, l.Size(), limit, synced)
+	}
+	equalBatches(t, readAll(t, l), m.batches[:synced])
+	l.Close()
+}
