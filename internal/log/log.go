@@ -47,7 +47,8 @@ type Log struct {
 	logger *slog.Logger
 
 	syncMu        sync.Mutex
-	recoveryPoint int64 // as last persisted; guarded by syncMu
+	recoveryPoint int64          // as last persisted; guarded by syncMu
+	tail          tailCheckpoint // as last written; guarded by syncMu
 
 	mu       sync.RWMutex
 	cfg      Config
@@ -229,6 +230,7 @@ func (l *Log) syncLocked() (int64, error) {
 	dirDirty := l.dirDirty
 	l.dirDirty = false
 	rp := l.recoveryPointLocked(active.base)
+	tail := tailCheckpoint{base: active.base, pos: active.size, next: active.next}
 	start := l.start
 	onSync, from := l.cfg.OnSync, l.flushed
 	l.mu.Unlock()
@@ -263,7 +265,34 @@ func (l *Log) syncLocked() (int64, error) {
 	if rp > l.recoveryPoint {
 		l.persistLocked(checkpoint{startOffset: start, recoveryPoint: rp})
 	}
+	if tail.pos > 0 && (l.tail.pos == 0 || tail.base != l.tail.base || tail.pos-l.tail.pos >= tailCheckpointBytes) {
+		l.writeTailLocked(tail)
+	}
 	return flushed, nil
+}
+
+// writeTailLocked records how much of the active segment is fsynced, with
+// no fsync of its own (see tailCheckpoint). A failure only costs a longer
+// scan at the next open, so it is logged, not returned. syncMu is held.
+func (l *Log) writeTailLocked(c tailCheckpoint) {
+	if err := writeTailCheckpointLazily(l.fs, l.dir, c); err != nil {
+		l.logger.Warn("log: cannot record the fsynced part of the active segment", "dir", l.dir, "err", err)
+		return
+	}
+	l.tail = c
+}
+
+// forgetTailLocked durably withdraws the tail checkpoint before fsynced
+// data it may cover is removed. syncMu is held.
+func (l *Log) forgetTailLocked() error {
+	if l.tail.pos == 0 {
+		return nil
+	}
+	if err := writeTailCheckpointDurably(l.fs, l.dir, tailCheckpoint{}); err != nil {
+		return err
+	}
+	l.tail = tailCheckpoint{}
+	return nil
 }
 
 // recoveryPointLocked is the highest recovery point the segments allow once

@@ -21,7 +21,12 @@ import (
 // the batches after the last index entry are checked. From the segment at
 // the recovery point on (every segment when there is no checkpoint), each
 // batch is checked from the start of its file: it must parse, match its
-// CRC, and begin at the offset after the previous one. At the first that
+// CRC, and begin at the offset after the previous one. The one exception
+// is the fsynced prefix of the last segment that the tail checkpoint
+// names: it is durable like the segments below the recovery point, so
+// only its batch headers are walked to rebuild the index, and the checks
+// start where it ends (see recoverFromTail); a prefix that does not match
+// the file is ignored and the whole segment is checked. At the first that
 // does not — the torn tail of a crash — the file is cut there and any later
 // segments are deleted, since nothing after a hole can be valid. Invalid
 // data in a trusted segment is not a torn tail but lost durable data, and
@@ -88,8 +93,15 @@ func (l *Log) recover() error {
 		bases = bases[1:]
 	}
 
+	tail, err := readTailCheckpoint(l.fs, l.dir)
+	if err != nil {
+		return err
+	}
+	l.tail = tail
+
 	var scanned []*segment
 	var drop []int64 // segments after a torn tail or a gap
+	tailRejected := false
 	for i, base := range bases {
 		trusted := base < recoveryPoint
 		if i > 0 && base != l.end {
@@ -100,7 +112,14 @@ func (l *Log) recover() error {
 			drop = bases[i:]
 			break
 		}
-		s, torn, err := l.openSegment(base, trusted)
+		// The tail checkpoint speaks for the segment that was active
+		// when it was written; only the last segment can still be that.
+		segTail := tailCheckpoint{}
+		if i == len(bases)-1 {
+			segTail = tail
+		}
+		s, torn, rejected, err := l.openSegment(base, trusted, segTail)
+		tailRejected = tailRejected || rejected
 		if s != nil {
 			l.segs = append(l.segs, s)
 			l.end = s.next
@@ -121,54 +140,73 @@ func (l *Log) recover() error {
 		return fmt.Errorf("%w: log ends at %d, below the recovery point %d", batch.ErrCorrupt, l.end, recoveryPoint)
 	}
 	l.logger.Debug("log: opened", "dir", l.dir, "clean_shutdown", hasCP && cp.clean, "segments", len(l.segs), "scanned", len(scanned), "end", l.end)
-	return l.finishRecovery(start, drop, scanned, l.now().UnixMilli())
+	return l.finishRecovery(start, drop, scanned, tailRejected, l.now().UnixMilli())
 }
 
 // openSegment opens one segment, loading its index files when trusted and
 // otherwise rebuilding them by a checked scan that cuts the file at the
 // first invalid batch (torn reports that it did).
-func (l *Log) openSegment(base int64, trusted bool) (s *segment, torn bool, err error) {
+//
+// tail, when it names this segment, lets an untrusted segment skip the
+// CRC checks of its fsynced prefix (see recoverFromTail); tailRejected
+// reports that it named the segment but did not match it.
+func (l *Log) openSegment(base int64, trusted bool, tail tailCheckpoint) (s *segment, torn, tailRejected bool, err error) {
 	f, err := openSegmentFile(l.fs, l.dir, base, false)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, false, err
+		return nil, false, false, err
 	}
 	s = newSegment(l.dir, base, f)
 	size, modMs := fi.Size(), fi.ModTime().UnixMilli()
 	if trusted {
 		if ok, err := s.load(l.fs, size, modMs); err != nil || ok {
-			return s, false, err
+			return s, false, false, err
 		}
 		l.logger.Info("log: rebuilding index files", "dir", l.dir, "segment", base)
 	}
-	invalid, err := s.rebuild(size, l.cfg.IndexIntervalBytes, modMs)
+	var invalid error
+	fromTail := false
+	if !trusted && tail.base == base && tail.pos > 0 {
+		fromTail, invalid, err = s.recoverFromTail(tail, size, l.cfg.IndexIntervalBytes, modMs)
+		if err != nil {
+			return s, false, false, err
+		}
+		if !fromTail {
+			tailRejected = true
+			l.logger.Warn("log: tail checkpoint does not match the active segment; checking all of it", "dir", l.dir, "segment", base, "size", size, "checkpoint_position", tail.pos, "checkpoint_next", tail.next)
+		}
+	}
+	if !fromTail {
+		invalid, err = s.rebuild(size, l.cfg.IndexIntervalBytes, modMs)
+	}
 	if err != nil {
-		return s, false, err
+		return s, false, tailRejected, err
 	}
 	if invalid == nil {
-		return s, false, nil
+		return s, false, tailRejected, nil
 	}
 	if trusted {
-		return s, false, fmt.Errorf("%w: segment %d below the recovery point: %v", batch.ErrCorrupt, base, invalid)
+		return s, false, false, fmt.Errorf("%w: segment %d below the recovery point: %v", batch.ErrCorrupt, base, invalid)
 	}
 	l.logger.Warn("log: truncating torn tail", "dir", l.dir, "segment", base, "position", s.size, "dropped_bytes", size-s.size, "reason", invalid)
 	if err := f.Truncate(s.size); err != nil {
-		return s, false, err
+		return s, false, tailRejected, err
 	}
 	if err := f.Sync(); err != nil {
-		return s, false, err
+		return s, false, tailRejected, err
 	}
-	return s, true, nil
+	return s, true, tailRejected, nil
 }
 
 // finishRecovery deletes the segments past a torn tail or gap, repairs the
 // start offset, makes the recovered state durable and persists a
-// checkpoint whose recovery point is the active segment.
-func (l *Log) finishRecovery(start int64, drop []int64, scanned []*segment, nowMs int64) error {
+// checkpoint whose recovery point is the active segment, and a tail
+// checkpoint covering all of it.
+func (l *Log) finishRecovery(start int64, drop []int64, scanned []*segment, tailRejected bool, nowMs int64) error {
 	for _, base := range drop {
 		if err := removeSegmentFiles(l.fs, l.dir, base); err != nil {
 			return err
@@ -236,6 +274,34 @@ func (l *Log) finishRecovery(start int64, drop []int64, scanned []*segment, nowM
 		return err
 	}
 	l.recoveryPoint = rp
+	return l.recordRecoveredTail(active, tailRejected)
+}
+
+// recordRecoveredTail replaces the tail checkpoint with one covering the
+// whole active segment, which is durable now. The old one must be replaced
+// durably if it may claim data that is gone: it did not match the segment,
+// recovery cut the segment below it, or its segment was deleted. Otherwise
+// it is still true, and the new one is written lazily like Sync's.
+func (l *Log) recordRecoveredTail(active *segment, tailRejected bool) error {
+	old := l.tail
+	want := tailCheckpoint{}
+	if active.size > 0 {
+		want = tailCheckpoint{base: active.base, pos: active.size, next: active.next}
+	}
+	if want == old {
+		return nil
+	}
+	stale := old.pos > 0 && (tailRejected || old.base > active.base || (old.base == active.base && old.pos > active.size))
+	if stale {
+		if err := writeTailCheckpointDurably(l.fs, l.dir, want); err != nil {
+			return err
+		}
+		l.tail = want
+		return nil
+	}
+	if want.pos > 0 {
+		l.writeTailLocked(want)
+	}
 	return nil
 }
 
@@ -285,11 +351,21 @@ func removeSegmentFiles(fs FS, dir string, base int64) error {
 // valid or does not continue the offsets densely and reports why as
 // invalid; s.size is then where the valid data ends. err is an I/O error.
 func (s *segment) rebuild(limit int64, interval int, modMs int64) (invalid, err error) {
+	s.reset()
+	return s.scanFrom(newScanner(s.log, 0, limit, true), interval, modMs)
+}
+
+// reset forgets everything the segment knows about its batches.
+func (s *segment) reset() {
 	s.idx, s.tidx = nil, nil
 	s.bytesSinceIndex, s.size, s.next = 0, 0, s.base
 	s.maxTs, s.maxTsOffset, s.rollMs = -1, -1, -1
 	s.indexFilesStale = true
-	sc := newScanner(s.log, 0, limit, true)
+}
+
+// scanFrom continues the segment's state with the batches sc walks, as
+// rebuild describes.
+func (s *segment) scanFrom(sc *scanner, interval int, modMs int64) (invalid, err error) {
 	for {
 		pos := sc.pos
 		h, _, err := sc.next()
@@ -310,6 +386,29 @@ func (s *segment) rebuild(limit int64, interval int, modMs int64) (invalid, err 
 		}
 		s.track(h, pos, interval, modMs)
 	}
+}
+
+// recoverFromTail rebuilds the segment's state using a tail checkpoint:
+// the fsynced prefix it names is walked header by header without reading
+// the batches or checking CRCs, and only the rest of the file is scanned
+// with CRC checks. It reports ok false, having changed nothing the caller
+// relies on, when the checkpoint does not match the file: the file is
+// shorter than the prefix, or the headers do not lead exactly to the
+// checkpointed position and offset. The caller then scans the whole
+// segment.
+func (s *segment) recoverFromTail(c tailCheckpoint, size int64, interval int, modMs int64) (ok bool, invalid, err error) {
+	if c.base != s.base || c.pos <= 0 || c.pos > size {
+		return false, nil, nil
+	}
+	s.reset()
+	sc := newScanner(s.log, 0, c.pos, false)
+	sc.headersOnly = true
+	bad, err := s.scanFrom(sc, interval, modMs)
+	if err != nil || bad != nil || s.size != c.pos || s.next != c.next {
+		return false, nil, err
+	}
+	invalid, err = s.scanFrom(newScanner(s.log, c.pos, size, true), interval, modMs)
+	return true, invalid, err
 }
 
 // load takes a trusted segment's indexes from its index files and checks

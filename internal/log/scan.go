@@ -17,6 +17,11 @@ var errInvalid = errors.New("invalid batch")
 // scanChunk is how much of a segment a scanner reads per call.
 const scanChunk = 1 << 20
 
+// headerOnlyBatchBytes is the batch size from which a header walk reads
+// only each batch's header: below it, one large read of many small batches
+// costs less than a read per header.
+const headerOnlyBatchBytes = 8 << 10
+
 // scanner walks the batches of a segment file from a position up to a limit,
 // reading in large chunks.
 type scanner struct {
@@ -24,6 +29,11 @@ type scanner struct {
 	pos      int64 // file position of the next batch
 	limit    int64 // end of the region to scan
 	checkCRC bool
+
+	// headersOnly walks batch headers without reading the batches (next
+	// returns no bytes), for data already known to be durable and whole.
+	headersOnly bool
+	lastSize    int // size of the previous batch, 0 before the first
 
 	buf    []byte
 	bufPos int64 // file position of buf[0]
@@ -55,6 +65,11 @@ func (s *scanner) next() (batch.Header, []byte, error) {
 	if h.LastOffsetDelta < 0 || h.BaseOffset < 0 {
 		return h, nil, fmt.Errorf("%w at position %d: offsets %d+%d", errInvalid, s.pos, h.BaseOffset, h.LastOffsetDelta)
 	}
+	if s.headersOnly {
+		s.lastSize = h.Size()
+		s.pos += int64(h.Size())
+		return h, nil, nil
+	}
 	b, err := s.window(h.Size())
 	if err != nil {
 		return h, nil, err
@@ -79,6 +94,9 @@ func (s *scanner) window(n int) ([]byte, error) {
 		return s.buf[start : start+int64(n)], nil
 	}
 	want := max(int64(n), min(scanChunk, s.limit-s.pos))
+	if s.headersOnly && (s.lastSize == 0 || s.lastSize >= headerOnlyBatchBytes) {
+		want = int64(n)
+	}
 	if int64(cap(s.buf)) < want {
 		s.buf = make([]byte, want)
 	}

@@ -31,8 +31,12 @@ func (l *Log) Truncate(offset int64) error {
 	if err != nil {
 		return err
 	}
-	// Lower the recovery point first, so that if we crash part way the next
-	// Open scans this segment rather than trusting its old index files.
+	// Lower the recovery point and withdraw the tail checkpoint first, so
+	// that if we crash part way the next Open scans this segment rather
+	// than trusting its old index files or a prefix that no longer exists.
+	if err := l.forgetTailLocked(); err != nil {
+		return err
+	}
 	if s.base < l.recoveryPoint {
 		c := checkpoint{startOffset: l.start, recoveryPoint: s.base}
 		if err := writeCheckpoint(l.fs, l.dir, c); err != nil {
@@ -132,8 +136,11 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("%w: cannot start the log at %d", ErrOffsetOutOfRange, offset)
 	}
-	// With the recovery point at 0 every segment left by a crash is
-	// checked, and a prefix of them is a valid log.
+	// With the recovery point at 0 and no tail checkpoint every segment
+	// left by a crash is checked, and a prefix of them is a valid log.
+	if err := l.forgetTailLocked(); err != nil {
+		return err
+	}
 	if err := writeCheckpoint(l.fs, l.dir, checkpoint{startOffset: l.start, recoveryPoint: 0}); err != nil {
 		return err
 	}
