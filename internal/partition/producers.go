@@ -36,30 +36,36 @@ func (p *Partition) loadProducers(nowMs int64) error {
 		p.holdEndingLocked(endingTxn{first: u.FirstOffset, markerEnd: u.MarkerEnd})
 	}
 	defer p.updateFirstUnstableLocked()
+	// Only a marker's body matters to the producer state; everything else
+	// is in the batch headers, so the replay walks those and reads the
+	// log itself only at markers (see wlog.Log.ReadHeaders).
 	from := max(snap.Offset, start)
-	for from < end {
-		data, err := p.log.Read(from, end, 1<<20)
+	if from >= end {
+		return nil
+	}
+	err = p.log.ReadHeaders(from, end, func(h batch.Header) error {
+		var raw []byte
+		if h.Control() {
+			data, err := p.log.Read(h.BaseOffset, h.NextOffset(), 1)
+			if err != nil {
+				return fmt.Errorf("replay marker at %d: %w", h.BaseOffset, err)
+			}
+			if len(data) < h.Size() {
+				return fmt.Errorf("replay marker at %d: %w: %d bytes of %d", h.BaseOffset, batch.ErrCorrupt, len(data), h.Size())
+			}
+			raw = data[:h.Size()]
+		}
+		t, ended, err := p.replayBatchLocked(h, raw, nowMs)
 		if err != nil {
-			return fmt.Errorf("replay from %d: %w", from, err)
+			return fmt.Errorf("replay: %w", err)
 		}
-		if len(data) == 0 {
-			return fmt.Errorf("replay from %d: log returned nothing before its end %d", from, end)
+		if ended {
+			p.holdEndingLocked(t)
 		}
-		for len(data) > 0 {
-			h, err := batch.ParseHeader(data)
-			if err != nil {
-				return fmt.Errorf("replay at %d: %w", from, err)
-			}
-			t, ended, err := p.replayBatchLocked(h, data[:h.Size()], nowMs)
-			if err != nil {
-				return fmt.Errorf("replay: %w", err)
-			}
-			if ended {
-				p.holdEndingLocked(t)
-			}
-			from = h.NextOffset()
-			data = data[h.Size():]
-		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay from %d: %w", from, err)
 	}
 	return nil
 }
