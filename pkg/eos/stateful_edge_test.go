@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // startRun runs p in the background until the returned stop is called;
@@ -105,6 +107,88 @@ func TestReturningPartitionAnswersQueriesWithoutNewInput(t *testing.T) {
 			if got, code := query(t, a, "counts", k); code != 200 {
 				t.Errorf("key %s: HTTP %d %q from the worker that owns every partition again", k, code, got)
 			}
+		}
+	}
+}
+
+// A state directory whose checkpoint belongs to an earlier incarnation of
+// the changelog (the application was reset: its changelog deleted and
+// created again, as Kafka's application reset tool does) must not be
+// taken as a prefix of the new changelog, even when the new changelog
+// has grown past the checkpoint's offset. The store detects a recreated
+// changelog only when it is shorter than the checkpoint; here it is
+// longer, so the restore starts in the middle of the new changelog on top
+// of the old state. Correct outcome: the restarted worker's store equals
+// the new changelog: no key of the old run, every key of the new one.
+func TestCheckpointOfADeletedChangelogIsNotReused(t *testing.T) {
+	r := newRig(t, 1)
+	dirA := t.TempDir()
+	cfg := Config{Brokers: []string{r.addr}, TransactionalID: "a", Group: "counter",
+		InputTopics: []string{"in"}, OutputTopic: "out", Store: "counts", StateDir: dirA}
+	old := r.produce("old-0", "old-1", "old-2", "old-3", "old-4")
+	a, err := NewStateful(cfg, Count())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.runUntil(a, "the old run committed", func() bool { return r.committedInput("counter") == 5 })
+
+	// Reset: the changelog is deleted; the application starts over on a
+	// new input, on another machine.
+	changelog := ChangelogTopic("counter", "counts")
+	if resp, err := r.adm.DeleteTopics(r.ctx, changelog); err != nil || resp[changelog].Err != nil {
+		t.Fatalf("deleting the changelog: %v %v", err, resp[changelog].Err)
+	}
+	if _, err := r.adm.CreateTopic(r.ctx, 1, 1, nil, "in2"); err != nil {
+		t.Fatal(err)
+	}
+	var newKeys []string
+	for i := range 20 {
+		newKeys = append(newKeys, fmt.Sprintf("new-%d", i))
+	}
+	recs := make([]*kgo.Record, len(newKeys))
+	for i, k := range newKeys {
+		recs[i] = &kgo.Record{Topic: "in2", Key: []byte(k), Value: []byte("x")}
+	}
+	if err := r.cl.ProduceSync(r.ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	committedIn2 := func() bool {
+		offs, err := r.adm.FetchOffsets(r.ctx, "counter")
+		if err != nil {
+			return false
+		}
+		o, ok := offs.Lookup("in2", 0)
+		return ok && o.At == int64(len(newKeys))
+	}
+	cfgB := cfg
+	cfgB.TransactionalID, cfgB.StateDir, cfgB.InputTopics = "b", t.TempDir(), []string{"in2"}
+	b, err := NewStateful(cfgB, Count())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.runUntil(b, "the new run committed", committedIn2)
+
+	// The first machine comes back with its old state directory.
+	cfgA := cfg
+	cfgA.InputTopics = []string{"in2"}
+	a2, err := NewStateful(cfgA, Count())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := startRun(t, r.ctx, a2)
+	defer stop()
+	served := func() bool { _, code := query(t, a2, "counts", "new-19"); return code == 200 }
+	if !waitFor(r.ctx, 20*time.Second, served) {
+		t.Fatal("the restarted worker never served its store")
+	}
+	for k := range old {
+		if got, code := query(t, a2, "counts", k); code != 404 {
+			t.Errorf("key %s of the deleted changelog: HTTP %d %q, want 404", k, code, got)
+		}
+	}
+	for _, k := range newKeys {
+		if got, code := query(t, a2, "counts", k); code != 200 || got != "1" {
+			t.Errorf("key %s of the new changelog: HTTP %d %q, want 1", k, code, got)
 		}
 	}
 }
