@@ -3,6 +3,9 @@ package eos
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,6 +192,62 @@ func TestCheckpointOfADeletedChangelogIsNotReused(t *testing.T) {
 	for _, k := range newKeys {
 		if got, code := query(t, a2, "counts", k); code != 200 || got != "1" {
 			t.Errorf("key %s of the new changelog: HTTP %d %q, want 1", k, code, got)
+		}
+	}
+}
+
+// A sum that would leave the int64 range is bad input: Sum reports an
+// error, aborting the transaction, instead of committing a wrapped-around
+// value to the store, the changelog and the output. Correct outcome: Run
+// returns an error and neither the store nor the committed changelog or
+// output ever holds a negative sum of positive inputs.
+func TestSumOverflowIsAnErrorNotAWrappedValue(t *testing.T) {
+	r := newRig(t, 1)
+	recs := []*kgo.Record{
+		{Key: []byte("k"), Value: []byte(strconv.FormatInt(math.MaxInt64, 10))},
+		{Key: []byte("k"), Value: []byte("1")},
+	}
+	if err := r.cl.ProduceSync(r.ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	sum := Sum(func(in *kgo.Record) (int64, error) { return strconv.ParseInt(string(in.Value), 10, 64) })
+	p, err := NewStateful(Config{Brokers: []string{r.addr}, TransactionalID: "s", Group: "summer",
+		InputTopics: []string{"in"}, OutputTopic: "out", Store: "sums", StateDir: t.TempDir()}, sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var runErr error
+	stopped := waitFor(r.ctx, 20*time.Second, func() bool {
+		select {
+		case runErr = <-done:
+			return true
+		default:
+			return r.committedInput("summer") == 2
+		}
+	})
+	if !stopped {
+		t.Fatal("the processor neither failed nor committed both inputs")
+	}
+	if runErr == nil {
+		// Still running: it committed both inputs.
+		if v, code := query(t, p, "sums", "k"); code == 200 && strings.HasPrefix(v, "-") {
+			t.Errorf("store sum of MaxInt64 and 1: %s", v)
+		}
+		cancel()
+		runErr = <-done
+	}
+	cancel()
+	p.Close()
+	if runErr == nil {
+		t.Error("Run returned no error for a sum past MaxInt64")
+	}
+	for _, topic := range []string{"out", ChangelogTopic("summer", "sums")} {
+		got, _ := r.readLog(topic, kgo.ReadCommitted())
+		if strings.HasPrefix(got["k"], "-") {
+			t.Errorf("committed %s holds the sum %s for positive inputs", topic, got["k"])
 		}
 	}
 }
