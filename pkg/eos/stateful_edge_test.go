@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-broker/weir/pkg/weir"
 )
 
 // startRun runs p in the background until the returned stop is called;
@@ -248,6 +251,119 @@ func TestSumOverflowIsAnErrorNotAWrappedValue(t *testing.T) {
 		got, _ := r.readLog(topic, kgo.ReadCommitted())
 		if strings.HasPrefix(got["k"], "-") {
 			t.Errorf("committed %s holds the sum %s for positive inputs", topic, got["k"])
+		}
+	}
+}
+
+// newRigWith is newRig on a broker with extra settings.
+func newRigWith(t *testing.T, partitions int32, settings map[string]string) *rig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	all := map[string]string{"group.initial.rebalance.delay.ms": "0"}
+	for k, v := range settings {
+		all[k] = v
+	}
+	b, err := weir.Start(ctx, weir.Config{DataDir: t.TempDir(), Settings: all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	r := &rig{t: t, ctx: ctx, addr: b.Addr(), cl: cl, adm: kadm.NewClient(cl)}
+	for _, topic := range []string{"in", "out"} {
+		if _, err := r.adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// A changelog that someone else created without log compaction
+// (cleanup.policy=delete, a short retention.ms) loses the store's state
+// to retention; a processor must refuse it, as Kafka Streams validates
+// the configuration of the internal topics it finds, rather than accept
+// it because the partition count matches. Correct outcome: either Run
+// fails at start naming the cleanup policy, or a worker that restores
+// from that changelog later still holds every committed count.
+func TestChangelogWithoutCompactionIsRefused(t *testing.T) {
+	r := newRigWith(t, 1, map[string]string{"log.retention.check.interval.ms": "100"})
+	changelog := ChangelogTopic("counter", "counts")
+	if _, err := r.adm.CreateTopic(r.ctx, 1, 1, map[string]*string{
+		"cleanup.policy": kadm.StringPtr("delete"), "retention.ms": kadm.StringPtr("1000"),
+	}, changelog); err != nil {
+		t.Fatal(err)
+	}
+	want := r.produce("a", "b", "a", "c")
+	cfg := Config{Brokers: []string{r.addr}, TransactionalID: "a", Group: "counter",
+		InputTopics: []string{"in"}, OutputTopic: "out", Store: "counts", StateDir: t.TempDir()}
+	a, err := NewStateful(cfg, Count())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var runErr error
+	if !waitFor(r.ctx, 20*time.Second, func() bool {
+		select {
+		case runErr = <-done:
+			return true
+		default:
+			return r.committedInput("counter") == 4
+		}
+	}) {
+		t.Fatal("the processor neither refused the changelog nor committed the inputs")
+	}
+	if runErr != nil {
+		cancel()
+		a.Close()
+		if !strings.Contains(runErr.Error(), "cleanup.policy") {
+			t.Fatalf("Run: %v, want a refusal naming cleanup.policy", runErr)
+		}
+		return
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	// Retention empties the changelog; a worker on another machine then
+	// restores the store from it.
+	if !waitFor(r.ctx, 20*time.Second, func() bool {
+		starts, err := r.adm.ListStartOffsets(r.ctx, changelog)
+		if err != nil {
+			return false
+		}
+		o, ok := starts.Lookup(changelog, 0)
+		return ok && o.Offset > 0
+	}) {
+		t.Fatal("retention never deleted changelog records: nothing to show")
+	}
+	cfg.TransactionalID, cfg.StateDir = "b", t.TempDir()
+	b, err := NewStateful(cfg, Count())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := startRun(t, r.ctx, b)
+	defer stop()
+	served := func() bool {
+		for k, n := range want {
+			if got, code := query(t, b, "counts", k); code != 200 || got != fmt.Sprint(n) {
+				return false
+			}
+		}
+		return true
+	}
+	if !waitFor(r.ctx, 15*time.Second, served) {
+		for k, n := range want {
+			got, code := query(t, b, "counts", k)
+			t.Errorf("count of %s restored from a changelog without compaction: HTTP %d %q, want %d", k, code, got, n)
 		}
 	}
 }
