@@ -367,3 +367,67 @@ func TestChangelogWithoutCompactionIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Two applications (consumer groups, so changelogs of their own) whose
+// stores share a name keep separate local stores even in one state
+// directory, as Kafka Streams keeps each application's state under its
+// application id: the store file is named by the store and the partition
+// only, so the second application opens the first one's file (it waits
+// for bbolt's lock and fails while both run). Correct outcome: both
+// applications run at once over the same state directory and each
+// answers its own counts.
+func TestApplicationsSharingAStateDirectoryKeepSeparateStores(t *testing.T) {
+	r := newRig(t, 1)
+	want := r.produce("a", "b", "a")
+	dir := t.TempDir()
+	var procs []*Processor
+	for _, g := range []string{"app1", "app2"} {
+		p, err := NewStateful(Config{Brokers: []string{r.addr}, TransactionalID: g, Group: g,
+			InputTopics: []string{"in"}, OutputTopic: "out", Store: "counts", StateDir: dir}, Count())
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+	}
+	type result struct {
+		app string
+		err error
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	done := make(chan result, len(procs))
+	for i, p := range procs {
+		app := []string{"app1", "app2"}[i]
+		go func() { done <- result{app, p.Run(ctx)} }()
+	}
+	allServed := func() bool {
+		for _, p := range procs {
+			for k, n := range want {
+				if got, code := query(t, p, "counts", k); code != 200 || got != fmt.Sprint(n) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	ok := waitFor(r.ctx, 20*time.Second, func() bool {
+		select {
+		case res := <-done:
+			t.Errorf("%s stopped: %v", res.app, res.err)
+			done <- res
+			return true
+		default:
+			return allServed()
+		}
+	})
+	if !ok {
+		t.Error("the two applications did not both answer their counts")
+	}
+	cancel()
+	for range procs {
+		<-done
+	}
+	for _, p := range procs {
+		p.Close()
+	}
+}
