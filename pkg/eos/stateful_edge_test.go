@@ -431,3 +431,73 @@ func TestApplicationsSharingAStateDirectoryKeepSeparateStores(t *testing.T) {
 		p.Close()
 	}
 }
+
+// Input topics of a stateful processor share one store per partition
+// number (a task), so partition p of every input topic must be owned by
+// the same worker, as Kafka Streams assigns co-partitioned topics as one
+// task. The group is balanced partition by partition, so with two input
+// topics and two workers each worker gets partition 0 of one topic: both
+// then update store 0 from their own copies and write changelog
+// partition 0 side by side, and each overwrites the other's counts.
+// Correct outcome: after 5 records of key k in each topic, the committed
+// output, the committed changelog and the owning worker's query all say
+// 10.
+func TestCoPartitionedInputsShareOneOwner(t *testing.T) {
+	r := newRig(t, 1)
+	if _, err := r.adm.CreateTopic(r.ctx, 1, 1, nil, "in2"); err != nil {
+		t.Fatal(err)
+	}
+	var procs []*Processor
+	for _, id := range []string{"a", "b"} {
+		p, err := NewStateful(Config{Brokers: []string{r.addr}, TransactionalID: id, Group: "counter",
+			InputTopics: []string{"in", "in2"}, OutputTopic: "out", Store: "counts", StateDir: t.TempDir()}, Count())
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+		stop := startRun(t, r.ctx, p)
+		defer stop()
+	}
+	// Both members are in the group before any input arrives.
+	if !waitFor(r.ctx, 20*time.Second, func() bool {
+		gs, err := r.adm.DescribeGroups(r.ctx, "counter")
+		if err != nil {
+			return false
+		}
+		g := gs["counter"]
+		return g.State == "Stable" && len(g.Members) == 2
+	}) {
+		t.Fatal("the two workers never formed a stable group")
+	}
+	var recs []*kgo.Record
+	for _, topic := range []string{"in", "in2"} {
+		for range 5 {
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("x")})
+		}
+	}
+	if err := r.cl.ProduceSync(r.ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	committed := func() bool {
+		offs, err := r.adm.FetchOffsets(r.ctx, "counter")
+		if err != nil {
+			return false
+		}
+		a, okA := offs.Lookup("in", 0)
+		b, okB := offs.Lookup("in2", 0)
+		return okA && okB && a.At == 5 && b.At == 5
+	}
+	if !waitFor(r.ctx, 20*time.Second, committed) {
+		t.Fatal("the inputs were not committed")
+	}
+	for _, topic := range []string{"out", ChangelogTopic("counter", "counts")} {
+		if got, _ := r.readLog(topic, kgo.ReadCommitted()); got["k"] != "10" {
+			t.Errorf("committed %s: count of k %q, want 10", topic, got["k"])
+		}
+	}
+	for i, p := range procs {
+		if got, code := query(t, p, "counts", "k"); code == 200 && got != "10" {
+			t.Errorf("worker %d answers the count of k with %s, want 10", i, got)
+		}
+	}
+}
