@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -499,5 +500,74 @@ func TestCoPartitionedInputsShareOneOwner(t *testing.T) {
 		if got, code := query(t, p, "counts", "k"); code == 200 && got != "10" {
 			t.Errorf("worker %d answers the count of k with %s, want 10", i, got)
 		}
+	}
+}
+
+// A clean stop — Run's context cancelled while a transaction is under
+// way — returns nil, as Run's doc promises, and aborts the transaction
+// rather than leaving it open: an open transaction holds back the last
+// stable offset of the output, so read_committed consumers of the output
+// and whoever takes the partitions over would wait for the transaction
+// timeout. Correct outcome: Run returns nil, and after a second worker
+// commits every input the output's last stable offset reaches its end
+// within seconds, far less than the 60 s transaction timeout.
+func TestStopInsideATransactionAbortsItAndReturnsNil(t *testing.T) {
+	r := newRig(t, 1)
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%d", i%3)
+	}
+	want := r.produce(keys...)
+	var calls atomic.Int32
+	count := Count()
+	slow := func(ctx context.Context, in *kgo.Record, s Store) ([]*kgo.Record, error) {
+		calls.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		return count(ctx, in, s)
+	}
+	cfg := Config{Brokers: []string{r.addr}, TransactionalID: "a", Group: "counter",
+		InputTopics: []string{"in"}, OutputTopic: "out", MaxPerTxn: 50, Store: "counts", StateDir: t.TempDir()}
+	a, err := NewStateful(cfg, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	if !waitFor(r.ctx, 20*time.Second, func() bool { return calls.Load() >= 3 }) {
+		t.Fatal("the worker processed nothing")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after its context was cancelled mid-transaction: %v, want nil", err)
+	}
+	a.Close()
+	if n := r.committedInput("counter"); n != 0 {
+		t.Fatalf("%d inputs committed: the stop did not land inside the first transaction", n)
+	}
+
+	cfg.TransactionalID, cfg.StateDir = "b", t.TempDir()
+	b, err := NewStateful(cfg, Count())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := startRun(t, r.ctx, b)
+	defer stop()
+	if !waitFor(r.ctx, 20*time.Second, func() bool { return r.committedInput("counter") == int64(len(keys)) }) {
+		t.Fatal("the second worker did not commit every input")
+	}
+	wantCounts(t, b, want)
+	stable := func() bool {
+		ends, err1 := r.adm.ListEndOffsets(r.ctx, "out")
+		lso, err2 := r.adm.ListCommittedOffsets(r.ctx, "out")
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		e, _ := ends.Lookup("out", 0)
+		l, _ := lso.Lookup("out", 0)
+		return e.Offset > 0 && l.Offset == e.Offset
+	}
+	if !waitFor(r.ctx, 15*time.Second, stable) {
+		t.Error("the output's last stable offset is held back by the stopped worker's open transaction")
 	}
 }
