@@ -571,3 +571,90 @@ func TestStopInsideATransactionAbortsItAndReturnsNil(t *testing.T) {
 		t.Error("the output's last stable offset is held back by the stopped worker's open transaction")
 	}
 }
+
+// A worker answers queries only from partitions it owns (QueryHandler's
+// doc). The group session calls the processor's revoke callback only for
+// the first revocation between two transactions, so an idle worker that
+// loses partitions in two rebalances in a row keeps serving the second
+// one from its stale copy while another worker updates it. Correct
+// outcome: after each key gets one more record, every worker that answers
+// a key answers its new count; none answers an old one.
+func TestWorkerStopsAnsweringEveryPartitionItLoses(t *testing.T) {
+	r := newRig(t, 3)
+	keys := make([]string, 30)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%d", i)
+	}
+	r.produce(keys...)
+	cfg := func(id string) Config {
+		return Config{Brokers: []string{r.addr}, TransactionalID: id, Group: "counter",
+			InputTopics: []string{"in"}, OutputTopic: "out", Store: "counts", StateDir: t.TempDir()}
+	}
+	var procs []*Processor
+	start := func(id string) *Processor {
+		p, err := NewStateful(cfg(id), Count())
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+		stop := startRun(t, r.ctx, p)
+		t.Cleanup(stop)
+		return p
+	}
+	serves := func(p *Processor) bool {
+		for _, k := range keys {
+			if _, code := query(t, p, "counts", k); code == 200 {
+				return true
+			}
+		}
+		return false
+	}
+	a := start("a")
+	if !waitFor(r.ctx, 20*time.Second, func() bool {
+		if r.committedInput("counter") != int64(len(keys)) {
+			return false
+		}
+		for _, k := range keys {
+			if _, code := query(t, a, "counts", k); code != 200 {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("the first worker did not count and serve every key")
+	}
+	// Two more workers join one after the other while the first is idle.
+	for _, id := range []string{"b", "c"} {
+		p := start(id)
+		if !waitFor(r.ctx, 20*time.Second, func() bool { return serves(p) }) {
+			t.Fatalf("worker %s never took a partition", id)
+		}
+	}
+	r.produce(keys...)
+	if !waitFor(r.ctx, 20*time.Second, func() bool { return r.committedInput("counter") == int64(2*len(keys)) }) {
+		t.Fatal("the new inputs were not committed")
+	}
+	// Each key's owner answers 2 once it has applied the commit; give the
+	// owners time, then look for any worker that still answers 1.
+	waitFor(r.ctx, 10*time.Second, func() bool {
+		for _, k := range keys {
+			ok := false
+			for _, p := range procs {
+				if got, code := query(t, p, "counts", k); code == 200 && got == "2" {
+					ok = true
+				}
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	})
+	for _, k := range keys {
+		for i, p := range procs {
+			if got, code := query(t, p, "counts", k); code == 200 && got != "2" {
+				t.Errorf("worker %s answers %s = %s, a partition it no longer owns: the count is 2", []string{"a", "b", "c"}[i], k, got)
+			}
+		}
+	}
+}
