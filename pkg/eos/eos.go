@@ -45,7 +45,8 @@ type Config struct {
 	OnCommit func(inputs int)
 	// ClientOpts are added last to the client's options (and to the
 	// restore consumer's: TLS, SASL). A partitioner given here must send
-	// changelog records to the partition they name.
+	// changelog records to the partition they name; a stateful processor
+	// sets its own group balancer, which must not be replaced.
 	ClientOpts []kgo.Opt
 }
 
@@ -119,6 +120,9 @@ func newProcessor(cfg Config, fn Process, stateful bool) (*Processor, error) {
 		p.changelog = ChangelogTopic(cfg.Group, cfg.Store)
 		opts = append(opts,
 			kgo.RecordPartitioner(changelogPartitioner{p.changelog, kgo.UniformBytesPartitioner(64<<10, true, true, nil)}),
+			// Partition p of every input topic goes to one member: the
+			// store and the changelog partition are per partition number.
+			kgo.Balancers(&copartitionBalancer{}),
 			kgo.OnPartitionsAssigned(p.assigned),
 			kgo.OnPartitionsRevoked(p.revoked),
 			kgo.OnPartitionsLost(p.revoked),
