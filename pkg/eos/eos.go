@@ -194,14 +194,17 @@ func (p *Processor) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	// Fence the previous instance at once: InitProducerId aborts what it
-	// left open, so its pending offsets do not hold the group back until
-	// its transaction times out.
-	if err := p.sess.Begin(); err != nil {
-		return fmt.Errorf("eos: begin: %w", err)
-	}
-	if _, err := p.sess.End(ctx, kgo.TryAbort); err != nil {
-		return fmt.Errorf("eos: initial abort: %w", err)
+	// Fence the previous instance at once: the client would send
+	// InitProducerId only with its first produce, and until then the
+	// transaction a killed predecessor left open keeps its pending
+	// offsets unstable, holding the group's offset fetch back until the
+	// transaction times out. Loading the producer id now makes the
+	// coordinator abort that transaction and bump the epoch (KIP-98).
+	if _, _, err := p.sess.Client().ProducerID(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("eos: initializing the producer id: %w", err)
 	}
 	for {
 		fs := p.poll(ctx)
@@ -230,6 +233,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		p.metrics.polled(fs)
 		committed, n, err := p.transact(ctx, fs)
+		if errors.Is(err, errStopped) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -238,6 +244,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// errStopped is transact's report that ctx ended and the transaction was
+// aborted: Run returns nil.
+var errStopped = errors.New("eos: stopped")
 
 // membershipLost reports the errors of a member the group dropped (its
 // session expired while it was stalled, say). The client rejoins by
@@ -326,6 +336,13 @@ func (p *Processor) transact(ctx context.Context, fs kgo.Fetches) (committed boo
 	if err := p.sess.Begin(); err != nil {
 		return false, 0, fmt.Errorf("eos: begin: %w", err)
 	}
+	// The transaction's own requests run under a context a stop does not
+	// cancel: a record whose context is cancelled after it was sent
+	// leaves the client waiting on it, and the abort at a stop (or the
+	// commit already under way) must complete. The transaction timeout
+	// bounds them; past it the coordinator aborts the transaction anyway.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TxnTimeout)
+	defer cancel()
 	var (
 		mu      sync.Mutex // guards failed and lastLog: produce callbacks run elsewhere
 		failed  error
@@ -340,6 +357,9 @@ func (p *Processor) transact(ctx context.Context, fs kgo.Fetches) (committed boo
 	}
 	used := map[int32]*task{}
 	for _, in := range fs.Records() {
+		if ctx.Err() != nil {
+			break
+		}
 		var st Store
 		if p.stateful {
 			p.mu.RLock()
@@ -354,7 +374,7 @@ func (p *Processor) transact(ctx context.Context, fs kgo.Fetches) (committed boo
 			break
 		}
 		for _, out := range outs {
-			p.sess.Produce(ctx, out, func(_ *kgo.Record, err error) {
+			p.sess.Produce(tctx, out, func(_ *kgo.Record, err error) {
 				if err != nil {
 					fail(fmt.Errorf("eos: produce: %w", err))
 				}
@@ -367,7 +387,7 @@ func (p *Processor) transact(ctx context.Context, fs kgo.Fetches) (committed boo
 	for part, t := range used {
 		for k, c := range t.pending {
 			r := &kgo.Record{Topic: p.changelog, Partition: part, Key: []byte(k), Value: c.value}
-			p.sess.Produce(ctx, r, func(r *kgo.Record, err error) {
+			p.sess.Produce(tctx, r, func(r *kgo.Record, err error) {
 				if err != nil {
 					fail(fmt.Errorf("eos: produce changelog: %w", err))
 					return
@@ -385,21 +405,31 @@ func (p *Processor) transact(ctx context.Context, fs kgo.Fetches) (committed boo
 			clear(t.pending)
 		}
 	}()
-	if err := p.sess.Client().Flush(ctx); err != nil {
+	if err := p.sess.Client().Flush(tctx); err != nil {
 		fail(fmt.Errorf("eos: flush: %w", err))
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	if ctx.Err() != nil {
+		// A stop: abort rather than leave the transaction open, where it
+		// would hold back the last stable offset of every partition it
+		// wrote until the transaction timeout.
+		p.metrics.aborted()
+		if _, err := p.sess.End(tctx, kgo.TryAbort); err != nil {
+			return false, 0, fmt.Errorf("eos: aborting at stop: %w", err)
+		}
+		return false, 0, errStopped
+	}
 	if failed != nil {
 		// Abort: neither the outputs, the changelog nor the offsets commit.
 		p.metrics.aborted()
-		if _, err := p.sess.End(ctx, kgo.TryAbort); err != nil {
+		if _, err := p.sess.End(tctx, kgo.TryAbort); err != nil {
 			return false, 0, errors.Join(failed, err)
 		}
 		return false, 0, failed
 	}
 	start := time.Now()
-	committed, err = p.sess.End(ctx, kgo.TryCommit)
+	committed, err = p.sess.End(tctx, kgo.TryCommit)
 	if err != nil {
 		return false, 0, fmt.Errorf("eos: end: %w", err)
 	}
