@@ -60,9 +60,10 @@ type Processor struct {
 	adm       *kadm.Client
 	metrics   *metrics
 
-	mu     sync.RWMutex // guards tasks, each task's restore and serving flags, and toOpen
+	mu     sync.RWMutex // guards tasks, each task's restore and serving flags, toOpen and owned
 	tasks  map[int32]*task
-	toOpen map[int32]bool // assigned partitions whose store is not open yet
+	toOpen map[int32]bool // assigned partitions whose store is not prepared yet
+	owned  map[int32]bool // partitions of the current assignment
 }
 
 // New creates a stateless processor; nothing is consumed until Run.
@@ -103,7 +104,7 @@ func newProcessor(cfg Config, fn Process, stateful bool) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eos: metrics: %w", err)
 	}
-	p := &Processor{cfg: cfg, fn: fn, stateful: stateful, metrics: m, tasks: map[int32]*task{}, toOpen: map[int32]bool{}}
+	p := &Processor{cfg: cfg, fn: fn, stateful: stateful, metrics: m, tasks: map[int32]*task{}, toOpen: map[int32]bool{}, owned: map[int32]bool{}}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.TransactionalID(cfg.TransactionalID),
@@ -122,7 +123,7 @@ func newProcessor(cfg Config, fn Process, stateful bool) (*Processor, error) {
 			kgo.RecordPartitioner(changelogPartitioner{p.changelog, kgo.UniformBytesPartitioner(64<<10, true, true, nil)}),
 			// Partition p of every input topic goes to one member: the
 			// store and the changelog partition are per partition number.
-			kgo.Balancers(&copartitionBalancer{}),
+			kgo.Balancers(&copartitionBalancer{joining: p.joining}),
 			kgo.OnPartitionsAssigned(p.assigned),
 			kgo.OnPartitionsRevoked(p.revoked),
 			kgo.OnPartitionsLost(p.revoked),
@@ -136,19 +137,39 @@ func newProcessor(cfg Config, fn Process, stateful bool) (*Processor, error) {
 	return p, nil
 }
 
-// assigned marks newly assigned partitions for a restore: another worker
-// may have changed their changelog since this one last held them. It runs
+// The served partitions follow the assignment exactly. The group session
+// skips the revoke and lost callbacks while its own flag from an earlier
+// revocation is set (until the next transaction ends), so an idle worker
+// would miss its second revocation; the balancer is eager, so joining —
+// which every rebalance goes through — is where a member stops owning
+// anything, and the assignment that follows is its whole set.
+
+// joining drops every partition: an eager member that joins a generation
+// owns nothing until SyncGroup assigns it partitions.
+func (p *Processor) joining() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clear(p.owned)
+	clear(p.toOpen)
+	for _, t := range p.tasks {
+		t.serving = false
+	}
+}
+
+// assigned marks assigned partitions for a restore: another worker may
+// have changed their changelog since this one last held them. It runs
 // before the partitions' offsets are fetched, so before any of their
-// records is polled.
+// records is polled; the processing loop restores them at its next turn
+// even when no record of theirs arrives.
 func (p *Processor) assigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ps := range parts {
 		for _, part := range ps {
+			p.owned[part] = true
+			p.toOpen[part] = true
 			if t := p.tasks[part]; t != nil {
 				t.restore, t.serving = true, false
-			} else {
-				p.toOpen[part] = true
 			}
 		}
 	}
@@ -160,6 +181,7 @@ func (p *Processor) revoked(_ context.Context, _ *kgo.Client, parts map[string][
 	defer p.mu.Unlock()
 	for _, ps := range parts {
 		for _, part := range ps {
+			delete(p.owned, part)
 			delete(p.toOpen, part)
 			if t := p.tasks[part]; t != nil {
 				t.serving = false
@@ -326,7 +348,7 @@ func (p *Processor) prepareTask(ctx context.Context, part int32) error {
 		return err
 	}
 	p.mu.Lock()
-	t.serving = !t.restore
+	t.serving = p.owned[part] && !t.restore
 	p.mu.Unlock()
 	return nil
 }
