@@ -37,26 +37,29 @@ func inputPartitions(ctx context.Context, adm *kadm.Client, topics []string) (in
 // ensureChangelog creates the changelog, compacted, with one partition
 // per input partition and the cluster's default replication factor
 // (-1, KIP-464), or checks the partition count of the one that exists.
-func ensureChangelog(ctx context.Context, adm *kadm.Client, topic string, partitions int32) error {
+// It returns the changelog's topic id (Metadata v10+, KIP-516), all
+// zeros from a cluster without topic ids.
+func ensureChangelog(ctx context.Context, adm *kadm.Client, topic string, partitions int32) (kadm.TopicID, error) {
+	var none kadm.TopicID
 	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("eos: creating changelog %s: %w", topic, err)
+		return none, fmt.Errorf("eos: creating changelog %s: %w", topic, err)
 	}
 	details, err := adm.ListTopics(ctx, topic)
 	if err != nil {
-		return fmt.Errorf("eos: describing changelog %s: %w", topic, err)
+		return none, fmt.Errorf("eos: describing changelog %s: %w", topic, err)
 	}
 	d := details[topic]
 	if d.Err != nil {
-		return fmt.Errorf("eos: changelog %s: %w", topic, d.Err)
+		return none, fmt.Errorf("eos: changelog %s: %w", topic, d.Err)
 	}
 	if int32(len(d.Partitions)) != partitions {
-		return fmt.Errorf("eos: changelog %s has %d partitions, the inputs %d", topic, len(d.Partitions), partitions)
+		return none, fmt.Errorf("eos: changelog %s has %d partitions, the inputs %d", topic, len(d.Partitions), partitions)
 	}
-	return nil
+	return d.ID, nil
 }
 
 // changelogPartitioner sends changelog records to the partition they name
@@ -97,12 +100,14 @@ func (p *Processor) restoreTask(ctx context.Context, t *task) error {
 		return fmt.Errorf("eos: changelog %s/%d end: %w", p.changelog, t.partition, errors.Join(e.Err, kerr.UnknownTopicOrPartition))
 	}
 	end := e.Offset
-	if t.applied > end {
-		// The changelog is shorter than what the file applied: it was
-		// recreated. Start again from nothing.
+	if t.applied > end || t.logID != p.changelogID {
+		// The file applied another changelog: this one was deleted and
+		// created again (an application reset), or it is shorter than
+		// what the file applied. Start again from nothing.
 		if err := t.wipe(); err != nil {
 			return fmt.Errorf("eos: wiping %s: %w", t.path, err)
 		}
+		t.logID = p.changelogID
 	}
 	p.metrics.restoreRemaining(p.cfg.Store, t.partition, end-t.applied)
 	if t.applied >= end {

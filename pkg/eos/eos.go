@@ -56,9 +56,12 @@ type Processor struct {
 	fn        Process
 	stateful  bool
 	changelog string
-	sess      *kgo.GroupTransactSession
-	adm       *kadm.Client
-	metrics   *metrics
+	// changelogID is the changelog's topic id, set by Run before any
+	// store is restored; a store that applied another changelog is wiped.
+	changelogID [16]byte
+	sess        *kgo.GroupTransactSession
+	adm         *kadm.Client
+	metrics     *metrics
 
 	mu     sync.RWMutex // guards tasks, each task's restore and serving flags, toOpen and owned
 	tasks  map[int32]*task
@@ -212,9 +215,11 @@ func (p *Processor) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := ensureChangelog(ctx, p.adm, p.changelog, n); err != nil {
+		id, err := ensureChangelog(ctx, p.adm, p.changelog, n)
+		if err != nil {
 			return err
 		}
+		p.changelogID = id
 	}
 	// Fence the previous instance at once: the client would send
 	// InitProducerId only with its first produce, and until then the

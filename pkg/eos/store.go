@@ -2,12 +2,14 @@ package eos
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,27 +44,29 @@ type task struct {
 	path      string // the bbolt file
 	db        *bolt.DB
 	applied   int64             // next changelog offset the file has not applied
+	logID     [16]byte          // topic id of the changelog applied is an offset of; zero if unknown
 	pending   map[string]change // this transaction's writes, by key
 	restore   bool              // assigned anew: catch up with the changelog first
 	serving   bool              // restored and assigned: answers queries
 }
 
 // openTask opens partition p's store under dir. A checkpoint, written
-// only by a clean close, says up to where the file is the changelog; it
-// is removed at once, so after a crash from now on the file is rebuilt
-// from the start of the changelog.
+// only by a clean close, says up to where the file is the changelog and
+// which changelog (its topic id: a changelog deleted and created again
+// has a new one); it is removed at once, so after a crash from now on the
+// file is rebuilt from the start of the changelog.
 func openTask(dir, store string, p int32) (*task, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("eos: state directory: %w", err)
 	}
 	path := filepath.Join(dir, store+"-"+strconv.Itoa(int(p))+".db")
 	cp := path + ".checkpoint"
-	applied, ok := readCheckpoint(cp)
+	applied, logID, ok := readCheckpoint(cp)
 	if _, err := os.Stat(path); err != nil {
 		ok = false
 	}
 	if !ok {
-		applied = 0
+		applied, logID = 0, [16]byte{}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("eos: discarding store %s: %w", path, err)
 		}
@@ -86,7 +90,7 @@ func openTask(dir, store string, p int32) (*task, error) {
 		db.Close()
 		return nil, fmt.Errorf("eos: opening store %s: %w", path, err)
 	}
-	return &task{partition: p, path: path, db: db, applied: applied, pending: map[string]change{}, restore: true}, nil
+	return &task{partition: p, path: path, db: db, applied: applied, logID: logID, pending: map[string]change{}, restore: true}, nil
 }
 
 // wipe empties the store: its file is not a prefix of the changelog.
@@ -161,7 +165,7 @@ func (t *task) close(clean bool) error {
 	err := t.db.Sync()
 	err = errors.Join(err, t.db.Close())
 	if err == nil && clean {
-		err = writeCheckpoint(t.path+".checkpoint", t.applied)
+		err = writeCheckpoint(t.path+".checkpoint", t.applied, t.logID)
 	}
 	return err
 }
@@ -202,27 +206,36 @@ func checkKey(key []byte) error {
 	return nil
 }
 
-func readCheckpoint(path string) (int64, bool) {
+// A checkpoint is one line: the next changelog offset the file has not
+// applied and the changelog's topic id in hex ("0" and 32 zeros when the
+// cluster reports none).
+func readCheckpoint(path string) (off int64, logID [16]byte, ok bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, false
+		return 0, logID, false
 	}
-	off, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
-	if err != nil || off < 0 {
-		return 0, false
+	offText, idText, found := strings.Cut(string(bytes.TrimSpace(b)), " ")
+	off, err = strconv.ParseInt(offText, 10, 64)
+	if err != nil || off < 0 || !found {
+		return 0, logID, false // a checkpoint without an id names no changelog
 	}
-	return off, true
+	id, err := hex.DecodeString(idText)
+	if err != nil || len(id) != len(logID) {
+		return 0, logID, false
+	}
+	copy(logID[:], id)
+	return off, logID, true
 }
 
 // writeCheckpoint replaces the checkpoint atomically: a torn checkpoint
 // would skip changelog records.
-func writeCheckpoint(path string, off int64) error {
+func writeCheckpoint(path string, off int64, logID [16]byte) error {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("eos: checkpoint: %w", err)
 	}
-	_, err = f.WriteString(strconv.FormatInt(off, 10) + "\n")
+	_, err = f.WriteString(strconv.FormatInt(off, 10) + " " + hex.EncodeToString(logID[:]) + "\n")
 	err = errors.Join(err, f.Sync(), f.Close())
 	if err == nil {
 		err = os.Rename(tmp, path)
