@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,7 +60,41 @@ func ensureChangelog(ctx context.Context, adm *kadm.Client, topic string, partit
 	if int32(len(d.Partitions)) != partitions {
 		return none, fmt.Errorf("eos: changelog %s has %d partitions, the inputs %d", topic, len(d.Partitions), partitions)
 	}
+	if err := checkCompacted(ctx, adm, topic); err != nil {
+		return none, err
+	}
 	return d.ID, nil
+}
+
+// checkCompacted refuses a changelog whose cleanup.policy lacks compact,
+// as Kafka Streams validates the internal topics it finds: under delete
+// alone, retention removes changes the store still depends on, and a
+// later restore silently loses state.
+func checkCompacted(ctx context.Context, adm *kadm.Client, topic string) error {
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("eos: describing the configuration of changelog %s: %w", topic, err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return fmt.Errorf("eos: describing the configuration of changelog %s: %w", topic, err)
+	}
+	policy := "delete" // Kafka's default when the topic does not say
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil {
+			policy = *c.Value
+		}
+	}
+	for _, p := range strings.Split(policy, ",") {
+		if strings.TrimSpace(p) == "compact" {
+			return nil
+		}
+	}
+	return fmt.Errorf("eos: changelog %s has cleanup.policy=%s: a changelog must be compacted, or retention deletes state the store depends on; "+
+		"set cleanup.policy=compact on it (kafka-configs --alter --add-config cleanup.policy=compact) or delete it so that the processor creates it", topic, policy)
 }
 
 // changelogPartitioner sends changelog records to the partition they name
