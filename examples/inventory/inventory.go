@@ -59,7 +59,10 @@ func Delta(value []byte) (int64, error) {
 }
 
 // Stock is the processor: it applies an event to its item's stock and
-// emits the new stock. A malformed event is skipped, not retried forever.
+// emits the new stock. Bad input is skipped, not retried forever: a
+// malformed event, an event without an item, and an event that would take
+// the stock outside the int64 range (eos.ErrOverflow) change nothing and
+// emit nothing.
 func Stock(_ context.Context, in *kgo.Record, store eos.Store) ([]*kgo.Record, error) {
 	d, err := Delta(in.Value)
 	if err != nil || len(in.Key) == 0 {
@@ -72,7 +75,9 @@ func Stock(_ context.Context, in *kgo.Record, store eos.Store) ([]*kgo.Record, e
 	if !ok {
 		v = InitialStock
 	}
-	v += d
+	if v, err = eos.CheckedAdd(v, d); err != nil {
+		return nil, nil
+	}
 	if err := eos.PutInt64(store, in.Key, v); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package eos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -29,13 +30,31 @@ func PutInt64(s Store, key []byte, v int64) error {
 	return s.Put(key, strconv.AppendInt(nil, v, 10))
 }
 
+// ErrOverflow reports a sum outside the int64 range. The store is left
+// as it was: a wrapped-around value would be committed as if it were
+// the sum.
+var ErrOverflow = errors.New("eos: sum outside the int64 range")
+
+// CheckedAdd returns a+b, or ErrOverflow when the sum leaves the int64
+// range.
+func CheckedAdd(a, b int64) (int64, error) {
+	sum := a + b
+	if (b > 0 && sum < a) || (b < 0 && sum > a) {
+		return 0, fmt.Errorf("%w: %d + %d", ErrOverflow, a, b)
+	}
+	return sum, nil
+}
+
 // AddInt64 adds delta to key (absent counts as zero) and returns the sum.
+// A sum outside the int64 range is ErrOverflow and changes nothing.
 func AddInt64(s Store, key []byte, delta int64) (int64, error) {
 	v, _, err := GetInt64(s, key)
 	if err != nil {
 		return 0, err
 	}
-	v += delta
+	if v, err = CheckedAdd(v, delta); err != nil {
+		return 0, fmt.Errorf("eos: adding to %q: %w", key, err)
+	}
 	return v, PutInt64(s, key, v)
 }
 
@@ -46,8 +65,13 @@ func Count() Process {
 }
 
 // Sum adds valueOf(record) per key and emits each new sum, keyed by the
-// input's key. An error from valueOf aborts the transaction and stops the
-// processor.
+// input's key. An error from valueOf, a sum outside the int64 range
+// (ErrOverflow) or a key the store cannot hold aborts the
+// transaction and stops the processor with the error: the record is
+// consumed again after a restart, so such input stops the application
+// until it is dealt with. A processor that should skip such records
+// instead checks them in its own Process function (CheckedAdd), as
+// examples/inventory does.
 func Sum(valueOf func(*kgo.Record) (int64, error)) Process {
 	return func(_ context.Context, in *kgo.Record, s Store) ([]*kgo.Record, error) {
 		if len(in.Key) == 0 {
