@@ -11,6 +11,7 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -60,9 +61,10 @@ func Delta(value []byte) (int64, error) {
 
 // Stock is the processor: it applies an event to its item's stock and
 // emits the new stock. Bad input is skipped, not retried forever: a
-// malformed event, an event without an item, and an event that would take
-// the stock outside the int64 range (eos.ErrOverflow) change nothing and
-// emit nothing.
+// malformed event, an event without an item, an item key longer than the
+// store holds (eos.ErrInvalidKey) and an event that would take the stock
+// outside the int64 range (eos.ErrOverflow) change nothing and emit
+// nothing.
 func Stock(_ context.Context, in *kgo.Record, store eos.Store) ([]*kgo.Record, error) {
 	d, err := Delta(in.Value)
 	if err != nil || len(in.Key) == 0 {
@@ -78,7 +80,9 @@ func Stock(_ context.Context, in *kgo.Record, store eos.Store) ([]*kgo.Record, e
 	if v, err = eos.CheckedAdd(v, d); err != nil {
 		return nil, nil
 	}
-	if err := eos.PutInt64(store, in.Key, v); err != nil {
+	if err := eos.PutInt64(store, in.Key, v); errors.Is(err, eos.ErrInvalidKey) {
+		return nil, nil
+	} else if err != nil {
 		return nil, err
 	}
 	return []*kgo.Record{{Key: in.Key, Value: strconv.AppendInt(nil, v, 10)}}, nil

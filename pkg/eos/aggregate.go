@@ -66,7 +66,7 @@ func Count() Process {
 
 // Sum adds valueOf(record) per key and emits each new sum, keyed by the
 // input's key. An error from valueOf, a sum outside the int64 range
-// (ErrOverflow) or a key the store cannot hold aborts the
+// (ErrOverflow) or a key the store cannot hold (ErrInvalidKey) aborts the
 // transaction and stops the processor with the error: the record is
 // consumed again after a restart, so such input stops the application
 // until it is dealt with. A processor that should skip such records

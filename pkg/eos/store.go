@@ -21,14 +21,22 @@ import (
 type Store interface {
 	// Get returns key's value, or nil when the key is absent.
 	Get(key []byte) ([]byte, error)
-	// Put sets key's value (a nil value is stored as empty).
+	// Put sets key's value (a nil value is stored as empty). A key the
+	// store cannot hold is ErrInvalidKey.
 	Put(key, value []byte) error
-	// Delete removes key; its changelog record is a tombstone.
+	// Delete removes key; its changelog record is a tombstone. A key the
+	// store cannot hold is ErrInvalidKey.
 	Delete(key []byte) error
 }
 
-// maxKeyBytes bounds a store key: bbolt refuses keys above 32 KiB.
-const maxKeyBytes = bolt.MaxKeySize
+// MaxKeyBytes bounds a store key: bbolt refuses keys above 32 KiB.
+const MaxKeyBytes = bolt.MaxKeySize
+
+// ErrInvalidKey reports a key the store cannot hold: empty, or longer
+// than MaxKeyBytes. It is an error of one record's input, so a Process
+// function may skip the record rather than fail; returned, it stops the
+// processor, and the record is consumed again after a restart.
+var ErrInvalidKey = errors.New("eos: invalid store key")
 
 var dataBucket = []byte("data")
 
@@ -200,8 +208,8 @@ func (s txnStore) Delete(key []byte) error {
 }
 
 func checkKey(key []byte) error {
-	if len(key) == 0 || len(key) > maxKeyBytes {
-		return fmt.Errorf("eos: store key of %d bytes: want 1 to %d", len(key), maxKeyBytes)
+	if len(key) == 0 || len(key) > MaxKeyBytes {
+		return fmt.Errorf("%w: %d bytes, want 1 to %d", ErrInvalidKey, len(key), MaxKeyBytes)
 	}
 	return nil
 }
