@@ -35,7 +35,8 @@ type Config struct {
 	// its changelog is ChangelogTopic(Group, Store).
 	Store string
 	// StateDir holds a stateful processor's local stores, one bbolt file
-	// per input partition; one directory per worker instance.
+	// per input partition under a directory named by the application
+	// (Group); one state directory per worker instance.
 	StateDir string
 	// Registerer, when set, receives the processor's metrics: restore
 	// progress, commit latency, aborts and input lag.
@@ -334,7 +335,7 @@ func (p *Processor) prepareTask(ctx context.Context, part int32) error {
 	}
 	if t == nil {
 		var err error
-		if t, err = openTask(p.cfg.StateDir, p.cfg.Store, part); err != nil {
+		if t, err = openTask(appStateDir(p.cfg.StateDir, p.cfg.Group), p.cfg.Store, part); err != nil {
 			return err
 		}
 		p.mu.Lock()

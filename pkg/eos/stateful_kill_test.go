@@ -119,7 +119,7 @@ func TestRestoreAfterWorkerSIGKILLEqualsTheCommittedState(t *testing.T) {
 		t.Fatalf("committed changelog counts %d inputs, the group committed %d", inLog, committed)
 	}
 	for _, part := range []string{"0", "1"} {
-		if _, err := os.Stat(filepath.Join(dir, "counts-"+part+".db.checkpoint")); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, "counter", "counts-"+part+".db.checkpoint")); err == nil {
 			t.Fatal("a checkpoint survived a SIGKILL: the restart would trust a store that may be behind")
 		}
 	}

@@ -41,7 +41,7 @@ func TestRestartAfterCleanStopRestoresNothing(t *testing.T) {
 		t.Fatalf("input lag %v (recorded: %v) once every input is committed, want 0", lag, ok)
 	}
 	for _, part := range []string{"0", "1"} {
-		if _, err := os.Stat(filepath.Join(dir, "counts-"+part+".db.checkpoint")); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, "counter", "counts-"+part+".db.checkpoint")); err != nil {
 			t.Fatalf("no checkpoint after a clean stop: %v", err)
 		}
 	}

@@ -67,7 +67,7 @@ func openTask(dir, store string, p int32) (*task, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("eos: state directory: %w", err)
 	}
-	path := filepath.Join(dir, store+"-"+strconv.Itoa(int(p))+".db")
+	path := filepath.Join(dir, pathName(store)+"-"+strconv.Itoa(int(p))+".db")
 	cp := path + ".checkpoint"
 	applied, logID, ok := readCheckpoint(cp)
 	if _, err := os.Stat(path); err != nil {
@@ -99,6 +99,34 @@ func openTask(dir, store string, p int32) (*task, error) {
 		return nil, fmt.Errorf("eos: opening store %s: %w", path, err)
 	}
 	return &task{partition: p, path: path, db: db, applied: applied, logID: logID, pending: map[string]change{}, restore: true}, nil
+}
+
+// appStateDir is the application's directory under a state directory:
+// stores are named by the application (the group) as well as by store
+// and partition, as Kafka Streams keeps each application's state under
+// its application id, so applications sharing a state directory and a
+// store name keep separate stores.
+func appStateDir(stateDir, group string) string {
+	return filepath.Join(stateDir, pathName(group))
+}
+
+// pathName turns a group or store name into one path element: bytes
+// other than letters, digits, '.', '_' and '-' are escaped as %XX, and
+// so is a name of dots only, which would climb out of the directory.
+func pathName(name string) string {
+	var b strings.Builder
+	dots := strings.Trim(name, ".") == ""
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '.' && !dots, c == '_', c == '-',
+			'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 // wipe empties the store: its file is not a prefix of the changelog.
