@@ -24,6 +24,8 @@ type copartitionBalancer struct {
 	joining func()
 }
 
+var _ kgo.GroupBalancer = (*copartitionBalancer)(nil)
+
 // copartitionProtocol is the balancer's protocol name in JoinGroup; any
 // name works with the classic group protocol, so it runs on Apache Kafka.
 const copartitionProtocol = "eos-copartitioned"
