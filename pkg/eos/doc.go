@@ -20,9 +20,11 @@
 //
 // NewStateful adds a key-value store to the processor, the Go counterpart
 // of a Kafka Streams state store under processing.guarantee=exactly_once_v2.
-// There is one store per input partition number (a task; input topics must
-// have the same partition count, as Kafka Streams requires of co-partitioned
-// inputs). Every change the Process function makes is also written to the
+// There is one store per input partition number (a task). Input topics
+// must have the same partition count, as Kafka Streams requires of
+// co-partitioned inputs: Run refuses others at start, and the group
+// balancer assigns partition p of every input topic to the same member,
+// so a store and its changelog partition have one owner. Every change the Process function makes is also written to the
 // compacted changelog topic "<group>-<store>-changelog", partition for
 // partition, in the same transaction as the outputs and the input offsets.
 // The changelog is the store's truth; the local copy on disk is a cache of
@@ -47,6 +49,12 @@
 //     written only on a clean close and deleted as soon as the store is
 //     opened, so after a crash there is no checkpoint and the store is
 //     rebuilt from the start of the changelog.
+//   - The checkpoint also records the changelog's topic id (Metadata v10+,
+//     KIP-516). A changelog deleted and created again — an application
+//     reset — has a new id, and a store that applied the old one is
+//     rebuilt from the start of the new one, however long either is. An
+//     existing changelog whose cleanup.policy lacks compact is refused at
+//     start: retention would delete changes the store depends on.
 //   - On every assignment of a partition the store is brought up to the end
 //     of its changelog before any input of that partition is processed:
 //     read_committed from the checkpoint (or from the last offset this
@@ -54,10 +62,23 @@
 //     the restore began. Reading to the high watermark, not the last stable
 //     offset, waits out a transaction still open on the changelog (a
 //     crashed or fenced owner's), whose outcome decides both the changelog
-//     and the committed input offsets (fetched with require_stable).
+//     and the committed input offsets (fetched with require_stable). A
+//     worker answers queries only for the partitions of its current
+//     assignment: the balancer is eager, so a rebalance's JoinGroup drops
+//     them all and the assignment that follows is the whole new set.
+//   - Cancelling Run's context inside a transaction aborts it (under a
+//     context of its own, bounded by the transaction timeout) and Run
+//     returns nil: an open transaction would hold back the last stable
+//     offset of the output until it timed out.
 //
 // Count, Sum, Latest and WindowedCount are Process functions for the
-// common aggregates; GetInt64, PutInt64 and AddInt64 help write others.
+// common aggregates; GetInt64, PutInt64, AddInt64 and CheckedAdd help
+// write others. A sum outside the int64 range is ErrOverflow and a key
+// the store cannot hold (empty or over 32 KiB) is ErrInvalidKey, never a
+// wrapped value or a truncated key: returned from Process, such an error
+// aborts the transaction and stops the processor, and the record is read
+// again after a restart, so a Process function that should go on past
+// bad input skips the record itself (examples/inventory does).
 // QueryHandler serves a worker's stores over HTTP (interactive queries of
 // the partitions it owns), and Config.Registerer receives restore
 // progress, commit latency, aborts and input lag. Only Kafka APIs are
@@ -65,7 +86,9 @@
 // factor (-1, KIP-464: Kafka 2.4 and later), so the processor runs the
 // same against Apache Kafka.
 //
-// The local store is bbolt (go.etcd.io/bbolt), one file per task. bbolt is
+// The local store is bbolt (go.etcd.io/bbolt), one file per task, under a
+// directory of the state directory named by the application (the group),
+// as Kafka Streams keeps state under its application id. bbolt is
 // a single B+tree file with serializable transactions and no background
 // compaction or write-ahead log to tune; pebble's strengths (write
 // throughput under an LSM, large stores) matter less here because the

@@ -209,7 +209,8 @@ func (p *Processor) Close() {
 }
 
 // Run processes until ctx ends (nil) or the processor fails: fenced,
-// a transform error, or a produce error (the error).
+// a transform error, or a produce error (the error). A transaction open
+// when ctx ends is aborted before Run returns.
 func (p *Processor) Run(ctx context.Context) error {
 	if p.stateful {
 		n, err := inputPartitions(ctx, p.adm, p.cfg.InputTopics)
