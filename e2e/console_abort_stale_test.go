@@ -14,8 +14,8 @@ import (
 )
 
 // abortForm picks the hidden fields of a transaction's abort form out of
-// the transactions page: id, producer id and epoch.
-var abortForm = regexp.MustCompile(`name="id" value="([^"]*)"><input type="hidden" name="producer_id" value="(-?\d+)"><input type="hidden" name="epoch" value="(-?\d+)"`)
+// the transactions page: id, producer id, epoch and start.
+var abortForm = regexp.MustCompile(`name="id" value="([^"]*)"><input type="hidden" name="producer_id" value="(-?\d+)"><input type="hidden" name="epoch" value="(-?\d+)"><input type="hidden" name="start" value="(-?\d+)"`)
 
 // consolePost posts form to the console at admin and returns the status
 // and body, following no redirect.
@@ -84,7 +84,7 @@ func TestConsoleAbortFromAStalePageLeavesTheNextTransactionOfTheIDAlone(t *testi
 	if m == nil || m[1] != "stale-page-txn" {
 		t.Fatalf("the transactions page has no abort form for stale-page-txn:\n%s", page)
 	}
-	shown := url.Values{"id": {m[1]}, "producer_id": {m[2]}, "epoch": {m[3]}}
+	shown := url.Values{"id": {m[1]}, "producer_id": {m[2]}, "epoch": {m[3]}, "start": {m[4]}}
 
 	// Meanwhile the producer commits and opens its next transaction.
 	if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {

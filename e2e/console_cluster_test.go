@@ -83,7 +83,8 @@ func TestConsoleOfEveryClusterNodeShowsTheWholeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	form := url.Values{"id": {id}, "producer_id": {strconv.FormatInt(d[id].ProducerID, 10)}, "epoch": {strconv.Itoa(int(d[id].ProducerEpoch))}, "confirm": {"yes"}}
+	form := url.Values{"id": {id}, "producer_id": {strconv.FormatInt(d[id].ProducerID, 10)}, "epoch": {strconv.Itoa(int(d[id].ProducerEpoch))},
+		"start": {strconv.FormatInt(d[id].StartTimestamp, 10)}, "confirm": {"yes"}}
 	post := func(node int) (int, string) {
 		t.Helper()
 		resp, err := http.PostForm("http://"+tc.c.Nodes[node].AdminAddr+"/transactions/abort", form)

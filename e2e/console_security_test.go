@@ -109,7 +109,7 @@ func TestConsoleLogsInAsAScramUserAndHonoursItsACLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	abort := url.Values{"id": {"held"}, "producer_id": {strconv.FormatInt(d["held"].ProducerID, 10)},
-		"epoch": {strconv.Itoa(int(d["held"].ProducerEpoch))}, "confirm": {"yes"}}
+		"epoch": {strconv.Itoa(int(d["held"].ProducerEpoch))}, "start": {strconv.FormatInt(d["held"].StartTimestamp, 10)}, "confirm": {"yes"}}
 	if code, body := page("POST", "/transactions/abort", "admin", "admin-pw", abort, "http://elsewhere.example"); code != http.StatusForbidden {
 		t.Errorf("admin's abort posted from another origin: %d, want 403:\n%s", code, body)
 	}

@@ -17,14 +17,16 @@ import (
 )
 
 // AbortTransaction aborts transactional id's open transaction if it is
-// still the one under producerID and epoch, and returns once its markers
-// are durable. NOT_COORDINATOR means another node coordinates id.
-func (b *Broker) AbortTransaction(id string, producerID int64, epoch int16) error {
+// still the one under producerID and epoch begun at startMs (the start
+// DescribeTransactions reports), and returns once its markers are
+// durable. INVALID_TXN_STATE means that transaction is no longer open;
+// NOT_COORDINATOR means another node coordinates id.
+func (b *Broker) AbortTransaction(id string, producerID int64, epoch int16, startMs int64) error {
 	s, code := b.coordinatorFor(id)
 	if code != 0 {
 		return kerr.ErrorForCode(code)
 	}
-	return s.do(txn.Abort{TransactionalID: id, ProducerID: producerID, ProducerEpoch: epoch}).Err
+	return s.do(txn.Abort{TransactionalID: id, ProducerID: producerID, ProducerEpoch: epoch, StartMs: startMs}).Err
 }
 
 // Allowed reports whether principal, connecting from host, may do op on

@@ -27,8 +27,10 @@ type Node interface {
 	// Ready reports whether the node serves its share of the cluster.
 	Ready() (bool, string)
 	// AbortTransaction aborts transactional id's open transaction under
-	// the producer id and epoch through its coordinator.
-	AbortTransaction(id string, producerID int64, epoch int16) error
+	// the producer id and epoch begun at startMs (as DescribeTransactions
+	// reports it) through its coordinator, and refuses with
+	// INVALID_TXN_STATE when that transaction is no longer the open one.
+	AbortTransaction(id string, producerID int64, epoch int16, startMs int64) error
 	// ScramCredential is user's stored credential for a SCRAM mechanism.
 	ScramCredential(user, mechanism string) (metadata.ScramCredential, bool)
 	// Allowed reports whether principal at host may do op on a resource
@@ -262,6 +264,8 @@ func (c *Console) page(h func(ctx context.Context, s *session, r *http.Request) 
 				status = http.StatusForbidden
 			case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, kerr.TransactionalIDNotFound):
 				status = http.StatusNotFound
+			case errors.Is(err, errGone):
+				status = http.StatusConflict
 			}
 			c.render(w, status, view{name: "error", title: "Error"}, s, err)
 			return

@@ -25,6 +25,7 @@ type txnRow struct {
 	ID          string
 	ProducerID  int64
 	Epoch       int16
+	StartMs     int64 // the coordinator's start of the transaction: with the producer id and epoch, it names it
 	State       string
 	AgeMs       int64
 	TimeoutMs   int32
@@ -72,7 +73,7 @@ func (c *Console) transactions(ctx context.Context, s *session, r *http.Request)
 				if !isOpen(d.State) {
 					continue // completed between the list and the describe
 				}
-				row.ProducerID, row.Epoch, row.State, row.TimeoutMs = d.ProducerID, d.ProducerEpoch, d.State, d.TimeoutMillis
+				row.ProducerID, row.Epoch, row.State, row.TimeoutMs, row.StartMs = d.ProducerID, d.ProducerEpoch, d.State, d.TimeoutMillis, d.StartTimestamp
 				if d.StartTimestamp > 0 {
 					row.AgeMs = max(0, now-d.StartTimestamp)
 					row.Overdue = row.AgeMs > int64(d.TimeoutMillis)
@@ -109,13 +110,22 @@ type abortPage struct {
 	ID         string
 	ProducerID int64
 	Epoch      int16
+	StartMs    int64
+	Started    string // StartMs in UTC
 }
+
+// errGone is an action on something that changed since the page that
+// asked for it was shown.
+var errGone = errors.New("no longer as the page showed it")
 
 // abort aborts an open transaction through its coordinator, after a
 // confirmation: the first POST shows what will happen, a POST with
-// confirm=yes does it. The producer id and epoch name the transaction
-// the operator saw, so a newer transaction of the same id is not aborted
-// in its place.
+// confirm=yes does it. The producer id, epoch and start name the
+// transaction the operator saw: a producer keeps its id and epoch from
+// one transaction to the next (KIP-98), so the start is what tells the
+// transaction shown from a newer one of the same id, which is not
+// aborted in its place. The coordinator compares them in the step that
+// aborts, so nothing can begin in between.
 func (c *Console) abort(ctx context.Context, s *session, r *http.Request) (view, error) {
 	if err := r.ParseForm(); err != nil {
 		return view{}, badRequestf("%v", err)
@@ -123,19 +133,24 @@ func (c *Console) abort(ctx context.Context, s *session, r *http.Request) (view,
 	id := r.PostForm.Get("id")
 	pid, err1 := strconv.ParseInt(r.PostForm.Get("producer_id"), 10, 64)
 	epoch, err2 := strconv.ParseInt(r.PostForm.Get("epoch"), 10, 16)
-	if id == "" || err1 != nil || err2 != nil {
-		return view{}, badRequestf("a transactional id, producer id and epoch are required")
+	start, err3 := strconv.ParseInt(r.PostForm.Get("start"), 10, 64)
+	if id == "" || err1 != nil || err2 != nil || err3 != nil || start < 0 {
+		return view{}, badRequestf("a transactional id, producer id, epoch and start time (ms) are required")
 	}
 	coordinator, err := c.mayAbort(ctx, s, r, id)
 	if err != nil {
 		return view{}, err
 	}
 	if r.PostForm.Get("confirm") != "yes" {
-		return view{name: "abort", title: "Abort transaction " + id, data: abortPage{ID: id, ProducerID: pid, Epoch: int16(epoch)}}, nil
+		return view{name: "abort", title: "Abort transaction " + id, data: abortPage{ID: id, ProducerID: pid, Epoch: int16(epoch),
+			StartMs: start, Started: time.UnixMilli(start).UTC().Format("2006-01-02 15:04:05.000")}}, nil
 	}
-	if err := c.cfg.Node.AbortTransaction(id, pid, int16(epoch)); err != nil {
-		if errors.Is(err, kerr.NotCoordinator) {
+	if err := c.cfg.Node.AbortTransaction(id, pid, int16(epoch), start); err != nil {
+		switch {
+		case errors.Is(err, kerr.NotCoordinator):
 			return view{}, fmt.Errorf("node %d coordinates %q: abort it from that node's console, or end it at each partition from the topic pages (%w)", coordinator, id, err)
+		case errors.Is(err, kerr.InvalidTxnState):
+			return view{}, fmt.Errorf("the transaction of %q shown (producer %d, epoch %d, begun at %d ms) is no longer open: it ended, or the producer began another, which was left alone; reload the transactions page (%w: %w)", id, pid, epoch, start, errGone, err)
 		}
 		return view{}, err
 	}

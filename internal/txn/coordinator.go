@@ -42,13 +42,18 @@ type End struct {
 
 // Abort is an operator's abort of a hanging transaction (the console's
 // abort button): the transaction open under ProducerID and ProducerEpoch
-// is aborted as a timed-out one is, at a bumped epoch that fences the
-// producer. The pair names the transaction the operator saw, so a newer
-// one opened since is not aborted in its place.
+// that began at StartMs is aborted as a timed-out one is, at a bumped
+// epoch that fences the producer. The three name the transaction the
+// operator saw: a producer keeps its id and epoch from one transaction to
+// the next (KIP-98), so without the start a newer transaction opened
+// since would be aborted in its place. Each transaction of an id begins
+// after the previous one's last change (see addPartitions), so its start
+// is its own.
 type Abort struct {
 	TransactionalID string
 	ProducerID      int64
 	ProducerEpoch   int16
+	StartMs         int64
 }
 
 func (r InitProducerID) transactionalID() string { return r.TransactionalID }

@@ -136,7 +136,11 @@ func (c *Coordinator) addPartitions(nowMs int64, p parked, r AddPartitions) {
 	}
 	next := m.clone()
 	if m.Status != Ongoing {
-		next.Partitions, next.Groups, next.StartMs = nil, nil, nowMs
+		// The start names the transaction (an operator's Abort gives
+		// it), so it is later than the previous one's completion, which
+		// is no earlier than its start: two transactions of a producer
+		// id and epoch never share one, even within a millisecond.
+		next.Partitions, next.Groups, next.StartMs = nil, nil, max(nowMs, m.UpdateMs+1)
 	}
 	added := false
 	for _, tp := range r.Partitions {
@@ -212,9 +216,9 @@ func (c *Coordinator) abort(nowMs int64, p parked, r Abort) {
 	case preparing(m.Status):
 		c.concurrent(nowMs, p)
 		return
-	case m.Status != Ongoing || m.ProducerID != r.ProducerID || m.ProducerEpoch != r.ProducerEpoch:
-		c.respond(p.in.Token, fmt.Errorf("%w: %q has no open transaction under producer %d epoch %d",
-			kerr.InvalidTxnState, r.TransactionalID, r.ProducerID, r.ProducerEpoch))
+	case m.Status != Ongoing || m.ProducerID != r.ProducerID || m.ProducerEpoch != r.ProducerEpoch || m.StartMs != r.StartMs:
+		c.respond(p.in.Token, fmt.Errorf("%w: %q has no open transaction under producer %d epoch %d begun at %d ms",
+			kerr.InvalidTxnState, r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.StartMs))
 		return
 	}
 	c.abortFencing(nowMs, m, nil, func(_ int64, err error) { c.respond(p.in.Token, err) })
@@ -238,7 +242,9 @@ func (c *Coordinator) complete(m *Meta, commit bool, done func(int64, error)) {
 			return
 		}
 		next := m.clone()
-		next.Status, next.Partitions, next.Groups, next.StartMs, next.UpdateMs = CompleteAbort, nil, nil, -1, nowMs
+		// Never before the start, so the next transaction's start,
+		// taken after this, differs from this one's.
+		next.Status, next.Partitions, next.Groups, next.StartMs, next.UpdateMs = CompleteAbort, nil, nil, -1, max(nowMs, m.StartMs)
 		if commit {
 			next.Status = CompleteCommit
 		}

@@ -358,13 +358,13 @@ func TestOperatorAbortFencesTheOpenTransaction(t *testing.T) {
 	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 100); err != nil {
 		t.Fatal(err)
 	}
-	if r := c.do(200, Abort{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch + 1}); !errors.Is(r.Err, kerr.InvalidTxnState) {
+	if r := c.do(200, Abort{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch + 1, StartMs: 100}); !errors.Is(r.Err, kerr.InvalidTxnState) {
 		t.Fatalf("abort naming another epoch: %v", r.Err)
 	}
-	if r := c.do(200, Abort{TransactionalID: "nope", ProducerID: pid, ProducerEpoch: epoch}); !errors.Is(r.Err, kerr.TransactionalIDNotFound) {
+	if r := c.do(200, Abort{TransactionalID: "nope", ProducerID: pid, ProducerEpoch: epoch, StartMs: 100}); !errors.Is(r.Err, kerr.TransactionalIDNotFound) {
 		t.Fatalf("abort of an unknown id: %v", r.Err)
 	}
-	if r := c.do(300, Abort{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch}); r.Err != nil {
+	if r := c.do(300, Abort{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch, StartMs: 100}); r.Err != nil {
 		t.Fatalf("abort: %v", r.Err)
 	}
 	if len(c.markers) != 1 || c.markers[0] != "abort" {
@@ -375,5 +375,41 @@ func TestOperatorAbortFencesTheOpenTransaction(t *testing.T) {
 	}
 	if err := c.End("a", pid, epoch, true, 400); !errors.Is(err, kerr.ProducerFenced) {
 		t.Fatalf("commit after the operator's abort: %v", err)
+	}
+}
+
+// A producer keeps its id and epoch from one transaction to the next, so
+// an operator's abort names the transaction by its start too: an abort
+// of a transaction since committed leaves the producer's next one (begun
+// in the same millisecond, with a start of its own) open and the
+// producer unfenced.
+func TestOperatorAbortOfACommittedTransactionLeavesTheNextOneOpen(t *testing.T) {
+	c := newCoordinator(t)
+	pid, epoch, _ := c.InitProducerID("a", 60000, -1, -1, 0)
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 100); err != nil {
+		t.Fatal(err)
+	}
+	shown := c.Describe([]string{"a"})["a"].StartMs
+	if err := c.End("a", pid, epoch, true, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddPartitions("a", pid, epoch, []TopicPartition{tp}, nil, 100); err != nil {
+		t.Fatal(err)
+	}
+	next := c.Describe([]string{"a"})["a"]
+	if next.StartMs == shown {
+		t.Fatalf("two transactions of producer %d epoch %d both start at %d ms", pid, epoch, shown)
+	}
+	if r := c.do(100, Abort{TransactionalID: "a", ProducerID: pid, ProducerEpoch: epoch, StartMs: shown}); !errors.Is(r.Err, kerr.InvalidTxnState) {
+		t.Fatalf("abort of the committed transaction: %v, want INVALID_TXN_STATE", r.Err)
+	}
+	if m := c.Describe([]string{"a"})["a"]; m.Status != Ongoing || m.ProducerEpoch != epoch {
+		t.Fatalf("after the stale abort: %s epoch %d, want Ongoing epoch %d", m.Status, m.ProducerEpoch, epoch)
+	}
+	if err := c.End("a", pid, epoch, true, 100); err != nil {
+		t.Fatalf("commit of the next transaction after the stale abort: %v", err)
+	}
+	if len(c.markers) != 2 || c.markers[0] != "commit" || c.markers[1] != "commit" {
+		t.Fatalf("markers: %v, want two commits", c.markers)
 	}
 }
