@@ -29,6 +29,16 @@ type consoleBrowser struct {
 	mu       sync.Mutex
 	errors   []string
 	requests []string // URLs of requests to other hosts
+	refused  []string // paths whose error page a test asked for
+}
+
+// expectRefusal tells the browser that the next load of path is meant to
+// answer an error page: Chromium logs the status of every failed load,
+// which is then not a fault of the page.
+func (b *consoleBrowser) expectRefusal(path string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refused = append(b.refused, b.base+path)
 }
 
 // newConsoleBrowser starts Chromium for the console at admin (host:port).
@@ -82,6 +92,12 @@ func (b *consoleBrowser) observe(ev any) {
 		}
 	case *log.EventEntryAdded:
 		if e.Entry.Level == log.EntryLevelError || e.Entry.Level == log.EntryLevelWarning {
+			for i, u := range b.refused {
+				if e.Entry.Source == log.EntrySourceNetwork && e.Entry.URL == u {
+					b.refused = append(b.refused[:i], b.refused[i+1:]...)
+					return
+				}
+			}
 			b.errors = append(b.errors, string(e.Entry.Level)+": "+e.Entry.Text+" "+e.Entry.URL)
 		}
 	}

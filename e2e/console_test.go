@@ -30,10 +30,10 @@ func startConsoleBroker(t *testing.T) (addr, admin string) {
 // transaction with its age until the abort button (after its
 // confirmation) aborts it, an offset reset after its confirmation, a
 // partition as read_committed and read_uncommitted consumers see it,
-// aborted records in the second only, and a hanging transaction ended at
-// its partition with an ABORT marker as kafka-transactions.sh abort ends
-// it. No page writes to the browser
-// console or asks another host for anything.
+// aborted records in the second only, and a transaction its coordinator
+// holds refused by the partition-level abort, which is for hanging ones
+// (TestConsolePartitionAbortEndsATransactionNoCoordinatorHolds). No page
+// writes to the browser console or asks another host for anything.
 func TestConsoleShowsTheClusterAsKafkaToolsReportIt(t *testing.T) {
 	addr, admin := startConsoleBroker(t)
 	ctx := testCtx(t)
@@ -286,35 +286,37 @@ func TestConsoleShowsTheClusterAsKafkaToolsReportIt(t *testing.T) {
 		}
 	})
 
-	t.Run("hanging transaction aborted at its partition as kafka-transactions abort does", func(t *testing.T) {
-		const stuck = "console-stuck"
-		createTopic(t, adm, stuck, 1, nil)
-		hanging := newClient(t, addr, kgo.TransactionalID(stuck), kgo.DefaultProduceTopic(stuck), kgo.TransactionTimeout(60*time.Second))
-		if err := hanging.BeginTransaction(); err != nil {
+	t.Run("a transaction its coordinator holds is not aborted at one partition", func(t *testing.T) {
+		const held = "console-held"
+		createTopic(t, adm, held, 1, nil)
+		prod := newClient(t, addr, kgo.TransactionalID(held), kgo.DefaultProduceTopic(held), kgo.TransactionTimeout(60*time.Second))
+		if err := prod.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
-		if err := hanging.ProduceSync(ctx, &kgo.Record{Value: []byte("stuck")}).FirstErr(); err != nil {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("held")}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
-		b.open("/topic?name=" + stuck)
+		b.open("/topic?name=" + held)
 		if got := eval[string](b, `document.querySelector('#producers .txn-start')?.textContent ?? ''`); got != "0" {
 			t.Fatalf("producers table shows an open transaction from %q, want 0", got)
 		}
-		b.do(chromedp.Click(chromedp.CSS(`#producers button.abort`)), chromedp.WaitVisible(chromedp.ID("confirm")))
-		b.shot("partition-abort-confirm")
-		b.do(chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("notice")))
-		stable, err1 := adm.ListCommittedOffsets(ctx, stuck)
-		ends, err2 := adm.ListEndOffsets(ctx, stuck)
+		b.expectRefusal("/topic/abort")
+		b.do(chromedp.Click(chromedp.CSS(`#producers button.abort`)), chromedp.WaitVisible(chromedp.ID("error")))
+		b.shot("partition-abort-refused")
+		if msg := eval[string](b, `document.getElementById('error').textContent`); !strings.Contains(msg, "not hanging") || !strings.Contains(msg, held) {
+			t.Errorf("the refusal does not say the coordinator of %s holds the transaction: %q", held, msg)
+		}
+		if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Errorf("the producer's commit after the refused partition abort: %v", err)
+		}
+		stable, err1 := adm.ListCommittedOffsets(ctx, held)
+		ends, err2 := adm.ListEndOffsets(ctx, held)
 		if err1 != nil || err2 != nil {
 			t.Fatal(err1, err2)
 		}
-		if s, e := stable[stuck][0].Offset, ends[stuck][0].Offset; s != 2 || e != 2 {
-			t.Errorf("after the abort marker LSO %d and high watermark %d, want 2 and 2 (the record and the marker)", s, e)
+		if s, e := stable[held][0].Offset, ends[held][0].Offset; s != 2 || e != 2 {
+			t.Errorf("after the commit LSO %d and high watermark %d, want 2 and 2 (the record and the marker)", s, e)
 		}
-		if got := eval[string](b, `document.querySelector('#producers .txn-start')?.textContent ?? ''`); got != "-" {
-			t.Errorf("producers table still shows an open transaction from %q", got)
-		}
-		b.shot("topic-after-partition-abort")
 	})
 
 	b.assertClean()

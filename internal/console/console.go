@@ -264,7 +264,7 @@ func (c *Console) page(h func(ctx context.Context, s *session, r *http.Request) 
 				status = http.StatusForbidden
 			case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, kerr.TransactionalIDNotFound):
 				status = http.StatusNotFound
-			case errors.Is(err, errGone):
+			case errors.Is(err, errGone), errors.Is(err, errHeld):
 				status = http.StatusConflict
 			}
 			c.render(w, status, view{name: "error", title: "Error"}, s, err)
