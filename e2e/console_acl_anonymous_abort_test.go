@@ -45,7 +45,8 @@ func TestConsoleAbortWithoutALoginStillNeedsWriteOnTheTransactionalID(t *testing
 		t.Fatal(err)
 	}
 	form := url.Values{"id": {"guarded-txn"}, "producer_id": {strconv.FormatInt(d["guarded-txn"].ProducerID, 10)},
-		"epoch": {strconv.Itoa(int(d["guarded-txn"].ProducerEpoch))}, "confirm": {"yes"}}
+		"epoch": {strconv.Itoa(int(d["guarded-txn"].ProducerEpoch))}, "start": {strconv.FormatInt(d["guarded-txn"].StartTimestamp, 10)},
+		"confirm": {"yes"}}
 
 	// From now on User:ANONYMOUS may describe the transactional id, and
 	// do nothing else with it.

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -138,6 +139,33 @@ type session struct {
 	pass      string
 	mechanism string // the SCRAM mechanism of the login, or ""
 	done      func()
+}
+
+// principal is who the broker takes the session's user for: the SCRAM
+// user logged in, or User:ANONYMOUS, as the PLAINTEXT listener the
+// console's client then uses takes every client for.
+func (s *session) principal() string {
+	if s.user == "" {
+		return "User:ANONYMOUS"
+	}
+	return "User:" + s.user
+}
+
+// allowed checks, for what the console does in-process rather than
+// through a Kafka request, that the session's principal, from the
+// browser's host, may do op on the resource. The node allows everything
+// when no authorizer is configured; with one, a console without a login
+// acts as User:ANONYMOUS, never with more rights than a client of the
+// same listener has.
+func (c *Console) allowed(s *session, r *http.Request, op kmsg.ACLOperation, rt kmsg.ACLResourceType, name string) error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if !c.cfg.Node.Allowed(s.principal(), host, op, rt, name) {
+		return errDenied
+	}
+	return nil
 }
 
 // errNoListener is shown when the node has no listener the console can

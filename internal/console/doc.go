@@ -13,7 +13,14 @@
 // pages see every node's partitions, groups and transactions, not only
 // those this node leads. Where security is on, that client logs in as
 // the console's user, so the broker checks the user's SCRAM credentials
-// and ACLs for every page and action as it does for any client. Only
-// what no Kafka API does runs in-process: this node's readiness and the
-// coordinator's abort of an open transaction.
+// and ACLs for every page and action as it does for any client; without
+// a login the client is User:ANONYMOUS on a PLAINTEXT listener, and the
+// broker's authorizer, when one is configured, applies that principal's
+// ACLs. Only what no Kafka API does runs in-process: this node's
+// readiness and the coordinator's abort of an open transaction, which
+// the console checks against the ACLs itself (Write on the
+// TransactionalId) for the logged-in user or User:ANONYMOUS, from the
+// browser's host; offset resets (Read on the Group) and partition aborts
+// (ClusterAction) are checked for the browser's host too, besides the
+// broker's check of the console's own connection.
 package console

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // resetPage is the confirmation of an offset reset: every partition's
@@ -36,6 +38,11 @@ func (c *Console) groupReset(ctx context.Context, s *session, r *http.Request) (
 	group, topic, to, at := r.PostForm.Get("name"), r.PostForm.Get("topic"), r.PostForm.Get("to"), r.PostForm.Get("at")
 	if group == "" || topic == "" {
 		return view{}, badRequestf("a group and a topic are required")
+	}
+	// The broker checks the commit too, but for the console's own
+	// connection; this checks it for the browser's host.
+	if err := c.allowed(s, r, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, group); err != nil {
+		return view{}, fmt.Errorf("%s may not reset the offsets of group %q: it needs Read on the Group: %w", s.principal(), group, err)
 	}
 	if err := requireEmpty(ctx, s.adm, group); err != nil {
 		return view{}, err

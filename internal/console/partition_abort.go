@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // partitionAbortPage confirms the abort of a transaction at one
@@ -48,6 +49,11 @@ func (c *Console) partitionAbort(ctx context.Context, s *session, r *http.Reques
 	start, err2 := strconv.ParseInt(r.PostForm.Get("start_offset"), 10, 64)
 	if topic == "" || err1 != nil || err2 != nil || partition < 0 || start < 0 {
 		return view{}, badRequestf("a topic, partition and start offset are required")
+	}
+	// The broker checks WriteTxnMarkers too, but for the console's own
+	// connection; this checks it for the browser's host.
+	if err := c.allowed(s, r, kmsg.ACLOperationClusterAction, kmsg.ACLResourceTypeCluster, "kafka-cluster"); err != nil {
+		return view{}, fmt.Errorf("%s may not write transaction markers: it needs ClusterAction on the Cluster: %w", s.principal(), err)
 	}
 	target, err := openAt(ctx, s.adm, topic, int32(partition), start)
 	if err != nil {

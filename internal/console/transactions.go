@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -161,19 +160,16 @@ func (c *Console) abort(ctx context.Context, s *session, r *http.Request) (view,
 var errDenied = errors.New("not allowed by the ACLs")
 
 // mayAbort checks that the user may see the transactional id (its
-// describe goes through the broker's ACLs like any client's) and, with a
-// login, may write it: Write on the TransactionalId is what its producer
-// needs to end the transaction, or to fence it with a new
-// InitProducerId, and Kafka lets no other operation be granted on one.
-// The abort runs in-process, so this check is made here, for the
-// browser's host.
+// describe goes through the broker's ACLs like any client's) and may
+// write it: Write on the TransactionalId is what its producer needs to
+// end the transaction, or to fence it with a new InitProducerId, and
+// Kafka lets no other operation be granted on one. The abort runs
+// in-process, so this check is made here, for the browser's host, with or
+// without a login (see allowed).
 // It returns the node that coordinates id.
 func (c *Console) mayAbort(ctx context.Context, s *session, r *http.Request, id string) (int32, error) {
-	if len(c.cfg.Login) > 0 {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		if !c.cfg.Node.Allowed("User:"+s.user, host, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, id) {
-			return -1, fmt.Errorf("user %s may not abort %q: it needs Write on the TransactionalId: %w", s.user, id, errDenied)
-		}
+	if err := c.allowed(s, r, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, id); err != nil {
+		return -1, fmt.Errorf("%s may not abort %q: it needs Write on the TransactionalId: %w", s.principal(), id, err)
 	}
 	described, err := s.adm.DescribeTransactions(ctx, id)
 	if err != nil {
