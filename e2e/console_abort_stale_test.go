@@ -21,6 +21,13 @@ var abortForm = regexp.MustCompile(`name="id" value="([^"]*)"><input type="hidde
 // and body, following no redirect.
 func consolePost(t *testing.T, admin, path string, form url.Values, header map[string]string) (int, string) {
 	t.Helper()
+	return consolePostHost(t, admin, "", path, form, header)
+}
+
+// consolePostHost is consolePost with the Host header set to host (the
+// admin address when empty).
+func consolePostHost(t *testing.T, admin, host, path string, form url.Values, header map[string]string) (int, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+admin+path, strings.NewReader(form.Encode()))
@@ -28,6 +35,9 @@ func consolePost(t *testing.T, admin, path string, form url.Values, header map[s
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if host != "" {
+		req.Host = host
+	}
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
