@@ -18,7 +18,9 @@ import (
 var abortForm = regexp.MustCompile(`name="id" value="([^"]*)"><input type="hidden" name="producer_id" value="(-?\d+)"><input type="hidden" name="epoch" value="(-?\d+)"><input type="hidden" name="start" value="(-?\d+)"`)
 
 // consolePost posts form to the console at admin and returns the status
-// and body, following no redirect.
+// and body, following no redirect. Unless header gives an Origin or a
+// Referer, the post carries the console's own origin, as a browser
+// submitting the console's form does.
 func consolePost(t *testing.T, admin, path string, form url.Values, header map[string]string) (int, string) {
 	t.Helper()
 	return consolePostHost(t, admin, "", path, form, header)
@@ -37,6 +39,9 @@ func consolePostHost(t *testing.T, admin, host, path string, form url.Values, he
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if host != "" {
 		req.Host = host
+	}
+	if header["Origin"] == "" && header["Referer"] == "" {
+		req.Header.Set("Origin", "http://"+admin)
 	}
 	for k, v := range header {
 		req.Header.Set(k, v)

@@ -87,7 +87,14 @@ func TestConsoleOfEveryClusterNodeShowsTheWholeCluster(t *testing.T) {
 		"start": {strconv.FormatInt(d[id].StartTimestamp, 10)}, "confirm": {"yes"}}
 	post := func(node int) (int, string) {
 		t.Helper()
-		resp, err := http.PostForm("http://"+tc.c.Nodes[node].AdminAddr+"/transactions/abort", form)
+		base := "http://" + tc.c.Nodes[node].AdminAddr
+		req, err := http.NewRequest(http.MethodPost, base+"/transactions/abort", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", base) // as the console's own page posts it
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ func openConsoleTxn(t *testing.T, id string) (addr, admin string, form url.Value
 		t.Fatal(err)
 	}
 	return addr, admin, url.Values{"id": {id}, "producer_id": {strconv.FormatInt(d[id].ProducerID, 10)},
-		"epoch": {strconv.Itoa(int(d[id].ProducerEpoch))}, "confirm": {"yes"}}
+		"epoch": {strconv.Itoa(int(d[id].ProducerEpoch))}, "start": {strconv.FormatInt(d[id].StartTimestamp, 10)}, "confirm": {"yes"}}
 }
 
 func txnStateOf(t *testing.T, addr, id string) string {

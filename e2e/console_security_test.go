@@ -75,6 +75,9 @@ func TestConsoleLogsInAsAScramUserAndHonoursItsACLs(t *testing.T) {
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
+		if method == http.MethodPost {
+			req.Header.Set("Origin", "http://"+admin) // as the console's own page posts it
+		}
 		for _, o := range origin {
 			req.Header.Set("Origin", o)
 		}

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -60,6 +60,9 @@ type Config struct {
 	Health prometheus.Gatherer
 	// Logger receives failures nobody sees on a page.
 	Logger *slog.Logger
+	// Hosts are the host names, besides IP addresses and localhost, that
+	// requests to the console may name in their Host header (origin.go).
+	Hosts []string
 }
 
 // requestTimeout bounds the Kafka requests one page makes.
@@ -113,20 +116,21 @@ func (c *Console) Close() {
 	}
 }
 
-// ServeHTTP serves a page. POSTs from another origin are refused: a
-// browser logged in to the console would otherwise carry out a form
-// another site posts to it.
+// ServeHTTP serves a page. A request for a host name that is not the
+// console's, and a POST that does not come from the console's own page,
+// are refused (origin.go): a browser that can reach the console would
+// otherwise carry out a form another site posts to it, or show another
+// site its pages.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.Method == http.MethodPost {
-		if o := r.Header.Get("Origin"); o != "" {
-			u, err := url.Parse(o)
-			if err != nil || u.Host != r.Host {
-				http.Error(w, "cross-origin form refused", http.StatusForbidden)
-				return
-			}
-		}
+	if !c.hostAllowed(r.Host) {
+		http.Error(w, "the console does not answer to the host name "+strconv.Quote(r.Host)+": use its IP address, localhost, or a name in advertised.listeners", http.StatusMisdirectedRequest)
+		return
+	}
+	if r.Method == http.MethodPost && !sameOrigin(r) {
+		http.Error(w, "form refused: it was not posted from the console's own page (its Origin or Referer names another site, or neither is sent)", http.StatusForbidden)
+		return
 	}
 	c.mux.ServeHTTP(w, r)
 }

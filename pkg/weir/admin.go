@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -108,10 +109,29 @@ func (a *adminServer) close() {
 // reach without TLS. With any SASL listener, security is on: the console
 // uses a SASL_PLAINTEXT one and asks every user to log in as a SCRAM
 // user, so the broker applies that user's ACLs to what the console does.
-func consoleConfig(settings *config.Broker, bound []config.Listener, b *broker.Broker, logger *slog.Logger) console.Config {
+//
+// The console answers to the host names this node is known by (besides IP
+// addresses and localhost): the admin listener's, the listeners' and the
+// advertised listeners' hosts, and the machine's name.
+func consoleConfig(settings *config.Broker, bound []config.Listener, adminAddr string, b *broker.Broker, logger *slog.Logger) console.Config {
 	health := prometheus.NewRegistry()
 	health.MustRegister(b.Collector(false))
 	cc := console.Config{NodeID: int32(settings.Int("node.id")), Node: b, Health: health, Logger: logger}
+	names := append([]config.Listener(nil), bound...)
+	if advertised, err := settings.Advertised(bound); err == nil {
+		names = append(names, advertised...)
+	}
+	if host, _, err := net.SplitHostPort(adminAddr); err == nil {
+		names = append(names, config.Listener{Host: host})
+	}
+	if host, err := os.Hostname(); err == nil {
+		names = append(names, config.Listener{Host: host})
+	}
+	for _, l := range names {
+		if l.Host != "" && net.ParseIP(l.Host) == nil {
+			cc.Hosts = append(cc.Hosts, l.Host)
+		}
+	}
 	secured := false
 	for _, l := range bound {
 		secured = secured || l.SASL()

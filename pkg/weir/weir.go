@@ -197,7 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		adminAddr = settings.Get("admin.listeners")
 	}
 	if adminAddr != "" {
-		a, err := startAdmin(adminAddr, m, b, consoleConfig(settings, bound, b, logger), cfg.Faults, cfg.AdminHandlers, logger)
+		a, err := startAdmin(adminAddr, m, b, consoleConfig(settings, bound, adminAddr, b, logger), cfg.Faults, cfg.AdminHandlers, logger)
 		switch {
 		case err == nil:
 			wb.admin = a
