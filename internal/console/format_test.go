@@ -7,8 +7,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// A reset's time is Unix milliseconds or a UTC time; anything else is
-// refused with a message, not read as zero.
+// A reset's time is Unix milliseconds or a UTC time at or after 1970;
+// anything else (a time before 1970 would be read as a ListOffsets query)
+// is refused with a message, not read as zero.
 func TestParseTimeReadsMillisecondsOrUTCAndRefusesTheRest(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -21,6 +22,10 @@ func TestParseTimeReadsMillisecondsOrUTCAndRefusesTheRest(t *testing.T) {
 		{"2023-11-14T22:13:20Z", 1700000000000, true},
 		{"2023-11-14 22:13:20", 1700000000000, true},
 		{"-5", 0, false},
+		{"-1", 0, false},
+		{"1969-12-31T23:59:59.999Z", 0, false},
+		{"1969-12-31T23:59:59", 0, false},
+		{"1970-01-01T00:00:00Z", 0, true},
 		{"yesterday", 0, false},
 		{"", 0, false},
 	} {

@@ -132,15 +132,26 @@ func planReset(ctx context.Context, adm *kadm.Client, group, topic, to, at strin
 	return rows, nil
 }
 
-// parseTime reads Unix milliseconds or a UTC time.
+// parseTime reads Unix milliseconds or a UTC time, at or after 1970. A
+// ListOffsets timestamp below zero is not a time but a query (-1 the log
+// end, -2 the log start, KIP-734's -3 the largest timestamp), so a time
+// before 1970 would reset the group to one of those instead of failing.
 func parseTime(s string) (int64, error) {
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms >= 0 {
-		return ms, nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UnixMilli(), nil
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		parsed := false
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05"} {
+			if t, terr := time.Parse(layout, s); terr == nil {
+				ms, parsed = t.UnixMilli(), true
+				break
+			}
+		}
+		if !parsed {
+			return 0, badRequestf("timestamp %q is neither Unix milliseconds nor a UTC time like 2006-01-02T15:04:05", s)
 		}
 	}
-	return 0, badRequestf("timestamp %q is neither Unix milliseconds nor a UTC time like 2006-01-02T15:04:05", s)
+	if ms < 0 {
+		return 0, badRequestf("timestamp %q is before 1970 (%d ms): no record has a time before 1970; reset to the start instead", s, ms)
+	}
+	return ms, nil
 }
