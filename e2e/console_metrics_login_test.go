@@ -54,4 +54,20 @@ func TestAdminListenerWithSASLNamesNoGroupOrTopicInMetricsWithoutALogin(t *testi
 			t.Errorf("GET /metrics without a login names %q", name)
 		}
 	}
+
+	// Prometheus scrapes with basic_auth as a SCRAM user.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("admin", "admin-pw")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "weir_") {
+		t.Errorf("GET /metrics as admin by basic auth answered %d, want 200 with the metrics:\n%.500s", resp.StatusCode, body)
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -125,7 +124,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if !c.hostAllowed(r.Host) {
-		http.Error(w, "the console does not answer to the host name "+strconv.Quote(r.Host)+": use its IP address, localhost, or a name in advertised.listeners", http.StatusMisdirectedRequest)
+		misdirected(w, r)
 		return
 	}
 	if r.Method == http.MethodPost && !sameOrigin(r) {
@@ -263,11 +262,9 @@ type layout struct {
 // is needed, renders the view or the error.
 func (c *Console) page(h func(ctx context.Context, s *session, r *http.Request) (view, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if len(c.cfg.Login) > 0 {
-			if u, p, ok := r.BasicAuth(); !ok || u == "" || p == "" {
-				askLogin(w)
-				return
-			}
+		if len(c.cfg.Login) > 0 && !c.validLogin(r) {
+			askLogin(w)
+			return
 		}
 		s, err := c.open(r)
 		if errors.Is(err, errNoCredential) {

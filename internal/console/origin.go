@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -59,4 +60,10 @@ func sameOrigin(r *http.Request) bool {
 	}
 	u, err := url.Parse(from)
 	return err == nil && u.Scheme == "http" && u.User == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// misdirected answers a request for a host name that is not the
+// console's.
+func misdirected(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, "the console does not answer to the host name "+strconv.Quote(r.Host)+": use its IP address, localhost, or a name in advertised.listeners", http.StatusMisdirectedRequest)
 }

@@ -144,5 +144,5 @@ func offsetOf(l kadm.ListedOffsets, topic string, partition int32) int64 {
 // missing partitions show as errors in their rows.
 func isShardErr(err error) bool {
 	var se *kadm.ShardErrors
-	return errors.As(err, &se)
+	return errors.As(err, &se) && !isAuthFailure(err) // a failed login is never one node's error
 }

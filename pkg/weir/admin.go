@@ -52,7 +52,10 @@ func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Co
 	for pattern, h := range extra {
 		mux.Handle(pattern, h)
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
+	// /metrics names every topic and group: where security is on it asks
+	// for a SCRAM login as the console does (Prometheus scrapes with
+	// basic_auth), see console.RequireLogin.
+	mux.Handle("/metrics", con.RequireLogin(promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -84,11 +87,15 @@ func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Co
 			fmt.Fprintln(w, "ok")
 		})
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// The profiler shows the broker's internals (goroutine stacks, the
+	// command line): the login of the console, its host check, and a
+	// command line with its secrets hidden.
+	profiler := func(h http.HandlerFunc) http.Handler { return con.SameHost(con.RequireLogin(h)) }
+	mux.Handle("/debug/pprof/", profiler(pprof.Index))
+	mux.Handle("/debug/pprof/cmdline", profiler(redactedCmdline))
+	mux.Handle("/debug/pprof/profile", profiler(pprof.Profile))
+	mux.Handle("/debug/pprof/symbol", profiler(pprof.Symbol))
+	mux.Handle("/debug/pprof/trace", profiler(pprof.Trace))
 	a := &adminServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln, console: con}
 	go func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
