@@ -309,12 +309,19 @@ func TestConsoleShowsTheClusterAsKafkaToolsReportIt(t *testing.T) {
 		if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			t.Errorf("the producer's commit after the refused partition abort: %v", err)
 		}
-		stable, err1 := adm.ListCommittedOffsets(ctx, held)
-		ends, err2 := adm.ListEndOffsets(ctx, held)
-		if err1 != nil || err2 != nil {
-			t.Fatal(err1, err2)
+		// EndTxn answers once the commit is decided; its marker follows.
+		var s, e int64
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			stable, err1 := adm.ListCommittedOffsets(ctx, held)
+			ends, err2 := adm.ListEndOffsets(ctx, held)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if s, e = stable[held][0].Offset, ends[held][0].Offset; s == 2 && e == 2 || time.Now().After(deadline) {
+				break
+			}
 		}
-		if s, e := stable[held][0].Offset, ends[held][0].Offset; s != 2 || e != 2 {
+		if s != 2 || e != 2 {
 			t.Errorf("after the commit LSO %d and high watermark %d, want 2 and 2 (the record and the marker)", s, e)
 		}
 	})
