@@ -178,13 +178,23 @@ func (c *crashRun) boundariesFrom(offset int64) []int64 {
 // from start up to an end in [atLeast, atMost], all of them when exact.
 func (c *crashRun) reopen(atLeast, atMost int64, exact bool) {
 	c.t.Helper()
+	// The same disk opened without the tail checkpoint, so that every
+	// byte of the active segment is checked: the answers to compare.
+	ref := c.fs.Clone()
+	ref.Remove(filepath.Join(dir, "tail.checkpoint"))
 	cfg := c.cfg
+	cfg.FS = ref
+	refLog, refErr := wlog.Open(dir, cfg)
 	cfg.FS = c.fs
 	l, err := wlog.Open(dir, cfg)
 	if err != nil {
 		c.fatalf("open: %v", err)
 	}
 	c.l = l
+	if refErr == nil {
+		c.sameAnswers(refLog)
+		refLog.Close()
+	}
 	if l.StartOffset() != c.start {
 		c.fatalf("start %d, want %d", l.StartOffset(), c.start)
 	}
@@ -481,5 +491,25 @@ func TestRandomHistoriesOfCrashesRecoverAPrefixOfWhatWasWritten(t *testing.T) {
 			}
 			c.l.Close()
 		})
+	}
+}
+
+// sameAnswers compares c.l with ref, the same disk recovered with every
+// batch checked: offsets, the largest timestamp and lookups by timestamp.
+func (c *crashRun) sameAnswers(ref *wlog.Log) {
+	c.t.Helper()
+	if ref.StartOffset() != c.l.StartOffset() || ref.EndOffset() != c.l.EndOffset() {
+		c.fatalf("recovered [%d, %d); with every batch checked [%d, %d)", c.l.StartOffset(), c.l.EndOffset(), ref.StartOffset(), ref.EndOffset())
+	}
+	ro, rt := ref.MaxTimestamp()
+	if o, ts := c.l.MaxTimestamp(); o != ro || ts != rt {
+		c.fatalf("max timestamp %d at %d; with every batch checked %d at %d", ts, o, rt, ro)
+	}
+	for range 5 {
+		ts := c.r.Int64N(1 << 40)
+		ro, rt, rok := ref.OffsetForTimestamp(ts)
+		if o, t, ok := c.l.OffsetForTimestamp(ts); o != ro || t != rt || ok != rok {
+			c.fatalf("offset for timestamp %d: %d %d %v; with every batch checked %d %d %v", ts, o, t, ok, ro, rt, rok)
+		}
 	}
 }
