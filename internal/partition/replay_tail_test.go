@@ -22,7 +22,8 @@ func bigAppend(t *testing.T, p *Partition, spec batch.Spec, size int, fill byte)
 // the active segment the tail checkpoint vouches for and the part after
 // it, markers on both sides) and idempotent producers reopens with the
 // producer state, the aborted transactions and the last stable offset it
-// had, whether or not a producer snapshot covers part of the log, and
+// had, whether or not a producer snapshot covers part of the log and
+// whether or not DeleteRecords moved the log start into the segment, and
 // still detects a retry of each of an idempotent producer's last five
 // batches.
 func TestProducerStateAfterACrashIsTheStateBeforeIt(t *testing.T) {
@@ -38,6 +39,7 @@ func TestProducerStateAfterACrashIsTheStateBeforeIt(t *testing.T) {
 			seq := map[int64]int32{}
 			open := map[int64]bool{}
 			var lastIdem [][]byte
+			var lastIdemAt []int64
 			for i := range 120 {
 				pid := int64(1 + r.IntN(4))
 				size := 9<<10 + r.IntN(40<<10)
@@ -48,11 +50,13 @@ func TestProducerStateAfterACrashIsTheStateBeforeIt(t *testing.T) {
 					pid += 10 // idempotent producers 11-14
 					b := batch.Build(idemSpec(pid, seq[pid]), []batch.Record{{Value: make([]byte, size)}})
 					h, _ := batch.Validate(b)
-					if _, dup, err := p.Append(b, h, 0); err != nil || dup != nil {
+					base, dup, err := p.Append(b, h, 0)
+					if err != nil || dup != nil {
 						t.Fatalf("append: %v %+v", err, dup)
 					}
 					if pid == 11 {
 						lastIdem = append(lastIdem, b)
+						lastIdemAt = append(lastIdemAt, base)
 					}
 					seq[pid]++
 				case k < 8:
@@ -73,6 +77,15 @@ func TestProducerStateAfterACrashIsTheStateBeforeIt(t *testing.T) {
 				}
 			}
 			advSync(t, p)
+			if seed%4 >= 2 {
+				// DeleteRecords moves the log start into the active
+				// segment, past the base the tail checkpoint names.
+				at := p.LogEndOffset() / 2
+				if _, err := p.DeleteRecordsBefore(at); err != nil {
+					t.Fatalf("delete records before %d: %v", at, err)
+				}
+				advSync(t, p)
+			}
 			want := stateOf(p)
 			_, wantLSO, _ := p.Offsets()
 			for _, crashed := range []*logtest.MemFS{fs.Clone(), fs.Crash(nil)} {
@@ -83,8 +96,11 @@ func TestProducerStateAfterACrashIsTheStateBeforeIt(t *testing.T) {
 				if _, lso, _ := q.Offsets(); lso != wantLSO {
 					t.Errorf("last stable offset %d after a crash, %d before", lso, wantLSO)
 				}
-				for _, b := range lastIdem[max(0, len(lastIdem)-5):] {
-					b = append([]byte(nil), b...)
+				for i := max(0, len(lastIdem)-5); i < len(lastIdem); i++ {
+					if lastIdemAt[i] < q.LogStartOffset() {
+						continue // deleted: Kafka no longer knows it either
+					}
+					b := append([]byte(nil), lastIdem[i]...)
 					h, _ := batch.Validate(b)
 					if _, dup, err := q.Append(b, h, 0); err != nil || dup == nil {
 						t.Errorf("a retry of one of the last five batches after a crash: dup %+v, err %v; want a duplicate", dup, err)
