@@ -300,14 +300,28 @@ func (c *crashRun) step() {
 		}
 	case k == 15:
 		at := c.end() + int64(c.r.IntN(3))
-		if c.r.IntN(2) == 0 {
+		switch c.r.IntN(3) {
+		case 0:
 			at = c.start + c.r.Int64N(c.end()-c.start+1)
+		case 1:
+			at = c.start // where a one-segment log's tail checkpoint points
 		}
 		if err := c.l.TruncateFullyAndStartAt(at); err != nil {
 			c.fatalf("truncate fully at %d: %v", at, err)
 		}
+		removed := c.shapes
 		c.bs, c.shapes, c.start = nil, nil, at
 		c.logf("truncate fully at %d", at)
+		if c.r.IntN(2) == 0 {
+			// The leader's batches from here often have the shapes of
+			// the removed ones.
+			for _, sh := range removed {
+				if sh.n > 0 {
+					c.appendShape(sh)
+				}
+			}
+			c.logf("append %d of the removed shapes -> end %d", len(removed), c.end())
+		}
 	case k == 16:
 		flushed := c.l.FlushedOffset()
 		if flushed <= c.start {
