@@ -78,7 +78,14 @@ func decodeTailCheckpoint(b []byte) (tailCheckpoint, error) {
 // readTailCheckpoint returns the tail checkpoint in dir, or the zero one
 // (which claims nothing) when there is none or it does not decode.
 func readTailCheckpoint(fs FS, dir string) (tailCheckpoint, error) {
-	b, err := readWholeFile(fs, filepath.Join(dir, tailCheckpointName), tailCheckpointSize+1)
+	name := filepath.Join(dir, tailCheckpointName)
+	if fi, err := fs.Stat(name); err == nil && fi.Size() > tailCheckpointSize {
+		// Not a record of this format (damage, or a newer version's
+		// file): like one that does not decode, it only costs a full
+		// check of the active segment.
+		return tailCheckpoint{}, nil
+	}
+	b, err := readWholeFile(fs, name, tailCheckpointSize+1)
 	if errors.Is(err, os.ErrNotExist) {
 		return tailCheckpoint{}, nil
 	}
