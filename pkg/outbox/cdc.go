@@ -175,12 +175,18 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
-	emptied := false
+	// A publication that covers no table, or one table under another
+	// name, is judged once the progress says which table it covered.
+	var emptied bool
+	var elsewhere *publicationElsewhere
 	if err := r.ensurePublication(ctx, conn, src); err != nil {
-		if !errors.Is(err, errPublicationEmpty) {
+		switch {
+		case errors.Is(err, errPublicationEmpty):
+			emptied = true
+		case errors.As(err, &elsewhere):
+		default:
 			return err
 		}
-		emptied = true
 	}
 	cl, err := kgo.NewClient(r.clientOpts()...)
 	if err != nil {
@@ -208,19 +214,26 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
-	// An outbox table dropped (the publication covers nothing) or
-	// replaced (another oid than the progress records): the slot still
-	// holds what was committed to the old table before; publish it, then
-	// stop (see drain). The progress goes on naming the old table.
+	// An outbox table dropped or moved aside (and maybe created again),
+	// or taken out of the publication: the slot still holds what was
+	// committed to it before; publish that, then stop (see drain). The
+	// progress goes on naming the old table, and the drain takes only its
+	// rows, by oid when the progress recorded it.
 	var out *drain
+	recorded := last != nil && last.TableOID != 0
 	switch {
-	case emptied && !slot.exists:
-		return stopError{tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
+	case elsewhere != nil && (!recorded || elsewhere.oid != last.TableOID):
+		return stopError{elsewhere.err}
+	case (emptied || elsewhere != nil) && !slot.exists:
+		return stopError{tableGone(fmt.Sprintf("publication %s covers no table of that name: the outbox table %s was dropped or moved since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
+	case emptied && recorded && last.TableOID == src.tableOID:
+		out = &drain{to: src.walEnd, err: tableUnpublished(src, r.pub, r.cfg.RelayID)}
 	case plan.replacedOID != 0:
 		out = &drain{to: src.walEnd, err: tableReplaced(src, r.cfg.RelayID, plan.replacedOID)}
 		src.tableOID = plan.replacedOID
 	case emptied:
-		out = &drain{to: src.walEnd, err: tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
+		out = &drain{to: src.walEnd, byName: !recorded,
+			err: tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
 	}
 	if !slot.exists {
 		// No progress for this source: nothing was published from it,
@@ -278,8 +291,12 @@ func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
 		return err
 	}
 	if err := r.ensurePublication(ctx, conn, src); err != nil {
-		if errors.Is(err, errPublicationEmpty) {
+		var elsewhere *publicationElsewhere
+		switch {
+		case errors.Is(err, errPublicationEmpty):
 			return stopError{tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
+		case errors.As(err, &elsewhere):
+			return stopError{elsewhere.err}
 		}
 		return err
 	}
@@ -294,9 +311,11 @@ func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
 // table only) unless it exists, and checks that it publishes exactly
 // that.
 //
-// It answers errPublicationEmpty, unwrapped, when the publication covers
-// no table: its table was dropped, and the relay drains what its slot
-// holds before it stops (see drain).
+// It answers errPublicationEmpty or a *publicationElsewhere, unwrapped,
+// when the publication covers no table or one table of another name: the
+// caller decides, from the progress, whether its table was dropped or
+// moved aside (and the relay drains what its slot holds before it stops,
+// see drain) or the publication is not the relay's.
 func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn, src cdcSource) error {
 	if err := checkOtherRelays(ctx, conn, r.pub, src); err != nil {
 		return stopError{err}
@@ -313,7 +332,8 @@ func (r *CDCRelay) ensurePublication(ctx context.Context, conn *pgconn.PgConn, s
 		}
 	}
 	if err := checkPublication(ctx, conn, r.pub, src); err != nil {
-		if errors.Is(err, errPublicationEmpty) {
+		var elsewhere *publicationElsewhere
+		if errors.Is(err, errPublicationEmpty) || errors.As(err, &elsewhere) {
 			return err
 		}
 		return stopError{err}
@@ -558,8 +578,18 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			// While draining a replaced table of unknown oid (no
 			// progress recorded it), its name at the time is the check:
 			// the publication never covered another table.
-			sameName := rel.Namespace == src.schema && rel.RelationName == src.table
-			if !sameName || rel.RelationID != src.tableOID && out == nil {
+			ours := rel.RelationID == src.tableOID
+			if out != nil && out.byName {
+				ours = rel.Namespace == src.schema && rel.RelationName == src.table
+			} else if out == nil {
+				ours = ours && rel.Namespace == src.schema && rel.RelationName == src.table
+			}
+			if !ours && out != nil {
+				// Draining: another table put into the publication;
+				// its rows are pending there, for the remedy.
+				continue
+			}
+			if !ours {
 				return stopError{fmt.Errorf("outbox: publication %s streamed a row of %s.%s (oid %d); the relay publishes only %s (oid %d): "+
 					"drop the publication (DROP PUBLICATION %s) and the relay creates it again",
 					r.pub, rel.Namespace, rel.RelationName, rel.RelationID, src.qualified(), src.tableOID, r.pub)}
@@ -568,8 +598,11 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			if t.replay {
 				continue
 			}
-			if t.quiet {
+			if t.quiet && !t.skip {
 				return r.quietBroken(src, last, t.xid, t.commit)
+			}
+			if t.quiet {
+				continue // skipped by a skip record before the heartbeat
 			}
 			ev, err := decodeInsert(types, rel, m.Tuple)
 			if err != nil {

@@ -70,8 +70,19 @@ func (r *CDCRelay) Names(ctx context.Context) (slot, publication string, err err
 }
 
 // errPublicationEmpty is checkPublication's finding of a publication that
-// covers no table: its table was dropped.
+// covers no table: its table was dropped, or taken out of it.
 var errPublicationEmpty = errors.New("outbox: the publication covers no table")
+
+// publicationElsewhere is checkPublication's finding of a publication
+// that covers exactly one table, inserts only, but not the outbox table
+// by its name: the relay's table moved aside (another schema or name,
+// same oid) if the progress names that oid, else another table.
+type publicationElsewhere struct {
+	oid uint32
+	err error
+}
+
+func (e *publicationElsewhere) Error() string { return e.err.Error() }
 
 // checkPublication verifies that the publication pub, which exists,
 // publishes inserts of src's table and of nothing else, all rows and all
@@ -95,6 +106,18 @@ func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub string, src 
 		// Its table was dropped: DROP TABLE takes it out of every
 		// publication.
 		return errPublicationEmpty
+	}
+	if row[0] != "t" && row[1] == "t" && row[2] != want && !strings.Contains(row[2], ", ") {
+		moved, err := queryRow(ctx, conn, `SELECT r.prrelid FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+			WHERE p.pubname = `+quoteLiteral(pub))
+		if err != nil {
+			return fmt.Errorf("outbox: look up publication %s: %w", pub, err)
+		}
+		if moved != nil {
+			oid, _ := strconv.ParseUint(moved[0], 10, 32)
+			return &publicationElsewhere{oid: uint32(oid), err: fmt.Errorf("outbox: publication %s publishes %s, not %s: "+
+				"drop it (DROP PUBLICATION %s) and the relay creates it again", pub, row[2], want, pub)}
+		}
 	}
 	if row[0] == "t" || row[1] != "t" || row[2] != want {
 		return fmt.Errorf("outbox: publication %s publishes %s (all tables %s, inserts %s), not the inserts of exactly %s: "+

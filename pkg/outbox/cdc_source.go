@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -409,6 +410,20 @@ func tableReplaced(src cdcSource, relayID string, was uint32) error {
 	return tableGone(what, relayID)
 }
 
+// tableUnpublished is the error of a relay whose outbox table, still
+// the same table, was taken out of its publication (ALTER PUBLICATION
+// ... DROP TABLE): rows committed to it since are never streamed, and
+// the rows it published are still pending (this mode marks none), so the
+// polling relay would publish them again.
+func tableUnpublished(src cdcSource, pub, relayID string) error {
+	return fmt.Errorf("%w: the outbox table %s (oid %d) was taken out of publication %s: rows committed to it since are never "+
+		"streamed. Every event committed before that is published. Do not run the polling relay on this table: the rows this "+
+		"relay published are still pending, and it would publish them again. Put the table back (ALTER PUBLICATION %s ADD TABLE %s) "+
+		"and start the relay again; the rows committed while it was out must be published some other way (or their loss accepted): "+
+		"their event UUIDs are not in the topics",
+		ErrSourceChanged, src.qualified(), src.tableOID, pub, pub, pgx.Identifier{src.schema, src.table}.Sanitize())
+}
+
 // tableGone is tableReplaced's error for what happened to the table.
 func tableGone(what, relayID string) error {
 	return fmt.Errorf("%w: %s: rows written to a table before a publication covers it are never streamed. "+
@@ -444,6 +459,9 @@ const cdcTableCheckInterval = 2 * time.Second
 type drain struct {
 	to  pglogrepl.LSN
 	err error
+	// byName says that the old table's oid is unknown (no progress
+	// recorded it): its rows are told by the name they had.
+	byName bool
 }
 
 // check returns the drain to start once the table was replaced, nil
@@ -480,6 +498,10 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 	to, err := pglogrepl.ParseLSN(row[2])
 	if err != nil {
 		return nil
+	}
+	if uint32(now) == w.src.tableOID {
+		// The same table, taken out of the publication.
+		return &drain{to: to, err: tableUnpublished(w.src, w.pub, relayID)}
 	}
 	src := w.src
 	src.tableOID = uint32(now)

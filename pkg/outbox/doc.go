@@ -338,7 +338,13 @@
 //     of the old table, up to the server's WAL position at that moment,
 //     and stops with ErrSourceChanged. The remedy: weir outbox drop-slot,
 //     mark the rows copied from the old table sent (they were published
-//     from it), and run the polling relay on the new table.
+//     from it), and run the polling relay on the new table. While it
+//     drains, only the old table's rows are published (by its oid, when
+//     a progress record names it). A table taken out of the publication
+//     (ALTER PUBLICATION ... DROP TABLE) but not replaced is drained the
+//     same way; the relay then says to put it back, not to run the
+//     polling relay, which would publish the pending rows again, and
+//     that rows committed while it was out are never streamed.
 //   - weir outbox drop-slot (CDCRelay.DropSlot) first records the drop
 //     under this key: the relay id then refuses to start again on this
 //     database, with ErrSourceChanged, also if it had published nothing,
