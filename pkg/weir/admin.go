@@ -74,7 +74,15 @@ func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Co
 			// How often the rules at a point have fired since the start.
 			fmt.Fprintln(w, inj.Fired(r.URL.Query().Get("point")))
 		})
-		mux.HandleFunc("POST /unsafe/faults", func(w http.ResponseWriter, r *http.Request) {
+		mux.Handle("POST /unsafe/faults", con.SameHost(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Programs (the simulator's sessions) post here; a browser
+			// always says where its page came from, and no page may
+			// add a fault: another site could otherwise make the
+			// broker drop answers or exit.
+			if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
+				http.Error(w, "fault rules are not taken from a web page", http.StatusForbidden)
+				return
+			}
 			spec, err := io.ReadAll(io.LimitReader(r.Body, 4096))
 			if err == nil {
 				err = inj.Add(string(spec))
@@ -85,7 +93,7 @@ func startAdmin(addr string, m *metrics.Metrics, b *broker.Broker, cc console.Co
 			}
 			logger.Warn("fault rules added", "spec", string(spec))
 			fmt.Fprintln(w, "ok")
-		})
+		})))
 	}
 	// The profiler shows the broker's internals (goroutine stacks, the
 	// command line): the login of the console, its host check, and a
