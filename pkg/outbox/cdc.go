@@ -221,18 +221,34 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	// rows, by oid when the progress recorded it.
 	var out *drain
 	recorded := last != nil && last.TableOID != 0
+	// A drain ends past every record written so far, not only those
+	// flushed: with synchronous_commit off, a commit is visible before
+	// its WAL is flushed.
+	var end pglogrepl.LSN
+	if emptied || elsewhere != nil || plan.replacedOID != 0 {
+		if end, err = walInsertLSN(ctx, conn); err != nil {
+			return err
+		}
+	}
 	switch {
-	case elsewhere != nil && (!recorded || elsewhere.oid != last.TableOID):
+	case elsewhere != nil && (recorded && elsewhere.oid != last.TableOID || !slot.exists):
 		return stopError{elsewhere.err}
-	case (emptied || elsewhere != nil) && !slot.exists:
+	case elsewhere != nil && !recorded:
+		// The relay's own publication, created for the outbox table,
+		// covers a table of another name: the table moved aside before
+		// any progress recorded its oid. Drain what the slot holds of
+		// it, by that oid.
+		out = &drain{to: end, err: tableReplaced(src, r.cfg.RelayID, elsewhere.oid)}
+		src.tableOID = elsewhere.oid
+	case emptied && !slot.exists:
 		return stopError{tableGone(fmt.Sprintf("publication %s covers no table of that name: the outbox table %s was dropped or moved since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
 	case emptied && recorded && last.TableOID == src.tableOID:
-		out = &drain{to: src.walEnd, err: tableUnpublished(src, r.pub, r.cfg.RelayID)}
+		out = &drain{to: end, err: tableUnpublished(src, r.pub, r.cfg.RelayID)}
 	case plan.replacedOID != 0:
-		out = &drain{to: src.walEnd, err: tableReplaced(src, r.cfg.RelayID, plan.replacedOID)}
+		out = &drain{to: end, err: tableReplaced(src, r.cfg.RelayID, plan.replacedOID)}
 		src.tableOID = plan.replacedOID
 	case emptied:
-		out = &drain{to: src.walEnd, byName: !recorded,
+		out = &drain{to: end, byName: !recorded,
 			err: tableGone(fmt.Sprintf("publication %s covers no table: the outbox table %s was dropped since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
 	}
 	if !slot.exists {
@@ -581,6 +597,12 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			ours := rel.RelationID == src.tableOID
 			if out != nil && out.byName {
 				ours = rel.Namespace == src.schema && rel.RelationName == src.table
+				if ours {
+					// The old table's oid, learnt from its first row:
+					// progress records name it, so a restart drains
+					// it by oid, not the new table by name.
+					src.tableOID, out.byName = rel.RelationID, false
+				}
 			} else if out == nil {
 				ours = ours && rel.Namespace == src.schema && rel.RelationName == src.table
 			}

@@ -454,8 +454,9 @@ const cdcTableCheckInterval = 2 * time.Second
 
 // drain is a relay's way out once its outbox table is replaced: it
 // publishes what the slot streams up to position to (the server's WAL
-// end when the replacement was seen, so every event committed to the
-// old table is in it), then stops with err.
+// insert position when the replacement was seen, so every event
+// committed to the old table is before it, flushed or not), then stops
+// with err.
 type drain struct {
 	to  pglogrepl.LSN
 	err error
@@ -487,7 +488,7 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 		WHERE p.pubname = `+quoteLiteral(w.pub)+` AND r.prrelid = `+strconv.FormatUint(uint64(w.src.tableOID), 10)+`),
 		(SELECT coalesce(max(c.oid::bigint), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = `+quoteLiteral(w.src.schema)+` AND c.relname = `+quoteLiteral(w.src.table)+`),
-		pg_current_wal_lsn()::text`)
+		pg_current_wal_insert_lsn()::text`)
 	if err != nil || row == nil {
 		return nil
 	}
@@ -513,4 +514,17 @@ func (w *tableWatch) close(ctx context.Context) {
 	if w.conn != nil {
 		w.conn.Close(ctx)
 	}
+}
+
+// walInsertLSN is the server's WAL insert position: past every record
+// written, committed or not, flushed or not.
+func walInsertLSN(ctx context.Context, conn *pgconn.PgConn) (pglogrepl.LSN, error) {
+	row, err := queryRow(ctx, conn, `SELECT pg_current_wal_insert_lsn()::text`)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: WAL position: %w", err)
+	}
+	if row == nil {
+		return 0, errors.New("outbox: WAL position: no answer")
+	}
+	return pglogrepl.ParseLSN(row[0])
 }
