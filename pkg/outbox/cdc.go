@@ -562,6 +562,11 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 		switch m := lm.(type) {
 		case *pglogrepl.RelationMessage:
 			rels[m.RelationID] = m
+			if m.RelationID == src.tableOID {
+				if err := wholeRows(m, r.pub); err != nil {
+					return stopError{err}
+				}
+			}
 		case *pglogrepl.BeginMessage:
 			t := &sourceTxn{xid: m.Xid, commit: m.FinalLSN, skip: skipped.txn(m.FinalLSN), hash: newEventHash()}
 			switch {
@@ -809,6 +814,29 @@ func (r *CDCRelay) publish(ctx context.Context, cl *kgo.Client, src cdcSource, e
 	r.hook(crashCDCBeforeCommit, &sourceTxn{events: events})
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("outbox: commit transaction %s: %w", rec.CommitLSN, err)
+	}
+	return nil
+}
+
+// eventColumns are the outbox columns an event is made of.
+var eventColumns = []string{"id", "topic", "event_uuid", "key", "payload", "headers"}
+
+// wholeRows checks that the slot streams the outbox table's rows with
+// every column an event is made of: a column list given to the
+// publication while the relay runs (the start refuses one) would
+// otherwise publish events without their key, payload or headers.
+func wholeRows(rel *pglogrepl.RelationMessage, pub string) error {
+	have := map[string]bool{}
+	for _, c := range rel.Columns {
+		have[c.Name] = true
+	}
+	for _, c := range eventColumns {
+		if !have[c] {
+			return fmt.Errorf("outbox: publication %s streams rows of %s.%s without column %s (a column list was given to it): "+
+				"no event is published without it; publish whole rows again (ALTER PUBLICATION %s SET TABLE %s) and start the relay: "+
+				"the rows committed while it streamed part of them are streamed whole only if the slot still holds them; publish the others some other way",
+				pub, rel.Namespace, rel.RelationName, c, pub, pgx.Identifier{rel.Namespace, rel.RelationName}.Sanitize())
+		}
 	}
 	return nil
 }

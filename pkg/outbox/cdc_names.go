@@ -69,6 +69,19 @@ func (r *CDCRelay) Names(ctx context.Context) (slot, publication string, err err
 	return slot, publication, nil
 }
 
+// publicationWrong is checkPublication's finding of a publication that
+// publishes more or less than the inserts of the whole table: at start,
+// its remedy is to drop it, and the relay creates it again; while the
+// relay streams, the relay stops (tableWatch) and says what changed.
+type publicationWrong struct {
+	finding error
+	pub     string
+}
+
+func (e publicationWrong) Error() string {
+	return e.finding.Error() + ": drop it (DROP PUBLICATION " + e.pub + ") and the relay creates it again"
+}
+
 // errPublicationEmpty is checkPublication's finding of a publication that
 // covers no table: its table was dropped, or taken out of it.
 var errPublicationEmpty = errors.New("outbox: the publication covers no table")
@@ -120,8 +133,8 @@ func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub string, src 
 		}
 	}
 	if row[0] == "t" || row[1] != "t" || row[2] != want {
-		return fmt.Errorf("outbox: publication %s publishes %s (all tables %s, inserts %s), not the inserts of exactly %s: "+
-			"drop it (DROP PUBLICATION %s) and the relay creates it again", pub, orNone(row[2]), row[0], row[1], want, pub)
+		return publicationWrong{fmt.Errorf("outbox: publication %s publishes %s (all tables %s, inserts %s), not the inserts of exactly %s",
+			pub, orNone(row[2]), row[0], row[1], want), pub}
 	}
 	if row[3] != "t" {
 		return nil // no row filters or column lists before PostgreSQL 15
@@ -132,8 +145,8 @@ func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub string, src 
 		return fmt.Errorf("outbox: look up publication %s: %w", pub, err)
 	}
 	if row != nil && row[0] != "0" {
-		return fmt.Errorf("outbox: publication %s has a row filter or a column list on %s: the relay must see every row whole; "+
-			"drop it (DROP PUBLICATION %s) and the relay creates it again", pub, want, pub)
+		return publicationWrong{fmt.Errorf("outbox: publication %s has a row filter or a column list on %s: the relay must see every row whole",
+			pub, want), pub}
 	}
 	return nil
 }

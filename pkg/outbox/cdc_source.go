@@ -493,11 +493,22 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 		return nil
 	}
 	now, _ := strconv.ParseUint(row[1], 10, 32)
-	if row[0] == "t" && (now == 0 || uint32(now) == w.src.tableOID) {
-		return nil
-	}
 	to, err := pglogrepl.ParseLSN(row[2])
 	if err != nil {
+		return nil
+	}
+	if row[0] == "t" && (now == 0 || uint32(now) == w.src.tableOID) {
+		// The table is covered: is it still published whole, inserts
+		// and every row? What the slot holds from before a change is
+		// published, then the relay stops.
+		var wrong publicationWrong
+		if err := checkPublication(qctx, w.conn, w.pub, w.src); errors.As(err, &wrong) {
+			err = wrong.finding
+			return &drain{to: to, err: fmt.Errorf("%w: publication %s changed while the relay ran (%w); rows committed to %s since are "+
+				"not streamed as the relay needs them. Every event committed before is published. Give the publication back its "+
+				"settings (inserts of every row and column of the table) and start the relay again; publish the rows committed "+
+				"while it was changed some other way", ErrSourceChanged, w.pub, err, w.src.qualified())}
+		}
 		return nil
 	}
 	if uint32(now) == w.src.tableOID {

@@ -265,7 +265,10 @@
 // publication of that name must publish exactly the inserts of the
 // table, every row and column, and every streamed insert must be a row
 // of the table; otherwise the relay stops with an error naming what it
-// found. Events committed before the slot exists are not its to
+// found. It checks this at start and every 2 s while it streams; a
+// publication changed under a running relay has what the slot holds
+// from before published, then the relay stops with ErrSourceChanged, and
+// rows committed while it was changed are not streamed. Events committed before the slot exists are not its to
 // publish, so create the slot (start the relay once) before the
 // application writes, or publish the older rows with the polling relay
 // first.
