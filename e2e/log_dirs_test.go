@@ -18,6 +18,7 @@ import (
 // volume's total and usable bytes.
 func TestDescribeLogDirsReportsEveryReplicaWithItsSize(t *testing.T) {
 	tc := startCluster(t, 3)
+	waitBrokersListed(t, tc.seeds(), 3) // all registered: replication factor 3 can be placed
 	adm := kadm.NewClient(newClient(t, strings.Join(tc.seeds(), ","), kgo.SeedBrokers(tc.seeds()...)))
 	ctx := testCtx(t)
 	if _, err := adm.CreateTopic(ctx, 2, 3, nil, "sized"); err != nil {
@@ -91,6 +92,7 @@ func TestDescribeLogDirsReportsEveryReplicaWithItsSize(t *testing.T) {
 // broker (-1).
 func TestCreateTopicsAnswersTheReplicationFactorTheTopicGot(t *testing.T) {
 	tc := startCluster(t, 3, "--set", "default.replication.factor=3")
+	waitBrokersListed(t, tc.seeds(), 3)
 	adm := kadm.NewClient(newClient(t, strings.Join(tc.seeds(), ","), kgo.SeedBrokers(tc.seeds()...)))
 	ctx := testCtx(t)
 	for _, rf := range []int16{3, -1} {
