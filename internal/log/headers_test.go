@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/weir-broker/weir/internal/batch"
+	"github.com/weir-broker/weir/internal/log/logtest"
 )
 
 // ReadHeaders visits exactly the batches Read returns from the same
@@ -54,7 +55,7 @@ func TestReadHeadersVisitsTheBatchesReadReturns(t *testing.T) {
 
 // Over large batches ReadHeaders reads their headers and nothing else.
 func TestReadHeadersOfLargeBatchesReadsOnlyTheHeaders(t *testing.T) {
-	counting := &readCountingFS{FS: newMem()}
+	counting := &logtest.ReadCountingFS{FS: newMem()}
 	l := mustOpen(t, memConfig(counting))
 	defer l.Close()
 	var m model
@@ -62,12 +63,12 @@ func TestReadHeadersOfLargeBatchesReadsOnlyTheHeaders(t *testing.T) {
 	for i := range n {
 		m.append(t, l, makeBatch(1, 64<<10, int64(i)))
 	}
-	before := counting.logBytes.Load()
+	before := counting.LogBytes.Load()
 	visited := 0
 	if err := l.ReadHeaders(0, m.next, func(batch.Header) error { visited++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	read := counting.logBytes.Load() - before
+	read := counting.LogBytes.Load() - before
 	if visited != n {
 		t.Fatalf("visited %d batches, want %d", visited, n)
 	}

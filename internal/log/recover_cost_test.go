@@ -3,41 +3,12 @@ package log_test
 import (
 	"os"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/weir-broker/weir/internal/batch"
-	wlog "github.com/weir-broker/weir/internal/log"
 	"github.com/weir-broker/weir/internal/log/logtest"
 )
-
-// readCountingFS counts the bytes read from segment (.log) files, so a
-// test can tell how much of a log recovery had to read.
-type readCountingFS struct {
-	wlog.FS
-	logBytes atomic.Int64
-}
-
-func (fs *readCountingFS) OpenFile(name string, flag int, perm os.FileMode) (wlog.File, error) {
-	f, err := fs.FS.OpenFile(name, flag, perm)
-	if err != nil || !strings.HasSuffix(name, ".log") {
-		return f, err
-	}
-	return &readCountingFile{File: f, n: &fs.logBytes}, nil
-}
-
-type readCountingFile struct {
-	wlog.File
-	n *atomic.Int64
-}
-
-func (f *readCountingFile) ReadAt(b []byte, off int64) (int, error) {
-	n, err := f.File.ReadAt(b, off)
-	f.n.Add(int64(n))
-	return n, err
-}
 
 // largeSyncedActiveSegment appends batches of about 64 KiB to one segment,
 // fsyncs them, then appends a few more that are not fsynced. It returns
@@ -75,9 +46,9 @@ func largeSyncedActiveSegment(t *testing.T) (*logtest.MemFS, *model, int, int64)
 // reads in full, with CRC checks, only what was written after the fsync.
 func TestOpenAfterKillReadsOnlyHeadersOfTheFsyncedPartOfTheActiveSegment(t *testing.T) {
 	fs, m, synced, tail := largeSyncedActiveSegment(t)
-	counting := &readCountingFS{FS: fs.Clone()}
+	counting := &logtest.ReadCountingFS{FS: fs.Clone()}
 	l := mustOpen(t, memConfig(counting))
-	read := counting.logBytes.Load()
+	read := counting.LogBytes.Load()
 	// Headers of the fsynced batches, the unsynced tail in full, and the
 	// first batch's header read again to start the segment's age.
 	limit := int64(synced)*batch.HeaderSize + tail + batch.HeaderSize
@@ -96,9 +67,9 @@ func TestOpenAfterKillReadsOnlyHeadersOfTheFsyncedPartOfTheActiveSegment(t *test
 func TestOpenAfterPowerLossReadsOnlyHeadersOfTheFsyncedActiveSegment(t *testing.T) {
 	fs, m, synced, _ := largeSyncedActiveSegment(t)
 	writeBack(t, fs, filepath.Join(dir, "tail.checkpoint"))
-	counting := &readCountingFS{FS: fs.Crash(nil)}
+	counting := &logtest.ReadCountingFS{FS: fs.Crash(nil)}
 	l := mustOpen(t, memConfig(counting))
-	read := counting.logBytes.Load()
+	read := counting.LogBytes.Load()
 	if limit := int64(synced+1) * batch.HeaderSize; read > limit {
 		t.Errorf("Open read %d bytes of a %d-byte segment; want at most %d (headers of %d fsynced batches)", read, l.Size(), limit, synced)
 	}

@@ -1,9 +1,6 @@
 package partition
 
 import (
-	"os"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,31 +8,6 @@ import (
 	wlog "github.com/weir-broker/weir/internal/log"
 	"github.com/weir-broker/weir/internal/log/logtest"
 )
-
-// readCountingFS counts the bytes read from segment (.log) files.
-type readCountingFS struct {
-	wlog.FS
-	logBytes atomic.Int64
-}
-
-func (fs *readCountingFS) OpenFile(name string, flag int, perm os.FileMode) (wlog.File, error) {
-	f, err := fs.FS.OpenFile(name, flag, perm)
-	if err != nil || !strings.HasSuffix(name, ".log") {
-		return f, err
-	}
-	return &readCountingFile{File: f, n: &fs.logBytes}, nil
-}
-
-type readCountingFile struct {
-	wlog.File
-	n *atomic.Int64
-}
-
-func (f *readCountingFile) ReadAt(b []byte, off int64) (int, error) {
-	n, err := f.File.ReadAt(b, off)
-	f.n.Add(int64(n))
-	return n, err
-}
 
 // After a crash, a partition rebuilds its producer state from the batch
 // headers alone: reopening reads the headers and the part of the active
@@ -60,7 +32,7 @@ func TestReopenAfterACrashReplaysProducersFromBatchHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	killed := &readCountingFS{FS: fs.Clone()}
+	killed := &logtest.ReadCountingFS{FS: fs.Clone()}
 	p.Close()
 
 	cfg := wlog.DefaultConfig()
@@ -70,7 +42,7 @@ func TestReopenAfterACrashReplaysProducersFromBatchHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	read := killed.logBytes.Load()
+	read := killed.LogBytes.Load()
 	// Recovery may check up to one tail checkpoint interval (1 MiB) plus
 	// a batch with CRCs; everything else is headers, a few times each.
 	if limit := int64(1<<20+(64<<10)) + 4*n*batch.HeaderSize; read > limit {
