@@ -46,8 +46,10 @@ func (b *Broker) handleInitProducerID(req *kmsg.InitProducerIDRequest) kmsg.Resp
 	}
 	id, err := b.nextProducerID()
 	if err != nil {
-		b.logger.Error("allocate producer id", "err", err)
-		resp.ErrorCode = kerr.KafkaStorageError.Code
+		// Retriable, as Kafka answers while no block is at hand
+		// (KIP-730): the quorum may be electing a leader.
+		b.logger.Warn("allocate producer id", "err", err)
+		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 		return resp
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, 0

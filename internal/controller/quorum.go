@@ -99,7 +99,7 @@ type quorum struct {
 	nonce   uint64
 	seq     atomic.Uint64
 	waitMu  sync.Mutex
-	waiters map[uint64]chan error
+	waiters map[uint64]*waiter
 
 	// snapshotsInstalled counts snapshots from the leader that replaced
 	// the image (for tests).
@@ -119,7 +119,25 @@ type quorum struct {
 	snapEveryBytes int64
 }
 
+// waiter is a proposal of this process waiting to be applied.
+type waiter struct {
+	done chan error
+	// proposed: the driver handed the entry to the Raft node, so a
+	// change of leader may lose it (set and read by the driver under
+	// waitMu).
+	proposed bool
+}
+
+// answer tells the waiter its outcome unless it has one already.
+func (w *waiter) answer(err error) {
+	select {
+	case w.done <- err:
+	default:
+	}
+}
+
 type proposal struct {
+	seq  uint64
 	data []byte
 	done chan error
 	// forward lets a follower propose: the library hands the entry to
@@ -203,7 +221,7 @@ func newQuorum(c *Controller, dataDir string, qc config.Quorum, inline bool) (*q
 		propc: make(chan *proposal), transferc: make(chan struct{}), recvc: make(chan *pb.Message, 1024),
 		reportc: make(chan peerReport, 64), snapc: make(chan snapRequest, 1),
 		applyc: make(chan applyTask, applyQueueLen), statusc: make(chan chan QuorumStatus), started: make(chan struct{}), stop: make(chan struct{}),
-		waiters:        make(map[uint64]chan error),
+		waiters:        make(map[uint64]*waiter),
 		snapEveryBytes: c.cfg.Int("metadata.log.max.record.bytes.between.snapshots"),
 	}
 	for _, id := range qc.VoterIDs() {
@@ -372,9 +390,9 @@ func (q *quorum) propose(recs []metadata.Record, forward bool, cancel <-chan str
 	if err != nil {
 		return err
 	}
-	p := &proposal{data: data, done: make(chan error, 1), forward: forward}
+	p := &proposal{seq: seq, data: data, done: make(chan error, 1), forward: forward}
 	q.waitMu.Lock()
-	q.waiters[seq] = p.done
+	q.waiters[seq] = &waiter{done: p.done}
 	q.waitMu.Unlock()
 	defer func() {
 		q.waitMu.Lock()

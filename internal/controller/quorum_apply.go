@@ -91,13 +91,10 @@ func (q *quorum) applyEntry(e *pb.Entry) {
 	err := q.c.apply(d.Records, idx, true)
 	if d.Node == int32(q.id) && d.Nonce == q.nonce {
 		q.waitMu.Lock()
-		done := q.waiters[d.Seq]
+		w := q.waiters[d.Seq]
 		q.waitMu.Unlock()
-		if done != nil {
-			select {
-			case done <- err:
-			default:
-			}
+		if w != nil {
+			w.answer(err)
 		}
 	}
 }

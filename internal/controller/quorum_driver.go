@@ -32,6 +32,8 @@ func (q *quorum) run() {
 				p.done <- q.notController()
 			} else if err := q.rn.Propose(p.data); err != nil {
 				p.done <- fail(kerr.NotController, "proposal dropped: %v", err)
+			} else {
+				q.markProposed(p.seq)
 			}
 		case reply := <-q.statusc:
 			reply <- q.snapshotStatus()
@@ -80,6 +82,32 @@ func (q *quorum) transferLeadership() {
 	}
 }
 
+func (q *quorum) markProposed(seq uint64) {
+	q.waitMu.Lock()
+	if w := q.waiters[seq]; w != nil {
+		w.proposed = true
+	}
+	q.waitMu.Unlock()
+}
+
+// failProposed answers every proposal handed to the Raft node before the
+// quorum's leader changed from was to now: the old leader may have lost
+// it (a follower's forwarded entry dies with the leader it went to), and
+// waiting out the proposal timeout would hold up the callers' next
+// changes, among them the heartbeats that keep brokers unfenced. The
+// answer is NOT_CONTROLLER, retriable, with the outcome unknown as after
+// a timeout: the entry may still be committed by the new leader.
+func (q *quorum) failProposed(was, now uint64) {
+	err := fail(kerr.NotController, "the metadata quorum's leader changed from node %d to node %d while the change was pending: it may or may not be applied", was, now)
+	q.waitMu.Lock()
+	defer q.waitMu.Unlock()
+	for _, w := range q.waiters {
+		if w.proposed {
+			w.answer(err)
+		}
+	}
+}
+
 // fail stops the driver after a storage failure: continuing could break
 // the promises this node made to the quorum.
 func (q *quorum) fail(err error) {
@@ -96,8 +124,9 @@ var errStopping = errors.New("metadata quorum stopping")
 func (q *quorum) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
 		lead, leading := rd.SoftState.Lead, rd.SoftState.RaftState == raft.StateLeader
-		if q.leader.Swap(lead) != lead {
+		if was := q.leader.Swap(lead); was != lead {
 			q.c.logger.Info("metadata quorum leader changed", "node", q.id, "leader", lead, "this_node_leads", leading)
+			q.failProposed(was, lead)
 		}
 		if leading && !q.isLeader.Load() {
 			q.leaderGen.Add(1)
