@@ -13,7 +13,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/weir-broker/weir/pkg/weir"
 )
@@ -290,4 +293,90 @@ func TestClusterMetricsReportAPartitionUnderReplicatedWhileAFollowerIsDown(t *te
 	if v := counter(other, "weir_unclean_leader_elections"); v != 0 {
 		t.Errorf("a clean election counted as unclean: weir_unclean_leader_elections %v", v)
 	}
+}
+
+// Answers' error codes are counted by API and code, as Kafka's
+// ErrorsPerSec: a fetch past the log end (OFFSET_OUT_OF_RANGE) and a
+// write to a partition the topic does not have (UNKNOWN_TOPIC_OR_PARTITION)
+// each show up under their API, and clean answers add nothing.
+func TestMetricsCountErrorCodesInAnswersByAPI(t *testing.T) {
+	b, err := weir.Start(context.Background(), weir.Config{DataDir: t.TempDir(), AdminListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "errs", 1, nil)
+	ctx := testCtx(t)
+	cl := newClient(t, b.Addr())
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "errs", Value: []byte("ok")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	before := errorCounts(scrape(t, b.AdminAddr()))
+
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MaxBytes = -1, 10, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "errs"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 1000, 1<<20, -1
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+	raw := newClient(t, b.Addr(), kgo.MaxVersions(kversion.V2_8_0()))
+	fr, err := fetch.RequestWith(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := fr.Topics[0].Partitions[0].ErrorCode; code != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch past the end answered %d, want OFFSET_OUT_OF_RANGE", code)
+	}
+	produce := kmsg.NewPtrProduceRequest()
+	produce.Acks, produce.TimeoutMillis = -1, 5000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = "errs"
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Partition = 7
+	pt.Partitions = append(pt.Partitions, pp)
+	produce.Topics = append(produce.Topics, pt)
+	pr, err := produce.RequestWith(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := pr.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("produce to partition 7 answered %d, want UNKNOWN_TOPIC_OR_PARTITION", code)
+	}
+
+	// Nothing else changed, but for the ApiVersions answers: a client
+	// that first asks at a version newer than the broker's is answered
+	// UNSUPPORTED_VERSION with the versions to use (KIP-511), once per
+	// connection.
+	after := errorCounts(scrape(t, b.AdminAddr()))
+	want := map[string]float64{"Fetch/OFFSET_OUT_OF_RANGE": 1, "Produce/UNKNOWN_TOPIC_OR_PARTITION": 1}
+	for k, v := range after {
+		if strings.HasPrefix(k, "ApiVersions/") {
+			continue
+		}
+		if got := v - before[k]; got != want[k] {
+			t.Errorf("weir_request_errors_total %s rose by %v, want %v", k, got, want[k])
+		}
+		delete(want, k)
+	}
+	for k := range want {
+		t.Errorf("weir_request_errors_total has no series %s", k)
+	}
+}
+
+// errorCounts is weir_request_errors_total by "api/error".
+func errorCounts(fams map[string]*dto.MetricFamily) map[string]float64 {
+	out := map[string]float64{}
+	if f := fams["weir_request_errors_total"]; f != nil {
+		for _, m := range f.Metric {
+			l := map[string]string{}
+			for _, p := range m.Label {
+				l[p.GetName()] = p.GetValue()
+			}
+			out[l["api"]+"/"+l["error"]] = m.Counter.GetValue()
+		}
+	}
+	return out
 }

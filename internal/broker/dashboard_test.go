@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/weir-broker/weir/internal/metrics"
 )
 
@@ -32,7 +35,13 @@ func TestDashboardQueriesOnlyMetricsWeirExports(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := slices.Clone(metricNames)
-	fams, err := metrics.New().Registry.Gather()
+	m := metrics.New()
+	// A labelled counter is gathered once it has a series: one answer
+	// with an error code makes the errors counter's.
+	hb := kmsg.NewPtrHeartbeatResponse()
+	hb.ErrorCode = kerr.RebalanceInProgress.Code
+	m.Errors(12, false, hb)
+	fams, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	requests  *prometheus.CounterVec
+	errors    *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	bytesIn   prometheus.Counter
 	bytesOut  prometheus.Counter
@@ -52,6 +53,8 @@ func New() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "requests_total",
 		Help: "Requests answered, by API (Fetch from followers apart, as FetchFollower)."}, []string{"api"})
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "request_errors_total",
+		Help: "Error codes in answers, by API and error (Kafka's ErrorsPerSec): each partition's, group's or resource's error counts once; NONE is not counted."}, []string{"api", "error"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "request_duration_seconds",
 		Help: "Time from a request's arrival to its answer's write, by API (Kafka's TotalTimeMs); a fetch's includes its long poll.", Buckets: latencyBuckets}, []string{"api"})
 	m.bytesIn = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "request_bytes_total", Help: "Bytes of requests received (Kafka's BytesInPerSec counts only records)."})
@@ -62,7 +65,7 @@ func New() *Metrics {
 		Help: "Time of each fsync that makes a partition's appended records durable (Kafka's LogFlushRateAndTimeMs); acks=all waits for one.", Buckets: latencyBuckets})
 	m.flushSize = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "log_flush_offsets",
 		Help: "Offsets (records) each fsync made durable: how many writes share one fsync.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)})
-	m.Registry.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.conns, m.authFails, m.flushTime, m.flushSize,
+	m.Registry.MustRegister(m.requests, m.errors, m.latency, m.bytesIn, m.bytesOut, m.conns, m.authFails, m.flushTime, m.flushSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for k := range m.byKey {
 		name := kmsg.NameForKey(int16(k))

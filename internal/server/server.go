@@ -457,6 +457,9 @@ func (s *Server) write(nc net.Conn, replies <-chan pending) {
 			}
 			continue
 		}
+		if s.observer != nil {
+			s.observer.Errors(p.key, p.follower, Unwrap(resp))
+		}
 		buf = appendResponse(buf[:0], p.correlationID, resp)
 		releaseResponse(resp) // encoded: what it lent is no longer read
 		if _, err := bw.Write(buf); err != nil {
