@@ -186,16 +186,23 @@ func Verify(ctx context.Context, ex *Explanation, base lab.Config) ([]Check, []S
 			if !ok {
 				continue // a longer name containing one asked for
 			}
-			ch := Check{Scenario: p.scenario, Layer: p.layer, Predicted: p.predicted, Outcome: o}
-			switch {
-			case o.NotRun != "":
-			case o.Err != "":
-				ch.Contradictions = []string{"did not run to the end: " + o.Err}
-			default:
-				ch.Contradictions = o.Result.Violations(lab.Guarantee(p.predicted))
-			}
-			checks = append(checks, ch)
+			checks = append(checks, judge(p, o))
 		}
 	}
 	return checks, skipped, nil
+}
+
+// judge compares one measurement with the prediction for its layer,
+// using the lab's own checker: a measurement contradicts a prediction
+// when it shows what the predicted guarantee rules out.
+func judge(p planned, o *lab.Outcome) Check {
+	ch := Check{Scenario: p.scenario, Layer: p.layer, Predicted: p.predicted, Outcome: o}
+	switch {
+	case o.NotRun != "":
+	case o.Err != "":
+		ch.Contradictions = []string{"did not run to the end: " + o.Err}
+	default:
+		ch.Contradictions = o.Result.Violations(lab.Guarantee(p.predicted))
+	}
+	return ch
 }
