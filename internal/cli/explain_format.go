@@ -189,12 +189,14 @@ func changeFlags(changes []explain.Change) string {
 func writeChecks(w io.Writer, checks []explain.Check, skipped []explain.Skipped) (contradicted bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  scenario\tlayer\tpredicted\tacked\tlost\tdup\tverdict")
+	notRun := 0
 	for _, ch := range checks {
 		o := ch.Outcome
 		verdict := "consistent"
 		switch {
 		case o.NotRun != "":
 			verdict = "not run: " + o.NotRun
+			notRun++
 		case len(ch.Contradictions) > 0:
 			verdict = "CONTRADICTED: " + strings.Join(ch.Contradictions, ", ")
 			contradicted = true
@@ -205,13 +207,27 @@ func writeChecks(w io.Writer, checks []explain.Check, skipped []explain.Skipped)
 	for _, s := range skipped {
 		fmt.Fprintf(w, "  %s layer not verified: %s\n", s.Layer, s.Why)
 	}
+	// A scenario not run measured nothing: it is counted apart, never
+	// among the measurements that agree.
 	switch {
 	case len(checks) == 0:
 		fmt.Fprintln(w, "verify: no lab scenario reproduces these settings")
 	case contradicted:
 		fmt.Fprintln(w, "verify: the measurement CONTRADICTS the prediction")
+	case notRun == len(checks):
+		fmt.Fprintf(w, "verify: nothing measured; %s not run\n", count(notRun, "scenario"))
+	case notRun > 0:
+		fmt.Fprintf(w, "verify: %s consistent with the prediction; %s not run\n", count(len(checks)-notRun, "measurement"), count(notRun, "scenario"))
 	default:
 		fmt.Fprintf(w, "verify: all %d measurements consistent with the prediction\n", len(checks))
 	}
 	return contradicted
+}
+
+// count is n and noun, plural when n is not 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
