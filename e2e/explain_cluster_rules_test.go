@@ -66,18 +66,18 @@ func runClusterRow(t *testing.T, scenario string) *lab.Outcome {
 }
 
 // min.insync.replicas=1 lets the leader acknowledge acks=all writes alone
-// once the followers have left the ISR. The rule says the loss comes when
-// "it then dies, a follower without those writes becomes leader"; with
+// once the followers have left the ISR. With
 // unclean.leader.election.enable=false no follower outside the ISR may
 // lead (Kafka documentation, Design: "Unclean leader election"; Weir's
 // controller elects from the ISR only), so the partition waits for the
-// old leader and its writes. The row the rule names as showing the loss,
-// "cluster / acks=all min.insync=1 unclean=off / followers lag, leader
-// killed", measured (seed 1): lost 0, "a follower leads: not within 8s
-// (no leader, ISR [1])". What min.insync.replicas=1 risks is the last
-// in-sync replica's own data (a lost disk, or unflushed writes in a power
-// cut), which no lab row injects.
-func TestMinInsyncOneRuleNamesALabRowWhereNoFollowerIsElectedAndNothingIsLost(t *testing.T) {
+// old leader and its writes: the row "cluster / acks=all min.insync=1
+// unclean=off / followers lag then leader killed" measured (seed 1) lost
+// 0, "a follower leads: not within 8s (no leader, ISR [1])". What
+// min.insync.replicas=1 risks is the last in-sync replica's own data (a
+// lost disk, or unflushed writes in a power cut), which no lab row
+// injects: the rule must say it is not shown by the lab, or name a row
+// that loses records.
+func TestMinInsyncOneRuleNamesNoLabRowThatLosesNothing(t *testing.T) {
 	scenarios := ruleScenarios(t, "min-insync-1", map[string]string{"replication.factor": "3", "min.insync.replicas": "1"})
 	if len(scenarios) == 0 {
 		// A rule may instead say that no lab row shows its failure.
@@ -100,7 +100,9 @@ func TestMinInsyncOneRuleNamesALabRowWhereNoFollowerIsElectedAndNothingIsLost(t 
 // follower elected uncleanly lacks nothing acknowledged. Measured (seed
 // 1): lost 0, "node 2 was elected from outside the ISR [1] (unclean
 // election)", "brokers refused produce requests with NOT_ENOUGH_REPLICAS".
-func TestUncleanElectionRuleNamesALabRowThatLosesNothingAtMinInsyncTwo(t *testing.T) {
+// The rule must say it is not shown by the lab, or name a row that loses
+// records.
+func TestUncleanElectionRuleAtMinInsyncTwoNamesNoLabRowThatLosesNothing(t *testing.T) {
 	scenarios := ruleScenarios(t, "unclean-election", map[string]string{"replication.factor": "3", "min.insync.replicas": "2", "unclean.leader.election.enable": "true"})
 	if len(scenarios) == 0 {
 		// A rule may instead say that no lab row shows its failure.
@@ -118,12 +120,12 @@ func TestUncleanElectionRuleNamesALabRowThatLosesNothingAtMinInsyncTwo(t *testin
 }
 
 // explain prints, for each failure, the command that shows it: "weir lab
-// --cluster 3 --only '<scenario>'". --only is a comma-separated list, and
-// the broker-layer fault "followers lag, leader killed" holds a comma: the
-// printed command selects every row containing " leader killed" too, and
-// runs eight rows (minutes of three-node clusters) instead of the one
-// named.
-func TestExplainPrintsLabCommandsThatRunScenariosItDidNotName(t *testing.T) {
+// --cluster 3 --only '<scenario>'". --only is a comma-separated list of
+// substrings, so the printed command must select exactly the row named: a
+// fault spelt with a comma ("followers lag, leader killed") would select
+// every row containing " leader killed" too, eight rows of three-node
+// clusters instead of one.
+func TestExplainPrintsLabCommandsThatRunExactlyTheScenarioNamed(t *testing.T) {
 	out, err := runWeir(t, "", "explain", "--consumer-set", "enable.auto.commit=false", "--assume", "replication.factor=3,min.insync.replicas=1")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)

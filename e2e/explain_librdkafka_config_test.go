@@ -43,9 +43,9 @@ except Exception as e:
 // producer instance" and starts (the Java client likewise logs "supplied
 // but isn't a known config" and starts). `weir explain --client
 // librdkafka --producer client.properties --consumer client.properties`
-// refuses the file instead ("enable.auto.commit is a consumer setting,
-// not a producer one"), so a new user's shared file is never explained.
-func TestExplainRefusesASharedClientPropertiesFileThatLibrdkafkaStartsWith(t *testing.T) {
+// explains such a file as the clients start with it, each layer taking
+// its own settings.
+func TestExplainAcceptsASharedClientPropertiesFileAsLibrdkafkaDoes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "client.properties")
 	shared := "bootstrap.servers=127.0.0.1:1\nacks=all\ngroup.id=billing\nenable.auto.commit=false\nisolation.level=read_committed\n"
 	if err := os.WriteFile(path, []byte(shared), 0o644); err != nil {
@@ -68,10 +68,10 @@ func TestExplainRefusesASharedClientPropertiesFileThatLibrdkafkaStartsWith(t *te
 // librdkafka refuses a property it does not know: "No such configuration
 // property". A misspelt enable.idempotence=true in a librdkafka
 // producer.properties therefore stops the producer from starting; weir
-// explain --client librdkafka lists it as having "no bearing on the
-// guarantee", applies librdkafka's default enable.idempotence=false, and
-// explains a producer that cannot exist.
-func TestExplainExplainsALibrdkafkaFileWithAPropertyLibrdkafkaRefuses(t *testing.T) {
+// explain --client librdkafka refuses the file too, rather than apply
+// librdkafka's default enable.idempotence=false and explain a producer
+// that cannot exist.
+func TestExplainRefusesALibrdkafkaFileWithAPropertyLibrdkafkaRefuses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "producer.properties")
 	if err := os.WriteFile(path, []byte("bootstrap.servers=127.0.0.1:1\nacks=all\nenable.idempotance=true\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -51,12 +51,11 @@ func lostAndDuplicated(t *testing.T, line string) (lost, dup int) {
 // application crashes". So a franz-go consumer that processes each poll
 // before the next is at-least-once, as the Java one is.
 //
-// explain says the opposite: franz-go's auto-commit loses records
-// (auto-commit-skips), and it ignores GreedyAutoCommit as having "no
-// bearing on the guarantee". The lab's own auto-commit worker (franz-go
-// defaults, processing in the poll loop, SIGKILLed twice mid-batch per
-// run) measures no loss.
-func TestExplainSaysFranzGoAutoCommitLosesRecordsThoughItCommitsOnlyProcessedPolls(t *testing.T) {
+// The lab's own auto-commit worker (franz-go defaults, processing in the
+// poll loop, SIGKILLed twice mid-batch per run) measures no loss; explain
+// must not predict loss for franz-go's default auto-commit, and must not
+// ignore GreedyAutoCommit as having "no bearing on the guarantee".
+func TestFranzGoDefaultAutoCommitIsNotSaidToLoseRecordsAsTheLabMeasures(t *testing.T) {
 	const scenario = "consumer / auto-commit / consumer killed mid-batch"
 	lost, dup := 0, 0
 	for _, seed := range []string{"1", "2", "3"} {
@@ -95,11 +94,11 @@ func TestExplainSaysFranzGoAutoCommitLosesRecordsThoughItCommitsOnlyProcessedPol
 // even transactional messages which have been aborted"). Exactly-once
 // with transactions means an aborted write is never seen: that is what
 // read_committed is for, and what `weir lab` itself counts against
-// exactly-once (Result.RCViolations). explain calls a transactional
-// producer with a read_uncommitted consumer and a dedup store
-// exactly-once: a dedup store keyed by event id processes the aborted
-// record once, which is once too many.
-func TestExplainCallsReadUncommittedConsumersOfAbortedTransactionsExactlyOnce(t *testing.T) {
+// exactly-once (Result.RCViolations). A dedup store keyed by event id
+// processes the aborted record once, which is once too many: explain
+// must not call a transactional producer with a read_uncommitted
+// consumer and a dedup store exactly-once.
+func TestReadUncommittedConsumerOfAbortedTransactionsIsNotExactlyOnce(t *testing.T) {
 	p := startProc(t, "127.0.0.1:0", t.TempDir())
 	createTopic(t, newAdmin(t, p.addr), "payments", 1, nil)
 	ctx := testCtx(t)
@@ -140,14 +139,13 @@ func TestExplainCallsReadUncommittedConsumersOfAbortedTransactionsExactlyOnce(t 
 	}
 }
 
-// The rule for read_uncommitted consumers of a transactional producer
-// says `weir lab --only 'producer / transactional / connection drops'`
-// shows its failure (records of aborted transactions processed twice).
-// That scenario reads back read_committed (internal/lab readback.go) and
-// its producer aborts no transaction at all: the lab reports "0
-// transactions aborted ... log holds 0 aborted", so it can show neither
-// the aborted records nor their duplicates.
-func TestExplainNamesALabScenarioForReadUncommittedThatCannotShowIt(t *testing.T) {
+// The lab scenario the rule for read_uncommitted consumers of a
+// transactional producer names must show its failure: aborted records in
+// the log ("log holds N aborted") or duplicates. A producer scenario such
+// as 'producer / transactional / connection drops' reads back
+// read_committed (internal/lab readback.go) and aborts no transaction, so
+// it could show neither.
+func TestReadUncommittedRuleNamesALabScenarioThatShowsAbortedRecords(t *testing.T) {
 	ex, err := explain.Explain(explain.Input{
 		Client:   explain.Java,
 		Producer: map[string]string{"transactional.id": "t"},
@@ -183,14 +181,14 @@ func TestExplainNamesALabScenarioForReadUncommittedThatCannotShowIt(t *testing.T
 }
 
 // acks=1 loses a record when the leader dies after answering and before a
-// follower copies it (Kafka producer configuration, acks). explain names
-// "producer / acks=1 / broker killed" first among the scenarios that show
-// it, for every topic, and for a replication factor of 1 it is the only
-// one. That scenario runs one broker: with no follower, acks=1 waits for
-// exactly what acks=all waits for (the leader's own log), and a broker
-// killed and restarted keeps what it acknowledged. Measured: lost 0 over
-// seeds 1-3 (1000 records, two kills each).
-func TestAcksOneRuleNamesASingleBrokerScenarioThatCannotShowTheLoss(t *testing.T) {
+// follower copies it (Kafka producer configuration, acks). On one
+// replica, "producer / acks=1 / broker killed" cannot show it: with no
+// follower, acks=1 waits for exactly what acks=all waits for (the
+// leader's own log), and a broker killed and restarted keeps what it
+// acknowledged (measured: lost 0 over seeds 1-3, 1000 records, two kills
+// each). The rule must name no such scenario and say the failure is not
+// shown by the lab, or name one that loses records.
+func TestAcksOneOnOneReplicaNamesNoLabScenarioThatCannotShowTheLoss(t *testing.T) {
 	ex, err := explain.Explain(explain.Input{Client: explain.Librdkafka, Producer: map[string]string{"acks": "1"}, Consumer: map[string]string{"enable.auto.commit": "false", "weir.dedup": "true"}, Topic: map[string]string{"replication.factor": "1"}})
 	if err != nil {
 		t.Fatal(err)

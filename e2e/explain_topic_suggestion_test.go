@@ -7,13 +7,13 @@ import (
 )
 
 // For a topic read from a running cluster with replication factor 1,
-// explain says "topic: set replication.factor=3, min.insync.replicas=2 on
-// the topic". replication.factor is not a topic config in Kafka: a
-// topic's replicas change by partition reassignment (KIP-455; `weir topic
-// reassign`), and Weir, as Kafka, answers an alter of it with
-// INVALID_CONFIG ("unknown topic config replication.factor"). The change
-// explain tells the user to make on the topic cannot be made there.
-func TestExplainTellsUsersToSetReplicationFactorAsATopicConfig(t *testing.T) {
+// every setting explain tells the user to "set ... on the topic" must be
+// one `weir topic alter` accepts. replication.factor is not a topic
+// config in Kafka: a topic's replicas change by partition reassignment
+// (KIP-455; `weir topic reassign`), and Weir, as Kafka, answers an alter
+// of it with INVALID_CONFIG ("unknown topic config replication.factor"),
+// so explain suggests a reassignment for it instead.
+func TestExplainSuggestsOnlyTopicConfigsTheClusterAccepts(t *testing.T) {
 	p := startProc(t, "127.0.0.1:0", t.TempDir())
 	if _, err := runWeir(t, "", "topic", "create", "orders", "--partitions", "1", "--brokers", p.addr); err != nil {
 		t.Fatal(err)

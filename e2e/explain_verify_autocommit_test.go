@@ -17,18 +17,17 @@ import (
 	"github.com/weir-broker/weir/internal/explain"
 )
 
-// `weir explain --client librdkafka --verify` judges librdkafka's
-// auto-commit by the lab's auto-commit worker, which is franz-go's
-// default auto-commit: it commits only what earlier polls returned, so it
-// loses nothing (measured: lost 0 over three seeds, six kills).
 // librdkafka stores each record's offset when consume() hands it over
 // (enable.auto.offset.store=true) and commits stored offsets on its timer,
 // so a consumer killed mid-batch has committed past records it never
 // processed. Measured here with librdkafka itself (confluent_kafka),
-// killed twice mid-batch: records are lost. The --verify measurement
-// beside the "loss" prediction is of a client that cannot lose: it can
-// neither confirm nor contradict it, yet reads "consistent".
-func TestVerifyJudgesLibrdkafkaAutoCommitByAWorkerThatCannotLose(t *testing.T) {
+// killed twice mid-batch: records are lost. The scenario `weir explain
+// --client librdkafka --verify` runs for that consumer must lose records
+// too; the lab's franz-go default auto-commit worker commits only what
+// earlier polls returned and loses nothing (lost 0 over three seeds, six
+// kills), so judging librdkafka by it would read "consistent" for a
+// measurement that can neither confirm nor contradict the prediction.
+func TestVerifyJudgesLibrdkafkaAutoCommitByAWorkerThatLosesAsLibrdkafkaDoes(t *testing.T) {
 	py := confluentPython(t)
 	ex, err := explain.Explain(explain.Input{Client: explain.Librdkafka, Consumer: map[string]string{"enable.auto.commit": "true"}, Topic: map[string]string{"replication.factor": "1"}})
 	if err != nil {

@@ -8,11 +8,10 @@ import "testing"
 // the last poll() returned (KafkaConsumer javadoc, "Manual Offset
 // Control"), so an application that calls it before processing and dies
 // mid-batch has committed past records it never processed: they are lost,
-// whatever auto-commit does. explain drops weir.commit=before-processing
-// with the note "has no effect: enable.auto.commit=true commits what was
-// fetched", which is what librdkafka does, not Java, and calls the
-// configuration at-least-once.
-func TestExplainCallsJavaAutoCommitAtLeastOnceThoughOffsetsAreCommittedBeforeProcessing(t *testing.T) {
+// whatever auto-commit does. explain must not drop
+// weir.commit=before-processing as librdkafka's auto-commit would make it
+// moot, nor call the configuration at-least-once.
+func TestJavaAutoCommitWithOffsetsCommittedBeforeProcessingIsNotAtLeastOnce(t *testing.T) {
 	ex, err := Explain(Input{Client: Java, Consumer: props("enable.auto.commit=true weir.commit=before-processing"), Topic: props(safeTopic)})
 	if err != nil {
 		t.Fatal(err)

@@ -8,12 +8,11 @@ import "testing"
 // request.timeout.ms + retry.backoff.ms + linger.ms would allow at least
 // one attempt"). A librdkafka producer with message.timeout.ms=50 (above
 // its linger.ms of 5, so librdkafka starts) fails every record that meets
-// a leader move, since the first retry waits retry.backoff.ms=100. explain
-// calls retries=0 a loss and the 50 ms timeout nothing at all: the same
-// failure is classified two ways, and delivery.timeout.ms, which the
-// guide lists as a producer setting that decides the guarantee, decides
-// nothing.
-func TestExplainCallsADeliveryTimeoutShorterThanOneRetrySafeThoughRetriesZeroLoses(t *testing.T) {
+// a leader move, since the first retry waits retry.backoff.ms=100. The
+// same failure is classified the same way both times: delivery.timeout.ms,
+// which the guide lists as a producer setting that decides the guarantee,
+// decides it as retries=0 does.
+func TestADeliveryTimeoutShorterThanOneRetryLosesRecordsAsRetriesZeroDoes(t *testing.T) {
 	consumer := props("enable.auto.commit=false weir.commit=after-processing weir.dedup=true")
 	noRetries, err := Explain(Input{Client: Librdkafka, Producer: props("acks=all message.send.max.retries=0"), Consumer: consumer, Topic: props(safeTopic)})
 	if err != nil {

@@ -10,9 +10,9 @@ import (
 // duplicate-avoidance guarantee": with it, RecordDeliveryTimeout,
 // RecordRetries and context cancellation fail records the broker may
 // already hold, and a record the application produces again may be
-// stored twice (kgo config.go). explain files the option under "no
-// bearing on the guarantee" and keeps calling the producer exactly-once.
-func TestExplainIgnoresTheFranzGoOptionThatBreaksIdempotentDeduplication(t *testing.T) {
+// stored twice (kgo config.go). explain must not file the option under
+// "no bearing on the guarantee", nor call the producer exactly-once.
+func TestAllowIdempotentProduceCancellationTakesExactlyOnceFromTheProducer(t *testing.T) {
 	plain, err := Explain(Input{Client: FranzGo, Producer: props("RecordDeliveryTimeout=5s"), Consumer: props("DisableAutoCommit=true"), Topic: props(safeTopic)})
 	if err != nil {
 		t.Fatal(err)
@@ -34,11 +34,10 @@ func TestExplainIgnoresTheFranzGoOptionThatBreaksIdempotentDeduplication(t *test
 
 // franz-go has no properties, only kgo options (client.go accepts their
 // names as keys). The changes explain suggests to a franz-go user are
-// spelled as Java properties: "set acks=all", "set
-// enable.auto.commit=false". Neither is a kgo option; the changes a
-// franz-go user can make are kgo.RequiredAcks(kgo.AllISRAcks()) and
-// kgo.DisableAutoCommit().
-func TestExplainSuggestsJavaPropertiesToFranzGoUsers(t *testing.T) {
+// spelled as kgo options (kgo.RequiredAcks(kgo.AllISRAcks()), not
+// "acks=all"), or as the weir.* settings that say what the application
+// does.
+func TestExplainSuggestsOnlyKgoOptionsToFranzGoUsers(t *testing.T) {
 	ex, err := Explain(Input{Client: FranzGo, Producer: props("RequiredAcks=LeaderAck DisableIdempotentWrite=true"), Topic: props(safeTopic)})
 	if err != nil {
 		t.Fatal(err)

@@ -26,12 +26,11 @@ func guideRow(t *testing.T, prefix string) string {
 // Kafka's upgrade notes (3.0): "In 3.0.0 and 3.1.0, a bug prevented the
 // idempotence default from being applied which meant that it remained
 // disabled unless the user had explicitly set enable.idempotence to
-// true ... fixed ... in 3.0.1, 3.1.1, and 3.2.0" (KAFKA-13598). The guide
-// (and explain's Java defaults, "3.0 or later") says idempotence is on
-// for every Java client from 3.0: a 3.0.0 or 3.1.0 producer left at its
-// defaults retries without idempotence and duplicates, while explain
-// calls it exactly-once at the producer.
-func TestGuideSaysJava30IsIdempotentByDefaultThoughKafka300And310AreNot(t *testing.T) {
+// true ... fixed ... in 3.0.1, 3.1.1, and 3.2.0" (KAFKA-13598): a 3.0.0
+// or 3.1.0 producer left at its defaults retries without idempotence and
+// duplicates. The guide's Java row, and explain's Java defaults ("3.0 or
+// later") where they are idempotent, must say so.
+func TestGuideAndJavaDefaultsSayKafka300And310AreNotIdempotentByDefault(t *testing.T) {
 	row := guideRow(t, "| Java ≥ 3.0 |")
 	if !strings.Contains(row, "KAFKA-13598") && !strings.Contains(row, "3.1.0") {
 		t.Errorf("the guide gives every Java client from 3.0 idempotence by default; Kafka 3.0.0 and 3.1.0 do not apply it (KAFKA-13598):\n%s", row)
@@ -53,19 +52,15 @@ func TestGuideSaysJava30IsIdempotentByDefaultThoughKafka300And310AreNot(t *testi
 // franz-go's default auto-commit commits what earlier polls returned, not
 // what the latest poll handed over (kgo DisableAutoCommit/GreedyAutoCommit
 // docs; consumer_group.go: the "one-poll lag ... is what makes default
-// autocommit at-least-once"). The guide's failure table lists franz-go
-// with librdkafka as committing "records handed to the application ...
-// processed or not", with loss, and its defaults table says franz-go
-// commits "what was polled". See also the e2e measurement
-// TestExplainSaysFranzGoAutoCommitLosesRecordsThoughItCommitsOnlyProcessedPolls.
-//
-// The guide's row for franz-go's default auto-commit was the row shared
-// with librdkafka, "| auto-commit (librdkafka, franz-go)". librdkafka's
-// auto-commit does lose records (measured in
-// TestVerifyJudgesLibrdkafkaAutoCommitByAWorkerThatCannotLose), so the
-// guide now gives each behaviour its own row; the check reads the row of
-// franz-go's default auto-commit, "| auto-commit (franz-go, default)".
-func TestGuideSaysFranzGoAutoCommitLosesRecordsThoughItCommitsOnlyEarlierPolls(t *testing.T) {
+// autocommit at-least-once"); see the e2e measurement
+// TestFranzGoDefaultAutoCommitIsNotSaidToLoseRecordsAsTheLabMeasures.
+// librdkafka's auto-commit does lose records (measured in
+// TestVerifyJudgesLibrdkafkaAutoCommitByAWorkerThatLosesAsLibrdkafkaDoes),
+// so the guide gives each behaviour its own row, and the row of
+// franz-go's default auto-commit, "| auto-commit (franz-go, default)",
+// must not say loss; nor may any auto-commit row naming franz-go say
+// "loss and duplicates" without naming GreedyAutoCommit.
+func TestGuideDoesNotSayFranzGoDefaultAutoCommitLosesRecords(t *testing.T) {
 	row := guideRow(t, "| auto-commit (franz-go, default)")
 	if strings.Contains(row, "loss") {
 		t.Errorf("the guide says franz-go's auto-commit loses records:\n%s", row)
