@@ -83,19 +83,12 @@ func StartClusterWithBrokers(bin, dir string, n, brokersOnly int, extra ...strin
 func startClusterOnce(bin, dir string, n, brokersOnly int, extra ...string) (*Cluster, error) {
 	c := &Cluster{bin: bin, extra: extra}
 	var voters []string
+	ports, err := freePorts(3 * (n + brokersOnly))
+	if err != nil {
+		return nil, err
+	}
 	for i := 1; i <= n+brokersOnly; i++ {
-		kp, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		cp, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ap, err := freePort()
-		if err != nil {
-			return nil, err
-		}
+		kp, cp, ap := ports[3*(i-1)], ports[3*(i-1)+1], ports[3*(i-1)+2]
 		nd := &Node{
 			ID:             int32(i),
 			Addr:           "127.0.0.1:" + strconv.Itoa(kp),

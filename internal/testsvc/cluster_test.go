@@ -55,3 +55,23 @@ func TestStartClusterStartsAgainWhenAPortWasTaken(t *testing.T) {
 		}
 	}
 }
+
+// The ports of a cluster are chosen before any node binds one, so a port
+// found free for one node is still free when the next is chosen: unless
+// the choice excludes the ports already given out, two nodes may get the
+// same one, and a node whose Kafka port is another's admin port exits
+// at once while waiting for it to listen connects to the other node.
+// Enough ports that any repeat would show are all distinct.
+func TestFreePortsNeverGivesOutAPortTwice(t *testing.T) {
+	ports, err := freePorts(2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Fatalf("port %d given out twice among %d", p, len(ports))
+		}
+		seen[p] = true
+	}
+}

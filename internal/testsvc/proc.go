@@ -32,6 +32,19 @@ func freePort() (int, error) {
 	return 0, errors.New("no free loopback port between 20000 and 32000")
 }
 
+// freePorts finds n loopback ports for the servers of one test.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
 // waitListening waits until addr accepts a TCP connection or the process
 // exits.
 func waitListening(addr string, exited <-chan struct{}, timeout time.Duration) error {
