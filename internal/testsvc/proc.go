@@ -20,8 +20,38 @@ import (
 // on its port must find it free, and a port from that range may meanwhile
 // have been handed to an outgoing connection as its local port.
 func freePort() (int, error) {
+	ports, err := freePorts(1)
+	if err != nil {
+		return 0, err
+	}
+	return ports[0], nil
+}
+
+// freePorts finds n distinct free loopback ports, as freePort does. They
+// are chosen before any server binds one, so a port already chosen still
+// looks free: it is skipped, or two servers of one test would get it.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	chosen := make(map[int]bool, n)
+	for len(ports) < n {
+		port, err := freePortExcept(chosen)
+		if err != nil {
+			return nil, err
+		}
+		chosen[port] = true
+		ports = append(ports, port)
+	}
+	return ports, nil
+}
+
+// freePortExcept finds a free loopback port between 20000 and 32000 that
+// is not in taken.
+func freePortExcept(taken map[int]bool) (int, error) {
 	for range 200 {
 		port := 20000 + mrand.IntN(12000)
+		if taken[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue // taken: try another
@@ -30,19 +60,6 @@ func freePort() (int, error) {
 		return port, nil
 	}
 	return 0, errors.New("no free loopback port between 20000 and 32000")
-}
-
-// freePorts finds n loopback ports for the servers of one test.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports = append(ports, p)
-	}
-	return ports, nil
 }
 
 // waitListening waits until addr accepts a TCP connection or the process
