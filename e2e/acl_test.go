@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/weir-broker/weir/pkg/eos"
 )
@@ -23,20 +22,7 @@ import (
 // of each user's clients.
 func aclBroker(t *testing.T) (addr string, admin, app kgo.Opt) {
 	t.Helper()
-	dir := t.TempDir()
-	for _, u := range []string{"admin", "app"} {
-		if out, err := runWeir(t, u+"-pw\n", "user", "add", u, "--mechanism", "SCRAM-SHA-512", "--password-stdin", "--data", dir); err != nil {
-			t.Fatalf("weir user add %s --data: %v\n%s", u, err, out)
-		}
-	}
-	b := startBrokerIn(t, dir, map[string]string{
-		"listeners":                      "SASL_PLAINTEXT://127.0.0.1:0",
-		"authorizer.class.name":          "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-		"super.users":                    "User:admin",
-		"allow.everyone.if.no.acl.found": "false",
-	})
-	return b.Addr(), kgo.SASL(scram.Auth{User: "admin", Pass: "admin-pw"}.AsSha512Mechanism()),
-		kgo.SASL(scram.Auth{User: "app", Pass: "app-pw"}.AsSha512Mechanism())
+	return aclBrokerWith(t, nil)
 }
 
 // adminProps writes a --command-config for the admin of aclBroker.
@@ -147,8 +133,8 @@ func TestACLsRefuseAUserEachActionUntilGranted(t *testing.T) {
 	}
 }
 
-// A consume-transform-produce pipeline runs exactly once as a user that
-// holds exactly what it needs — READ on the input topic and the group,
+// A consume-transform-produce pipeline runs exactly once (every input's
+// output committed once) as a user that holds exactly what it needs — READ on the input topic and the group,
 // WRITE on the output topic and its transactional id — and stops with
 // TOPIC_AUTHORIZATION_FAILED, committing nothing more, once WRITE on the
 // output is taken away.
@@ -206,8 +192,24 @@ func TestTransactionalPipelineRunsWithExactlyItsACLsAndStopsWhenOneIsRemoved(t *
 	if err := run(50); err != nil {
 		t.Fatalf("the pipeline with exactly its ACLs: %v", err)
 	}
+	// countOut counts the committed output and fails t unless it is each
+	// of the first 50 inputs transformed, once.
 	countOut := func() int {
-		return len(consumeQuiet(t, addr, "out", 3*time.Second, admin, kgo.FetchIsolationLevel(kgo.ReadCommitted())))
+		recs := consumeQuiet(t, addr, "out", 3*time.Second, admin, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		seen := map[string]bool{}
+		for _, r := range recs {
+			v := string(r.Value)
+			if seen[v] {
+				t.Fatalf("read_committed output holds %q twice", v)
+			}
+			seen[v] = true
+		}
+		for i := range 50 {
+			if v := fmt.Sprintf("out-%d", i); !seen[v] {
+				t.Fatalf("read_committed output lacks %q", v)
+			}
+		}
+		return len(recs)
 	}
 	if n := countOut(); n != 50 {
 		t.Fatalf("read_committed output holds %d records, want exactly 50", n)
@@ -257,14 +259,17 @@ func consumeQuiet(t *testing.T, addr, topic string, quiet time.Duration, opts ..
 	}
 }
 
-// weir lab runs against a secured broker with its clients' security
-// settings from --command-config, as a user holding only the ACLs the
-// scenarios need (its topics, groups and transactional ids, all named
-// weir-lab-…), for a producer, a consumer and an end-to-end scenario;
-// each guarantee it claims holds.
+// weir lab runs against a secured broker (SASL_SSL, ACLs enforced) with
+// its clients' security settings from --command-config, as a user holding
+// only the ACLs the scenarios need (its topics, groups and transactional
+// ids, all named weir-lab-…), for a producer, a consumer and an
+// end-to-end scenario; each guarantee it claims holds.
 func TestLabRunsAgainstASecuredBrokerWithCommandConfig(t *testing.T) {
-	addr, _, _ := aclBroker(t)
-	props := adminProps(t)
+	f := newTLSFiles(t, t.TempDir())
+	addr, _, _ := aclBrokerWith(t, map[string]string{"listeners": "SASL_SSL://127.0.0.1:0", "ssl.keystore.location": f.keystore})
+	tlsProps := "security.protocol=SASL_SSL\nssl.truststore.location=" + f.truststore + "\n"
+	props := writeFile(t, filepath.Join(t.TempDir(), "admin.properties"), tlsProps+
+		"sasl.mechanism=SCRAM-SHA-512\nsasl.username=admin\nsasl.password=admin-pw\n")
 	for _, grant := range [][]string{
 		{"--operation", "all", "--topic", "weir-lab-", "--resource-pattern-type", "prefixed"},
 		{"--operation", "all", "--group", "weir-lab-", "--resource-pattern-type", "prefixed"},
@@ -274,7 +279,7 @@ func TestLabRunsAgainstASecuredBrokerWithCommandConfig(t *testing.T) {
 			t.Fatalf("weir acl add: %v\n%s", err, out)
 		}
 	}
-	appProps := writeFile(t, filepath.Join(t.TempDir(), "app.properties"), "security.protocol=SASL_PLAINTEXT\n"+
+	appProps := writeFile(t, filepath.Join(t.TempDir(), "app.properties"), tlsProps+
 		"sasl.mechanism=SCRAM-SHA-512\nsasl.username=app\nsasl.password=app-pw\n")
 	out, err := runWeir(t, "", "lab", "--brokers", addr, "--command-config", appProps, "--report", "",
 		"--records", "300", "--consumer-records", "300", "--seed", "3",
