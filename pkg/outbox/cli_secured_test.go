@@ -2,6 +2,8 @@ package outbox_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509/pkix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,14 +17,16 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/weir-broker/weir/internal/security"
+	"github.com/weir-broker/weir/internal/testsvc"
 	"github.com/weir-broker/weir/pkg/outbox"
 	"github.com/weir-broker/weir/pkg/weir"
 )
 
-// `weir outbox relay --command-config` publishes to a broker that
-// authenticates with SASL and enforces ACLs, as a user holding only the
-// rights the relay needs (its topics and transactional ids); every event
-// is read back once by a read_committed consumer.
+// `weir outbox relay --command-config` publishes to a broker that speaks
+// only SASL_SSL and enforces ACLs, as a user holding only the rights the
+// relay needs: WRITE on its output topic, its progress topic (which it
+// creates) and WRITE on its transactional id; every event is read back
+// once by a read_committed consumer.
 func TestCLIRelaysToABrokerWithSASLAndACLs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -36,8 +40,24 @@ func TestCLIRelaysToABrokerWithSASLAndACLs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ca, err := testsvc.NewCA("outbox test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keystore, _, err := ca.Issue(pkix.Name{CommonName: "broker"}, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keystorePath, caPath := filepath.Join(dir, "keystore.pem"), filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(keystorePath, keystore, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(caPath, ca.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	b, err := weir.Start(ctx, weir.Config{DataDir: dir, Settings: map[string]string{
-		"listeners":             "SASL_PLAINTEXT://127.0.0.1:0",
+		"listeners":             "SASL_SSL://127.0.0.1:0",
+		"ssl.keystore.location": keystorePath,
 		"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
 		"super.users":           "User:admin",
 	}})
@@ -46,7 +66,8 @@ func TestCLIRelaysToABrokerWithSASLAndACLs(t *testing.T) {
 	}
 	defer b.Close()
 	admin := kgo.SASL(scram.Auth{User: "admin", Pass: "admin-pw"}.AsSha512Mechanism())
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), admin, kgo.ConsumeTopics("payments"),
+	tlsOpt := kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), admin, tlsOpt, kgo.ConsumeTopics("payments"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +77,15 @@ func TestCLIRelaysToABrokerWithSASLAndACLs(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "payments"); err != nil {
 		t.Fatal(err)
 	}
-	acls := kadm.NewACLs().Allow("User:relay").ResourcePatternType(kadm.ACLPatternLiteral).
-		Topics("*").TransactionalIDs("*").Groups("*").Operations(kadm.OpAll)
-	if res, err := adm.CreateACLs(ctx, acls); err != nil {
-		t.Fatal(err)
-	} else {
+	for _, acls := range []*kadm.ACLBuilder{
+		kadm.NewACLs().Allow("User:relay").ResourcePatternType(kadm.ACLPatternLiteral).Topics("payments").Operations(kadm.OpWrite),
+		kadm.NewACLs().Allow("User:relay").ResourcePatternType(kadm.ACLPatternLiteral).Topics(outbox.DefaultProgressTopic).Operations(kadm.OpAll),
+		kadm.NewACLs().Allow("User:relay").ResourcePatternType(kadm.ACLPatternLiteral).TransactionalIDs(outbox.TransactionalIDPrefix + "secured").Operations(kadm.OpWrite),
+	} {
+		res, err := adm.CreateACLs(ctx, acls)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, r := range res {
 			if r.Err != nil {
 				t.Fatalf("CreateACLs: %v", r.Err)
@@ -68,7 +93,7 @@ func TestCLIRelaysToABrokerWithSASLAndACLs(t *testing.T) {
 		}
 	}
 	props := filepath.Join(dir, "relay.properties")
-	if err := os.WriteFile(props, []byte("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=relay\nsasl.password=relay-pw\n"), 0o600); err != nil {
+	if err := os.WriteFile(props, []byte("security.protocol=SASL_SSL\nssl.truststore.location="+caPath+"\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=relay\nsasl.password=relay-pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
