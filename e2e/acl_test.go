@@ -260,7 +260,8 @@ func consumeQuiet(t *testing.T, addr, topic string, quiet time.Duration, opts ..
 }
 
 // weir lab runs against a secured broker (SASL_SSL, ACLs enforced) with
-// its clients' security settings from --command-config, as a user holding
+// its clients' security settings from --command-config and
+// --command-property, as a user holding
 // only the ACLs the scenarios need (its topics, groups and transactional
 // ids, all named weir-lab-…), for a producer, a consumer and an
 // end-to-end scenario; each guarantee it claims holds.
@@ -279,9 +280,11 @@ func TestLabRunsAgainstASecuredBrokerWithCommandConfig(t *testing.T) {
 			t.Fatalf("weir acl add: %v\n%s", err, out)
 		}
 	}
+	// The password comes as a flag, which the lab hands on to its worker
+	// processes with the file.
 	appProps := writeFile(t, filepath.Join(t.TempDir(), "app.properties"), tlsProps+
-		"sasl.mechanism=SCRAM-SHA-512\nsasl.username=app\nsasl.password=app-pw\n")
-	out, err := runWeir(t, "", "lab", "--brokers", addr, "--command-config", appProps, "--report", "",
+		"sasl.mechanism=SCRAM-SHA-512\nsasl.username=app\n")
+	out, err := runWeir(t, "", "lab", "--brokers", addr, "--command-config", appProps, "--command-property", "sasl.password=app-pw", "--report", "",
 		"--records", "300", "--consumer-records", "300", "--seed", "3",
 		"--only", "producer / acks=all idempotent / no fault",
 		"--only", "consumer / process then commit",

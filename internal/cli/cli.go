@@ -50,6 +50,7 @@ func AddClientCommands(root *cobra.Command) {
 type connFlags struct {
 	brokers       string
 	commandConfig string
+	commandProps  []string // --command-property KEY=VALUE, over the file's
 }
 
 func (c *connFlags) register(cmd *cobra.Command) {
@@ -61,10 +62,12 @@ func (c *connFlags) register(cmd *cobra.Command) {
 		"comma-separated host:port list of seed brokers (env "+brokersEnv+")")
 	cmd.PersistentFlags().StringVar(&c.commandConfig, "command-config", "",
 		"properties file with the client's security settings in Kafka's names (security.protocol, sasl.mechanism, sasl.jaas.config, ssl.truststore.location, …)")
+	cmd.PersistentFlags().StringArrayVar(&c.commandProps, "command-property", nil,
+		"one client security setting as KEY=VALUE, over --command-config's (repeatable; a password here shows in the process list, the file keeps it out)")
 }
 
 // baseOpts are the options every client of the command starts from: the
-// seeds and the --command-config security settings.
+// seeds and the security settings.
 func (c *connFlags) baseOpts() ([]kgo.Opt, error) {
 	seeds, err := c.seeds()
 	if err != nil {
@@ -77,10 +80,11 @@ func (c *connFlags) baseOpts() ([]kgo.Opt, error) {
 	return append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, sec...), nil
 }
 
-// securityOpts are the --command-config security settings alone, for
-// commands whose workloads build their own clients from the seeds.
+// securityOpts are the --command-config and --command-property security
+// settings alone, for commands whose workloads build their own clients
+// from the seeds.
 func (c *connFlags) securityOpts() ([]kgo.Opt, error) {
-	return clientSecurity(c.commandConfig)
+	return clientSecurity(c.commandConfig, c.commandProps)
 }
 
 // seeds returns the parsed --brokers list.

@@ -2,7 +2,8 @@ package cli
 
 // Client security settings for every client command: --command-config
 // names a properties file in Kafka's client names (the Java client's or
-// librdkafka's, where they differ), as Kafka's own tools take it:
+// librdkafka's, where they differ), as Kafka's own tools take it, and
+// --command-property KEY=VALUE sets one over the file's (KIP-1147):
 //
 //	security.protocol=SASL_SSL
 //	sasl.mechanism=SCRAM-SHA-512            (librdkafka: sasl.mechanisms)
@@ -39,19 +40,30 @@ var clientPropertyNames = map[string]bool{
 	"ssl.endpoint.identification.algorithm": true, "bootstrap.servers": true,
 }
 
-// clientSecurity reads a --command-config file into client options.
-func clientSecurity(path string) ([]kgo.Opt, error) {
-	if path == "" {
+// clientSecurity reads a --command-config file and the --command-property
+// KEY=VALUE flags (KIP-1147) into client options; a flag's value replaces
+// the file's.
+func clientSecurity(path string, flags []string) ([]kgo.Opt, error) {
+	if path == "" && len(flags) == 0 {
 		return nil, nil
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("--command-config: %w", err)
+	props := map[string]string{}
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--command-config: %w", err)
+		}
+		defer f.Close()
+		if props, err = config.ReadProperties(f); err != nil {
+			return nil, fmt.Errorf("--command-config %s: %w", path, err)
+		}
 	}
-	defer f.Close()
-	props, err := config.ReadProperties(f)
-	if err != nil {
-		return nil, fmt.Errorf("--command-config %s: %w", path, err)
+	for _, kv := range flags {
+		k, v, ok := strings.Cut(kv, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			return nil, fmt.Errorf("--command-property %q: want KEY=VALUE", kv)
+		}
+		props[k] = strings.TrimSpace(v)
 	}
 	return securityOpts(props)
 }

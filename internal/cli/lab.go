@@ -90,8 +90,9 @@ record's fate and the checker's verdict.`,
 				if cfg.CommandConfig, err = absPath(conn.commandConfig); err != nil {
 					return err
 				}
-			} else if conn.commandConfig != "" {
-				return errors.New("--command-config applies to an external cluster given with --brokers; the lab's own brokers need none")
+				cfg.CommandProperties = conn.commandProps
+			} else if conn.commandConfig != "" || len(conn.commandProps) > 0 {
+				return errors.New("--command-config and --command-property apply to an external cluster given with --brokers; the lab's own brokers need none")
 			}
 			if ui {
 				return serveSimulator(cmd, uiListen)
@@ -196,7 +197,11 @@ func newLabWorkerCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if w.ClientOpts, err = clientSecurity(commandConfig); err != nil {
+			commandProps, err := cmd.Flags().GetStringArray("command-property")
+			if err != nil {
+				return err
+			}
+			if w.ClientOpts, err = clientSecurity(commandConfig, commandProps); err != nil {
 				return err
 			}
 			if w.Topic == "" || w.Group == "" || w.Instance == "" {

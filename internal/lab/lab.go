@@ -44,10 +44,12 @@ type Config struct {
 	// replication factor of 3).
 	Cluster int
 	// ClientOpts are the security options (TLS, SASL) of the external
-	// cluster's clients; CommandConfig is the --command-config file they
-	// came from, handed to the worker processes.
-	ClientOpts    []kgo.Opt
-	CommandConfig string
+	// cluster's clients; CommandConfig and CommandProperties are the
+	// --command-config file and the --command-property flags they came
+	// from, handed to the worker processes.
+	ClientOpts        []kgo.Opt
+	CommandConfig     string
+	CommandProperties []string
 }
 
 func (c *Config) setDefaults() {

@@ -49,8 +49,13 @@ func startWorker(e *env, w WorkerConfig) (*worker, error) {
 	if w.EffectLines {
 		args = append(args, "--effect-lines")
 	}
-	if e.cfg.CommandConfig != "" && len(e.cfg.Brokers) > 0 {
-		args = append(args, "--command-config", e.cfg.CommandConfig)
+	if len(e.cfg.Brokers) > 0 {
+		if e.cfg.CommandConfig != "" {
+			args = append(args, "--command-config", e.cfg.CommandConfig)
+		}
+		for _, kv := range e.cfg.CommandProperties {
+			args = append(args, "--command-property", kv)
+		}
 	}
 	cmd := exec.Command(e.cfg.Exe, args...)
 	cmd.SysProcAttr = childAttr()

@@ -65,8 +65,8 @@
 // 500, at most 10000), --poll-interval (wait when the outbox is empty,
 // default 500ms), --progress-topic (default weir.outbox.progress),
 // --transaction-timeout (default a minute; RelayConfig.TxnTimeout) and
-// --command-config (the client's security settings in Kafka's names, as
-// every client command takes). It logs at info level a line at start and
+// --command-config and --command-property (the client's security
+// settings in Kafka's names, as every client command takes). It logs at info level a line at start and
 // one per published batch, and warns of each failure. Relay ids must be
 // unique per outbox table and database (see RelayConfig.RelayID).
 // It loops:
