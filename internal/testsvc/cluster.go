@@ -36,6 +36,10 @@ type Node struct {
 	Addr, ControllerAddr string
 	// AdminAddr is the admin listener: /metrics, /healthz, /readyz.
 	AdminAddr string
+	// SparePort is a further free port, for a second Kafka listener: the
+	// cluster's extra arguments may name it as {spare_port}, and the
+	// node's Kafka address as {addr}.
+	SparePort int
 	DataDir   string
 	// LogPath collects the process's standard error across restarts.
 	LogPath string
@@ -49,7 +53,8 @@ type Node struct {
 
 // StartCluster starts n nodes from the weir binary bin (see Build), with
 // their data directories and logs under dir, and waits until each
-// listens. extra are added to every node's `weir serve` arguments.
+// listens. extra are added to every node's `weir serve` arguments, with
+// {addr} and {spare_port} replaced by the node's (see Node.SparePort).
 func StartCluster(bin, dir string, n int, extra ...string) (*Cluster, error) {
 	return StartClusterWithBrokers(bin, dir, n, 0, extra...)
 }
@@ -83,17 +88,19 @@ func StartClusterWithBrokers(bin, dir string, n, brokersOnly int, extra ...strin
 func startClusterOnce(bin, dir string, n, brokersOnly int, extra ...string) (*Cluster, error) {
 	c := &Cluster{bin: bin, extra: extra}
 	var voters []string
-	ports, err := freePorts(3 * (n + brokersOnly))
+	const perNode = 4
+	ports, err := freePorts(perNode * (n + brokersOnly))
 	if err != nil {
 		return nil, err
 	}
 	for i := 1; i <= n+brokersOnly; i++ {
-		kp, cp, ap := ports[3*(i-1)], ports[3*(i-1)+1], ports[3*(i-1)+2]
+		kp, cp, ap, sp := ports[perNode*(i-1)], ports[perNode*(i-1)+1], ports[perNode*(i-1)+2], ports[perNode*(i-1)+3]
 		nd := &Node{
 			ID:             int32(i),
 			Addr:           "127.0.0.1:" + strconv.Itoa(kp),
 			ControllerAddr: "127.0.0.1:" + strconv.Itoa(cp),
 			AdminAddr:      "127.0.0.1:" + strconv.Itoa(ap),
+			SparePort:      sp,
 			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
 			LogPath:        filepath.Join(dir, fmt.Sprintf("node-%d.log", i)),
 			BrokerOnly:     i > n,
@@ -140,11 +147,15 @@ func (c *Cluster) Start(i int) error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"serve",
+	args := []string{"serve",
 		"--node-id", strconv.Itoa(int(nd.ID)), "--listen", nd.Addr, "--data", nd.DataDir,
 		"--controller-listen", nd.ControllerAddr, "--voters", c.voters, "--log-level", "info",
 		"--admin-listen", nd.AdminAddr,
-	}, c.extra...)
+	}
+	perNode := strings.NewReplacer("{addr}", nd.Addr, "{spare_port}", strconv.Itoa(nd.SparePort))
+	for _, a := range c.extra {
+		args = append(args, perNode.Replace(a))
+	}
 	cmd := exec.Command(c.bin, args...)
 	if nd.netns != "" {
 		// ip netns exec enters the namespace and execs the binary, so
