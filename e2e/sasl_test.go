@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/weir-broker/weir/internal/testsvc"
@@ -164,6 +165,32 @@ func TestSASLSSLBrokerWithACLsAsANewUserWould(t *testing.T) {
 	if out, err := kcatRead("app", "app-secret"); err == nil {
 		t.Fatalf("kcat as app read without an ACL:\n%s", out)
 	}
+	// franz-go's Fetch by the topic's name (v12: the app may not learn the
+	// topic's id) is answered with the code.
+	fetchCode := func() int16 {
+		t.Helper()
+		cl := newClient(t, p.addr, tlsOpt, app, kgo.RequestRetries(0), kgo.MaxVersions(kversion.V3_0_0()))
+		defer cl.Close()
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.MaxWaitMillis, req.MaxBytes = 12, 0, 1<<20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "secured"
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("Fetch as app: %v", err)
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("Fetch as app answered %+v, want one partition", resp.Topics)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	if code := fetchCode(); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("franz-go fetching as app without an ACL: %v, want TOPIC_AUTHORIZATION_FAILED", kerr.ErrorForCode(code))
+	}
 
 	asAdmin("", "acl", "add", "--allow-principal", "User:app", "--operation", "write", "--operation", "read", "--topic", "secured")
 	asAdmin("", "acl", "add", "--allow-principal", "User:app", "--operation", "write", "--transactional-id", "app-tx")
@@ -173,6 +200,9 @@ func TestSASLSSLBrokerWithACLsAsANewUserWould(t *testing.T) {
 	}
 	if err := transact(); err != nil {
 		t.Fatalf("app's transaction with WRITE on its transactional id: %v", err)
+	}
+	if code := fetchCode(); code != 0 {
+		t.Fatalf("franz-go fetching as app with READ granted: %v", kerr.ErrorForCode(code))
 	}
 	if recs := consumeAll(t, p.addr, "secured", 2, tlsOpt, app, kgo.FetchIsolationLevel(kgo.ReadCommitted())); len(recs) != 2 {
 		t.Fatalf("franz-go as app read %d records, want 2", len(recs))
