@@ -38,6 +38,14 @@ type simRun struct {
 // for checkboxes).
 func runSimulator(t *testing.T, b *consoleBrowser, fields map[string]string, fault, shot string) simRun {
 	t.Helper()
+	return runSimulatorUntil(t, b, fields, fault, shot, nil)
+}
+
+// runSimulatorUntil is runSimulator that, after the fault, also waits for
+// recovered (if not nil) and for more records to flow after it before
+// stopping.
+func runSimulatorUntil(t *testing.T, b *consoleBrowser, fields map[string]string, fault, shot string, recovered func() bool) simRun {
+	t.Helper()
 	b.open("/simulator")
 	var js strings.Builder
 	for id, v := range fields {
@@ -59,12 +67,19 @@ func runSimulator(t *testing.T, b *consoleBrowser, fields map[string]string, fau
 	at := sent()
 	b.do(chromedp.Click(chromedp.CSS(`button[data-fault="` + fault + `"]`)))
 	waitFor(t, b, "records flowing after the fault", func() bool { return sent() >= at+60 })
+	if recovered != nil {
+		waitFor(t, b, "the session recovered from the fault", recovered)
+		at = sent()
+		waitFor(t, b, "records flowing after the recovery", func() bool { return sent() >= at+40 })
+	}
 	b.shot(shot + "-running")
 	b.do(chromedp.Click(chromedp.ID("stop")))
 	waitFor(t, b, "the session judged", func() bool {
 		s := bodyData(b, "state")
 		if s == "failed" {
-			t.Fatalf("session failed: %s", eval[string](b, `document.getElementById('state').textContent`))
+			b.shot(shot + "-failed")
+			t.Fatalf("session failed: %s; events:\n%s", eval[string](b, `document.getElementById('state').textContent`),
+				eval[string](b, `[...document.querySelectorAll('#events li')].map(li => li.textContent).join('\n')`))
 		}
 		return s == "done"
 	})
@@ -194,8 +209,24 @@ func TestSimulatorShowsLostAcksAsTheLabCheckerCountsThem(t *testing.T) {
 // writes loses records the producer counted as sent, drawn and counted
 // as lost, as the lab checker counts them.
 func TestLabUIShowsAcks0LossWhenTheBrokerIsKilled(t *testing.T) {
+	addr := startLabUI(t)
+	b := newConsoleBrowser(t, addr)
+	r := runSimulator(t, b, map[string]string{"acks": "0", "retries": "on", "idempotence": "off", "transactions": "off",
+		"maxInFlight": "1", "commit": "before", "readCommitted": "off", "dedup": "off", "seed": "5"}, "kill-broker", "simulator-acks0-kill-broker")
+	if r.page.Lost < 1 || r.drawnLost < 1 {
+		t.Errorf("acks=0 with the broker killed: page counts %d lost and draws %d, want at least 1", r.page.Lost, r.drawnLost)
+	}
+	checker, _ := checkerFigures(t, "http://"+addr)
+	assertPageIsChecker(t, r, checker)
+	b.assertClean()
+}
+
+// startLabUI runs `weir lab --ui` with extra arguments on a test port
+// until the test ends, and returns its address once it serves.
+func startLabUI(t *testing.T, extra ...string) string {
+	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(freePortRange(t, 1))
-	cmd := exec.Command(weirBin, "lab", "--ui", "--ui-listen", addr)
+	cmd := exec.Command(weirBin, append([]string{"lab", "--ui", "--ui-listen", addr}, extra...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -219,13 +250,5 @@ func TestLabUIShowsAcks0LossWhenTheBrokerIsKilled(t *testing.T) {
 	if err != nil || !strings.Contains(line, "simulator serving on http://"+addr+"/simulator") {
 		t.Fatalf("weir lab --ui printed %q (%v)", line, err)
 	}
-	b := newConsoleBrowser(t, addr)
-	r := runSimulator(t, b, map[string]string{"acks": "0", "retries": "on", "idempotence": "off", "transactions": "off",
-		"maxInFlight": "1", "commit": "before", "readCommitted": "off", "dedup": "off", "seed": "5"}, "kill-broker", "simulator-acks0-kill-broker")
-	if r.page.Lost < 1 || r.drawnLost < 1 {
-		t.Errorf("acks=0 with the broker killed: page counts %d lost and draws %d, want at least 1", r.page.Lost, r.drawnLost)
-	}
-	checker, _ := checkerFigures(t, "http://"+addr)
-	assertPageIsChecker(t, r, checker)
-	b.assertClean()
+	return addr
 }

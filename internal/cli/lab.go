@@ -75,7 +75,11 @@ With --ui the lab serves the interactive delivery simulator at
 http://--ui-listen/simulator instead: pick a producer's and a consumer's
 settings and a seed, start a session (its own 'weir serve' child and a
 consumer worker process), click faults while records flow and watch each
-record's fate and the checker's verdict.`,
+record's fate and the checker's verdict. With --ui --cluster 3 each session
+runs a three-node cluster instead (a topic of one partition, replication factor
+3, min.insync.replicas=2), and the page offers the faults that act on its
+nodes: kill the partition's leader (SIGKILL, restarted once another replica
+leads) and kill two nodes (both followers, restarted a few seconds later).`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("brokers") {
@@ -95,7 +99,7 @@ record's fate and the checker's verdict.`,
 				return errors.New("--command-config and --command-property apply to an external cluster given with --brokers; the lab's own brokers need none")
 			}
 			if ui {
-				return serveSimulator(cmd, uiListen)
+				return serveSimulator(cmd, uiListen, cfg.Cluster)
 			}
 			if cfg.Cluster != 0 && cfg.Cluster != 3 {
 				return fmt.Errorf("--cluster %d: the broker layer's rows need three nodes (replication factor 3); use --cluster 3", cfg.Cluster)
@@ -164,7 +168,7 @@ record's fate and the checker's verdict.`,
 	f.DurationVar(&timeout, "scenario-timeout", 60*time.Second, "longest a scenario may run (with --cluster, at least 2m)")
 	f.IntVar(&cfg.Cluster, "cluster", 0, "measure the broker layer on a cluster of this many nodes (3) instead: acks × min.insync.replicas × unclean election under leader and follower faults")
 	f.StringVar(&cfg.ExtraFaults, "unsafe-broker-faults", "", "extra --unsafe-faults rules for every embedded broker, e.g. producer.dedup=skip to check the checker (never in production)")
-	f.BoolVar(&ui, "ui", false, "serve the interactive delivery simulator instead of running the scenarios (each session starts its own broker)")
+	f.BoolVar(&ui, "ui", false, "serve the interactive delivery simulator instead of running the scenarios (each session starts its own broker, or with --cluster 3 its own cluster)")
 	f.StringVar(&uiListen, "ui-listen", "127.0.0.1:9645", "host:port the simulator is served on, with --ui")
 	worker := newLabWorkerCommand()
 	cmd.AddCommand(worker)
@@ -253,7 +257,8 @@ func absPath(p string) (string, error) {
 }
 
 // serveSimulator serves the delivery simulator until interrupted.
-func serveSimulator(cmd *cobra.Command, addr string) error {
+// With cluster nodes (3), each session runs a cluster of them.
+func serveSimulator(cmd *cobra.Command, addr string, cluster int) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("lab: find the weir binary: %w", err)
@@ -261,6 +266,11 @@ func serveSimulator(cmd *cobra.Command, addr string) error {
 	sim, err := simulator.New(exe, nil)
 	if err != nil {
 		return err
+	}
+	if cluster != 0 {
+		if err := sim.UseCluster(cluster); err != nil {
+			return fmt.Errorf("--cluster: %w", err)
+		}
 	}
 	defer sim.Close()
 	ln, err := net.Listen("tcp", addr)

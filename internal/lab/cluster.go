@@ -43,10 +43,11 @@ type labCluster struct {
 	admin   []*kgo.Client // one per node, talking to that node only
 }
 
-// startCluster starts n nodes of exe under dir. The nodes are started
-// through a small script that adds each node's advertised listener (its
-// proxy) to the arguments the cluster starter gives it.
-func startCluster(ctx context.Context, exe, dir string, n int, tally *errorTally) (*labCluster, error) {
+// startCluster starts n nodes of exe under dir, with extra added to each
+// node's arguments. The nodes are started through a small script that
+// adds each node's advertised listener (its proxy) to the arguments the
+// cluster starter gives it.
+func startCluster(ctx context.Context, exe, dir string, n int, tally *errorTally, extra ...string) (*labCluster, error) {
 	lc := &labCluster{tally: tally, frozen: make([]bool, n)}
 	var proxyAddrs []string
 	for range n {
@@ -72,11 +73,11 @@ func startCluster(ctx context.Context, exe, dir string, n int, tally *errorTally
 		lc.stop()
 		return nil, err
 	}
-	extra := []string{"--log-level", "warn"}
+	args := []string{"--log-level", "warn"}
 	for _, s := range append(slices.Clone(brokerSettings), clusterSettings...) {
-		extra = append(extra, "--set", s)
+		args = append(args, "--set", s)
 	}
-	c, err := testsvc.StartCluster(script, dir, n, extra...)
+	c, err := testsvc.StartCluster(script, dir, n, append(args, extra...)...)
 	if err != nil {
 		lc.stop()
 		return nil, fmt.Errorf("start cluster: %w", err)
@@ -329,11 +330,20 @@ func (s partState) String() string {
 // controller's answer wins, as its image holds every committed change
 // first; without it, the answer with the newest leader epoch.
 func (lc *labCluster) state(ctx context.Context, topic string) (partState, bool) {
-	best, found, fromController := partState{Leader: -1, LeaderEpoch: -1}, false, false
+	var nodes []int
 	for i := range lc.admin {
-		if !lc.usable(i) {
-			continue
+		if lc.usable(i) {
+			nodes = append(nodes, i)
 		}
+	}
+	return lc.stateFrom(ctx, topic, nodes)
+}
+
+// stateFrom is state asking only the given nodes. It touches no process
+// handle, so it may run beside a kill or restart of another goroutine.
+func (lc *labCluster) stateFrom(ctx context.Context, topic string, nodes []int) (partState, bool) {
+	best, found, fromController := partState{Leader: -1, LeaderEpoch: -1}, false, false
+	for _, i := range nodes {
 		req := kmsg.NewPtrMetadataRequest()
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(topic)

@@ -22,7 +22,8 @@ import (
 
 // The delivery simulator runs one session at a time: its own `weir serve`
 // child (with --unsafe-faults none, on a fresh data directory, as the lab
-// runs one per scenario), a producer in this process sending numbered
+// runs one per scenario) or, with SimSettings.Cluster, its own cluster of
+// them (sim_cluster.go), a producer in this process sending numbered
 // records at a steady seeded pace, and a `weir lab worker` child that
 // consumes them with the chosen commit strategy. A person injects faults
 // while records flow; every record's fate is followed live, and when the
@@ -39,7 +40,9 @@ const simTxnRecords = 10
 // largest is twice that.
 const simBurstMin = 100
 
-// simPartitions is the partition count of a session's topic.
+// simPartitions is the partition count of a one-broker session's topic;
+// a cluster session's topic has one partition, so that "the leader" is
+// one node.
 const simPartitions = 3
 
 // Fault kinds a person can inject.
@@ -48,10 +51,27 @@ const (
 	SimCutConn      = "cut-connection"
 	SimKillBroker   = "kill-broker"
 	SimKillConsumer = "kill-consumer"
+	// SimKillLeader and SimKillTwo act on a cluster session's nodes.
+	SimKillLeader = "kill-leader"
+	SimKillTwo    = "kill-two-nodes"
 )
 
-// SimFaults lists the fault kinds, in the order the page shows them.
+// SimFaults lists a one-broker session's fault kinds, in the order the
+// page shows them.
 var SimFaults = []string{SimDropAck, SimCutConn, SimKillBroker, SimKillConsumer}
+
+// simClusterFaults lists a cluster session's: the acknowledgement and
+// connection faults act on the partition's leader.
+var simClusterFaults = []string{SimDropAck, SimCutConn, SimKillLeader, SimKillTwo, SimKillConsumer}
+
+// SimFaultsFor lists the fault kinds of a session of cluster nodes (0:
+// one broker), in the order the page shows them.
+func SimFaultsFor(cluster int) []string {
+	if cluster > 0 {
+		return simClusterFaults
+	}
+	return SimFaults
+}
 
 // Session states.
 const (
@@ -71,13 +91,20 @@ type Session struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
-	broker    *brokerProc
-	adminAddr string
-	ackedLog  *os.File
-	effects   string
-	stopSend  chan struct{}
-	sendDone  chan struct{}
-	consDone  chan struct{}
+	broker    *brokerProc // one broker; nil in a cluster session
+	adminAddr string      // its admin listener
+	cluster   *labCluster // a cluster session's nodes; nil with one broker
+	// tally counts the error codes the cluster's nodes answered the
+	// producer with, as the lab's proxies count them.
+	tally      *errorTally
+	bk         brokers
+	partitions int32
+	watchDone  chan struct{} // closed when the partition watch ends
+	ackedLog   *os.File
+	effects    string
+	stopSend   chan struct{}
+	sendDone   chan struct{}
+	consDone   chan struct{}
 
 	mu        sync.Mutex
 	faultRNG  *rand.Rand // draws of the faults clicked, in click order
@@ -91,9 +118,14 @@ type Session struct {
 	stored    []int
 	delivered []Delivery
 	events    []string
-	brokerUp  bool
-	bg        sync.WaitGroup // broker kills under way
-	worker    *worker
+	// brokerUp is false while a broker or node fault is under way (a
+	// node down or being restarted); one such fault at a time.
+	brokerUp bool
+	nodeUp   []bool    // a cluster session's nodes
+	part     partState // its partition, as last polled
+	partSeen bool
+	bg       sync.WaitGroup // broker and node faults under way
+	worker   *worker
 	// workerReady is set once the worker handles SIGUSR1.
 	workerReady bool
 	workerGen   int
@@ -126,7 +158,7 @@ func StartSession(ctx context.Context, exe string, s SimSettings) (*Session, err
 	if err != nil {
 		return nil, err
 	}
-	ss := &Session{settings: s, exe: exe, dir: dir, topic: fmt.Sprintf("weir-sim-%d", s.Seed),
+	ss := &Session{settings: s, exe: exe, dir: dir, topic: fmt.Sprintf("weir-sim-%d", s.Seed), partitions: simPartitions,
 		sched: newSimSchedule(s.Seed, SimRecords), started: time.Now(), state: SimRunning,
 		acked: make([]bool, SimRecords), failed: make([]bool, SimRecords), stored: make([]int, SimRecords),
 		stopSend: make(chan struct{}), sendDone: make(chan struct{}), consDone: make(chan struct{}),
@@ -135,9 +167,7 @@ func StartSession(ctx context.Context, exe string, s SimSettings) (*Session, err
 	ss.ctx, ss.cancel = context.WithCancel(context.Background())
 	if err := ss.start(ctx); err != nil {
 		ss.cancel()
-		if ss.broker != nil {
-			ss.broker.stop()
-		}
+		ss.stopProcs()
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -145,6 +175,25 @@ func StartSession(ctx context.Context, exe string, s SimSettings) (*Session, err
 }
 
 func (ss *Session) start(ctx context.Context) error {
+	if ss.settings.Cluster > 0 {
+		if err := ss.startNodes(ctx); err != nil {
+			return err
+		}
+	} else if err := ss.startOneBroker(ctx); err != nil {
+		return err
+	}
+	var err error
+	if ss.ackedLog, err = os.Create(filepath.Join(ss.dir, "acked")); err != nil {
+		return err
+	}
+	go ss.tailLog()
+	go ss.consume()
+	go ss.produce()
+	return nil
+}
+
+// startOneBroker starts a one-broker session's broker and topic.
+func (ss *Session) startOneBroker(ctx context.Context) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -155,18 +204,26 @@ func (ss *Session) start(ctx context.Context) error {
 		return err
 	}
 	ss.brokerUp = true
-	bk := brokers{addrs: []string{ss.broker.addr}}
-	if err := createTopic(ctx, bk, ss.topic, simPartitions); err != nil {
+	ss.bk = brokers{addrs: []string{ss.broker.addr}}
+	if err := createTopic(ctx, ss.bk, ss.topic, ss.partitions); err != nil {
 		return err
 	}
-	if ss.ackedLog, err = os.Create(filepath.Join(ss.dir, "acked")); err != nil {
-		return err
-	}
-	ss.event("broker %s started with --unsafe-faults none --unsafe-faults-seed %d; topic %s, %d partitions", ss.broker.addr, ss.sched.faultSeed, ss.topic, simPartitions)
-	go ss.tailLog(bk)
-	go ss.consume(bk)
-	go ss.produce(bk)
+	ss.event("broker %s started with --unsafe-faults none --unsafe-faults-seed %d; topic %s, %d partitions", ss.broker.addr, ss.sched.faultSeed, ss.topic, ss.partitions)
 	return nil
+}
+
+// stopProcs ends the session's broker or cluster; the session's context
+// is cancelled.
+func (ss *Session) stopProcs() {
+	if ss.broker != nil {
+		ss.broker.stop()
+	}
+	if ss.watchDone != nil {
+		<-ss.watchDone
+	}
+	if ss.cluster != nil {
+		ss.cluster.stop()
+	}
 }
 
 // event records what happened, with the time since the start.
@@ -186,12 +243,21 @@ func (ss *Session) fail(err error) {
 }
 
 // produce sends the records at the seeded pace until stopped.
-func (ss *Session) produce(bk brokers) {
+func (ss *Session) produce() {
 	defer close(ss.sendDone)
-	opts := bk.opts(append(append([]kgo.Opt{
+	// In a cluster a record the partition cannot take within the lab's
+	// cluster delivery timeout is given up (as in the lab's cluster
+	// rows): an outage longer than that shows as records not
+	// acknowledged.
+	delivery := 40 * time.Second
+	if ss.cluster != nil {
+		delivery = clusterDeliveryTimeout
+	}
+	opts := ss.bk.opts(append(append([]kgo.Opt{
+		kgo.ClientID(simProducerID),
 		kgo.DefaultProduceTopic(ss.topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.RecordDeliveryTimeout(40 * time.Second),
+		kgo.RecordDeliveryTimeout(delivery),
 	}, clientTimeouts()...), ss.settings.producerOpts()...)...)
 	if ss.settings.Transactions {
 		opts = append(opts, kgo.TransactionalID("weir-sim-"+ss.topic), kgo.TransactionTimeout(10*time.Second))
@@ -238,7 +304,7 @@ func (ss *Session) pace(id int) bool {
 }
 
 func (ss *Session) record(id int) *kgo.Record {
-	return &kgo.Record{Value: recordValue(int64(id)), Partition: int32(id) % simPartitions}
+	return &kgo.Record{Value: recordValue(int64(id)), Partition: int32(id) % ss.partitions}
 }
 
 // settle records a promise's outcome; acknowledged ids go to the acked
@@ -332,8 +398,8 @@ func (ss *Session) stopped() bool {
 
 // tailLog reads the topic as it grows, read_uncommitted, to mark the
 // records stored in the log.
-func (ss *Session) tailLog(bk brokers) {
-	cl, err := bk.client(append([]kgo.Opt{
+func (ss *Session) tailLog() {
+	cl, err := ss.bk.client(append([]kgo.Opt{
 		kgo.ConsumeTopics(ss.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200 * time.Millisecond),
@@ -355,21 +421,42 @@ func (ss *Session) tailLog(bk brokers) {
 	}
 }
 
+// simWorkerPause is how long the session waits before starting a new
+// consumer worker after one failed (its group coordinator down, say).
+const simWorkerPause = 500 * time.Millisecond
+
+// simWorkerFailures is how many failed workers in a row end the session
+// (a minute of them), and simLastWorkerFailures how many of the last
+// generation's.
+const (
+	simWorkerFailures     = 120
+	simLastWorkerFailures = 3
+)
+
 // consume runs worker generations: each follows the topic until it is
 // killed, then the next takes its place; once the session stops, a last
 // one reads up to the end of the log and commits, as the lab's last
-// generation does.
-func (ss *Session) consume(bk brokers) {
+// generation does. A worker that fails (its client cannot reach the
+// group's coordinator while nodes are down, say) is replaced after a
+// pause, as a supervisor would restart it.
+func (ss *Session) consume() {
 	defer close(ss.consDone)
 	e := &env{cfg: &Config{Exe: ss.exe}}
-	w := WorkerConfig{Brokers: bk.addrs, Role: ss.settings.workerRole(), Topic: ss.topic, Group: ss.topic + "-group",
+	w := WorkerConfig{Brokers: ss.bk.addrs, Role: ss.settings.workerRole(), Topic: ss.topic, Group: ss.topic + "-group",
 		Instance: "sim-worker", Effects: ss.effects, ReadCommitted: ss.settings.ReadCommitted, EffectLines: true}
+	failures := 0 // failed workers in a row
+	wasLast := false
 	for gen := 0; ; gen++ {
 		ss.mu.Lock()
 		last := ss.stopping
 		ss.workerGen = gen + 1
 		ss.mu.Unlock()
+		if last && !wasLast {
+			failures = 0 // the last generation counts its own
+		}
+		wasLast = last
 		w.Follow = !last
+		started := time.Now()
 		wk, err := startWorker(e, w)
 		if err != nil {
 			ss.fail(err)
@@ -410,11 +497,22 @@ func (ss *Session) consume(bk brokers) {
 		case last && wk.err == nil:
 			return
 		case killed:
+			failures = 0
 			ss.event("consumer worker %d died mid-batch (SIGKILL); worker %d takes over", gen+1, gen+2)
 		case wk.err != nil:
-			ss.event("consumer worker %d exited: %v: %s", gen+1, wk.err, strings.TrimSpace(wk.stderr.String()))
-			if last || gen > 20 {
+			if time.Since(started) > 5*simWorkerPause {
+				failures = 0 // it ran: a new streak
+			}
+			failures++
+			if failures == 1 || failures%10 == 0 {
+				ss.event("consumer worker %d exited: %v: %s; a new one starts every %v until one runs (%d failed in a row)",
+					gen+1, wk.err, strings.TrimSpace(wk.stderr.String()), simWorkerPause, failures)
+			}
+			if failures >= simWorkerFailures || (last && failures >= simLastWorkerFailures) {
 				ss.fail(fmt.Errorf("consumer worker failed: %v", wk.err))
+				return
+			}
+			if sleepCtx(ss.ctx, simWorkerPause) != nil {
 				return
 			}
 		}
@@ -442,6 +540,9 @@ func (ss *Session) Inject(ctx context.Context, kind string) error {
 		}
 		ss.event("cut the connection after the next produce response (at record %d): produce.response=close#1", sent)
 	case SimKillBroker:
+		if ss.cluster != nil {
+			return errors.New("this session runs a cluster: kill the leader or two nodes")
+		}
 		ss.mu.Lock()
 		if !ss.brokerUp {
 			ss.mu.Unlock()
@@ -499,6 +600,8 @@ func (ss *Session) Inject(ctx context.Context, kind string) error {
 			return err
 		}
 		ss.event("consumer worker told to die halfway through its next batch (at record %d)", sent)
+	case SimKillLeader, SimKillTwo:
+		return ss.injectNodeFault(ctx, kind, sent)
 	default:
 		return fmt.Errorf("unknown fault %q", kind)
 	}
@@ -506,11 +609,20 @@ func (ss *Session) Inject(ctx context.Context, kind string) error {
 }
 
 // addBrokerFault adds rules to the broker's injector through its admin
-// listener.
+// listener; in a cluster, to the injector of the partition's leader,
+// which answers the producer.
 func (ss *Session) addBrokerFault(ctx context.Context, spec string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ss.adminAddr+"/unsafe/faults", strings.NewReader(spec))
+	admin := ss.adminAddr
+	if ss.cluster != nil {
+		i, err := ss.leaderNow(ctx)
+		if err != nil {
+			return err
+		}
+		admin = ss.cluster.c.Nodes[i].AdminAddr
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+admin+"/unsafe/faults", strings.NewReader(spec))
 	if err != nil {
 		return err
 	}
@@ -539,11 +651,28 @@ func (ss *Session) quiet() bool {
 	return true
 }
 
-// responsesHit asks the broker how often its produce.response rules fired.
+// responsesHit asks the broker (every node of a cluster) how often its
+// produce.response rules fired.
 func (ss *Session) responsesHit(ctx context.Context) (int, error) {
+	if ss.cluster == nil {
+		return responsesHitAt(ctx, ss.adminAddr)
+	}
+	total := 0
+	for _, nd := range ss.cluster.c.Nodes {
+		n, err := responsesHitAt(ctx, nd.AdminAddr)
+		if err != nil {
+			return 0, fmt.Errorf("node %d: %w", nd.ID, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// responsesHitAt asks the node with admin listener admin.
+func responsesHitAt(ctx context.Context, admin string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ss.adminAddr+"/unsafe/faults?point=produce.response", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/unsafe/faults?point=produce.response", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -594,7 +723,7 @@ func (ss *Session) Stop(ctx context.Context) {
 	}
 	ss.judge(ctx)
 	ss.cancel()
-	ss.broker.stop()
+	ss.stopProcs()
 	ss.ackedLog.Close()
 	os.RemoveAll(ss.dir)
 	// Done only now: its processes are gone, a new session may start.
@@ -613,7 +742,7 @@ func (ss *Session) judge(ctx context.Context) {
 	if ss.settings.Transactions {
 		// Which records belong to aborted or open transactions, for the
 		// read_committed judgement, as the lab learns it.
-		if v, err := readBack(ctx, brokers{addrs: []string{ss.broker.addr}}, ss.topic, simPartitions); err == nil {
+		if v, err := readBack(ctx, ss.bk, ss.topic, ss.partitions); err == nil {
 			fates = v.fates
 		} else {
 			ss.fail(fmt.Errorf("read back: %w", err))
@@ -635,7 +764,11 @@ func (ss *Session) judge(ctx context.Context) {
 	f.Violations = f.Tally.Violations(ss.settings.Claim())
 	if n, err := ss.responsesHit(ctx); err == nil {
 		f.ResponsesHit = n
-		ss.event("the broker dropped or cut %d produce responses since its last start", n)
+		if ss.cluster != nil {
+			ss.event("the nodes dropped or cut %d produce responses since their last start", n)
+		} else {
+			ss.event("the broker dropped or cut %d produce responses since its last start", n)
+		}
 	}
 	ss.mu.Lock()
 	ss.final = f
@@ -688,7 +821,7 @@ func (ss *Session) Close() {
 	<-ss.sendDone
 	<-ss.consDone
 	ss.bg.Wait()
-	ss.broker.stop()
+	ss.stopProcs()
 	ss.ackedLog.Close()
 	os.RemoveAll(ss.dir)
 }

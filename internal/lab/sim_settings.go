@@ -33,6 +33,11 @@ type SimSettings struct {
 	Dedup bool `json:"dedup"`
 	// Seed fixes the record pacing and the fault draws.
 	Seed int64 `json:"seed"`
+	// Cluster is how many nodes the session runs: 0 for one broker, 3
+	// for a cluster with a topic of replication factor 3 and
+	// min.insync.replicas=2. The server chooses it (`weir lab --ui
+	// --cluster 3`), not the page's form.
+	Cluster int `json:"cluster"`
 }
 
 // Validate refuses the combinations Kafka's producer refuses, with its
@@ -47,6 +52,9 @@ func (s SimSettings) Validate() error {
 	case "auto", "before", "after":
 	default:
 		return fmt.Errorf("commit %q: use auto, before or after", s.Commit)
+	}
+	if s.Cluster != 0 && s.Cluster != simClusterNodes {
+		return fmt.Errorf("cluster of %d nodes: a session runs one broker or %d nodes (replication factor %d)", s.Cluster, simClusterNodes, simClusterNodes)
 	}
 	if s.MaxInFlight < 1 || s.MaxInFlight > 5 {
 		return errors.New("max.in.flight.requests.per.connection must be between 1 and 5")

@@ -11,6 +11,11 @@ func TestSimSettingsRefuseWhatKafkaRefuses(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid settings refused: %v", err)
 	}
+	cluster := ok
+	cluster.Cluster = 3
+	if err := cluster.Validate(); err != nil {
+		t.Errorf("a 3-node cluster refused: %v", err)
+	}
 	for name, mut := range map[string]func(*SimSettings){
 		"idempotence with acks=1":     func(s *SimSettings) { s.Acks = "1" },
 		"idempotence without retries": func(s *SimSettings) { s.Retries = false },
@@ -20,6 +25,7 @@ func TestSimSettingsRefuseWhatKafkaRefuses(t *testing.T) {
 		"max.in.flight 6":  func(s *SimSettings) { s.MaxInFlight = 6 },
 		"acks=2":           func(s *SimSettings) { s.Acks = "2" },
 		"commit sometimes": func(s *SimSettings) { s.Commit = "sometimes" },
+		"a 2-node cluster": func(s *SimSettings) { s.Cluster = 2 },
 	} {
 		s := ok
 		mut(&s)

@@ -29,9 +29,16 @@ type SimState struct {
 	// the session is done.
 	Tally Result `json:"tally"`
 	// Final is set once the session is done.
-	Final     *SimFinal `json:"final,omitempty"`
-	Verdict   string    `json:"verdict"`
-	BrokerUp  bool      `json:"brokerUp"`
+	Final    *SimFinal `json:"final,omitempty"`
+	Verdict  string    `json:"verdict"`
+	BrokerUp bool      `json:"brokerUp"`
+	// Nodes, Partition and Refused describe a cluster session: each
+	// node, the partition's leader and ISR as last polled, and the error
+	// codes the nodes answered the producer with ("NOT_ENOUGH_REPLICAS
+	// ×4, ..."), as the lab's proxies count them.
+	Nodes     []SimNode `json:"nodes,omitempty"`
+	Partition string    `json:"partition,omitempty"`
+	Refused   string    `json:"refused,omitempty"`
 	WorkerGen int       `json:"consumerWorker"`
 	Events    []string  `json:"events"`
 }
@@ -43,6 +50,7 @@ func (ss *Session) Snapshot() SimState {
 	st := SimState{State: ss.state, Error: ss.err, Settings: ss.settings, Claim: ss.settings.Claim().String(),
 		Elapsed: time.Since(ss.started).Seconds(), Final: ss.final, BrokerUp: ss.brokerUp, WorkerGen: ss.workerGen,
 		Events: append([]string(nil), ss.events...)}
+	ss.clusterSnapshot(&st)
 	if ss.err != "" && ss.state == SimRunning {
 		st.State = SimFailed
 	}

@@ -32,6 +32,8 @@ type Simulator struct {
 
 	// off, when set, says why this server runs no sessions.
 	off string
+	// cluster is the node count of every session (0: one broker).
+	cluster int
 
 	mu      sync.Mutex
 	session *lab.Session
@@ -73,6 +75,19 @@ func New(exe string, logger *slog.Logger) (*Simulator, error) {
 // it before serving.
 func (s *Simulator) Disable(why string) { s.off = why }
 
+// UseCluster makes every session run a cluster of nodes (3) instead of
+// one broker, with the faults that act on its nodes; call it before
+// serving.
+func (s *Simulator) UseCluster(nodes int) error {
+	st := s.last
+	st.Cluster = nodes
+	if err := st.Validate(); err != nil {
+		return err
+	}
+	s.cluster, s.last = nodes, st
+	return nil
+}
+
 // ServeHTTP serves the simulator. POSTs from another origin are refused:
 // a session starts processes on this machine.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -107,6 +122,7 @@ type pageData struct {
 	Faults   []faultButton
 	Off      string
 	Records  int
+	Cluster  int
 }
 
 type faultButton struct{ Kind, Label string }
@@ -116,13 +132,15 @@ var faultLabels = map[string]string{
 	lab.SimCutConn:      "Cut the connection",
 	lab.SimKillBroker:   "Kill the broker",
 	lab.SimKillConsumer: "Kill the consumer mid-batch",
+	lab.SimKillLeader:   "Kill the leader",
+	lab.SimKillTwo:      "Kill two nodes",
 }
 
 func (s *Simulator) show(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	d := pageData{Settings: s.last, Off: s.off, Records: lab.SimRecords}
+	d := pageData{Settings: s.last, Off: s.off, Records: lab.SimRecords, Cluster: s.cluster}
 	s.mu.Unlock()
-	for _, k := range lab.SimFaults {
+	for _, k := range lab.SimFaultsFor(s.cluster) {
 		d.Faults = append(d.Faults, faultButton{k, faultLabels[k]})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -151,14 +169,15 @@ func (s *Simulator) state(w http.ResponseWriter, _ *http.Request) {
 	json.NewEncoder(w).Encode(rep)
 }
 
-// settingsOf reads the start form.
-func settingsOf(r *http.Request) (lab.SimSettings, error) {
+// settingsOf reads the start form; the node count is the server's.
+func (s *Simulator) settingsOf(r *http.Request) (lab.SimSettings, error) {
 	if err := r.ParseForm(); err != nil {
 		return lab.SimSettings{}, err
 	}
 	on := func(name string) bool { v := r.PostForm.Get(name); return v == "on" || v == "true" || v == "1" }
 	st := lab.SimSettings{Acks: r.PostForm.Get("acks"), Retries: on("retries"), Idempotent: on("idempotence"),
-		Transactions: on("transactions"), Commit: r.PostForm.Get("commit"), ReadCommitted: on("readCommitted"), Dedup: on("dedup")}
+		Transactions: on("transactions"), Commit: r.PostForm.Get("commit"), ReadCommitted: on("readCommitted"), Dedup: on("dedup"),
+		Cluster: s.cluster}
 	var err error
 	if st.MaxInFlight, err = strconv.Atoi(r.PostForm.Get("maxInFlight")); err != nil {
 		return st, fmt.Errorf("max.in.flight.requests.per.connection %q is not a number", r.PostForm.Get("maxInFlight"))
@@ -174,7 +193,7 @@ func (s *Simulator) start(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, r, http.StatusServiceUnavailable, s.off)
 		return
 	}
-	st, err := settingsOf(r)
+	st, err := s.settingsOf(r)
 	if err != nil {
 		s.reply(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -197,7 +216,13 @@ func (s *Simulator) start(w http.ResponseWriter, r *http.Request) {
 	if old != nil {
 		old.Close()
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	// A cluster takes longer to start: three nodes, a metadata quorum,
+	// a topic whose replicas must all be in sync.
+	within := 30 * time.Second
+	if st.Cluster > 0 {
+		within = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), within)
 	defer cancel()
 	ss, err := lab.StartSession(ctx, s.exe, st)
 	s.mu.Lock()

@@ -98,3 +98,53 @@ func TestStartRefusesWhatKafkaRefusesAndOtherOrigins(t *testing.T) {
 		t.Errorf("disabled simulator: %d %s", code, body)
 	}
 }
+
+// faultsOffered lists the data-fault buttons of the page at base.
+func faultsOffered(t *testing.T, base string) []string {
+	t.Helper()
+	_, body := get(t, base+"/simulator")
+	var out []string
+	for _, m := range regexp.MustCompile(`data-fault="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// A simulator whose sessions run a three-node cluster offers the faults
+// that act on its nodes (kill the leader, kill two nodes) in place of
+// "kill the broker", and one whose sessions run one broker does not; a
+// cluster of any other size is refused.
+func TestClusterSessionsOfferNodeFaultsInPlaceOfTheBrokerKill(t *testing.T) {
+	one, err := New("/nonexistent/weir", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := one.UseCluster(5); err == nil || !strings.Contains(err.Error(), "3 nodes") {
+		t.Errorf("a cluster of 5 nodes: %v, want it refused", err)
+	}
+	srv := httptest.NewServer(one)
+	defer srv.Close()
+	if got, want := strings.Join(faultsOffered(t, srv.URL), " "), "drop-ack cut-connection kill-broker kill-consumer"; got != want {
+		t.Errorf("one-broker page offers %q, want %q", got, want)
+	}
+
+	cluster, err := New("/nonexistent/weir", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.UseCluster(3); err != nil {
+		t.Fatal(err)
+	}
+	csrv := httptest.NewServer(cluster)
+	defer csrv.Close()
+	if got, want := strings.Join(faultsOffered(t, csrv.URL), " "), "drop-ack cut-connection kill-leader kill-two-nodes kill-consumer"; got != want {
+		t.Errorf("cluster page offers %q, want %q", got, want)
+	}
+	r, state := get(t, csrv.URL+"/simulator/state")
+	var st struct {
+		Settings struct{ Cluster int } `json:"settings"`
+	}
+	if err := json.Unmarshal([]byte(state), &st); err != nil || r.StatusCode != http.StatusOK || st.Settings.Cluster != 3 {
+		t.Errorf("state of the cluster simulator: %s %q (%v), want settings with cluster 3", r.Status, state, err)
+	}
+}

@@ -29,7 +29,15 @@
     const v = $("verdict");
     v.textContent = st.verdict || "-";
     v.className = st.verdict && st.verdict.startsWith("broken") ? "broken" : st.verdict && st.verdict.startsWith("held") ? "held" : "";
-    $("broker").textContent = st.state === "idle" ? "-" : st.brokerUp ? "up" : "down (restarting)";
+    if (st.nodes && st.nodes.length) {
+      $("broker").textContent = st.nodes
+        .map((n) => "node " + n.id + ": " + (!n.up ? "down" : n.leader ? "leader" : n.inSync ? "in sync" : "out of sync"))
+        .join(" · ");
+    } else {
+      $("broker").textContent = st.state === "idle" ? "-" : st.brokerUp ? "up" : "down (restarting)";
+    }
+    if ($("partition")) $("partition").textContent = st.partition || "-";
+    if ($("refused")) $("refused").textContent = st.refused || (st.state === "idle" ? "-" : "none");
     $("worker").textContent = st.consumerWorker ? "generation " + st.consumerWorker : "-";
     const done = !!st.final;
     setRow($("page-tally"), st.tally, done, st.stored);
