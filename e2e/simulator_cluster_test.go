@@ -104,3 +104,24 @@ func TestSimulatorClusterKillTwoNodesRefusesWritesAndLosesNothingAcknowledged(t 
 	assertPageIsChecker(t, r, checker)
 	b.assertClean()
 }
+
+// In a cluster, "drop the next acknowledgement" goes to the injector of
+// the partition's leader, the node that answers the producer: the nodes
+// report exactly the one response dropped, and the idempotent producer
+// that sends the write again has it written once.
+func TestSimulatorClusterDropsTheLeadersAcknowledgementAndTheIdempotentProducerWritesOnce(t *testing.T) {
+	addr := startLabUI(t, "--cluster", "3")
+	b := newConsoleBrowser(t, addr)
+	r := runSimulator(t, b, map[string]string{"acks": "all", "retries": "on", "idempotence": "on", "transactions": "off",
+		"maxInFlight": "5", "commit": "after", "readCommitted": "on", "dedup": "on", "seed": "37"}, "drop-ack", "simulator-cluster-idempotent-drop-ack")
+	if r.page.Duplicated != 0 || r.drawnDup != 0 || r.page.Lost != 0 {
+		t.Errorf("idempotent producer and dedup consumer after a dropped acknowledgement: page counts %d duplicates (%d drawn) and %d lost, want none",
+			r.page.Duplicated, r.drawnDup, r.page.Lost)
+	}
+	checker, hit := checkerFigures(t, "http://"+addr)
+	assertPageIsChecker(t, r, checker)
+	if hit != 1 {
+		t.Errorf("the nodes dropped %d produce responses, want the 1 clicked", hit)
+	}
+	b.assertClean()
+}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -62,5 +63,59 @@ func TestSessionConsumerKilledMidBatchIsCountedAsTheCheckerCounts(t *testing.T) 
 	}
 	if st.Claim != "at-most-once" || len(st.Final.Violations) != 0 {
 		t.Errorf("claim %s, violations %v; want at-most-once held", st.Claim, st.Final.Violations)
+	}
+}
+
+// A cluster session runs one node fault at a time: while "kill two
+// nodes" has them down, "kill the leader" is refused with the reason.
+// Once they are back the session ends with nothing acknowledged lost
+// (acks=all, min.insync.replicas=2), the leader's refusals counted, and
+// the live tally equal to the checker's over the logs.
+func TestClusterSessionRunsOneNodeFaultAtATime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	ss, err := StartSession(ctx, weirBin, SimSettings{Acks: "all", Retries: true, Idempotent: true, MaxInFlight: 5, Commit: "after", Dedup: true, Seed: 4, Cluster: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	if err := ss.Inject(ctx, SimKillBroker); err == nil {
+		t.Error("a cluster session took \"kill the broker\"; want it refused for the node faults")
+	}
+	waitSent(t, ss, 40)
+	if err := ss.Inject(ctx, SimKillTwo); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.Inject(ctx, SimKillLeader); err == nil || !strings.Contains(err.Error(), "under way") {
+		t.Errorf("kill the leader while two nodes are down: %v; want it refused", err)
+	}
+	var st SimState
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if st = ss.Snapshot(); st.BrokerUp {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the nodes are not back:\n%s", strings.Join(st.Events, "\n"))
+		}
+	}
+	for _, n := range st.Nodes {
+		if !n.Up {
+			t.Errorf("node %d is down once the fault is over: %+v", n.ID, st.Nodes)
+		}
+	}
+	waitSent(t, ss, st.Tally.Sent+20)
+	ss.Stop(ctx)
+	st = ss.Snapshot()
+	if st.State != SimDone || st.Final == nil {
+		t.Fatalf("state %s (%s), events:\n%s", st.State, st.Error, strings.Join(st.Events, "\n"))
+	}
+	if st.Final.Tally != st.Final.Checker {
+		t.Errorf("live tally %+v, the checker over the logs %+v", st.Final.Tally, st.Final.Checker)
+	}
+	if st.Final.Tally.Lost != 0 {
+		t.Errorf("acks=all, min.insync.replicas=2: %d acknowledged records lost", st.Final.Tally.Lost)
+	}
+	if !strings.Contains(st.Refused, "NOT_ENOUGH_REPLICAS") {
+		t.Errorf("the nodes answered the producer with %q; want NOT_ENOUGH_REPLICAS while two of three are down", st.Refused)
 	}
 }
