@@ -77,19 +77,23 @@ func TestSimulatorClusterKillTheLeaderWithAcks1ShowsWhatTheCheckerCounts(t *test
 
 // "Kill two nodes" SIGKILLs the leader's two followers for longer than
 // the producer's delivery timeout: with acks=all and
-// min.insync.replicas=2 the surviving leader refuses the writes
-// (NOT_ENOUGH_REPLICAS, as counted by the lab's proxies and shown on the
-// page), the records it refused all along are given up, drawn as not
-// acknowledged, and nothing acknowledged is lost; every figure equals
-// the lab checker's over the session's logs.
+// min.insync.replicas=2 the surviving leader cannot acknowledge a write.
+// It answers REQUEST_TIMED_OUT while its ISR cannot shrink (the metadata
+// quorum went down with the two nodes) and NOT_ENOUGH_REPLICAS once the
+// ISR is below min.insync.replicas (when the nodes are back and the
+// shrink is committed before they catch up); which of them a run shows
+// depends on timing, so any counts, as the lab's proxies count them and
+// the page shows them. The records refused all along are given
+// up, drawn as not acknowledged, and nothing acknowledged is lost; every
+// figure equals the lab checker's over the session's logs.
 func TestSimulatorClusterKillTwoNodesRefusesWritesAndLosesNothingAcknowledged(t *testing.T) {
 	addr := startLabUI(t, "--cluster", "3")
 	b := newConsoleBrowser(t, addr)
 	r := runSimulatorUntil(t, b, map[string]string{"acks": "all", "retries": "on", "idempotence": "on", "transactions": "off",
 		"maxInFlight": "5", "commit": "after", "readCommitted": "on", "dedup": "on", "seed": "35"}, "kill-two-nodes", "simulator-cluster-acksall-kill-two-nodes", clusterRecovered(b))
 	refused := eval[string](b, `document.getElementById('refused').textContent`)
-	if m := regexp.MustCompile(`NOT_ENOUGH_REPLICAS ×(\d+)`).FindStringSubmatch(refused); m == nil || m[1] == "0" {
-		t.Errorf("the page shows the producer answered with %q; want NOT_ENOUGH_REPLICAS refusals while two of three replicas are down", refused)
+	if !regexp.MustCompile(`(NOT_ENOUGH_REPLICAS(_AFTER_APPEND)?|REQUEST_TIMED_OUT) ×[1-9]`).MatchString(refused) {
+		t.Errorf("the page shows the producer answered with %q; want writes refused (NOT_ENOUGH_REPLICAS or REQUEST_TIMED_OUT) while two of three replicas are down", refused)
 	}
 	t.Logf("errors the nodes answered the producer with: %s", refused)
 	notAcked := eval[int](b, `document.querySelectorAll('#grid .f-f').length`)
