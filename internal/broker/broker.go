@@ -209,27 +209,7 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	b.fetchers = newReplicaFetchers(b)
 	var openErr error
-	ctrl.View(func(im *metadata.Image) {
-		for _, name := range im.TopicNames() {
-			t := im.Topics[name]
-			for i := range t.Partitions {
-				if !b.leads(im, t, int32(i)) {
-					b.setPartitionLocked(t, int32(i), nil)
-					if b.hosts(t, int32(i)) {
-						if err := b.openFollower(t, int32(i)); err != nil {
-							openErr = err
-							return
-						}
-					}
-					continue
-				}
-				if err := b.openPartition(t, int32(i)); err != nil {
-					openErr = err
-					return
-				}
-			}
-		}
-	})
+	ctrl.View(func(im *metadata.Image) { openErr = b.openReplicas(im) })
 	if openErr == nil {
 		openErr = b.removeStrayDirs()
 	}
@@ -389,17 +369,6 @@ func (b *Broker) closePartitions() {
 // partitionDir is where a partition's log lives, named as Kafka names it.
 func (b *Broker) partitionDir(topic string, index int32) string {
 	return filepath.Join(b.cfg.DataDir, topic+"-"+strconv.Itoa(int(index)))
-}
-
-// openPartition opens partition i of t and adds it to the broker's map.
-// Only Open calls it, before the broker serves.
-func (b *Broker) openPartition(t *metadata.Topic, i int32) error {
-	p, err := b.openPartitionFiles(t, i, true)
-	if err != nil {
-		return err
-	}
-	b.setPartitionLocked(t, i, p)
-	return nil
 }
 
 // leads reports whether this node serves partition i of t in im: alone,

@@ -40,16 +40,10 @@ func (b *Broker) minISR(overrides map[string]string) int {
 	return max(n, 1)
 }
 
-// openFollower opens partition i of t as a follower and registers it; its
-// fetcher is assigned by the next reconcile. Only Open calls it, before
-// anything else runs.
-func (b *Broker) openFollower(t *metadata.Topic, i int32) error {
-	p, err := b.openPartitionFiles(t, i, false)
-	if err != nil {
-		return err
-	}
+// addFollower records p, opened, as this node's follower replica of
+// partition i of t; its leader is not known yet.
+func (b *Broker) addFollower(t *metadata.Topic, i int32, p *partition.Partition) {
 	b.followers[partitionKey{t.Name, i}] = &follower{p: p, topicID: t.ID, leader: -2, epoch: -1}
-	return nil
 }
 
 // reconcile makes the replicas this node holds, and their roles, those

@@ -101,6 +101,7 @@ var brokerDefs = []Def{
 	{Name: "socket.request.max.bytes", Type: Int, Default: "104857600", Doc: "Largest request frame accepted.", Valid: atLeast(1)},
 	{Name: "max.connections", Type: Int, Default: "10000", Doc: "Most client connections at once.", Valid: atLeast(1)},
 	{Name: "queued.max.requests", Type: Int, Default: "500", Doc: "Most requests in flight on one connection.", Valid: atLeast(1)},
+	{Name: "num.recovery.threads.per.data.dir", Type: Int, Default: "2", Doc: "Partitions opened (their logs recovered) at once when the node starts (KIP-1030's default).", Valid: atLeast(1)},
 	{Name: "fetch.max.waiting", Type: Int, Default: "10000", Doc: "Most fetches waiting for data at once.", Valid: atLeast(1)},
 	{Name: "fetch.max.bytes", Type: Int, Default: "57671680", Doc: "Most bytes one fetch response carries.", Valid: atLeast(1024)},
 	{Name: "delete.topic.enable", Type: Boolean, Default: "true", Doc: "Allow topic deletion."},

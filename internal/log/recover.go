@@ -140,7 +140,11 @@ func (l *Log) recover() error {
 		return fmt.Errorf("%w: log ends at %d, below the recovery point %d", batch.ErrCorrupt, l.end, recoveryPoint)
 	}
 	l.logger.Debug("log: opened", "dir", l.dir, "clean_shutdown", hasCP && cp.clean, "segments", len(l.segs), "scanned", len(scanned), "end", l.end)
-	return l.finishRecovery(start, drop, scanned, tailRejected, l.now().UnixMilli())
+	var prev *checkpoint
+	if hasCP {
+		prev = &cp
+	}
+	return l.finishRecovery(start, drop, scanned, tailRejected, prev, l.now().UnixMilli())
 }
 
 // openSegment opens one segment, loading its index files when trusted and
@@ -206,7 +210,14 @@ func (l *Log) openSegment(base int64, trusted bool, tail tailCheckpoint) (s *seg
 // start offset, makes the recovered state durable and persists a
 // checkpoint whose recovery point is the active segment, and a tail
 // checkpoint covering all of it.
-func (l *Log) finishRecovery(start int64, drop []int64, scanned []*segment, tailRejected bool, nowMs int64) error {
+//
+// prev is the checkpoint the open read (nil: none or unreadable): when
+// the new one is the same, as after a crash of a log that took no write
+// since its last open, it is not written again, so a node of many idle
+// partitions starts without a durable write per partition. One written by
+// Close is always replaced: its recovery point is the log end, and a
+// crash after the next append must find the active segment scanned.
+func (l *Log) finishRecovery(start int64, drop []int64, scanned []*segment, tailRejected bool, prev *checkpoint, nowMs int64) error {
 	for _, base := range drop {
 		if err := removeSegmentFiles(l.fs, l.dir, base); err != nil {
 			return err
@@ -270,8 +281,10 @@ func (l *Log) finishRecovery(start int64, drop []int64, scanned []*segment, tail
 	l.flushed = l.end
 	l.recomputeMaxTsLocked()
 	rp := l.recoveryPointLocked(active.base)
-	if err := writeCheckpoint(l.fs, l.dir, checkpoint{startOffset: l.start, recoveryPoint: rp}); err != nil {
-		return err
+	if next := (checkpoint{startOffset: l.start, recoveryPoint: rp}); prev == nil || *prev != next {
+		if err := writeCheckpoint(l.fs, l.dir, next); err != nil {
+			return err
+		}
 	}
 	l.recoveryPoint = rp
 	return l.recordRecoveredTail(active, tailRejected)

@@ -157,34 +157,34 @@ func decodeEpochs(data []byte) (epochCache, error) {
 
 // loadEpochs reads the checkpoint, or rebuilds the entries from the log's
 // batches when there is none, and fits them to the recovered log. It runs
-// at open, before the partition is shared.
-func (p *Partition) loadEpochs() error {
+// at open, before the partition is shared, and returns the entries the
+// file holds (the rebuilt ones when there is no file): OpenWith writes
+// the file once, after the leader's epoch is started, if they differ
+// from the final ones.
+func (p *Partition) loadEpochs() (held epochCache, err error) {
 	data, err := wlog.ReadWholeFile(p.fs, filepath.Join(p.dir, EpochCheckpointFile), maxEpochCheckpointBytes)
 	switch {
 	case err == nil:
 		if p.epochs, err = decodeEpochs(data); err != nil {
-			return err
+			return nil, err
 		}
 	case errors.Is(err, iofs.ErrNotExist):
 		if err := p.scanEpochs(); err != nil {
-			return err
+			return nil, err
 		}
 	default:
-		return err
+		return nil, err
 	}
 	// From the start first: an epoch moved up to the start of an empty
 	// log holds no batch, and then goes with those at or past the end.
-	read := slices.Clone(p.epochs)
+	// The file must not keep entries the log lost (a crash took their
+	// batches, or one during a truncation took the rewrite): were one
+	// kept, a later batch of an older epoch there would leave it in the
+	// file as that range's epoch.
+	held = slices.Clone(p.epochs)
 	p.epochs.truncateFromStart(p.log.StartOffset())
 	p.epochs.truncateFromEnd(p.log.EndOffset())
-	if err == nil && !slices.Equal(read, p.epochs) {
-		// The file names epochs the log lost (a crash took their batches,
-		// or one during a truncation took the rewrite): were it kept, a
-		// later batch of an older epoch there would leave it in the file
-		// as that range's epoch.
-		return wlog.WriteFileDurably(p.fs, p.dir, EpochCheckpointFile, p.epochs.encode())
-	}
-	return nil
+	return held, nil
 }
 
 // scanEpochs rebuilds the entries from the epochs the log's batches carry.

@@ -1,6 +1,9 @@
 package partition
 
 import (
+	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	wlog "github.com/weir-broker/weir/internal/log"
@@ -131,4 +134,60 @@ func equalEpochs(a, b epochCache) bool {
 		}
 	}
 	return true
+}
+
+// A leader reopened at the epoch its checkpoint already names writes no
+// checkpoint: a node of many partitions opens each at start, and a
+// durable write per partition made its start take minutes. The entry a
+// fit to an empty log end takes out is put back by the same epoch's
+// start, and what the file says is what holds. A reopen at a newer epoch
+// writes it.
+func TestReopenedLeaderAtItsEpochWritesNoEpochCheckpoint(t *testing.T) {
+	for _, records := range []int{0, 2} {
+		t.Run(fmt.Sprintf("%d records", records), func(t *testing.T) {
+			fs := logtest.NewMemFS()
+			p := advOpen(t, fs, Options{ManualFlush: true})
+			if records > 0 {
+				advAppend(t, p, plain, "a", "b")
+				advSync(t, p)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var writes atomic.Int32
+			fs.SetFault(func(op logtest.Op, path string) error {
+				if op == logtest.OpRename && strings.HasSuffix(path, EpochCheckpointFile) {
+					writes.Add(1)
+				}
+				return nil
+			})
+			p = advOpen(t, fs, Options{ManualFlush: true})
+			if n := writes.Load(); n != 0 {
+				t.Fatalf("reopened at the epoch its checkpoint names, the leader wrote the checkpoint %d times", n)
+			}
+			if e := p.LatestEpoch(); e != 0 {
+				t.Fatalf("latest epoch %d after the reopen, want 0", e)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cfg := wlog.DefaultConfig()
+			cfg.FS = fs
+			p, err := OpenWith("t", 0, "/t", cfg, 4, []int32{0}, Options{ManualFlush: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if n := writes.Load(); n != 1 {
+				t.Fatalf("reopened at a newer epoch, the leader wrote the checkpoint %d times, want once", n)
+			}
+			data, err := fs.ReadFile("/t/" + EpochCheckpointFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(data), fmt.Sprintf("4 %d", records)) {
+				t.Fatalf("checkpoint after the reopen at epoch 4:\n%s\nwant epoch 4 starting at %d", data, records)
+			}
+		})
+	}
 }

@@ -218,15 +218,19 @@ func OpenWith(topic string, index int32, dir string, cfg wlog.Config, leaderEpoc
 		l.Close()
 		return nil, fmt.Errorf("producer state of %s-%d: %w", topic, index, err)
 	}
-	if err := p.loadEpochs(); err != nil {
+	held, err := p.loadEpochs()
+	if err == nil && p.role == roleLeader && leaderEpoch > p.epochs.latest() {
+		p.epochs.assign(leaderEpoch, l.EndOffset())
+	}
+	// One write, before any batch is appended, and none when the file
+	// already says it: a leader reopened at its epoch puts back the entry
+	// the fit to an empty log end took out.
+	if err == nil && !slices.Equal(held, p.epochs) {
+		err = wlog.WriteFileDurably(p.fs, p.dir, EpochCheckpointFile, p.epochs.encode())
+	}
+	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("leader epochs of %s-%d: %w", topic, index, err)
-	}
-	if p.role == roleLeader {
-		if err := p.startEpochLocked(leaderEpoch); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("leader epochs of %s-%d: %w", topic, index, err)
-		}
 	}
 	if opts.ManualFlush {
 		close(p.done)
