@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,8 +29,16 @@ type brokerProc struct {
 // dataDir, and waits until it serves.
 func startProc(t testing.TB, listen, dataDir string, extra ...string) *brokerProc {
 	t.Helper()
+	return startProcVia(t, nil, listen, dataDir, extra...)
+}
+
+// startProcVia is startProc with `weir serve` run through the command
+// prefix (e.g. a shell that lowers a limit first and execs it).
+func startProcVia(t testing.TB, prefix []string, listen, dataDir string, extra ...string) *brokerProc {
+	t.Helper()
 	args := append([]string{"serve", "--listen", listen, "--data", dataDir, "--log-level", "warn"}, extra...)
-	cmd := exec.Command(weirBin, args...)
+	argv := append(append(slices.Clone(prefix), weirBin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -201,14 +201,30 @@ func (s *Server) Close() error {
 
 func (s *Server) accept() {
 	defer s.wg.Done()
+	var backoff time.Duration
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
-			if s.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				s.logger.Error("accept", "err", err)
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors or memory, or a connection
+			// aborted before it was taken: the listener itself is
+			// fine, so wait a little and accept again (what the
+			// operating system refuses now it may allow once some
+			// connections close), rather than stop serving for good.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if backoff == time.Second || backoff == 5*time.Millisecond {
+				s.logger.Error("accept failed; accepting again after a pause", "err", err, "pause", backoff)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
 		}
+		backoff = 0
 		select {
 		case s.slots <- struct{}{}:
 		default:
