@@ -143,6 +143,15 @@ func TestEveryOrderReachesOneTerminalStateAcrossWorkerAndBrokerKills(t *testing.
 			m := saga.Message{Type: saga.OrderPlaced, Order: "o" + strconv.Itoa(i),
 				Customer: customers[prng.IntN(len(customers))], Item: items[prng.IntN(len(items))],
 				Quantity: q, Amount: q * int64(10+prng.IntN(31))}
+			// Some orders cannot be served, whatever the stock and the
+			// balances are by then: each failure path is taken even when
+			// the kills time many orders out.
+			switch prng.IntN(15) {
+			case 0:
+				m.Quantity = saga.InitialStock + 1
+			case 1:
+				m.Amount = saga.InitialBalance + 1
+			}
 			cl.Produce(ctx, &kgo.Record{Key: []byte(m.Order), Value: m.Encode()}, func(_ *kgo.Record, err error) {
 				if err != nil {
 					select {
