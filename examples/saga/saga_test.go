@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,11 +95,17 @@ func TestEveryOrderReachesOneTerminalStateAcrossWorkerAndBrokerKills(t *testing.
 		"--set", "group.initial.rebalance.delay.ms=0")
 	byService := map[string][]*exampletest.Service{}
 	var workers []*exampletest.Service
+	var orderHTTP []string // the order workers' interactive query addresses
 	for _, svc := range saga.Services {
 		for i := range 2 {
 			id := svc + "-" + strconv.Itoa(i)
-			w := exampletest.NewService(id, workerBin, "--brokers", addr, "--service", svc, "--id", id,
-				"--state", filepath.Join(t.TempDir(), id), "--order-timeout", orderTimeout.String(), "--tick", "300ms")
+			args := []string{"--brokers", addr, "--service", svc, "--id", id,
+				"--state", filepath.Join(t.TempDir(), id), "--order-timeout", orderTimeout.String(), "--tick", "300ms"}
+			if svc == "order" {
+				orderHTTP = append(orderHTTP, exampletest.FreeAddr(t))
+				args = append(args, "--http", orderHTTP[len(orderHTTP)-1])
+			}
+			w := exampletest.NewService(id, workerBin, args...)
 			byService[svc] = append(byService[svc], w)
 			workers = append(workers, w)
 		}
@@ -226,6 +235,46 @@ func TestEveryOrderReachesOneTerminalStateAcrossWorkerAndBrokerKills(t *testing.
 	final := waitSettled(t, ctx, addr, placed)
 	checkReplies(t, ctx, addr, final)
 	checkLevels(t, ctx, addr, final)
+	checkQueries(t, ctx, orderHTTP, final)
+}
+
+// checkQueries asks the order workers' interactive queries for every
+// order: exactly one worker, the owner of its partition, answers, with
+// the order's final state.
+func checkQueries(t *testing.T, ctx context.Context, addrs []string, final map[string]saga.Order) {
+	t.Helper()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for id, want := range final {
+		for {
+			var answers []saga.Order
+			var last string
+			for _, a := range addrs {
+				resp, err := hc.Get("http://" + a + "/stores/orders/" + url.PathEscape("order/"+id))
+				if err != nil {
+					last = err.Error()
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					last = fmt.Sprintf("%s: %d %s", a, resp.StatusCode, b)
+					continue
+				}
+				var o saga.Order
+				if err := json.Unmarshal(b, &o); err != nil {
+					t.Fatalf("query of order %s: %q: %v", id, b, err)
+				}
+				answers = append(answers, o)
+			}
+			if len(answers) == 1 && answers[0] == want {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("interactive query of order %s: answers %+v (last refusal: %s), want one, %+v", id, answers, last, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
 
 // pause takes a whole service down for pauseFor, so that the orders
