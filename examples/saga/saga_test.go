@@ -218,6 +218,17 @@ func TestEveryOrderReachesOneTerminalStateAcrossWorkerAndBrokerKills(t *testing.
 			s.Start(t)
 		}
 	}
+	// The pauses take time from the rounds: kill any worker that escaped.
+	for _, w := range workers {
+		for w.Kills() == 0 && ctx.Err() == nil {
+			if w.Kill() {
+				time.Sleep(time.Duration(50+rng.IntN(300)) * time.Millisecond)
+				w.Start(t)
+			} else {
+				time.Sleep(100 * time.Millisecond) // between a failure and its restart
+			}
+		}
+	}
 	produced.Wait()
 	select {
 	case err := <-produceErr:
