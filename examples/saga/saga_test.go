@@ -86,6 +86,9 @@ func TestEveryOrderReachesOneTerminalStateAcrossWorkerAndBrokerKills(t *testing.
 	orders, killFor, timeout := 300, 16*time.Second, 100*time.Second
 	if *longRun {
 		orders, killFor, timeout = 4000, 3*time.Minute, 8*time.Minute
+		// Ten times the items and customers, so that stock and balances
+		// last about as far into the run as in the short one.
+		items, customers = tenfold(items), tenfold(customers)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -286,6 +289,16 @@ func checkQueries(t *testing.T, ctx context.Context, addrs []string, final map[s
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+}
+
+func tenfold(names []string) []string {
+	var out []string
+	for _, n := range names {
+		for i := range 10 {
+			out = append(out, n+strconv.Itoa(i))
+		}
+	}
+	return out
 }
 
 // pause takes a whole service down for pauseFor, so that the orders
