@@ -1,0 +1,185 @@
+package saga
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-broker/weir/pkg/eos"
+)
+
+// The order service's store keys, per partition of OrdersTopic: one per
+// order, the index of the orders not yet terminal with their deadlines,
+// and the partition's event time.
+var (
+	pendingKey = []byte("pending")
+	clockKey   = []byte("event-time")
+)
+
+func orderKey(id string) []byte { return []byte("order/" + id) }
+
+// StateChange is a record of StatesTopic: an order after a message
+// changed it. Entered names the status the order entered with this
+// change, if it entered one; a terminal status is entered once.
+type StateChange struct {
+	Cause   string `json:"cause"` // the message type, or "Timeout"
+	Entered string `json:"entered,omitempty"`
+	Order   Order  `json:"order"`
+}
+
+// OrderService is the order service's Process function. Its event time,
+// per partition, is the largest record timestamp it has read there
+// (placements, replies and the Tick records of RunTicker, which keep it
+// moving on an idle partition); an order placed at time t is cancelled
+// by the first record that brings event time to t+timeout or past it
+// unless it is terminal by then. Deciding by record timestamps, not by
+// the clock of the worker that happens to run the partition, makes the
+// decision the same when a batch is processed again after an abort.
+// Malformed messages, and replies for orders it does not know, are
+// skipped.
+func OrderService(timeout time.Duration) eos.Process {
+	return func(_ context.Context, in *kgo.Record, store eos.Store) ([]*kgo.Record, error) {
+		m, err := Decode(in.Value)
+		if err != nil {
+			return nil, nil
+		}
+		now, err := advanceClock(store, in.Timestamp.UnixMilli())
+		if err != nil {
+			return nil, err
+		}
+		pending, err := loadPending(store)
+		if err != nil {
+			return nil, err
+		}
+		var outs []*kgo.Record
+		// Timeouts first: a reply whose timestamp is past the deadline
+		// is late, and is compensated by Step below.
+		for _, id := range slices.Sorted(maps.Keys(pending)) {
+			if pending[id] > now {
+				continue
+			}
+			o, err := loadOrder(store, id)
+			if err != nil || o == nil {
+				return nil, errors.Join(err, errors.New("saga: pending order "+id+" is not in the store"))
+			}
+			before := o.Status
+			cmds := o.Expire(now)
+			delete(pending, id)
+			out, err := saveOrder(store, o, "Timeout", before, cmds)
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, out...)
+		}
+		switch m.Type {
+		case Tick:
+		case OrderPlaced:
+			if m.Order == "" || len(orderKey(m.Order)) > eos.MaxKeyBytes {
+				break
+			}
+			if o, err := loadOrder(store, m.Order); err != nil {
+				return nil, err
+			} else if o != nil {
+				break // placed already
+			}
+			o, cmds := Place(m, in.Timestamp.UnixMilli()+timeout.Milliseconds())
+			pending[o.ID] = o.DeadlineMs
+			out, err := saveOrder(store, o, m.Type, "", cmds)
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, out...)
+		default:
+			o, err := loadOrder(store, m.Order)
+			if err != nil {
+				return nil, err
+			}
+			if o == nil {
+				break
+			}
+			before := *o
+			cmds := o.Step(m)
+			if *o == before {
+				break
+			}
+			if o.Terminal() {
+				delete(pending, o.ID)
+			}
+			out, err := saveOrder(store, o, m.Type, before.Status, cmds)
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, out...)
+		}
+		return outs, savePending(store, pending)
+	}
+}
+
+// advanceClock raises the partition's event time to ts and returns it.
+func advanceClock(store eos.Store, ts int64) (int64, error) {
+	now, _, err := eos.GetInt64(store, clockKey)
+	if err != nil || ts <= now {
+		return now, err
+	}
+	return ts, eos.PutInt64(store, clockKey, ts)
+}
+
+func loadPending(store eos.Store) (map[string]int64, error) {
+	pending := map[string]int64{}
+	b, err := store.Get(pendingKey)
+	if err != nil || b == nil {
+		return pending, err
+	}
+	return pending, json.Unmarshal(b, &pending)
+}
+
+func savePending(store eos.Store, pending map[string]int64) error {
+	b, err := json.Marshal(pending)
+	if err != nil {
+		return err
+	}
+	return store.Put(pendingKey, b)
+}
+
+func loadOrder(store eos.Store, id string) (*Order, error) {
+	b, err := store.Get(orderKey(id))
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var o Order
+	return &o, json.Unmarshal(b, &o)
+}
+
+// saveOrder stores o and returns the records of its change: the state
+// change and the commands, each to its service's topic.
+func saveOrder(store eos.Store, o *Order, cause, before string, cmds []Message) ([]*kgo.Record, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Put(orderKey(o.ID), b); err != nil {
+		return nil, err
+	}
+	sc := StateChange{Cause: cause, Order: *o}
+	if o.Status != before {
+		sc.Entered = o.Status
+	}
+	v, err := json.Marshal(sc)
+	if err != nil {
+		return nil, err
+	}
+	outs := []*kgo.Record{{Topic: StatesTopic, Key: []byte(o.ID), Value: v}}
+	for _, c := range cmds {
+		r := &kgo.Record{Topic: InventoryTopic, Key: []byte(c.Item), Value: c.Encode()}
+		if c.Type == Charge || c.Type == Refund {
+			r.Topic, r.Key = PaymentsTopic, []byte(c.Customer)
+		}
+		outs = append(outs, r)
+	}
+	return outs, nil
+}

@@ -1,0 +1,54 @@
+package saga
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestOrderServiceCancelsByEventTimeNotArrival checks the timeout
+// mechanism: an order is cancelled by the first record of its partition
+// stamped at or past its deadline (a tick, or the late reply itself,
+// which is then compensated), never by a record stamped before it.
+func TestOrderServiceCancelsByEventTimeNotArrival(t *testing.T) {
+	store, process := memStore{}, OrderService(time.Second)
+	at := func(ms int64, m Message) []*kgo.Record {
+		t.Helper()
+		outs, err := process(context.Background(), &kgo.Record{Value: m.Encode(), Timestamp: time.UnixMilli(ms)}, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return outs
+	}
+	order := Message{Type: OrderPlaced, Order: "o", Customer: "c", Item: "i", Quantity: 1, Amount: 5}
+	at(10_000, order)
+	at(10_500, Message{Type: StockReserved, Order: "o"})
+	at(10_999, Message{Type: Tick})
+	if o, _ := loadOrder(store, "o"); o.Status != AwaitingPayment {
+		t.Fatalf("before the deadline: %s", o.Status)
+	}
+	// The payment's success, stamped after the deadline: the order times
+	// out first (releasing the stock), then the charge is refunded.
+	outs := at(11_000, Message{Type: PaymentSucceeded, Order: "o"})
+	var sent []string
+	for _, r := range outs {
+		if r.Topic != StatesTopic {
+			m, _ := Decode(r.Value)
+			sent = append(sent, m.Type)
+		}
+	}
+	o, _ := loadOrder(store, "o")
+	if o.Status != Cancelled || o.Reason != TimedOut || join(sent) != ReleaseStock+","+Refund {
+		t.Fatalf("late success: %+v, sent %v; want cancelled by timeout, ReleaseStock then Refund", o, sent)
+	}
+	// An older record arriving later does not move event time back.
+	at(10_100, Message{Type: Tick})
+	if now, _ := advanceClock(store, 0); now != 11_000 {
+		t.Fatalf("event time %d after an older record, want 11000", now)
+	}
+	if p, _ := loadPending(store); len(p) != 0 {
+		t.Fatalf("pending after the order became terminal: %v", p)
+	}
+}
