@@ -120,3 +120,9 @@ func (e *env) waitSeen(ids []int64, d time.Duration) map[int64]int {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// readSeen returns how often each event id is in the topic (read_committed).
+func (e *env) readSeen() map[int64]int {
+	e.t.Helper()
+	return idsOf(e.readTopic(kgo.ReadCommitted()))
+}
