@@ -98,31 +98,3 @@ func TestCDCTableTakenOutOfItsPublicationUnderAnOpenTransactionPublishesNothingT
 		}
 	}
 }
-
-// waitSeen waits (at most d) until every one of ids is in the topic
-// (read_committed) and returns how often each event id is there; the
-// topic may hold other events.
-func (e *env) waitSeen(ids []int64, d time.Duration) map[int64]int {
-	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		seen := idsOf(e.readTopic(kgo.ReadCommitted()))
-		all := true
-		for _, id := range ids {
-			all = all && seen[id] > 0
-		}
-		if all {
-			return seen
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("after %v, events %v not all published: %v", d, ids, seen)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// readSeen returns how often each event id is in the topic (read_committed).
-func (e *env) readSeen() map[int64]int {
-	e.t.Helper()
-	return idsOf(e.readTopic(kgo.ReadCommitted()))
-}
