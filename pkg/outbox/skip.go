@@ -56,6 +56,19 @@ type skipRecord struct {
 type skips struct {
 	events map[int64]string // event id: event_uuid
 	txns   map[pglogrepl.LSN]bool
+	// before, in change-data-capture mode, is where the relay last
+	// stopped because its table left its publication: rows inserted
+	// before it and committed after are not published (see
+	// CDCRelay.recordUnpublished).
+	before pglogrepl.LSN
+}
+
+// unpublished returns skips.before (0 if none).
+func (s *skips) unpublished() pglogrepl.LSN {
+	if s == nil {
+		return 0
+	}
+	return s.before
 }
 
 // add records the skip record value read at offset.
