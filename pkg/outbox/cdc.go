@@ -179,6 +179,9 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
+	if err := markCDC(ctx, conn, src, r.cfg.RelayID); err != nil {
+		return err
+	}
 	// A publication that covers no table, or one table under another
 	// name, is judged once the progress says which table it covered.
 	var emptied bool
@@ -286,6 +289,7 @@ func (r *CDCRelay) connect(ctx context.Context) (*pgconn.PgConn, error) {
 		return nil, fmt.Errorf("outbox: database address: %w", err)
 	}
 	pc.RuntimeParams["replication"] = "database"
+	withRelayName(pc.RuntimeParams, "weir outbox relay "+r.cfg.RelayID+" (cdc)")
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: replication connection: %w", err)
@@ -308,6 +312,9 @@ func (r *CDCRelay) identify(ctx context.Context, conn *pgconn.PgConn) (cdcSource
 func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
 	src, err := r.identify(ctx, conn)
 	if err != nil {
+		return err
+	}
+	if err := markCDC(ctx, conn, src, r.cfg.RelayID); err != nil {
 		return err
 	}
 	if err := r.ensurePublication(ctx, conn, src); err != nil {

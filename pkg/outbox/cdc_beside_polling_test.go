@@ -1,6 +1,8 @@
 package outbox
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +21,9 @@ import (
 // The correct outcome: the change-data-capture relay refuses to start
 // (or the polling relay stops), and every event written afterwards is
 // published exactly once. What the test checks: each event committed
-// after both started is in the topic once.
+// after both started is in the topic once, and a refusal names the
+// polling relay. The relay's first start (not a separate setup, which
+// refuses the same way) creates its publication and slot.
 func TestCDCRelayRefusesATableAPollingRelayIsPublishing(t *testing.T) {
 	e := newCDCEnv(t)
 	ctx := testCtx(t)
@@ -27,15 +31,33 @@ func TestCDCRelayRefusesATableAPollingRelayIsPublishing(t *testing.T) {
 	poll := e.startRelay(e.config("p1", 0))
 	e.waitPublishedWithin(first, 30*time.Second)
 
-	e.cdcSetup("c1") // the relay's first start, as below
-	_, stop := e.startCDC("c1")
+	// The relay's first start creates its publication and slot, or
+	// refuses to.
+	r := e.cdcRelay("c1")
+	cctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(cctx) }()
+	stop := func() error { cancel(); err := <-done; done <- err; return err }
+	t.Cleanup(func() {
+		stop()
+		if _, ok := e.slotConfirmed("c1"); ok {
+			r.DropSlot(context.Background())
+		}
+	})
 	deadline := time.Now().Add(20 * time.Second)
+wait:
 	for {
+		select {
+		case err := <-done:
+			done <- err
+			break wait
+		default:
+		}
 		if _, ok := e.slotConfirmed("c1"); ok {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no slot for relay c1 after 20 s")
+			t.Fatal("relay c1 neither has a slot nor stopped after 20 s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -50,6 +72,9 @@ func TestCDCRelayRefusesATableAPollingRelayIsPublishing(t *testing.T) {
 	cdcErr := stop()
 	pollErr := poll.stop()
 	t.Logf("cdc relay: %v; polling relay: %v", cdcErr, pollErr)
+	if cdcErr != nil && !strings.Contains(cdcErr.Error(), "polling relay") {
+		t.Errorf("the change-data-capture relay stopped with %v; want its refusal to name the polling relay", cdcErr)
+	}
 	seen := idsOf(e.readTopic(kgo.ReadCommitted()))
 	for _, id := range ids {
 		if seen[id] != 1 {
