@@ -78,6 +78,9 @@ type CDCRelay struct {
 	// crashAt, when set, is called at each crash point with the event ids
 	// in hand. Only tests set it.
 	crashAt func(point string, ids []int64)
+	// skipChecked, when set, is called by SkipTransaction between its
+	// check of the progress and its skip record. Only tests set it.
+	skipChecked func()
 }
 
 // NewCDCRelay checks cfg and returns a relay reading the outbox table of

@@ -197,6 +197,9 @@ func (r *CDCRelay) SkipTransaction(ctx context.Context, commitLSN, reason string
 			"(the relay publishes a transaction of more than %d events in parts); skip the refused event instead "+
 			"(weir outbox skip --mode cdc --relay-id %s --id EVENT-ID)", lsn, last.Events, r.cfg.BatchSize, r.cfg.RelayID)
 	}
+	if r.skipChecked != nil {
+		r.skipChecked()
+	}
 	rec := skipRecord{Relay: r.cfg.RelayID, CommitLSN: lsn.String(), Reason: reason, At: time.Now().UTC()}
 	return writeSkip(ctx, r.cfg, src.skipPrefix(r.cfg.RelayID)+"lsn/"+lsn.String(), rec)
 }
