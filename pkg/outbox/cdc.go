@@ -596,6 +596,16 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				t.replay = true
 			case verify != nil && m.FinalLSN == verify.commit && m.Xid == verify.XID:
 				t.covered = verify.Events
+				if verify.Partial && t.skip {
+					// A part of it is published: a skip by LSN is
+					// void, as SkipTransaction says (its record may
+					// have raced the part's publication). A
+					// transaction is never half published and half
+					// skipped that way.
+					t.skip = false
+					r.log.Warn("outbox skip by LSN ignored: a part of the transaction is published; skip the refused event by id",
+						"commit_lsn", m.FinalLSN, "published_events", verify.Events)
+				}
 			case verify != nil:
 				return r.historyChanged(src, verify, m.Xid, m.FinalLSN)
 			case m.FinalLSN < quietUntil:
