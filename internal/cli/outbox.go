@@ -98,8 +98,9 @@ needs wal_level=logical and a role with the REPLICATION attribute that
 may connect for replication (pg_hba.conf); at its first start the role
 must own the outbox table (the relay creates a publication of it), and
 the server needs a free slot (max_replication_slots). One cdc relay id
-per table: a second one refuses
-to start. Its slot keeps WAL on the server until the relay confirms it; a
+per table: a second one refuses to start, and so does a cdc relay on a
+table a polling relay is publishing (and a polling relay on a table a cdc
+relay covers). Its slot keeps WAL on the server until the relay confirms it; a
 relay id that will not run again must have its slot dropped (weir outbox
 drop-slot), or the server keeps WAL for ever. A large source transaction
 is published in Kafka transactions of at most --batch-size events.
@@ -224,7 +225,8 @@ consumer.
   --lsn LSN  (cdc mode) every event of the source transaction committed at
              LSN, for instance one whose row was deleted: in cdc mode
              deleting a row does not unblock the relay, as the slot streams
-             the insert again.
+             the insert again. Refused for a transaction of which a part
+             is published (one larger than --batch-size): skip by --id.
 
 The skip is tied to the relay id and to this database (a restored or
 recreated database does not inherit it). With several polling relays on

@@ -42,6 +42,10 @@ const (
 	cdcKeyPrefix      = "cdc/"
 	cdcFenceKeyPrefix = "cdc-fence/"
 	cdcSkipKeyPrefix  = "cdc-skip/"
+	// cdcUnpublishedKeyPrefix keys the record of where the relay last
+	// stopped because its table left its publication, or the publication
+	// stopped streaming its inserts whole (see recordUnpublished).
+	cdcUnpublishedKeyPrefix = "cdc-unpublished/"
 )
 
 // Crash points of the change-data-capture relay.
@@ -74,6 +78,9 @@ type CDCRelay struct {
 	// crashAt, when set, is called at each crash point with the event ids
 	// in hand. Only tests set it.
 	crashAt func(point string, ids []int64)
+	// skipChecked, when set, is called by SkipTransaction between its
+	// check of the progress and its skip record. Only tests set it.
+	skipChecked func()
 }
 
 // NewCDCRelay checks cfg and returns a relay reading the outbox table of
@@ -175,6 +182,9 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	if err != nil {
 		return err
 	}
+	if err := markCDC(ctx, conn, src, r.cfg.RelayID); err != nil {
+		return err
+	}
 	// A publication that covers no table, or one table under another
 	// name, is judged once the progress says which table it covered.
 	var emptied bool
@@ -243,7 +253,7 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	case emptied && !slot.exists:
 		return stopError{tableGone(fmt.Sprintf("publication %s covers no table of that name: the outbox table %s was dropped or moved since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
 	case emptied && recorded && last.TableOID == src.tableOID:
-		out = &drain{to: end, err: tableUnpublished(src, r.pub, r.cfg.RelayID)}
+		out = &drain{to: end, unpublished: true, err: tableUnpublished(src, r.pub, r.cfg.RelayID, end)}
 	case plan.replacedOID != 0:
 		out = &drain{to: end, err: tableReplaced(src, r.cfg.RelayID, plan.replacedOID)}
 		src.tableOID = plan.replacedOID
@@ -282,6 +292,7 @@ func (r *CDCRelay) connect(ctx context.Context) (*pgconn.PgConn, error) {
 		return nil, fmt.Errorf("outbox: database address: %w", err)
 	}
 	pc.RuntimeParams["replication"] = "database"
+	withRelayName(pc.RuntimeParams, "weir outbox relay "+r.cfg.RelayID+" (cdc)")
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: replication connection: %w", err)
@@ -304,6 +315,9 @@ func (r *CDCRelay) identify(ctx context.Context, conn *pgconn.PgConn) (cdcSource
 func (r *CDCRelay) setup(ctx context.Context, conn *pgconn.PgConn) error {
 	src, err := r.identify(ctx, conn)
 	if err != nil {
+		return err
+	}
+	if err := markCDC(ctx, conn, src, r.cfg.RelayID); err != nil {
 		return err
 	}
 	if err := r.ensurePublication(ctx, conn, src); err != nil {
@@ -469,7 +483,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 		if out != nil && txn == nil && checked && max(idle, acked) >= out.to {
 			// Everything committed before the table was replaced is
 			// published.
-			return stopError{out.err}
+			return r.stopDrained(ctx, cl, src, out)
 		}
 		wait := nextStatus
 		if txn == nil && checked && idle > acked && (last == nil || idle > last.through()) {
@@ -568,6 +582,12 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				}
 			}
 		case *pglogrepl.BeginMessage:
+			if out != nil && out.unpublished && verify == nil && quietUntil == 0 && m.FinalLSN >= out.to {
+				// Committed after the drain's end: every transaction
+				// before it is published, and this one is the
+				// operator's (see recordUnpublished).
+				return r.stopDrained(ctx, cl, src, out)
+			}
 			t := &sourceTxn{xid: m.Xid, commit: m.FinalLSN, skip: skipped.txn(m.FinalLSN), hash: newEventHash()}
 			switch {
 			case verify != nil && m.FinalLSN < verify.commit:
@@ -576,6 +596,16 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				t.replay = true
 			case verify != nil && m.FinalLSN == verify.commit && m.Xid == verify.XID:
 				t.covered = verify.Events
+				if verify.Partial && t.skip {
+					// A part of it is published: a skip by LSN is
+					// void, as SkipTransaction says (its record may
+					// have raced the part's publication). A
+					// transaction is never half published and half
+					// skipped that way.
+					t.skip = false
+					r.log.Warn("outbox skip by LSN ignored: a part of the transaction is published; skip the refused event by id",
+						"commit_lsn", m.FinalLSN, "published_events", verify.Events)
+				}
 			case verify != nil:
 				return r.historyChanged(src, verify, m.Xid, m.FinalLSN)
 			case m.FinalLSN < quietUntil:
@@ -600,7 +630,8 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			// progress recorded it), its name at the time is the check:
 			// the publication never covered another table.
 			ours := rel.RelationID == src.tableOID
-			if out != nil && out.byName {
+			switch {
+			case out != nil && out.byName:
 				ours = rel.Namespace == src.schema && rel.RelationName == src.table
 				if ours {
 					// The old table's oid, learnt from its first row:
@@ -608,20 +639,36 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 					// it by oid, not the new table by name.
 					src.tableOID, out.byName = rel.RelationID, false
 				}
-			} else if out == nil {
-				ours = ours && rel.Namespace == src.schema && rel.RelationName == src.table
-			}
-			if !ours && out != nil {
-				// Draining: another table put into the publication;
-				// its rows are pending there, for the remedy.
-				continue
+			case ours && out == nil && (rel.Namespace != src.schema || rel.RelationName != src.table):
+				// The outbox table, renamed or moved to another schema
+				// while the relay streams: starting over finds the
+				// publication covering it under its new name and
+				// drains what the slot holds of it (see run).
+				return fmt.Errorf("outbox: publication %s streamed a row of %s (oid %d) under the name %s.%s: the table was renamed or moved while the relay ran",
+					r.pub, src.qualified(), src.tableOID, rel.Namespace, rel.RelationName)
 			}
 			if !ours {
-				return stopError{fmt.Errorf("outbox: publication %s streamed a row of %s.%s (oid %d); the relay publishes only %s (oid %d): "+
-					"drop the publication (DROP PUBLICATION %s) and the relay creates it again",
-					r.pub, rel.Namespace, rel.RelationName, rel.RelationID, src.qualified(), src.tableOID, r.pub)}
+				// A row of another table put into the publication: it
+				// is never an event. The table watch (and the check at
+				// start) stops the relay for the publication to be put
+				// back; the slot keeps streaming such rows for the
+				// transactions committed while it covered that table,
+				// whatever the publication is now, so they cannot
+				// stop the relay.
+				continue
 			}
 			t := txn
+			if before := skipped.unpublished(); before != 0 && t.commit >= before && xld.WALStart < before {
+				// Inserted before the relay stopped because its table
+				// left the publication (or the publication stopped
+				// streaming it whole), committed after: its error told
+				// the operator to publish such rows some other way.
+				// Checked first, so that a transaction holding only
+				// such rows counts as one without events everywhere.
+				r.log.Warn("outbox event not published: inserted before the relay stopped for its publication, committed after; publish it some other way if it is not in the topics",
+					"commit_lsn", t.commit, "stopped_at", before, "xid", t.xid, "id", eventIdentity(rel, m.Tuple).id)
+				continue
+			}
 			if t.replay {
 				continue
 			}
@@ -636,6 +683,18 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				if t.skip {
 					continue
 				}
+				// Skips are checked before a row must be readable: an
+				// unreadable row can only be skipped, by id (its
+				// transaction may have a part published already) as
+				// well as by commit LSN. It counts as an event of its
+				// transaction, hashed by its id and UUID, as every
+				// restart finds it again with the same skip records.
+				who := eventIdentity(rel, m.Tuple)
+				if who.uuid != "" && skipped.event(who) {
+					ev, err = who, nil
+				}
+			}
+			if err != nil {
 				if errors.Is(err, errNoEventUUID) {
 					// The column was dropped under the relay (it refuses to
 					// start on such a table): starting over cannot mend it.
@@ -644,8 +703,8 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 						"or publish it some other way; no event is published without %s",
 						src.qualified(), t.commit, r.cfg.RelayID, t.commit, EventUUIDHeader)}
 				}
-				return fmt.Errorf("%w (source transaction committed at %s; skip it with weir outbox skip --mode cdc --relay-id %s --lsn %s)",
-					err, t.commit, r.cfg.RelayID, t.commit)
+				return fmt.Errorf("%w (source transaction committed at %s; skip it with %s)",
+					err, t.commit, unreadableSkipHint(r.cfg, eventIdentity(rel, m.Tuple), t))
 			}
 			t.seen++
 			t.hash.add(ev)
@@ -712,6 +771,51 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			}
 		}
 	}
+}
+
+// stopDrained ends the drain out: everything committed before out.to is
+// published.
+func (r *CDCRelay) stopDrained(ctx context.Context, cl *kgo.Client, src cdcSource, out *drain) error {
+	if out.unpublished {
+		if err := r.recordUnpublished(ctx, cl, src, out.to); err != nil {
+			return err
+		}
+	}
+	return stopError{out.err}
+}
+
+// recordUnpublished commits to the progress topic that the relay stopped
+// at to because its table left its publication (or the publication
+// stopped streaming it whole): from then on the relay publishes no row
+// inserted before to in a transaction committed after it, as its error
+// tells the operator to publish the rows committed after to some other
+// way. PostgreSQL decodes an insert by the publication as of the insert,
+// so the slot streams such a row once its transaction commits, even
+// after the table is put back. The record only moves forward.
+func (r *CDCRelay) recordUnpublished(ctx context.Context, cl *kgo.Client, src cdcSource, to pglogrepl.LSN) error {
+	v, err := json.Marshal(unpublishedRecord{Relay: r.cfg.RelayID, Before: to.String()})
+	if err != nil {
+		return err
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("outbox: begin transaction: %w", err)
+	}
+	rec := &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(src.unpublishedKey(r.cfg.RelayID)), Value: v}
+	if err := cl.ProduceSync(bctx, rec).FirstErr(); err != nil {
+		return errors.Join(fmt.Errorf("outbox: record where the relay stopped: %w", err), abort(bctx, cl))
+	}
+	if err := cl.EndTransaction(bctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("outbox: record where the relay stopped: %w", err)
+	}
+	return nil
+}
+
+// unpublishedRecord is the value of the record recordUnpublished writes.
+type unpublishedRecord struct {
+	Relay  string `json:"relay"`
+	Before string `json:"unpublished_before"`
 }
 
 // historyChanged is the error of a slot that streams, where the progress
@@ -853,6 +957,44 @@ func skipHint(cfg RelayConfig, id int64, rec *cdcProgress, n int) string {
 		return hint + " (an earlier part of its source transaction is published: it cannot be skipped whole)"
 	}
 	return hint + " (or --lsn " + rec.CommitLSN + " for the whole transaction)"
+}
+
+// eventIdentity reads what a skip by id names, the id and the UUID, from
+// an inserted outbox row however unreadable its other columns are; what
+// it cannot read is left zero.
+func eventIdentity(rel *pglogrepl.RelationMessage, tuple *pglogrepl.TupleData) claimed {
+	var ev claimed
+	if tuple == nil {
+		return ev
+	}
+	for i, col := range tuple.Columns {
+		if i >= len(rel.Columns) || col.DataType != pglogrepl.TupleDataTypeText {
+			continue
+		}
+		switch rel.Columns[i].Name {
+		case "id":
+			ev.id, _ = strconv.ParseInt(string(col.Data), 10, 64)
+		case "event_uuid":
+			ev.uuid = string(col.Data)
+		}
+	}
+	return ev
+}
+
+// unreadableSkipHint is the command that skips the unreadable row who of
+// source transaction t: by id when the row has one and UUID, and by
+// commit LSN unless a part of t is published already, which
+// SkipTransaction refuses.
+func unreadableSkipHint(cfg RelayConfig, who claimed, t *sourceTxn) string {
+	byLSN := fmt.Sprintf("weir outbox skip --mode cdc --table %s --relay-id %s --lsn %s", cfg.Table, cfg.RelayID, t.commit)
+	if who.id == 0 || who.uuid == "" {
+		return byLSN
+	}
+	byID := fmt.Sprintf("weir outbox skip --mode cdc --table %s --relay-id %s --id %d", cfg.Table, cfg.RelayID, who.id)
+	if t.covered > 0 || t.recorded != nil {
+		return byID + " (a part of the transaction is published: it cannot be skipped whole)"
+	}
+	return byID + ", or the whole transaction: " + byLSN
 }
 
 // decodeInsert turns an inserted outbox row (text format) into an event.

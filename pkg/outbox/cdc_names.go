@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -71,15 +73,42 @@ func (r *CDCRelay) Names(ctx context.Context) (slot, publication string, err err
 
 // publicationWrong is checkPublication's finding of a publication that
 // publishes more or less than the inserts of the whole table: at start,
-// its remedy is to drop it, and the relay creates it again; while the
-// relay streams, the relay stops (tableWatch) and says what changed.
+// its remedy is to give it back its definition (publicationRemedy);
+// while the relay streams, the relay stops (tableWatch) and says what
+// changed.
 type publicationWrong struct {
 	finding error
 	pub     string
+	src     cdcSource
+	// widened says that the publication still streams every insert of
+	// the table, whole, and other tables' rows besides: no event is
+	// missed while it is so.
+	widened bool
+	// allTables says that it is FOR ALL TABLES, which cannot be altered
+	// to cover one table.
+	allTables bool
 }
 
 func (e publicationWrong) Error() string {
-	return e.finding.Error() + ": drop it (DROP PUBLICATION " + e.pub + ") and the relay creates it again"
+	return e.finding.Error() + ": " + publicationRemedy(e.pub, e.src, e.allTables) + ", then start the relay again"
+}
+
+// publicationRemedy is how an operator gives publication pub back its
+// definition. The publication must exist at every moment: PostgreSQL
+// reads it, as of each change, for every transaction the slot streams,
+// and a slot holding changes from before a DROP PUBLICATION fails on
+// them ("publication does not exist") even once it is created again. So
+// the remedy alters it, or drops and creates it in one transaction. Rows
+// of other tables that the slot streams for transactions committed while
+// the publication covered them are left out by the relay.
+func publicationRemedy(pub string, src cdcSource, allTables bool) string {
+	table := pgx.Identifier{src.schema, src.table}.Sanitize()
+	if allTables {
+		return "drop it and create it again for the table alone in one transaction (BEGIN; DROP PUBLICATION " + pub +
+			"; CREATE PUBLICATION " + pub + " FOR TABLE " + table + " WITH (publish = 'insert'); COMMIT)"
+	}
+	return "give it back its definition (ALTER PUBLICATION " + pub + " SET TABLE " + table +
+		"; ALTER PUBLICATION " + pub + " SET (publish = 'insert'))"
 }
 
 // errPublicationEmpty is checkPublication's finding of a publication that
@@ -128,25 +157,43 @@ func checkPublication(ctx context.Context, conn *pgconn.PgConn, pub string, src 
 		}
 		if moved != nil {
 			oid, _ := strconv.ParseUint(moved[0], 10, 32)
-			return &publicationElsewhere{oid: uint32(oid), err: fmt.Errorf("outbox: publication %s publishes %s, not %s: "+
-				"drop it (DROP PUBLICATION %s) and the relay creates it again", pub, row[2], want, pub)}
+			return &publicationElsewhere{oid: uint32(oid), err: fmt.Errorf("outbox: publication %s publishes %s, not %s: %s, then start the relay again",
+				pub, row[2], want, publicationRemedy(pub, src, false))}
 		}
 	}
+	wrong := publicationWrong{pub: pub, src: src, allTables: row[0] == "t"}
 	if row[0] == "t" || row[1] != "t" || row[2] != want {
-		return publicationWrong{fmt.Errorf("outbox: publication %s publishes %s (all tables %s, inserts %s), not the inserts of exactly %s",
-			pub, orNone(row[2]), row[0], row[1], want), pub}
+		wrong.finding = fmt.Errorf("outbox: publication %s publishes %s (all tables %s, inserts %s), not the inserts of exactly %s",
+			pub, orNone(row[2]), row[0], row[1], want)
+		covered := row[0] == "t" || slices.Contains(strings.Split(row[2], ", "), want)
+		if row[1] == "t" && covered {
+			// Wider than the table: is the table itself still whole?
+			wrong.widened = wholeTable(ctx, conn, pub, src, row[3] == "t") == nil
+		}
+		return wrong
 	}
-	if row[3] != "t" {
-		return nil // no row filters or column lists before PostgreSQL 15
+	if err := wholeTable(ctx, conn, pub, src, row[3] == "t"); err != nil {
+		return err
 	}
-	row, err = queryRow(ctx, conn, `SELECT count(*) FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
-		WHERE p.pubname = `+quoteLiteral(pub)+` AND (r.prqual IS NOT NULL OR r.prattrs IS NOT NULL)`)
+	return nil
+}
+
+// wholeTable checks that publication pub has no row filter or column list
+// on src's table (none exist before PostgreSQL 15, v15).
+func wholeTable(ctx context.Context, conn *pgconn.PgConn, pub string, src cdcSource, v15 bool) error {
+	if !v15 {
+		return nil
+	}
+	want := src.qualified()
+	row, err := queryRow(ctx, conn, `SELECT count(*) FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+		WHERE p.pubname = `+quoteLiteral(pub)+` AND r.prrelid = `+strconv.FormatUint(uint64(src.tableOID), 10)+`
+		AND (r.prqual IS NOT NULL OR r.prattrs IS NOT NULL)`)
 	if err != nil {
 		return fmt.Errorf("outbox: look up publication %s: %w", pub, err)
 	}
 	if row != nil && row[0] != "0" {
-		return publicationWrong{fmt.Errorf("outbox: publication %s has a row filter or a column list on %s: the relay must see every row whole",
-			pub, want), pub}
+		return publicationWrong{finding: fmt.Errorf("outbox: publication %s has a row filter or a column list on %s: the relay must see every row whole",
+			pub, want), pub: pub, src: src}
 	}
 	return nil
 }

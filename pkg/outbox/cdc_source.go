@@ -51,6 +51,12 @@ func (s cdcSource) skipPrefix(relayID string) string {
 	return cdcSkipKeyPrefix + s.systemID + "/" + strconv.FormatUint(uint64(s.dbOID), 10) + "/" + s.qualified() + "/" + relayID + "/"
 }
 
+// unpublishedKey is the key of the relay's recordUnpublished records for
+// this source.
+func (s cdcSource) unpublishedKey(relayID string) string {
+	return cdcUnpublishedKeyPrefix + s.systemID + "/" + strconv.FormatUint(uint64(s.dbOID), 10) + "/" + s.qualified() + "/" + relayID
+}
+
 // identifySource asks the server on the replication connection conn who
 // it is, and resolves table (a quoted, possibly qualified name) to its
 // schema and oid.
@@ -275,8 +281,21 @@ func (d eventHash) sum() string { return hex.EncodeToString(d.h.Sum(nil)[:16]) }
 func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceOffset int64) (*cdcProgress, *skips, error) {
 	var last *cdcProgress
 	sk := &skips{}
-	key, skipPrefix := src.progressKey(cfg.RelayID), src.skipPrefix(cfg.RelayID)
-	err := scanProgress(ctx, cfg, func(k string) bool { return k == key || strings.HasPrefix(k, skipPrefix) }, fenceOffset, func(offset int64, k string, value []byte) error {
+	key, skipPrefix, unpub := src.progressKey(cfg.RelayID), src.skipPrefix(cfg.RelayID), src.unpublishedKey(cfg.RelayID)
+	want := func(k string) bool { return k == key || k == unpub || strings.HasPrefix(k, skipPrefix) }
+	err := scanProgress(ctx, cfg, want, fenceOffset, func(offset int64, k string, value []byte) error {
+		if k == unpub {
+			var u unpublishedRecord
+			if err := json.Unmarshal(value, &u); err != nil {
+				return fmt.Errorf("outbox: record at offset %d: %w", offset, err)
+			}
+			lsn, err := pglogrepl.ParseLSN(u.Before)
+			if err != nil {
+				return fmt.Errorf("outbox: record at offset %d: %w", offset, err)
+			}
+			sk.before = max(sk.before, lsn)
+			return nil
+		}
 		if k != key {
 			return sk.add(offset, value)
 		}
@@ -412,16 +431,22 @@ func tableReplaced(src cdcSource, relayID string, was uint32) error {
 
 // tableUnpublished is the error of a relay whose outbox table, still
 // the same table, was taken out of its publication (ALTER PUBLICATION
-// ... DROP TABLE): rows committed to it since are never streamed, and
-// the rows it published are still pending (this mode marks none), so the
-// polling relay would publish them again.
-func tableUnpublished(src cdcSource, pub, relayID string) error {
-	return fmt.Errorf("%w: the outbox table %s (oid %d) was taken out of publication %s: rows committed to it since are never "+
-		"streamed. Every event committed before that is published. Do not run the polling relay on this table: the rows this "+
-		"relay published are still pending, and it would publish them again. Put the table back (ALTER PUBLICATION %s ADD TABLE %s) "+
-		"and start the relay again; the rows committed while it was out must be published some other way (or their loss accepted): "+
-		"their event UUIDs are not in the topics",
-		ErrSourceChanged, src.qualified(), src.tableOID, pub, pub, pgx.Identifier{src.schema, src.table}.Sanitize())
+// ... DROP TABLE): rows inserted since are never streamed, and the rows
+// it published are still pending (this mode marks none), so the polling
+// relay would publish them again. A row inserted before, in a
+// transaction still open, is streamed once it commits (PostgreSQL reads
+// the publication as of the insert); the relay does not publish it when
+// it commits after to, the end of the drain (see
+// skips.unpublishedBefore), so that every row committed after to is the
+// operator's to publish, and only those.
+func tableUnpublished(src cdcSource, pub, relayID string, to pglogrepl.LSN) error {
+	return fmt.Errorf("%w: the outbox table %s (oid %d) was taken out of publication %s: rows inserted since are never "+
+		"streamed. Every event committed before %s is published; no row committed after it is, until the table is back "+
+		"(a row inserted before the table left, in a transaction that commits after %s, is not published by this relay either: "+
+		"it logs each one it meets). Do not run the polling relay on this table: the rows this relay published are still pending, "+
+		"and it would publish them again. Publish some other way the rows committed since (their event UUIDs are not in the topics), "+
+		"then put the table back (ALTER PUBLICATION %s ADD TABLE %s) and start the relay again: it publishes the rows inserted from then on",
+		ErrSourceChanged, src.qualified(), src.tableOID, pub, to, to, pub, pgx.Identifier{src.schema, src.table}.Sanitize())
 }
 
 // tableGone is tableReplaced's error for what happened to the table.
@@ -460,6 +485,12 @@ const cdcTableCheckInterval = 2 * time.Second
 type drain struct {
 	to  pglogrepl.LSN
 	err error
+	// unpublished says that rows of the table inserted before to may
+	// be missing from the stream, or streamed only after to once the
+	// publication is mended: the relay records to (recordUnpublished)
+	// before it stops, and its error tells the operator to publish the
+	// rows committed after to some other way.
+	unpublished bool
 	// byName says that the old table's oid is unknown (no progress
 	// recorded it): its rows are told by the name they had.
 	byName bool
@@ -503,17 +534,26 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 		// published, then the relay stops.
 		var wrong publicationWrong
 		if err := checkPublication(qctx, w.conn, w.pub, w.src); errors.As(err, &wrong) {
-			err = wrong.finding
-			return &drain{to: to, err: fmt.Errorf("%w: publication %s changed while the relay ran (%w); rows committed to %s since are "+
-				"not streamed as the relay needs them. Every event committed before is published. Give the publication back its "+
-				"settings (inserts of every row and column of the table) and start the relay again; publish the rows committed "+
-				"while it was changed some other way", ErrSourceChanged, w.pub, err, w.src.qualified())}
+			if wrong.widened {
+				// Every insert of the table is still streamed, whole:
+				// nothing is missed, and rows of other tables are
+				// never events.
+				return &drain{to: to, err: fmt.Errorf("%w: publication %s changed while the relay ran (%w); every event is published, "+
+					"and no row of another table is: %s, then start the relay again",
+					ErrSourceChanged, w.pub, wrong.finding, publicationRemedy(w.pub, w.src, wrong.allTables))}
+			}
+			return &drain{to: to, unpublished: true, err: fmt.Errorf("%w: publication %s changed while the relay ran (%w); rows inserted "+
+				"into %s since are not streamed as the relay needs them. Every event committed before %s is published; no row committed "+
+				"after it is, until the publication is mended (a row inserted before the change, in a transaction that commits after %s, "+
+				"is not published by this relay either: it logs each one it meets). Publish some other way the rows committed since "+
+				"(their event UUIDs are not in the topics), then %s and start the relay again: it publishes the rows inserted from then on",
+				ErrSourceChanged, w.pub, wrong.finding, w.src.qualified(), to, to, publicationRemedy(w.pub, w.src, wrong.allTables))}
 		}
 		return nil
 	}
 	if uint32(now) == w.src.tableOID {
 		// The same table, taken out of the publication.
-		return &drain{to: to, err: tableUnpublished(w.src, w.pub, relayID)}
+		return &drain{to: to, unpublished: true, err: tableUnpublished(w.src, w.pub, relayID, to)}
 	}
 	src := w.src
 	src.tableOID = uint32(now)

@@ -210,7 +210,10 @@
 //     COMMIT-LSN to skip a whole source transaction, for instance one
 //     whose row was deleted, unless a part of it is published already:
 //     a transaction published in parts, see below, whose refused event
-//     is in a later part; that skip is refused, skip by id instead); in
+//     is in a later part; that skip is refused, skip by id instead, and
+//     a skip by LSN recorded while a part is being published is void:
+//     the relay logs that it ignores it, so a transaction is never half
+//     published and half skipped); in
 //     Go, Relay.Skip, CDCRelay.SkipEvent and CDCRelay.SkipTransaction. The skip is recorded in the progress
 //     topic under the relay id and this database's identity, and read by
 //     the relay when it starts over after the failed attempt. The
@@ -224,8 +227,9 @@
 //
 // A row whose headers cannot be read as strings stops the polling relay
 // until the row is fixed or deleted; in change-data-capture mode it is
-// reported with its source transaction's commit LSN, to be skipped by
-// --lsn.
+// reported with its id and its source transaction's commit LSN, to be
+// skipped by --id (skips are checked before a row is decoded, so this
+// works also in a later part of a transaction) or by --lsn.
 //
 // A relay holds one batch in memory: up to BatchSize events, keys and
 // payloads included, plus the Kafka client's encoded copy while it
@@ -263,12 +267,22 @@
 // whole server). Relays of tables with the same name in two schemas, or
 // of one table under two relay ids, share nothing. An existing
 // publication of that name must publish exactly the inserts of the
-// table, every row and column, and every streamed insert must be a row
-// of the table; otherwise the relay stops with an error naming what it
-// found. It checks this at start and every 2 s while it streams; a
-// publication changed under a running relay has what the slot holds
-// from before published, then the relay stops with ErrSourceChanged, and
-// rows committed while it was changed are not streamed. Events committed before the slot exists are not its to
+// table, every row and column; otherwise the relay stops with an error
+// naming what it found and the remedy: give the publication back its
+// definition (ALTER PUBLICATION ... SET TABLE; for a FOR ALL TABLES
+// publication, DROP and CREATE in one transaction). Dropping it for the
+// relay to create it again is no remedy: PostgreSQL reads a publication
+// as of each change it decodes, and a slot holding changes from before
+// the drop fails on them. Rows of other tables that the slot streams
+// (for transactions committed while the publication covered them) are
+// never published. The relay checks the publication at start and every
+// 2 s while it streams; a publication changed under a running relay has
+// what the slot holds from before published, then the relay stops with
+// ErrSourceChanged. A publication widened to other tables loses nothing.
+// One that stopped streaming the table's inserts whole (inserts off, a
+// row filter or a column list) is treated as a table taken out of it
+// (below): rows committed after the relay stopped are the operator's to
+// publish some other way. Events committed before the slot exists are not its to
 // publish, so create the slot (start the relay once) before the
 // application writes, or publish the older rows with the polling relay
 // first.
@@ -347,7 +361,15 @@
 //     (ALTER PUBLICATION ... DROP TABLE) but not replaced is drained the
 //     same way; the relay then says to put it back, not to run the
 //     polling relay, which would publish the pending rows again, and
-//     that rows committed while it was out are never streamed.
+//     that rows committed after the position it stopped at are not
+//     published by it: rows inserted while the table was out are never
+//     streamed, and a row inserted before, whose transaction commits
+//     after that position, is streamed once the table is back
+//     (PostgreSQL decodes an insert by the publication as of the insert)
+//     but not published: the relay records the position in the progress
+//     topic (cdc-unpublished/...) and logs each such row. The operator
+//     publishes the rows committed since some other way (their event
+//     UUIDs are not in the topics) and puts the table back.
 //   - weir outbox drop-slot (CDCRelay.DropSlot) first records the drop
 //     under this key: the relay id then refuses to start again on this
 //     database, with ErrSourceChanged, also if it had published nothing,
@@ -390,7 +412,15 @@
 // several relays sharing a table's work is the polling mode's). The
 // polling relay refuses to start on a table that a change-data-capture
 // relay's publication covers, running or stopped, since it would publish
-// those pending rows again. To switch a table from change-data-capture
+// those pending rows again; and a change-data-capture relay refuses a
+// table a polling relay is publishing, naming it, since its slot would
+// stream every event that relay publishes. Each relay holds, while it
+// runs, a mark of its mode on the table (a session-level advisory lock
+// on the table's oid, taken before it looks for the other mode's), which
+// goes with its database session when it stops or crashes. To switch a
+// table from polling to change-data-capture, let the polling relays
+// publish what is pending, stop them, then start the change-data-capture
+// relay: rows committed before its first start are not its to publish. To switch a table from change-data-capture
 // to polling, let the relay publish what was written, stop it, mark the
 // rows it published sent (UPDATE ... SET state = 'sent'), then drop its
 // slot and publication (weir outbox drop-slot): the polling relay

@@ -179,6 +179,7 @@ func (r *Relay) judgeFailure(ctx context.Context, inc int64, err error) (fenced,
 // mark batches until ctx ends or something fails.
 func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 	st, err := r.start(ctx, incp)
+	defer st.mark.release(ctx)
 	if st.cl != nil {
 		defer st.cl.Close()
 	}
@@ -246,6 +247,7 @@ type opened struct {
 	cl      *kgo.Client // the transactional client; the caller closes it
 	skipped *skips
 	rec     reconciled
+	mark    *pollingMark // held until the session ends; the caller releases it
 }
 
 // start is steps a to d of the package doc: register a new incarnation,
@@ -253,7 +255,13 @@ type opened struct {
 // the table. *incp is set as soon as the incarnation is registered.
 func (r *Relay) start(ctx context.Context, incp *int64) (opened, error) {
 	var st opened
+	var err error
 	if err := r.store.checkColumns(ctx); err != nil {
+		return st, err
+	}
+	// The mode mark first, then the look for the other mode's (see
+	// modemark.go).
+	if st.mark, err = r.store.markPolling(ctx); err != nil {
 		return st, err
 	}
 	if err := r.store.checkNoCDCRelay(ctx); err != nil {
@@ -303,6 +311,7 @@ func (r *Relay) start(ctx context.Context, incp *int64) (opened, error) {
 func (r *Relay) Release(ctx context.Context) (sent, released int64, err error) {
 	var inc int64
 	st, err := r.start(ctx, &inc)
+	defer st.mark.release(ctx)
 	if st.cl != nil {
 		defer st.cl.Close()
 	}

@@ -56,6 +56,19 @@ type skipRecord struct {
 type skips struct {
 	events map[int64]string // event id: event_uuid
 	txns   map[pglogrepl.LSN]bool
+	// before, in change-data-capture mode, is where the relay last
+	// stopped because its table left its publication: rows inserted
+	// before it and committed after are not published (see
+	// CDCRelay.recordUnpublished).
+	before pglogrepl.LSN
+}
+
+// unpublished returns skips.before (0 if none).
+func (s *skips) unpublished() pglogrepl.LSN {
+	if s == nil {
+		return 0
+	}
+	return s.before
 }
 
 // add records the skip record value read at offset.
@@ -165,7 +178,11 @@ func (r *CDCRelay) SkipEvent(ctx context.Context, id int64, reason string) error
 // It refuses a transaction of which a part is already published (the
 // relay's last progress record names a part of it): consumers have seen
 // those events, so the transaction cannot be skipped whole; skip the
-// refused event by id (SkipEvent) instead.
+// refused event by id (SkipEvent) instead. It looks again once its
+// record is written, since the relay may publish a part meanwhile; and
+// the relay ignores a skip by LSN of a transaction of which it finds a
+// part published (logging so), so a transaction is never half
+// published and half skipped.
 func (r *CDCRelay) SkipTransaction(ctx context.Context, commitLSN, reason string) error {
 	lsn, err := pglogrepl.ParseLSN(commitLSN)
 	if err != nil {
@@ -179,13 +196,33 @@ func (r *CDCRelay) SkipTransaction(ctx context.Context, commitLSN, reason string
 	if err != nil {
 		return err
 	}
-	if last != nil && last.Partial && last.commit == lsn {
+	partPublished := func(last *cdcProgress) error {
+		if last == nil || !last.Partial || last.commit != lsn {
+			return nil
+		}
 		return fmt.Errorf("outbox: source transaction %s cannot be skipped whole: its first %d events are published already "+
 			"(the relay publishes a transaction of more than %d events in parts); skip the refused event instead "+
 			"(weir outbox skip --mode cdc --relay-id %s --id EVENT-ID)", lsn, last.Events, r.cfg.BatchSize, r.cfg.RelayID)
 	}
+	if err := partPublished(last); err != nil {
+		return err
+	}
+	if r.skipChecked != nil {
+		r.skipChecked()
+	}
 	rec := skipRecord{Relay: r.cfg.RelayID, CommitLSN: lsn.String(), Reason: reason, At: time.Now().UTC()}
-	return writeSkip(ctx, r.cfg, src.skipPrefix(r.cfg.RelayID)+"lsn/"+lsn.String(), rec)
+	if err := writeSkip(ctx, r.cfg, src.skipPrefix(r.cfg.RelayID)+"lsn/"+lsn.String(), rec); err != nil {
+		return err
+	}
+	// A part published between the check and the record: the relay
+	// ignores a skip by LSN of a transaction of which a part is
+	// published, so say it was refused. (A part whose Kafka transaction
+	// commits after this look voids the skip all the same; the relay
+	// logs that it ignores it.)
+	if last, err = lastCDCProgress(ctx, r.cfg, src); err != nil {
+		return fmt.Errorf("outbox: skip recorded, but whether a part of the transaction was published meanwhile is unknown: %w", err)
+	}
+	return partPublished(last)
 }
 
 // lastCDCProgress reads the progress topic, read_committed, up to its
