@@ -48,3 +48,21 @@ func TestBrokerOutOfFileDescriptorsAcceptsAgainOnceConnectionsClose(t *testing.T
 		t.Fatalf("produce once the connections closed: %v\n%s", err, p.logs.String())
 	}
 }
+
+// A broker started with fewer open files allowed than its partitions and
+// max.connections may take says so at start, naming the limit and what it
+// may need, as operators of Kafka learn to check ulimit -n.
+func TestBrokerWarnsAtStartWhenItsOpenFileLimitIsBelowMaxConnections(t *testing.T) {
+	p := startProcVia(t, []string{"sh", "-c", `ulimit -n 512 && exec "$0" "$@"`}, "127.0.0.1:0", t.TempDir(), "--set", "max.connections=1000")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logs := p.logs.String()
+		if strings.Contains(logs, "open-file limit is below") && strings.Contains(logs, "limit=512") && strings.Contains(logs, "max_connections=1000") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning naming the open-file limit 512 and max.connections=1000 at start:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -160,6 +160,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("weir: %w", err)
 	}
 	b.SetListeners(adv, interBroker)
+	warnIfFewFileDescriptors(logger, int(settings.Int("max.connections")))
 	limits := server.Limits{
 		MaxFrameBytes:   int32(settings.Int("socket.request.max.bytes")),
 		MaxConnections:  int(settings.Int("max.connections")),
