@@ -63,6 +63,9 @@ type Processor struct {
 	sess        *kgo.GroupTransactSession
 	adm         *kadm.Client
 	metrics     *metrics
+	// purge, set on a Topology's aggregating stage, deletes the
+	// repartition records it has committed.
+	purge *purger
 
 	mu     sync.RWMutex // guards tasks, each task's restore and serving flags, toOpen and owned
 	tasks  map[int32]*task
@@ -267,6 +270,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			return err
+		}
+		if committed && p.purge != nil {
+			p.purge.committed(fs)
+			p.purge.maybePurge(ctx, p.adm)
 		}
 		if committed && p.cfg.OnCommit != nil {
 			p.cfg.OnCommit(n)
