@@ -89,6 +89,13 @@
 // deleted (DeleteRecords, KIP-107) every Repartition.PurgeInterval, as
 // Kafka Streams purges its repartition topics.
 //
+// # Standby replicas
+//
+// With Config.Standby a worker keeps a warm copy of the stores of the
+// partitions it does not own, applying their changelogs read_committed as
+// they grow; when the group moves one of them here the restore reads only
+// what the copy has not applied yet (see standby.go).
+//
 // Count, Sum, Latest and WindowedCount are Process functions for the
 // common aggregates; GetInt64, PutInt64, AddInt64 and CheckedAdd help
 // write others. A sum outside the int64 range is ErrOverflow and a key
