@@ -66,6 +66,10 @@ type History struct {
 	// Fates, when known, gives the fate of each offset in the log; a
 	// delivery at an Aborted or Open offset is a read_committed violation.
 	Fates map[PartOffset]Fate
+	// WantCounts and GotCounts, for a stateful processor's row, are the
+	// count per key the input implies and the one the processor's state
+	// holds; a key whose counts differ is a wrong aggregate.
+	WantCounts, GotCounts map[string]int64
 }
 
 // Result is what the checker measured for one scenario.
@@ -78,6 +82,9 @@ type Result struct {
 	Reordered    int `json:"reordered"`  // first receptions behind a later id of their partition
 	RCViolations int `json:"readCommittedViolations"`
 	Unknown      int `json:"unknown"` // receptions of ids never sent
+	// WrongAggregates counts keys whose aggregate differs from the input's
+	// (stateful rows).
+	WrongAggregates int `json:"wrongAggregates,omitempty"`
 }
 
 // Check measures a history.
@@ -115,6 +122,16 @@ func Check(h History) Result {
 			r.Lost++
 		}
 	}
+	for k, n := range h.WantCounts {
+		if h.GotCounts[k] != n {
+			r.WrongAggregates++
+		}
+	}
+	for k := range h.GotCounts {
+		if _, ok := h.WantCounts[k]; !ok {
+			r.WrongAggregates++
+		}
+	}
 	return r
 }
 
@@ -129,6 +146,9 @@ func (r Result) Violations(g Guarantee) []string {
 	}
 	if (g == AtMostOnce || g == ExactlyOnce) && r.Duplicated > 0 {
 		v = append(v, fmt.Sprintf("%d duplicates", r.Duplicated))
+	}
+	if g == ExactlyOnce && r.WrongAggregates > 0 {
+		v = append(v, fmt.Sprintf("%d keys with a wrong aggregate", r.WrongAggregates))
 	}
 	if g == ExactlyOnce && r.RCViolations > 0 {
 		v = append(v, fmt.Sprintf("%d aborted or uncommitted records seen", r.RCViolations))

@@ -103,6 +103,7 @@ func TestCheckerJudgesEachGuarantee(t *testing.T) {
 		{NoGuarantee, Result{Lost: 3, Duplicated: 3}, false},
 		{NoGuarantee, Result{Unknown: 1}, true},
 		{ExactlyOnce, Result{Sent: 5, Acked: 5, Delivered: 5}, false},
+		{ExactlyOnce, Result{WrongAggregates: 1}, true},
 	}
 	for _, tt := range tests {
 		if got := len(tt.r.Violations(tt.g)) > 0; got != tt.broken {
@@ -137,5 +138,26 @@ func TestFatesFollowTheNextMarkerOfTheProducer(t *testing.T) {
 	}
 	if markerAt[PartOffset{0, 0}] != 3 || markerAt[PartOffset{0, 1}] != 4 {
 		t.Errorf("marker offsets = %v, want 0@0 -> 3 and 0@1 -> 4", markerAt)
+	}
+}
+
+// A stateful row's aggregate is wrong when a key's count differs from
+// the input's, when a key the input has is missing, or when the state
+// holds a key the input never had.
+func TestCheckerCountsWrongAggregates(t *testing.T) {
+	want := map[string]int64{"a": 3, "b": 1}
+	for _, tc := range []struct {
+		got   map[string]int64
+		wrong int
+	}{
+		{map[string]int64{"a": 3, "b": 1}, 0},
+		{map[string]int64{"a": 4, "b": 1}, 1},
+		{map[string]int64{"a": 3}, 1},
+		{map[string]int64{"a": 3, "b": 1, "c": 1}, 1},
+		{map[string]int64{"a": 2, "b": 2}, 2},
+	} {
+		if r := Check(History{WantCounts: want, GotCounts: tc.got}); r.WrongAggregates != tc.wrong {
+			t.Errorf("counts %v against %v: %d wrong aggregates, want %d", tc.got, want, r.WrongAggregates, tc.wrong)
+		}
 	}
 }

@@ -94,6 +94,23 @@ func TestLabGuaranteesHoldAgainstWeir(t *testing.T) {
 	assertReportRenders(t, report)
 }
 
+// TestLabStatefulRowHoldsAcrossWorkerAndBrokerKills runs the stateful
+// processor's row: its workers SIGKILL themselves mid-transaction, the
+// broker is SIGKILLed under the next one, and the counts read back from
+// the changelog equal the input's (the row fails otherwise: see
+// TestCheckerCountsWrongAggregates).
+func TestLabStatefulRowHoldsAcrossWorkerAndBrokerKills(t *testing.T) {
+	out, code := runLab(t, append(smallRun, "--report", filepath.Join(t.TempDir(), "report.html"), "--only", "stateful processor")...)
+	if code != 0 {
+		t.Fatalf("weir lab exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{`worker SIGKILLed 2×`, `broker SIGKILLed after the worker's commit \d`, `\d+ keys counted`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestLabCatchesBrokerThatAppendsDuplicates breaks the broker's
 // idempotence check on purpose: the lab must report the duplicates as a
 // broken exactly-once guarantee and exit non-zero.

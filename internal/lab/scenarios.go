@@ -124,6 +124,13 @@ func scenarios(cfg *Config) []*scenario {
 			kills:    func(_ *Config, rng *rand.Rand) []int { return []int{3 + rng.Intn(15)} },
 			run:      func(ctx context.Context, e *env) (*measure, error) { return runEOS(ctx, e, true) },
 		},
+		&scenario{
+			side: "end to end", config: "stateful processor (count per key)", fault: "workers and broker killed", guarantee: ExactlyOnce,
+			embeddedOnly: true, // the broker kill
+			killUnit:     "produce batches (workers), then committed inputs (broker)",
+			kills:        statefulKills,
+			run:          runStateful,
+		},
 	)
 	return out
 }

@@ -27,6 +27,7 @@ const (
 	workerCommitAfter  = "commit-after"
 	workerDedup        = "dedup"
 	workerEOS          = "eos"
+	workerStateful     = "eos-stateful"
 )
 
 // pollRecords is the batch a consumer worker processes between commits.
@@ -53,7 +54,8 @@ type WorkerConfig struct {
 	// worker's restarts so that a restarted worker takes its place at once.
 	Instance string
 	// Effects is where a consumer worker records what it processed: a file
-	// of "partition offset id" lines, or a bbolt file for the dedup role.
+	// of "partition offset id" lines, or a bbolt file for the dedup role;
+	// for the eos-stateful role, its state directory.
 	Effects string
 	// KillAfter, when positive, makes the worker SIGKILL itself after
 	// processing that many records (consumers) or after that many produce
@@ -97,15 +99,15 @@ func RunWorker(ctx context.Context, w WorkerConfig) error {
 		w.Status = io.Discard
 	}
 	switch w.Role {
-	case workerEOS, workerAutoCommit, workerGreedyCommit, workerCommitBefore, workerCommitAfter, workerDedup:
+	case workerEOS, workerStateful, workerAutoCommit, workerGreedyCommit, workerCommitBefore, workerCommitAfter, workerDedup:
 	default:
 		return fmt.Errorf("unknown worker role %q", w.Role)
 	}
-	if w.Role == workerEOS && w.Output == "" || w.Role != workerEOS && w.Effects == "" {
-		return fmt.Errorf("worker role %s needs --output (eos) or --effects (consumers)", w.Role)
+	if (w.Role == workerEOS || w.Role == workerStateful) && w.Output == "" || w.Role != workerEOS && w.Effects == "" {
+		return fmt.Errorf("worker role %s needs --output (eos, eos-stateful) and --effects (consumers: what they processed; eos-stateful: its state directory)", w.Role)
 	}
 	if w.Follow {
-		if w.Role == workerEOS {
+		if w.Role == workerEOS || w.Role == workerStateful {
 			return errors.New("--follow applies to consumer roles")
 		}
 		return runConsumerWorker(ctx, w, nil)
@@ -114,7 +116,7 @@ func RunWorker(ctx context.Context, w WorkerConfig) error {
 	if err != nil {
 		return err
 	}
-	if w.Role == workerEOS {
+	if w.Role == workerEOS || w.Role == workerStateful {
 		return runEOSWorker(ctx, w, ends)
 	}
 	return runConsumerWorker(ctx, w, ends)

@@ -37,7 +37,7 @@ func runEOSWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64) err
 			killSelf()
 		}
 	})
-	p, err := eos.New(eos.Config{
+	cfg := eos.Config{
 		Brokers:         w.Brokers,
 		TransactionalID: "weir-lab-" + w.Group,
 		Group:           w.Group,
@@ -49,43 +49,57 @@ func runEOSWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64) err
 		ClientOpts: append([]kgo.Opt{
 			kgo.InstanceID(w.Instance),
 			kgo.SessionTimeout(6 * time.Second),
+			// Outputs name their partition; so do changelog records.
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.ProducerBatchMaxBytes(batchMaxBytes),
 			kgo.FetchMaxWait(200 * time.Millisecond),
 			kgo.WithHooks(hook),
 		}, append(clientTimeouts(), w.ClientOpts...)...),
-	}, func(_ context.Context, in *kgo.Record) ([]*kgo.Record, error) {
-		// The output keeps the id and the partition, so the checker
-		// can match it to the input and see ordering.
-		return []*kgo.Record{{Value: in.Value, Partition: in.Partition}}, nil
-	})
+	}
+	var (
+		p   *eos.Processor
+		err error
+	)
+	if w.Role == workerStateful {
+		cfg.Store, cfg.StateDir = statefulStore, w.Effects
+		p, err = eos.NewStateful(cfg, countByKey)
+	} else {
+		p, err = eos.New(cfg, func(_ context.Context, in *kgo.Record) ([]*kgo.Record, error) {
+			// The output keeps the id and the partition, so the checker
+			// can match it to the input and see ordering.
+			return []*kgo.Record{{Value: in.Value, Partition: in.Partition}}, nil
+		})
+	}
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	// Stop once the group's committed offsets cover the input.
-	go func() {
-		cl, err := w.brokers().client(clientTimeouts()...)
-		if err != nil {
+	go stopWhenCommitted(ctx, cancel, w, ends)
+	return p.Run(ctx)
+}
+
+// stopWhenCommitted cancels the worker once the group's committed
+// offsets cover the input.
+func stopWhenCommitted(ctx context.Context, cancel context.CancelFunc, w WorkerConfig, ends map[int32]int64) {
+	cl, err := w.brokers().client(clientTimeouts()...)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if done, err := allCommitted(ctx, adm, w.Group, w.Topic, ends); err == nil && done {
+			cancel()
 			return
 		}
-		defer cl.Close()
-		adm := kadm.NewClient(cl)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if done, err := allCommitted(ctx, adm, w.Group, w.Topic, ends); err == nil && done {
-				cancel()
-				return
-			}
-		}
-	}()
-	return p.Run(ctx)
+	}
 }
 
 // batchWrittenHook calls fn after each produce batch the broker accepted.

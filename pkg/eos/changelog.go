@@ -71,22 +71,9 @@ func ensureChangelog(ctx context.Context, adm *kadm.Client, topic string, partit
 // alone, retention removes changes the store still depends on, and a
 // later restore silently loses state.
 func checkCompacted(ctx context.Context, adm *kadm.Client, topic string) error {
-	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	policy, err := cleanupPolicy(ctx, adm, topic)
 	if err != nil {
-		return fmt.Errorf("eos: describing the configuration of changelog %s: %w", topic, err)
-	}
-	rc, err := rcs.On(topic, nil)
-	if err == nil {
-		err = rc.Err
-	}
-	if err != nil {
-		return fmt.Errorf("eos: describing the configuration of changelog %s: %w", topic, err)
-	}
-	policy := "delete" // Kafka's default when the topic does not say
-	for _, c := range rc.Configs {
-		if c.Key == "cleanup.policy" && c.Value != nil {
-			policy = *c.Value
-		}
+		return err
 	}
 	for _, p := range strings.Split(policy, ",") {
 		if strings.TrimSpace(p) == "compact" {
@@ -95,6 +82,29 @@ func checkCompacted(ctx context.Context, adm *kadm.Client, topic string) error {
 	}
 	return fmt.Errorf("eos: changelog %s has cleanup.policy=%s: a changelog must be compacted, or retention deletes state the store depends on; "+
 		"set cleanup.policy=compact on it (kafka-configs --alter --add-config cleanup.policy=compact) or delete it so that the processor creates it", topic, policy)
+}
+
+// cleanupPolicy returns topic's cleanup.policy, Kafka's default (delete)
+// when the topic does not say.
+func cleanupPolicy(ctx context.Context, adm *kadm.Client, topic string) (string, error) {
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return "", fmt.Errorf("eos: describing the configuration of %s: %w", topic, err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return "", fmt.Errorf("eos: describing the configuration of %s: %w", topic, err)
+	}
+	policy := "delete"
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil {
+			policy = *c.Value
+		}
+	}
+	return policy, nil
 }
 
 // changelogPartitioner sends changelog records to the partition they name

@@ -71,6 +71,31 @@
 //     returns nil: an open transaction would hold back the last stable
 //     offset of the output until it timed out.
 //
+// # Repartitioning
+//
+// NewRepartitioned aggregates a stream by another key than the one it is
+// partitioned by (orders keyed by order id, summed per customer). Its
+// Topology runs two processors: one writes every input record, under the
+// key Repartition.Key returns, to the internal topic
+// RepartitionTopic(group, name) = "<group>-<name>-repartition" in the
+// same transaction as its input offsets; the other consumes that topic
+// read_committed and runs the Process function with its store and
+// changelog. The topic is created at start with the inputs' partition
+// count (or Repartition.Partitions), the cluster's default replication
+// factor and cleanup.policy=delete; one that exists compacted (which
+// would drop a re-keyed record before it is aggregated) or with another
+// partition count (which would send a key to another task than its
+// state) is refused. Records the aggregating stage has committed are
+// deleted (DeleteRecords, KIP-107) every Repartition.PurgeInterval, as
+// Kafka Streams purges its repartition topics.
+//
+// # Standby replicas
+//
+// With Config.Standby a worker keeps a warm copy of the stores of the
+// partitions it does not own, applying their changelogs read_committed as
+// they grow; when the group moves one of them here the restore reads only
+// what the copy has not applied yet (see standby.go).
+//
 // Count, Sum, Latest and WindowedCount are Process functions for the
 // common aggregates; GetInt64, PutInt64, AddInt64 and CheckedAdd help
 // write others. A sum outside the int64 range is ErrOverflow and a key

@@ -44,6 +44,12 @@ type Config struct {
 	// OnCommit, when set, is called after each committed transaction with
 	// the number of input records it covered.
 	OnCommit func(inputs int)
+	// Standby, for a stateful processor, keeps a warm copy of the store of
+	// every input partition this worker does not own, following its
+	// changelog, so that a partition moved here (its owner failed) is
+	// restored from where the copy is rather than from the start
+	// (num.standby.replicas in Kafka Streams).
+	Standby bool
 	// ClientOpts are added last to the client's options (and to the
 	// restore consumer's: TLS, SASL). A partitioner given here must send
 	// changelog records to the partition they name; a stateful processor
@@ -63,6 +69,13 @@ type Processor struct {
 	sess        *kgo.GroupTransactSession
 	adm         *kadm.Client
 	metrics     *metrics
+	// purge, set on a Topology's aggregating stage, deletes the
+	// repartition records it has committed.
+	purge *purger
+	// partitions is the input partition count, set by Run; standby is
+	// the standby replicas' changelog tail (Config.Standby).
+	partitions int32
+	standby    *standbys
 
 	mu     sync.RWMutex // guards tasks, each task's restore and serving flags, toOpen and owned
 	tasks  map[int32]*task
@@ -200,6 +213,9 @@ func (p *Processor) revoked(_ context.Context, _ *kgo.Client, parts map[string][
 // after Run has returned.
 func (p *Processor) Close() {
 	p.sess.Close()
+	if p.standby != nil {
+		p.standby.cl.Close()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for part, t := range p.tasks {
@@ -221,7 +237,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		p.changelogID = id
+		p.changelogID, p.partitions = id, n
 	}
 	// Fence the previous instance at once: the client would send
 	// InitProducerId only with its first produce, and until then the
@@ -256,6 +272,11 @@ func (p *Processor) Run(ctx context.Context) error {
 				}
 				return err
 			}
+			if p.cfg.Standby {
+				if err := p.tendStandbys(ctx); err != nil {
+					return err
+				}
+			}
 		}
 		if fs.Empty() {
 			continue
@@ -267,6 +288,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			return err
+		}
+		if committed && p.purge != nil {
+			p.purge.committed(fs)
+			p.purge.maybePurge(ctx, p.adm)
 		}
 		if committed && p.cfg.OnCommit != nil {
 			p.cfg.OnCommit(n)

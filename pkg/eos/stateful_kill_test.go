@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 // runChildWorker counts input records per key, slowly, until killed or
 // stopped with SIGTERM (a clean stop). It prints a line per commit.
 func runChildWorker() int {
+	if os.Getenv("WORKER_KIND") == "repartition" {
+		return runRepartitionWorker()
+	}
 	cfg := childConfig(os.Getenv("BROKER"), os.Getenv("STATE_DIR"))
 	if ms, _ := strconv.Atoi(os.Getenv("SESSION_MS")); ms > 0 {
 		// A dynamic member with a short session: the group moves its
