@@ -18,6 +18,8 @@ import (
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/weir-broker/weir/internal/netretry"
 )
 
 // Limits of the quorum's transport.
@@ -257,6 +259,7 @@ func writeFrame(w io.Writer, m *pb.Message) error {
 
 func (t *transport) acceptLoop() {
 	defer t.wg.Done()
+	var backoff netretry.Backoff
 	for {
 		c, err := t.ln.Accept()
 		if err != nil {
@@ -265,12 +268,21 @@ func (t *transport) acceptLoop() {
 				return
 			default:
 			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			t.logger.Error("controller listener", "err", err)
-			return
+			pause, log := backoff.Failed()
+			if log {
+				t.logger.Error("controller listener: accept failed; accepting again after a pause", "err", err, "pause", pause)
+			}
+			select {
+			case <-time.After(pause):
+			case <-t.stop:
+				return
+			}
+			continue
 		}
+		backoff.Accepted()
 		t.mu.Lock()
 		if len(t.conns) >= maxInboundConn {
 			t.mu.Unlock()

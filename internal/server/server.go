@@ -32,6 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-broker/weir/internal/faults"
+	"github.com/weir-broker/weir/internal/netretry"
 )
 
 // Reply produces the response to one request. A nil response sends
@@ -201,30 +202,25 @@ func (s *Server) Close() error {
 
 func (s *Server) accept() {
 	defer s.wg.Done()
-	var backoff time.Duration
+	var backoff netretry.Backoff
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
 			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of file descriptors or memory, or a connection
-			// aborted before it was taken: the listener itself is
-			// fine, so wait a little and accept again (what the
-			// operating system refuses now it may allow once some
-			// connections close), rather than stop serving for good.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			if backoff == time.Second || backoff == 5*time.Millisecond {
-				s.logger.Error("accept failed; accepting again after a pause", "err", err, "pause", backoff)
+			pause, log := backoff.Failed()
+			if log {
+				s.logger.Error("accept failed; accepting again after a pause", "err", err, "pause", pause)
 			}
 			select {
-			case <-time.After(backoff):
+			case <-time.After(pause):
 			case <-s.ctx.Done():
 				return
 			}
 			continue
 		}
-		backoff = 0
+		backoff.Accepted()
 		select {
 		case s.slots <- struct{}{}:
 		default:
