@@ -203,6 +203,7 @@ func (s *Server) Close() error {
 func (s *Server) accept() {
 	defer s.wg.Done()
 	var backoff netretry.Backoff
+	var refused refusals
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
@@ -224,7 +225,7 @@ func (s *Server) accept() {
 		select {
 		case s.slots <- struct{}{}:
 		default:
-			s.logger.Warn("connection refused: max.connections reached", "remote", nc.RemoteAddr())
+			refused.refuse(s.logger, nc.RemoteAddr(), time.Now())
 			nc.Close()
 			continue
 		}
@@ -425,6 +426,28 @@ func readFrame(r io.Reader, size int) ([]byte, error) {
 		return nil, err
 	}
 	return full, nil
+}
+
+// refusalLogWindow is how long connections refused at max.connections
+// are counted rather than logged after one is: clients that reconnect at
+// once must not flood the log.
+const refusalLogWindow = 30 * time.Second
+
+// refusals logs connections refused at max.connections, one line per
+// refusalLogWindow saying how many were refused since the last line.
+// The accept loop owns it.
+type refusals struct {
+	logged     time.Time
+	suppressed int
+}
+
+func (r *refusals) refuse(logger *slog.Logger, remote net.Addr, now time.Time) {
+	if !r.logged.IsZero() && now.Sub(r.logged) < refusalLogWindow {
+		r.suppressed++
+		return
+	}
+	logger.Warn("connection refused: max.connections reached", "remote", remote, "refused_not_logged_since_last", r.suppressed)
+	r.logged, r.suppressed = now, 0
 }
 
 // write sends replies in order until the channel closes or a write fails.
