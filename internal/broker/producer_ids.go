@@ -17,25 +17,70 @@ import (
 // producerIDBlockSize is how many ids one metadata record reserves.
 const producerIDBlockSize = 1000
 
-// producerIDs hands out ids from the current block.
+// producerIDPrefetch is how few ids may be left in the current block
+// before the next one is reserved in the background (Kafka's
+// ProducerIdManager does the same at 90 % used), so an InitProducerId
+// seldom waits for the metadata quorum.
+const producerIDPrefetch = producerIDBlockSize / 10
+
+// producerIDs hands out ids from the current block. mu guards the fields
+// and is never held across the reservation of a block, a round trip to
+// the metadata quorum: requests wait on the reservation's done instead.
 type producerIDs struct {
 	mu        sync.Mutex
 	next, end int64
+	pending   *idBlock // the next block, being reserved or reserved
+}
+
+// idBlock is a block reservation: start and err are set before done is
+// closed.
+type idBlock struct {
+	done  chan struct{}
+	start int64
+	err   error
+}
+
+// reserveLocked starts reserving the next block unless one is pending.
+func (b *Broker) reserveLocked() *idBlock {
+	if b.pids.pending == nil {
+		blk := &idBlock{done: make(chan struct{})}
+		b.pids.pending = blk
+		go func() {
+			blk.start, blk.err = b.ctrl.AllocateProducerIDs(producerIDBlockSize)
+			close(blk.done)
+		}()
+	}
+	return b.pids.pending
 }
 
 func (b *Broker) nextProducerID() (int64, error) {
-	b.pids.mu.Lock()
-	defer b.pids.mu.Unlock()
-	if b.pids.next == b.pids.end {
-		start, err := b.ctrl.AllocateProducerIDs(producerIDBlockSize)
-		if err != nil {
-			return 0, err
+	for {
+		b.pids.mu.Lock()
+		if b.pids.next < b.pids.end {
+			id := b.pids.next
+			b.pids.next++
+			if b.pids.end-b.pids.next <= producerIDPrefetch {
+				b.reserveLocked()
+			}
+			b.pids.mu.Unlock()
+			return id, nil
 		}
-		b.pids.next, b.pids.end = start, start+producerIDBlockSize
+		blk := b.reserveLocked()
+		b.pids.mu.Unlock()
+		<-blk.done
+		b.pids.mu.Lock()
+		if b.pids.pending == blk {
+			// The first to see it done installs it (or reports its
+			// failure; the next call reserves again).
+			b.pids.pending = nil
+			if blk.err != nil {
+				b.pids.mu.Unlock()
+				return 0, blk.err
+			}
+			b.pids.next, b.pids.end = blk.start, blk.start+producerIDBlockSize
+		}
+		b.pids.mu.Unlock()
 	}
-	id := b.pids.next
-	b.pids.next++
-	return id, nil
 }
 
 func (b *Broker) handleInitProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
