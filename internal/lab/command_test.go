@@ -119,7 +119,7 @@ func TestLabStatefulRowHoldsAcrossWorkerAndBrokerKills(t *testing.T) {
 // exactly when due and the stocks and balances matching the completed
 // orders (the row fails otherwise: see TestSagaCheckerCountsBrokenSagas).
 func TestLabSagaRowHoldsAcrossWorkerAndBrokerKills(t *testing.T) {
-	out, code := runLab(t, append(smallRun, "--report", "", "--only", "order saga")...)
+	out, code := runLab(t, append(smallRun, "--report", filepath.Join(t.TempDir(), "report.html"), "--only", "order saga")...)
 	if code != 0 {
 		t.Fatalf("weir lab exited %d:\n%s", code, out)
 	}

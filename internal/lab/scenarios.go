@@ -132,7 +132,7 @@ func scenarios(cfg *Config) []*scenario {
 			run:          runStateful,
 		},
 		&scenario{
-			side: "end to end", config: "order saga (orders, inventory, payment)", fault: "workers and broker killed", guarantee: ExactlyOnce,
+			side: "end to end", config: "order saga (orders + inventory + payment)", fault: "workers and broker killed", guarantee: ExactlyOnce,
 			embeddedOnly: true, // the broker kill
 			killUnit:     "produce batches (order, inventory, payment worker), then ms after the first order (broker)",
 			kills:        sagaKills,
