@@ -233,12 +233,12 @@ func newLabWorkerCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&w.Role, "role", "", "auto-commit, greedy-auto-commit, commit-before, commit-after, dedup, eos or eos-stateful")
+	f.StringVar(&w.Role, "role", "", "auto-commit, greedy-auto-commit, commit-before, commit-after, dedup, eos, eos-stateful, saga-order, saga-inventory or saga-payment")
 	f.StringVar(&w.Topic, "topic", "", "input topic")
 	f.StringVar(&w.Output, "output", "", "output topic (eos)")
 	f.StringVar(&w.Group, "group", "", "consumer group")
 	f.StringVar(&w.Instance, "instance", "", "static group member id")
-	f.StringVar(&w.Effects, "effects", "", "file recording processed records (eos-stateful: the state directory)")
+	f.StringVar(&w.Effects, "effects", "", "file recording processed records (eos-stateful and saga roles: the state directory)")
 	f.IntVar(&w.KillAfter, "kill-after", 0, "SIGKILL this process after so many records (eos: produce batches)")
 	f.BoolVar(&w.Follow, "follow", false, "keep consuming as records arrive until stopped (consumer roles)")
 	f.BoolVar(&w.ReadCommitted, "read-committed", false, "consume with isolation.level=read_committed")

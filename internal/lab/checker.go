@@ -70,6 +70,9 @@ type History struct {
 	// count per key the input implies and the one the processor's state
 	// holds; a key whose counts differ is a wrong aggregate.
 	WantCounts, GotCounts map[string]int64
+	// Saga, for the order saga's row, is what its topics hold; Sent is
+	// then the number of orders placed.
+	Saga *SagaHistory
 }
 
 // Result is what the checker measured for one scenario.
@@ -85,6 +88,9 @@ type Result struct {
 	// WrongAggregates counts keys whose aggregate differs from the input's
 	// (stateful rows).
 	WrongAggregates int `json:"wrongAggregates,omitempty"`
+	// Saga is the saga row's measure; Acked and Delivered then count
+	// the orders acknowledged and those that reached a terminal state.
+	Saga *SagaResult `json:"saga,omitempty"`
 }
 
 // Check measures a history.
@@ -132,6 +138,10 @@ func Check(h History) Result {
 			r.WrongAggregates++
 		}
 	}
+	if h.Saga != nil {
+		s := CheckSaga(h.Saga)
+		r.Saga, r.Acked, r.Delivered = &s, h.Saga.Acked, s.Completed+s.Cancelled
+	}
 	return r
 }
 
@@ -149,6 +159,21 @@ func (r Result) Violations(g Guarantee) []string {
 	}
 	if g == ExactlyOnce && r.WrongAggregates > 0 {
 		v = append(v, fmt.Sprintf("%d keys with a wrong aggregate", r.WrongAggregates))
+	}
+	if s := r.Saga; s != nil {
+		for _, c := range []struct {
+			n    int
+			what string
+		}{
+			{s.NotOneTerminal, "orders without exactly one terminal state"},
+			{s.LeftTerminal, "orders that left a terminal state"},
+			{s.WrongCompensations, "compensations not sent and applied exactly when required"},
+			{s.LevelMismatches, "stocks or balances that differ from the completed orders'"},
+		} {
+			if c.n > 0 {
+				v = append(v, fmt.Sprintf("%d %s", c.n, c.what))
+			}
+		}
 	}
 	if g == ExactlyOnce && r.RCViolations > 0 {
 		v = append(v, fmt.Sprintf("%d aborted or uncommitted records seen", r.RCViolations))

@@ -111,6 +111,30 @@ func TestLabStatefulRowHoldsAcrossWorkerAndBrokerKills(t *testing.T) {
 	}
 }
 
+// TestLabSagaRowHoldsAcrossWorkerAndBrokerKills runs the order saga's
+// row: each service's worker is SIGKILLed mid-transaction and restarted
+// (the payment service's first past the order timeout, so late charges
+// are refunded), the broker is SIGKILLed and restarted, and every order
+// ends in exactly one terminal state with its compensations applied
+// exactly when due and the stocks and balances matching the completed
+// orders (the row fails otherwise: see TestSagaCheckerCountsBrokenSagas).
+func TestLabSagaRowHoldsAcrossWorkerAndBrokerKills(t *testing.T) {
+	out, code := runLab(t, append(smallRun, "--report", filepath.Join(t.TempDir(), "report.html"), "--only", "order saga")...)
+	if code != 0 {
+		t.Fatalf("weir lab exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{
+		`order [1-9]\d*× \(\d+ by itself mid-transaction\), inventory [1-9]\d*× \(\d+ by itself mid-transaction\), payment [1-9]\d*×`,
+		`broker SIGKILLed \d+ ms after the first order and restarted`,
+		`orders: \d+ placed, [1-9]\d* completed, cancelled [^;]*\d+ timeout`,
+		`order saga .* holds`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestLabCatchesBrokerThatAppendsDuplicates breaks the broker's
 // idempotence check on purpose: the lab must report the duplicates as a
 // broken exactly-once guarantee and exit non-zero.

@@ -18,7 +18,11 @@
 // as not run, and lost acknowledgements and dropped connections are
 // injected in the producer's own connections instead. Consumers and
 // consume-transform-produce workers run as `weir lab worker` children that
-// SIGKILL themselves at a seeded point in a batch or transaction.
+// SIGKILL themselves at a seeded point in a batch or transaction. The
+// order saga's row runs the services of examples/saga the same way, one
+// `weir lab worker` each, and judges the saga's own invariants instead
+// of record ids (CheckSaga): one terminal state per order, compensations
+// exactly when due, stocks and balances matching the completed orders.
 //
 // With Config.Cluster (`weir lab --cluster 3`) the lab measures the
 // broker layer instead: each row runs on a fresh three-node cluster

@@ -131,6 +131,13 @@ func scenarios(cfg *Config) []*scenario {
 			kills:        statefulKills,
 			run:          runStateful,
 		},
+		&scenario{
+			side: "end to end", config: "order saga (orders + inventory + payment)", fault: "workers and broker killed", guarantee: ExactlyOnce,
+			embeddedOnly: true, // the broker kill
+			killUnit:     "produce batches (order, inventory, payment worker), then ms after the first order (broker)",
+			kills:        sagaKills,
+			run:          runSaga,
+		},
 	)
 	return out
 }

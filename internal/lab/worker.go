@@ -98,6 +98,16 @@ func RunWorker(ctx context.Context, w WorkerConfig) error {
 	if w.Status == nil {
 		w.Status = io.Discard
 	}
+	if isSagaRole(w.Role) {
+		if w.Effects == "" {
+			return fmt.Errorf("worker role %s needs --effects: its state directory", w.Role)
+		}
+		// A saga service runs until it is stopped, as a service does.
+		if err := runSagaWorker(ctx, w); err != nil && ctx.Err() == nil {
+			return err
+		}
+		return nil
+	}
 	switch w.Role {
 	case workerEOS, workerStateful, workerAutoCommit, workerGreedyCommit, workerCommitBefore, workerCommitAfter, workerDedup:
 	default:
