@@ -84,14 +84,27 @@ func TestClusterUncleanElectionTradesAcknowledgedWritesForAvailability(t *testin
 				t.Fatal("with unclean election on, the live replica did not take the partition")
 			}
 			produce(100, 110) // available again
-			pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// Read the whole log, up to its end: what is not there by
+			// then is lost, not late (a slow machine must not count a
+			// slow read as loss).
+			ends, err := newAdmin(t, alive).ListEndOffsets(ctx, "unclean")
+			if err != nil {
+				t.Fatal(err)
+			}
+			end, _ := ends.Lookup("unclean", 0)
+			pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer pcancel()
 			cl := newClient(t, alive, kgo.ConsumeTopics("unclean"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 			seen := map[int]bool{}
-			for pctx.Err() == nil && len(seen) < 110 {
+			next := int64(0)
+			for next < end.Offset {
+				if pctx.Err() != nil {
+					t.Fatalf("read up to offset %d of the log ending at %d within 30 s", next, end.Offset)
+				}
 				cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
 					v, _ := strconv.Atoi(string(r.Value))
 					seen[v] = true
+					next = max(next, r.Offset+1)
 				})
 			}
 			lost := 0
