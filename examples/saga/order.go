@@ -2,6 +2,8 @@ package saga
 
 import (
 	"slices"
+
+	"github.com/weir-broker/weir/pkg/eos"
 )
 
 // Order statuses. Completed and Cancelled are terminal: an order enters
@@ -18,6 +20,7 @@ const (
 	OutOfStock    = "out-of-stock"
 	PaymentDenied = "payment-failed"
 	TimedOut      = "timeout"
+	Invalid       = "invalid" // refused at placement, followed by why
 )
 
 // Progress of a step with the other services, as the order service knows it.
@@ -57,11 +60,33 @@ func (o *Order) Settled() bool {
 		!slices.Contains([]string{Requested, RefundSent}, o.Payment)
 }
 
-// Place starts the saga of a new order: reserve the stock first.
+// Place starts the saga of a new order: reserve the stock first. An
+// order the inventory or payment service could not serve — no item or
+// customer, or one too long for a ledger key — is cancelled at once as
+// Invalid, with no command sent: nothing is left to settle.
 func Place(m Message, deadlineMs int64) (*Order, []Message) {
 	o := &Order{ID: m.Order, Customer: m.Customer, Item: m.Item, Quantity: m.Quantity, Amount: m.Amount,
 		DeadlineMs: deadlineMs, Status: AwaitingStock, Stock: Requested}
+	if why := invalid(m); why != "" {
+		o.Status, o.Reason, o.Stock = Cancelled, Invalid+": "+why, ""
+		return o, nil
+	}
 	return o, []Message{o.command(ReserveStock)}
+}
+
+// invalid says why a placement cannot be served, or "" if it can.
+func invalid(m Message) string {
+	switch {
+	case m.Item == "":
+		return "no item"
+	case m.Customer == "":
+		return "no customer"
+	case len(ledgerLevelPrefix)+len(m.Item) > eos.MaxKeyBytes:
+		return "item name too long"
+	case len(ledgerLevelPrefix)+len(m.Customer) > eos.MaxKeyBytes:
+		return "customer name too long"
+	}
+	return ""
 }
 
 func (o *Order) command(typ string) Message {

@@ -88,7 +88,9 @@ func OrderService(timeout time.Duration) eos.Process {
 				break // placed already
 			}
 			o, cmds := Place(m, in.Timestamp.UnixMilli()+timeout.Milliseconds())
-			pending[o.ID] = o.DeadlineMs
+			if !o.Terminal() {
+				pending[o.ID] = o.DeadlineMs
+			}
 			out, err := saveOrder(store, o, m.Type, "", cmds)
 			if err != nil {
 				return nil, err
