@@ -143,10 +143,13 @@ func (l ledger) takeFrom(store eos.Store, m Message, entryKey []byte, reply func
 func (l ledger) giveBack(store eos.Store, m Message, entryKey, entry []byte, reply func(string) *kgo.Record) ([]*kgo.Record, error) {
 	f := strings.SplitN(strings.TrimPrefix(string(entry), entryTaken+" "), " ", 2)
 	n, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil || len(f) != 2 {
+	if err != nil {
 		return nil, fmt.Errorf("saga: entry of order %s: malformed %q", m.Order, entry)
 	}
-	key := f[1]
+	key := l.key(m) // an entry written before entries named their resource
+	if len(f) == 2 {
+		key = f[1]
+	}
 	levelKey := []byte(ledgerLevelPrefix + key)
 	level, err := l.level(store, levelKey)
 	if err != nil {
