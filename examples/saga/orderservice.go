@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -32,23 +33,48 @@ type StateChange struct {
 	Order   Order  `json:"order"`
 }
 
-// OrderService is the order service's Process function. Its event time,
-// per partition, is the largest record timestamp it has read there
-// (placements, replies and the Tick records of RunTicker, which keep it
-// moving on an idle partition); an order placed at time t is cancelled
+// DefaultMaxClockSkew is how far ahead of the order worker's wall clock a
+// record's timestamp may be and still advance event time (see
+// OrderServiceWithSkew).
+const DefaultMaxClockSkew = 5 * time.Second
+
+// OrderService is the order service's Process function with the default
+// bound on clock skew, DefaultMaxClockSkew.
+func OrderService(timeout time.Duration) eos.Process {
+	return orderService(timeout, DefaultMaxClockSkew, time.Now)
+}
+
+// OrderServiceWithSkew is the order service's Process function. Its event
+// time, per partition, is the largest timestamp among the records it has
+// read there (placements, replies and the Tick records of RunTicker,
+// which keep it moving on an idle partition) that were not more than
+// maxSkew ahead of the worker's wall clock when it read them: one
+// producer whose clock runs ahead cannot move the partition's event time
+// past the others' by more than maxSkew, so it cannot time out orders
+// that are served in time. An order placed at event time t is cancelled
 // by the first record that brings event time to t+timeout or past it
 // unless it is terminal by then. Deciding by record timestamps, not by
 // the clock of the worker that happens to run the partition, makes the
-// decision the same when a batch is processed again after an abort.
-// Malformed messages, and replies for orders it does not know, are
-// skipped.
-func OrderService(timeout time.Duration) eos.Process {
+// decision the same when a batch is processed again after an abort; the
+// wall clock only decides whether a record stamped in the future counts,
+// and only a record within maxSkew of that boundary can be judged
+// differently when processed again later. Malformed messages, and
+// replies for orders it does not know, are skipped.
+func OrderServiceWithSkew(timeout, maxSkew time.Duration) eos.Process {
+	return orderService(timeout, maxSkew, time.Now)
+}
+
+func orderService(timeout, maxSkew time.Duration, wall func() time.Time) eos.Process {
 	return func(_ context.Context, in *kgo.Record, store eos.Store) ([]*kgo.Record, error) {
 		m, err := Decode(in.Value)
 		if err != nil {
 			return nil, nil
 		}
-		now, err := advanceClock(store, in.Timestamp.UnixMilli())
+		ts := in.Timestamp.UnixMilli()
+		if ts > saturatingAdd(wall().UnixMilli(), maxSkew.Milliseconds()) {
+			ts = math.MinInt64 // stamped too far ahead: not evidence of time
+		}
+		now, err := advanceClock(store, ts)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +113,7 @@ func OrderService(timeout time.Duration) eos.Process {
 			} else if o != nil {
 				break // placed already
 			}
-			o, cmds := Place(m, in.Timestamp.UnixMilli()+timeout.Milliseconds())
+			o, cmds := Place(m, saturatingAdd(now, timeout.Milliseconds()))
 			if !o.Terminal() {
 				pending[o.ID] = o.DeadlineMs
 			}
@@ -120,6 +146,15 @@ func OrderService(timeout time.Duration) eos.Process {
 		}
 		return outs, savePending(store, pending)
 	}
+}
+
+// saturatingAdd is a+b for b >= 0, or math.MaxInt64 if that overflows: a
+// deadline past the end of time never passes.
+func saturatingAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // advanceClock raises the partition's event time to ts and returns it.
