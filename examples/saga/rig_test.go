@@ -112,15 +112,20 @@ func (r *rig) states(t *testing.T, ctx context.Context) (last map[string]saga.Or
 }
 
 // waitFor polls the order states until cond holds for every id, or fails
-// with each id's last state when ctx ends.
-func (r *rig) waitFor(t *testing.T, ctx context.Context, what string, ids []string, cond func(saga.Order, bool) bool) map[string]saga.Order {
+// with each id's last state after within.
+func (r *rig) waitFor(t *testing.T, ctx context.Context, within time.Duration, what string, ids []string, cond func(saga.Order, bool) bool) map[string]saga.Order {
 	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		last, _ := r.states(t, ctx)
 		var bad []string
 		for _, id := range ids {
 			o, ok := last[id]
-			if !cond(o, ok) {
+			switch {
+			case cond(o, ok):
+			case !ok:
+				bad = append(bad, "no state for "+id[:min(len(id), 24)])
+			default:
 				b, _ := json.Marshal(o)
 				bad = append(bad, string(b))
 			}
@@ -128,7 +133,7 @@ func (r *rig) waitFor(t *testing.T, ctx context.Context, what string, ids []stri
 		if len(bad) == 0 {
 			return last
 		}
-		if ctx.Err() != nil {
+		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d orders not %s, e.g. %v", len(bad), len(ids), what, bad[:min(3, len(bad))])
 		}
 		time.Sleep(500 * time.Millisecond)
