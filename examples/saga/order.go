@@ -20,7 +20,8 @@ const (
 	OutOfStock    = "out-of-stock"
 	PaymentDenied = "payment-failed"
 	TimedOut      = "timeout"
-	Invalid       = "invalid" // refused at placement, followed by why
+	Invalid       = "invalid"    // refused at placement, followed by why
+	Overloaded    = "overloaded" // refused at placement: too many orders fall due with it
 )
 
 // Progress of a step with the other services, as the order service knows it.

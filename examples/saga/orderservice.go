@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"maps"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -15,12 +13,9 @@ import (
 )
 
 // The order service's store keys, per partition of OrdersTopic: one per
-// order, the index of the orders not yet terminal with their deadlines,
-// and the partition's event time.
-var (
-	pendingKey = []byte("pending")
-	clockKey   = []byte("event-time")
-)
+// order, the partition's event time, and the index of the orders not yet
+// terminal by deadline (dueindex.go).
+var clockKey = []byte("event-time")
 
 func orderKey(id string) []byte { return []byte("order/" + id) }
 
@@ -78,24 +73,23 @@ func orderService(timeout, maxSkew time.Duration, wall func() time.Time) eos.Pro
 		if err != nil {
 			return nil, err
 		}
-		pending, err := loadPending(store)
-		if err != nil {
-			return nil, err
-		}
 		var outs []*kgo.Record
 		// Timeouts first: a reply whose timestamp is past the deadline
 		// is late, and is compensated by Step below.
-		for _, id := range slices.Sorted(maps.Keys(pending)) {
-			if pending[id] > now {
-				continue
-			}
+		due, err := takeDue(store, now)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range due {
 			o, err := loadOrder(store, id)
 			if err != nil || o == nil {
 				return nil, errors.Join(err, errors.New("saga: pending order "+id+" is not in the store"))
 			}
 			before := o.Status
 			cmds := o.Expire(now)
-			delete(pending, id)
+			if o.Status == before {
+				continue
+			}
 			out, err := saveOrder(store, o, "Timeout", before, cmds)
 			if err != nil {
 				return nil, err
@@ -113,9 +107,16 @@ func orderService(timeout, maxSkew time.Duration, wall func() time.Time) eos.Pro
 			} else if o != nil {
 				break // placed already
 			}
-			o, cmds := Place(m, saturatingAdd(now, timeout.Milliseconds()))
+			o, cmds := Place(m, saturatingAdd(now, max(timeout.Milliseconds(), 1)))
 			if !o.Terminal() {
-				pending[o.ID] = o.DeadlineMs
+				ok, err := indexOrder(store, o)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					// Shed: too many orders fall due in the same second.
+					o.Status, o.Reason, o.Stock, cmds = Cancelled, Overloaded, "", nil
+				}
 			}
 			out, err := saveOrder(store, o, m.Type, "", cmds)
 			if err != nil {
@@ -135,8 +136,10 @@ func orderService(timeout, maxSkew time.Duration, wall func() time.Time) eos.Pro
 			if *o == before {
 				break
 			}
-			if o.Terminal() {
-				delete(pending, o.ID)
+			if o.Terminal() && !before.Terminal() {
+				if err := unindexOrder(store, o); err != nil {
+					return nil, err
+				}
 			}
 			out, err := saveOrder(store, o, m.Type, before.Status, cmds)
 			if err != nil {
@@ -144,7 +147,7 @@ func orderService(timeout, maxSkew time.Duration, wall func() time.Time) eos.Pro
 			}
 			outs = append(outs, out...)
 		}
-		return outs, savePending(store, pending)
+		return outs, nil
 	}
 }
 
@@ -164,23 +167,6 @@ func advanceClock(store eos.Store, ts int64) (int64, error) {
 		return now, err
 	}
 	return ts, eos.PutInt64(store, clockKey, ts)
-}
-
-func loadPending(store eos.Store) (map[string]int64, error) {
-	pending := map[string]int64{}
-	b, err := store.Get(pendingKey)
-	if err != nil || b == nil {
-		return pending, err
-	}
-	return pending, json.Unmarshal(b, &pending)
-}
-
-func savePending(store eos.Store, pending map[string]int64) error {
-	b, err := json.Marshal(pending)
-	if err != nil {
-		return err
-	}
-	return store.Put(pendingKey, b)
 }
 
 func loadOrder(store eos.Store, id string) (*Order, error) {

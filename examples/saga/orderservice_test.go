@@ -49,8 +49,8 @@ func TestOrderServiceCancelsByEventTimeNotArrival(t *testing.T) {
 	if now, _ := advanceClock(store, 0); now != 11_000 {
 		t.Fatalf("event time %d after an older record, want 11000", now)
 	}
-	if p, _ := loadPending(store); len(p) != 0 {
-		t.Fatalf("pending after the order became terminal: %v", p)
+	if ok, _ := isIndexed(store, o); ok {
+		t.Fatalf("order %s still indexed as pending after it became terminal", o.ID)
 	}
 }
 
