@@ -57,7 +57,7 @@ func saveDueShard(store eos.Store, key []byte, shard map[string]int64) error {
 	if len(shard) == 0 {
 		return store.Delete(key)
 	}
-	b, err := json.Marshal(shard)
+	b, err := marshal(shard)
 	if err != nil {
 		return err
 	}
@@ -70,19 +70,19 @@ func saveDueShard(store eos.Store, key []byte, shard map[string]int64) error {
 func indexOrder(store eos.Store, o *Order) (bool, error) {
 	bucket := dueBucket(o.DeadlineMs)
 	key := dueShardKey(bucket, dueShardOf(o.ID))
-	b, err := store.Get(key)
-	if err != nil {
-		return false, err
-	}
-	if len(b)+len(o.ID)+32 > maxDueShardBytes {
-		return false, nil
-	}
 	shard, err := loadDueShard(store, key)
 	if err != nil {
 		return false, err
 	}
 	shard[o.ID] = o.DeadlineMs
-	if err := saveDueShard(store, key, shard); err != nil {
+	b, err := marshal(shard)
+	if err != nil {
+		return false, err
+	}
+	if len(b) > maxDueShardBytes {
+		return false, nil
+	}
+	if err := store.Put(key, b); err != nil {
 		return false, err
 	}
 	if _, ok, err := eos.GetInt64(store, dueFromKey); err != nil {

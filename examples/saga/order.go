@@ -2,6 +2,7 @@ package saga
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/weir-broker/weir/pkg/eos"
 )
@@ -70,10 +71,24 @@ func Place(m Message, deadlineMs int64) (*Order, []Message) {
 		DeadlineMs: deadlineMs, Status: AwaitingStock, Stock: Requested}
 	if why := invalid(m); why != "" {
 		o.Status, o.Reason, o.Stock = Cancelled, Invalid+": "+why, ""
+		if len(o.Item) > MaxNameBytes || len(o.Customer) > MaxNameBytes {
+			// Not kept: the refusal's records stay small.
+			o.Item, o.Customer = "", ""
+		}
 		return o, nil
 	}
 	return o, []Message{o.command(ReserveStock)}
 }
+
+// MaxNameBytes bounds an order's item and customer names. It keeps them
+// within a ledger's keys and keeps every record an order causes — its
+// stored state, its state changes, its commands and their replies — far
+// below the largest record a producer may send (1 MB by default) even
+// when JSON escapes every byte of a name as six.
+const MaxNameBytes = 1024
+
+// The ledgers key a level by "level/" and the name.
+var _ = [eos.MaxKeyBytes - MaxNameBytes - len(ledgerLevelPrefix)]struct{}{}
 
 // invalid says why a placement cannot be served, or "" if it can.
 func invalid(m Message) string {
@@ -82,10 +97,10 @@ func invalid(m Message) string {
 		return "no item"
 	case m.Customer == "":
 		return "no customer"
-	case len(ledgerLevelPrefix)+len(m.Item) > eos.MaxKeyBytes:
-		return "item name too long"
-	case len(ledgerLevelPrefix)+len(m.Customer) > eos.MaxKeyBytes:
-		return "customer name too long"
+	case len(m.Item) > MaxNameBytes:
+		return "item name over " + strconv.Itoa(MaxNameBytes) + " bytes"
+	case len(m.Customer) > MaxNameBytes:
+		return "customer name over " + strconv.Itoa(MaxNameBytes) + " bytes"
 	}
 	return ""
 }

@@ -181,7 +181,7 @@ func loadOrder(store eos.Store, id string) (*Order, error) {
 // saveOrder stores o and returns the records of its change: the state
 // change and the commands, each to its service's topic.
 func saveOrder(store eos.Store, o *Order, cause, before string, cmds []Message) ([]*kgo.Record, error) {
-	b, err := json.Marshal(o)
+	b, err := marshal(o)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func saveOrder(store eos.Store, o *Order, cause, before string, cmds []Message) 
 	if o.Status != before {
 		sc.Entered = o.Status
 	}
-	v, err := json.Marshal(sc)
+	v, err := marshal(sc)
 	if err != nil {
 		return nil, err
 	}
