@@ -75,8 +75,12 @@ func (l ledger) process(_ context.Context, in *kgo.Record, store eos.Store) ([]*
 		return nil, nil // not a command of this service: nobody awaits an answer
 	}
 	reply := func(typ string) *kgo.Record {
-		return &kgo.Record{Topic: OrdersTopic, Key: []byte(m.Order), Value: Message{Type: typ, Order: m.Order,
+		r := &kgo.Record{Topic: OrdersTopic, Key: []byte(m.Order), Partition: -1, Value: Message{Type: typ, Order: m.Order,
 			Customer: m.Customer, Item: m.Item, Quantity: m.Quantity, Amount: m.Amount}.Encode()}
+		if m.ReplyPartition != nil {
+			r.Partition = *m.ReplyPartition // see ReplyPartitioner
+		}
+		return r
 	}
 	entryKey := []byte("order/" + m.Order)
 	if len(entryKey) > eos.MaxKeyBytes {

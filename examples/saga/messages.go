@@ -49,6 +49,11 @@ type Message struct {
 	Item     string `json:"item,omitempty"`
 	Quantity int64  `json:"quantity,omitempty"`
 	Amount   int64  `json:"amount,omitempty"`
+	// ReplyPartition, in a command, is the partition of OrdersTopic the
+	// order lives on: its reply is produced there explicitly rather than
+	// by hashing the order id, since the client that placed the order may
+	// have used another partitioner than the services'.
+	ReplyPartition *int32 `json:"reply_partition,omitempty"`
 }
 
 // Encode is m as a record value.

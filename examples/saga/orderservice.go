@@ -90,7 +90,7 @@ func orderService(timeout, maxSkew time.Duration, wall func() time.Time) eos.Pro
 			if o.Status == before {
 				continue
 			}
-			out, err := saveOrder(store, o, "Timeout", before, cmds)
+			out, err := saveOrder(store, in.Partition, o, "Timeout", before, cmds)
 			if err != nil {
 				return nil, err
 			}
@@ -118,7 +118,7 @@ func orderService(timeout, maxSkew time.Duration, wall func() time.Time) eos.Pro
 					o.Status, o.Reason, o.Stock, cmds = Cancelled, Overloaded, "", nil
 				}
 			}
-			out, err := saveOrder(store, o, m.Type, "", cmds)
+			out, err := saveOrder(store, in.Partition, o, m.Type, "", cmds)
 			if err != nil {
 				return nil, err
 			}
@@ -141,7 +141,7 @@ func orderService(timeout, maxSkew time.Duration, wall func() time.Time) eos.Pro
 					return nil, err
 				}
 			}
-			out, err := saveOrder(store, o, m.Type, before.Status, cmds)
+			out, err := saveOrder(store, in.Partition, o, m.Type, before.Status, cmds)
 			if err != nil {
 				return nil, err
 			}
@@ -179,8 +179,9 @@ func loadOrder(store eos.Store, id string) (*Order, error) {
 }
 
 // saveOrder stores o and returns the records of its change: the state
-// change and the commands, each to its service's topic.
-func saveOrder(store eos.Store, o *Order, cause, before string, cmds []Message) ([]*kgo.Record, error) {
+// change and the commands, each to its service's topic, each naming the
+// partition of OrdersTopic the order lives on for its reply.
+func saveOrder(store eos.Store, partition int32, o *Order, cause, before string, cmds []Message) ([]*kgo.Record, error) {
 	b, err := marshal(o)
 	if err != nil {
 		return nil, err
@@ -198,6 +199,9 @@ func saveOrder(store eos.Store, o *Order, cause, before string, cmds []Message) 
 	}
 	outs := []*kgo.Record{{Topic: StatesTopic, Key: []byte(o.ID), Value: v}}
 	for _, c := range cmds {
+		// The reply must come back to the partition whose store holds
+		// the order, whichever partitioner placed it there.
+		c.ReplyPartition = &partition
 		r := &kgo.Record{Topic: InventoryTopic, Key: []byte(c.Item), Value: c.Encode()}
 		if c.Type == Charge || c.Type == Refund {
 			r.Topic, r.Key = PaymentsTopic, []byte(c.Customer)

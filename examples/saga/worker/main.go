@@ -78,7 +78,7 @@ func run() error {
 		Registerer:      reg,
 		// Static membership (KIP-345): a restarted instance takes its
 		// partitions back without a rebalance.
-		ClientOpts: []kgo.Opt{kgo.InstanceID(*id), kgo.SessionTimeout(10 * time.Second)},
+		ClientOpts: append([]kgo.Opt{kgo.InstanceID(*id), kgo.SessionTimeout(10 * time.Second)}, sc.ClientOpts...),
 	}, sc.Process)
 	if err != nil {
 		return err
