@@ -163,7 +163,7 @@ func takeDue(store eos.Store, now int64) ([]string, error) {
 		}
 	}
 	if b > last {
-		b = dueBucket(now) // no bucket between the last written and now
+		b = max(b, dueBucket(now)) // no bucket between the last written and now
 	}
 	if b != from {
 		return due, eos.PutInt64(store, dueFromKey, b)
