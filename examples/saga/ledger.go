@@ -1,6 +1,7 @@
 package saga
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -32,9 +33,12 @@ type ledger struct {
 	levelTopic            string
 }
 
+// ledgerLevelPrefix starts the store key of a resource's level.
+const ledgerLevelPrefix = "level/"
+
 // Entries of an order in a ledger.
 const (
-	entryTaken   = "taken" // followed by the amount taken
+	entryTaken   = "taken" // followed by the amount taken and the resource it was taken from
 	entryRefused = "refused"
 	entryGiven   = "given-back"
 )
@@ -59,57 +63,119 @@ func Payment() eos.Process {
 		func(m Message) string { return m.Customer }, func(m Message) int64 { return m.Amount }, BalancesTopic}.process
 }
 
+// process answers every take and give-back command that names an order
+// once, so that no order waits for ever for its reply: a take it cannot
+// serve — its resource unnamed, or named too long for a key — is refused
+// like a take beyond the level, and a give-back of nothing taken is
+// answered without changing any level. A repeated command, answered the
+// first time, is not answered again.
 func (l ledger) process(_ context.Context, in *kgo.Record, store eos.Store) ([]*kgo.Record, error) {
 	m, err := Decode(in.Value)
-	if err != nil || m.Order == "" || l.key(m) == "" || (m.Type != l.take && m.Type != l.give) {
-		return nil, nil
+	if err != nil || m.Order == "" || (m.Type != l.take && m.Type != l.give) {
+		return nil, nil // not a command of this service: nobody awaits an answer
 	}
-	levelKey, entryKey := []byte("level/"+l.key(m)), []byte("order/"+m.Order)
-	if len(levelKey) > eos.MaxKeyBytes || len(entryKey) > eos.MaxKeyBytes {
-		return nil, nil
+	reply := func(typ string) *kgo.Record {
+		r := &kgo.Record{Topic: OrdersTopic, Key: []byte(m.Order), Partition: -1, Value: Message{Type: typ, Order: m.Order,
+			Customer: m.Customer, Item: m.Item, Quantity: m.Quantity, Amount: m.Amount}.Encode()}
+		if m.ReplyPartition != nil {
+			r.Partition = *m.ReplyPartition // see ReplyPartitioner
+		}
+		return r
 	}
-	level, ok, err := eos.GetInt64(store, levelKey)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		level = l.initial
+	entryKey := []byte("order/" + m.Order)
+	if len(entryKey) > eos.MaxKeyBytes {
+		// No entry can record the order: refuse a take, and a give-back
+		// has nothing to give (no take of this order was ever served).
+		typ := l.refused
+		if m.Type == l.give {
+			typ = l.given
+		}
+		return []*kgo.Record{reply(typ)}, nil
 	}
 	entry, err := store.Get(entryKey)
 	if err != nil {
 		return nil, err
 	}
-	n := l.amount(m)
-	var reply string
 	switch {
-	case m.Type == l.take && entry == nil && n <= level:
-		level -= n
-		reply, entry = l.taken, strconv.AppendInt([]byte(entryTaken+" "), n, 10)
 	case m.Type == l.take && entry == nil:
-		reply, entry = l.refused, []byte(entryRefused)
+		return l.takeFrom(store, m, entryKey, reply)
 	case m.Type == l.give && strings.HasPrefix(string(entry), entryTaken+" "):
-		// Give back what was taken, whatever the command says.
-		n, err = strconv.ParseInt(strings.TrimPrefix(string(entry), entryTaken+" "), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("saga: entry of order %s: %w", m.Order, err)
-		}
-		if level, err = eos.CheckedAdd(level, n); err != nil {
+		return l.giveBack(store, m, entryKey, entry, reply)
+	case m.Type == l.give && !bytes.Equal(entry, []byte(entryGiven)):
+		// A give-back of nothing taken: nothing changes, but the
+		// command is answered.
+		if err := store.Put(entryKey, []byte(entryGiven)); err != nil {
 			return nil, err
 		}
-		reply, entry = l.given, []byte(entryGiven)
-	default:
-		return nil, nil // a repeated command, or a give-back of nothing taken
+		return []*kgo.Record{reply(l.given)}, nil
 	}
+	return nil, nil // a repeated command: answered the first time
+}
+
+// takeFrom serves a first take of an order: it takes the amount from the
+// resource's level if there is enough, and records what it took from
+// which resource in the order's entry.
+func (l ledger) takeFrom(store eos.Store, m Message, entryKey []byte, reply func(string) *kgo.Record) ([]*kgo.Record, error) {
+	key := l.key(m)
+	levelKey := []byte(ledgerLevelPrefix + key)
+	if key == "" || len(levelKey) > eos.MaxKeyBytes {
+		return []*kgo.Record{reply(l.refused)}, store.Put(entryKey, []byte(entryRefused))
+	}
+	level, err := l.level(store, levelKey)
+	if err != nil {
+		return nil, err
+	}
+	n := l.amount(m)
+	if n > level {
+		return []*kgo.Record{reply(l.refused)}, store.Put(entryKey, []byte(entryRefused))
+	}
+	level -= n
+	entry := strconv.AppendInt([]byte(entryTaken+" "), n, 10)
+	entry = append(append(entry, ' '), key...)
 	if err := store.Put(entryKey, entry); err != nil {
 		return nil, err
 	}
-	outs := []*kgo.Record{{Topic: OrdersTopic, Key: []byte(m.Order), Value: Message{Type: reply, Order: m.Order,
-		Customer: m.Customer, Item: m.Item, Quantity: m.Quantity, Amount: m.Amount}.Encode()}}
-	if reply != l.refused {
-		if err := eos.PutInt64(store, levelKey, level); err != nil {
-			return nil, err
-		}
-		outs = append(outs, &kgo.Record{Topic: l.levelTopic, Key: []byte(l.key(m)), Value: strconv.AppendInt(nil, level, 10)})
+	if err := eos.PutInt64(store, levelKey, level); err != nil {
+		return nil, err
 	}
-	return outs, nil
+	return []*kgo.Record{reply(l.taken), {Topic: l.levelTopic, Key: []byte(key), Value: strconv.AppendInt(nil, level, 10)}}, nil
+}
+
+// giveBack gives back once what the order's entry says it took, to the
+// resource it took it from, whatever the command names: the entry, not
+// the command, is the record of the take.
+func (l ledger) giveBack(store eos.Store, m Message, entryKey, entry []byte, reply func(string) *kgo.Record) ([]*kgo.Record, error) {
+	f := strings.SplitN(strings.TrimPrefix(string(entry), entryTaken+" "), " ", 2)
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("saga: entry of order %s: malformed %q", m.Order, entry)
+	}
+	key := l.key(m) // an entry written before entries named their resource
+	if len(f) == 2 {
+		key = f[1]
+	}
+	levelKey := []byte(ledgerLevelPrefix + key)
+	level, err := l.level(store, levelKey)
+	if err != nil {
+		return nil, err
+	}
+	if level, err = eos.CheckedAdd(level, n); err != nil {
+		return nil, err
+	}
+	if err := store.Put(entryKey, []byte(entryGiven)); err != nil {
+		return nil, err
+	}
+	if err := eos.PutInt64(store, levelKey, level); err != nil {
+		return nil, err
+	}
+	return []*kgo.Record{reply(l.given), {Topic: l.levelTopic, Key: []byte(key), Value: strconv.AppendInt(nil, level, 10)}}, nil
+}
+
+// level is a resource's level, its initial level if nothing changed it.
+func (l ledger) level(store eos.Store, levelKey []byte) (int64, error) {
+	level, ok, err := eos.GetInt64(store, levelKey)
+	if err != nil || ok {
+		return level, err
+	}
+	return l.initial, nil
 }

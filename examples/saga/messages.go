@@ -9,6 +9,7 @@
 package saga
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 )
@@ -48,15 +49,34 @@ type Message struct {
 	Item     string `json:"item,omitempty"`
 	Quantity int64  `json:"quantity,omitempty"`
 	Amount   int64  `json:"amount,omitempty"`
+	// ReplyPartition, in a command, is the partition of OrdersTopic the
+	// order lives on: its reply is produced there explicitly rather than
+	// by hashing the order id, since the client that placed the order may
+	// have used another partitioner than the services'.
+	ReplyPartition *int32 `json:"reply_partition,omitempty"`
 }
 
 // Encode is m as a record value.
 func (m Message) Encode() []byte {
-	b, err := json.Marshal(m)
+	b, err := marshal(m)
 	if err != nil {
 		panic(err) // a struct of strings and integers always marshals
 	}
 	return b
+}
+
+// marshal is v as JSON without HTML escaping: escaping writes '<', '>'
+// and '&' as six bytes each, so a value of such characters would grow
+// sixfold between the record read and the records written, past the
+// largest record a producer may send.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // Decode parses a record value; a message that is not JSON, has no type

@@ -2,6 +2,9 @@ package saga
 
 import (
 	"slices"
+	"strconv"
+
+	"github.com/weir-broker/weir/pkg/eos"
 )
 
 // Order statuses. Completed and Cancelled are terminal: an order enters
@@ -18,6 +21,8 @@ const (
 	OutOfStock    = "out-of-stock"
 	PaymentDenied = "payment-failed"
 	TimedOut      = "timeout"
+	Invalid       = "invalid"    // refused at placement, followed by why
+	Overloaded    = "overloaded" // refused at placement: too many orders fall due with it
 )
 
 // Progress of a step with the other services, as the order service knows it.
@@ -57,11 +62,47 @@ func (o *Order) Settled() bool {
 		!slices.Contains([]string{Requested, RefundSent}, o.Payment)
 }
 
-// Place starts the saga of a new order: reserve the stock first.
+// Place starts the saga of a new order: reserve the stock first. An
+// order the inventory or payment service could not serve — no item or
+// customer, or one too long for a ledger key — is cancelled at once as
+// Invalid, with no command sent: nothing is left to settle.
 func Place(m Message, deadlineMs int64) (*Order, []Message) {
 	o := &Order{ID: m.Order, Customer: m.Customer, Item: m.Item, Quantity: m.Quantity, Amount: m.Amount,
 		DeadlineMs: deadlineMs, Status: AwaitingStock, Stock: Requested}
+	if why := invalid(m); why != "" {
+		o.Status, o.Reason, o.Stock = Cancelled, Invalid+": "+why, ""
+		if len(o.Item) > MaxNameBytes || len(o.Customer) > MaxNameBytes {
+			// Not kept: the refusal's records stay small.
+			o.Item, o.Customer = "", ""
+		}
+		return o, nil
+	}
 	return o, []Message{o.command(ReserveStock)}
+}
+
+// MaxNameBytes bounds an order's item and customer names. It keeps them
+// within a ledger's keys and keeps every record an order causes — its
+// stored state, its state changes, its commands and their replies — far
+// below the largest record a producer may send (1 MB by default) even
+// when JSON escapes every byte of a name as six.
+const MaxNameBytes = 1024
+
+// The ledgers key a level by "level/" and the name.
+var _ = [eos.MaxKeyBytes - MaxNameBytes - len(ledgerLevelPrefix)]struct{}{}
+
+// invalid says why a placement cannot be served, or "" if it can.
+func invalid(m Message) string {
+	switch {
+	case m.Item == "":
+		return "no item"
+	case m.Customer == "":
+		return "no customer"
+	case len(m.Item) > MaxNameBytes:
+		return "item name over " + strconv.Itoa(MaxNameBytes) + " bytes"
+	case len(m.Customer) > MaxNameBytes:
+		return "customer name over " + strconv.Itoa(MaxNameBytes) + " bytes"
+	}
+	return ""
 }
 
 func (o *Order) command(typ string) Message {

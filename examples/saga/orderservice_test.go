@@ -2,6 +2,7 @@ package saga
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -48,7 +49,34 @@ func TestOrderServiceCancelsByEventTimeNotArrival(t *testing.T) {
 	if now, _ := advanceClock(store, 0); now != 11_000 {
 		t.Fatalf("event time %d after an older record, want 11000", now)
 	}
-	if p, _ := loadPending(store); len(p) != 0 {
-		t.Fatalf("pending after the order became terminal: %v", p)
+	if ok, _ := isIndexed(store, o); ok {
+		t.Fatalf("order %s still indexed as pending after it became terminal", o.ID)
+	}
+}
+
+// TestEventTimeIgnoresTimestampsBeyondTheSkewBound checks the bound on a
+// producer's clock: a record stamped more than the skew ahead of the
+// worker's wall clock does not advance event time (nor overflow a
+// deadline), and one within the bound does.
+func TestEventTimeIgnoresTimestampsBeyondTheSkewBound(t *testing.T) {
+	wall := time.UnixMilli(50_000)
+	store, process := memStore{}, orderService(time.Second, 2*time.Second, func() time.Time { return wall })
+	at := func(ms int64, m Message) {
+		t.Helper()
+		if _, err := process(context.Background(), &kgo.Record{Value: m.Encode(), Timestamp: time.UnixMilli(ms)}, store); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at(50_000, Message{Type: Tick})
+	at(math.MaxInt64/1_000_000, Message{Type: OrderPlaced, Order: "o", Customer: "c", Item: "i", Quantity: 1})
+	if now, _ := advanceClock(store, 0); now != 50_000 {
+		t.Fatalf("event time %d after records stamped beyond the bound, want 50000", now)
+	}
+	if o, _ := loadOrder(store, "o"); o == nil || o.DeadlineMs != 51_000 || o.Status != AwaitingStock {
+		t.Fatalf("order placed by a record stamped far ahead: %+v, want deadline 51000 from event time", o)
+	}
+	at(51_999, Message{Type: Tick})
+	if o, _ := loadOrder(store, "o"); o.Status != Cancelled || o.Reason != TimedOut {
+		t.Fatalf("a record within the bound past the deadline: %+v, want cancelled by timeout", o)
 	}
 }

@@ -23,21 +23,64 @@ type ServiceConfig struct {
 	Output  string
 	Store   string
 	Process eos.Process
+	// ClientOpts must be passed to the service's processor
+	// (eos.Config.ClientOpts): its partitioner routes replies.
+	ClientOpts []kgo.Opt
 }
 
 // Service returns the configuration of the service named name;
 // orderTimeout is the order service's deadline for an order to become
 // terminal, in event time from its placement.
 func Service(name string, orderTimeout time.Duration) (ServiceConfig, error) {
+	var sc ServiceConfig
 	switch name {
 	case "order":
-		return ServiceConfig{"saga-order", OrdersTopic, StatesTopic, "orders", OrderService(orderTimeout)}, nil
+		sc = ServiceConfig{Group: "saga-order", Input: OrdersTopic, Output: StatesTopic, Store: "orders", Process: OrderService(orderTimeout)}
 	case "inventory":
-		return ServiceConfig{"saga-inventory", InventoryTopic, StockTopic, "stock", Inventory()}, nil
+		sc = ServiceConfig{Group: "saga-inventory", Input: InventoryTopic, Output: StockTopic, Store: "stock", Process: Inventory()}
 	case "payment":
-		return ServiceConfig{"saga-payment", PaymentsTopic, BalancesTopic, "balances", Payment()}, nil
+		sc = ServiceConfig{Group: "saga-payment", Input: PaymentsTopic, Output: BalancesTopic, Store: "balances", Process: Payment()}
+	default:
+		return ServiceConfig{}, fmt.Errorf("saga: unknown service %q (want order, inventory or payment)", name)
 	}
-	return ServiceConfig{}, fmt.Errorf("saga: unknown service %q (want order, inventory or payment)", name)
+	sc.ClientOpts = []kgo.Opt{kgo.RecordPartitioner(ReplyPartitioner(eos.ChangelogTopic(sc.Group, sc.Store)))}
+	return sc, nil
+}
+
+// ReplyPartitioner is the partitioner of a service's processor: a reply
+// to the order service (a record to OrdersTopic) goes to the partition
+// the record names, the one its command came from (Message.ReplyPartition),
+// so that it reaches the store holding the order whatever partitioner
+// placed the order; a record of the store's changelog goes to the
+// partition it names, as pkg/eos requires; anything else, and a reply
+// naming no partition (-1), by the murmur2 hash of its key.
+func ReplyPartitioner(changelog string) kgo.Partitioner {
+	return replyPartitioner{changelog, kgo.UniformBytesPartitioner(64<<10, true, true, nil)}
+}
+
+type replyPartitioner struct {
+	changelog string
+	dflt      kgo.Partitioner
+}
+
+func (p replyPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == OrdersTopic || topic == p.changelog {
+		return namedPartition{p.dflt.ForTopic(topic)}
+	}
+	return p.dflt.ForTopic(topic)
+}
+
+// namedPartition is the partition a record names, if it names one that
+// exists, and otherwise that of its fallback.
+type namedPartition struct{ fallback kgo.TopicPartitioner }
+
+func (namedPartition) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (p namedPartition) Partition(r *kgo.Record, n int) int {
+	if r.Partition >= 0 && int(r.Partition) < n {
+		return int(r.Partition)
+	}
+	return p.fallback.Partition(r, n)
 }
 
 // RunTicker writes a Tick to every partition of OrdersTopic every

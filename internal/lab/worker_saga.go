@@ -97,7 +97,7 @@ func runSagaWorker(ctx context.Context, w WorkerConfig) error {
 			kgo.SessionTimeout(6 * time.Second),
 			kgo.FetchMaxWait(200 * time.Millisecond),
 			kgo.WithHooks(hook),
-		}, append(clientTimeouts(), w.ClientOpts...)...),
+		}, append(append(clientTimeouts(), sc.ClientOpts...), w.ClientOpts...)...),
 	}, sc.Process)
 	if err != nil {
 		return err

@@ -41,13 +41,25 @@ func run() error {
 	httpAddr := flag.String("http", "", "address to serve GET /stores/STORE/KEY and /metrics on")
 	orderTimeout := flag.Duration("order-timeout", 10*time.Second, "order service: event time after its placement by which an order must be terminal")
 	tick := flag.Duration("tick", 500*time.Millisecond, "order service: interval of the Tick records that advance event time")
+	maxSkew := flag.Duration("max-clock-skew", saga.DefaultMaxClockSkew, "order service: how far ahead of this worker's clock a record's timestamp may be and still advance event time")
 	flag.Parse()
 	if *id == "" || *stateDir == "" || *service == "" {
 		return errors.New("--service, --id and --state are required")
 	}
+	switch {
+	case *orderTimeout <= 0:
+		return fmt.Errorf("--order-timeout must be positive, not %s", *orderTimeout)
+	case *tick <= 0:
+		return fmt.Errorf("--tick must be positive, not %s", *tick)
+	case *maxSkew < 0:
+		return fmt.Errorf("--max-clock-skew must not be negative, not %s", *maxSkew)
+	}
 	sc, err := saga.Service(*service, *orderTimeout)
 	if err != nil {
 		return err
+	}
+	if *service == "order" {
+		sc.Process = saga.OrderServiceWithSkew(*orderTimeout, *maxSkew)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -66,7 +78,7 @@ func run() error {
 		Registerer:      reg,
 		// Static membership (KIP-345): a restarted instance takes its
 		// partitions back without a rebalance.
-		ClientOpts: []kgo.Opt{kgo.InstanceID(*id), kgo.SessionTimeout(10 * time.Second)},
+		ClientOpts: append([]kgo.Opt{kgo.InstanceID(*id), kgo.SessionTimeout(10 * time.Second)}, sc.ClientOpts...),
 	}, sc.Process)
 	if err != nil {
 		return err
