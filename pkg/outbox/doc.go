@@ -421,10 +421,14 @@
 // table from polling to change-data-capture, let the polling relays
 // publish what is pending, stop them, then start the change-data-capture
 // relay: rows committed before its first start are not its to publish. To switch a table from change-data-capture
-// to polling, let the relay publish what was written, stop it, mark the
-// rows it published sent (UPDATE ... SET state = 'sent'), then drop its
-// slot and publication (weir outbox drop-slot): the polling relay
-// publishes every row left pending. A slot whose relay is stopped keeps
+// to polling, stop the relay, then drop its slot and publication and
+// mark sent exactly the rows whose events are in their topics (weir
+// outbox drop-slot --mark-published; CDCRelay.DropSlot then
+// CDCRelay.MarkPublished, which matches rows by event UUID): the polling
+// relay publishes every row left pending. No id bound separates the
+// published rows from the others, since the relay publishes in commit
+// order, and a row inserted before a later one can commit after the
+// relay stopped. A slot whose relay is stopped keeps
 // WAL; one that is no longer used must be dropped (weir outbox
 // drop-slot, CDCRelay.DropSlot), or it keeps WAL for ever. A server that
 // caps what a slot may keep (max_slot_wal_keep_size) invalidates a slot
