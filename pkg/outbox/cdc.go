@@ -189,11 +189,17 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	// name, is judged once the progress says which table it covered.
 	var emptied bool
 	var elsewhere *publicationElsewhere
+	var narrowed *publicationWrong
 	if err := r.ensurePublication(ctx, conn, src); err != nil {
+		var wrong publicationWrong
 		switch {
 		case errors.Is(err, errPublicationEmpty):
 			emptied = true
 		case errors.As(err, &elsewhere):
+		case errors.As(err, &wrong) && !wrong.widened:
+			// Judged once the slot is looked up: one made before the
+			// change holds rows it no longer streams whole.
+			narrowed = &wrong
 		default:
 			return err
 		}
@@ -235,12 +241,23 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	// flushed: with synchronous_commit off, a commit is visible before
 	// its WAL is flushed.
 	var end pglogrepl.LSN
-	if emptied || elsewhere != nil || plan.replacedOID != 0 {
+	if narrowed != nil && !slot.exists {
+		// A new slot streams what commits from now on: nothing was
+		// missed, and the publication must be mended first.
+		return stopError{*narrowed}
+	}
+	if emptied || elsewhere != nil || plan.replacedOID != 0 || narrowed != nil {
 		if end, err = walInsertLSN(ctx, conn); err != nil {
 			return err
 		}
 	}
 	switch {
+	case narrowed != nil:
+		// Changed while the relay was down: as when it changes under a
+		// running relay (see tableWatch), what the slot streams up to
+		// now is published, the relay records where it stopped, and
+		// the rows the change kept out of the stream are named.
+		out = &drain{to: end, unpublished: true, err: publicationNarrowedDown(src, r.pub, last, end, *narrowed)}
 	case elsewhere != nil && (recorded && elsewhere.oid != last.TableOID || !slot.exists):
 		return stopError{elsewhere.err}
 	case elsewhere != nil && !recorded:

@@ -282,7 +282,13 @@
 // One that stopped streaming the table's inserts whole (inserts off, a
 // row filter or a column list) is treated as a table taken out of it
 // (below): rows committed after the relay stopped are the operator's to
-// publish some other way. Events committed before the slot exists are not its to
+// publish some other way. One changed so while the relay was down is
+// found at its start and handled the same way: what the slot streams up
+// to that moment is published, the position is recorded, and the error
+// says that rows committed after the relay's last recorded position
+// whose event UUIDs are not in the topics were kept out of the stream
+// (the relay cannot tell when the change was made) and are the
+// operator's to publish. Events committed before the slot exists are not its to
 // publish, so create the slot (start the relay once) before the
 // application writes, or publish the older rows with the polling relay
 // first.
