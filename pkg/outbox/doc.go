@@ -423,7 +423,12 @@
 // stream every event that relay publishes. Each relay holds, while it
 // runs, a mark of its mode on the table (a session-level advisory lock
 // on the table's oid, taken before it looks for the other mode's), which
-// goes with its database session when it stops or crashes. To switch a
+// goes with its database session when it stops or crashes. A session
+// can also end under a running relay (terminated, idle_session_timeout,
+// a network cut): the polling relay checks before publishing each batch
+// it claimed that its session still holds the mark, and otherwise starts
+// over, taking the mark again; it stops for good if a change-data-capture
+// relay or publication has taken the table meanwhile. To switch a
 // table from polling to change-data-capture, let the polling relays
 // publish what is pending, stop them, then start the change-data-capture
 // relay: rows committed before its first start are not its to publish. To switch a table from change-data-capture
