@@ -225,8 +225,9 @@ consumer.
   --lsn LSN  (cdc mode) every event of the source transaction committed at
              LSN, for instance one whose row was deleted: in cdc mode
              deleting a row does not unblock the relay, as the slot streams
-             the insert again. Refused for a transaction of which a part
-             is published (one larger than --batch-size): skip by --id.
+             the insert again. Refused for a transaction the relay has
+             published already, whole, or of which a part is published
+             (one larger than --batch-size): skip the latter by --id.
 
 The skip is tied to the relay id and to this database (a restored or
 recreated database does not inherit it). With several polling relays on

@@ -213,11 +213,16 @@
 //     is in a later part; that skip is refused, skip by id instead, and
 //     a skip by LSN recorded while a part is being published is void:
 //     the relay logs that it ignores it, so a transaction is never half
-//     published and half skipped); in
+//     published and half skipped; a skip by LSN of a transaction the
+//     relay is past, published whole, is refused too, also when it was
+//     published between the skip's first look and its record; the skip
+//     looks again after its record, and only a publication under way
+//     then, by a relay session started before the record, which commits
+//     after that look, still publishes the transaction); in
 //     Go, Relay.Skip, CDCRelay.SkipEvent and CDCRelay.SkipTransaction. The skip is recorded in the progress
 //     topic under the relay id and this database's identity, and read by
-//     the relay when it starts over after the failed attempt. The
-//     skipped event reaches no consumer; every other event is still
+//     the relay when it starts over after the failed attempt. A skip
+//     accepted reaches no consumer (but for that last case of --lsn); every other event is still
 //     published exactly once. A polling relay marks the skipped row sent;
 //     the record in the progress topic is what tells it from a published
 //     one. A skip by id names the event's id and UUID, so it cannot
