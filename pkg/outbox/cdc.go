@@ -42,9 +42,10 @@ const (
 	cdcKeyPrefix      = "cdc/"
 	cdcFenceKeyPrefix = "cdc-fence/"
 	cdcSkipKeyPrefix  = "cdc-skip/"
-	// cdcUnpublishedKeyPrefix keys the record of where the relay last
+	// cdcUnpublishedKeyPrefix keys the records of where the relay
 	// stopped because its table left its publication, or the publication
-	// stopped streaming its inserts whole (see recordUnpublished).
+	// stopped streaming its inserts whole (see recordUnpublished), one
+	// key per position so that compaction keeps every one.
 	cdcUnpublishedKeyPrefix = "cdc-unpublished/"
 )
 
@@ -675,7 +676,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				continue
 			}
 			t := txn
-			if before := skipped.unpublished(); before != 0 && t.commit >= before && xld.WALStart < before {
+			if before, ok := skipped.unpublished(xld.WALStart, t.commit); ok {
 				// Inserted before the relay stopped because its table
 				// left the publication (or the publication stopped
 				// streaming it whole), committed after: its error told
@@ -808,7 +809,10 @@ func (r *CDCRelay) stopDrained(ctx context.Context, cl *kgo.Client, src cdcSourc
 // tells the operator to publish the rows committed after to some other
 // way. PostgreSQL decodes an insert by the publication as of the insert,
 // so the slot streams such a row once its transaction commits, even
-// after the table is put back. The record only moves forward.
+// after the table is put back. Each position has a record of its own
+// (its key ends with it), as the progress topic is compacted: a row
+// left out under an earlier stop, streamed again because nothing after
+// it was confirmed to the slot, must stay left out after a later one.
 func (r *CDCRelay) recordUnpublished(ctx context.Context, cl *kgo.Client, src cdcSource, to pglogrepl.LSN) error {
 	v, err := json.Marshal(unpublishedRecord{Relay: r.cfg.RelayID, Before: to.String()})
 	if err != nil {
@@ -819,7 +823,7 @@ func (r *CDCRelay) recordUnpublished(ctx context.Context, cl *kgo.Client, src cd
 	if err := cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("outbox: begin transaction: %w", err)
 	}
-	rec := &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(src.unpublishedKey(r.cfg.RelayID)), Value: v}
+	rec := &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(src.unpublishedKey(r.cfg.RelayID) + "/" + to.String()), Value: v}
 	if err := cl.ProduceSync(bctx, rec).FirstErr(); err != nil {
 		return errors.Join(fmt.Errorf("outbox: record where the relay stopped: %w", err), abort(bctx, cl))
 	}

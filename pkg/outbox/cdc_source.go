@@ -282,9 +282,11 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceO
 	var last *cdcProgress
 	sk := &skips{}
 	key, skipPrefix, unpub := src.progressKey(cfg.RelayID), src.skipPrefix(cfg.RelayID), src.unpublishedKey(cfg.RelayID)
-	want := func(k string) bool { return k == key || k == unpub || strings.HasPrefix(k, skipPrefix) }
+	// An earlier version kept one stop position, under unpub itself.
+	isUnpub := func(k string) bool { return k == unpub || strings.HasPrefix(k, unpub+"/") }
+	want := func(k string) bool { return k == key || isUnpub(k) || strings.HasPrefix(k, skipPrefix) }
 	err := scanProgress(ctx, cfg, want, fenceOffset, func(offset int64, k string, value []byte) error {
-		if k == unpub {
+		if isUnpub(k) {
 			var u unpublishedRecord
 			if err := json.Unmarshal(value, &u); err != nil {
 				return fmt.Errorf("outbox: record at offset %d: %w", offset, err)
@@ -293,7 +295,9 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceO
 			if err != nil {
 				return fmt.Errorf("outbox: record at offset %d: %w", offset, err)
 			}
-			sk.before = max(sk.before, lsn)
+			if !slices.Contains(sk.stops, lsn) {
+				sk.stops = append(sk.stops, lsn)
+			}
 			return nil
 		}
 		if k != key {

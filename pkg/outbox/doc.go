@@ -378,7 +378,9 @@
 //     after that position, is streamed once the table is back
 //     (PostgreSQL decodes an insert by the publication as of the insert)
 //     but not published: the relay records the position in the progress
-//     topic (cdc-unpublished/...) and logs each such row. The operator
+//     topic (cdc-unpublished/.../LSN, one record per position, every one
+//     kept, so a row left out under an earlier stop stays left out after
+//     a later one) and logs each such row. The operator
 //     publishes the rows committed since some other way (their event
 //     UUIDs are not in the topics) and puts the table back.
 //   - weir outbox drop-slot (CDCRelay.DropSlot) first records the drop

@@ -56,19 +56,26 @@ type skipRecord struct {
 type skips struct {
 	events map[int64]string // event id: event_uuid
 	txns   map[pglogrepl.LSN]bool
-	// before, in change-data-capture mode, is where the relay last
-	// stopped because its table left its publication: rows inserted
-	// before it and committed after are not published (see
+	// stops, in change-data-capture mode, are every position where the
+	// relay stopped because its table left its publication: rows
+	// inserted before one and committed after it are not published (see
 	// CDCRelay.recordUnpublished).
-	before pglogrepl.LSN
+	stops []pglogrepl.LSN
 }
 
-// unpublished returns skips.before (0 if none).
-func (s *skips) unpublished() pglogrepl.LSN {
+// unpublished says whether a row inserted at insert, in a transaction
+// committed at commit, was left out by a stop position (it returns
+// one): inserted before it and committed after.
+func (s *skips) unpublished(insert, commit pglogrepl.LSN) (pglogrepl.LSN, bool) {
 	if s == nil {
-		return 0
+		return 0, false
 	}
-	return s.before
+	for _, at := range s.stops {
+		if insert < at && at <= commit {
+			return at, true
+		}
+	}
+	return 0, false
 }
 
 // add records the skip record value read at offset.
