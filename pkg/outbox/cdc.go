@@ -471,6 +471,7 @@ type sourceTxn struct {
 func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Client, src cdcSource, last *cdcProgress, plan resumePlan, skipped *skips, out *drain) error {
 	verify, quietUntil := plan.verify, plan.quietUntil
 	rels := map[uint32]*pglogrepl.RelationMessage{}
+	partial := map[uint32]error{} // relations streamed without an event column
 	types := pgtype.NewMap()
 	var txn *sourceTxn
 	var acked pglogrepl.LSN // 0 confirms nothing: PostgreSQL ignores it
@@ -594,11 +595,10 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 		switch m := lm.(type) {
 		case *pglogrepl.RelationMessage:
 			rels[m.RelationID] = m
-			if m.RelationID == src.tableOID {
-				if err := wholeRows(m, r.pub); err != nil {
-					return stopError{err}
-				}
-			}
+			// Rows streamed without every event column are never
+			// published; judged at each insert (see below), as a stop
+			// position may already cover them.
+			partial[m.RelationID] = wholeRows(m, r.pub)
 		case *pglogrepl.BeginMessage:
 			if out != nil && out.unpublished && verify == nil && quietUntil == 0 && m.FinalLSN >= out.to {
 				// Committed after the drain's end: every transaction
@@ -687,6 +687,20 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 					"commit_lsn", t.commit, "stopped_at", before, "xid", t.xid, "id", eventIdentity(rel, m.Tuple).id)
 				continue
 			}
+			perr := partial[rel.RelationID]
+			if perr != nil && (skipped.stoppedAfter(t.commit) || out != nil && out.unpublished && t.commit < out.to) {
+				// Streamed without all its columns (the publication had a
+				// column list when it was inserted), committed before a
+				// stop position: the relay's error at that stop told the
+				// operator to publish such rows some other way. The slot
+				// streams it so for ever, whatever the publication is
+				// now. Checked before the heartbeat's range, as it counts
+				// as no event.
+				who := eventIdentity(rel, m.Tuple)
+				r.log.Warn("outbox event not published: streamed without all its columns (the publication had a column list); publish it some other way if it is not in the topics",
+					"commit_lsn", t.commit, "xid", t.xid, "id", who.id, "event_uuid", who.uuid, "err", perr)
+				continue
+			}
 			if t.replay {
 				continue
 			}
@@ -695,6 +709,25 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			}
 			if t.quiet {
 				continue // skipped by a skip record before the heartbeat
+			}
+			if perr != nil && !t.skip {
+				if out != nil {
+					return stopError{perr}
+				}
+				// A column list given to the publication: publish what
+				// the slot streams up to now, leaving out such rows,
+				// record the stop position and stop, as when the table
+				// watch sees the change (it may not have yet, or the
+				// publication may have been mended since).
+				to, err := watch.insertLSN(ctx)
+				if err != nil {
+					return err
+				}
+				out = &drain{to: to, unpublished: true, err: columnsLeftOut(src, r.pub, to, perr)}
+				who := eventIdentity(rel, m.Tuple)
+				r.log.Warn("outbox event not published: streamed without all its columns (the publication had a column list); publish it some other way if it is not in the topics",
+					"commit_lsn", t.commit, "xid", t.xid, "id", who.id, "event_uuid", who.uuid, "err", perr)
+				continue
 			}
 			ev, err := decodeInsert(types, rel, m.Tuple)
 			if err != nil {
@@ -948,8 +981,10 @@ var eventColumns = []string{"id", "topic", "event_uuid", "key", "payload", "head
 
 // wholeRows checks that the slot streams the outbox table's rows with
 // every column an event is made of: a column list given to the
-// publication while the relay runs (the start refuses one) would
-// otherwise publish events without their key, payload or headers.
+// publication would otherwise publish events without their key, payload
+// or headers. PostgreSQL decodes each change by the publication as of
+// that change, so rows inserted under a column list are streamed so
+// for ever, even once it is mended.
 func wholeRows(rel *pglogrepl.RelationMessage, pub string) error {
 	have := map[string]bool{}
 	for _, c := range rel.Columns {
@@ -958,9 +993,8 @@ func wholeRows(rel *pglogrepl.RelationMessage, pub string) error {
 	for _, c := range eventColumns {
 		if !have[c] {
 			return fmt.Errorf("outbox: publication %s streams rows of %s.%s without column %s (a column list was given to it): "+
-				"no event is published without it; publish whole rows again (ALTER PUBLICATION %s SET TABLE %s) and start the relay: "+
-				"the rows committed while it streamed part of them are streamed whole only if the slot still holds them; publish the others some other way",
-				pub, rel.Namespace, rel.RelationName, c, pub, pgx.Identifier{rel.Namespace, rel.RelationName}.Sanitize())
+				"no event is published without it",
+				pub, rel.Namespace, rel.RelationName, c)
 		}
 	}
 	return nil
@@ -1074,4 +1108,16 @@ func (r *CDCRelay) hook(point string, t *sourceTxn) {
 		}
 		r.crashAt(point, ids)
 	}
+}
+
+// columnsLeftOut is the error of a relay that met rows of its table
+// streamed without every event column (perr says which), and stopped at
+// to once it published what the slot streamed before.
+func columnsLeftOut(src cdcSource, pub string, to pglogrepl.LSN, perr error) error {
+	return fmt.Errorf("%w: %w. Every event committed before %s is published, but for the rows streamed without all their "+
+		"columns, which the relay logs (id and event UUID) and never publishes: the slot streams them so at every start. "+
+		"No row committed after %s is published by this relay until the publication is mended, nor a row inserted before "+
+		"%s in a transaction that commits after it. Publish some other way the rows committed since (their event UUIDs "+
+		"are not in the topics) and the rows it logged, then %s and start the relay again: it publishes the rows inserted "+
+		"from then on", ErrSourceChanged, perr, to, to, to, publicationRemedy(pub, src, false))
 }

@@ -14,7 +14,8 @@ import (
 // relay refuses to start, naming the remedy: give the publication back
 // its definition (ALTER PUBLICATION ... SET TABLE weir_outbox).
 //
-// The correct outcome: once that remedy is followed, every event is
+// The correct outcome: once that remedy is followed (with the rows the
+// error says to publish some other way so published), every event is
 // published exactly once, or the relay stops with an error whose remedy
 // leads there. pgoutput reads the publication as of each change, so the
 // slot streams the event committed under the column list without its
@@ -41,6 +42,17 @@ func TestCDCColumnListGivenWhileRelayIsDownRemedyPublishesEveryEvent(t *testing.
 	t.Logf("relay started on the publication with a column list: %v", runErr)
 	if runErr == nil {
 		t.Fatal("relay published an event streamed without its key and payload")
+	}
+	if strings.Contains(runErr.Error(), "publish them some other way") {
+		// The error (the start's) says the rows committed since the
+		// last recorded position whose UUIDs are not in the topics are
+		// the operator's.
+		seen := e.readSeen()
+		for _, id := range append(append([]int64{}, first...), underList...) {
+			if seen[id] == 0 {
+				e.publishOtherwise(id)
+			}
+		}
 	}
 	for _, q := range e.remedyOf(runErr, pub) {
 		if _, err := e.pool.Exec(ctx, q); err != nil {

@@ -549,8 +549,9 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 			return &drain{to: to, unpublished: true, err: fmt.Errorf("%w: publication %s changed while the relay ran (%w); rows inserted "+
 				"into %s since are not streamed as the relay needs them. Every event committed before %s is published; no row committed "+
 				"after it is, until the publication is mended (a row inserted before the change, in a transaction that commits after %s, "+
-				"is not published by this relay either: it logs each one it meets). Publish some other way the rows committed since "+
-				"(their event UUIDs are not in the topics), then %s and start the relay again: it publishes the rows inserted from then on",
+				"is not published by this relay either, nor is a row streamed without all its columns, under a column list: it logs each one "+
+				"it meets). Publish some other way the rows committed since (their event UUIDs are not in the topics) and the rows it logged, "+
+				"then %s and start the relay again: it publishes the rows inserted from then on",
 				ErrSourceChanged, w.pub, wrong.finding, w.src.qualified(), to, to, publicationRemedy(w.pub, w.src, wrong.allTables))}
 		}
 		return nil
@@ -562,6 +563,19 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 	src := w.src
 	src.tableOID = uint32(now)
 	return &drain{to: to, err: tableReplaced(src, relayID, w.src.tableOID)}
+}
+
+// insertLSN is the server's WAL insert position, asked on the watch's
+// connection.
+func (w *tableWatch) insertLSN(ctx context.Context) (pglogrepl.LSN, error) {
+	if w.conn == nil || w.conn.IsClosed() {
+		conn, err := pgconn.Connect(ctx, w.dsn)
+		if err != nil {
+			return 0, fmt.Errorf("outbox: database: %w", err)
+		}
+		w.conn = conn
+	}
+	return walInsertLSN(ctx, w.conn)
 }
 
 // close closes the watch's connection.

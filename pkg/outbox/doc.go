@@ -287,7 +287,12 @@
 // One that stopped streaming the table's inserts whole (inserts off, a
 // row filter or a column list) is treated as a table taken out of it
 // (below): rows committed after the relay stopped are the operator's to
-// publish some other way. One changed so while the relay was down is
+// publish some other way. Rows inserted under a column list are streamed
+// without their other columns for ever, even once the publication is
+// mended: the relay never publishes them, logs each one (id and event
+// UUID), and stops at a recorded position the first time it meets one
+// that no earlier stop covers, so that mending the publication is no
+// dead end. One changed so while the relay was down is
 // found at its start and handled the same way: what the slot streams up
 // to that moment is published, the position is recorded, and the error
 // says that rows committed after the relay's last recorded position

@@ -63,6 +63,21 @@ type skips struct {
 	stops []pglogrepl.LSN
 }
 
+// stoppedAfter says whether a stop position is after commit: a row of
+// the transaction committed at commit that the relay could not publish
+// was named by that stop's error as the operator's to publish.
+func (s *skips) stoppedAfter(commit pglogrepl.LSN) bool {
+	if s == nil {
+		return false
+	}
+	for _, at := range s.stops {
+		if commit < at {
+			return true
+		}
+	}
+	return false
+}
+
 // unpublished says whether a row inserted at insert, in a transaction
 // committed at commit, was left out by a stop position (it returns
 // one): inserted before it and committed after.
