@@ -271,7 +271,7 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	case emptied && !slot.exists:
 		return stopError{tableGone(fmt.Sprintf("publication %s covers no table of that name: the outbox table %s was dropped or moved since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
 	case emptied && recorded && last.TableOID == src.tableOID:
-		out = &drain{to: end, unpublished: true, err: tableUnpublished(src, r.pub, r.cfg.RelayID, end)}
+		out = &drain{to: end, unpublished: true, err: tableUnpublished(src, r.pub, r.cfg.RelayID, lastSeen(last), end)}
 	case plan.replacedOID != 0:
 		out = &drain{to: end, err: tableReplaced(src, r.cfg.RelayID, plan.replacedOID)}
 		src.tableOID = plan.replacedOID
@@ -301,6 +301,16 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 		"database_oid", src.dbOID, "table", src.qualified(), "resume_after", resume, "recheck_last", plan.verify != nil,
 		"recheck_heartbeat", plan.quietUntil != 0, "draining", out != nil)
 	return r.stream(ctx, conn, cl, src, last, plan, skipped, out)
+}
+
+// lastSeen is where a relay starting with progress last last saw its
+// table in its publication: a change found at the start was made after
+// it.
+func lastSeen(last *cdcProgress) string {
+	if last == nil {
+		return "the slot's creation"
+	}
+	return last.through().String()
 }
 
 // connect opens a replication connection to the database.
@@ -492,7 +502,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 	// was streamed. It is recorded (heartbeat) at most every
 	// HeartbeatInterval, then confirmed.
 	var idle pglogrepl.LSN
-	watch := &tableWatch{dsn: r.dsn, pub: r.pub, src: src}
+	watch := &tableWatch{dsn: r.dsn, pub: r.pub, src: src, seen: lastSeen(last)}
 	defer watch.close(context.WithoutCancel(ctx))
 	for {
 		if out == nil {

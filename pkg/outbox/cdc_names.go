@@ -319,10 +319,7 @@ func checkOtherRelays(ctx context.Context, conn *pgconn.PgConn, pub string, src 
 // made: after the last position it recorded (last), before its start
 // (to).
 func publicationNarrowedDown(src cdcSource, pub string, last *cdcProgress, to pglogrepl.LSN, wrong publicationWrong) error {
-	since := "the slot's creation"
-	if last != nil {
-		since = last.through().String()
-	}
+	since := lastSeen(last)
 	return fmt.Errorf("%w: publication %s changed while the relay was down (%w); rows inserted into %s while it was so are "+
 		"not streamed as the relay needs them. Every event the slot streamed up to %s is published; rows committed after %s "+
 		"(the relay's last recorded position) whose event UUIDs are not in the topics were kept out of the stream, as is "+

@@ -435,22 +435,27 @@ func tableReplaced(src cdcSource, relayID string, was uint32) error {
 
 // tableUnpublished is the error of a relay whose outbox table, still
 // the same table, was taken out of its publication (ALTER PUBLICATION
-// ... DROP TABLE): rows inserted since are never streamed, and the rows
-// it published are still pending (this mode marks none), so the polling
-// relay would publish them again. A row inserted before, in a
+// ... DROP TABLE) at a moment it cannot know, after since (where it last
+// saw the table in: its last recorded position, or its table watch's
+// last look) and before to, the end of its drain. Rows inserted while
+// the table is out are never streamed; a row inserted before, in a
 // transaction still open, is streamed once it commits (PostgreSQL reads
-// the publication as of the insert); the relay does not publish it when
-// it commits after to, the end of the drain (see
-// skips.unpublishedBefore), so that every row committed after to is the
-// operator's to publish, and only those.
-func tableUnpublished(src cdcSource, pub, relayID string, to pglogrepl.LSN) error {
-	return fmt.Errorf("%w: the outbox table %s (oid %d) was taken out of publication %s: rows inserted since are never "+
-		"streamed. Every event committed before %s is published; no row committed after it is, until the table is back "+
-		"(a row inserted before the table left, in a transaction that commits after %s, is not published by this relay either: "+
-		"it logs each one it meets). Do not run the polling relay on this table: the rows this relay published are still pending, "+
-		"and it would publish them again. Publish some other way the rows committed since (their event UUIDs are not in the topics), "+
+// the publication as of the insert), published by the drain if it
+// commits before to, and never by the relay if after (see
+// skips.unpublished). Rows committed before since were streamed. So the
+// rows committed after since whose event UUIDs are not in the topics are
+// exactly the operator's to publish. The rows it published are still
+// pending (this mode marks none), so the polling relay would publish
+// them again.
+func tableUnpublished(src cdcSource, pub, relayID string, since string, to pglogrepl.LSN) error {
+	return fmt.Errorf("%w: the outbox table %s (oid %d) was taken out of publication %s, after %s: rows inserted while it is out "+
+		"are never streamed. The relay published what the slot streamed up to %s, and no row committed after %s "+
+		"(a row inserted before the table left and committed after %s is not published by this relay either: it logs each "+
+		"one it meets). Do not run the polling relay on this table: the rows this relay published are still pending, "+
+		"and it would publish them again. Publish some other way the rows committed since %s whose event UUIDs are not in "+
+		"the topics (a row inserted before the table left and committed before %s was streamed and published), "+
 		"then put the table back (ALTER PUBLICATION %s ADD TABLE %s) and start the relay again: it publishes the rows inserted from then on",
-		ErrSourceChanged, src.qualified(), src.tableOID, pub, to, to, pub, pgx.Identifier{src.schema, src.table}.Sanitize())
+		ErrSourceChanged, src.qualified(), src.tableOID, pub, since, to, to, to, since, to, pub, pgx.Identifier{src.schema, src.table}.Sanitize())
 }
 
 // tableGone is tableReplaced's error for what happened to the table.
@@ -476,6 +481,10 @@ type tableWatch struct {
 	src  cdcSource
 	conn *pgconn.PgConn
 	next time.Time
+	// seen is where the watch (or, before its first look, the start)
+	// last found the table in its publication as the relay needs it: a
+	// change found later was made after it.
+	seen string
 }
 
 // cdcTableCheckInterval is how often tableWatch looks.
@@ -537,7 +546,8 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 		// and every row? What the slot holds from before a change is
 		// published, then the relay stops.
 		var wrong publicationWrong
-		if err := checkPublication(qctx, w.conn, w.pub, w.src); errors.As(err, &wrong) {
+		err := checkPublication(qctx, w.conn, w.pub, w.src)
+		if errors.As(err, &wrong) {
 			if wrong.widened {
 				// Every insert of the table is still streamed, whole:
 				// nothing is missed, and rows of other tables are
@@ -546,19 +556,22 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 					"and no row of another table is: %s, then start the relay again",
 					ErrSourceChanged, w.pub, wrong.finding, publicationRemedy(w.pub, w.src, wrong.allTables))}
 			}
-			return &drain{to: to, unpublished: true, err: fmt.Errorf("%w: publication %s changed while the relay ran (%w); rows inserted "+
-				"into %s since are not streamed as the relay needs them. Every event committed before %s is published; no row committed "+
-				"after it is, until the publication is mended (a row inserted before the change, in a transaction that commits after %s, "+
-				"is not published by this relay either, nor is a row streamed without all its columns, under a column list: it logs each one "+
-				"it meets). Publish some other way the rows committed since (their event UUIDs are not in the topics) and the rows it logged, "+
+			return &drain{to: to, unpublished: true, err: fmt.Errorf("%w: publication %s changed while the relay ran, after %s (%w); rows "+
+				"inserted into %s since are not streamed as the relay needs them. The relay published what the slot streamed whole up to %s, "+
+				"and no row committed after %s (a row inserted before the change, in a transaction that commits after %s, is not published "+
+				"by this relay either, nor is a row streamed without all its columns, under a column list: it logs each one it meets). "+
+				"Publish some other way the rows committed since %s whose event UUIDs are not in the topics, "+
 				"then %s and start the relay again: it publishes the rows inserted from then on",
-				ErrSourceChanged, w.pub, wrong.finding, w.src.qualified(), to, to, publicationRemedy(w.pub, w.src, wrong.allTables))}
+				ErrSourceChanged, w.pub, w.seen, wrong.finding, w.src.qualified(), to, to, to, w.seen, publicationRemedy(w.pub, w.src, wrong.allTables))}
+		}
+		if err == nil {
+			w.seen = to.String()
 		}
 		return nil
 	}
 	if uint32(now) == w.src.tableOID {
 		// The same table, taken out of the publication.
-		return &drain{to: to, unpublished: true, err: tableUnpublished(w.src, w.pub, relayID, to)}
+		return &drain{to: to, unpublished: true, err: tableUnpublished(w.src, w.pub, relayID, w.seen, to)}
 	}
 	src := w.src
 	src.tableOID = uint32(now)

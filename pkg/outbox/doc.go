@@ -385,9 +385,17 @@
 //     but not published: the relay records the position in the progress
 //     topic (cdc-unpublished/.../LSN, one record per position, every one
 //     kept, so a row left out under an earlier stop stays left out after
-//     a later one) and logs each such row. The operator
-//     publishes the rows committed since some other way (their event
-//     UUIDs are not in the topics) and puts the table back.
+//     a later one) and logs each such row. The relay cannot know when
+//     the table left, only that it was after the position where it last
+//     saw it in (its last recorded progress when it finds the change at
+//     its start, its table watch's last look while it runs), which its
+//     error names: the rows committed after that position whose event
+//     UUIDs are not in the topics, and only those, are the operator's
+//     to publish some other way (a row inserted before the table left
+//     and committed before the stop position was streamed and
+//     published); then the operator puts the table back. A publication
+//     that stops streaming the table's inserts whole is reported the
+//     same way.
 //   - weir outbox drop-slot (CDCRelay.DropSlot) first records the drop
 //     under this key: the relay id then refuses to start again on this
 //     database, with ErrSourceChanged, also if it had published nothing,
