@@ -528,8 +528,12 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 	}
 	qctx, cancel := context.WithTimeout(ctx, cdcTableCheckInterval)
 	defer cancel()
-	row, err := queryRow(qctx, w.conn, `SELECT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
-		WHERE p.pubname = `+quoteLiteral(w.pub)+` AND r.prrelid = `+strconv.FormatUint(uint64(w.src.tableOID), 10)+`),
+	// pg_publication_tables, not pg_publication_rel: a publication FOR
+	// ALL TABLES (or FOR TABLES IN SCHEMA) covers the table with no
+	// row of its own there.
+	row, err := queryRow(qctx, w.conn, `SELECT EXISTS (SELECT 1 FROM pg_publication_tables t
+		JOIN pg_namespace n ON n.nspname = t.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+		WHERE t.pubname = `+quoteLiteral(w.pub)+` AND c.oid = `+strconv.FormatUint(uint64(w.src.tableOID), 10)+`),
 		(SELECT coalesce(max(c.oid::bigint), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = `+quoteLiteral(w.src.schema)+` AND c.relname = `+quoteLiteral(w.src.table)+`),
 		pg_current_wal_insert_lsn()::text`)
