@@ -225,8 +225,9 @@ consumer.
   --lsn LSN  (cdc mode) every event of the source transaction committed at
              LSN, for instance one whose row was deleted: in cdc mode
              deleting a row does not unblock the relay, as the slot streams
-             the insert again. Refused for a transaction of which a part
-             is published (one larger than --batch-size): skip by --id.
+             the insert again. Refused for a transaction the relay has
+             published already, whole, or of which a part is published
+             (one larger than --batch-size): skip the latter by --id.
 
 The skip is tied to the relay id and to this database (a restored or
 recreated database does not inherit it). With several polling relays on
@@ -308,6 +309,7 @@ one table, skip the event for each relay id that reports it.`,
 // keeps WAL on the database server for ever.
 func newOutboxDropSlotCommand(conn *connFlags) *cobra.Command {
 	var dsn, table, relayID, progressTopic string
+	var markPublished bool
 	drop := &cobra.Command{
 		Use:   "drop-slot",
 		Short: "Drop a retired cdc relay's replication slot and publication",
@@ -318,7 +320,13 @@ published are then never published by it. Before dropping the slot it
 records the drop in the progress topic (--brokers, --progress-topic), so
 that the relay id refuses to start again on this database, even if it had
 published nothing yet: start a new relay under another relay id. It fails,
-dropping nothing, while a relay streams from the slot.`,
+dropping nothing, while a relay streams from the slot.
+
+To switch the table to polling, stop the cdc relay and run this with
+--mark-published: after the drop it marks sent exactly the pending rows
+whose event UUIDs (weir-event-uuid) are in committed records of their
+topics, read to their last stable offsets, and leaves every other row
+pending for the polling relay. It may be run again if interrupted.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -350,6 +358,13 @@ dropping nothing, while a relay streams from the slot.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "slot %s, publication %s dropped\n", orNone(slot), orNone(pub))
+			if markPublished {
+				n, err := r.MarkPublished(contextOf(cmd))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%d published rows marked sent\n", n)
+			}
 			return nil
 		},
 	}
@@ -357,6 +372,7 @@ dropping nothing, while a relay streams from the slot.`,
 	drop.Flags().StringVar(&table, "table", outbox.DefaultTable, "outbox table, optionally schema-qualified")
 	drop.Flags().StringVar(&relayID, "relay-id", "", "the retired relay (required)")
 	drop.Flags().StringVar(&progressTopic, "progress-topic", outbox.DefaultProgressTopic, "the relay's progress topic, where the drop is recorded")
+	drop.Flags().BoolVar(&markPublished, "mark-published", false, "then mark sent the pending rows whose events are in their topics (to switch the table to polling)")
 	return drop
 }
 

@@ -42,9 +42,10 @@ const (
 	cdcKeyPrefix      = "cdc/"
 	cdcFenceKeyPrefix = "cdc-fence/"
 	cdcSkipKeyPrefix  = "cdc-skip/"
-	// cdcUnpublishedKeyPrefix keys the record of where the relay last
+	// cdcUnpublishedKeyPrefix keys the records of where the relay
 	// stopped because its table left its publication, or the publication
-	// stopped streaming its inserts whole (see recordUnpublished).
+	// stopped streaming its inserts whole (see recordUnpublished), one
+	// key per position so that compaction keeps every one.
 	cdcUnpublishedKeyPrefix = "cdc-unpublished/"
 )
 
@@ -189,11 +190,17 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	// name, is judged once the progress says which table it covered.
 	var emptied bool
 	var elsewhere *publicationElsewhere
+	var narrowed *publicationWrong
 	if err := r.ensurePublication(ctx, conn, src); err != nil {
+		var wrong publicationWrong
 		switch {
 		case errors.Is(err, errPublicationEmpty):
 			emptied = true
 		case errors.As(err, &elsewhere):
+		case errors.As(err, &wrong) && !wrong.widened:
+			// Judged once the slot is looked up: one made before the
+			// change holds rows it no longer streams whole.
+			narrowed = &wrong
 		default:
 			return err
 		}
@@ -235,12 +242,23 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	// flushed: with synchronous_commit off, a commit is visible before
 	// its WAL is flushed.
 	var end pglogrepl.LSN
-	if emptied || elsewhere != nil || plan.replacedOID != 0 {
+	if narrowed != nil && !slot.exists {
+		// A new slot streams what commits from now on: nothing was
+		// missed, and the publication must be mended first.
+		return stopError{*narrowed}
+	}
+	if emptied || elsewhere != nil || plan.replacedOID != 0 || narrowed != nil {
 		if end, err = walInsertLSN(ctx, conn); err != nil {
 			return err
 		}
 	}
 	switch {
+	case narrowed != nil:
+		// Changed while the relay was down: as when it changes under a
+		// running relay (see tableWatch), what the slot streams up to
+		// now is published, the relay records where it stopped, and
+		// the rows the change kept out of the stream are named.
+		out = &drain{to: end, unpublished: true, err: publicationNarrowedDown(src, r.pub, last, end, *narrowed)}
 	case elsewhere != nil && (recorded && elsewhere.oid != last.TableOID || !slot.exists):
 		return stopError{elsewhere.err}
 	case elsewhere != nil && !recorded:
@@ -253,7 +271,7 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 	case emptied && !slot.exists:
 		return stopError{tableGone(fmt.Sprintf("publication %s covers no table of that name: the outbox table %s was dropped or moved since it was created", r.pub, src.qualified()), r.cfg.RelayID)}
 	case emptied && recorded && last.TableOID == src.tableOID:
-		out = &drain{to: end, unpublished: true, err: tableUnpublished(src, r.pub, r.cfg.RelayID, end)}
+		out = &drain{to: end, unpublished: true, err: tableUnpublished(src, r.pub, r.cfg.RelayID, lastSeen(last), end)}
 	case plan.replacedOID != 0:
 		out = &drain{to: end, err: tableReplaced(src, r.cfg.RelayID, plan.replacedOID)}
 		src.tableOID = plan.replacedOID
@@ -283,6 +301,16 @@ func (r *CDCRelay) run(ctx context.Context, started *bool) error {
 		"database_oid", src.dbOID, "table", src.qualified(), "resume_after", resume, "recheck_last", plan.verify != nil,
 		"recheck_heartbeat", plan.quietUntil != 0, "draining", out != nil)
 	return r.stream(ctx, conn, cl, src, last, plan, skipped, out)
+}
+
+// lastSeen is where a relay starting with progress last last saw its
+// table in its publication: a change found at the start was made after
+// it.
+func lastSeen(last *cdcProgress) string {
+	if last == nil {
+		return "the slot's creation"
+	}
+	return last.through().String()
 }
 
 // connect opens a replication connection to the database.
@@ -453,6 +481,7 @@ type sourceTxn struct {
 func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Client, src cdcSource, last *cdcProgress, plan resumePlan, skipped *skips, out *drain) error {
 	verify, quietUntil := plan.verify, plan.quietUntil
 	rels := map[uint32]*pglogrepl.RelationMessage{}
+	partial := map[uint32]error{} // relations streamed without an event column
 	types := pgtype.NewMap()
 	var txn *sourceTxn
 	var acked pglogrepl.LSN // 0 confirms nothing: PostgreSQL ignores it
@@ -473,7 +502,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 	// was streamed. It is recorded (heartbeat) at most every
 	// HeartbeatInterval, then confirmed.
 	var idle pglogrepl.LSN
-	watch := &tableWatch{dsn: r.dsn, pub: r.pub, src: src}
+	watch := &tableWatch{dsn: r.dsn, pub: r.pub, src: src, seen: lastSeen(last)}
 	defer watch.close(context.WithoutCancel(ctx))
 	for {
 		if out == nil {
@@ -576,11 +605,10 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 		switch m := lm.(type) {
 		case *pglogrepl.RelationMessage:
 			rels[m.RelationID] = m
-			if m.RelationID == src.tableOID {
-				if err := wholeRows(m, r.pub); err != nil {
-					return stopError{err}
-				}
-			}
+			// Rows streamed without every event column are never
+			// published; judged at each insert (see below), as a stop
+			// position may already cover them.
+			partial[m.RelationID] = wholeRows(m, r.pub)
 		case *pglogrepl.BeginMessage:
 			if out != nil && out.unpublished && verify == nil && quietUntil == 0 && m.FinalLSN >= out.to {
 				// Committed after the drain's end: every transaction
@@ -658,7 +686,7 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 				continue
 			}
 			t := txn
-			if before := skipped.unpublished(); before != 0 && t.commit >= before && xld.WALStart < before {
+			if before, ok := skipped.unpublished(xld.WALStart, t.commit); ok {
 				// Inserted before the relay stopped because its table
 				// left the publication (or the publication stopped
 				// streaming it whole), committed after: its error told
@@ -669,6 +697,20 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 					"commit_lsn", t.commit, "stopped_at", before, "xid", t.xid, "id", eventIdentity(rel, m.Tuple).id)
 				continue
 			}
+			perr := partial[rel.RelationID]
+			if perr != nil && (skipped.stoppedAfter(t.commit) || out != nil && out.unpublished && t.commit < out.to) {
+				// Streamed without all its columns (the publication had a
+				// column list when it was inserted), committed before a
+				// stop position: the relay's error at that stop told the
+				// operator to publish such rows some other way. The slot
+				// streams it so for ever, whatever the publication is
+				// now. Checked before the heartbeat's range, as it counts
+				// as no event.
+				who := eventIdentity(rel, m.Tuple)
+				r.log.Warn("outbox event not published: streamed without all its columns (the publication had a column list); publish it some other way if it is not in the topics",
+					"commit_lsn", t.commit, "xid", t.xid, "id", who.id, "event_uuid", who.uuid, "err", perr)
+				continue
+			}
 			if t.replay {
 				continue
 			}
@@ -677,6 +719,25 @@ func (r *CDCRelay) stream(ctx context.Context, conn *pgconn.PgConn, cl *kgo.Clie
 			}
 			if t.quiet {
 				continue // skipped by a skip record before the heartbeat
+			}
+			if perr != nil && !t.skip {
+				if out != nil {
+					return stopError{perr}
+				}
+				// A column list given to the publication: publish what
+				// the slot streams up to now, leaving out such rows,
+				// record the stop position and stop, as when the table
+				// watch sees the change (it may not have yet, or the
+				// publication may have been mended since).
+				to, err := watch.insertLSN(ctx)
+				if err != nil {
+					return err
+				}
+				out = &drain{to: to, unpublished: true, err: columnsLeftOut(src, r.pub, to, perr)}
+				who := eventIdentity(rel, m.Tuple)
+				r.log.Warn("outbox event not published: streamed without all its columns (the publication had a column list); publish it some other way if it is not in the topics",
+					"commit_lsn", t.commit, "xid", t.xid, "id", who.id, "event_uuid", who.uuid, "err", perr)
+				continue
 			}
 			ev, err := decodeInsert(types, rel, m.Tuple)
 			if err != nil {
@@ -791,7 +852,10 @@ func (r *CDCRelay) stopDrained(ctx context.Context, cl *kgo.Client, src cdcSourc
 // tells the operator to publish the rows committed after to some other
 // way. PostgreSQL decodes an insert by the publication as of the insert,
 // so the slot streams such a row once its transaction commits, even
-// after the table is put back. The record only moves forward.
+// after the table is put back. Each position has a record of its own
+// (its key ends with it), as the progress topic is compacted: a row
+// left out under an earlier stop, streamed again because nothing after
+// it was confirmed to the slot, must stay left out after a later one.
 func (r *CDCRelay) recordUnpublished(ctx context.Context, cl *kgo.Client, src cdcSource, to pglogrepl.LSN) error {
 	v, err := json.Marshal(unpublishedRecord{Relay: r.cfg.RelayID, Before: to.String()})
 	if err != nil {
@@ -802,7 +866,7 @@ func (r *CDCRelay) recordUnpublished(ctx context.Context, cl *kgo.Client, src cd
 	if err := cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("outbox: begin transaction: %w", err)
 	}
-	rec := &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(src.unpublishedKey(r.cfg.RelayID)), Value: v}
+	rec := &kgo.Record{Topic: r.cfg.ProgressTopic, Key: []byte(src.unpublishedKey(r.cfg.RelayID) + "/" + to.String()), Value: v}
 	if err := cl.ProduceSync(bctx, rec).FirstErr(); err != nil {
 		return errors.Join(fmt.Errorf("outbox: record where the relay stopped: %w", err), abort(bctx, cl))
 	}
@@ -927,8 +991,10 @@ var eventColumns = []string{"id", "topic", "event_uuid", "key", "payload", "head
 
 // wholeRows checks that the slot streams the outbox table's rows with
 // every column an event is made of: a column list given to the
-// publication while the relay runs (the start refuses one) would
-// otherwise publish events without their key, payload or headers.
+// publication would otherwise publish events without their key, payload
+// or headers. PostgreSQL decodes each change by the publication as of
+// that change, so rows inserted under a column list are streamed so
+// for ever, even once it is mended.
 func wholeRows(rel *pglogrepl.RelationMessage, pub string) error {
 	have := map[string]bool{}
 	for _, c := range rel.Columns {
@@ -937,9 +1003,8 @@ func wholeRows(rel *pglogrepl.RelationMessage, pub string) error {
 	for _, c := range eventColumns {
 		if !have[c] {
 			return fmt.Errorf("outbox: publication %s streams rows of %s.%s without column %s (a column list was given to it): "+
-				"no event is published without it; publish whole rows again (ALTER PUBLICATION %s SET TABLE %s) and start the relay: "+
-				"the rows committed while it streamed part of them are streamed whole only if the slot still holds them; publish the others some other way",
-				pub, rel.Namespace, rel.RelationName, c, pub, pgx.Identifier{rel.Namespace, rel.RelationName}.Sanitize())
+				"no event is published without it",
+				pub, rel.Namespace, rel.RelationName, c)
 		}
 	}
 	return nil
@@ -1053,4 +1118,16 @@ func (r *CDCRelay) hook(point string, t *sourceTxn) {
 		}
 		r.crashAt(point, ids)
 	}
+}
+
+// columnsLeftOut is the error of a relay that met rows of its table
+// streamed without every event column (perr says which), and stopped at
+// to once it published what the slot streamed before.
+func columnsLeftOut(src cdcSource, pub string, to pglogrepl.LSN, perr error) error {
+	return fmt.Errorf("%w: %w. Every event committed before %s is published, but for the rows streamed without all their "+
+		"columns, which the relay logs (id and event UUID) and never publishes: the slot streams them so at every start. "+
+		"No row committed after %s is published by this relay until the publication is mended, nor a row inserted before "+
+		"%s in a transaction that commits after it. Publish some other way the rows committed since (their event UUIDs "+
+		"are not in the topics) and the rows it logged, then %s and start the relay again: it publishes the rows inserted "+
+		"from then on", ErrSourceChanged, perr, to, to, to, publicationRemedy(pub, src, false))
 }

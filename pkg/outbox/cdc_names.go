@@ -310,3 +310,20 @@ func checkOtherRelays(ctx context.Context, conn *pgconn.PgConn, pub string, src 
 	}
 	return nil
 }
+
+// publicationNarrowedDown is the error of a relay that found, at its
+// start, its publication no longer streaming every insert of its table
+// whole (wrong). PostgreSQL decodes each change by the publication as of
+// that change, so the rows committed while it was so are missing from
+// the stream for good, and the relay cannot tell when the change was
+// made: after the last position it recorded (last), before its start
+// (to).
+func publicationNarrowedDown(src cdcSource, pub string, last *cdcProgress, to pglogrepl.LSN, wrong publicationWrong) error {
+	since := lastSeen(last)
+	return fmt.Errorf("%w: publication %s changed while the relay was down (%w); rows inserted into %s while it was so are "+
+		"not streamed as the relay needs them. Every event the slot streamed up to %s is published; rows committed after %s "+
+		"(the relay's last recorded position) whose event UUIDs are not in the topics were kept out of the stream, as is "+
+		"a row inserted before %s in a transaction that commits after it (the relay logs each one it meets): publish "+
+		"them some other way, then %s and start the relay again: it publishes the rows inserted from then on",
+		ErrSourceChanged, pub, wrong.finding, src.qualified(), to, since, to, publicationRemedy(pub, src, wrong.allTables))
+}

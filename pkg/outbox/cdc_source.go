@@ -282,9 +282,11 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceO
 	var last *cdcProgress
 	sk := &skips{}
 	key, skipPrefix, unpub := src.progressKey(cfg.RelayID), src.skipPrefix(cfg.RelayID), src.unpublishedKey(cfg.RelayID)
-	want := func(k string) bool { return k == key || k == unpub || strings.HasPrefix(k, skipPrefix) }
+	// An earlier version kept one stop position, under unpub itself.
+	isUnpub := func(k string) bool { return k == unpub || strings.HasPrefix(k, unpub+"/") }
+	want := func(k string) bool { return k == key || isUnpub(k) || strings.HasPrefix(k, skipPrefix) }
 	err := scanProgress(ctx, cfg, want, fenceOffset, func(offset int64, k string, value []byte) error {
-		if k == unpub {
+		if isUnpub(k) {
 			var u unpublishedRecord
 			if err := json.Unmarshal(value, &u); err != nil {
 				return fmt.Errorf("outbox: record at offset %d: %w", offset, err)
@@ -293,7 +295,9 @@ func readCDCProgress(ctx context.Context, cfg RelayConfig, src cdcSource, fenceO
 			if err != nil {
 				return fmt.Errorf("outbox: record at offset %d: %w", offset, err)
 			}
-			sk.before = max(sk.before, lsn)
+			if !slices.Contains(sk.stops, lsn) {
+				sk.stops = append(sk.stops, lsn)
+			}
 			return nil
 		}
 		if k != key {
@@ -431,22 +435,27 @@ func tableReplaced(src cdcSource, relayID string, was uint32) error {
 
 // tableUnpublished is the error of a relay whose outbox table, still
 // the same table, was taken out of its publication (ALTER PUBLICATION
-// ... DROP TABLE): rows inserted since are never streamed, and the rows
-// it published are still pending (this mode marks none), so the polling
-// relay would publish them again. A row inserted before, in a
+// ... DROP TABLE) at a moment it cannot know, after since (where it last
+// saw the table in: its last recorded position, or its table watch's
+// last look) and before to, the end of its drain. Rows inserted while
+// the table is out are never streamed; a row inserted before, in a
 // transaction still open, is streamed once it commits (PostgreSQL reads
-// the publication as of the insert); the relay does not publish it when
-// it commits after to, the end of the drain (see
-// skips.unpublishedBefore), so that every row committed after to is the
-// operator's to publish, and only those.
-func tableUnpublished(src cdcSource, pub, relayID string, to pglogrepl.LSN) error {
-	return fmt.Errorf("%w: the outbox table %s (oid %d) was taken out of publication %s: rows inserted since are never "+
-		"streamed. Every event committed before %s is published; no row committed after it is, until the table is back "+
-		"(a row inserted before the table left, in a transaction that commits after %s, is not published by this relay either: "+
-		"it logs each one it meets). Do not run the polling relay on this table: the rows this relay published are still pending, "+
-		"and it would publish them again. Publish some other way the rows committed since (their event UUIDs are not in the topics), "+
+// the publication as of the insert), published by the drain if it
+// commits before to, and never by the relay if after (see
+// skips.unpublished). Rows committed before since were streamed. So the
+// rows committed after since whose event UUIDs are not in the topics are
+// exactly the operator's to publish. The rows it published are still
+// pending (this mode marks none), so the polling relay would publish
+// them again.
+func tableUnpublished(src cdcSource, pub, relayID string, since string, to pglogrepl.LSN) error {
+	return fmt.Errorf("%w: the outbox table %s (oid %d) was taken out of publication %s, after %s: rows inserted while it is out "+
+		"are never streamed. The relay published what the slot streamed up to %s, and no row committed after %s "+
+		"(a row inserted before the table left and committed after %s is not published by this relay either: it logs each "+
+		"one it meets). Do not run the polling relay on this table: the rows this relay published are still pending, "+
+		"and it would publish them again. Publish some other way the rows committed since %s whose event UUIDs are not in "+
+		"the topics (a row inserted before the table left and committed before %s was streamed and published), "+
 		"then put the table back (ALTER PUBLICATION %s ADD TABLE %s) and start the relay again: it publishes the rows inserted from then on",
-		ErrSourceChanged, src.qualified(), src.tableOID, pub, to, to, pub, pgx.Identifier{src.schema, src.table}.Sanitize())
+		ErrSourceChanged, src.qualified(), src.tableOID, pub, since, to, to, to, since, to, pub, pgx.Identifier{src.schema, src.table}.Sanitize())
 }
 
 // tableGone is tableReplaced's error for what happened to the table.
@@ -472,6 +481,10 @@ type tableWatch struct {
 	src  cdcSource
 	conn *pgconn.PgConn
 	next time.Time
+	// seen is where the watch (or, before its first look, the start)
+	// last found the table in its publication as the relay needs it: a
+	// change found later was made after it.
+	seen string
 }
 
 // cdcTableCheckInterval is how often tableWatch looks.
@@ -515,8 +528,12 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 	}
 	qctx, cancel := context.WithTimeout(ctx, cdcTableCheckInterval)
 	defer cancel()
-	row, err := queryRow(qctx, w.conn, `SELECT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
-		WHERE p.pubname = `+quoteLiteral(w.pub)+` AND r.prrelid = `+strconv.FormatUint(uint64(w.src.tableOID), 10)+`),
+	// pg_publication_tables, not pg_publication_rel: a publication FOR
+	// ALL TABLES (or FOR TABLES IN SCHEMA) covers the table with no
+	// row of its own there.
+	row, err := queryRow(qctx, w.conn, `SELECT EXISTS (SELECT 1 FROM pg_publication_tables t
+		JOIN pg_namespace n ON n.nspname = t.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+		WHERE t.pubname = `+quoteLiteral(w.pub)+` AND c.oid = `+strconv.FormatUint(uint64(w.src.tableOID), 10)+`),
 		(SELECT coalesce(max(c.oid::bigint), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = `+quoteLiteral(w.src.schema)+` AND c.relname = `+quoteLiteral(w.src.table)+`),
 		pg_current_wal_insert_lsn()::text`)
@@ -533,7 +550,8 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 		// and every row? What the slot holds from before a change is
 		// published, then the relay stops.
 		var wrong publicationWrong
-		if err := checkPublication(qctx, w.conn, w.pub, w.src); errors.As(err, &wrong) {
+		err := checkPublication(qctx, w.conn, w.pub, w.src)
+		if errors.As(err, &wrong) {
 			if wrong.widened {
 				// Every insert of the table is still streamed, whole:
 				// nothing is missed, and rows of other tables are
@@ -542,22 +560,39 @@ func (w *tableWatch) check(ctx context.Context, relayID string) *drain {
 					"and no row of another table is: %s, then start the relay again",
 					ErrSourceChanged, w.pub, wrong.finding, publicationRemedy(w.pub, w.src, wrong.allTables))}
 			}
-			return &drain{to: to, unpublished: true, err: fmt.Errorf("%w: publication %s changed while the relay ran (%w); rows inserted "+
-				"into %s since are not streamed as the relay needs them. Every event committed before %s is published; no row committed "+
-				"after it is, until the publication is mended (a row inserted before the change, in a transaction that commits after %s, "+
-				"is not published by this relay either: it logs each one it meets). Publish some other way the rows committed since "+
-				"(their event UUIDs are not in the topics), then %s and start the relay again: it publishes the rows inserted from then on",
-				ErrSourceChanged, w.pub, wrong.finding, w.src.qualified(), to, to, publicationRemedy(w.pub, w.src, wrong.allTables))}
+			return &drain{to: to, unpublished: true, err: fmt.Errorf("%w: publication %s changed while the relay ran, after %s (%w); rows "+
+				"inserted into %s since are not streamed as the relay needs them. The relay published what the slot streamed whole up to %s, "+
+				"and no row committed after %s (a row inserted before the change, in a transaction that commits after %s, is not published "+
+				"by this relay either, nor is a row streamed without all its columns, under a column list: it logs each one it meets). "+
+				"Publish some other way the rows committed since %s whose event UUIDs are not in the topics, "+
+				"then %s and start the relay again: it publishes the rows inserted from then on",
+				ErrSourceChanged, w.pub, w.seen, wrong.finding, w.src.qualified(), to, to, to, w.seen, publicationRemedy(w.pub, w.src, wrong.allTables))}
+		}
+		if err == nil {
+			w.seen = to.String()
 		}
 		return nil
 	}
 	if uint32(now) == w.src.tableOID {
 		// The same table, taken out of the publication.
-		return &drain{to: to, unpublished: true, err: tableUnpublished(w.src, w.pub, relayID, to)}
+		return &drain{to: to, unpublished: true, err: tableUnpublished(w.src, w.pub, relayID, w.seen, to)}
 	}
 	src := w.src
 	src.tableOID = uint32(now)
 	return &drain{to: to, err: tableReplaced(src, relayID, w.src.tableOID)}
+}
+
+// insertLSN is the server's WAL insert position, asked on the watch's
+// connection.
+func (w *tableWatch) insertLSN(ctx context.Context) (pglogrepl.LSN, error) {
+	if w.conn == nil || w.conn.IsClosed() {
+		conn, err := pgconn.Connect(ctx, w.dsn)
+		if err != nil {
+			return 0, fmt.Errorf("outbox: database: %w", err)
+		}
+		w.conn = conn
+	}
+	return walInsertLSN(ctx, w.conn)
 }
 
 // close closes the watch's connection.

@@ -213,11 +213,16 @@
 //     is in a later part; that skip is refused, skip by id instead, and
 //     a skip by LSN recorded while a part is being published is void:
 //     the relay logs that it ignores it, so a transaction is never half
-//     published and half skipped); in
+//     published and half skipped; a skip by LSN of a transaction the
+//     relay is past, published whole, is refused too, also when it was
+//     published between the skip's first look and its record; the skip
+//     looks again after its record, and only a publication under way
+//     then, by a relay session started before the record, which commits
+//     after that look, still publishes the transaction); in
 //     Go, Relay.Skip, CDCRelay.SkipEvent and CDCRelay.SkipTransaction. The skip is recorded in the progress
 //     topic under the relay id and this database's identity, and read by
-//     the relay when it starts over after the failed attempt. The
-//     skipped event reaches no consumer; every other event is still
+//     the relay when it starts over after the failed attempt. A skip
+//     accepted reaches no consumer (but for that last case of --lsn); every other event is still
 //     published exactly once. A polling relay marks the skipped row sent;
 //     the record in the progress topic is what tells it from a published
 //     one. A skip by id names the event's id and UUID, so it cannot
@@ -282,7 +287,18 @@
 // One that stopped streaming the table's inserts whole (inserts off, a
 // row filter or a column list) is treated as a table taken out of it
 // (below): rows committed after the relay stopped are the operator's to
-// publish some other way. Events committed before the slot exists are not its to
+// publish some other way. Rows inserted under a column list are streamed
+// without their other columns for ever, even once the publication is
+// mended: the relay never publishes them, logs each one (id and event
+// UUID), and stops at a recorded position the first time it meets one
+// that no earlier stop covers, so that mending the publication is no
+// dead end. One changed so while the relay was down is
+// found at its start and handled the same way: what the slot streams up
+// to that moment is published, the position is recorded, and the error
+// says that rows committed after the relay's last recorded position
+// whose event UUIDs are not in the topics were kept out of the stream
+// (the relay cannot tell when the change was made) and are the
+// operator's to publish. Events committed before the slot exists are not its to
 // publish, so create the slot (start the relay once) before the
 // application writes, or publish the older rows with the polling relay
 // first.
@@ -367,9 +383,19 @@
 //     after that position, is streamed once the table is back
 //     (PostgreSQL decodes an insert by the publication as of the insert)
 //     but not published: the relay records the position in the progress
-//     topic (cdc-unpublished/...) and logs each such row. The operator
-//     publishes the rows committed since some other way (their event
-//     UUIDs are not in the topics) and puts the table back.
+//     topic (cdc-unpublished/.../LSN, one record per position, every one
+//     kept, so a row left out under an earlier stop stays left out after
+//     a later one) and logs each such row. The relay cannot know when
+//     the table left, only that it was after the position where it last
+//     saw it in (its last recorded progress when it finds the change at
+//     its start, its table watch's last look while it runs), which its
+//     error names: the rows committed after that position whose event
+//     UUIDs are not in the topics, and only those, are the operator's
+//     to publish some other way (a row inserted before the table left
+//     and committed before the stop position was streamed and
+//     published); then the operator puts the table back. A publication
+//     that stops streaming the table's inserts whole is reported the
+//     same way.
 //   - weir outbox drop-slot (CDCRelay.DropSlot) first records the drop
 //     under this key: the relay id then refuses to start again on this
 //     database, with ErrSourceChanged, also if it had published nothing,
@@ -417,14 +443,23 @@
 // stream every event that relay publishes. Each relay holds, while it
 // runs, a mark of its mode on the table (a session-level advisory lock
 // on the table's oid, taken before it looks for the other mode's), which
-// goes with its database session when it stops or crashes. To switch a
+// goes with its database session when it stops or crashes. A session
+// can also end under a running relay (terminated, idle_session_timeout,
+// a network cut): the polling relay checks before publishing each batch
+// it claimed that its session still holds the mark, and otherwise starts
+// over, taking the mark again; it stops for good if a change-data-capture
+// relay or publication has taken the table meanwhile. To switch a
 // table from polling to change-data-capture, let the polling relays
 // publish what is pending, stop them, then start the change-data-capture
 // relay: rows committed before its first start are not its to publish. To switch a table from change-data-capture
-// to polling, let the relay publish what was written, stop it, mark the
-// rows it published sent (UPDATE ... SET state = 'sent'), then drop its
-// slot and publication (weir outbox drop-slot): the polling relay
-// publishes every row left pending. A slot whose relay is stopped keeps
+// to polling, stop the relay, then drop its slot and publication and
+// mark sent exactly the rows whose events are in their topics (weir
+// outbox drop-slot --mark-published; CDCRelay.DropSlot then
+// CDCRelay.MarkPublished, which matches rows by event UUID): the polling
+// relay publishes every row left pending. No id bound separates the
+// published rows from the others, since the relay publishes in commit
+// order, and a row inserted before a later one can commit after the
+// relay stopped. A slot whose relay is stopped keeps
 // WAL; one that is no longer used must be dropped (weir outbox
 // drop-slot, CDCRelay.DropSlot), or it keeps WAL for ever. A server that
 // caps what a slot may keep (max_slot_wal_keep_size) invalidates a slot

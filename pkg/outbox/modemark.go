@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -22,7 +23,8 @@ import (
 // as long as its session: a relay that crashes, or whose host is lost,
 // drops its mark once PostgreSQL notices the connection is gone (the
 // keepalive settings below bound that), so no mark locks a table out
-// for ever.
+// for ever. A session can end while its relay runs on: the polling
+// relay checks its mark before publishing each batch (pollingMark.held).
 //
 // The polling relay also refuses a table that a change-data-capture
 // publication covers (checkNoCDCRelay), running or stopped; the mark is
@@ -76,7 +78,46 @@ func withRelayName(params map[string]string, name string) {
 // pollingMark is the mark a polling relay holds while it runs: a
 // connection of its own, outside the pool, whose session holds the
 // lock.
-type pollingMark struct{ conn *pgx.Conn }
+type pollingMark struct {
+	conn  *pgx.Conn
+	table string // the table, as given to to_regclass
+}
+
+// errMarkLost is held's finding: the session holding the polling mark
+// ended (terminated by an administrator or idle_session_timeout, or cut
+// off), so a change-data-capture relay may have started on the table
+// since without seeing this relay.
+var errMarkLost = errors.New("outbox: the polling relay's mark on its table is gone (its database session ended)")
+
+// held checks, before the relay publishes a batch it claimed, that the
+// session holding the mark still holds it. If it does, it has since the
+// relay started, so no change-data-capture relay has started on the
+// table since (it would have seen the mark and refused), and none could
+// stream the claimed rows. If not, the session must start over: a new
+// one takes the mark again and looks for the other mode's relays and
+// publications before it claims anything, and the claimed rows are
+// released by its reconciliation.
+func (m *pollingMark) held(ctx context.Context) error {
+	oid := "to_regclass(" + quoteLiteral(m.table) + ")::oid"
+	var ok bool
+	err := m.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'
+		AND granted AND classid = `+strconv.FormatUint(uint64(pollModeTag), 10)+` AND objid = (`+oid+`) AND objsubid = 1)`).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errMarkLost, err)
+	}
+	if !ok {
+		return errMarkLost
+	}
+	return nil
+}
+
+// modeConflict is the error of a relay that finds the other mode's relay
+// or publication on its table: starting over cannot mend it, so the
+// relay stops.
+type modeConflict struct{ err error }
+
+func (e modeConflict) Error() string { return e.err.Error() }
+func (e modeConflict) Unwrap() error { return e.err }
 
 // markPolling takes the polling mark on the table, then fails with a
 // clear error if a change-data-capture relay holds its mark there.
@@ -87,7 +128,7 @@ func (s *store) markPolling(ctx context.Context) (*pollingMark, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: database: %w", err)
 	}
-	m := &pollingMark{conn: conn}
+	m := &pollingMark{conn: conn, table: s.n.table}
 	oid := "to_regclass(" + quoteLiteral(s.n.table) + ")::oid"
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock_shared(`+markKeySQL(pollModeTag, oid)+`) WHERE `+oid+` IS NOT NULL`); err != nil {
 		m.release(ctx)
@@ -100,9 +141,9 @@ func (s *store) markPolling(ctx context.Context) (*pollingMark, error) {
 	}
 	if holders != "" {
 		m.release(ctx)
-		return nil, fmt.Errorf("outbox: table %s is being published by a change-data-capture relay (%s): the polling relay would "+
+		return nil, modeConflict{fmt.Errorf("outbox: table %s is being published by a change-data-capture relay (%s): the polling relay would "+
 			"publish its rows again, since that relay leaves them pending. Run one mode per table (see weir outbox drop-slot to switch)",
-			s.n.table, holders)
+			s.n.table, holders)}
 	}
 	return m, nil
 }

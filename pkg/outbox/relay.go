@@ -122,7 +122,8 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		kafkaFences = 0
-		if !started || fenced {
+		var conflict modeConflict
+		if !started || fenced || errors.As(err, &conflict) {
 			return err
 		}
 		r.log.Warn("outbox relay restarting", "err", err)
@@ -226,8 +227,13 @@ func (r *Relay) session(ctx context.Context, started *bool, incp *int64) error {
 			}
 			continue
 		}
-		// The batch is claimed: publish it even if ctx ends now.
+		// The batch is claimed: publish it even if ctx ends now, once
+		// the mode mark is known to be held still (see held).
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TxnTimeout)
+		if err := st.mark.held(bctx); err != nil {
+			cancel()
+			return err
+		}
 		err = r.publish(bctx, cl, inc, token, b, skipped)
 		cancel()
 		if err != nil {

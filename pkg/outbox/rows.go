@@ -103,11 +103,12 @@ func (s *store) checkNoCDCRelay(ctx context.Context) error {
 		return fmt.Errorf("outbox: look up publications of %s: %w", s.n.table, err)
 	}
 	if pubs != "" {
-		return fmt.Errorf("outbox: table %s is streamed by a change-data-capture relay (publication %s), which leaves the rows it "+
-			"publishes pending: the polling relay would publish them again. To switch to polling, let that relay publish "+
-			"everything written so far, stop it, mark those rows sent (UPDATE %s SET state = 'sent' WHERE state = 'pending' "+
-			"AND id <= the last published id), then drop its slot and publication (weir outbox drop-slot --relay-id ID)",
-			s.n.table, pubs, s.n.table)
+		return modeConflict{fmt.Errorf("outbox: table %s is streamed by a change-data-capture relay (publication %s), which leaves the rows it "+
+			"publishes pending: the polling relay would publish them again. To switch to polling, stop that relay, then run "+
+			"weir outbox drop-slot --relay-id ID --table %s --mark-published (CDCRelay.DropSlot, then CDCRelay.MarkPublished): "+
+			"it drops the slot and publication and marks sent exactly the pending rows whose event UUIDs are in their topics; "+
+			"the polling relay publishes the rest. No id bound will do: that relay publishes in commit order, not id order",
+			s.n.table, pubs, s.n.table)}
 	}
 	return nil
 }

@@ -56,19 +56,41 @@ type skipRecord struct {
 type skips struct {
 	events map[int64]string // event id: event_uuid
 	txns   map[pglogrepl.LSN]bool
-	// before, in change-data-capture mode, is where the relay last
-	// stopped because its table left its publication: rows inserted
-	// before it and committed after are not published (see
+	// stops, in change-data-capture mode, are every position where the
+	// relay stopped because its table left its publication: rows
+	// inserted before one and committed after it are not published (see
 	// CDCRelay.recordUnpublished).
-	before pglogrepl.LSN
+	stops []pglogrepl.LSN
 }
 
-// unpublished returns skips.before (0 if none).
-func (s *skips) unpublished() pglogrepl.LSN {
+// stoppedAfter says whether a stop position is after commit: a row of
+// the transaction committed at commit that the relay could not publish
+// was named by that stop's error as the operator's to publish.
+func (s *skips) stoppedAfter(commit pglogrepl.LSN) bool {
 	if s == nil {
-		return 0
+		return false
 	}
-	return s.before
+	for _, at := range s.stops {
+		if commit < at {
+			return true
+		}
+	}
+	return false
+}
+
+// unpublished says whether a row inserted at insert, in a transaction
+// committed at commit, was left out by a stop position (it returns
+// one): inserted before it and committed after.
+func (s *skips) unpublished(insert, commit pglogrepl.LSN) (pglogrepl.LSN, bool) {
+	if s == nil {
+		return 0, false
+	}
+	for _, at := range s.stops {
+		if insert < at && at <= commit {
+			return at, true
+		}
+	}
+	return 0, false
 }
 
 // add records the skip record value read at offset.
@@ -175,14 +197,20 @@ func (r *CDCRelay) SkipEvent(ctx context.Context, id int64, reason string) error
 // the relay logs it, e.g. 0/1A2B3C8). Use it only for events that can
 // never be published: they are lost to consumers.
 //
-// It refuses a transaction of which a part is already published (the
-// relay's last progress record names a part of it): consumers have seen
-// those events, so the transaction cannot be skipped whole; skip the
-// refused event by id (SkipEvent) instead. It looks again once its
-// record is written, since the relay may publish a part meanwhile; and
-// the relay ignores a skip by LSN of a transaction of which it finds a
-// part published (logging so), so a transaction is never half
-// published and half skipped.
+// It refuses a transaction the relay is past (its last progress record
+// is at or after it: published whole, or with nothing to publish), and
+// one of which a part is already published (the record names a part of
+// it): consumers have seen those events, so the transaction cannot be
+// skipped whole; skip the refused event by id (SkipEvent) instead. It
+// looks again once its record is written, since the relay may publish
+// it, whole or a part, meanwhile, and then fails the same way; and the
+// relay ignores a skip by LSN of a transaction of which it finds a part
+// published (logging so), so a transaction is never half published and
+// half skipped. A skip returns nil only if no publication of the
+// transaction had committed when it looked again; the relay reads skip
+// records when it starts over, so a Kafka transaction of a session
+// started before the record, committing after that look, still
+// publishes it.
 func (r *CDCRelay) SkipTransaction(ctx context.Context, commitLSN, reason string) error {
 	lsn, err := pglogrepl.ParseLSN(commitLSN)
 	if err != nil {
@@ -197,7 +225,15 @@ func (r *CDCRelay) SkipTransaction(ctx context.Context, commitLSN, reason string
 		return err
 	}
 	partPublished := func(last *cdcProgress) error {
-		if last == nil || !last.Partial || last.commit != lsn {
+		switch {
+		case last == nil:
+			return nil
+		case last.commit == lsn && !last.Partial, last.published(lsn) && last.commit != lsn:
+			// Past it: its events are in the topics (or it had none,
+			// or an earlier skip covered them); a skip now is void.
+			return fmt.Errorf("outbox: source transaction %s cannot be skipped: the relay is past it (%s), so its events are "+
+				"published already, unless it had none or an earlier skip record covered them", lsn, last.lastPublished())
+		case !last.Partial || last.commit != lsn:
 			return nil
 		}
 		return fmt.Errorf("outbox: source transaction %s cannot be skipped whole: its first %d events are published already "+
@@ -214,9 +250,8 @@ func (r *CDCRelay) SkipTransaction(ctx context.Context, commitLSN, reason string
 	if err := writeSkip(ctx, r.cfg, src.skipPrefix(r.cfg.RelayID)+"lsn/"+lsn.String(), rec); err != nil {
 		return err
 	}
-	// A part published between the check and the record: the relay
-	// ignores a skip by LSN of a transaction of which a part is
-	// published, so say it was refused. (A part whose Kafka transaction
+	// Published, whole or a part, between the check and the record:
+	// the relay does not skip it, so say it was refused. (A part whose Kafka transaction
 	// commits after this look voids the skip all the same; the relay
 	// logs that it ignores it.)
 	if last, err = lastCDCProgress(ctx, r.cfg, src); err != nil {
