@@ -259,7 +259,7 @@ func expectedStock(t *testing.T, ctx context.Context, addr string, events int) m
 		want[item] = inventory.InitialStock
 	}
 	seen := map[string]bool{}
-	readAll(t, ctx, addr, inventory.EventsTopic, func(r *kgo.Record) {
+	exampletest.ReadAll(t, ctx, addr, inventory.EventsTopic, func(r *kgo.Record) {
 		var id string
 		for _, h := range r.Headers {
 			if h.Key == exampletest.EventIDHeader {
@@ -286,7 +286,7 @@ func expectedStock(t *testing.T, ctx context.Context, addr string, events int) m
 func finalStock(t *testing.T, ctx context.Context, addr string) map[string]int64 {
 	t.Helper()
 	got := map[string]int64{}
-	readAll(t, ctx, addr, inventory.StockTopic, func(r *kgo.Record) {
+	exampletest.ReadAll(t, ctx, addr, inventory.StockTopic, func(r *kgo.Record) {
 		n, err := strconv.ParseInt(string(r.Value), 10, 64)
 		if err != nil {
 			t.Fatalf("output %q: %v", r.Value, err)
@@ -294,54 +294,6 @@ func finalStock(t *testing.T, ctx context.Context, addr string) map[string]int64
 		got[string(r.Key)] = n
 	})
 	return got
-}
-
-// readAll reads topic read_committed from its start to its end offsets
-// as they are now, control records marking progress.
-func readAll(t *testing.T, ctx context.Context, addr, topic string, fn func(*kgo.Record)) {
-	t.Helper()
-	adm, err := kadm.NewOptClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	remaining := map[int32]int64{}
-	parts := map[int32]kgo.Offset{}
-	ends.Each(func(e kadm.ListedOffset) {
-		if e.Offset > 0 {
-			remaining[e.Partition] = e.Offset
-			parts[e.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(parts) == 0 {
-		return
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for len(remaining) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err(); err != nil {
-			t.Fatalf("reading %s: %v", topic, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := remaining[r.Partition]; ok && r.Offset+1 >= end {
-				delete(remaining, r.Partition)
-			} else if !ok {
-				return // past the end taken at the start
-			}
-			if !r.Attrs.IsControl() {
-				fn(r)
-			}
-		})
-	}
 }
 
 // queryAll asks every worker for item's stock and returns the answers of

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-broker/weir/examples/internal/exampletest"
 	"github.com/weir-broker/weir/examples/saga"
 )
 
@@ -57,7 +58,7 @@ func TestAnOrderPlacedByAClientWithAnotherPartitionerSettles(t *testing.T) {
 	// order's last state.
 	time.Sleep(5 * time.Second)
 	stock := int64(saga.InitialStock)
-	readAll(t, ctx, r.addr, saga.StockTopic, func(rec *kgo.Record) {
+	exampletest.ReadAll(t, ctx, r.addr, saga.StockTopic, func(rec *kgo.Record) {
 		if string(rec.Key) == m.Item {
 			stock, _ = strconv.ParseInt(string(rec.Value), 10, 64)
 		}

@@ -98,7 +98,7 @@ func (r *rig) place(t *testing.T, ctx context.Context, prefix string, n0, n int)
 func (r *rig) states(t *testing.T, ctx context.Context) (last map[string]saga.Order, terminal map[string][]string) {
 	t.Helper()
 	last, terminal = map[string]saga.Order{}, map[string][]string{}
-	readAll(t, ctx, r.addr, saga.StatesTopic, func(rec *kgo.Record) {
+	exampletest.ReadAll(t, ctx, r.addr, saga.StatesTopic, func(rec *kgo.Record) {
 		var sc saga.StateChange
 		if err := json.Unmarshal(rec.Value, &sc); err != nil {
 			t.Fatalf("state %q: %v", rec.Value, err)

@@ -322,7 +322,7 @@ func pause(t *testing.T, ws []*exampletest.Service) {
 func placedOrders(t *testing.T, ctx context.Context, addr string, n int) map[string]saga.Message {
 	t.Helper()
 	placed := map[string]saga.Message{}
-	readAll(t, ctx, addr, saga.OrdersTopic, func(r *kgo.Record) {
+	exampletest.ReadAll(t, ctx, addr, saga.OrdersTopic, func(r *kgo.Record) {
 		m, err := saga.Decode(r.Value)
 		if err != nil {
 			t.Fatalf("orders topic: %v", err)
@@ -349,7 +349,7 @@ func waitSettled(t *testing.T, ctx context.Context, addr string, placed map[stri
 	for {
 		last := map[string]saga.Order{}
 		terminal := map[string][]string{} // terminal statuses each order entered, in order
-		readAll(t, ctx, addr, saga.StatesTopic, func(r *kgo.Record) {
+		exampletest.ReadAll(t, ctx, addr, saga.StatesTopic, func(r *kgo.Record) {
 			var sc saga.StateChange
 			if err := json.Unmarshal(r.Value, &sc); err != nil {
 				t.Fatalf("state %q: %v", r.Value, err)
@@ -414,7 +414,7 @@ func checkReplies(t *testing.T, ctx context.Context, addr string, final map[stri
 		count[id] = map[string]int{}
 	}
 	for _, topic := range []string{saga.OrdersTopic, saga.InventoryTopic, saga.PaymentsTopic} {
-		readAll(t, ctx, addr, topic, func(r *kgo.Record) {
+		exampletest.ReadAll(t, ctx, addr, topic, func(r *kgo.Record) {
 			m, err := saga.Decode(r.Value)
 			if err != nil {
 				t.Fatalf("%s: %v", topic, err)
@@ -493,7 +493,7 @@ func checkLevels(t *testing.T, ctx context.Context, addr string, final map[strin
 		for k := range l.want {
 			got[k] = l.initial // nothing written yet
 		}
-		readAll(t, ctx, addr, l.topic, func(r *kgo.Record) {
+		exampletest.ReadAll(t, ctx, addr, l.topic, func(r *kgo.Record) {
 			n, err := strconv.ParseInt(string(r.Value), 10, 64)
 			if err != nil {
 				t.Fatalf("%s: %q: %v", l.topic, r.Value, err)
@@ -509,53 +509,5 @@ func checkLevels(t *testing.T, ctx context.Context, addr string, final map[strin
 			}
 		}
 		t.Logf("%s at the end: %v", l.topic, got)
-	}
-}
-
-// readAll reads topic read_committed from its start to its end offsets
-// as they are now, control records marking progress.
-func readAll(t *testing.T, ctx context.Context, addr, topic string, fn func(*kgo.Record)) {
-	t.Helper()
-	adm, err := kadm.NewOptClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	remaining := map[int32]int64{}
-	parts := map[int32]kgo.Offset{}
-	ends.Each(func(e kadm.ListedOffset) {
-		if e.Offset > 0 {
-			remaining[e.Partition] = e.Offset
-			parts[e.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(parts) == 0 {
-		return
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for len(remaining) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err(); err != nil {
-			t.Fatalf("reading %s: %v", topic, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := remaining[r.Partition]; ok && r.Offset+1 >= end {
-				delete(remaining, r.Partition)
-			} else if !ok {
-				return // past the end taken at the start
-			}
-			if !r.Attrs.IsControl() {
-				fn(r)
-			}
-		})
 	}
 }
