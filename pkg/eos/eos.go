@@ -224,6 +224,15 @@ func (p *Processor) Close() {
 	}
 }
 
+// stoppedOr is nil when ctx has ended (a stop asked for during start-up
+// is a stop, not a failure) and err otherwise.
+func stoppedOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
 // Run processes until ctx ends (nil) or the processor fails: fenced,
 // a transform error, or a produce error (the error). A transaction open
 // when ctx ends is aborted before Run returns.
@@ -231,11 +240,11 @@ func (p *Processor) Run(ctx context.Context) error {
 	if p.stateful {
 		n, err := inputPartitions(ctx, p.adm, p.cfg.InputTopics)
 		if err != nil {
-			return err
+			return stoppedOr(ctx, err)
 		}
 		id, err := ensureChangelog(ctx, p.adm, p.changelog, n)
 		if err != nil {
-			return err
+			return stoppedOr(ctx, err)
 		}
 		p.changelogID, p.partitions = id, n
 	}

@@ -115,17 +115,17 @@ func (t *Topology) Aggregator() *Processor { return t.agg }
 func (t *Topology) Run(ctx context.Context) error {
 	n, err := inputPartitions(ctx, t.rekey.adm, t.rekey.cfg.InputTopics)
 	if err != nil {
-		return err
+		return stoppedOr(ctx, err)
 	}
 	if t.rp.Partitions > 0 {
 		n = t.rp.Partitions
 	}
 	if err := ensureRepartition(ctx, t.rekey.adm, t.topic, n); err != nil {
-		return err
+		return stoppedOr(ctx, err)
 	}
 	// The aggregating stage's client learns the topic on its own.
 	if _, err := awaitTopic(ctx, t.agg.adm, t.topic); err != nil {
-		return fmt.Errorf("eos: repartition topic %s: %w", t.topic, err)
+		return stoppedOr(ctx, fmt.Errorf("eos: repartition topic %s: %w", t.topic, err))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
