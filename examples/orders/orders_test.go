@@ -24,28 +24,20 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
+	os.Exit(exampletest.WithBinaries("orders", map[*string]string{&weirBin: testsvc.WeirPackage, &orderBin: "./orderservice", &inventoryBin: "./inventory"}, runWithPostgres(m)))
 }
 
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "weir-orders-example")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	for bin, pkg := range map[*string]string{&weirBin: testsvc.WeirPackage, &orderBin: "./orderservice", &inventoryBin: "./inventory"} {
-		if *bin, err = testsvc.Build(dir, pkg); err != nil {
+// runWithPostgres runs the tests with a PostgreSQL server of their own.
+func runWithPostgres(m *testing.M) func() int {
+	return func() int {
+		var err error
+		if pg, err = testsvc.StartPostgres(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		defer pg.Stop()
+		return m.Run()
 	}
-	if pg, err = testsvc.StartPostgres(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer pg.Stop()
-	return m.Run()
 }
 
 // TestEveryOrderAppliedOnceAcrossKills runs the whole story — the order

@@ -30,23 +30,7 @@ var weirBin, workerBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "weir-saga-example")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	for bin, pkg := range map[*string]string{&weirBin: testsvc.WeirPackage, &workerBin: "./worker"} {
-		if *bin, err = testsvc.Build(dir, pkg); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	return m.Run()
+	os.Exit(exampletest.WithBinaries("saga", map[*string]string{&weirBin: testsvc.WeirPackage, &workerBin: "./worker"}, m.Run))
 }
 
 const (

@@ -18,25 +18,7 @@ import (
 func runEOSWorker(ctx context.Context, w WorkerConfig, ends map[int32]int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		mu      sync.Mutex
-		batches int
-	)
-	status := func(s string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintln(w.Status, s)
-	}
-	hook := batchWrittenHook(func() {
-		mu.Lock()
-		batches++
-		n := batches
-		mu.Unlock()
-		status("batch")
-		if n == w.KillAfter {
-			killSelf()
-		}
-	})
+	status, hook := statusAndKill(w)
 	cfg := eos.Config{
 		Brokers:         w.Brokers,
 		TransactionalID: "weir-lab-" + w.Group,
@@ -103,6 +85,32 @@ func stopWhenCommitted(ctx context.Context, cancel context.CancelFunc, w WorkerC
 }
 
 // batchWrittenHook calls fn after each produce batch the broker accepted.
+// statusAndKill gives a consume-transform-produce worker its status line
+// writer (safe for concurrent use) and the client hook that reports each
+// produced batch and SIGKILLs the worker at its w.KillAfter-th.
+func statusAndKill(w WorkerConfig) (status func(string), hook batchWrittenHook) {
+	var (
+		mu      sync.Mutex
+		batches int
+	)
+	status = func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(w.Status, s)
+	}
+	hook = func() {
+		mu.Lock()
+		batches++
+		n := batches
+		mu.Unlock()
+		status("batch")
+		if n == w.KillAfter {
+			killSelf()
+		}
+	}
+	return status, hook
+}
+
 type batchWrittenHook func()
 
 func (h batchWrittenHook) OnProduceBatchWritten(kgo.BrokerMetadata, string, int32, kgo.ProduceBatchMetrics) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -60,25 +59,7 @@ func runSagaWorker(ctx context.Context, w WorkerConfig) error {
 	if w.Topic != sc.Input || w.Group != sc.Group {
 		return fmt.Errorf("worker role %s reads %s in group %s, not %s in %s", w.Role, sc.Input, sc.Group, w.Topic, w.Group)
 	}
-	var (
-		mu      sync.Mutex
-		batches int
-	)
-	status := func(s string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintln(w.Status, s)
-	}
-	hook := batchWrittenHook(func() {
-		mu.Lock()
-		batches++
-		n := batches
-		mu.Unlock()
-		status("batch")
-		if n == w.KillAfter {
-			killSelf()
-		}
-	})
+	status, hook := statusAndKill(w)
 	p, err := eos.NewStateful(eos.Config{
 		Brokers:         w.Brokers,
 		TransactionalID: w.Instance,
